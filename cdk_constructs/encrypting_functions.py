@@ -1,0 +1,215 @@
+"""The writer and reader functions of one region, with their least-privilege roles."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from cdk_constructs.lambda_bundle import RUNTIME
+
+# The environment contract with lambda_src/record_crypto/settings.py (tests/infra check both
+# sides agree). lambda_src never imports CDK, so the names are written down once on each side.
+ENV_TABLE_NAME = "RECORDS_TABLE_NAME"
+ENV_MRK_ARN = "RECORDS_MRK_ARN"
+ENV_SENSITIVE_FIELDS = "SENSITIVE_FIELDS"
+ENV_ALGORITHM_SUITE = "ALGORITHM_SUITE"
+ENV_DATA_KEY_CACHE = "DATA_KEY_CACHE"
+ENV_CACHE_MAX_AGE = "DATA_KEY_CACHE_MAX_AGE_SECONDS"
+ENV_CACHE_MAX_MESSAGES = "DATA_KEY_CACHE_MAX_MESSAGES"
+ENV_CACHE_MAX_BYTES = "DATA_KEY_CACHE_MAX_BYTES"
+ENV_CACHE_CAPACITY = "DATA_KEY_CACHE_CAPACITY"
+ENV_MAX_RECORD_BYTES = "MAX_RECORD_BYTES"
+
+
+@dataclass(frozen=True)
+class CryptoOptions:
+    """Client-side encryption options handed to both functions as environment variables."""
+
+    sensitive_fields: tuple[str, ...]
+    algorithm_suite: str = "signing"
+    data_key_cache: bool = False
+    cache_max_age_seconds: int = 300
+    cache_max_messages: int = 1000
+    cache_max_bytes: int = 100_000_000
+    cache_capacity: int = 100
+    max_record_bytes: int = 32768
+
+    def environment(self) -> dict[str, str]:
+        return {
+            ENV_SENSITIVE_FIELDS: ",".join(self.sensitive_fields),
+            ENV_ALGORITHM_SUITE: self.algorithm_suite,
+            ENV_DATA_KEY_CACHE: "on" if self.data_key_cache else "off",
+            ENV_CACHE_MAX_AGE: str(self.cache_max_age_seconds),
+            ENV_CACHE_MAX_MESSAGES: str(self.cache_max_messages),
+            ENV_CACHE_MAX_BYTES: str(self.cache_max_bytes),
+            ENV_CACHE_CAPACITY: str(self.cache_capacity),
+            ENV_MAX_RECORD_BYTES: str(self.max_record_bytes),
+        }
+
+
+class EncryptingFunction(Construct):
+    """One function (writer or reader) with its own role, log group and scoped permissions.
+
+    Props: ``handler``; ``role_path``; ``code``; ``environment``; ``kms_action`` on
+    ``mrk_arn`` with ``encryption_context`` as conditions; ``table_actions`` on ``table_arn``;
+    ``log_retention_days``; ``reserved_concurrency``; ``removal_policy`` (log group).
+    Attributes: ``function``, ``role``, ``log_group``, ``access_policy``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        description: str,
+        handler: str,
+        role_path: str,
+        code: lambda_.Code,
+        environment: Mapping[str, str],
+        mrk_arn: str,
+        kms_action: str,
+        encryption_context: Mapping[str, str],
+        table_arn: str,
+        table_actions: tuple[str, ...],
+        log_retention_days: int,
+        reserved_concurrency: int,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(self, "Logs", removal_policy=removal_policy)
+        cfn_log_group = self.log_group.node.default_child
+        assert isinstance(cfn_log_group, logs.CfnLogGroup)
+        cfn_log_group.retention_in_days = log_retention_days
+
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            path=role_path,
+            description=description,
+        )
+        # Everything the code needs, in one named policy; the role's default policy then holds
+        # only what the Lambda service adds for tracing.
+        self.access_policy = iam.Policy(
+            self,
+            "AccessPolicy",
+            statements=[
+                iam.PolicyStatement(
+                    sid="LocalMultiRegionKey",
+                    actions=[kms_action],
+                    resources=[mrk_arn],
+                    conditions={
+                        "StringEquals": {f"kms:EncryptionContext:{k}": v for k, v in encryption_context.items()}
+                    },
+                ),
+                iam.PolicyStatement(sid="LocalTableReplica", actions=list(table_actions), resources=[table_arn]),
+                iam.PolicyStatement(
+                    sid="OwnLogGroup",
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[self.log_group.log_group_arn],
+                ),
+            ],
+        )
+        self.role.attach_inline_policy(self.access_policy)
+
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=description,
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.X86_64,
+            handler=handler,
+            code=code,
+            role=self.role,
+            environment=dict(environment),
+            memory_size=512,
+            timeout=Duration.seconds(15),
+            tracing=lambda_.Tracing.ACTIVE,
+            reserved_concurrent_executions=reserved_concurrency,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+        )
+        # The function must not start before it can write its logs and reach its key and table.
+        self.function.node.add_dependency(self.access_policy)
+
+
+class EncryptingFunctions(Construct):
+    """The writer and the reader of one region.
+
+    Props (keyword-only): ``table_name`` (the local replica's name, same in every region);
+    ``mrk_arn`` (the multi-region key's ARN in this region); ``encryption_context`` (the
+    pairs every KMS request carries; the same pairs condition the role policies);
+    ``writer_role_path`` / ``reader_role_path``; ``crypto`` (``CryptoOptions``); ``code`` (one asset per stack, shared by both);
+    ``log_retention_days``; ``reserved_concurrency``; ``removal_policy``.
+
+    The writer may only ``kms:GenerateDataKey`` on the local MRK and ``dynamodb:PutItem`` on the
+    local replica; the reader may only ``kms:Decrypt`` and ``dynamodb:GetItem``.
+    Attributes: ``writer``, ``reader`` (``EncryptingFunction``).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        table_name: str,
+        mrk_arn: str,
+        encryption_context: Mapping[str, str],
+        writer_role_path: str,
+        reader_role_path: str,
+        crypto: CryptoOptions,
+        code: lambda_.Code,
+        log_retention_days: int,
+        reserved_concurrency: int,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        table_arn = stack.format_arn(service="dynamodb", resource="table", resource_name=table_name)
+        environment = {ENV_TABLE_NAME: table_name, ENV_MRK_ARN: mrk_arn, **crypto.environment()}
+        common = {
+            "code": code,
+            "environment": environment,
+            "mrk_arn": mrk_arn,
+            "encryption_context": encryption_context,
+            "table_arn": table_arn,
+            "log_retention_days": log_retention_days,
+            "reserved_concurrency": reserved_concurrency,
+            "removal_policy": removal_policy,
+        }
+        self.writer = EncryptingFunction(
+            self,
+            "Writer",
+            description="Encrypts a record's sensitive fields with the local multi-region key and writes it",
+            handler="writer.handler",
+            role_path=writer_role_path,
+            kms_action="kms:GenerateDataKey",
+            table_actions=("dynamodb:PutItem",),
+            **common,  # type: ignore[arg-type]
+        )
+        self.reader = EncryptingFunction(
+            self,
+            "Reader",
+            description="Reads a record from the local replica and decrypts it with the local multi-region key",
+            handler="reader.handler",
+            role_path=reader_role_path,
+            kms_action="kms:Decrypt",
+            table_actions=("dynamodb:GetItem",),
+            **common,  # type: ignore[arg-type]
+        )
+
+
+# The encryption context every record carries (lambda_src/record_crypto adds "item" when the
+# data-key cache is off). Its stable pairs are what the key and role policies require.
+RECORD_CONTEXT_PURPOSE = "mrk-toolkit:record"
+RECORD_SCHEMA_VERSION = "1"
+
+
+def record_encryption_context(table_name: str) -> dict[str, str]:
+    return {"purpose": RECORD_CONTEXT_PURPOSE, "table": table_name, "schema": RECORD_SCHEMA_VERSION}

@@ -1,0 +1,160 @@
+"""The client-side encryption key: a KMS multi-region key primary or one of its replicas."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from aws_cdk import Aws, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from cdk_constructs.key_policies import admin_principals, admin_statement, role_path_arn_pattern
+
+
+@dataclass(frozen=True)
+class KeyUsers:
+    """Who may use the multi-region key and with which encryption context.
+
+    ``writer_role_path`` / ``reader_role_path``: IAM role paths (``/Prefix/writer/``); only roles
+    under the writer path may ``kms:GenerateDataKey`` and only roles under the reader path may
+    ``kms:Decrypt``. ``encryption_context``: the exact key/value pairs every request must carry
+    (checked with ``kms:EncryptionContext:<key>``).
+    """
+
+    writer_role_path: str
+    reader_role_path: str
+    encryption_context: Mapping[str, str]
+
+
+def _use_statement(
+    scope: Stack, *, sid: str, action: str, role_path: str, encryption_context: Mapping[str, str]
+) -> iam.PolicyStatement:
+    conditions: dict[str, dict[str, object]] = {
+        "StringEquals": {
+            "kms:CallerAccount": Aws.ACCOUNT_ID,
+            **{f"kms:EncryptionContext:{k}": v for k, v in encryption_context.items()},
+        },
+        "ArnLike": {"aws:PrincipalArn": role_path_arn_pattern(scope, role_path)},
+    }
+    return iam.PolicyStatement(
+        sid=sid,
+        principals=[iam.AccountRootPrincipal()],
+        actions=[action],
+        resources=["*"],
+        conditions=conditions,
+    )
+
+
+def mrk_key_policy(
+    scope: Stack,
+    *,
+    admin_arns: Sequence[str],
+    users: KeyUsers,
+    replica_regions: Sequence[str] = (),
+) -> iam.PolicyDocument:
+    """Key policy of the primary (``replica_regions`` given) or of a replica (none)."""
+    statements = [admin_statement(admin_arns)]
+    if replica_regions:
+        statements.append(
+            iam.PolicyStatement(
+                sid="ReplicateOnlyToConfiguredRegions",
+                principals=admin_principals(admin_arns),
+                actions=["kms:ReplicateKey"],
+                resources=["*"],
+                conditions={"StringEquals": {"kms:ReplicaRegion": list(replica_regions)}},
+            )
+        )
+    statements += [
+        _use_statement(
+            scope,
+            sid="WritersGenerateDataKeysWithRecordContext",
+            action="kms:GenerateDataKey",
+            role_path=users.writer_role_path,
+            encryption_context=users.encryption_context,
+        ),
+        _use_statement(
+            scope,
+            sid="ReadersDecryptWithRecordContext",
+            action="kms:Decrypt",
+            role_path=users.reader_role_path,
+            encryption_context=users.encryption_context,
+        ),
+    ]
+    return iam.PolicyDocument(statements=statements)
+
+
+class MultiRegionKey(Construct):
+    """The multi-region key (MRK) in one region: the primary, or a replica of it.
+
+    Props (keyword-only):
+      primary_key_arn: ``None`` for the primary; the primary's ARN for a replica.
+      replica_regions: regions the primary may be replicated to (``kms:ReplicaRegion``);
+        required for the primary, ignored for a replica.
+      admin_arns: key administrators; default (empty) is the account, delegating to IAM.
+      users: writer/reader role paths and the required encryption context.
+      alias: alias created for the key in this region (same name in every region).
+      pending_window_days: 7-30, waiting period before deletion.
+      removal_policy: default RETAIN.
+
+    Attributes: ``key_arn`` (the ARN in this region; same ``mrk-`` id everywhere),
+    ``cfn_key`` (``CfnKey`` or ``CfnReplicaKey``).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        users: KeyUsers,
+        alias: str,
+        primary_key_arn: str | None = None,
+        replica_regions: Sequence[str] = (),
+        admin_arns: Sequence[str] = (),
+        pending_window_days: int = 30,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.is_primary = primary_key_arn is None
+        if self.is_primary and not replica_regions:
+            raise ValueError("MultiRegionKey: a primary key needs replica_regions")
+        policy = mrk_key_policy(
+            stack,
+            admin_arns=admin_arns,
+            users=users,
+            replica_regions=replica_regions if self.is_primary else (),
+        )
+        description = "Multi-region key for client-side (envelope) encryption of records"
+        self.cfn_key: kms.CfnKey | kms.CfnReplicaKey
+        if primary_key_arn is None:
+            key = kms.CfnKey(
+                self,
+                "Key",
+                description=f"{description} (primary)",
+                multi_region=True,
+                enable_key_rotation=True,
+                key_spec="SYMMETRIC_DEFAULT",
+                key_usage="ENCRYPT_DECRYPT",
+                pending_window_in_days=pending_window_days,
+                key_policy=policy,
+            )
+            self.cfn_key = key
+            self.key_arn: str = key.attr_arn
+            key_id = key.attr_key_id
+        else:
+            # No L2 exists for replica keys. Rotation follows the primary.
+            replica = kms.CfnReplicaKey(
+                self,
+                "Key",
+                primary_key_arn=primary_key_arn,
+                description=f"{description} (replica)",
+                pending_window_in_days=pending_window_days,
+                key_policy=policy,
+            )
+            self.cfn_key = replica
+            self.key_arn = replica.attr_arn
+            key_id = replica.attr_key_id
+        self.cfn_key.apply_removal_policy(removal_policy)
+        kms.CfnAlias(self, "Alias", alias_name=alias, target_key_id=key_id)

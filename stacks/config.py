@@ -1,0 +1,251 @@
+"""The one validated deployment config.
+
+Built once in app.py from cdk.json context (overridable with ``-c mrk-toolkit:<field>=...``)
+and CDK_DEFAULT_ACCOUNT; nothing else reads context or the environment. Every error names
+the field, the value given and what is allowed, so a bad config fails synth with one
+readable message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+CONTEXT_PREFIX = "mrk-toolkit:"
+
+_REGION_RE = re.compile(r"^(?:[a-z]{2}|us-gov|us-iso[a-z]?)-[a-z]+-\d{1,2}$")
+_ACCOUNT_RE = re.compile(r"^\d{12}$")
+_TABLE_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_ALIAS_RE = re.compile(r"^alias/(?!aws/)[A-Za-z0-9/_-]{1,250}$")
+_PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,39}$")
+_ATTR_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+_IAM_ARN_RE = re.compile(r"^arn:aws(?:-cn|-us-gov)?:iam::\d{12}:(?:root|role/[\w+=,.@/-]+|user/[\w+=,.@/-]+)$")
+
+ALGORITHM_SUITES = ("signing", "committing-unsigned")
+REMOVAL_POLICIES = ("retain", "destroy")
+# CloudWatch Logs accepts only these retention values.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+# Attribute names the runtime reserves for itself (partition key and `_`-prefixed metadata).
+PARTITION_KEY = "id"
+
+
+class ConfigError(ValueError):
+    """A deployment config value is invalid; the message names field, value and fix."""
+
+    def __init__(self, field_name: str, value: object, allowed: str) -> None:
+        self.field_name = field_name
+        self.value = value
+        super().__init__(
+            f"Invalid config {CONTEXT_PREFIX}{field_name}={value!r}: {allowed}. "
+            f"Fix it in cdk.json or override it with -c {CONTEXT_PREFIX}{field_name}=..."
+        )
+
+
+@dataclass(frozen=True)
+class DataKeyCacheConfig:
+    enabled: bool = False
+    max_age_seconds: int = 300
+    max_messages: int = 1000
+    max_bytes: int = 100_000_000
+    capacity: int = 100
+
+
+@dataclass(frozen=True)
+class ToolkitConfig:
+    """Everything the stacks need, validated. Regions: primary first, then replicas."""
+
+    primary_region: str
+    replica_regions: tuple[str, ...]
+    account: str | None = None
+    stack_prefix: str = "MrkToolkit"
+    table_name: str = "mrk-toolkit-records"
+    key_alias: str = "alias/mrk-toolkit/records"
+    removal_policy: str = "retain"
+    key_pending_window_days: int = 30
+    key_admin_arns: tuple[str, ...] = ()
+    sensitive_fields: tuple[str, ...] = ("ssn", "date_of_birth", "card_number")
+    algorithm_suite: str = "signing"
+    data_key_cache: DataKeyCacheConfig = field(default_factory=DataKeyCacheConfig)
+    log_retention_days: int = 30
+    reserved_concurrency: int = 10
+    max_record_bytes: int = 32768
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        return (self.primary_region, *self.replica_regions)
+
+
+# field name in context -> (dataclass attribute, parser)
+def _str(field_name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(field_name, value, "expected a non-empty string")
+    return value
+
+
+def _int(field_name: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(field_name, value, f"expected an integer from {lo} to {hi}")
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        value = int(value.strip())
+    if not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(field_name, value, f"expected an integer from {lo} to {hi}")
+    return value
+
+
+def _bool(field_name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ConfigError(field_name, value, "expected true or false")
+
+
+def _list(field_name: str, value: Any) -> list[str]:
+    """A list from cdk.json (JSON list) or from -c (comma-separated or a JSON list string)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(field_name, value, "expected a JSON list or a comma-separated list") from exc
+        else:
+            value = [part.strip() for part in text.split(",")] if text else []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(field_name, value, "expected a list of strings")
+    return value
+
+
+def _choice(field_name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(field_name, value, f"expected one of {', '.join(choices)}")
+    return str(value)
+
+
+def _region(field_name: str, value: Any) -> str:
+    if not isinstance(value, str) or not _REGION_RE.match(value):
+        raise ConfigError(field_name, value, "expected an AWS region name such as us-east-2")
+    return value
+
+
+def _pattern(field_name: str, value: Any, pattern: re.Pattern[str], allowed: str) -> str:
+    if not isinstance(value, str) or not pattern.match(value):
+        raise ConfigError(field_name, value, allowed)
+    return value
+
+
+KNOWN_FIELDS = (
+    "account",
+    "primaryRegion",
+    "replicaRegions",
+    "stackPrefix",
+    "tableName",
+    "keyAlias",
+    "removalPolicy",
+    "keyPendingWindowDays",
+    "keyAdminArns",
+    "sensitiveFields",
+    "algorithmSuite",
+    "dataKeyCache",
+    "dataKeyCacheMaxAgeSeconds",
+    "dataKeyCacheMaxMessages",
+    "dataKeyCacheMaxBytes",
+    "dataKeyCacheCapacity",
+    "logRetentionDays",
+    "reservedConcurrency",
+    "maxRecordBytes",
+)
+
+
+def load_config(context: Mapping[str, Any], default_account: str | None = None) -> ToolkitConfig:
+    """Build the config from CDK context entries named ``mrk-toolkit:<field>``.
+
+    ``default_account`` is CDK_DEFAULT_ACCOUNT (set by the CLI when credentials are found);
+    an explicit ``mrk-toolkit:account`` wins. With neither, the stacks are account-agnostic
+    (``${AWS::AccountId}``), which is what synth in CI without credentials produces.
+    """
+    raw = {k[len(CONTEXT_PREFIX) :]: v for k, v in context.items() if k.startswith(CONTEXT_PREFIX)}
+    unknown = sorted(set(raw) - set(KNOWN_FIELDS))
+    if unknown:
+        raise ConfigError(unknown[0], raw[unknown[0]], f"unknown option; known options are {', '.join(KNOWN_FIELDS)}")
+
+    def get(name: str, default: Any = None) -> Any:
+        return raw.get(name, default)
+
+    account = get("account") or default_account or None
+    if account is not None:
+        account = _pattern("account", str(account), _ACCOUNT_RE, "expected a 12-digit AWS account id")
+
+    if "primaryRegion" not in raw:
+        raise ConfigError("primaryRegion", None, "required; e.g. us-east-2")
+    primary = _region("primaryRegion", get("primaryRegion"))
+
+    replicas = _list("replicaRegions", get("replicaRegions", []))
+    if not replicas:
+        raise ConfigError("replicaRegions", get("replicaRegions"), "at least one replica region is required, e.g. us-west-1")
+    for region in replicas:
+        _region("replicaRegions", region)
+    if primary in replicas:
+        raise ConfigError("replicaRegions", replicas, f"must not list the primary region {primary}")
+    duplicates = sorted({r for r in replicas if replicas.count(r) > 1})
+    if duplicates:
+        raise ConfigError("replicaRegions", replicas, f"each region may appear once; duplicated: {', '.join(duplicates)}")
+    partitions = {_partition(r) for r in (primary, *replicas)}
+    if len(partitions) > 1:
+        raise ConfigError("replicaRegions", replicas, "all regions must be in the same AWS partition as the primary region")
+
+    admin_arns = _list("keyAdminArns", get("keyAdminArns", []))
+    for arn in admin_arns:
+        _pattern("keyAdminArns", arn, _IAM_ARN_RE, "expected IAM role, user or account root ARNs")
+
+    sensitive = _list("sensitiveFields", get("sensitiveFields", list(ToolkitConfig.sensitive_fields)))
+    if not sensitive:
+        raise ConfigError("sensitiveFields", sensitive, "name at least one attribute to encrypt")
+    for name in sensitive:
+        _pattern("sensitiveFields", name, _ATTR_RE, "attribute names start with a letter; letters, digits, _ . - only")
+        if name == PARTITION_KEY:
+            raise ConfigError("sensitiveFields", sensitive, f"the partition key '{PARTITION_KEY}' stays plaintext")
+    if len(set(sensitive)) != len(sensitive):
+        raise ConfigError("sensitiveFields", sensitive, "each attribute may appear once")
+
+    cache_raw = get("dataKeyCache", False)
+    cache = DataKeyCacheConfig(
+        enabled=_bool("dataKeyCache", cache_raw),
+        max_age_seconds=_int("dataKeyCacheMaxAgeSeconds", get("dataKeyCacheMaxAgeSeconds", 300), 1, 86_400),
+        max_messages=_int("dataKeyCacheMaxMessages", get("dataKeyCacheMaxMessages", 1000), 1, 2**32),
+        max_bytes=_int("dataKeyCacheMaxBytes", get("dataKeyCacheMaxBytes", 100_000_000), 1, 2**62),
+        capacity=_int("dataKeyCacheCapacity", get("dataKeyCacheCapacity", 100), 1, 10_000),
+    )
+
+    retention = _int("logRetentionDays", get("logRetentionDays", 30), 1, 3653)
+    if retention not in LOG_RETENTION_DAYS:
+        raise ConfigError("logRetentionDays", retention, f"CloudWatch Logs accepts {', '.join(map(str, LOG_RETENTION_DAYS))}")
+
+    return ToolkitConfig(
+        account=account,
+        primary_region=primary,
+        replica_regions=tuple(replicas),
+        stack_prefix=_pattern("stackPrefix", get("stackPrefix", "MrkToolkit"), _PREFIX_RE, "letters, digits and -, starting with a letter, at most 40"),
+        table_name=_pattern("tableName", get("tableName", "mrk-toolkit-records"), _TABLE_NAME_RE, "3-255 of A-Z a-z 0-9 _ . -"),
+        key_alias=_pattern("keyAlias", get("keyAlias", "alias/mrk-toolkit/records"), _ALIAS_RE, "alias/<name> with A-Z a-z 0-9 / _ -, not alias/aws/"),
+        removal_policy=_choice("removalPolicy", get("removalPolicy", "retain"), REMOVAL_POLICIES),
+        key_pending_window_days=_int("keyPendingWindowDays", get("keyPendingWindowDays", 30), 7, 30),
+        key_admin_arns=tuple(admin_arns),
+        sensitive_fields=tuple(sensitive),
+        algorithm_suite=_choice("algorithmSuite", get("algorithmSuite", "signing"), ALGORITHM_SUITES),
+        data_key_cache=cache,
+        log_retention_days=retention,
+        reserved_concurrency=_int("reservedConcurrency", get("reservedConcurrency", 10), 1, 1000),
+        max_record_bytes=_int("maxRecordBytes", get("maxRecordBytes", 32768), 256, 300_000),
+    )
+
+
+def _partition(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"

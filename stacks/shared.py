@@ -1,0 +1,29 @@
+"""Small values derived from the config that several stacks agree on."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+
+from cdk_constructs.encrypting_functions import record_encryption_context
+from cdk_constructs.multi_region_key import KeyUsers
+from stacks.config import ToolkitConfig
+
+
+def removal_policy(config: ToolkitConfig) -> RemovalPolicy:
+    return RemovalPolicy.RETAIN if config.removal_policy == "retain" else RemovalPolicy.DESTROY
+
+
+def writer_role_path(config: ToolkitConfig) -> str:
+    return f"/{config.stack_prefix}/writer/"
+
+
+def reader_role_path(config: ToolkitConfig) -> str:
+    return f"/{config.stack_prefix}/reader/"
+
+
+def key_users(config: ToolkitConfig) -> KeyUsers:
+    return KeyUsers(
+        writer_role_path=writer_role_path(config),
+        reader_role_path=reader_role_path(config),
+        encryption_context=record_encryption_context(config.table_name),
+    )
