@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.infra.synth import Synthesized, context_for, synthesize
+
+FOUR_REGIONS = {"primaryRegion": "us-east-2", "replicaRegions": ["us-west-1", "eu-west-1", "ap-southeast-2"]}
+
+
+@pytest.fixture(scope="session")
+def default_app() -> Synthesized:
+    return synthesize(context_for())
+
+
+@pytest.fixture(scope="session")
+def four_region_app() -> Synthesized:
+    return synthesize(context_for(**FOUR_REGIONS))
+
+
+@pytest.fixture(scope="session", params=["default", "four-region"])
+def synthesized(request: pytest.FixtureRequest) -> Synthesized:
+    """Each invariant test runs on the default (2-region) and a 4-region deployment."""
+    name = "default_app" if request.param == "default" else "four_region_app"
+    return request.getfixturevalue(name)

@@ -1,0 +1,103 @@
+"""Bad config fails synth with one message naming the field, the value and what is allowed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stacks.config import ConfigError, load_config
+from tests.infra.synth import REPO_ROOT, cdk_json_context
+
+
+def ctx(**overrides: Any) -> dict[str, Any]:
+    c = cdk_json_context()
+    for k, v in overrides.items():
+        key = f"mrk-toolkit:{k}"
+        if v is None:
+            c.pop(key, None)
+        else:
+            c[key] = v
+    return c
+
+
+def test_default_config_from_cdk_json() -> None:
+    config = load_config(cdk_json_context())
+    assert config.primary_region == "us-east-2"
+    assert config.replica_regions == ("us-west-1",)
+    assert config.account is None
+    assert config.regions == ("us-east-2", "us-west-1")
+
+
+def test_cli_style_overrides_are_parsed() -> None:
+    config = load_config(
+        ctx(replicaRegions="us-west-1, eu-west-1", keyPendingWindowDays="7", dataKeyCache="true", account="123456789012")
+    )
+    assert config.replica_regions == ("us-west-1", "eu-west-1")
+    assert config.key_pending_window_days == 7
+    assert config.data_key_cache.enabled is True
+    assert config.account == "123456789012"
+    assert load_config(ctx(replicaRegions='["eu-west-1"]')).replica_regions == ("eu-west-1",)
+
+
+def test_account_comes_from_cdk_default_account_unless_set() -> None:
+    assert load_config(ctx(), default_account="210987654321").account == "210987654321"
+    assert load_config(ctx(account="123456789012"), default_account="210987654321").account == "123456789012"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "hint"),
+    [
+        ({"primaryRegion": "us-east"}, "primaryRegion", "region name"),
+        ({"primaryRegion": "US-EAST-2"}, "primaryRegion", "region name"),
+        ({"primaryRegion": None}, "primaryRegion", "required"),
+        ({"replicaRegions": ["us-west-1", "eu-west-99x"]}, "replicaRegions", "region name"),
+        ({"replicaRegions": ["us-west-1", "us-west-1"]}, "replicaRegions", "duplicated: us-west-1"),
+        ({"replicaRegions": ["us-east-2"]}, "replicaRegions", "must not list the primary region us-east-2"),
+        ({"replicaRegions": []}, "replicaRegions", "at least one replica region"),
+        ({"replicaRegions": ""}, "replicaRegions", "at least one replica region"),
+        ({"replicaRegions": ["cn-north-1"]}, "replicaRegions", "same AWS partition"),
+        ({"account": "12345"}, "account", "12-digit"),
+        ({"account": "abcdefghijkl"}, "account", "12-digit"),
+        ({"replicaRegion": "us-west-1"}, "replicaRegion", "unknown option"),
+        ({"keyPendingWindowDays": 3}, "keyPendingWindowDays", "from 7 to 30"),
+        ({"keyPendingWindowDays": 31}, "keyPendingWindowDays", "from 7 to 30"),
+        ({"removalPolicy": "delete"}, "removalPolicy", "retain, destroy"),
+        ({"algorithmSuite": "fast"}, "algorithmSuite", "signing, committing-unsigned"),
+        ({"sensitiveFields": []}, "sensitiveFields", "at least one"),
+        ({"sensitiveFields": ["id"]}, "sensitiveFields", "partition key"),
+        ({"sensitiveFields": ["ssn", "ssn"]}, "sensitiveFields", "once"),
+        ({"logRetentionDays": 31}, "logRetentionDays", "CloudWatch Logs accepts"),
+        ({"tableName": "x"}, "tableName", "3-255"),
+        ({"keyAlias": "alias/aws/foo"}, "keyAlias", "not alias/aws/"),
+        ({"keyAdminArns": ["arn:aws:iam::123:root"]}, "keyAdminArns", "IAM role, user or account root"),
+        ({"dataKeyCache": "maybe"}, "dataKeyCache", "true or false"),
+        ({"reservedConcurrency": 0}, "reservedConcurrency", "from 1 to 1000"),
+    ],
+)
+def test_bad_config_names_field_value_and_fix(overrides: dict[str, Any], field: str, hint: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(ctx(**overrides))
+    message = str(err.value)
+    assert err.value.field_name == field
+    assert f"mrk-toolkit:{field}=" in message
+    assert hint in message
+    assert "-c mrk-toolkit:" in message
+
+
+def test_cdk_synth_fails_with_the_message_on_bad_config(tmp_path: Any) -> None:
+    """The real CLI, as a user types it: `npx cdk synth -c mrk-toolkit:replicaRegions=us-east-2`."""
+    cdk_cli = REPO_ROOT / "node_modules" / ".bin" / "cdk"
+    assert cdk_cli.exists(), "run `make setup` (npm ci) first: the CDK CLI is pinned in package.json"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        [str(cdk_cli), "synth", "-q", "-o", str(tmp_path), "-c", "mrk-toolkit:replicaRegions=us-east-2"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode != 0
+    assert "Invalid config mrk-toolkit:replicaRegions=" in result.stderr
+    assert "must not list the primary region us-east-2" in result.stderr

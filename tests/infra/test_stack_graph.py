@@ -1,0 +1,51 @@
+"""Keys, then table, then functions; regions in parallel; constant depth."""
+
+from __future__ import annotations
+
+import functools
+
+from tests.infra.synth import Synthesized
+
+
+def _deps(app: Synthesized) -> dict[str, set[str]]:
+    names = {s.stack_name for s in app.stacks.all()}
+    return {
+        art.stack_name: {d.id for d in art.dependencies if d.id in names}
+        for art in app.assembly.stacks
+    }
+
+
+def depth(app: Synthesized) -> int:
+    deps = _deps(app)
+
+    @functools.cache
+    def level(name: str) -> int:
+        return 1 + max((level(d) for d in deps[name]), default=0)
+
+    return max(level(n) for n in deps)
+
+
+def test_every_stack_is_synthesized(synthesized: Synthesized) -> None:
+    app = synthesized
+    names = {a.stack_name for a in app.assembly.stacks}
+    expected = {f"{app.config.stack_prefix}-Keys-{r}" for r in app.config.regions}
+    expected |= {f"{app.config.stack_prefix}-Functions-{r}" for r in app.config.regions}
+    expected.add(f"{app.config.stack_prefix}-Table")
+    assert names == expected
+
+
+def test_keys_then_table_then_functions(synthesized: Synthesized) -> None:
+    app = synthesized
+    deps = _deps(app)
+    primary_keys = app.stacks.keys[app.config.primary_region].stack_name
+    assert deps[primary_keys] == set()
+    for region in app.config.replica_regions:
+        assert deps[app.stacks.keys[region].stack_name] == {primary_keys}
+    assert deps[app.stacks.table.stack_name] == {s.stack_name for s in app.stacks.keys.values()}
+    for region, stack in app.stacks.functions.items():
+        assert deps[stack.stack_name] == {app.stacks.table.stack_name, app.stacks.keys[region].stack_name}
+
+
+def test_graph_depth_does_not_grow_with_regions(default_app: Synthesized, four_region_app: Synthesized) -> None:
+    assert depth(default_app) == 4
+    assert depth(four_region_app) == 4
