@@ -56,7 +56,7 @@ class FunctionsStack(Stack):
             if default_policy is not None:
                 Validations.of(default_policy).acknowledge(
                     Acknowledgment(
-                        id="AwsSolutions-IAM5[Resource::*]",
+                        id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
                         reason="X-Ray tracing actions support only Resource '*'; the policy holds nothing else.",
                     )
                 )

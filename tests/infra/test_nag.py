@@ -1,0 +1,49 @@
+"""cdk-nag AwsSolutions runs on the whole app: zero unacknowledged findings."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_lambda as lambda_
+
+from stacks.app_builder import add_compliance_checks
+from tests.infra.conftest import FOUR_REGIONS
+from tests.infra.synth import context_for, synthesize
+
+
+@pytest.mark.parametrize("overrides", [{}, FOUR_REGIONS], ids=["default", "four-region"])
+def test_app_has_no_unacknowledged_nag_findings(overrides: dict) -> None:
+    synthesize(context_for(**overrides), nag=True)  # raises on any finding
+
+
+def test_acknowledgements_are_scoped_and_reasoned(default_app) -> None:  # type: ignore[no-untyped-def]
+    found = 0
+    for stack in default_app.stacks.all():
+        for construct in stack.node.find_all():
+            for entry in construct.node.metadata:
+                if entry.type != "aws:cdk:acknowledged-rules":
+                    continue
+                # Scoped: on one resource, never on a stack; one finding, never a whole rule.
+                assert construct is not stack, f"stack-wide acknowledgement on {stack.stack_name}"
+                assert construct.node.path.endswith("/Role/DefaultPolicy"), construct.node.path
+                for rule_id, reason in entry.data.items():
+                    found += 1
+                    assert rule_id == "AwsSolutions::AwsSolutions-IAM5[Resource::*]", rule_id
+                    assert "X-Ray" in reason and len(reason) > 40
+    assert found == 2 * len(default_app.stacks.functions)
+
+
+def test_nag_plugin_fails_synth_on_a_finding(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The non-compliant case: the same wiring refuses an outdated runtime."""
+    app = cdk.App(outdir=str(tmp_path), post_cli_context={"aws:cdk:bundling-stacks": []})
+    stack = cdk.Stack(app, "NonCompliant", env=cdk.Environment(account="111122223333", region="us-east-2"))
+    lambda_.Function(
+        stack,
+        "Old",
+        runtime=lambda_.Runtime.PYTHON_3_9,
+        handler="index.handler",
+        code=lambda_.Code.from_inline("def handler(e, c): return e"),
+    )
+    add_compliance_checks(app)
+    with pytest.raises(Exception, match="ValidationFailed"):
+        app.synth()

@@ -1,0 +1,37 @@
+"""One snapshot per stack (default deployment), asset hashes masked. A safety net, not the spec."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from syrupy.extensions.json import JSONSnapshotExtension
+
+from tests.infra.synth import Synthesized
+
+_ASSET_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def masked(template: dict[str, Any]) -> Any:
+    return json.loads(_ASSET_HASH.sub("<asset-hash>", json.dumps(template, sort_keys=True)))
+
+
+@pytest.fixture
+def snapshot_json(snapshot: Any) -> Any:
+    return snapshot.use_extension(JSONSnapshotExtension)
+
+
+STACK_KINDS = ["Keys-us-east-2", "Keys-us-west-1", "Table", "Functions-us-east-2", "Functions-us-west-1"]
+
+
+@pytest.mark.parametrize("kind", STACK_KINDS)
+def test_stack_snapshot(default_app: Synthesized, snapshot_json: Any, kind: str) -> None:
+    name = f"{default_app.config.stack_prefix}-{kind}"
+    assert masked(default_app.templates[name]) == snapshot_json
+
+
+def test_masking_leaves_no_asset_hash(default_app: Synthesized) -> None:
+    for template in default_app.templates.values():
+        assert not _ASSET_HASH.search(json.dumps(masked(template)))
