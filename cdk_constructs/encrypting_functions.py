@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from cdk_constructs.lambda_bundle import RUNTIME
+from cdk_constructs.logs_key import LogsKey
 
 # The environment contract with lambda_src/record_crypto/settings.py (tests/infra check both
 # sides agree). lambda_src never imports CDK, so the names are written down once on each side.
@@ -58,8 +60,9 @@ class EncryptingFunction(Construct):
 
     Props: ``handler``; ``role_path``; ``code``; ``environment``; ``kms_action`` on
     ``mrk_arn`` with ``encryption_context`` as conditions; ``table_actions`` on ``table_arn``;
-    ``log_retention_days``; ``reserved_concurrency``; ``removal_policy`` (log group).
-    Attributes: ``function``, ``role``, ``log_group``, ``access_policy``.
+    ``log_retention_days``; ``reserved_concurrency``; ``removal_policy`` (log group);
+    ``logs_key`` (encrypts the log group).
+    Attributes: ``function``, ``role``, ``log_group``, ``access_policy``, ``tracing_policy``.
     """
 
     def __init__(
@@ -80,25 +83,30 @@ class EncryptingFunction(Construct):
         log_retention_days: int,
         reserved_concurrency: int,
         removal_policy: RemovalPolicy,
+        logs_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(self, "Logs", removal_policy=removal_policy)
+        self.log_group = logs.LogGroup(
+            self, "Logs", removal_policy=removal_policy, encryption_key=logs_key
+        )
         cfn_log_group = self.log_group.node.default_child
         assert isinstance(cfn_log_group, logs.CfnLogGroup)
         cfn_log_group.retention_in_days = log_retention_days
 
-        self.role = iam.Role(
+        role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             path=role_path,
             description=description,
         )
-        # Everything the code needs, in one named policy; the role's default policy then holds
-        # only what the Lambda service adds for tracing.
-        self.access_policy = iam.Policy(
+        # Everything the code needs, in one customer-managed policy (no inline policies).
+        self.access_policy = iam.ManagedPolicy(
             self,
             "AccessPolicy",
+            description=f"{construct_id}: local multi-region key, local table replica, own log group",
+            path=role_path,
+            roles=[role],
             statements=[
                 iam.PolicyStatement(
                     sid="LocalMultiRegionKey",
@@ -116,7 +124,22 @@ class EncryptingFunction(Construct):
                 ),
             ],
         )
-        self.role.attach_inline_policy(self.access_policy)
+        # X-Ray has no resource-level permissions: its "*" lives alone in its own policy.
+        self.tracing_policy = iam.ManagedPolicy(
+            self,
+            "TracingPolicy",
+            description=f"{construct_id}: X-Ray active tracing",
+            path=role_path,
+            roles=[role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="XRayTracing",
+                    actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                    resources=["*"],
+                )
+            ],
+        )
+        self.role = role
 
         self.function = lambda_.Function(
             self,
@@ -126,7 +149,9 @@ class EncryptingFunction(Construct):
             architecture=lambda_.Architecture.X86_64,
             handler=handler,
             code=code,
-            role=self.role,
+            # The Lambda service would add tracing permissions as an inline policy; they are
+            # already in TracingPolicy.
+            role=role.without_policy_updates(),
             environment=dict(environment),
             memory_size=512,
             timeout=Duration.seconds(15),
@@ -136,7 +161,7 @@ class EncryptingFunction(Construct):
             logging_format=lambda_.LoggingFormat.JSON,
         )
         # The function must not start before it can write its logs and reach its key and table.
-        self.function.node.add_dependency(self.access_policy)
+        self.function.node.add_dependency(self.access_policy, self.tracing_policy)
 
 
 class EncryptingFunctions(Construct):
@@ -167,12 +192,14 @@ class EncryptingFunctions(Construct):
         code: lambda_.Code,
         log_retention_days: int,
         reserved_concurrency: int,
+        admin_arns: Sequence[str] = (),
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         table_arn = stack.format_arn(service="dynamodb", resource="table", resource_name=table_name)
         environment = {ENV_TABLE_NAME: table_name, ENV_MRK_ARN: mrk_arn, **crypto.environment()}
+        self.logs_key = LogsKey(self, "LogsKey", admin_arns=admin_arns, removal_policy=removal_policy)
         common = {
             "code": code,
             "environment": environment,
@@ -182,6 +209,7 @@ class EncryptingFunctions(Construct):
             "log_retention_days": log_retention_days,
             "reserved_concurrency": reserved_concurrency,
             "removal_policy": removal_policy,
+            "logs_key": self.logs_key.key,
         }
         self.writer = EncryptingFunction(
             self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
+from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks, PCIDSS321Checks
 
 from stacks.config import ToolkitConfig
 from stacks.functions_stack import FunctionsStack
@@ -82,5 +82,10 @@ def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
 
 
 def add_compliance_checks(app: cdk.App) -> None:
-    """cdk-nag 3 runs as a validation plugin: any unacknowledged finding fails synth."""
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+    """cdk-nag 3 packs run as validation plugins: any unacknowledged finding fails synth."""
+    cdk.Validations.of(app).add_plugins(
+        AwsSolutionsChecks(app, verbose=True),
+        NIST80053R5Checks(app, verbose=True),
+        HIPAASecurityChecks(app, verbose=True),
+        PCIDSS321Checks(app, verbose=True),
+    )
