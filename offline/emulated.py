@@ -1,0 +1,131 @@
+"""The main job offline: synthesize, stand the assembly up on the emulated AWS, verify."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from offline.assembly import CloudAssembly, load_assembly
+from offline.functions import FunctionHost
+from offline.provisioner import Deployment, Provisioner
+from offline.replication import GlobalTablesEmulator
+from offline.scenario import Check, Invocation, Report, Verification
+from offline.server import EmulatedAws
+
+
+def synthesize(context_overrides: dict[str, Any], outdir: str | None = None) -> Path:
+    """Synthesize the app in-process with cdk.json's context plus overrides, without bundling
+    (the emulator runs lambda_src directly; bundling only shapes the deployable zip)."""
+    import json
+
+    import aws_cdk as cdk
+
+    from stacks.app_builder import add_compliance_checks, build_stacks
+    from stacks.config import load_config
+
+    repo = Path(__file__).resolve().parent.parent
+    context = json.loads((repo / "cdk.json").read_text())["context"]
+    context.update(context_overrides)
+    out = outdir or tempfile.mkdtemp(prefix="mrk-toolkit-cdk-out-")
+    app = cdk.App(context=context, outdir=out, post_cli_context={"aws:cdk:bundling-stacks": []})
+    build_stacks(app, load_config(app.node.get_all_context()))
+    add_compliance_checks(app)
+    app.synth()
+    return Path(out)
+
+
+class EmulatorInvoker:
+    def __init__(self, host: FunctionHost) -> None:
+        self.host = host
+
+    def invoke(self, region: str, kind: str, event: dict[str, Any]) -> Invocation:
+        reply = self.host.invoke(region, kind, event)
+        return Invocation(
+            result=reply.get("result") or {},
+            calls=reply.get("calls"),
+            duration_ms=reply.get("duration_ms"),
+            function_error=reply.get("function_error"),
+        )
+
+
+@dataclass
+class EmulatedEnvironment:
+    aws: EmulatedAws
+    deployment: Deployment
+    host: FunctionHost
+    primary_region: str
+    replica_regions: tuple[str, ...]
+    sensitive_fields: tuple[str, ...]
+    controls_replication_lag: bool = True
+
+    def _ddb(self, region: str) -> Any:
+        return self.aws.client("dynamodb", region)
+
+    def raw_item(self, region: str, item_id: str) -> dict[str, Any] | None:
+        table = self.deployment.tables[region]
+        return self._ddb(region).get_item(TableName=table, Key={"id": {"S": item_id}}, ConsistentRead=True).get("Item")
+
+    def put_raw_item(self, region: str, item: dict[str, Any]) -> None:
+        self._ddb(region).put_item(TableName=self.deployment.tables[region], Item=item)
+
+    def cross_role_denied(self, region: str, code_of: str, role_of: str, event: dict[str, Any]) -> tuple[bool, str]:
+        reply = self.host.invoke(region, code_of, event, as_role_of=role_of)
+        result = reply.get("result") or {}
+        error = result.get("error", {})
+        denied = [c for c in reply.get("calls", []) if not c["allowed"]]
+        if error.get("type") == "AccessDenied" and denied:
+            return True, f"{code_of} code under the {role_of} role: AccessDenied on {denied[0]['action']}"
+        return False, f"{code_of} code under the {role_of} role was not denied: {str(result)[:200]}"
+
+    def function_logs(self) -> str | None:
+        return "\n".join(self.host.logs().values())
+
+
+def run_offline(
+    *,
+    cdk_out: Path | None = None,
+    context_overrides: dict[str, Any] | None = None,
+    lag_seconds: float = 1.0,
+    progress: Callable[[str], None] | None = None,
+    log_dir: Path | None = None,
+) -> Report:
+    say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+    t0 = time.monotonic()
+    if cdk_out is None:
+        say("synthesizing the deployment (cdk.json context, all compliance packs) ...")
+        cdk_out = synthesize(context_overrides or {})
+    assembly: CloudAssembly = load_assembly(cdk_out)
+    say(f"cloud assembly {cdk_out}: {len(assembly.stacks)} stacks in {len(assembly.waves())} waves ({time.monotonic() - t0:.1f}s)")
+    with EmulatedAws() as aws:
+        say(f"emulated AWS (moto) on {aws.endpoint_url}, account {aws.account}")
+        deployment = Provisioner(aws.session, aws.account, aws.endpoint_url, say).deploy(assembly)
+        writers = [f for f in deployment.functions if f.kind == "writer"]
+        if not writers:
+            raise RuntimeError("the assembly defines no writer function")
+        primary = next(s.region for s in assembly.stacks.values() if s.resources("AWS::DynamoDB::GlobalTable"))
+        replicas = tuple(r for r in deployment.tables if r != primary)
+        sensitive = tuple(deployment.function(primary, "writer").environment.get("SENSITIVE_FIELDS", "").split(","))
+        replication = GlobalTablesEmulator(
+            aws.session, aws.endpoint_url, tables=deployment.tables, stream_arns=deployment.stream_arns, lag_seconds=lag_seconds
+        ).start()
+        say(f"EMULATED global tables replication between {', '.join(deployment.tables)} (lag {lag_seconds:.1f}s, last writer wins)")
+        host = FunctionHost(aws.session, aws.endpoint_url, deployment, log_dir=log_dir)
+        try:
+            host.start_all()
+            say(f"started {len(deployment.functions)} functions under their own roles (logs in {host.log_dir})")
+            env = EmulatedEnvironment(aws, deployment, host, primary, replicas, sensitive)
+            report = Verification(EmulatorInvoker(host), env, replication_deadline_s=max(10.0, lag_seconds * 10), progress=say).run()
+            if replication.errors:
+                report.checks.append(
+                    Check("replication emulation ran without errors", False, "; ".join(replication.errors[:3]), 0.0)
+                )
+        finally:
+            replication.stop()
+            host.stop()
+    say(f"finished in {time.monotonic() - t0:.1f}s")
+    return report

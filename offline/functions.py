@@ -1,0 +1,176 @@
+"""Run the real handlers on the emulator, one warm process per function, under its role."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from offline.iam_gate import PolicySet
+from offline.provisioner import Deployment, FunctionSpec
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class FunctionError(RuntimeError):
+    pass
+
+
+def policies_for_role(session: boto3.Session, endpoint_url: str, deployment: Deployment, role_arn: str, region: str) -> PolicySet:
+    """What emulated IAM evaluates for a role: its policies and the key policies of its region,
+    read back from the emulated AWS (as deployed from the templates)."""
+    iam = session.client("iam", region_name="us-east-1", endpoint_url=endpoint_url)
+    role_name = role_arn.rsplit("/", 1)[1]
+    docs: list[dict[str, Any]] = []
+    for attached in iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]:
+        policy = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]
+        version = iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=policy["DefaultVersionId"])
+        doc = version["PolicyVersion"]["Document"]
+        docs.append(json.loads(doc) if isinstance(doc, str) else doc)
+    for name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]:
+        doc = iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
+        docs.append(json.loads(doc) if isinstance(doc, str) else doc)
+    kms = session.client("kms", region_name=region, endpoint_url=endpoint_url)
+    key_policies = {}
+    for key in deployment.keys.values():
+        if key["Region"] == region:
+            key_policies[key["Arn"]] = json.loads(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"])
+    return PolicySet(principal_arn=role_arn, account=deployment.account, identity_policies=docs, key_policies=key_policies)
+
+
+class EmulatedFunction:
+    """A warm function instance: the handler is imported once, then invoked many times."""
+
+    def __init__(self, spec: FunctionSpec, *, role_arn: str, credentials: dict[str, str], policies: PolicySet, endpoint_url: str, log_dir: Path) -> None:
+        self.spec = spec
+        self.role_arn = role_arn
+        self.log_path = log_dir / f"{spec.region}-{spec.kind}-as-{role_arn.rsplit('/', 1)[1]}.log"
+        policy_file = log_dir / f"{spec.region}-{spec.kind}-{role_arn.rsplit('/', 1)[1]}.policies.json"
+        policy_file.write_text(policies.to_json())
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": str(REPO_ROOT),
+            "PYTHONUNBUFFERED": "1",
+            **spec.environment,
+            "AWS_REGION": spec.region,
+            "AWS_DEFAULT_REGION": spec.region,
+            "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": credentials["SessionToken"],
+            "AWS_ENDPOINT_URL": endpoint_url,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(spec.timeout),
+            "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group or "",
+            "MRK_TOOLKIT_FUNCTION_ARN": spec.arn,
+            "MRK_TOOLKIT_HANDLER": spec.handler,
+            "MRK_TOOLKIT_POLICIES": str(policy_file),
+        }
+        self._log = self.log_path.open("w")
+        self._proc = subprocess.Popen(  # noqa: S603 - our own worker module
+            [sys.executable, "-m", "offline.worker"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            bufsize=1,
+        )
+        self._lock = threading.Lock()
+        self.init_ms: float | None = None
+
+    def _read_line(self, timeout: float) -> dict[str, Any]:
+        assert self._proc.stdout is not None
+        result: list[str] = []
+        reader = threading.Thread(target=lambda: result.append(self._proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        reader.join(timeout)
+        if not result or not result[0]:
+            raise FunctionError(f"{self.spec.name}: no answer within {timeout:.0f}s; see {self.log_path}:\n{self.log_tail()}")
+        return json.loads(result[0])
+
+    def wait_ready(self) -> None:
+        if self.init_ms is None:
+            self.init_ms = self._read_line(60)["init_ms"]
+
+    def invoke(self, event: Any) -> dict[str, Any]:
+        with self._lock:
+            self.wait_ready()
+            assert self._proc.stdin is not None
+            self._proc.stdin.write(json.dumps({"event": event}) + "\n")
+            self._proc.stdin.flush()
+            return self._read_line(self.spec.timeout + 30)
+
+    def log_text(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, lines: int = 20) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self._proc.poll() is None:
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        self._log.close()
+
+
+class FunctionHost:
+    """Starts every function of a deployment under its own role; runs them on request."""
+
+    def __init__(self, session: boto3.Session, endpoint_url: str, deployment: Deployment, log_dir: Path | None = None) -> None:
+        self.session = session
+        self.endpoint_url = endpoint_url
+        self.deployment = deployment
+        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="mrk-toolkit-functions-"))
+        self._instances: dict[tuple[str, str, str], EmulatedFunction] = {}
+
+    def _credentials(self, role_arn: str, region: str) -> dict[str, str]:
+        sts = self.session.client("sts", region_name=region, endpoint_url=self.endpoint_url)
+        return sts.assume_role(RoleArn=role_arn, RoleSessionName="emulated-lambda")["Credentials"]
+
+    def instance(self, region: str, kind: str, *, as_role_of: str | None = None) -> EmulatedFunction:
+        """The function ``kind`` of ``region``; with ``as_role_of`` its code runs under the role
+        of another function (a negative check: e.g. the writer's code with the reader's role)."""
+        spec = self.deployment.function(region, kind)
+        role_arn = self.deployment.function(region, as_role_of).role_arn if as_role_of else spec.role_arn
+        key = (region, kind, role_arn)
+        if key not in self._instances:
+            self._instances[key] = EmulatedFunction(
+                spec,
+                role_arn=role_arn,
+                credentials=self._credentials(role_arn, region),
+                policies=policies_for_role(self.session, self.endpoint_url, self.deployment, role_arn, region),
+                endpoint_url=self.endpoint_url,
+                log_dir=self.log_dir,
+            )
+        return self._instances[key]
+
+    def start_all(self) -> None:
+        for spec in self.deployment.functions:
+            self.instance(spec.region, spec.kind)
+        for inst in list(self._instances.values()):
+            inst.wait_ready()
+
+    def invoke(self, region: str, kind: str, event: Any, *, as_role_of: str | None = None) -> dict[str, Any]:
+        return self.instance(region, kind, as_role_of=as_role_of).invoke(event)
+
+    def logs(self) -> dict[str, str]:
+        return {str(inst.log_path.name): inst.log_text() for inst in self._instances.values()}
+
+    def stop(self) -> None:
+        for inst in self._instances.values():
+            inst.stop()

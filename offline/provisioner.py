@@ -1,0 +1,310 @@
+"""Stand up a synthesized cloud assembly on the emulated AWS (moto).
+
+Creates, in each stack's region and in wave order, the resources the templates describe:
+KMS keys (the MRK primary, its replicas via ReplicateKey so they share id and material, the
+SSE and logs keys) with their key policies, aliases, the global table's regional replicas
+(moto has no global tables), IAM roles and customer-managed policies, log groups, and the
+functions' definitions (handler, role, resolved environment). Values are resolved from the
+templates themselves, weak cross-region references (Fn::GetStackOutput) included.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from offline.assembly import CloudAssembly, StackArtifact
+from offline.intrinsics import Resolver, UnsupportedTemplate
+
+IGNORED_TYPES = {"AWS::CDK::Metadata"}
+
+
+@dataclass
+class FunctionSpec:
+    """A function as the template defines it (moto's Lambda is not used to run it)."""
+
+    stack: str
+    logical_id: str
+    region: str
+    name: str
+    arn: str
+    handler: str
+    runtime: str
+    role_arn: str
+    environment: dict[str, str]
+    log_group: str | None
+    timeout: int
+    memory: int
+
+    @property
+    def kind(self) -> str:
+        return self.handler.split(".", 1)[0]
+
+
+@dataclass
+class Deployment:
+    account: str
+    assembly: CloudAssembly
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)  # stack -> name -> value
+    functions: list[FunctionSpec] = field(default_factory=list)
+    tables: dict[str, str] = field(default_factory=dict)  # region -> table name
+    stream_arns: dict[str, str] = field(default_factory=dict)  # region -> stream ARN
+    keys: dict[str, dict[str, str]] = field(default_factory=dict)  # stack/logical -> attrs
+    log: list[str] = field(default_factory=list)
+
+    def function(self, region: str, kind: str) -> FunctionSpec:
+        for fn in self.functions:
+            if fn.region == region and fn.kind == kind:
+                return fn
+        raise KeyError(f"no {kind} function in {region}")
+
+
+def _references(value: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == "Ref" and isinstance(v, str) and not v.startswith("AWS::"):
+                found.add(v)
+            elif k == "Fn::GetAtt":
+                found.add(v[0] if isinstance(v, list) else v.split(".", 1)[0])
+            elif k == "Fn::Sub":
+                text = v if isinstance(v, str) else v[0]
+                found |= {m.split(".", 1)[0] for m in re.findall(r"\$\{([^}!]+)\}", text) if not m.startswith("AWS::")}
+                if not isinstance(v, str):
+                    found |= _references(v[1])
+            else:
+                found |= _references(v)
+    elif isinstance(value, list):
+        for v in value:
+            found |= _references(v)
+    return found
+
+
+def _resource_order(template: dict[str, Any]) -> list[str]:
+    resources = template.get("Resources", {})
+    deps = {}
+    for lid, res in resources.items():
+        refs = _references(res.get("Properties", {})) & set(resources)
+        depends = res.get("DependsOn", [])
+        refs |= set(depends if isinstance(depends, list) else [depends])
+        deps[lid] = refs
+    order: list[str] = []
+    done: set[str] = set()
+    while len(order) < len(resources):
+        ready = sorted(lid for lid in resources if lid not in done and deps[lid] <= done)
+        if not ready:
+            raise UnsupportedTemplate(f"cycle among resources {sorted(set(resources) - done)}")
+        order += ready
+        done |= set(ready)
+    return order
+
+
+class Provisioner:
+    def __init__(self, session: boto3.Session, account: str, endpoint_url: str, progress: Callable[[str], None]) -> None:
+        self.session = session
+        self.account = account
+        self.endpoint_url = endpoint_url
+        self.progress = progress
+
+    def client(self, service: str, region: str) -> Any:
+        return self.session.client(service, region_name=region, endpoint_url=self.endpoint_url)
+
+    def deploy(self, assembly: CloudAssembly) -> Deployment:
+        deployment = Deployment(account=self.account, assembly=assembly)
+        for number, wave in enumerate(assembly.waves(), start=1):
+            for stack in wave:
+                self._deploy_stack(stack, deployment)
+                self.progress(f"wave {number}: deployed {stack.name} ({stack.region}, {len(stack.resources())} resources)")
+        return deployment
+
+    def _deploy_stack(self, stack: StackArtifact, deployment: Deployment) -> None:
+        physical: dict[str, str] = {}
+        attrs: dict[str, dict[str, str]] = {}
+
+        def stack_output(stack_name: str, region: str, output: str) -> str:
+            target = deployment.assembly.stacks.get(stack_name)
+            if target is None or target.region != region:
+                raise UnsupportedTemplate(f"{stack.name}: Fn::GetStackOutput names {stack_name} in {region}, not in the assembly")
+            try:
+                return deployment.outputs[stack_name][output]
+            except KeyError:
+                raise UnsupportedTemplate(
+                    f"{stack.name}: output {output} of {stack_name} is not deployed yet (stack order wrong?)"
+                ) from None
+
+        resolver = Resolver(
+            stack_name=stack.name,
+            region=stack.region,
+            account=self.account,
+            physical_ids=physical,
+            attributes=attrs,
+            stack_output=stack_output,
+            parameters={name: p.get("Default") for name, p in stack.template.get("Parameters", {}).items()},
+        )
+        for lid in _resource_order(stack.template):
+            res = stack.template["Resources"][lid]
+            if res["Type"] in IGNORED_TYPES:
+                continue
+            props = resolver.resolve(res.get("Properties", {}))
+            handler = getattr(self, "_create_" + res["Type"].replace("::", "_").lower(), None)
+            if handler is None:
+                raise UnsupportedTemplate(f"{stack.name}/{lid}: resource type {res['Type']} is not emulated")
+            pid, values = handler(stack, lid, props, deployment)
+            physical[lid] = pid
+            attrs[lid] = values
+        deployment.outputs[stack.name] = {
+            name: resolver.resolve(out["Value"]) for name, out in stack.template.get("Outputs", {}).items()
+        }
+
+    # --- KMS -------------------------------------------------------------------------------
+    def _create_aws_kms_key(self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment) -> tuple[str, dict[str, str]]:
+        kms = self.client("kms", stack.region)
+        meta = kms.create_key(
+            Policy=json.dumps(p["KeyPolicy"]),
+            Description=p.get("Description", ""),
+            KeyUsage=p.get("KeyUsage", "ENCRYPT_DECRYPT"),
+            KeySpec=p.get("KeySpec", "SYMMETRIC_DEFAULT"),
+            MultiRegion=bool(p.get("MultiRegion", False)),
+        )["KeyMetadata"]
+        if p.get("EnableKeyRotation"):
+            kms.enable_key_rotation(KeyId=meta["KeyId"])
+        d.keys[f"{stack.name}/{lid}"] = {"Arn": meta["Arn"], "KeyId": meta["KeyId"], "Region": stack.region}
+        return meta["KeyId"], {"Arn": meta["Arn"], "KeyId": meta["KeyId"]}
+
+    def _create_aws_kms_replicakey(self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment) -> tuple[str, dict[str, str]]:
+        primary_arn = p["PrimaryKeyArn"]
+        match = re.fullmatch(r"arn:aws:kms:([a-z0-9-]+):(\d{12}):key/(mrk-[0-9a-f-]+)", primary_arn)
+        if not match:
+            raise UnsupportedTemplate(f"{stack.name}/{lid}: PrimaryKeyArn {primary_arn!r} is not a multi-region key ARN")
+        primary_region, _, key_id = match.groups()
+        if primary_region == stack.region:
+            raise UnsupportedTemplate(f"{stack.name}/{lid}: a replica must be in another region than its primary")
+        # moto needs the bare key id here (an ARN gives a 500).
+        replica = self.client("kms", primary_region).replicate_key(
+            KeyId=key_id,
+            ReplicaRegion=stack.region,
+            Policy=json.dumps(p["KeyPolicy"]),
+            Description=p.get("Description", ""),
+        )["ReplicaKeyMetadata"]
+        # moto copies the primary's key policy onto the replica: set the replica's own, as KMS does.
+        self.client("kms", stack.region).put_key_policy(
+            KeyId=replica["KeyId"], PolicyName="default", Policy=json.dumps(p["KeyPolicy"])
+        )
+        d.keys[f"{stack.name}/{lid}"] = {"Arn": replica["Arn"], "KeyId": replica["KeyId"], "Region": stack.region}
+        return replica["KeyId"], {"Arn": replica["Arn"], "KeyId": replica["KeyId"]}
+
+    def _create_aws_kms_alias(self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment) -> tuple[str, dict[str, str]]:
+        kms = self.client("kms", stack.region)
+        try:
+            kms.create_alias(AliasName=p["AliasName"], TargetKeyId=p["TargetKeyId"])
+        except kms.exceptions.AlreadyExistsException:
+            # moto copies a primary's aliases onto its replicas; KMS does not. Accept only the
+            # same name on the same key id.
+            aliases = kms.list_aliases(KeyId=p["TargetKeyId"])["Aliases"]
+            if not any(a["AliasName"] == p["AliasName"] for a in aliases):
+                raise
+        return p["AliasName"], {}
+
+    # --- DynamoDB --------------------------------------------------------------------------
+    def _create_aws_dynamodb_globaltable(self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment) -> tuple[str, dict[str, str]]:
+        name = p["TableName"]
+        sse = p.get("SSESpecification", {})
+        arns = {}
+        for replica in p["Replicas"]:
+            region = replica["Region"]
+            ddb = self.client("dynamodb", region)
+            kwargs: dict[str, Any] = {
+                "TableName": name,
+                "KeySchema": p["KeySchema"],
+                "AttributeDefinitions": p["AttributeDefinitions"],
+                "BillingMode": p.get("BillingMode", "PAY_PER_REQUEST"),
+                # Global tables replicate through streams of new and old images.
+                "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+                "DeletionProtectionEnabled": bool(replica.get("DeletionProtectionEnabled", False)),
+            }
+            if sse.get("SSEEnabled"):
+                key = replica.get("SSESpecification", {}).get("KMSMasterKeyId")
+                kwargs["SSESpecification"] = {"Enabled": True, "SSEType": "KMS", **({"KMSMasterKeyId": key} if key else {})}
+            table = ddb.create_table(**kwargs)["TableDescription"]
+            if replica.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled"):
+                ddb.update_continuous_backups(
+                    TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+                )
+            d.tables[region] = name
+            d.stream_arns[region] = table["LatestStreamArn"]
+            arns[region] = table["TableArn"]
+        return name, {"Arn": arns[stack.region], "StreamArn": d.stream_arns[stack.region]}
+
+    # --- IAM -------------------------------------------------------------------------------
+    def _create_aws_iam_role(self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment) -> tuple[str, dict[str, str]]:
+        iam = self.client("iam", "us-east-1")
+        name = f"{stack.name}-{lid}"[:64]
+        role = iam.create_role(
+            RoleName=name,
+            Path=p.get("Path", "/"),
+            AssumeRolePolicyDocument=json.dumps(p["AssumeRolePolicyDocument"]),
+            Description=p.get("Description", ""),
+        )["Role"]
+        for inline in p.get("Policies", []):
+            iam.put_role_policy(RoleName=name, PolicyName=inline["PolicyName"], PolicyDocument=json.dumps(inline["PolicyDocument"]))
+        for arn in p.get("ManagedPolicyArns", []):
+            iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+        return name, {"Arn": role["Arn"], "RoleId": role["RoleId"]}
+
+    def _create_aws_iam_managedpolicy(self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment) -> tuple[str, dict[str, str]]:
+        iam = self.client("iam", "us-east-1")
+        policy = iam.create_policy(
+            PolicyName=p.get("ManagedPolicyName", f"{stack.name}-{lid}"[:128]),
+            Path=p.get("Path", "/"),
+            PolicyDocument=json.dumps(p["PolicyDocument"]),
+            Description=p.get("Description", ""),
+        )["Policy"]
+        for role in p.get("Roles", []):
+            iam.attach_role_policy(RoleName=role, PolicyArn=policy["Arn"])
+        return policy["Arn"], {"PolicyArn": policy["Arn"]}
+
+    def _create_aws_iam_policy(self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment) -> tuple[str, dict[str, str]]:
+        iam = self.client("iam", "us-east-1")
+        for role in p.get("Roles", []):
+            iam.put_role_policy(RoleName=role, PolicyName=p["PolicyName"], PolicyDocument=json.dumps(p["PolicyDocument"]))
+        return p["PolicyName"], {}
+
+    # --- Logs and Lambda -------------------------------------------------------------------
+    def _create_aws_logs_loggroup(self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment) -> tuple[str, dict[str, str]]:
+        logs = self.client("logs", stack.region)
+        name = p.get("LogGroupName", f"{stack.name}-{lid}")
+        kwargs: dict[str, Any] = {"logGroupName": name}
+        if p.get("KmsKeyId"):
+            kwargs["kmsKeyId"] = p["KmsKeyId"]
+        logs.create_log_group(**kwargs)
+        if p.get("RetentionInDays"):
+            logs.put_retention_policy(logGroupName=name, retentionInDays=int(p["RetentionInDays"]))
+        arn = f"arn:aws:logs:{stack.region}:{self.account}:log-group:{name}:*"
+        return name, {"Arn": arn}
+
+    def _create_aws_lambda_function(self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment) -> tuple[str, dict[str, str]]:
+        name = p.get("FunctionName", f"{stack.name}-{lid}"[:64])
+        arn = f"arn:aws:lambda:{stack.region}:{self.account}:function:{name}"
+        env = {k: str(v) for k, v in p.get("Environment", {}).get("Variables", {}).items()}
+        d.functions.append(
+            FunctionSpec(
+                stack=stack.name,
+                logical_id=lid,
+                region=stack.region,
+                name=name,
+                arn=arn,
+                handler=p["Handler"],
+                runtime=p["Runtime"],
+                role_arn=p["Role"],
+                environment=env,
+                log_group=p.get("LoggingConfig", {}).get("LogGroup"),
+                timeout=int(p.get("Timeout", 3)),
+                memory=int(p.get("MemorySize", 128)),
+            )
+        )
+        return name, {"Arn": arn}

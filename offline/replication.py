@@ -1,0 +1,148 @@
+"""EMULATION of DynamoDB Global Tables replication between the regional tables.
+
+moto has no global tables (ReplicaUpdates is ignored), so this thread does what the service
+does: it reads each regional table's stream and applies every change to the other regions
+after a configurable lag, last writer wins (by the time of the change). Changes it applies
+itself are recognised in the destination's stream and not sent back.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+
+@dataclass(order=True)
+class _Pending:
+    due: float
+    seq: int
+    source: str = field(compare=False)
+    record: dict[str, Any] = field(compare=False)
+
+
+class GlobalTablesEmulator:
+    def __init__(
+        self,
+        session: boto3.Session,
+        endpoint_url: str,
+        *,
+        tables: Mapping[str, str],
+        stream_arns: Mapping[str, str],
+        key_attributes: tuple[str, ...] = ("id",),
+        lag_seconds: float = 1.0,
+        poll_seconds: float = 0.05,
+    ) -> None:
+        self.tables = dict(tables)
+        self.key_attributes = key_attributes
+        self.lag_seconds = lag_seconds
+        self.poll_seconds = poll_seconds
+        self._ddb = {r: session.client("dynamodb", region_name=r, endpoint_url=endpoint_url) for r in tables}
+        self._streams = {r: session.client("dynamodbstreams", region_name=r, endpoint_url=endpoint_url) for r in tables}
+        self._stream_arns = dict(stream_arns)
+        self._iterators: dict[tuple[str, str], str | None] = {}
+        self._queue: list[_Pending] = []
+        self._seq = itertools.count()
+        self._echo: dict[tuple[str, str], list[str]] = {}
+        self._last_write: dict[tuple[str, str], float] = {}  # (region, key) -> change time applied
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.applied = 0
+        self.errors: list[str] = []
+
+    def _key(self, keys: Mapping[str, Any]) -> str:
+        return json.dumps({k: keys[k] for k in sorted(keys)}, sort_keys=True)
+
+    def _image_digest(self, image: Mapping[str, Any] | None) -> str:
+        return json.dumps(image, sort_keys=True, default=str)
+
+    def start(self) -> GlobalTablesEmulator:
+        for region, arn in self._stream_arns.items():
+            shards = self._streams[region].describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+            for shard in shards:
+                it = self._streams[region].get_shard_iterator(
+                    StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+                self._iterators[(region, shard["ShardId"])] = it
+        self._thread = threading.Thread(target=self._run, name="global-tables-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _poll(self) -> None:
+        for (region, shard), it in list(self._iterators.items()):
+            if it is None:
+                continue
+            out = self._streams[region].get_records(ShardIterator=it, Limit=1000)
+            self._iterators[(region, shard)] = out.get("NextShardIterator")
+            for record in out.get("Records", []):
+                ddb = record["dynamodb"]
+                key = self._key(ddb["Keys"])
+                digest = self._image_digest(ddb.get("NewImage"))
+                echoes = self._echo.get((region, key), [])
+                if digest in echoes:
+                    echoes.remove(digest)  # our own replicated write, not a user change
+                    continue
+                with self._lock:
+                    heapq.heappush(self._queue, _Pending(time.monotonic() + self.lag_seconds, next(self._seq), region, record))
+
+    def _apply_due(self) -> None:
+        now = time.monotonic()
+        while True:
+            with self._lock:
+                if not self._queue or self._queue[0].due > now:
+                    return
+                pending = heapq.heappop(self._queue)
+            ddb = pending.record["dynamodb"]
+            changed_at = ddb.get("ApproximateCreationDateTime")
+            changed = changed_at.timestamp() if hasattr(changed_at, "timestamp") else float(changed_at or 0)
+            key = self._key(ddb["Keys"])
+            for region, table in self.tables.items():
+                if region == pending.source:
+                    continue
+                if self._last_write.get((region, key), float("-inf")) > changed:
+                    continue  # last writer wins: a newer change already reached this region
+                self._last_write[(region, key)] = changed
+                new_image = ddb.get("NewImage")
+                self._echo.setdefault((region, key), []).append(self._image_digest(new_image))
+                try:
+                    if pending.record["eventName"] == "REMOVE":
+                        self._ddb[region].delete_item(TableName=table, Key=ddb["Keys"])
+                    else:
+                        self._ddb[region].put_item(TableName=table, Item=new_image)
+                    self.applied += 1
+                except Exception as exc:  # keep replicating; the report shows it
+                    self.errors.append(f"{pending.source}->{region}: {exc}")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._poll()
+                self._apply_due()
+            except Exception as exc:
+                self.errors.append(str(exc))
+            self._stop.wait(self.poll_seconds)
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(self.poll_seconds * 2)
+            if not self.pending():
+                return True
+        return False

@@ -1,0 +1,287 @@
+"""The cross-region verification, written once and run against the emulator or a real
+deployment: only the invocation layer (and what each can inspect) differs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass
+class Invocation:
+    result: dict[str, Any]
+    calls: list[dict[str, Any]] | None = None  # AWS calls the function made, where observable
+    duration_ms: float | None = None
+    function_error: str | None = None
+
+
+class Invoker(Protocol):
+    def invoke(self, region: str, kind: str, event: dict[str, Any]) -> Invocation: ...
+
+
+class Environment(Protocol):
+    """What the scenario may inspect or do besides invoking the functions."""
+
+    primary_region: str
+    replica_regions: tuple[str, ...]
+    sensitive_fields: tuple[str, ...]
+    controls_replication_lag: bool
+
+    def raw_item(self, region: str, item_id: str) -> dict[str, Any] | None: ...
+    def put_raw_item(self, region: str, item: dict[str, Any]) -> None: ...
+    def cross_role_denied(self, region: str, code_of: str, role_of: str, event: dict[str, Any]) -> tuple[bool, str]: ...
+    def function_logs(self) -> str | None: ...
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    seconds: float
+
+
+@dataclass
+class Report:
+    title: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    def render(self) -> str:
+        width = max(len(c.name) for c in self.checks) if self.checks else 10
+        lines = [self.title, "=" * len(self.title)]
+        for c in self.checks:
+            lines.append(f"{'PASS' if c.ok else 'FAIL'}  {c.name.ljust(width)}  {c.seconds * 1000:7.0f} ms  {c.detail}")
+        passed = sum(c.ok for c in self.checks)
+        lines.append(f"{passed} passed, {len(self.checks) - passed} failed")
+        return "\n".join(lines)
+
+
+class Verification:
+    def __init__(
+        self,
+        invoker: Invoker,
+        env: Environment,
+        *,
+        replication_deadline_s: float = 30.0,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.invoker = invoker
+        self.env = env
+        self.deadline_s = replication_deadline_s
+        self.progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.report = Report(
+            f"Cross-region client-side encryption: write in {env.primary_region}, "
+            f"read in {', '.join(env.replica_regions)}"
+        )
+        self.run_id = uuid.uuid4().hex[:8]
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _check(self, name: str, fn: Callable[[], str]) -> bool:
+        self.progress(f"  ... {name}")
+        started = time.monotonic()
+        try:
+            detail, ok = fn(), True
+        except AssertionError as exc:
+            detail, ok = str(exc) or "assertion failed", False
+        except Exception as exc:
+            detail, ok = f"{type(exc).__name__}: {exc}", False
+        self.report.checks.append(Check(name, ok, detail, time.monotonic() - started))
+        self.progress(f"  {'ok  ' if ok else 'FAIL'} {name}: {detail}")
+        return ok
+
+    def sample_record(self, tag: str) -> dict[str, Any]:
+        record: dict[str, Any] = {"name": f"Sample Person {tag}", "country": "NZ", "tier": 3}
+        for i, field_name in enumerate(self.env.sensitive_fields):
+            record[field_name] = f"SECRET-{field_name}-{self.run_id}-{tag}-{i}"
+        return record
+
+    def _item_id(self, tag: str) -> str:
+        return f"verify-{self.run_id}-{tag}"
+
+    def _error_type(self, inv: Invocation) -> str | None:
+        if inv.function_error:
+            return f"FunctionError:{inv.function_error}"
+        if inv.result.get("ok"):
+            return None
+        return str(inv.result.get("error", {}).get("type"))
+
+    def _write(self, tag: str) -> tuple[str, dict[str, Any], Invocation]:
+        item_id, record = self._item_id(tag), self.sample_record(tag)
+        inv = self.invoker.invoke(self.env.primary_region, "writer", {"id": item_id, "record": record})
+        assert inv.result.get("ok") is True, f"writer failed: {json.dumps(inv.result)[:300]}"
+        return item_id, record, inv
+
+    def _read_until_replicated(self, region: str, item_id: str) -> Invocation:
+        deadline = time.monotonic() + self.deadline_s
+        delay = 0.1
+        while True:
+            inv = self.invoker.invoke(region, "reader", {"id": item_id})
+            error = inv.result.get("error", {})
+            if inv.result.get("ok") or not (error.get("type") == "NotFound" and error.get("retryable")):
+                return inv
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not replicated to {region} within {self.deadline_s:.0f}s")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 2.0)
+
+    def _no_plaintext(self, blob: Any, record: dict[str, Any]) -> None:
+        text = json.dumps(blob, default=str)
+        for name in self.env.sensitive_fields:
+            assert str(record[name]) not in text, f"plaintext of '{name}' found"
+
+    @staticmethod
+    def _binary_attributes(item: dict[str, Any]) -> list[str]:
+        return [k for k, v in item.items() if isinstance(v, dict) and "B" in v]
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(self) -> Report:
+        env = self.env
+        state: dict[str, Any] = {}
+
+        def write() -> str:
+            item_id, record, inv = self._write("main")
+            state.update(item_id=item_id, record=record)
+            if inv.calls is not None:
+                kms = [c for c in inv.calls if c["action"].startswith("kms:")]
+                foreign = [c for c in kms if f":{env.primary_region}:" not in c["resource"]]
+                assert not foreign, f"writer called KMS outside its region: {foreign}"
+                return f"item {item_id}; KMS calls: {', '.join(c['action'] for c in kms) or 'none (cached)'}, all in {env.primary_region}"
+            return f"item {item_id}"
+
+        if not self._check(f"writer encrypts and writes in {env.primary_region}", write):
+            return self.report
+
+        for region in env.replica_regions:
+
+            def read(region: str = region) -> str:
+                inv = self._read_until_replicated(region, state["item_id"])
+                assert inv.result.get("ok") is True, f"reader failed: {json.dumps(inv.result)[:300]}"
+                got = inv.result["record"]
+                missing = {k: v for k, v in state["record"].items() if got.get(k) != v}
+                assert not missing, f"decrypted record differs in {sorted(missing)}"
+                assert inv.result.get("written_region") == env.primary_region, inv.result.get("written_region")
+                detail = f"decrypted with the {region} replica of the multi-region key"
+                if inv.calls is not None:
+                    kms = [c for c in inv.calls if c["action"].startswith("kms:")]
+                    foreign = [c["resource"] for c in kms if f":{region}:" not in c["resource"]]
+                    assert not foreign, f"reader called KMS outside {region}: {foreign}"
+                    detail += f"; KMS calls: {', '.join(c['action'] + ' ' + c['resource'].split(':')[3] for c in kms) or 'none (cached)'}"
+                return detail
+
+            self._check(f"reader decrypts in {region} after replication", read)
+
+        for region in (env.primary_region, *env.replica_regions):
+
+            def at_rest(region: str = region) -> str:
+                item = env.raw_item(region, state["item_id"])
+                assert item is not None, "item missing"
+                self._no_plaintext(item, state["record"])
+                binary = self._binary_attributes(item)
+                assert len(binary) == 1, f"expected one ciphertext attribute, found {binary}"
+                plain = [k for k in ("name", "country") if k in item]
+                assert plain == ["name", "country"], "non-sensitive attributes should stay queryable"
+                return f"sensitive fields only inside '{binary[0]}' ({len(base64.b64encode(_bytes(item[binary[0]]['B'])))} b64 chars)"
+
+            self._check(f"table in {region} holds only ciphertext for sensitive fields", at_rest)
+
+        replica = env.replica_regions[0]
+
+        def before_replication() -> str:
+            if env.controls_replication_lag:
+                item_id, _, _ = self._write("fresh")
+            else:
+                item_id = self._item_id("never-written")
+            inv = self.invoker.invoke(replica, "reader", {"id": item_id})
+            err = inv.result.get("error", {})
+            assert err.get("type") == "NotFound" and err.get("retryable") is True, f"got {json.dumps(inv.result)[:200]}"
+            return f"{err['type']} (retryable) for an item not yet in {replica}"
+
+        self._check(f"reader in {replica} before replication gets a retryable NotFound", before_replication)
+
+        def tampered() -> str:
+            item = env.raw_item(replica, state["item_id"])
+            assert item is not None
+            attr = self._binary_attributes(item)[0]
+            blob = bytearray(_bytes(item[attr]["B"]))
+            blob[len(blob) // 2] ^= 0x01
+            env.put_raw_item(replica, {**item, attr: {"B": bytes(blob)}})
+            inv = self.invoker.invoke(replica, "reader", {"id": state["item_id"]})
+            assert self._error_type(inv) == "TamperedCiphertext", f"got {json.dumps(inv.result)[:200]}"
+            self._no_plaintext(inv.result, state["record"])
+            env.put_raw_item(replica, item)
+            return "a one-bit flip is refused with TamperedCiphertext and no plaintext"
+
+        self._check(f"tampered item in {replica} is refused", tampered)
+
+        def moved() -> str:
+            other_id, other_record, _ = self._write("other")
+            self._read_until_replicated(replica, other_id)
+            source = env.raw_item(replica, state["item_id"])
+            target = env.raw_item(replica, other_id)
+            assert source is not None and target is not None
+            attr = self._binary_attributes(source)[0]
+            env.put_raw_item(replica, {**target, attr: source[attr]})
+            inv = self.invoker.invoke(replica, "reader", {"id": other_id})
+            assert self._error_type(inv) == "ContextMismatch", f"got {json.dumps(inv.result)[:200]}"
+            self._no_plaintext(inv.result, state["record"])
+            return "ciphertext copied onto another item is refused with ContextMismatch"
+
+        self._check(f"ciphertext moved to another item in {replica} is refused", moved)
+
+        def reader_cannot_write() -> str:
+            denied, detail = env.cross_role_denied(
+                replica, "writer", "reader", {"id": self._item_id("by-reader"), "record": self.sample_record("r")}
+            )
+            assert denied, detail
+            return detail
+
+        self._check(f"the reader's role in {replica} cannot write", reader_cannot_write)
+
+        def writer_cannot_decrypt() -> str:
+            denied, detail = env.cross_role_denied(replica, "reader", "writer", {"id": state["item_id"]})
+            assert denied, detail
+            return detail
+
+        self._check(f"the writer's role in {replica} cannot decrypt", writer_cannot_decrypt)
+
+        def invalid_event() -> str:
+            inv = self.invoker.invoke(env.primary_region, "writer", {"id": "", "record": "not a mapping"})
+            assert self._error_type(inv) == "InvalidEvent", f"got {json.dumps(inv.result)[:200]}"
+            status = inv.result["error"].get("status")
+            assert status == 400, status
+            if inv.calls is not None:
+                assert not inv.calls, f"AWS calls made for an invalid event: {inv.calls}"
+                return "InvalidEvent (400) with no KMS or DynamoDB call"
+            return "InvalidEvent (400)"
+
+        self._check("a malformed event gets a 4xx error and no AWS call", invalid_event)
+
+        logs = env.function_logs()
+        if logs is not None:
+
+            def clean_logs() -> str:
+                for name in env.sensitive_fields:
+                    assert f"SECRET-{name}-{self.run_id}" not in logs, f"plaintext of '{name}' in function logs"
+                return f"{len(logs.splitlines())} log lines, no sensitive value"
+
+            self._check("function logs hold no plaintext", clean_logs)
+        return self.report
+
+
+def _bytes(value: Any) -> bytes:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if isinstance(value, str):
+        return base64.b64decode(value)
+    return bytes(value)
