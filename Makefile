@@ -9,7 +9,11 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # Synth never needs credentials; these keep the CLI and boto3 from looking for any.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: setup test synth demo lint review bench clean
+.PHONY: setup test synth demo lint clean
+
+# make demo REGIONS=us-west-1,eu-west-1  (replica regions; the primary stays cdk.json's)
+REGIONS ?=
+CONTEXT := $(if $(REGIONS),-c mrk-toolkit:replicaRegions=$(REGIONS),)
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt lambda_src/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,8 +30,12 @@ test: setup ## run the whole test suite
 	$(BIN)/python -m pytest
 
 synth: setup ## synthesize every stack into cdk.out (add ARGS="-c mrk-toolkit:replicaRegions=us-west-1,eu-west-1")
-	cdk synth -q $(ARGS)
+	cdk synth -q -o cdk.out $(CONTEXT) $(ARGS)
 	@echo "Synthesized: $$(ls cdk.out/*.template.json | xargs -n1 basename | sed 's/.template.json//' | tr '\n' ' ')"
+
+demo: setup ## the main job offline: synth with the CDK CLI, stand up on the emulated AWS, verify
+	cdk synth -q -o cdk.out $(CONTEXT)
+	$(BIN)/python -m offline demo --cdk-out cdk.out $(ARGS)
 
 lint: setup ## ruff lint + format check
 	$(BIN)/ruff check .
