@@ -1,0 +1,167 @@
+"""The environment contract between the infrastructure and the functions.
+
+cdk_constructs/encrypting_functions.py sets these variables; tests/infra checks that what the
+templates set is accepted here. Validated once, at cold start: a function with a bad
+environment fails to initialize with a message naming the variable, rather than failing later
+with a KMS or DynamoDB error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+ENV_TABLE_NAME = "RECORDS_TABLE_NAME"
+ENV_MRK_ARN = "RECORDS_MRK_ARN"
+ENV_SENSITIVE_FIELDS = "SENSITIVE_FIELDS"
+ENV_ALGORITHM_SUITE = "ALGORITHM_SUITE"
+ENV_DATA_KEY_CACHE = "DATA_KEY_CACHE"
+ENV_CACHE_MAX_AGE = "DATA_KEY_CACHE_MAX_AGE_SECONDS"
+ENV_CACHE_MAX_MESSAGES = "DATA_KEY_CACHE_MAX_MESSAGES"
+ENV_CACHE_MAX_BYTES = "DATA_KEY_CACHE_MAX_BYTES"
+ENV_CACHE_CAPACITY = "DATA_KEY_CACHE_CAPACITY"
+ENV_MAX_RECORD_BYTES = "MAX_RECORD_BYTES"
+ENV_REGION = "AWS_REGION"  # set by the Lambda runtime
+
+REQUIRED_ENV_VARS = (ENV_TABLE_NAME, ENV_MRK_ARN, ENV_SENSITIVE_FIELDS, ENV_REGION)
+OPTIONAL_ENV_VARS: dict[str, str] = {
+    ENV_ALGORITHM_SUITE: "signing",
+    ENV_DATA_KEY_CACHE: "off",
+    ENV_CACHE_MAX_AGE: "300",
+    ENV_CACHE_MAX_MESSAGES: "1000",
+    ENV_CACHE_MAX_BYTES: "100000000",
+    ENV_CACHE_CAPACITY: "100",
+    ENV_MAX_RECORD_BYTES: "32768",
+}
+
+AlgorithmSuite = Literal["signing", "committing-unsigned"]
+ALGORITHM_SUITES: tuple[str, ...] = ("signing", "committing-unsigned")
+
+# Real MRK ids are "mrk-" + 32 hex digits; moto's are "mrk-" + a dashed uuid4. Both are accepted.
+_MRK_ARN = re.compile(
+    r"^arn:(?P<partition>aws|aws-cn|aws-us-gov|aws-iso(?:-[a-z])?):kms:"
+    r"(?P<region>[a-z]{2}(?:-[a-z]+)+-\d):(?P<account>\d{12}):key/(?P<key_id>mrk-(?:[0-9a-f]{32}|[0-9a-f-]{36}))$"
+)
+_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+PARTITION_KEY = "id"
+# DynamoDB's item limit is 400 KB; the ciphertext adds headers, a signature and base64-free bytes.
+MAX_RECORD_BYTES_LIMIT = 350_000
+
+
+class ConfigurationError(Exception):
+    """A function environment variable is missing or invalid."""
+
+    def __init__(self, name: str, value: str | None, allowed: str) -> None:
+        shown = "<unset>" if value is None else repr(value)
+        super().__init__(f"Invalid function environment {name}={shown}: {allowed}")
+        self.name, self.value, self.allowed = name, value, allowed
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """Bounds of the data-key cache. An entry is dropped when any bound is reached."""
+
+    max_age_seconds: float
+    max_messages: int
+    max_bytes: int
+    capacity: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    mrk_arn: str
+    region: str
+    sensitive_fields: tuple[str, ...]
+    algorithm_suite: AlgorithmSuite = "signing"
+    cache: CacheSettings | None = None
+    max_record_bytes: int = 32768
+
+    @property
+    def key_id(self) -> str:
+        """The multi-region key id (the same in every region)."""
+        return self.mrk_arn.rsplit("/", 1)[1]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        def get(name: str) -> str:
+            value = environ.get(name)
+            if value is None or not value.strip():
+                if name in OPTIONAL_ENV_VARS:
+                    return OPTIONAL_ENV_VARS[name]
+                raise ConfigurationError(
+                    name, value, "required, set by the toolkit's functions stack"
+                )
+            return value.strip()
+
+        region = get(ENV_REGION)
+        if not _REGION.match(region):
+            raise ConfigurationError(ENV_REGION, region, "an AWS region such as us-east-2")
+        table_name = get(ENV_TABLE_NAME)
+        if not _TABLE_NAME.match(table_name):
+            raise ConfigurationError(
+                ENV_TABLE_NAME, table_name, "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"
+            )
+        mrk_arn = get(ENV_MRK_ARN)
+        match = _MRK_ARN.match(mrk_arn)
+        if not match:
+            raise ConfigurationError(
+                ENV_MRK_ARN,
+                mrk_arn,
+                "the ARN of a multi-region key: arn:aws:kms:<region>:<account>:key/mrk-...",
+            )
+        if match["region"] != region:
+            raise ConfigurationError(
+                ENV_MRK_ARN,
+                mrk_arn,
+                f"the multi-region key of this function's own region {region} (no cross-region KMS calls)",
+            )
+        fields = tuple(f.strip() for f in get(ENV_SENSITIVE_FIELDS).split(",") if f.strip())
+        bad = [f for f in fields if not FIELD_NAME.match(f) or f == PARTITION_KEY]
+        if not fields or bad or len(set(fields)) != len(fields):
+            raise ConfigurationError(
+                ENV_SENSITIVE_FIELDS,
+                environ.get(ENV_SENSITIVE_FIELDS),
+                f"a comma-separated list of distinct field names matching {FIELD_NAME.pattern}, not '{PARTITION_KEY}'",
+            )
+        suite = get(ENV_ALGORITHM_SUITE)
+        if suite not in ALGORITHM_SUITES:
+            raise ConfigurationError(
+                ENV_ALGORITHM_SUITE, suite, f"one of {', '.join(ALGORITHM_SUITES)}"
+            )
+        cache_switch = get(ENV_DATA_KEY_CACHE)
+        if cache_switch not in ("on", "off"):
+            raise ConfigurationError(ENV_DATA_KEY_CACHE, cache_switch, "on or off")
+        cache = None
+        if cache_switch == "on":
+            cache = CacheSettings(
+                max_age_seconds=float(_int(environ, get, ENV_CACHE_MAX_AGE, 1, 86_400)),
+                max_messages=_int(environ, get, ENV_CACHE_MAX_MESSAGES, 1, 2**32),
+                max_bytes=_int(environ, get, ENV_CACHE_MAX_BYTES, 1, 2**63 - 1),
+                capacity=_int(environ, get, ENV_CACHE_CAPACITY, 1, 10_000),
+            )
+        max_record_bytes = _int(environ, get, ENV_MAX_RECORD_BYTES, 1, MAX_RECORD_BYTES_LIMIT)
+        return cls(
+            table_name=table_name,
+            mrk_arn=mrk_arn,
+            region=region,
+            sensitive_fields=fields,
+            algorithm_suite=suite,  # type: ignore[arg-type]
+            cache=cache,
+            max_record_bytes=max_record_bytes,
+        )
+
+
+def _int(environ: Mapping[str, str], get, name: str, low: int, high: int) -> int:  # type: ignore[no-untyped-def]
+    raw = get(name)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(name, raw, f"an integer from {low} to {high}") from None
+    if not low <= value <= high:
+        raise ConfigurationError(name, raw, f"an integer from {low} to {high}")
+    return value
