@@ -97,7 +97,7 @@ def build_bundle(output_dir: Path) -> None:
 class LocalPipBundling:
     """CDK's local bundling hook: build the bundle with pip on this machine, never with Docker."""
 
-    def try_bundle(self, output_dir: str, **_options: Any) -> bool:
+    def try_bundle(self, output_dir: str, options: Any = None) -> bool:  # noqa: ARG002 - jsii passes options positionally
         build_bundle(Path(output_dir))
         return True
 

@@ -214,7 +214,7 @@ class Verification:
             assert item is not None
             attr = self._binary_attributes(item)[0]
             blob = bytearray(_bytes(item[attr]["B"]))
-            blob[len(blob) // 2] ^= 0x01
+            blob[-1] ^= 0x01  # the signature (signing suite) or the last frame's tag
             env.put_raw_item(replica, {**item, attr: {"B": bytes(blob)}})
             inv = self.invoker.invoke(replica, "reader", {"id": state["item_id"]})
             assert self._error_type(inv) == "TamperedCiphertext", f"got {json.dumps(inv.result)[:200]}"
