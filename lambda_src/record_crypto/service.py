@@ -64,7 +64,8 @@ class RecordService:
         self._table = session.create_client(
             "dynamodb",
             region_name=settings.region,
-            config=Config(retries={"mode": "standard", "max_attempts": 4}),
+            # total_max_attempts counts the first attempt (max_attempts here would not).
+            config=Config(retries={"mode": "standard", "total_max_attempts": 4}),
         )
 
     @classmethod

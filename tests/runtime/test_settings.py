@@ -1,0 +1,93 @@
+"""The function environment contract: validated once at cold start, every bad value named."""
+
+from __future__ import annotations
+
+import pytest
+
+from record_crypto.settings import (
+    ENV_ALGORITHM_SUITE,
+    ENV_CACHE_MAX_AGE,
+    ENV_CACHE_MAX_BYTES,
+    ENV_CACHE_MAX_MESSAGES,
+    ENV_DATA_KEY_CACHE,
+    ENV_MAX_RECORD_BYTES,
+    ENV_MRK_ARN,
+    ENV_REGION,
+    ENV_SENSITIVE_FIELDS,
+    ENV_TABLE_NAME,
+    MAX_RECORD_BYTES_LIMIT,
+    REQUIRED_ENV_VARS,
+    ConfigurationError,
+    Settings,
+)
+
+REAL_ARN = "arn:aws:kms:us-east-2:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+MOTO_ARN = "arn:aws:kms:us-east-2:123456789012:key/mrk-109d46e1-0486-44c2-8aaa-399fd1391a5f"
+GOOD = {
+    ENV_REGION: "us-east-2",
+    ENV_TABLE_NAME: "mrk-toolkit-records",
+    ENV_MRK_ARN: REAL_ARN,
+    ENV_SENSITIVE_FIELDS: "ssn,dob",
+}
+
+
+def test_minimal_environment_gets_safe_defaults() -> None:
+    s = Settings.from_env(GOOD)
+    assert (s.region, s.table_name, s.mrk_arn) == ("us-east-2", "mrk-toolkit-records", REAL_ARN)
+    assert s.sensitive_fields == ("ssn", "dob")
+    assert s.key_id == "mrk-1234abcd12ab34cd56ef1234567890ab"
+    assert s.algorithm_suite == "signing", "the signing suite is the default"
+    assert s.cache is None, "data-key caching is off unless asked for"
+    assert s.max_record_bytes == 32768
+
+
+def test_moto_mrk_ids_are_accepted() -> None:
+    assert Settings.from_env({**GOOD, ENV_MRK_ARN: MOTO_ARN}).key_id.startswith("mrk-")
+
+
+def test_cache_settings_are_read_when_cache_is_on() -> None:
+    s = Settings.from_env(
+        {**GOOD, ENV_DATA_KEY_CACHE: "on", ENV_CACHE_MAX_AGE: "60", ENV_CACHE_MAX_MESSAGES: "500", ENV_CACHE_MAX_BYTES: "1000000"}
+    )
+    assert s.cache is not None
+    assert (s.cache.max_age_seconds, s.cache.max_messages, s.cache.max_bytes) == (60.0, 500, 1_000_000)
+
+
+@pytest.mark.parametrize("name", REQUIRED_ENV_VARS)
+def test_each_required_variable_is_named_when_missing(name: str) -> None:
+    env = {**GOOD}
+    env.pop(name)
+    with pytest.raises(ConfigurationError, match=rf"^Invalid function environment {name}=<unset>: required"):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [
+        (ENV_REGION, "US-EAST-2", "an AWS region"),
+        (ENV_TABLE_NAME, "a b", "a DynamoDB table name"),
+        (ENV_MRK_ARN, "arn:aws:kms:us-east-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab", "multi-region key"),
+        (ENV_MRK_ARN, "alias/records", "multi-region key"),
+        (ENV_MRK_ARN, REAL_ARN.replace("us-east-2", "us-west-1"), "own region us-east-2"),
+        (ENV_SENSITIVE_FIELDS, "ssn,ssn", "distinct field names"),
+        (ENV_SENSITIVE_FIELDS, "id,ssn", "not 'id'"),
+        (ENV_SENSITIVE_FIELDS, "ssn,1bad", "distinct field names"),
+        (ENV_ALGORITHM_SUITE, "unsigned", "one of signing, committing-unsigned"),
+        (ENV_DATA_KEY_CACHE, "yes", "on or off"),
+        (ENV_MAX_RECORD_BYTES, "0", "an integer from 1"),
+        (ENV_MAX_RECORD_BYTES, str(MAX_RECORD_BYTES_LIMIT + 1), f"to {MAX_RECORD_BYTES_LIMIT}"),
+        (ENV_MAX_RECORD_BYTES, "32k", "an integer"),
+    ],
+)
+def test_each_bad_value_is_named_with_what_is_allowed(name: str, value: str, allowed: str) -> None:
+    with pytest.raises(ConfigurationError) as err:
+        Settings.from_env({**GOOD, name: value})
+    assert err.value.name == name
+    assert str(err.value).startswith(f"Invalid function environment {name}={value!r}: ")
+    assert allowed in str(err.value)
+
+
+@pytest.mark.parametrize("name", [ENV_CACHE_MAX_AGE, ENV_CACHE_MAX_MESSAGES, ENV_CACHE_MAX_BYTES])
+def test_cache_bounds_are_validated_when_cache_is_on(name: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_env({**GOOD, ENV_DATA_KEY_CACHE: "on", name: "-1"})
