@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,12 @@ class EmulatedEnvironment:
     replica_regions: tuple[str, ...]
     sensitive_fields: tuple[str, ...]
     controls_replication_lag: bool = True
+    replication: GlobalTablesEmulator | None = None
+
+    def add_replication_check(self, report: Report) -> None:
+        if self.replication is not None and self.replication.errors:
+            errors = "; ".join(self.replication.errors[:3])
+            report.checks.append(Check("replication emulation ran without errors", False, errors, 0.0))
 
     def _ddb(self, region: str) -> Any:
         return self.aws.client("dynamodb", region)
@@ -86,21 +93,16 @@ class EmulatedEnvironment:
         return "\n".join(self.host.logs().values())
 
 
-def run_offline(
+@contextlib.contextmanager
+def stood_up(
+    assembly: CloudAssembly,
     *,
-    cdk_out: Path | None = None,
-    context_overrides: dict[str, Any] | None = None,
     lag_seconds: float = 1.0,
     progress: Callable[[str], None] | None = None,
     log_dir: Path | None = None,
-) -> Report:
+) -> Iterator[EmulatedEnvironment]:
+    """The assembly deployed on a fresh emulated AWS with replication and functions running."""
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
-    t0 = time.monotonic()
-    if cdk_out is None:
-        say("synthesizing the deployment (cdk.json context, all compliance packs) ...")
-        cdk_out = synthesize(context_overrides or {})
-    assembly: CloudAssembly = load_assembly(cdk_out)
-    say(f"cloud assembly {cdk_out}: {len(assembly.stacks)} stacks in {len(assembly.waves())} waves ({time.monotonic() - t0:.1f}s)")
     with EmulatedAws() as aws:
         say(f"emulated AWS (moto) on {aws.endpoint_url}, account {aws.account}")
         deployment = Provisioner(aws.session, aws.account, aws.endpoint_url, say).deploy(assembly)
@@ -118,14 +120,31 @@ def run_offline(
         try:
             host.start_all()
             say(f"started {len(deployment.functions)} functions under their own roles (logs in {host.log_dir})")
-            env = EmulatedEnvironment(aws, deployment, host, primary, replicas, sensitive)
-            report = Verification(EmulatorInvoker(host), env, replication_deadline_s=max(10.0, lag_seconds * 10), progress=say).run()
-            if replication.errors:
-                report.checks.append(
-                    Check("replication emulation ran without errors", False, "; ".join(replication.errors[:3]), 0.0)
-                )
+            yield EmulatedEnvironment(aws, deployment, host, primary, replicas, sensitive, replication=replication)
         finally:
             replication.stop()
             host.stop()
+
+
+def run_offline(
+    *,
+    cdk_out: Path | None = None,
+    context_overrides: dict[str, Any] | None = None,
+    lag_seconds: float = 1.0,
+    progress: Callable[[str], None] | None = None,
+    log_dir: Path | None = None,
+) -> Report:
+    say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+    t0 = time.monotonic()
+    if cdk_out is None:
+        say("synthesizing the deployment (cdk.json context, all compliance packs) ...")
+        cdk_out = synthesize(context_overrides or {})
+    assembly: CloudAssembly = load_assembly(cdk_out)
+    say(f"cloud assembly {cdk_out}: {len(assembly.stacks)} stacks in {len(assembly.waves())} waves ({time.monotonic() - t0:.1f}s)")
+    with stood_up(assembly, lag_seconds=lag_seconds, progress=say, log_dir=log_dir) as env:
+        report = Verification(
+            EmulatorInvoker(env.host), env, replication_deadline_s=max(10.0, lag_seconds * 10), progress=say
+        ).run()
+        env.add_replication_check(report)
     say(f"finished in {time.monotonic() - t0:.1f}s")
     return report

@@ -136,6 +136,7 @@ class FunctionHost:
         self.endpoint_url = endpoint_url
         self.deployment = deployment
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="mrk-toolkit-functions-"))
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         self._instances: dict[tuple[str, str, str], EmulatedFunction] = {}
 
     def _credentials(self, role_arn: str, region: str) -> dict[str, str]:

@@ -177,14 +177,43 @@ def request_target(service: str, operation: str, params: Mapping[str, Any], regi
     return action, "*", context
 
 
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Iterable[bytes]:
+        yield self._data
+
+    def read(self, *_: Any) -> bytes:
+        data, self._data = self._data, b""
+        return data
+
+
 def install(policies: PolicySet, *, on_decision: Any = None) -> None:
-    """Wrap botocore so every API call in this process is authorized first."""
+    """Wrap botocore so every API call in this process is authorized first.
+
+    A denied call of a JSON-protocol service (KMS, DynamoDB) still goes through botocore's
+    whole pipeline, with an HTTP 400 AccessDeniedException answered at ``before-send`` instead
+    of the service's reply, so the caller's event hooks and error parsing see what real AWS
+    would send. Other protocols get the ClientError raised directly.
+    """
+    import threading
+
+    from botocore.awsrequest import AWSResponse
     from botocore.client import BaseClient
     from botocore.exceptions import ClientError
 
     original = BaseClient._make_api_call
     if getattr(original, "_mrk_toolkit_gate", False):
         return
+    denial = threading.local()
+
+    def answer_denied(request: Any, **_: Any) -> AWSResponse | None:
+        body = getattr(denial, "body", None)
+        if body is None:
+            return None
+        headers = {"x-amzn-RequestId": "emulated-iam", "Content-Type": "application/x-amz-json-1.1"}
+        return AWSResponse(request.url, 400, headers, _Body(body))
 
     def gated(self: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
         service = self.meta.service_model.signing_name or self.meta.service_model.service_name
@@ -192,18 +221,23 @@ def install(policies: PolicySet, *, on_decision: Any = None) -> None:
         decision = policies.authorize(action, resource, context)
         if on_decision is not None:
             on_decision(action, resource, decision)
-        if not decision.allowed:
-            raise ClientError(
-                {
-                    "Error": {
-                        "Code": "AccessDeniedException",
-                        "Message": f"User: {policies.principal_arn} is not authorized to perform: {action} on resource: {resource} (emulated IAM: {decision.reason})",
-                    },
-                    "ResponseMetadata": {"HTTPStatusCode": 400},
-                },
-                operation_name,
-            )
-        return original(self, operation_name, api_params)
+        if decision.allowed:
+            return original(self, operation_name, api_params)
+        message = (
+            f"User: {policies.principal_arn} is not authorized to perform: {action} on resource: "
+            f"{resource} (emulated IAM: {decision.reason})"
+        )
+        if self.meta.service_model.protocol == "json":
+            denial.body = json.dumps({"__type": "AccessDeniedException", "message": message}).encode()
+            self.meta.events.register_first("before-send", answer_denied, unique_id="mrk-toolkit-iam-gate")
+            try:
+                return original(self, operation_name, api_params)
+            finally:
+                denial.body = None
+        raise ClientError(
+            {"Error": {"Code": "AccessDeniedException", "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}},
+            operation_name,
+        )
 
     gated._mrk_toolkit_gate = True  # type: ignore[attr-defined]
     BaseClient._make_api_call = gated  # type: ignore[method-assign]

@@ -116,10 +116,20 @@ class Verification:
             return None
         return str(inv.result.get("error", {}).get("type"))
 
+    @staticmethod
+    def _failure(what: str, inv: Invocation) -> str:
+        """What failed, plus which call was denied and why when the emulator knows it."""
+        text = f"{what} failed: {json.dumps(inv.result)[:300]}"
+        denied = [c for c in inv.calls or [] if not c.get("allowed", True)]
+        if denied:
+            c = denied[0]
+            text += f"; denied {c['action']} on {c['resource']}: {c.get('reason', 'no reason given')}"
+        return text
+
     def _write(self, tag: str) -> tuple[str, dict[str, Any], Invocation]:
         item_id, record = self._item_id(tag), self.sample_record(tag)
         inv = self.invoker.invoke(self.env.primary_region, "writer", {"id": item_id, "record": record})
-        assert inv.result.get("ok") is True, f"writer failed: {json.dumps(inv.result)[:300]}"
+        assert inv.result.get("ok") is True, self._failure("writer", inv)
         return item_id, record, inv
 
     def _read_until_replicated(self, region: str, item_id: str) -> Invocation:
@@ -166,7 +176,7 @@ class Verification:
 
             def read(region: str = region) -> str:
                 inv = self._read_until_replicated(region, state["item_id"])
-                assert inv.result.get("ok") is True, f"reader failed: {json.dumps(inv.result)[:300]}"
+                assert inv.result.get("ok") is True, self._failure("reader", inv)
                 got = inv.result["record"]
                 missing = {k: v for k, v in state["record"].items() if got.get(k) != v}
                 assert not missing, f"decrypted record differs in {sorted(missing)}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import urllib.request
 from types import TracebackType
 
 import boto3
@@ -35,13 +36,22 @@ class EmulatedAws:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
+        # moto keeps its state per process, not per server: start from an empty AWS.
+        self.reset()
         return self
+
+    def reset(self) -> None:
+        """Forget every resource (moto's own reset endpoint)."""
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310 - our local server
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310
+            pass
 
     def client(self, service: str, region: str):  # type: ignore[no-untyped-def]
         return self.session.client(service, region_name=region, endpoint_url=self.endpoint_url)
 
     def stop(self) -> None:
         if self._server is not None:
+            self.reset()
             self._server.stop()
             self._server = None
 
