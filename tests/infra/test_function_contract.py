@@ -1,0 +1,73 @@
+"""What the templates hand the functions is what the functions accept, and the deployable
+bundle is lean: the function code's dependencies without boto3/botocore, under 6 MB zipped."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cdk_constructs import lambda_bundle
+from record_crypto.settings import ENV_MRK_ARN, ENV_REGION, OPTIONAL_ENV_VARS, REQUIRED_ENV_VARS, Settings
+from tests.infra.helpers import resources, stack_output_ref
+from tests.infra.synth import Synthesized
+
+ACCOUNT = "111122223333"
+MRK_ID = "mrk-1234abcd12ab34cd56ef1234567890ab"
+
+
+def _resolved(region: str, variables: dict[str, Any]) -> dict[str, str]:
+    """The environment as Lambda would see it once deployed (the MRK ARN output resolved)."""
+    env: dict[str, str] = {}
+    for name, value in variables.items():
+        if isinstance(value, str):
+            env[name] = value
+        else:
+            ref = stack_output_ref(value)
+            assert ref is not None and ref["Region"] == region, (name, value)
+            env[name] = f"arn:aws:kms:{region}:{ACCOUNT}:key/{MRK_ID}"
+    env[ENV_REGION] = region  # set by the Lambda runtime
+    return env
+
+
+def test_every_function_environment_passes_the_runtime_contract(synthesized: Synthesized) -> None:
+    app = synthesized
+    for region, stack in app.stacks.functions.items():
+        for lid, function in resources(app.raw(stack), "AWS::Lambda::Function").items():
+            variables = function["Properties"]["Environment"]["Variables"]
+            assert set(variables) <= set(REQUIRED_ENV_VARS) | set(OPTIONAL_ENV_VARS), (lid, sorted(variables))
+            assert ENV_REGION not in variables, "reserved: the Lambda runtime sets AWS_REGION"
+            settings = Settings.from_env(_resolved(region, variables))
+            assert settings.region == region and settings.mrk_arn.split(":")[3] == region
+            assert settings.sensitive_fields == tuple(app.config.sensitive_fields), lid
+            assert variables[ENV_MRK_ARN], lid
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bundle")
+    lambda_bundle.build_bundle(out)
+    return out
+
+
+def test_bundle_has_the_code_and_its_dependencies_but_not_boto3(bundle: Path) -> None:
+    top = {p.name for p in bundle.iterdir()}
+    assert {"writer.py", "reader.py", "record_crypto", "aws_encryption_sdk", "cryptography"} <= top, sorted(top)
+    assert not {"boto3", "botocore", "s3transfer", "jmespath"} & top, "the Lambda runtime provides these"
+    assert "requirements.txt" not in top
+    assert not list(bundle.rglob("__pycache__")), "no machine-specific bytecode"
+    # Built for the Lambda platform, not this machine.
+    binaries = [p.name for p in bundle.rglob("*.so")]
+    assert binaries and all("x86_64" in name or "abi3" in name for name in binaries), binaries
+
+
+def test_bundle_is_under_six_megabytes_zipped(bundle: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(p for p in bundle.rglob("*") if p.is_file()):
+            zf.write(path, path.relative_to(bundle).as_posix())
+    size = buffer.tell()
+    assert size <= 6 * 1024 * 1024, f"{size / 1e6:.2f} MB zipped"
