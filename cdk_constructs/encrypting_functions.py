@@ -86,9 +86,7 @@ class EncryptingFunction(Construct):
         logs_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(
-            self, "Logs", removal_policy=removal_policy, encryption_key=logs_key
-        )
+        self.log_group = logs.LogGroup(self, "Logs", removal_policy=removal_policy, encryption_key=logs_key)
         cfn_log_group = self.log_group.node.default_child
         assert isinstance(cfn_log_group, logs.CfnLogGroup)
         cfn_log_group.retention_in_days = log_retention_days
@@ -170,7 +168,8 @@ class EncryptingFunctions(Construct):
     Props (keyword-only): ``table_name`` (the local replica's name, same in every region);
     ``mrk_arn`` (the multi-region key's ARN in this region); ``encryption_context`` (the
     pairs every KMS request carries; the same pairs condition the role policies);
-    ``writer_role_path`` / ``reader_role_path``; ``crypto`` (``CryptoOptions``); ``code`` (one asset per stack, shared by both);
+    ``writer_role_path`` / ``reader_role_path``; ``crypto`` (``CryptoOptions``);
+    ``code`` (one asset per stack, shared by both);
     ``log_retention_days``; ``reserved_concurrency``; ``removal_policy``.
 
     The writer may only ``kms:GenerateDataKey`` on the local MRK and ``dynamodb:PutItem`` on the

@@ -68,10 +68,24 @@ def install_dependencies() -> Path:
     target.mkdir(parents=True)
     subprocess.run(  # noqa: S603 - fixed argv, no shell
         [
-            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "--no-deps", "--only-binary=:all:", "--implementation", "cp",
-            "--platform", PLATFORM, "--python-version", PYTHON_VERSION,
-            "--target", str(target), "-r", str(REQUIREMENTS),
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--implementation",
+            "cp",
+            "--platform",
+            PLATFORM,
+            "--python-version",
+            PYTHON_VERSION,
+            "--target",
+            str(target),
+            "-r",
+            str(REQUIREMENTS),
         ],
         check=True,
     )
@@ -97,7 +111,7 @@ def build_bundle(output_dir: Path) -> None:
 class LocalPipBundling:
     """CDK's local bundling hook: build the bundle with pip on this machine, never with Docker."""
 
-    def try_bundle(self, output_dir: str, options: Any = None) -> bool:  # noqa: ARG002 - jsii passes options positionally
+    def try_bundle(self, output_dir: str, options: Any = None) -> bool:
         build_bundle(Path(output_dir))
         return True
 

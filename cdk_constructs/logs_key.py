@@ -37,7 +37,9 @@ class LogsKey(Construct):
                     resources=["*"],
                     conditions={
                         "ArnLike": {
-                            "kms:EncryptionContext:aws:logs:arn": f"arn:{Aws.PARTITION}:logs:{region}:{Aws.ACCOUNT_ID}:log-group:*"
+                            "kms:EncryptionContext:aws:logs:arn": (
+                                f"arn:{Aws.PARTITION}:logs:{region}:{Aws.ACCOUNT_ID}:log-group:*"
+                            )
                         }
                     },
                 ),

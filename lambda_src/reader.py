@@ -12,5 +12,5 @@ from record_crypto.service import RecordService
 SERVICE = RecordService.from_environment()
 
 
-def handler(event, context):  # noqa: ANN001, ARG001 - the Lambda handler signature
+def handler(event, context):
     return SERVICE.read(event)

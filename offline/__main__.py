@@ -25,7 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="synthesize, stand up on the embedded emulated AWS, verify cross-region decrypt")
     demo.add_argument("--cdk-out", type=Path, help="use this synthesized assembly instead of synthesizing")
-    demo.add_argument("-c", "--context", action="append", default=[], help="context override, e.g. mrk-toolkit:replicaRegions=us-west-1,eu-west-1")
+    demo.add_argument(
+        "-c",
+        "--context",
+        action="append",
+        default=[],
+        help="context override, e.g. mrk-toolkit:replicaRegions=us-west-1,eu-west-1",
+    )
     demo.add_argument("--lag", type=float, default=1.0, help="emulated replication lag in seconds (default 1.0)")
     demo.add_argument("--log-dir", type=Path, help="where the functions' logs go (default: a temp dir)")
     demo.add_argument("--json", type=Path, help="also write the report as JSON here")

@@ -40,7 +40,9 @@ class LambdaInvoker:
         return Invocation(result=body if isinstance(body, dict) else {"ok": False, "error": {"type": "BadPayload"}})
 
 
-def discover_functions(stack_prefix: str, regions: tuple[str, ...], cfn_factory: Any = None) -> dict[tuple[str, str], str]:
+def discover_functions(
+    stack_prefix: str, regions: tuple[str, ...], cfn_factory: Any = None
+) -> dict[tuple[str, str], str]:
     """Function names from the functions stacks' outputs (WriterFunctionName, ReaderFunctionName)."""
     factory = cfn_factory or (lambda region: boto3.client("cloudformation", region_name=region))
     names: dict[tuple[str, str], str] = {}
@@ -65,7 +67,11 @@ class DeployedEnvironment:
         return boto3.client("dynamodb", region_name=region)
 
     def raw_item(self, region: str, item_id: str) -> dict[str, Any] | None:
-        return self._ddb(region).get_item(TableName=self.table_name, Key={"id": {"S": item_id}}, ConsistentRead=True).get("Item")
+        return (
+            self._ddb(region)
+            .get_item(TableName=self.table_name, Key={"id": {"S": item_id}}, ConsistentRead=True)
+            .get("Item")
+        )
 
     def put_raw_item(self, region: str, item: dict[str, Any]) -> None:
         self._ddb(region).put_item(TableName=self.table_name, Item=item)

@@ -113,9 +113,16 @@ def stood_up(
         replicas = tuple(r for r in deployment.tables if r != primary)
         sensitive = tuple(deployment.function(primary, "writer").environment.get("SENSITIVE_FIELDS", "").split(","))
         replication = GlobalTablesEmulator(
-            aws.session, aws.endpoint_url, tables=deployment.tables, stream_arns=deployment.stream_arns, lag_seconds=lag_seconds
+            aws.session,
+            aws.endpoint_url,
+            tables=deployment.tables,
+            stream_arns=deployment.stream_arns,
+            lag_seconds=lag_seconds,
         ).start()
-        say(f"EMULATED global tables replication between {', '.join(deployment.tables)} (lag {lag_seconds:.1f}s, last writer wins)")
+        say(
+            f"EMULATED global tables replication between {', '.join(deployment.tables)} "
+            f"(lag {lag_seconds:.1f}s, last writer wins)"
+        )
         host = FunctionHost(aws.session, aws.endpoint_url, deployment, log_dir=log_dir)
         try:
             host.start_all()
@@ -140,7 +147,10 @@ def run_offline(
         say("synthesizing the deployment (cdk.json context, all compliance packs) ...")
         cdk_out = synthesize(context_overrides or {})
     assembly: CloudAssembly = load_assembly(cdk_out)
-    say(f"cloud assembly {cdk_out}: {len(assembly.stacks)} stacks in {len(assembly.waves())} waves ({time.monotonic() - t0:.1f}s)")
+    say(
+        f"cloud assembly {cdk_out}: {len(assembly.stacks)} stacks in {len(assembly.waves())} waves "
+        f"({time.monotonic() - t0:.1f}s)"
+    )
     with stood_up(assembly, lag_seconds=lag_seconds, progress=say, log_dir=log_dir) as env:
         report = Verification(
             EmulatorInvoker(env.host), env, replication_deadline_s=max(10.0, lag_seconds * 10), progress=say

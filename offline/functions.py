@@ -23,7 +23,9 @@ class FunctionError(RuntimeError):
     pass
 
 
-def policies_for_role(session: boto3.Session, endpoint_url: str, deployment: Deployment, role_arn: str, region: str) -> PolicySet:
+def policies_for_role(
+    session: boto3.Session, endpoint_url: str, deployment: Deployment, role_arn: str, region: str
+) -> PolicySet:
     """What emulated IAM evaluates for a role: its policies and the key policies of its region,
     read back from the emulated AWS (as deployed from the templates)."""
     iam = session.client("iam", region_name="us-east-1", endpoint_url=endpoint_url)
@@ -41,14 +43,27 @@ def policies_for_role(session: boto3.Session, endpoint_url: str, deployment: Dep
     key_policies = {}
     for key in deployment.keys.values():
         if key["Region"] == region:
-            key_policies[key["Arn"]] = json.loads(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"])
-    return PolicySet(principal_arn=role_arn, account=deployment.account, identity_policies=docs, key_policies=key_policies)
+            key_policies[key["Arn"]] = json.loads(
+                kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"]
+            )
+    return PolicySet(
+        principal_arn=role_arn, account=deployment.account, identity_policies=docs, key_policies=key_policies
+    )
 
 
 class EmulatedFunction:
     """A warm function instance: the handler is imported once, then invoked many times."""
 
-    def __init__(self, spec: FunctionSpec, *, role_arn: str, credentials: dict[str, str], policies: PolicySet, endpoint_url: str, log_dir: Path) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        *,
+        role_arn: str,
+        credentials: dict[str, str],
+        policies: PolicySet,
+        endpoint_url: str,
+        log_dir: Path,
+    ) -> None:
         self.spec = spec
         self.role_arn = role_arn
         self.log_path = log_dir / f"{spec.region}-{spec.kind}-as-{role_arn.rsplit('/', 1)[1]}.log"
@@ -75,7 +90,7 @@ class EmulatedFunction:
             "MRK_TOOLKIT_POLICIES": str(policy_file),
         }
         self._log = self.log_path.open("w")
-        self._proc = subprocess.Popen(  # noqa: S603 - our own worker module
+        self._proc = subprocess.Popen(
             [sys.executable, "-m", "offline.worker"],
             cwd=REPO_ROOT,
             env=env,
@@ -95,7 +110,9 @@ class EmulatedFunction:
         reader.start()
         reader.join(timeout)
         if not result or not result[0]:
-            raise FunctionError(f"{self.spec.name}: no answer within {timeout:.0f}s; see {self.log_path}:\n{self.log_tail()}")
+            raise FunctionError(
+                f"{self.spec.name}: no answer within {timeout:.0f}s; see {self.log_path}:\n{self.log_tail()}"
+            )
         return json.loads(result[0])
 
     def wait_ready(self) -> None:
@@ -131,7 +148,9 @@ class EmulatedFunction:
 class FunctionHost:
     """Starts every function of a deployment under its own role; runs them on request."""
 
-    def __init__(self, session: boto3.Session, endpoint_url: str, deployment: Deployment, log_dir: Path | None = None) -> None:
+    def __init__(
+        self, session: boto3.Session, endpoint_url: str, deployment: Deployment, log_dir: Path | None = None
+    ) -> None:
         self.session = session
         self.endpoint_url = endpoint_url
         self.deployment = deployment

@@ -90,7 +90,9 @@ class PolicySet:
                     return False
         return True
 
-    def _statement_applies(self, stmt: Mapping[str, Any], action: str, resource: str, context: Mapping[str, Any]) -> bool:
+    def _statement_applies(
+        self, stmt: Mapping[str, Any], action: str, resource: str, context: Mapping[str, Any]
+    ) -> bool:
         if "NotAction" in stmt or "NotResource" in stmt or "NotPrincipal" in stmt:
             return False  # not used by the toolkit; never grants here
         if not any(_matches(a.lower(), action.lower()) for a in _as_list(stmt.get("Action", []))):
@@ -107,7 +109,9 @@ class PolicySet:
             return [str(p) for p in _as_list(principal.get("AWS", []))]
         return []
 
-    def _evaluate(self, docs: list[Mapping[str, Any]], action: str, resource: str, context: Mapping[str, Any], *, key_policy: bool) -> tuple[str, str]:
+    def _evaluate(
+        self, docs: list[Mapping[str, Any]], action: str, resource: str, context: Mapping[str, Any], *, key_policy: bool
+    ) -> tuple[str, str]:
         """Returns ("deny"|"allow-principal"|"allow-account"|"none", sid)."""
         result, sid = "none", ""
         root = f"arn:aws:iam::{self.account}:root"
@@ -148,14 +152,18 @@ class PolicySet:
             if key == "allow-account" and identity != "none":
                 return Decision(True, f"key policy delegates to IAM ({key_sid}) and the role allows ({identity_sid})")
             if key == "none":
-                return Decision(False, f"the key policy of {resource} does not allow {action} for this role and context")
+                return Decision(
+                    False, f"the key policy of {resource} does not allow {action} for this role and context"
+                )
             return Decision(False, f"no identity policy allows {action} on {resource} with this context")
         if identity == "allow-principal":
             return Decision(True, f"identity policy allows ({identity_sid})")
         return Decision(False, f"no identity policy allows {action} on {resource}")
 
 
-def request_target(service: str, operation: str, params: Mapping[str, Any], region: str, account: str) -> tuple[str, str, dict[str, Any]]:
+def request_target(
+    service: str, operation: str, params: Mapping[str, Any], region: str, account: str
+) -> tuple[str, str, dict[str, Any]]:
     """(IAM action, resource ARN, condition keys) of one API call."""
     action = f"{service}:{operation}"
     context: dict[str, Any] = {}
@@ -217,7 +225,9 @@ def install(policies: PolicySet, *, on_decision: Any = None) -> None:
 
     def gated(self: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
         service = self.meta.service_model.signing_name or self.meta.service_model.service_name
-        action, resource, context = request_target(service, operation_name, api_params, self.meta.region_name, policies.account)
+        action, resource, context = request_target(
+            service, operation_name, api_params, self.meta.region_name, policies.account
+        )
         decision = policies.authorize(action, resource, context)
         if on_decision is not None:
             on_decision(action, resource, decision)
@@ -235,7 +245,10 @@ def install(policies: PolicySet, *, on_decision: Any = None) -> None:
             finally:
                 denial.body = None
         raise ClientError(
-            {"Error": {"Code": "AccessDeniedException", "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}},
+            {
+                "Error": {"Code": "AccessDeniedException", "Message": message},
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            },
             operation_name,
         )
 

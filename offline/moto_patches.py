@@ -23,14 +23,10 @@ def needs_moto_mrk_patch() -> bool:
     from moto.kms import utils
 
     serialize = getattr(utils, "_mrk_toolkit_original_serialize", utils._serialize_ciphertext_blob)
-    deserialize = getattr(
-        utils, "_mrk_toolkit_original_deserialize", utils._deserialize_ciphertext_blob
-    )
+    deserialize = getattr(utils, "_mrk_toolkit_original_deserialize", utils._deserialize_ciphertext_blob)
     key_id = utils.generate_key_id(multi_region=True)
     blob = serialize(
-        utils.Ciphertext(
-            key_id=key_id, iv=b"\0" * utils.IV_LEN, ciphertext=b"x", tag=b"\0" * utils.TAG_LEN
-        )
+        utils.Ciphertext(key_id=key_id, iv=b"\0" * utils.IV_LEN, ciphertext=b"x", tag=b"\0" * utils.TAG_LEN)
     )
     try:
         return deserialize(blob).key_id != key_id
@@ -49,9 +45,7 @@ def apply_moto_mrk_patch() -> None:
 
     # Same signatures as moto's (it calls them with keyword arguments).
     def serialize(ciphertext):  # type: ignore[no-untyped-def]
-        header = struct.pack(
-            header_format, ciphertext.key_id.encode("utf-8"), ciphertext.iv, ciphertext.tag
-        )
+        header = struct.pack(header_format, ciphertext.key_id.encode("utf-8"), ciphertext.iv, ciphertext.tag)
         return header + ciphertext.ciphertext
 
     def deserialize(ciphertext_blob):  # type: ignore[no-untyped-def]

@@ -105,7 +105,9 @@ def _resource_order(template: dict[str, Any]) -> list[str]:
 
 
 class Provisioner:
-    def __init__(self, session: boto3.Session, account: str, endpoint_url: str, progress: Callable[[str], None]) -> None:
+    def __init__(
+        self, session: boto3.Session, account: str, endpoint_url: str, progress: Callable[[str], None]
+    ) -> None:
         self.session = session
         self.account = account
         self.endpoint_url = endpoint_url
@@ -119,7 +121,9 @@ class Provisioner:
         for number, wave in enumerate(assembly.waves(), start=1):
             for stack in wave:
                 self._deploy_stack(stack, deployment)
-                self.progress(f"wave {number}: deployed {stack.name} ({stack.region}, {len(stack.resources())} resources)")
+                self.progress(
+                    f"wave {number}: deployed {stack.name} ({stack.region}, {len(stack.resources())} resources)"
+                )
         return deployment
 
     def _deploy_stack(self, stack: StackArtifact, deployment: Deployment) -> None:
@@ -129,7 +133,9 @@ class Provisioner:
         def stack_output(stack_name: str, region: str, output: str) -> str:
             target = deployment.assembly.stacks.get(stack_name)
             if target is None or target.region != region:
-                raise UnsupportedTemplate(f"{stack.name}: Fn::GetStackOutput names {stack_name} in {region}, not in the assembly")
+                raise UnsupportedTemplate(
+                    f"{stack.name}: Fn::GetStackOutput names {stack_name} in {region}, not in the assembly"
+                )
             try:
                 return deployment.outputs[stack_name][output]
             except KeyError:
@@ -162,7 +168,9 @@ class Provisioner:
         }
 
     # --- KMS -------------------------------------------------------------------------------
-    def _create_aws_kms_key(self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment) -> tuple[str, dict[str, str]]:
+    def _create_aws_kms_key(
+        self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment
+    ) -> tuple[str, dict[str, str]]:
         kms = self.client("kms", stack.region)
         meta = kms.create_key(
             Policy=json.dumps(p["KeyPolicy"]),
@@ -176,11 +184,15 @@ class Provisioner:
         d.keys[f"{stack.name}/{lid}"] = {"Arn": meta["Arn"], "KeyId": meta["KeyId"], "Region": stack.region}
         return meta["KeyId"], {"Arn": meta["Arn"], "KeyId": meta["KeyId"]}
 
-    def _create_aws_kms_replicakey(self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment) -> tuple[str, dict[str, str]]:
+    def _create_aws_kms_replicakey(
+        self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment
+    ) -> tuple[str, dict[str, str]]:
         primary_arn = p["PrimaryKeyArn"]
         match = re.fullmatch(r"arn:aws:kms:([a-z0-9-]+):(\d{12}):key/(mrk-[0-9a-f-]+)", primary_arn)
         if not match:
-            raise UnsupportedTemplate(f"{stack.name}/{lid}: PrimaryKeyArn {primary_arn!r} is not a multi-region key ARN")
+            raise UnsupportedTemplate(
+                f"{stack.name}/{lid}: PrimaryKeyArn {primary_arn!r} is not a multi-region key ARN"
+            )
         primary_region, _, key_id = match.groups()
         if primary_region == stack.region:
             raise UnsupportedTemplate(f"{stack.name}/{lid}: a replica must be in another region than its primary")
@@ -198,7 +210,9 @@ class Provisioner:
         d.keys[f"{stack.name}/{lid}"] = {"Arn": replica["Arn"], "KeyId": replica["KeyId"], "Region": stack.region}
         return replica["KeyId"], {"Arn": replica["Arn"], "KeyId": replica["KeyId"]}
 
-    def _create_aws_kms_alias(self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment) -> tuple[str, dict[str, str]]:
+    def _create_aws_kms_alias(
+        self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment
+    ) -> tuple[str, dict[str, str]]:
         kms = self.client("kms", stack.region)
         try:
             kms.create_alias(AliasName=p["AliasName"], TargetKeyId=p["TargetKeyId"])
@@ -211,7 +225,9 @@ class Provisioner:
         return p["AliasName"], {}
 
     # --- DynamoDB --------------------------------------------------------------------------
-    def _create_aws_dynamodb_globaltable(self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment) -> tuple[str, dict[str, str]]:
+    def _create_aws_dynamodb_globaltable(
+        self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment
+    ) -> tuple[str, dict[str, str]]:
         name = p["TableName"]
         sse = p.get("SSESpecification", {})
         arns = {}
@@ -229,7 +245,11 @@ class Provisioner:
             }
             if sse.get("SSEEnabled"):
                 key = replica.get("SSESpecification", {}).get("KMSMasterKeyId")
-                kwargs["SSESpecification"] = {"Enabled": True, "SSEType": "KMS", **({"KMSMasterKeyId": key} if key else {})}
+                kwargs["SSESpecification"] = {
+                    "Enabled": True,
+                    "SSEType": "KMS",
+                    **({"KMSMasterKeyId": key} if key else {}),
+                }
             table = ddb.create_table(**kwargs)["TableDescription"]
             if replica.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled"):
                 ddb.update_continuous_backups(
@@ -241,7 +261,9 @@ class Provisioner:
         return name, {"Arn": arns[stack.region], "StreamArn": d.stream_arns[stack.region]}
 
     # --- IAM -------------------------------------------------------------------------------
-    def _create_aws_iam_role(self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment) -> tuple[str, dict[str, str]]:
+    def _create_aws_iam_role(
+        self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment
+    ) -> tuple[str, dict[str, str]]:
         iam = self.client("iam", "us-east-1")
         name = f"{stack.name}-{lid}"[:64]
         role = iam.create_role(
@@ -251,12 +273,16 @@ class Provisioner:
             Description=p.get("Description", ""),
         )["Role"]
         for inline in p.get("Policies", []):
-            iam.put_role_policy(RoleName=name, PolicyName=inline["PolicyName"], PolicyDocument=json.dumps(inline["PolicyDocument"]))
+            iam.put_role_policy(
+                RoleName=name, PolicyName=inline["PolicyName"], PolicyDocument=json.dumps(inline["PolicyDocument"])
+            )
         for arn in p.get("ManagedPolicyArns", []):
             iam.attach_role_policy(RoleName=name, PolicyArn=arn)
         return name, {"Arn": role["Arn"], "RoleId": role["RoleId"]}
 
-    def _create_aws_iam_managedpolicy(self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment) -> tuple[str, dict[str, str]]:
+    def _create_aws_iam_managedpolicy(
+        self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment
+    ) -> tuple[str, dict[str, str]]:
         iam = self.client("iam", "us-east-1")
         policy = iam.create_policy(
             PolicyName=p.get("ManagedPolicyName", f"{stack.name}-{lid}"[:128]),
@@ -268,14 +294,20 @@ class Provisioner:
             iam.attach_role_policy(RoleName=role, PolicyArn=policy["Arn"])
         return policy["Arn"], {"PolicyArn": policy["Arn"]}
 
-    def _create_aws_iam_policy(self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment) -> tuple[str, dict[str, str]]:
+    def _create_aws_iam_policy(
+        self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment
+    ) -> tuple[str, dict[str, str]]:
         iam = self.client("iam", "us-east-1")
         for role in p.get("Roles", []):
-            iam.put_role_policy(RoleName=role, PolicyName=p["PolicyName"], PolicyDocument=json.dumps(p["PolicyDocument"]))
+            iam.put_role_policy(
+                RoleName=role, PolicyName=p["PolicyName"], PolicyDocument=json.dumps(p["PolicyDocument"])
+            )
         return p["PolicyName"], {}
 
     # --- Logs and Lambda -------------------------------------------------------------------
-    def _create_aws_logs_loggroup(self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment) -> tuple[str, dict[str, str]]:
+    def _create_aws_logs_loggroup(
+        self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment
+    ) -> tuple[str, dict[str, str]]:
         logs = self.client("logs", stack.region)
         name = p.get("LogGroupName", f"{stack.name}-{lid}")
         kwargs: dict[str, Any] = {"logGroupName": name}
@@ -287,7 +319,9 @@ class Provisioner:
         arn = f"arn:aws:logs:{stack.region}:{self.account}:log-group:{name}:*"
         return name, {"Arn": arn}
 
-    def _create_aws_lambda_function(self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment) -> tuple[str, dict[str, str]]:
+    def _create_aws_lambda_function(
+        self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment
+    ) -> tuple[str, dict[str, str]]:
         name = p.get("FunctionName", f"{stack.name}-{lid}"[:64])
         arn = f"arn:aws:lambda:{stack.region}:{self.account}:function:{name}"
         env = {k: str(v) for k, v in p.get("Environment", {}).get("Variables", {}).items()}

@@ -96,7 +96,9 @@ class GlobalTablesEmulator:
                     echoes.remove(digest)  # our own replicated write, not a user change
                     continue
                 with self._lock:
-                    heapq.heappush(self._queue, _Pending(time.monotonic() + self.lag_seconds, next(self._seq), region, record))
+                    heapq.heappush(
+                        self._queue, _Pending(time.monotonic() + self.lag_seconds, next(self._seq), region, record)
+                    )
 
     def _apply_due(self) -> None:
         now = time.monotonic()

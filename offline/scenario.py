@@ -166,7 +166,8 @@ class Verification:
                 kms = [c for c in inv.calls if c["action"].startswith("kms:")]
                 foreign = [c for c in kms if f":{env.primary_region}:" not in c["resource"]]
                 assert not foreign, f"writer called KMS outside its region: {foreign}"
-                return f"item {item_id}; KMS calls: {', '.join(c['action'] for c in kms) or 'none (cached)'}, all in {env.primary_region}"
+                called = ", ".join(c["action"] for c in kms) or "none (cached)"
+                return f"item {item_id}; KMS calls: {called}, all in {env.primary_region}"
             return f"item {item_id}"
 
         if not self._check(f"writer encrypts and writes in {env.primary_region}", write):
@@ -186,7 +187,8 @@ class Verification:
                     kms = [c for c in inv.calls if c["action"].startswith("kms:")]
                     foreign = [c["resource"] for c in kms if f":{region}:" not in c["resource"]]
                     assert not foreign, f"reader called KMS outside {region}: {foreign}"
-                    detail += f"; KMS calls: {', '.join(c['action'] + ' ' + c['resource'].split(':')[3] for c in kms) or 'none (cached)'}"
+                    called = ", ".join(c["action"] + " " + c["resource"].split(":")[3] for c in kms)
+                    detail += f"; KMS calls: {called or 'none (cached)'}"
                 return detail
 
             self._check(f"reader decrypts in {region} after replication", read)
@@ -201,7 +203,8 @@ class Verification:
                 assert len(binary) == 1, f"expected one ciphertext attribute, found {binary}"
                 plain = [k for k in ("name", "country") if k in item]
                 assert plain == ["name", "country"], "non-sensitive attributes should stay queryable"
-                return f"sensitive fields only inside '{binary[0]}' ({len(base64.b64encode(_bytes(item[binary[0]]['B'])))} b64 chars)"
+                size = len(base64.b64encode(_bytes(item[binary[0]]["B"])))
+                return f"sensitive fields only inside '{binary[0]}' ({size} b64 chars)"
 
             self._check(f"table in {region} holds only ciphertext for sensitive fields", at_rest)
 
@@ -235,7 +238,7 @@ class Verification:
         self._check(f"tampered item in {replica} is refused", tampered)
 
         def moved() -> str:
-            other_id, other_record, _ = self._write("other")
+            other_id, _other_record, _ = self._write("other")
             self._read_until_replicated(replica, other_id)
             source = env.raw_item(replica, state["item_id"])
             target = env.raw_item(replica, other_id)

@@ -21,7 +21,9 @@ class EmulatedAws:
         self.endpoint_url = ""
         self.account = MOTO_ACCOUNT
         self.session = boto3.Session(
-            aws_access_key_id="emulator-admin", aws_secret_access_key="emulator-admin", region_name="us-east-1"
+            aws_access_key_id="emulator-admin",
+            aws_secret_access_key="emulator-admin",  # noqa: S106 - the emulator accepts any
+            region_name="us-east-1",
         )
 
     def start(self) -> EmulatedAws:

@@ -27,7 +27,30 @@ _IAM_ARN_RE = re.compile(r"^arn:aws(?:-cn|-us-gov)?:iam::\d{12}:(?:root|role/[\w
 ALGORITHM_SUITES = ("signing", "committing-unsigned")
 REMOVAL_POLICIES = ("retain", "destroy")
 # CloudWatch Logs accepts only these retention values.
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 # Attribute names the runtime reserves for itself (partition key and `_`-prefixed metadata).
 PARTITION_KEY = "id"
 
@@ -185,17 +208,23 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
 
     replicas = _list("replicaRegions", get("replicaRegions", []))
     if not replicas:
-        raise ConfigError("replicaRegions", get("replicaRegions"), "at least one replica region is required, e.g. us-west-1")
+        raise ConfigError(
+            "replicaRegions", get("replicaRegions"), "at least one replica region is required, e.g. us-west-1"
+        )
     for region in replicas:
         _region("replicaRegions", region)
     if primary in replicas:
         raise ConfigError("replicaRegions", replicas, f"must not list the primary region {primary}")
     duplicates = sorted({r for r in replicas if replicas.count(r) > 1})
     if duplicates:
-        raise ConfigError("replicaRegions", replicas, f"each region may appear once; duplicated: {', '.join(duplicates)}")
+        raise ConfigError(
+            "replicaRegions", replicas, f"each region may appear once; duplicated: {', '.join(duplicates)}"
+        )
     partitions = {_partition(r) for r in (primary, *replicas)}
     if len(partitions) > 1:
-        raise ConfigError("replicaRegions", replicas, "all regions must be in the same AWS partition as the primary region")
+        raise ConfigError(
+            "replicaRegions", replicas, "all regions must be in the same AWS partition as the primary region"
+        )
 
     admin_arns = _list("keyAdminArns", get("keyAdminArns", []))
     for arn in admin_arns:
@@ -222,15 +251,29 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
 
     retention = _int("logRetentionDays", get("logRetentionDays", 30), 1, 3653)
     if retention not in LOG_RETENTION_DAYS:
-        raise ConfigError("logRetentionDays", retention, f"CloudWatch Logs accepts {', '.join(map(str, LOG_RETENTION_DAYS))}")
+        raise ConfigError(
+            "logRetentionDays", retention, f"CloudWatch Logs accepts {', '.join(map(str, LOG_RETENTION_DAYS))}"
+        )
 
     return ToolkitConfig(
         account=account,
         primary_region=primary,
         replica_regions=tuple(replicas),
-        stack_prefix=_pattern("stackPrefix", get("stackPrefix", "MrkToolkit"), _PREFIX_RE, "letters, digits and -, starting with a letter, at most 40"),
-        table_name=_pattern("tableName", get("tableName", "mrk-toolkit-records"), _TABLE_NAME_RE, "3-255 of A-Z a-z 0-9 _ . -"),
-        key_alias=_pattern("keyAlias", get("keyAlias", "alias/mrk-toolkit/records"), _ALIAS_RE, "alias/<name> with A-Z a-z 0-9 / _ -, not alias/aws/"),
+        stack_prefix=_pattern(
+            "stackPrefix",
+            get("stackPrefix", "MrkToolkit"),
+            _PREFIX_RE,
+            "letters, digits and -, starting with a letter, at most 40",
+        ),
+        table_name=_pattern(
+            "tableName", get("tableName", "mrk-toolkit-records"), _TABLE_NAME_RE, "3-255 of A-Z a-z 0-9 _ . -"
+        ),
+        key_alias=_pattern(
+            "keyAlias",
+            get("keyAlias", "alias/mrk-toolkit/records"),
+            _ALIAS_RE,
+            "alias/<name> with A-Z a-z 0-9 / _ -, not alias/aws/",
+        ),
         removal_policy=_choice("removalPolicy", get("removalPolicy", "retain"), REMOVAL_POLICIES),
         key_pending_window_days=_int("keyPendingWindowDays", get("keyPendingWindowDays", 30), 7, 30),
         key_admin_arns=tuple(admin_arns),

@@ -50,4 +50,3 @@ class KeysStack(Stack):
         self.mrk_arn = self.mrk.key_arn
         self.table_key_arn = self.table_key.key_arn
         CfnOutput(self, "RecordsKeyArn", value=self.mrk_arn, description="Multi-region key ARN in this region")
-

@@ -8,8 +8,8 @@ import os
 # machine has real ones (moto and the emulator accept any).
 for name, value in {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - a fake, by design
-    "AWS_SESSION_TOKEN": "testing",  # noqa: S105
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-2",
     "AWS_EC2_METADATA_DISABLED": "true",
 }.items():

@@ -38,9 +38,7 @@ def refuse_reserved_keys(context: Mapping[str, str]) -> None:
     """Callers may not set keys the Encryption SDK reserves for itself."""
     reserved = sorted(k for k in context if k.startswith(RESERVED_PREFIX))
     if reserved:
-        raise ValueError(
-            f"encryption context keys starting with '{RESERVED_PREFIX}' are reserved: {reserved}"
-        )
+        raise ValueError(f"encryption context keys starting with '{RESERVED_PREFIX}' are reserved: {reserved}")
 
 
 def check_context(actual: Mapping[str, str], *, table: str, item_id: str) -> None:
@@ -53,9 +51,7 @@ def check_context(actual: Mapping[str, str], *, table: str, item_id: str) -> Non
             "it was made for another table, purpose or schema version"
         )
     if ITEM_KEY in actual and actual[ITEM_KEY] != item_id:
-        raise ContextMismatch(
-            "the ciphertext's encryption context names another item: it was copied onto this item"
-        )
+        raise ContextMismatch("the ciphertext's encryption context names another item: it was copied onto this item")
     extra = sorted(set(actual) - set(stable) - {ITEM_KEY} - SDK_KEYS)
     if extra:
         raise ContextMismatch(f"the ciphertext's encryption context has unexpected keys {extra}")

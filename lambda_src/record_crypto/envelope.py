@@ -104,9 +104,7 @@ class RecordCipher:
         self.key_id = key_arn.rsplit("/", 1)[1]
         self.algorithm_suite = algorithm_suite
         self._algorithm = ALGORITHMS[algorithm_suite]
-        self._provider = MRKAwareStrictAwsKmsMasterKeyProvider(
-            key_ids=[key_arn], botocore_session=session
-        )
+        self._provider = MRKAwareStrictAwsKmsMasterKeyProvider(key_ids=[key_arn], botocore_session=session)
         self._client = EncryptionSDKClient(
             commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
             max_encrypted_data_keys=1,
@@ -125,11 +123,7 @@ class RecordCipher:
 
     # -- KMS error bookkeeping ---------------------------------------------------------------
     def _remember_kms_error(self, http_response: Any = None, parsed: Any = None, **_: Any) -> None:
-        if (
-            http_response is not None
-            and http_response.status_code >= 300
-            and isinstance(parsed, dict)
-        ):
+        if http_response is not None and http_response.status_code >= 300 and isinstance(parsed, dict):
             self._last_kms_error.code = parsed.get("Error", {}).get("Code")
 
     def _kms_error(self) -> str | None:
@@ -138,17 +132,13 @@ class RecordCipher:
     def _classify_kms_failure(self, operation: str) -> RecordError | None:
         code = self._kms_error()
         if code in _THROTTLING:
-            return KmsThrottled(
-                f"KMS throttled {operation} on the local multi-region key after retries; retry later"
-            )
+            return KmsThrottled(f"KMS throttled {operation} on the local multi-region key after retries; retry later")
         if code in _DENIED:
             return AccessDenied(f"KMS denied {operation} on {self.key_arn} to this function's role")
         if code in _KEY_UNUSABLE:
             return AccessDenied(f"the multi-region key {self.key_arn} cannot be used ({code})")
         if code in _BAD_CIPHERTEXT:
-            return TamperedCiphertext(
-                "KMS refused the encrypted data key: the ciphertext was altered"
-            )
+            return TamperedCiphertext("KMS refused the encrypted data key: the ciphertext was altered")
         return None
 
     # -- encrypt / decrypt -------------------------------------------------------------------
@@ -192,17 +182,13 @@ class RecordCipher:
         try:
             header, _ = deserialize_header(io.BytesIO(ciphertext), max_encrypted_data_keys=1)
         except Exception:
-            raise TamperedCiphertext(
-                "the ciphertext is not a valid Encryption SDK message"
-            ) from None
+            raise TamperedCiphertext("the ciphertext is not a valid Encryption SDK message") from None
         keys = list(header.encrypted_data_keys)
         if len(keys) != 1 or keys[0].key_provider.provider_id != KMS_PROVIDER_ID:
             raise WrongKey("the ciphertext's data key was not encrypted by AWS KMS")
         key_info = keys[0].key_provider.key_info.decode("utf-8", errors="replace")
         if key_info.rsplit("/", 1)[-1] != self.key_id or ":kms:" not in key_info:
-            raise WrongKey(
-                f"the ciphertext was made with {key_info}, not the multi-region key {self.key_id}"
-            )
+            raise WrongKey(f"the ciphertext was made with {key_info}, not the multi-region key {self.key_id}")
         if self.algorithm_suite == "signing" and not header.algorithm.is_signing():
             raise UnexpectedAlgorithm("an unsigned message where signed messages are required")
         try:

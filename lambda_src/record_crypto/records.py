@@ -35,9 +35,7 @@ WRITTEN_AT_ATTRIBUTE = "_written_at"
 ITEM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=/-]{0,254}$")
 MAX_FIELDS = 100
 MAX_DEPTH = 16
-_ID_RULE = (
-    "a string of 1-255 characters from A-Z a-z 0-9 . _ : @ + = / - starting with a letter or digit"
-)
+_ID_RULE = "a string of 1-255 characters from A-Z a-z 0-9 . _ : @ + = / - starting with a letter or digit"
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -51,14 +49,10 @@ class WriteRequest:
 
 def _require_mapping(event: Any, allowed: set[str]) -> Mapping[str, Any]:
     if not isinstance(event, Mapping):
-        raise InvalidEvent(
-            f"the event must be a JSON object with keys {sorted(allowed)}, got {type(event).__name__}"
-        )
+        raise InvalidEvent(f"the event must be a JSON object with keys {sorted(allowed)}, got {type(event).__name__}")
     unknown = [k for k in event if k not in allowed]
     if unknown:
-        raise InvalidEvent(
-            f"the event has {len(unknown)} unknown key(s); allowed keys are {sorted(allowed)}"
-        )
+        raise InvalidEvent(f"the event has {len(unknown)} unknown key(s); allowed keys are {sorted(allowed)}")
     return event
 
 
@@ -91,9 +85,7 @@ def _check_value(name: str, value: Any) -> None:
         for v in value:
             _check_value(name, v)
     elif not (value is None or isinstance(value, str | bool | int | float)):
-        raise InvalidEvent(
-            f"record field '{name}' holds a {type(value).__name__}; only JSON values are allowed"
-        )
+        raise InvalidEvent(f"record field '{name}' holds a {type(value).__name__}; only JSON values are allowed")
 
 
 def parse_write_event(event: Any, *, max_record_bytes: int) -> WriteRequest:
@@ -116,9 +108,7 @@ def parse_write_event(event: Any, *, max_record_bytes: int) -> WriteRequest:
             raise InvalidEvent(f"record field '{name}' is nested deeper than {MAX_DEPTH} levels")
     size = len(canonical_json(record))
     if size > max_record_bytes:
-        raise RecordTooLarge(
-            f"the record is {size} bytes as JSON; the limit is {max_record_bytes} (MAX_RECORD_BYTES)"
-        )
+        raise RecordTooLarge(f"the record is {size} bytes as JSON; the limit is {max_record_bytes} (MAX_RECORD_BYTES)")
     return WriteRequest(item_id=item_id, record=dict(record))
 
 
@@ -127,14 +117,10 @@ def parse_read_event(event: Any) -> str:
 
 
 def canonical_json(value: Any) -> bytes:
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
-def split_record(
-    record: Mapping[str, Any], sensitive: tuple[str, ...]
-) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_record(record: Mapping[str, Any], sensitive: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(plaintext fields, sensitive fields) of a record."""
     secret = {k: v for k, v in record.items() if k in sensitive}
     plain = {k: v for k, v in record.items() if k not in sensitive}
@@ -143,9 +129,7 @@ def split_record(
 
 def sealed_payload(item_id: str, sensitive_fields: Mapping[str, Any]) -> bytes:
     """The plaintext that gets encrypted: the sensitive fields and the item id they belong to."""
-    return canonical_json(
-        {"id": item_id, "fields": dict(sensitive_fields), "schema": SCHEMA_VERSION}
-    )
+    return canonical_json({"id": item_id, "fields": dict(sensitive_fields), "schema": SCHEMA_VERSION})
 
 
 def open_payload(payload: bytes, *, item_id: str) -> dict[str, Any]:
@@ -155,9 +139,7 @@ def open_payload(payload: bytes, *, item_id: str) -> dict[str, Any]:
     except (ValueError, KeyError, TypeError):
         raise TamperedCiphertext("the decrypted payload is not a record of this toolkit") from None
     if owner != item_id or not isinstance(fields, dict):
-        raise ContextMismatch(
-            "the ciphertext belongs to another item: it was copied onto this item"
-        )
+        raise ContextMismatch("the ciphertext belongs to another item: it was copied onto this item")
     return fields
 
 

@@ -44,15 +44,11 @@ from record_crypto.records import (
 )
 from record_crypto.settings import PARTITION_KEY, Settings
 
-_TABLE_THROTTLING = frozenset(
-    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
-)
+_TABLE_THROTTLING = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
 
 
 class RecordService:
-    def __init__(
-        self, settings: Settings, *, botocore_session: botocore.session.Session | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, *, botocore_session: botocore.session.Session | None = None) -> None:
         self.settings = settings
         session = botocore_session or botocore.session.get_session()
         self.cipher = RecordCipher(
@@ -91,9 +87,7 @@ class RecordService:
         request = parse_write_event(event, max_record_bytes=s.max_record_bytes)
         plain, secret = split_record(request.record, s.sensitive_fields)
         attributes = to_attribute_values(plain)  # validates before any AWS call
-        ciphertext = self.cipher.encrypt(
-            sealed_payload(request.item_id, secret), self._context(request.item_id)
-        )
+        ciphertext = self.cipher.encrypt(sealed_payload(request.item_id, secret), self._context(request.item_id))
         item = {
             **attributes,
             PARTITION_KEY: {"S": request.item_id},
@@ -134,9 +128,7 @@ class RecordService:
         blob = item.get(CIPHERTEXT_ATTRIBUTE, {}).get("B")
         if not isinstance(blob, bytes | bytearray) or not blob:
             raise TamperedCiphertext(f"the item has no '{CIPHERTEXT_ATTRIBUTE}' binary attribute")
-        payload = self.cipher.decrypt(
-            bytes(blob), lambda ctx: check_context(ctx, table=s.table_name, item_id=item_id)
-        )
+        payload = self.cipher.decrypt(bytes(blob), lambda ctx: check_context(ctx, table=s.table_name, item_id=item_id))
         fields = open_payload(payload, item_id=item_id)
         written_region = item.get(WRITER_REGION_ATTRIBUTE, {}).get("S")
         record = {**from_attribute_values(item), **fields}
@@ -161,9 +153,7 @@ class RecordService:
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             if code in _TABLE_THROTTLING:
-                raise TableThrottled(
-                    f"DynamoDB throttled {operation} after retries; retry later"
-                ) from None
+                raise TableThrottled(f"DynamoDB throttled {operation} after retries; retry later") from None
             if code in ("AccessDeniedException", "UnrecognizedClientException"):
                 raise AccessDenied(
                     f"DynamoDB denied {operation} on {self.settings.table_name} to this function's role"
@@ -178,9 +168,7 @@ class RecordService:
         try:
             result, fields = body()
         except RecordError as error:
-            level = (
-                logging.ERROR if error.status >= 500 and not error.retryable else logging.WARNING
-            )
+            level = logging.ERROR if error.status >= 500 and not error.retryable else logging.WARNING
             log_event(
                 level,
                 f"{operation} refused: {error.type}",

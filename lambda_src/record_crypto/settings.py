@@ -93,9 +93,7 @@ class Settings:
             if value is None or not value.strip():
                 if name in OPTIONAL_ENV_VARS:
                     return OPTIONAL_ENV_VARS[name]
-                raise ConfigurationError(
-                    name, value, "required, set by the toolkit's functions stack"
-                )
+                raise ConfigurationError(name, value, "required, set by the toolkit's functions stack")
             return value.strip()
 
         region = get(ENV_REGION)
@@ -103,9 +101,7 @@ class Settings:
             raise ConfigurationError(ENV_REGION, region, "an AWS region such as us-east-2")
         table_name = get(ENV_TABLE_NAME)
         if not _TABLE_NAME.match(table_name):
-            raise ConfigurationError(
-                ENV_TABLE_NAME, table_name, "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"
-            )
+            raise ConfigurationError(ENV_TABLE_NAME, table_name, "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)")
         mrk_arn = get(ENV_MRK_ARN)
         match = _MRK_ARN.match(mrk_arn)
         if not match:
@@ -130,9 +126,7 @@ class Settings:
             )
         suite = get(ENV_ALGORITHM_SUITE)
         if suite not in ALGORITHM_SUITES:
-            raise ConfigurationError(
-                ENV_ALGORITHM_SUITE, suite, f"one of {', '.join(ALGORITHM_SUITES)}"
-            )
+            raise ConfigurationError(ENV_ALGORITHM_SUITE, suite, f"one of {', '.join(ALGORITHM_SUITES)}")
         cache_switch = get(ENV_DATA_KEY_CACHE)
         if cache_switch not in ("on", "off"):
             raise ConfigurationError(ENV_DATA_KEY_CACHE, cache_switch, "on or off")

@@ -62,4 +62,6 @@ def all_policy_documents(template: dict[str, Any]) -> list[tuple[str, dict[str, 
 def iam_policy_documents(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """Identity policies only (key policies use Resource "*" to mean "this key")."""
     key_types = ("AWS::KMS::Key", "AWS::KMS::ReplicaKey")
-    return [(lid, doc) for lid, doc in all_policy_documents(template) if template["Resources"][lid]["Type"] not in key_types]
+    return [
+        (lid, doc) for lid, doc in all_policy_documents(template) if template["Resources"][lid]["Type"] not in key_types
+    ]

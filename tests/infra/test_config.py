@@ -35,7 +35,9 @@ def test_default_config_from_cdk_json() -> None:
 
 def test_cli_style_overrides_are_parsed() -> None:
     config = load_config(
-        ctx(replicaRegions="us-west-1, eu-west-1", keyPendingWindowDays="7", dataKeyCache="true", account="123456789012")
+        ctx(
+            replicaRegions="us-west-1, eu-west-1", keyPendingWindowDays="7", dataKeyCache="true", account="123456789012"
+        )
     )
     assert config.replica_regions == ("us-west-1", "eu-west-1")
     assert config.key_pending_window_days == 7
@@ -96,7 +98,12 @@ def test_cdk_synth_fails_with_the_message_on_bad_config(tmp_path: Any) -> None:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(
         [str(cdk_cli), "synth", "-q", "-o", str(tmp_path), "-c", "mrk-toolkit:replicaRegions=us-east-2"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode != 0
     assert "Invalid config mrk-toolkit:replicaRegions=" in result.stderr

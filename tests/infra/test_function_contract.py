@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from record_crypto.settings import ENV_MRK_ARN, ENV_REGION, OPTIONAL_ENV_VARS, REQUIRED_ENV_VARS, Settings
 
 from cdk_constructs import lambda_bundle
-from record_crypto.settings import ENV_MRK_ARN, ENV_REGION, OPTIONAL_ENV_VARS, REQUIRED_ENV_VARS, Settings
 from tests.infra.helpers import resources, stack_output_ref
 from tests.infra.synth import Synthesized
 

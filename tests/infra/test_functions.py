@@ -7,12 +7,22 @@ from typing import Any
 import aws_cdk.aws_lambda as lambda_
 
 from cdk_constructs.encrypting_functions import ENV_MRK_ARN, ENV_TABLE_NAME, record_encryption_context
-from tests.infra.helpers import actions, iam_policy_documents, as_list, output_value, resources, stack_output_ref, statements
+from tests.infra.helpers import (
+    actions,
+    as_list,
+    iam_policy_documents,
+    output_value,
+    resources,
+    stack_output_ref,
+    statements,
+)
 from tests.infra.synth import Synthesized
 
 
 def _function(tpl: dict[str, Any], kind: str) -> dict[str, Any]:
-    found = [r for lid, r in resources(tpl, "AWS::Lambda::Function").items() if lid.startswith(f"Records{kind}Function")]
+    found = [
+        r for lid, r in resources(tpl, "AWS::Lambda::Function").items() if lid.startswith(f"Records{kind}Function")
+    ]
     assert len(found) == 1
     return found[0]
 
@@ -42,8 +52,16 @@ def _points_at_local_mrk(app: Synthesized, region: str, value: Any) -> bool:
 
 def _local_table_arn(app: Synthesized, region: str, value: Any) -> bool:
     # With a configured account the ARN is a literal; account-agnostic it is a Fn::Join.
-    text = value if isinstance(value, str) else "".join(p if isinstance(p, str) else "ACCOUNT" for p in value["Fn::Join"][1])
-    return text.startswith(f"arn:aws:dynamodb:{region}:") and text.endswith(f":table/{app.config.table_name}") and "*" not in text
+    text = (
+        value
+        if isinstance(value, str)
+        else "".join(p if isinstance(p, str) else "ACCOUNT" for p in value["Fn::Join"][1])
+    )
+    return (
+        text.startswith(f"arn:aws:dynamodb:{region}:")
+        and text.endswith(f":table/{app.config.table_name}")
+        and "*" not in text
+    )
 
 
 EXPECTED = {
@@ -66,7 +84,12 @@ def test_roles_reach_only_the_local_key_and_table_replica(synthesized: Synthesiz
             assert _local_table_arn(app, region, ddb[0]["Resource"]), (region, kind)
             others = [s for s in stmts if s not in kms and s not in ddb]
             for s in others:
-                assert actions(s) <= {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+                assert actions(s) <= {
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "xray:PutTraceSegments",
+                    "xray:PutTelemetryRecords",
+                }
 
 
 def test_kms_statements_require_the_encryption_context_the_code_sends(synthesized: Synthesized) -> None:

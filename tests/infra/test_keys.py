@@ -9,7 +9,6 @@ from tests.infra.helpers import (
     actions,
     all_policy_documents,
     as_list,
-    only,
     output_value,
     resources,
     stack_output_ref,

@@ -1,4 +1,5 @@
-"""cdk-nag AwsSolutions, NIST 800-53 R5, HIPAA Security and PCI DSS 3.2.1 on the whole app: zero unacknowledged findings."""
+"""cdk-nag AwsSolutions, NIST 800-53 R5, HIPAA Security and PCI DSS 3.2.1 on the whole app:
+zero unacknowledged findings."""
 
 from __future__ import annotations
 

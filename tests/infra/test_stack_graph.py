@@ -9,10 +9,7 @@ from tests.infra.synth import Synthesized
 
 def _deps(app: Synthesized) -> dict[str, set[str]]:
     names = {s.stack_name for s in app.stacks.all()}
-    return {
-        art.stack_name: {d.id for d in art.dependencies if d.id in names}
-        for art in app.assembly.stacks
-    }
+    return {art.stack_name: {d.id for d in art.dependencies if d.id in names} for art in app.assembly.stacks}
 
 
 def depth(app: Synthesized) -> int:

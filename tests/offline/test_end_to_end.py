@@ -52,7 +52,9 @@ def test_default_deployment_end_to_end(default_assembly: Path, tmp_path: Path) -
 
 
 def test_three_region_deployment_end_to_end(tmp_path: Path) -> None:
-    report = run_offline(context_overrides=THREE_REGIONS, lag_seconds=LAG, progress=lambda _line: None, log_dir=tmp_path)
+    report = run_offline(
+        context_overrides=THREE_REGIONS, lag_seconds=LAG, progress=lambda _line: None, log_dir=tmp_path
+    )
     assert report.ok, report.render()
     names = [c.name for c in report.checks]
     for region in ("us-west-1", "eu-west-1"):
@@ -68,7 +70,7 @@ class _FakeLambda:
         self.by_name = {name: kind for (r, kind), name in names.items() if r == region}
         self.invocations: list[str] = []
 
-    def invoke(self, *, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:  # noqa: N803 - boto3's names
+    def invoke(self, *, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:
         assert InvocationType == "RequestResponse"
         self.invocations.append(FunctionName)
         reply = self.env.host.invoke(self.region, self.by_name[FunctionName], json.loads(Payload))
@@ -82,17 +84,22 @@ class _FakeCloudFormation:
     def __init__(self, env: Any, region: str) -> None:
         self.env, self.region = env, region
 
-    def describe_stacks(self, StackName: str) -> dict[str, Any]:  # noqa: N803 - boto3's names
+    def describe_stacks(self, StackName: str) -> dict[str, Any]:
         assert StackName == f"MrkToolkit-Functions-{self.region}"
         outputs = [
-            {"OutputKey": f"{kind.title()}FunctionName", "OutputValue": self.env.deployment.function(self.region, kind).name}
+            {
+                "OutputKey": f"{kind.title()}FunctionName",
+                "OutputValue": self.env.deployment.function(self.region, kind).name,
+            }
             for kind in ("writer", "reader")
         ]
         return {"Stacks": [{"StackName": StackName, "Outputs": outputs}]}
 
 
 def test_verify_command_logic_against_the_emulator(default_assembly: Path, tmp_path: Path) -> None:
-    with stood_up(load_assembly(default_assembly), lag_seconds=LAG, progress=lambda _line: None, log_dir=tmp_path) as env:
+    with stood_up(
+        load_assembly(default_assembly), lag_seconds=LAG, progress=lambda _line: None, log_dir=tmp_path
+    ) as env:
         regions = (env.primary_region, *env.replica_regions)
         names = discover_functions("MrkToolkit", regions, cfn_factory=lambda region: _FakeCloudFormation(env, region))
         clients: dict[str, _FakeLambda] = {}
@@ -135,7 +142,9 @@ def test_reader_role_without_kms_decrypt_fails_the_read_and_says_so(default_asse
     assert "AccessDenied" in detail and "denied kms:Decrypt" in detail and "no identity policy" in detail, detail
 
 
-def test_replica_key_policy_without_the_reader_fails_the_read_and_says_so(default_assembly: Path, tmp_path: Path) -> None:
+def test_replica_key_policy_without_the_reader_fails_the_read_and_says_so(
+    default_assembly: Path, tmp_path: Path
+) -> None:
     def drop_reader_grant(template: dict[str, Any]) -> None:
         (key,) = _resources(template, "AWS::KMS::ReplicaKey", "RecordsKey")
         policy = key["Properties"]["KeyPolicy"]
@@ -154,7 +163,11 @@ def test_reader_wired_to_the_primary_key_fails_and_says_so(default_assembly: Pat
     def point_at_primary(template: dict[str, Any]) -> None:
         (function,) = _resources(template, "AWS::Lambda::Function", "ReaderFunction")
         function["Properties"]["Environment"]["Variables"]["RECORDS_MRK_ARN"] = {
-            "Fn::GetStackOutput": {"StackName": "MrkToolkit-Keys-us-east-2", "Region": "us-east-2", "OutputName": output}
+            "Fn::GetStackOutput": {
+                "StackName": "MrkToolkit-Keys-us-east-2",
+                "Region": "us-east-2",
+                "OutputName": output,
+            }
         }
 
     broken = _broken(default_assembly, tmp_path / "cdk.out", "MrkToolkit-Functions-us-west-1", point_at_primary)
@@ -162,7 +175,9 @@ def test_reader_wired_to_the_primary_key_fails_and_says_so(default_assembly: Pat
         _run(broken, tmp_path)
 
 
-def test_replica_key_wired_to_a_single_region_key_fails_the_deploy_and_says_so(default_assembly: Path, tmp_path: Path) -> None:
+def test_replica_key_wired_to_a_single_region_key_fails_the_deploy_and_says_so(
+    default_assembly: Path, tmp_path: Path
+) -> None:
     keys_primary = json.loads((default_assembly / "MrkToolkit-Keys-us-east-2.template.json").read_text())
     (sse_output,) = [k for k in keys_primary["Outputs"] if k.startswith("PublishOutput") and "TableKey" in k]
 
@@ -171,5 +186,7 @@ def test_replica_key_wired_to_a_single_region_key_fails_the_deploy_and_says_so(d
         key["Properties"]["PrimaryKeyArn"]["Fn::GetStackOutput"]["OutputName"] = sse_output
 
     broken = _broken(default_assembly, tmp_path / "cdk.out", "MrkToolkit-Keys-us-west-1", wire_to_sse_key)
-    with pytest.raises(Exception, match=r"MrkToolkit-Keys-us-west-1/RecordsKey.*PrimaryKeyArn .* is not a multi-region key ARN"):
+    with pytest.raises(
+        Exception, match=r"MrkToolkit-Keys-us-west-1/RecordsKey.*PrimaryKeyArn .* is not a multi-region key ARN"
+    ):
         _run(broken, tmp_path)

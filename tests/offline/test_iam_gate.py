@@ -15,7 +15,13 @@ CONTEXT = {"purpose": "mrk-toolkit:record", "table": "records", "schema": "1"}
 
 KEY_POLICY = {
     "Statement": [
-        {"Sid": "KeyAdministration", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": ["kms:DescribeKey"], "Resource": "*"},
+        {
+            "Sid": "KeyAdministration",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+            "Action": ["kms:DescribeKey"],
+            "Resource": "*",
+        },
         {
             "Sid": "ReadersDecryptWithRecordContext",
             "Effect": "Allow",
@@ -23,7 +29,10 @@ KEY_POLICY = {
             "Action": "kms:Decrypt",
             "Resource": "*",
             "Condition": {
-                "StringEquals": {"kms:CallerAccount": ACCOUNT, **{f"kms:EncryptionContext:{k}": v for k, v in CONTEXT.items()}},
+                "StringEquals": {
+                    "kms:CallerAccount": ACCOUNT,
+                    **{f"kms:EncryptionContext:{k}": v for k, v in CONTEXT.items()},
+                },
                 "ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:role/MrkToolkit/reader/*"},
             },
         },
@@ -34,14 +43,24 @@ KEY_POLICY = {
 def reader_identity(resource: str = KEY) -> dict:
     return {
         "Statement": [
-            {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": resource, "Condition": {"StringEquals": {f"kms:EncryptionContext:{k}": v for k, v in CONTEXT.items()}}},
+            {
+                "Effect": "Allow",
+                "Action": "kms:Decrypt",
+                "Resource": resource,
+                "Condition": {"StringEquals": {f"kms:EncryptionContext:{k}": v for k, v in CONTEXT.items()}},
+            },
             {"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": TABLE},
         ]
     }
 
 
 def policies(principal: str = READER, identity: dict | None = None) -> PolicySet:
-    return PolicySet(principal_arn=principal, account=ACCOUNT, identity_policies=[identity or reader_identity()], key_policies={KEY: KEY_POLICY})
+    return PolicySet(
+        principal_arn=principal,
+        account=ACCOUNT,
+        identity_policies=[identity or reader_identity()],
+        key_policies={KEY: KEY_POLICY},
+    )
 
 
 def decide(ps: PolicySet, service: str, op: str, params: dict, region: str = "us-west-1") -> bool:

@@ -14,10 +14,10 @@ import botocore.session
 import pytest
 from botocore.awsrequest import AWSResponse
 from moto import mock_aws
-
-from offline.moto_patches import apply_moto_mrk_patch
 from record_crypto.service import RecordService
 from record_crypto.settings import Settings
+
+from offline.moto_patches import apply_moto_mrk_patch
 
 PRIMARY, REPLICA = "us-east-2", "us-west-1"
 TABLE = "mrk-toolkit-records"
@@ -64,7 +64,9 @@ def recording_session(recorder: Recorder, faults: dict[str, list[str]] | None = 
 
         client.meta.events.register("before-parameter-build", record)
         # First, so it answers before moto's own before-send stub does.
-        client.meta.events.register_first("before-send", lambda request, **kw: inject(request, kw.get("event_name", "").split(".")[-1]))
+        client.meta.events.register_first(
+            "before-send", lambda request, **kw: inject(request, kw.get("event_name", "").split(".")[-1])
+        )
         return client
 
     session.create_client = create_client  # type: ignore[method-assign]

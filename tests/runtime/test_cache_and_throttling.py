@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from record_crypto.records import sealed_payload, split_record
+
 from tests.runtime.conftest import PRIMARY, REPLICA, SENSITIVE, TwoRegions, assert_no_plaintext, sample_record
 
 

@@ -9,12 +9,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from record_crypto.errors import ERROR_TYPES
+
 from tests.runtime.conftest import PRIMARY, REPLICA, TwoRegions, assert_no_plaintext
 
 SECRET = "SECRET-ssn-999-99-9999"
-
 
 
 def _deep(levels: int) -> Any:
@@ -94,21 +93,32 @@ def test_success_logs_are_structured_and_hold_no_plaintext(aws: TwoRegions, capl
     assert SECRET not in caplog.text
 
 
-json_scalars = st.none() | st.booleans() | st.integers(-(10**12), 10**12) | st.floats(allow_nan=True) | st.text(max_size=20)
-json_values = st.recursive(
-    json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=8
+json_scalars = (
+    st.none() | st.booleans() | st.integers(-(10**12), 10**12) | st.floats(allow_nan=True) | st.text(max_size=20)
 )
-field_names = st.sampled_from(["name", "ssn", "dob", "diagnosis", "tier", "_x", "id", "bad name", "x" * 70]) | st.text(max_size=10)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+field_names = st.sampled_from(["name", "ssn", "dob", "diagnosis", "tier", "_x", "id", "bad name", "x" * 70]) | st.text(
+    max_size=10
+)
 events = st.one_of(
     json_values,
     st.fixed_dictionaries(
-        {"id": st.one_of(st.text(max_size=12), st.integers(), st.just("person-1")), "record": st.dictionaries(field_names, json_values, max_size=5)},
+        {
+            "id": st.one_of(st.text(max_size=12), st.integers(), st.just("person-1")),
+            "record": st.dictionaries(field_names, json_values, max_size=5),
+        },
         optional={"extra": json_values},
     ),
 )
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(event=events)
 def test_arbitrary_events_never_raise_and_never_leak(aws: TwoRegions, event: Any) -> None:
     writer = aws.shared_service(PRIMARY)

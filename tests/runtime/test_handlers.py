@@ -7,8 +7,8 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-
 from record_crypto.settings import ENV_MRK_ARN, ConfigurationError
+
 from tests.runtime.conftest import PRIMARY, REPLICA, TwoRegions, sample_record
 
 

@@ -21,7 +21,9 @@ def test_patch_round_trips_an_mrk_id_and_is_idempotent() -> None:
     assert utils._serialize_ciphertext_blob is patched, "a second apply changes nothing"
     key_id = utils.generate_key_id(multi_region=True)
     blob = utils._serialize_ciphertext_blob(
-        ciphertext=utils.Ciphertext(key_id=key_id, iv=b"\1" * utils.IV_LEN, ciphertext=b"abc", tag=b"\2" * utils.TAG_LEN)
+        ciphertext=utils.Ciphertext(
+            key_id=key_id, iv=b"\1" * utils.IV_LEN, ciphertext=b"abc", tag=b"\2" * utils.TAG_LEN
+        )
     )
     back = utils._deserialize_ciphertext_blob(ciphertext_blob=blob)
     assert (back.key_id, back.ciphertext, back.iv) == (key_id, b"abc", b"\1" * utils.IV_LEN)

@@ -9,10 +9,10 @@ from typing import Any
 import boto3
 import pytest
 from aws_encryption_sdk.internal.formatting.deserialize import deserialize_header
-
 from record_crypto.context import expected_context
 from record_crypto.envelope import RecordCipher
 from record_crypto.errors import ContextMismatch, WrongKey
+
 from tests.runtime.conftest import PRIMARY, REPLICA, TABLE, TwoRegions, assert_no_plaintext, sample_record
 
 REFUSALS = {"TamperedCiphertext", "ContextMismatch", "WrongKey", "UnexpectedAlgorithm"}
@@ -111,7 +111,7 @@ def test_a_signing_reader_refuses_unsigned_messages(aws: TwoRegions) -> None:
 
 
 def test_an_item_without_ciphertext_is_refused(aws: TwoRegions) -> None:
-    record, item = _written(aws)
+    _record, item = _written(aws)
     aws.put_raw_item(REPLICA, {k: v for k, v in item.items() if k != "_ciphertext"})
     result = aws.service(REPLICA).read({"id": "person-1"})
     assert result["error"]["type"] == "TamperedCiphertext", result

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from record_crypto.settings import (
     ENV_ALGORITHM_SUITE,
     ENV_CACHE_MAX_AGE,
@@ -47,7 +46,13 @@ def test_moto_mrk_ids_are_accepted() -> None:
 
 def test_cache_settings_are_read_when_cache_is_on() -> None:
     s = Settings.from_env(
-        {**GOOD, ENV_DATA_KEY_CACHE: "on", ENV_CACHE_MAX_AGE: "60", ENV_CACHE_MAX_MESSAGES: "500", ENV_CACHE_MAX_BYTES: "1000000"}
+        {
+            **GOOD,
+            ENV_DATA_KEY_CACHE: "on",
+            ENV_CACHE_MAX_AGE: "60",
+            ENV_CACHE_MAX_MESSAGES: "500",
+            ENV_CACHE_MAX_BYTES: "1000000",
+        }
     )
     assert s.cache is not None
     assert (s.cache.max_age_seconds, s.cache.max_messages, s.cache.max_bytes) == (60.0, 500, 1_000_000)
@@ -66,7 +71,11 @@ def test_each_required_variable_is_named_when_missing(name: str) -> None:
     [
         (ENV_REGION, "US-EAST-2", "an AWS region"),
         (ENV_TABLE_NAME, "a b", "a DynamoDB table name"),
-        (ENV_MRK_ARN, "arn:aws:kms:us-east-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab", "multi-region key"),
+        (
+            ENV_MRK_ARN,
+            "arn:aws:kms:us-east-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "multi-region key",
+        ),
         (ENV_MRK_ARN, "alias/records", "multi-region key"),
         (ENV_MRK_ARN, REAL_ARN.replace("us-east-2", "us-west-1"), "own region us-east-2"),
         (ENV_SENSITIVE_FIELDS, "ssn,ssn", "distinct field names"),
