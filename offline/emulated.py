@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from offline.assembly import CloudAssembly, load_assembly
-from offline.functions import FunctionHost
+from offline.functions import FunctionHost, policies_for_role
+from offline.iam_gate import Decision, request_target
 from offline.provisioner import Deployment, Provisioner
 from offline.replication import GlobalTablesEmulator
 from offline.scenario import Check, Invocation, Report, Verification
@@ -81,13 +82,33 @@ class EmulatedEnvironment:
         self._ddb(region).put_item(TableName=self.deployment.tables[region], Item=item)
 
     def cross_role_denied(self, region: str, code_of: str, role_of: str, event: dict[str, Any]) -> tuple[bool, str]:
+        """Run one function's code under the other's role; the role must be refused. The code
+        may be stopped by its first call (e.g. the reader's GetItem), so the KMS action that
+        code needs is also evaluated against the deployed key and role policies directly."""
         reply = self.host.invoke(region, code_of, event, as_role_of=role_of)
         result = reply.get("result") or {}
         error = result.get("error", {})
         denied = [c for c in reply.get("calls", []) if not c["allowed"]]
-        if error.get("type") == "AccessDenied" and denied:
-            return True, f"{code_of} code under the {role_of} role: AccessDenied on {denied[0]['action']}"
-        return False, f"{code_of} code under the {role_of} role was not denied: {str(result)[:200]}"
+        if error.get("type") != "AccessDenied" or not denied:
+            return False, f"{code_of} code under the {role_of} role was not denied: {str(result)[:200]}"
+        kms_action = "kms:GenerateDataKey" if code_of == "writer" else "kms:Decrypt"
+        decision = self._kms_decision(region, role_of, kms_action, event.get("id", "probe"))
+        if decision.allowed:
+            return False, f"the {role_of} role may {kms_action} on the {region} MRK: {decision.reason}"
+        return True, (
+            f"{code_of} code under the {role_of} role: AccessDenied on {denied[0]['action']}; "
+            f"{kms_action} on the {region} MRK denied too ({decision.reason})"
+        )
+
+    def _kms_decision(self, region: str, role_of: str, action: str, item_id: str) -> Decision:
+        from cdk_constructs.encrypting_functions import record_encryption_context
+
+        spec = self.deployment.function(region, role_of)
+        policies = policies_for_role(self.aws.session, self.aws.endpoint_url, self.deployment, spec.role_arn, region)
+        context = {**record_encryption_context(spec.environment["RECORDS_TABLE_NAME"]), "item": item_id}
+        params = {"KeyId": spec.environment["RECORDS_MRK_ARN"], "EncryptionContext": context}
+        _, resource, keys = request_target("kms", action.split(":")[1], params, region, self.deployment.account)
+        return policies.authorize(action, resource, keys)
 
     def function_logs(self) -> str | None:
         return "\n".join(self.host.logs().values())

@@ -190,3 +190,25 @@ def test_replica_key_wired_to_a_single_region_key_fails_the_deploy_and_says_so(
         Exception, match=r"MrkToolkit-Keys-us-west-1/RecordsKey.*PrimaryKeyArn .* is not a multi-region key ARN"
     ):
         _run(broken, tmp_path)
+
+
+def test_writer_given_kms_decrypt_fails_the_least_privilege_check(default_assembly: Path, tmp_path: Path) -> None:
+    def widen(statement_action: str) -> Callable[[dict[str, Any]], None]:
+        def mutate(template: dict[str, Any]) -> None:
+            for res in template["Resources"].values():
+                doc = res["Properties"].get("KeyPolicy") or res["Properties"].get("PolicyDocument") or {}
+                for stmt in doc.get("Statement", []):
+                    if stmt["Action"] == statement_action:
+                        stmt["Action"] = [statement_action, "kms:Decrypt"]
+
+        return mutate
+
+    broken = _broken(default_assembly, tmp_path / "cdk.out", "MrkToolkit-Keys-us-west-1", widen("kms:GenerateDataKey"))
+    path = broken / "MrkToolkit-Functions-us-west-1.template.json"
+    template = json.loads(path.read_text())
+    widen("kms:GenerateDataKey")(template)
+    path.write_text(json.dumps(template))
+
+    failures = _failures(_run(broken, tmp_path))
+    detail = failures["the writer's role in us-west-1 cannot decrypt"]
+    assert "the writer role may kms:Decrypt on the us-west-1 MRK" in detail, detail
