@@ -9,7 +9,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # Synth never needs credentials; these keep the CLI and boto3 from looking for any.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: setup test synth demo lint clean
+.PHONY: setup test synth demo review lint-templates diagram bench lint clean
 
 # make demo REGIONS=us-west-1,eu-west-1  (replica regions; the primary stays cdk.json's)
 REGIONS ?=
@@ -37,9 +37,18 @@ demo: setup ## the main job offline: synth with the CDK CLI, stand up on the emu
 	cdk synth -q -o cdk.out $(CONTEXT)
 	$(BIN)/python -m offline demo --cdk-out cdk.out $(ARGS)
 
+review: synth ## policy review of every key and role: review-out/policy-review.{md,json}
+	$(BIN)/python -m review --cdk-out cdk.out --out review-out
+
+lint-templates: synth ## cfn-lint + checkov on the templates (own venv: .venv-review)
+	$(BIN)/python -m review.lint --cdk-out cdk.out
+
+diagram: synth ## regenerate README's architecture diagram from the assembly
+	$(BIN)/python -m review readme README.md --cdk-out cdk.out
+
 lint: setup ## ruff lint + format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf cdk.out .bundle-cache .pytest_cache
+	rm -rf cdk.out .bundle-cache .pytest_cache review-out

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks, PCIDSS321Checks
 
+from cdk_constructs.nag_rules import MrkToolkitChecks
 from stacks.config import ToolkitConfig
 from stacks.functions_stack import FunctionsStack
 from stacks.keys_stack import KeysStack
@@ -88,4 +89,6 @@ def add_compliance_checks(app: cdk.App) -> None:
         NIST80053R5Checks(app, verbose=True),
         HIPAASecurityChecks(app, verbose=True),
         PCIDSS321Checks(app, verbose=True),
+        # Our own rules: global table replicas, replica key policies, replication scope, role separation.
+        MrkToolkitChecks(app, verbose=True),
     )

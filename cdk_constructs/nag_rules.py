@@ -1,0 +1,617 @@
+"""The toolkit's own cdk-nag 3 rule pack: what the stock packs do not scan.
+
+cdk-nag's AwsSolutions/NIST/HIPAA/PCI rules, checkov and cfn-guard look at ``AWS::DynamoDB::Table``
+and ``AWS::KMS::Key`` only: nothing checks the replicas of an ``AWS::DynamoDB::GlobalTable``, the
+policy of an ``AWS::KMS::ReplicaKey`` or how far a multi-region key may be replicated. Rules:
+
+- ``MrkToolkit-GT1``: every global table replica has point-in-time recovery.
+- ``MrkToolkit-GT2``: every global table replica has deletion protection.
+- ``MrkToolkit-GT3``: every replica is encrypted with a KMS key of the replica's own region.
+- ``MrkToolkit-KMS1``: no key policy (replica or not) allows a wildcard (``*``) principal, and every
+  replica key has a policy of its own.
+- ``MrkToolkit-KMS2``: every replica key sets ``PendingWindowInDays`` (7-30).
+- ``MrkToolkit-KMS3``: a multi-region primary allows ``kms:ReplicateKey`` only under a
+  ``kms:ReplicaRegion`` condition naming explicit regions, each one the app deploys a replica key in
+  (or, when given, one of ``replica_regions``).
+- ``MrkToolkit-IAM1``: no identity policy allows a ``kms:`` or ``dynamodb:`` action on a wildcard
+  resource (a key policy's ``"*"`` means "this key" and is fine).
+- ``MrkToolkit-IAM2``: reader roles cannot create ciphertext (``kms:GenerateDataKey*``,
+  ``kms:Encrypt``) and writer roles cannot ``kms:Decrypt``, whether granted by an identity policy or
+  a key policy; a managed policy defined outside the app, which cannot be checked, is a finding too.
+  Roles are told apart by their IAM path (``/<prefix>/reader/``, ``/<prefix>/writer/``) or, without
+  one, by a ``Reader``/``Writer`` construct in their path.
+
+Findings are reported per replica region, statement or action (``MrkToolkit-GT3[us-west-1]``), so an
+acknowledgement covers exactly one of them. Usage (cdk-nag 3 is a validation plugin)::
+
+    Validations.of(app).add_plugins(MrkToolkitChecks(app, verbose=True))
+    Validations.of(table).acknowledge(Acknowledgment(id="MrkToolkit::MrkToolkit-GT1[us-west-1]", reason="..."))
+
+Rules read the synthesized template of the resource's stack (so property overrides count) and fall
+back to the L1 properties when there is none yet (``validate_scope`` before synth).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsii
+from aws_cdk import CfnResource, Stack, Stage
+from cdk_nag import IApplyRule, NagMessageLevel, NagPack, NagRuleCompliance
+from constructs import IConstruct
+
+PACK_NAME = "MrkToolkit"
+
+_REGION_RE = re.compile(r"^(?:[a-z]{2}|us-gov|us-iso[a-z]?)-[a-z]+-\d{1,2}$")
+# A wildcard resource: "*", or an ARN whose resource part is only a wildcard ("key/*", "table/*").
+_WILDCARD_RESOURCE_RE = re.compile(r"^(?:\*|[A-Za-z-]+/\*)$")
+# Reader roles must not be able to produce ciphertext under the records key (a forged record
+# would then decrypt and verify); writer roles must not be able to read it back.
+READER_FORBIDDEN = ("kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:Encrypt")
+WRITER_FORBIDDEN = ("kms:Decrypt",)
+
+Findings = NagRuleCompliance | list[str]
+
+
+# -- small policy helpers ---------------------------------------------------------------------------
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _statements(document: Any) -> list[dict[str, Any]]:
+    if not isinstance(document, Mapping):
+        return []
+    return [s for s in _as_list(document.get("Statement")) if isinstance(s, Mapping)]  # type: ignore[misc]
+
+
+def _action_covers(pattern: Any, action: str) -> bool:
+    return isinstance(pattern, str) and fnmatch.fnmatchcase(action.lower(), pattern.lower())
+
+
+def _allows_action(stmt: Mapping[str, Any], action: str) -> bool:
+    """Does this Allow statement grant ``action`` (Action patterns, or NotAction not excluding it)?"""
+    if stmt.get("Effect") != "Allow":
+        return False
+    if "NotAction" in stmt:
+        return not any(_action_covers(p, action) for p in _as_list(stmt["NotAction"]))
+    return any(_action_covers(p, action) for p in _as_list(stmt.get("Action")))
+
+
+def _allows_service(stmt: Mapping[str, Any], services: Sequence[str]) -> list[str]:
+    """The actions of ``services`` (``kms``, ``dynamodb``) this Allow statement may grant."""
+    if stmt.get("Effect") != "Allow":
+        return []
+    if "NotAction" in stmt:
+        return [f"NotAction::{s}" for s in services]
+    found = []
+    for pattern in _as_list(stmt.get("Action")):
+        if not isinstance(pattern, str):
+            continue
+        service = pattern.split(":", 1)[0].lower() if ":" in pattern else pattern
+        if service == "*" or service in services:
+            found.append(pattern)
+    return found
+
+
+def _is_wildcard_resource(resource: Any) -> bool:
+    if resource == "*":
+        return True
+    if isinstance(resource, str) and resource.startswith("arn:"):
+        parts = resource.split(":", 5)
+        return len(parts) == 6 and bool(_WILDCARD_RESOURCE_RE.match(parts[5]))
+    return False
+
+
+def _principal_is_wildcard(principal: Any) -> bool:
+    if principal == "*":
+        return True
+    if isinstance(principal, Mapping):
+        return any(v == "*" for values in principal.values() for v in _as_list(values))
+    return False
+
+
+def _stmt_id(stmt: Mapping[str, Any], index: int) -> str:
+    sid = stmt.get("Sid")
+    return sid if isinstance(sid, str) and sid else f"Statement{index}"
+
+
+def _is_true(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+# -- reading resources ------------------------------------------------------------------------------
+class _TemplateReader:
+    """Rendered properties of resources: from the synthesized template when there is one."""
+
+    def __init__(self) -> None:
+        self._cache: dict[Path, tuple[int, dict[str, Any]]] = {}
+
+    def _template(self, stack: Stack) -> dict[str, Any] | None:
+        stage = Stage.of(stack)
+        if stage is None or not stage.outdir:
+            return None
+        path = Path(stage.outdir) / stack.template_file
+        if not path.is_file():
+            return None
+        mtime = path.stat().st_mtime_ns
+        cached = self._cache.get(path)
+        if cached is None or cached[0] != mtime:
+            cached = (mtime, json.loads(path.read_text()))
+            self._cache[path] = cached
+        return cached[1]
+
+    def resources(self, stack: Stack) -> dict[str, dict[str, Any]]:
+        """Every resource of ``stack`` as ``{logical id: {"Type", "Properties"}}``."""
+        template = self._template(stack)
+        if template is not None:
+            return template.get("Resources", {})
+        out: dict[str, dict[str, Any]] = {}
+        for construct in stack.node.find_all():
+            if CfnResource.is_cfn_resource(construct) and Stack.of(construct) is stack:
+                assert isinstance(construct, CfnResource)
+                out[stack.resolve(construct.logical_id)] = {
+                    "Type": construct.cfn_resource_type,
+                    "Properties": self._rendered(construct),
+                }
+        return out
+
+    @staticmethod
+    def _rendered(node: CfnResource) -> dict[str, Any]:
+        stack = Stack.of(node)
+        return stack.resolve(node._render_properties(node._cfn_properties)) or {}
+
+    def properties(self, node: CfnResource) -> dict[str, Any]:
+        stack = Stack.of(node)
+        template = self._template(stack)
+        if template is not None:
+            resource = template.get("Resources", {}).get(stack.resolve(node.logical_id))
+            if resource is not None and resource.get("Type") == node.cfn_resource_type:
+                return resource.get("Properties", {}) or {}
+        return self._rendered(node)
+
+
+@dataclass(frozen=True)
+class _Context:
+    reader: _TemplateReader
+    replica_regions: tuple[str, ...] | None
+
+    def deployed_replica_key_regions(self, node: CfnResource) -> set[str]:
+        regions = set()
+        for construct in node.node.root.node.find_all():
+            if CfnResource.is_cfn_resource(construct):
+                assert isinstance(construct, CfnResource)
+                if construct.cfn_resource_type == "AWS::KMS::ReplicaKey":
+                    region = Stack.of(construct).region
+                    if isinstance(region, str) and _REGION_RE.match(region):
+                        regions.add(region)
+        return regions
+
+
+# -- rules -----------------------------------------------------------------------------------------
+def _replicas(props: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    for index, replica in enumerate(_as_list(props.get("Replicas"))):
+        if isinstance(replica, Mapping):
+            region = replica.get("Region")
+            yield (region if isinstance(region, str) else f"Replica{index}"), replica
+
+
+def _only_global_tables(check: Callable[[Mapping[str, Any], CfnResource, _Context], list[str]]) -> Any:
+    def rule(node: CfnResource, ctx: _Context) -> Findings:
+        if node.cfn_resource_type != "AWS::DynamoDB::GlobalTable":
+            return NagRuleCompliance.NOT_APPLICABLE
+        return check(ctx.reader.properties(node), node, ctx) or NagRuleCompliance.COMPLIANT
+
+    return rule
+
+
+@_only_global_tables
+def replica_pitr(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
+    return [
+        region
+        for region, replica in _replicas(props)
+        if not _is_true((replica.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled"))
+    ]
+
+
+@_only_global_tables
+def replica_deletion_protection(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
+    return [region for region, replica in _replicas(props) if not _is_true(replica.get("DeletionProtectionEnabled"))]
+
+
+_LOCAL = "<region-local>"  # a key id or alias name: DynamoDB looks it up in the replica's own region
+
+
+def key_region(value: Any, stack_region: str, resources: Mapping[str, Any]) -> str | None:
+    """The region of the KMS key a ``KMSMasterKeyId`` names; None when it cannot be told."""
+    if isinstance(value, str):
+        if value.startswith("arn:"):
+            parts = value.split(":")
+            return parts[3] if len(parts) > 5 and parts[3] else None
+        return _LOCAL if value and "${" not in value else None
+    if not isinstance(value, Mapping) or len(value) != 1:
+        return None
+    ((fn, arg),) = value.items()
+    if fn == "Fn::GetStackOutput" and isinstance(arg, Mapping):
+        region = arg.get("Region")
+        if region == {"Ref": "AWS::Region"}:
+            return stack_region
+        return region if isinstance(region, str) else None
+    if fn == "Ref":
+        return stack_region if arg in resources else None
+    if fn == "Fn::GetAtt":
+        logical_id = arg[0] if isinstance(arg, list) else str(arg).split(".", 1)[0]
+        resource = resources.get(logical_id)
+        # A strong cross-region reference reads an SSM parameter whose origin is not in the value.
+        if resource is None or str(resource.get("Type", "")).startswith("Custom::"):
+            return None
+        return stack_region
+    if fn == "Fn::ImportValue":
+        return stack_region  # exports are imported from the same region only
+    if fn in ("Fn::Join", "Fn::Sub"):
+        text = _render_with_region(value, stack_region)
+        if text.startswith("arn:"):
+            parts = text.split(":")
+            return parts[3] if len(parts) > 5 and parts[3] and "?" not in parts[3] else None
+        return _LOCAL if text and "?" not in text else None
+    return None
+
+
+def _render_with_region(value: Any, region: str) -> str:
+    """Render a Join/Sub with AWS::Region known and every other token as '?'."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, Mapping) or len(value) != 1:
+        return "?"
+    ((fn, arg),) = value.items()
+    if fn == "Ref":
+        return region if arg == "AWS::Region" else "?"
+    if fn == "Fn::Join" and isinstance(arg, list) and len(arg) == 2 and isinstance(arg[1], list):
+        return str(arg[0]).join(_render_with_region(p, region) for p in arg[1])
+    if fn == "Fn::Sub":
+        text = arg if isinstance(arg, str) else arg[0] if isinstance(arg, list) and arg else ""
+        if not isinstance(text, str):
+            return "?"
+        return re.sub(r"\$\{([^}]+)\}", lambda m: region if m.group(1) == "AWS::Region" else "?", text)
+    return "?"
+
+
+@_only_global_tables
+def replica_key_in_own_region(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
+    stack = Stack.of(node)
+    resources = ctx.reader.resources(stack)
+    sse = props.get("SSESpecification") or {}
+    table_kms = _is_true(sse.get("SSEEnabled")) and str(sse.get("SSEType", "KMS")).upper() == "KMS"
+    findings = []
+    for region, replica in _replicas(props):
+        key = (replica.get("SSESpecification") or {}).get("KMSMasterKeyId")
+        where = key_region(key, stack.region, resources) if key is not None else None
+        if not table_kms or where is None or (where != _LOCAL and where != region):
+            findings.append(region)
+    return findings
+
+
+def _only_keys(types: tuple[str, ...]) -> Callable[[Any], Any]:
+    def wrap(check: Callable[[Mapping[str, Any], CfnResource, _Context], list[str]]) -> Any:
+        def rule(node: CfnResource, ctx: _Context) -> Findings:
+            if node.cfn_resource_type not in types:
+                return NagRuleCompliance.NOT_APPLICABLE
+            return check(ctx.reader.properties(node), node, ctx) or NagRuleCompliance.COMPLIANT
+
+        return rule
+
+    return wrap
+
+
+@_only_keys(("AWS::KMS::Key", "AWS::KMS::ReplicaKey"))
+def key_policy_no_wildcard_principal(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
+    policy = props.get("KeyPolicy")
+    if node.cfn_resource_type == "AWS::KMS::ReplicaKey" and not _statements(policy):
+        return ["NoKeyPolicy"]
+    return [
+        _stmt_id(s, i)
+        for i, s in enumerate(_statements(policy))
+        if s.get("Effect") == "Allow" and ("NotPrincipal" in s or _principal_is_wildcard(s.get("Principal")))
+    ]
+
+
+@_only_keys(("AWS::KMS::ReplicaKey",))
+def replica_key_pending_window(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
+    window = props.get("PendingWindowInDays")
+    if isinstance(window, str) and window.isdigit():
+        window = int(window)
+    return [] if isinstance(window, int) and not isinstance(window, bool) and 7 <= window <= 30 else ["Missing"]
+
+
+_REPLICA_REGION_OPERATORS = {"stringequals", "forallvalues:stringequals", "foranyvalue:stringequals"}
+
+
+@_only_keys(("AWS::KMS::Key",))
+def primary_replication_scoped(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
+    if not _is_true(props.get("MultiRegion")):
+        return []
+    statements = _statements(props.get("KeyPolicy"))
+    if not statements:
+        return ["DefaultKeyPolicy"]  # the default policy gives the account kms:* with no condition
+    own_region = Stack.of(node).region
+    allowed = set(ctx.replica_regions) if ctx.replica_regions is not None else ctx.deployed_replica_key_regions(node)
+    allowed.discard(own_region)
+    findings = []
+    for index, stmt in enumerate(statements):
+        if not _allows_action(stmt, "kms:ReplicateKey"):
+            continue
+        values: list[Any] = []
+        for operator, pairs in (stmt.get("Condition") or {}).items():
+            for key, value in (pairs or {}).items():
+                if key.lower() == "kms:replicaregion":
+                    if operator.lower() not in _REPLICA_REGION_OPERATORS:
+                        values.append(None)  # StringLike, negations...: not an explicit list
+                    values.extend(_as_list(value))
+        explicit = bool(values) and all(isinstance(v, str) and _REGION_RE.match(v) for v in values)
+        if not explicit or (allowed and not set(values) <= allowed):
+            findings.append(_stmt_id(stmt, index))
+    return findings
+
+
+_IDENTITY_POLICY_TYPES = {
+    "AWS::IAM::Policy",
+    "AWS::IAM::ManagedPolicy",
+    "AWS::IAM::RolePolicy",
+    "AWS::IAM::UserPolicy",
+    "AWS::IAM::GroupPolicy",
+}
+_INLINE_POLICY_TYPES = {"AWS::IAM::Role", "AWS::IAM::User", "AWS::IAM::Group"}
+
+
+def _identity_documents(type_name: str, props: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """(label, document) of every identity policy a resource defines."""
+    if type_name in _IDENTITY_POLICY_TYPES:
+        return [("", props.get("PolicyDocument"))]
+    if type_name in _INLINE_POLICY_TYPES:
+        return [
+            (str(p.get("PolicyName", f"Policy{i}")), p.get("PolicyDocument"))
+            for i, p in enumerate(_as_list(props.get("Policies")))
+            if isinstance(p, Mapping)
+        ]
+    return []
+
+
+def no_wildcard_resource(node: CfnResource, ctx: _Context) -> Findings:
+    type_name = node.cfn_resource_type
+    if type_name not in _IDENTITY_POLICY_TYPES | _INLINE_POLICY_TYPES:
+        return NagRuleCompliance.NOT_APPLICABLE
+    findings = []
+    for label, document in _identity_documents(type_name, ctx.reader.properties(node)):
+        for index, stmt in enumerate(_statements(document)):
+            actions = _allows_service(stmt, ("kms", "dynamodb"))
+            if not actions:
+                continue
+            if "NotResource" in stmt or any(_is_wildcard_resource(r) for r in _as_list(stmt.get("Resource"))):
+                prefix = f"{label}/" if label else ""
+                findings += [f"{prefix}{_stmt_id(stmt, index)}::{a}" for a in actions]
+    return sorted(set(findings)) or NagRuleCompliance.COMPLIANT
+
+
+def role_kind(path: Any, construct_path: str) -> str | None:
+    """'reader', 'writer' or None, from the IAM path's last segment, else the construct path."""
+    if isinstance(path, str):
+        segments = [s for s in path.split("/") if s]
+        if segments and segments[-1].lower() in ("reader", "writer"):
+            return segments[-1].lower()
+    for segment in reversed(construct_path.split("/")):
+        if segment.lower() in ("reader", "writer"):
+            return segment.lower()
+    return None
+
+
+def _forbidden(kind: str) -> tuple[str, ...]:
+    return READER_FORBIDDEN if kind == "reader" else WRITER_FORBIDDEN
+
+
+def _forbidden_grants(kind: str, documents: list[tuple[str, Any]]) -> list[str]:
+    found = []
+    for _label, document in documents:
+        for stmt in _statements(document):
+            found += [f"{kind}::{action}" for action in _forbidden(kind) if _allows_action(stmt, action)]
+    return found
+
+
+def _local_ref(value: Any) -> str | None:
+    return value["Ref"] if isinstance(value, Mapping) and isinstance(value.get("Ref"), str) else None
+
+
+def _policy_name(arn: Any) -> str:
+    match = re.search(r":policy/([\w+=,.@/-]+)", json.dumps(arn, sort_keys=True))
+    return match.group(1) if match else "Unknown"
+
+
+def _construct_paths(stack: Stack) -> dict[str, str]:
+    paths = {}
+    for construct in stack.node.find_all():
+        if CfnResource.is_cfn_resource(construct) and Stack.of(construct) is stack:
+            assert isinstance(construct, CfnResource)
+            paths[stack.resolve(construct.logical_id)] = construct.node.path
+    return paths
+
+
+def reader_writer_separation(node: CfnResource, ctx: _Context) -> Findings:
+    type_name = node.cfn_resource_type
+    stack = Stack.of(node)
+    props = ctx.reader.properties(node)
+    findings: list[str] = []
+    if type_name in ("AWS::KMS::Key", "AWS::KMS::ReplicaKey"):
+        for index, stmt in enumerate(_statements(props.get("KeyPolicy"))):
+            named = json.dumps([stmt.get("Principal"), stmt.get("Condition")], sort_keys=True, default=str)
+            for kind in ("reader", "writer"):
+                if f"/{kind}/" in named.lower():
+                    found = _forbidden_grants(kind, [("", {"Statement": [stmt]})])
+                    findings += [f"{_stmt_id(stmt, index)}::{f}" for f in found]
+    elif type_name in _IDENTITY_POLICY_TYPES:
+        resources = ctx.reader.resources(stack)
+        paths = _construct_paths(stack)
+        for role in _as_list(props.get("Roles")) + ([props.get("RoleName")] if "RoleName" in props else []):
+            logical_id = _local_ref(role)
+            role_res = resources.get(logical_id or "", {})
+            if role_res.get("Type") != "AWS::IAM::Role":
+                continue
+            kind = role_kind((role_res.get("Properties") or {}).get("Path"), paths.get(logical_id or "", ""))
+            if kind:
+                findings += _forbidden_grants(kind, _identity_documents(type_name, props))
+    elif type_name == "AWS::IAM::Role":
+        kind = role_kind(props.get("Path"), node.node.path)
+        if kind:
+            documents = _identity_documents(type_name, props)
+            resources = ctx.reader.resources(stack)
+            for arn in _as_list(props.get("ManagedPolicyArns")):
+                local = resources.get(_local_ref(arn) or "", {})
+                if local.get("Type") == "AWS::IAM::ManagedPolicy":
+                    documents.append(("", (local.get("Properties") or {}).get("PolicyDocument")))
+                else:
+                    # A policy defined outside the app (e.g. AWS managed) cannot be checked here.
+                    findings.append(f"{kind}::ManagedPolicy::{_policy_name(arn)}")
+            findings += _forbidden_grants(kind, documents)
+    else:
+        return NagRuleCompliance.NOT_APPLICABLE
+    return sorted(set(findings)) or NagRuleCompliance.COMPLIANT
+
+
+@dataclass(frozen=True)
+class Rule:
+    suffix: str
+    info: str
+    explanation: str
+    check: Callable[[CfnResource, _Context], Findings]
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "GT1",
+        "A DynamoDB global table replica does not have point-in-time recovery enabled.",
+        "Every replica is a full copy of the records; without PITR a bad write or delete that replicates "
+        "everywhere cannot be undone in any region. Stock rules check AWS::DynamoDB::Table only.",
+        replica_pitr,
+    ),
+    Rule(
+        "GT2",
+        "A DynamoDB global table replica does not have deletion protection enabled.",
+        "Deleting one replica deletes that region's copy of the data; deletion protection makes it a "
+        "deliberate two-step change.",
+        replica_deletion_protection,
+    ),
+    Rule(
+        "GT3",
+        "A DynamoDB global table replica is not encrypted with a customer managed KMS key of its own region.",
+        "Each replica must be encrypted at rest with its own region's key (KMSMasterKeyId an ARN, a "
+        "cross-stack reference or a key id resolved in that region): a key of another region ties the "
+        "replica's availability to that region and moves key use across regions. CDK does not check it.",
+        replica_key_in_own_region,
+    ),
+    Rule(
+        "KMS1",
+        "A KMS key policy allows a wildcard principal (or uses NotPrincipal), or a replica key has no key policy.",
+        "Principal '*' on an Allow opens the key to every AWS account, limited only by conditions that "
+        "are easy to get wrong; name the account or the roles. A replica key must carry its own policy.",
+        key_policy_no_wildcard_principal,
+    ),
+    Rule(
+        "KMS2",
+        "A KMS replica key does not set PendingWindowInDays (7-30).",
+        "The waiting period before a scheduled deletion is the only window to cancel it; set it "
+        "explicitly on every replica so it is reviewed, not inherited.",
+        replica_key_pending_window,
+    ),
+    Rule(
+        "KMS3",
+        "A multi-region primary key allows kms:ReplicateKey without limiting kms:ReplicaRegion to explicit, "
+        "configured regions.",
+        "Replicating a multi-region key copies its key material to another region, where that region's "
+        "replica policy decides who may decrypt. Restrict ReplicateKey with StringEquals kms:ReplicaRegion "
+        "to the regions the toolkit deploys replica keys in, with no wildcard.",
+        primary_replication_scoped,
+    ),
+    Rule(
+        "IAM1",
+        "An IAM policy allows a kms: or dynamodb: action on a wildcard resource.",
+        "Key and table permissions must name the key and table ARNs (key policies may use '*', which "
+        "means the key itself). A wildcard grants every key or table of the account, in every region.",
+        no_wildcard_resource,
+    ),
+    Rule(
+        "IAM2",
+        "A reader role may create ciphertext (kms:GenerateDataKey/Encrypt) or a writer role may kms:Decrypt.",
+        "Writers only encrypt and readers only decrypt: a reader that can generate data keys can forge "
+        "records that decrypt and verify, and a writer that can decrypt can read every record.",
+        reader_writer_separation,
+    ),
+)
+
+
+@jsii.implements(IApplyRule)
+class _AppliedRule:
+    """One rule on one resource, in the shape cdk-nag's ``applyRule`` takes (jsii reads properties)."""
+
+    def __init__(self, rule: Rule, node: CfnResource, context: _Context) -> None:
+        self._rule = rule
+        self._node = node
+        self._context = context
+
+    @property
+    def rule_suffix_override(self) -> str:
+        return self._rule.suffix
+
+    @property
+    def info(self) -> str:
+        return self._rule.info
+
+    @property
+    def explanation(self) -> str:
+        return self._rule.explanation
+
+    @property
+    def level(self) -> NagMessageLevel:
+        return NagMessageLevel.ERROR
+
+    @property
+    def node(self) -> CfnResource:
+        return self._node
+
+    def rule(self, node: CfnResource) -> Findings:
+        return self._rule.check(node, self._context)
+
+
+class MrkToolkitChecks(NagPack):
+    """The toolkit's rules as a cdk-nag 3 pack (rule ids ``MrkToolkit-<suffix>``, see the module doc).
+
+    Props: ``scope`` (the app, as for the stock packs); ``replica_regions`` (the regions the primary
+    may be replicated to; default: every region the app deploys an ``AWS::KMS::ReplicaKey`` in);
+    ``verbose`` (explanations in findings).
+    """
+
+    def __init__(
+        self,
+        scope: IConstruct | None = None,
+        *,
+        replica_regions: Sequence[str] | None = None,
+        verbose: bool | None = None,
+    ) -> None:
+        super().__init__(scope, verbose=verbose)
+        self._pack_name = PACK_NAME
+        self._context = _Context(
+            reader=_TemplateReader(),
+            replica_regions=tuple(replica_regions) if replica_regions is not None else None,
+        )
+
+    @property
+    def name(self) -> str:
+        return PACK_NAME
+
+    def _check_resource(self, node: CfnResource) -> None:
+        for rule in RULES:
+            self._apply_rule(_AppliedRule(rule, node, self._context))

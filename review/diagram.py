@@ -1,0 +1,126 @@
+"""A Mermaid flowchart of the deployment, drawn from the assembly: regions, stacks, keys, table
+replicas and functions, with the edges the templates define (replica key -> primary, replica ->
+its SSE key, function -> what its role's policies allow, function -> the key of its log group)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from review.policy import as_list, matches, statements
+
+if TYPE_CHECKING:
+    from offline.assembly import CloudAssembly
+    from review.inventory import Inventory
+
+_SHORT_KIND = {
+    "multi-region key (primary)": "MRK primary",
+    "multi-region key (replica)": "MRK replica",
+    "table SSE key": "table SSE key",
+    "log group key": "logs key",
+    "KMS key": "KMS key",
+}
+
+
+def _id(*parts: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", "_".join(parts))
+
+
+def _label(*lines: str) -> str:
+    return '"' + "<br/>".join(line.replace('"', "#quot;") for line in lines if line) + '"'
+
+
+def mermaid(assembly: CloudAssembly) -> str:
+    """The diagram source (no ``` fences), deterministic for a given assembly."""
+    from review.inventory import Inventory
+
+    return mermaid_from_inventory(Inventory(assembly))
+
+
+def mermaid_from_inventory(inventory: Inventory) -> str:
+    lines = ["flowchart LR"]
+    nodes: dict[str, str] = {}  # arn or path -> node id
+    edges: set[str] = set()
+
+    def node_for_key(arn: str | None) -> str | None:
+        return nodes.get(arn) if arn else None
+
+    for region in inventory.regions:
+        title = f"{region} (primary)" if region == inventory.primary_region else region
+        lines.append(f"  subgraph {_id('region', region)}[{_label(title)}]")
+        lines.append("    direction TB")
+        stacks = sorted({s.name for s in inventory.assembly.stacks.values() if s.region == region})
+        for stack in stacks:
+            body = []
+            for key in inventory.keys_in(region):
+                if key.resource.stack.name == stack:
+                    node = _id("key", region, _relative(key.resource.path))
+                    nodes[key.arn] = node
+                    name = key.aliases[0] if key.aliases else _relative(key.resource.path)
+                    body.append(f"      {node}[{_label(name, _SHORT_KIND[key.kind])}]")
+            for fn in inventory.functions:
+                if fn.resource.stack.name == stack:
+                    node = _id("fn", region, _relative(fn.resource.path))
+                    nodes[fn.resource.path] = node
+                    body.append(f"      {node}([{_label(fn.label.removesuffix(f' ({region})'))}])")
+            for table in inventory.tables_in(region):
+                if table.resource.stack.name == stack:
+                    body.append(_table_node(table.region, table.name, table.arn, nodes, "global table"))
+            if body:
+                lines.append(f"    subgraph {_id('stack', stack)}[{_label(stack)}]")
+                lines += body
+                lines.append("    end")
+        # Replicas of a global table defined in another region's stack sit in their own region.
+        for table in inventory.tables_in(region):
+            if table.arn not in nodes:
+                owner = table.resource.stack.name
+                lines.append(_table_node(table.region, table.name, table.arn, nodes, f"replica, in {owner}", indent=4))
+        lines.append("  end")
+
+    for key in inventory.keys:
+        primary = key.resource.properties.get("PrimaryKeyArn")
+        if isinstance(primary, str) and node_for_key(primary):
+            edges.add(f"  {nodes[key.arn]} -. replica of .-> {nodes[primary]}")
+    by_name: dict[str, list[str]] = {}
+    for table in inventory.tables:
+        by_name.setdefault(f"{table.resource.stack.name}/{table.name}", []).append(table.arn)
+        sse = inventory.key_for(table.sse_key, table.region)
+        if sse and sse.arn in nodes:
+            edges.add(f"  {nodes[table.arn]} -->|SSE| {nodes[sse.arn]}")
+    for arns in by_name.values():
+        ordered = sorted(arns, key=lambda a: (a.split(":")[3] != inventory.primary_region, a))
+        for other in ordered[1:]:
+            edges.add(f"  {nodes[ordered[0]]} <-. replication .-> {nodes[other]}")
+    targets = [(k.arn, nodes[k.arn]) for k in inventory.keys] + [(t.arn, nodes[t.arn]) for t in inventory.tables]
+    for fn in inventory.functions:
+        source = nodes[fn.resource.path]
+        role = next((r for r in inventory.roles if r.arn == fn.role_arn), None)
+        allowed: dict[str, set[str]] = {}
+        for _name, document in role.identity() if role else []:
+            for stmt in statements(document):
+                if stmt.get("Effect") != "Allow" or "NotResource" in stmt:
+                    continue
+                for arn, node in targets:
+                    if any(isinstance(r, str) and r != "*" and matches(r, arn) for r in as_list(stmt.get("Resource"))):
+                        allowed.setdefault(node, set()).update(str(a) for a in as_list(stmt.get("Action")))
+        for node, actions in allowed.items():
+            edges.add(f"  {source} -->|{_edge_label(actions)}| {node}")
+        if fn.log_key_arn and fn.log_key_arn in nodes:
+            edges.add(f"  {source} -. logs .-> {nodes[fn.log_key_arn]}")
+    return "\n".join([*lines, *sorted(edges)]) + "\n"
+
+
+def _relative(path: str) -> str:
+    """A construct path without its stack (the first segment)."""
+    return path.split("/", 1)[-1]
+
+
+def _table_node(region: str, name: str, arn: str, nodes: dict[str, str], what: str, indent: int = 6) -> str:
+    node = _id("table", region, name)
+    nodes[arn] = node
+    return f"{' ' * indent}{node}[({_label(name, what)})]"
+
+
+def _edge_label(actions: Iterable[str]) -> str:
+    return ", ".join(sorted(actions)).replace('"', "'")

@@ -1,0 +1,458 @@
+"""The policy review: every key policy and role policy per region, and who can do what.
+
+``build_review(assembly)`` returns a JSON-ready dict; ``render_markdown`` turns it into the
+review page. Both are deterministic: sorted, no timestamps, no paths of this machine, no asset
+hashes, the account as ``<account>``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from offline.assembly import CloudAssembly
+from review.assembly_view import ACCOUNT, partition
+from review.diagram import mermaid_from_inventory
+from review.inventory import Inventory, Key, Role, TableReplica
+from review.policy import (
+    DENY,
+    IF_IAM,
+    Principal,
+    as_list,
+    best_of,
+    evaluate,
+    readable_statement,
+    statements,
+)
+
+SCHEMA_VERSION = 1
+
+KEY_ADMIN_ACTIONS = (
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:CreateGrant",
+    "kms:DeleteAlias",
+    "kms:DeleteImportedKeyMaterial",
+    "kms:DisableKey",
+    "kms:DisableKeyRotation",
+    "kms:EnableKey",
+    "kms:EnableKeyRotation",
+    "kms:ImportKeyMaterial",
+    "kms:PutKeyPolicy",
+    "kms:ReplicateKey",
+    "kms:RetireGrant",
+    "kms:RevokeGrant",
+    "kms:RotateKeyOnDemand",
+    "kms:ScheduleKeyDeletion",
+    "kms:SynchronizeMultiRegionKey",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateAlias",
+    "kms:UpdateKeyDescription",
+    "kms:UpdatePrimaryRegion",
+)
+KEY_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("GenerateDataKey", ("kms:GenerateDataKey",)),
+    ("Decrypt", ("kms:Decrypt",)),
+    ("Encrypt", ("kms:Encrypt",)),
+    ("ReEncrypt", ("kms:ReEncryptFrom", "kms:ReEncryptTo")),
+    ("key administration", KEY_ADMIN_ACTIONS),
+)
+TABLE_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("table read", ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan")),
+    ("table write", ("dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem")),
+)
+
+LEGEND = (
+    "`allow`: the key/resource policy and the principal's identity policies (as synthesized) allow it, "
+    "for a request carrying what the note lists. `if IAM allows`: the key or table delegates to the "
+    "account's IAM policies and this principal's are outside the app (its IAM policies decide). "
+    "`deny`: no policy in the assembly allows it. Key administration: any of "
+    f"{len(KEY_ADMIN_ACTIONS)} management actions (policy, deletion, enable/disable, aliases, grants, "
+    "tags, rotation, replication); the note lists which. `<account>` stands for the deploying account; "
+    "resource names in `<...>` are construct paths (physical names exist only after deploy)."
+)
+
+
+# -- principals --------------------------------------------------------------------------------------
+def _facts(arn: str, **more: str | None) -> dict[str, str | None]:
+    return {
+        "aws:PrincipalArn": arn,
+        "aws:PrincipalAccount": ACCOUNT,
+        "kms:CallerAccount": ACCOUNT,
+        "kms:ViaService": None,
+        **more,
+    }
+
+
+def _principal_names(keys: Sequence[Key]) -> tuple[set[str], set[str], set[str]]:
+    """(ARN patterns in aws:PrincipalArn conditions, explicit principal ARNs, service principals)."""
+    patterns: set[str] = set()
+    explicit: set[str] = set()
+    services: set[str] = set()
+    for key in keys:
+        for stmt in statements(key.policy):
+            principal = stmt.get("Principal")
+            if isinstance(principal, Mapping):
+                services |= {str(s) for s in as_list(principal.get("Service"))}
+                for arn in as_list(principal.get("AWS")):
+                    if arn != "*" and not str(arn).endswith(":root") and arn != ACCOUNT:
+                        explicit.add(str(arn))
+            for operator, pairs in (stmt.get("Condition") or {}).items():
+                for cond_key, values in (pairs or {}).items():
+                    if cond_key.lower() == "aws:principalarn" and "Like" in operator:
+                        patterns |= {str(v) for v in as_list(values) if "*" in str(v)}
+    return patterns, explicit, services
+
+
+def global_principals(inventory: Inventory) -> list[Principal]:
+    p = partition(inventory.primary_region)
+    root = f"arn:{p}:iam::{ACCOUNT}:root"
+    other = f"arn:{p}:iam::{ACCOUNT}:role/<any-other-role>"
+    patterns, explicit, _ = _principal_names(inventory.keys)
+    out = [
+        Principal(r.label, "role", arn=r.arn, region=r.region, identity=r.identity(), facts=_facts(r.arn))
+        for r in inventory.roles
+    ]
+    out.append(Principal("account root user", "root", arn=root, identity="all", facts=_facts(root)))
+    out.append(Principal("any other principal of the account", "account", arn=other, facts=_facts(other)))
+    for pattern in sorted(patterns):
+        arn = pattern.replace("*", "<any-other-role>")
+        out.append(Principal(f"any other role matching {pattern}", "pattern", arn=arn, facts=_facts(arn)))
+    for arn in sorted(explicit):
+        out.append(Principal(arn, "explicit", arn=arn, facts=_facts(arn)))
+    return out
+
+
+def region_principals(inventory: Inventory, region: str, shared: list[Principal]) -> list[Principal]:
+    _, _, services = _principal_names(inventory.keys_in(region))
+    via = inventory.dynamodb_service(region)
+    caller = f"arn:{partition(region)}:iam::{ACCOUNT}:role/<caller-of-dynamodb>"
+    extra = [
+        Principal(f"service {s}", "service", service=s, identity=[], facts={"aws:SourceAccount": ACCOUNT})
+        for s in sorted(services)
+    ]
+    extra.append(
+        Principal(
+            f"DynamoDB on the account's behalf (kms:ViaService {via})",
+            "via-service",
+            arn=caller,
+            region=region,
+            identity="all",
+            facts=_facts(caller, **{"kms:ViaService": via}),
+            only_with_condition="kms:ViaService",
+        )
+    )
+    order = {"role": 0, "root": 2, "account": 3, "pattern": 4, "explicit": 5, "service": 6, "via-service": 7}
+
+    def rank(pr: Principal) -> tuple[Any, ...]:
+        local = 0 if pr.region == region else 1
+        return (order[pr.kind] + (local if pr.kind == "role" else 0), pr.region or "", pr.label)
+
+    return sorted([*shared, *extra], key=rank)
+
+
+# -- matrix ----------------------------------------------------------------------------------------
+def _cell(
+    principal: Principal,
+    actions: tuple[str, ...],
+    arn: str,
+    policy: tuple[str, Mapping[str, Any]] | None,
+    *,
+    needs_resource_policy: bool,
+) -> dict[str, Any]:
+    decisions = {
+        a: evaluate(principal, a, arn, policy, ACCOUNT, needs_resource_policy=needs_resource_policy) for a in actions
+    }
+    verdict = best_of(decisions)
+    if verdict == DENY:
+        return {"verdict": DENY}
+    detail = {}
+    for action in sorted(actions):
+        best = decisions[action].best
+        if decisions[action].verdict == verdict and best is not None:
+            detail[action] = {"via": list(best.via), "requires": list(best.requires)}
+    if len(actions) > 1:
+        return {"verdict": verdict, "actions": detail}
+    return {"verdict": verdict, **detail[actions[0]]}
+
+
+def _matrix_rows(
+    principals: list[Principal], label: str, kind: str, arn: str, policy: Any, *, key: bool
+) -> list[dict[str, Any]]:
+    columns = KEY_COLUMNS if key else TABLE_COLUMNS
+    rows = []
+    for principal in principals:
+        if principal.kind == "via-service" and not key:
+            continue  # DynamoDB's own use of a table is not a permission question
+        cells = {name: _cell(principal, actions, arn, policy, needs_resource_policy=key) for name, actions in columns}
+        rows.append({"principal": principal.label, "principal_kind": principal.kind, "cells": cells})
+    return [{"resource": label, "resource_kind": kind, "arn": arn, "rows": rows}]
+
+
+# -- sections --------------------------------------------------------------------------------------
+def _key_entry(key: Key, inventory: Inventory) -> dict[str, Any]:
+    props = key.resource.properties
+    entry: dict[str, Any] = {
+        "label": key.label,
+        "kind": key.kind,
+        "construct": key.resource.path,
+        "arn": key.arn,
+        "aliases": list(key.aliases),
+        "pending_window_days": props.get("PendingWindowInDays"),
+        "statements": [readable_statement(s, i, ACCOUNT) for i, s in enumerate(statements(key.policy))],
+    }
+    if key.resource.type == "AWS::KMS::ReplicaKey":
+        entry["primary_key_arn"] = props.get("PrimaryKeyArn")
+        entry["rotation"] = "follows the primary"
+    else:
+        entry["rotation"] = "on" if props.get("EnableKeyRotation") in (True, "true") else "off"
+        entry["key_spec"] = props.get("KeySpec", "SYMMETRIC_DEFAULT")
+    used_by = sorted(t.label for t in inventory.tables if inventory.key_for(t.sse_key, t.region) == key)
+    used_by += sorted(f.label for f in inventory.functions if f.log_key_arn == key.arn)
+    if used_by:
+        entry["encrypts"] = used_by
+    return entry
+
+
+def _table_entry(table: TableReplica, inventory: Inventory) -> dict[str, Any]:
+    key = inventory.key_for(table.sse_key, table.region)
+    return {
+        "label": table.label,
+        "construct": table.resource.path,
+        "stack": table.resource.stack.name,
+        "arn": table.arn,
+        "sse_key": table.sse_key,
+        "sse_key_label": key.label if key else None,
+        "sse_key_region": key.region if key else None,
+        "point_in_time_recovery": table.pitr,
+        "deletion_protection": table.deletion_protection,
+        "resource_policy": [readable_statement(s, i, ACCOUNT) for i, s in enumerate(statements(table.resource_policy))],
+    }
+
+
+def _role_entry(role: Role, inventory: Inventory) -> dict[str, Any]:
+    return {
+        "label": role.label,
+        "construct": role.resource.path,
+        "arn": role.arn,
+        "iam_path": role.resource.properties.get("Path", "/"),
+        "trusted": list(role.trusted),
+        "used_by": sorted(f.label for f in inventory.functions if f.role_arn == role.arn),
+        "policies": [
+            {
+                "name": p.name,
+                "type": p.kind,
+                "construct": p.path,
+                "statements": [readable_statement(s, i, ACCOUNT) for i, s in enumerate(statements(p.document))],
+            }
+            for p in role.policies
+        ],
+    }
+
+
+def build_review(assembly: CloudAssembly) -> dict[str, Any]:
+    inventory = Inventory(assembly)
+    shared = global_principals(inventory)
+    regions = []
+    for region in inventory.regions:
+        principals = region_principals(inventory, region, shared)
+        matrix: list[dict[str, Any]] = []
+        for key in inventory.keys_in(region):
+            matrix += _matrix_rows(principals, key.label, key.kind, key.arn, ("key policy", key.policy), key=True)
+        for table in inventory.tables_in(region):
+            policy = ("resource policy", table.resource_policy) if table.resource_policy else None
+            matrix += _matrix_rows(principals, table.label, "table replica", table.arn, policy, key=False)
+        regions.append(
+            {
+                "region": region,
+                "primary": region == inventory.primary_region,
+                "keys": [_key_entry(k, inventory) for k in inventory.keys_in(region)],
+                "tables": [_table_entry(t, inventory) for t in inventory.tables_in(region)],
+                "roles": [_role_entry(r, inventory) for r in inventory.roles if r.region == region],
+                "matrix": matrix,
+            }
+        )
+    waves = assembly.waves()
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "primary_region": inventory.primary_region,
+        "regions_order": list(inventory.regions),
+        "stacks": [
+            {"name": s.name, "region": s.region, "wave": i + 1, "depends_on": sorted(s.dependencies)}
+            for i, wave in enumerate(waves)
+            for s in wave
+        ],
+        "legend": LEGEND,
+        "mermaid": mermaid_from_inventory(inventory),
+        "regions": regions,
+    }
+
+
+# -- markdown --------------------------------------------------------------------------------------
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _code(values: Sequence[str]) -> str:
+    return "<br>".join(f"`{_md(v)}`" for v in values) if values else "—"
+
+
+def _statement_table(rows: list[dict[str, Any]], *, with_principal: bool) -> list[str]:
+    head = ["Sid", "Effect", *(["Principal"] if with_principal else []), "Actions", "Resources", "Conditions"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in rows:
+        principal = s.get("principals", []) + [f"NOT {p}" for p in s.get("not_principals", [])]
+        actions = s.get("actions", []) + [f"NOT {a}" for a in s.get("not_actions", [])]
+        resources = s.get("resources", []) + [f"NOT {r}" for r in s.get("not_resources", [])]
+        cells = [
+            f"`{_md(s['sid'])}`",
+            s["effect"],
+            *([_md("<br>".join(principal)) or "—"] if with_principal else []),
+            _code(actions),
+            _code(resources),
+            _code(s["conditions"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _grant_text(via: Sequence[str], requires: Sequence[str]) -> str:
+    parts = [
+        ("via " + " + ".join(via)) if via else "",
+        ("request must carry " + ", ".join(requires)) if requires else "",
+    ]
+    return ", ".join(p for p in parts if p)
+
+
+def _note(cell: Mapping[str, Any]) -> str:
+    if "actions" not in cell:
+        return _grant_text(cell["via"], cell["requires"])
+    groups: dict[str, list[str]] = {}
+    for action, grant in cell["actions"].items():
+        groups.setdefault(_grant_text(grant["via"], grant["requires"]), []).append(action)
+    return "; ".join(f"{', '.join(sorted(acts))} {text}".rstrip() for text, acts in sorted(groups.items()))
+
+
+def _verdict_text(cell: Mapping[str, Any], total: int) -> str:
+    verdict = cell["verdict"]
+    text = {DENY: "deny", IF_IAM: "if IAM allows"}.get(verdict, "**allow**")
+    if verdict != DENY and total > 1:
+        text += f" ({len(cell.get('actions', []))} of {total})"
+    return text
+
+
+def _matrix_md(block: Mapping[str, Any], notes: dict[str, int]) -> list[str]:
+    key = block["resource_kind"] != "table replica"
+    columns = KEY_COLUMNS if key else TABLE_COLUMNS
+    shown, none = [], []
+    for row in block["rows"]:
+        (shown if any(c["verdict"] != DENY for c in row["cells"].values()) else none).append(row)
+    lines = [
+        f"#### {_md(block['resource'])} — {block['resource_kind']}",
+        "",
+        "| Principal | " + " | ".join(name for name, _ in columns) + " |",
+        "|" + "---|" * (len(columns) + 1),
+    ]
+    for row in shown:
+        cells = []
+        for name, actions in columns:
+            cell = row["cells"][name]
+            text = _verdict_text(cell, len(actions))
+            if cell["verdict"] != DENY:
+                note = _note(cell)
+                if note:
+                    text += f" [{notes.setdefault(note, len(notes) + 1)}]"
+            cells.append(text)
+        lines.append(f"| {_md(row['principal'])} | " + " | ".join(cells) + " |")
+    if none:
+        lines += ["", "No access: " + ", ".join(_md(r["principal"]) for r in none) + "."]
+    return [*lines, ""]
+
+
+def render_markdown(review: Mapping[str, Any]) -> str:
+    out = [
+        "# Policy review",
+        "",
+        "Generated by `python -m review` from the synthesized cloud assembly: do not edit by hand, "
+        "regenerate and review the diff.",
+        "",
+        f"Primary region `{review['primary_region']}`; regions {', '.join(f'`{r}`' for r in review['regions_order'])}.",
+        "",
+        "| Wave | Stack | Region | Depends on |",
+        "|---|---|---|---|",
+        *(
+            f"| {s['wave']} | `{s['name']}` | `{s['region']}` | {', '.join(f'`{d}`' for d in s['depends_on']) or '—'} |"
+            for s in review["stacks"]
+        ),
+        "",
+        "## Architecture",
+        "",
+        "```mermaid",
+        review["mermaid"].rstrip("\n"),
+        "```",
+        "",
+        "## How to read the matrices",
+        "",
+        review["legend"],
+        "",
+    ]
+    for region in review["regions"]:
+        notes: dict[str, int] = {}
+        title = "primary region" if region["primary"] else "replica region"
+        out += [f"## {region['region']} ({title})", "", "### Who can do what", ""]
+        for block in region["matrix"]:
+            out += _matrix_md(block, notes)
+        if notes:
+            out += ["Notes:", ""]
+            out += [f"{n}. {_md(text)}" for text, n in sorted(notes.items(), key=lambda item: item[1])]
+            out.append("")
+        out += ["### KMS keys", ""]
+        for key in region["keys"]:
+            facts = [f"ARN `{key['arn']}`", f"rotation {key['rotation']}"]
+            if key.get("pending_window_days") is not None:
+                facts.append(f"pending window {key['pending_window_days']} days")
+            if key.get("primary_key_arn"):
+                facts.append(f"replica of `{key['primary_key_arn']}`")
+            if key.get("encrypts"):
+                facts.append("encrypts " + ", ".join(key["encrypts"]))
+            out += [f"#### {_md(key['label'])} — {key['kind']}", "", f"`{key['construct']}`: " + "; ".join(facts), ""]
+            out += [*_statement_table(key["statements"], with_principal=True), ""]
+        if region["tables"]:
+            out += ["### Table replicas", "", "| Replica | Defined in | SSE key | PITR | Deletion protection |"]
+            out.append("|---|---|---|---|---|")
+            for t in region["tables"]:
+                key = f"{t['sse_key_label']} ({t['sse_key_region']})" if t["sse_key_label"] else t["sse_key"] or "—"
+                yes = {True: "on", False: "**off**"}
+                out.append(
+                    f"| {_md(t['label'])} | `{t['stack']}` | {_md(key)} | {yes[t['point_in_time_recovery']]} "
+                    f"| {yes[t['deletion_protection']]} |"
+                )
+            out.append("")
+            for t in region["tables"]:
+                if t["resource_policy"]:
+                    out += [f"Resource policy of {_md(t['label'])}:", ""]
+                    out += [*_statement_table(t["resource_policy"], with_principal=True), ""]
+        if region["roles"]:
+            out += ["### IAM roles", ""]
+        for role in region["roles"]:
+            facts = [f"ARN `{role['arn']}`", "trusts " + (", ".join(role["trusted"]) or "nobody")]
+            if role["used_by"]:
+                facts.append("used by " + ", ".join(role["used_by"]))
+            out += [f"#### {_md(role['label'])}", "", f"`{role['construct']}`: " + "; ".join(facts), ""]
+            for policy in role["policies"]:
+                out += [f"{_md(policy['name'])} ({policy['type']}):", ""]
+                if policy["statements"]:
+                    out += [*_statement_table(policy["statements"], with_principal=False), ""]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def write_review(assembly: CloudAssembly, out_dir: Path) -> tuple[Path, Path]:
+    review = build_review(assembly)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md_path, json_path = out_dir / "policy-review.md", out_dir / "policy-review.json"
+    md_path.write_text(render_markdown(review))
+    json_path.write_text(json.dumps(review, indent=2, sort_keys=True) + "\n")
+    return md_path, json_path
