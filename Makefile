@@ -46,6 +46,9 @@ lint-templates: synth ## cfn-lint + checkov on the templates (own venv: .venv-re
 diagram: synth ## regenerate README's architecture diagram from the assembly
 	$(BIN)/python -m review readme README.md --cdk-out cdk.out
 
+bench: setup ## the benchmarks (~5 min; QUICK=1 for a ~2 min smoke run): writes benchmarks/RESULTS.md
+	$(BIN)/python -m benchmarks $(if $(QUICK),--quick)
+
 lint: setup ## ruff lint + format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -1,0 +1,258 @@
+"""Section 5: throughput under load. Writer threads write through RecordService in us-east-2, a
+replicator copies each item to us-west-1 as Global Tables would, reader threads read and decrypt it
+there. Every written id is read back once and compared with what was written."""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmarks.moto_env import PRIMARY, REPLICA, REPO, TABLE, create_resources, fake_credentials, service_env
+
+_FILLER = "lorem ipsum dolor sit amet " * 40
+
+
+@dataclass
+class Phase:
+    name: str
+    writers: int
+    readers: int
+    seconds: float
+    write_ms: list[float] = field(default_factory=list)  # completed inside the time window
+    read_ms: list[float] = field(default_factory=list)
+    written: int = 0
+    write_errors: int = 0
+    read_ok: int = 0
+    drained_reads: int = 0  # reads completed after the window (finishing the backlog)
+    lost: int = 0
+    undecryptable: int = 0
+    mismatched: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def writes_per_s(self) -> float:
+        return len(self.write_ms) / self.seconds
+
+    @property
+    def reads_per_s(self) -> float:
+        return len(self.read_ms) / self.seconds
+
+    @property
+    def verified(self) -> bool:
+        return self.written > 0 and not (self.lost or self.undecryptable or self.mismatched or self.write_errors)
+
+
+@dataclass
+class LoadResults:
+    phases: list[Phase]
+    endpoint: str = ""
+    seconds: float = 0.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def record_for(i: int) -> dict[str, Any]:
+    return {
+        "name": f"Ada {i}",
+        "country": "NZ",
+        "tier": i % 5,
+        "ssn": f"078-05-{i:06d}",
+        "dob": "1815-12-10",
+        "diagnosis": {"code": f"dx-{i}", "notes": [_FILLER]},
+    }
+
+
+@contextlib.contextmanager
+def moto_server(say: Callable[[str], None]) -> Iterator[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.moto_server"],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        endpoint = proc.stdout.readline().strip()
+        if not endpoint.startswith("http"):
+            raise RuntimeError("the moto server did not start")
+        say(f"  moto server (separate process) on {endpoint}")
+        yield endpoint
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _phase(name: str, keys: Any, *, writers: int, readers: int, seconds: float, cache: bool) -> Phase:
+    import boto3
+    import botocore.session
+    from record_crypto.service import RecordService
+    from record_crypto.settings import Settings
+
+    phase = Phase(name, writers, readers, seconds)
+    extra = {"DATA_KEY_CACHE": "on"} if cache else {}
+    # One service per thread, as one per warm Lambda container (each with its own clients and cache).
+    writer_services = [
+        RecordService(
+            Settings.from_env(service_env(keys, PRIMARY, **extra)), botocore_session=botocore.session.Session()
+        )
+        for _ in range(writers)
+    ]
+    reader_services = [
+        RecordService(
+            Settings.from_env(service_env(keys, REPLICA, **extra)), botocore_session=botocore.session.Session()
+        )
+        for _ in range(readers)
+    ]
+    session = boto3.session.Session()
+    ddb_a, ddb_b = session.client("dynamodb", region_name=PRIMARY), session.client("dynamodb", region_name=REPLICA)
+    expected: dict[str, dict[str, Any]] = {}
+    to_replicate: queue.Queue[str | None] = queue.Queue()
+    to_read: queue.Queue[str | None] = queue.Queue()
+    lock = threading.Lock()
+    window_over = threading.Event()
+    counter = iter(range(10**9))
+    tag = "c" if cache else "d"
+
+    def note(message: str) -> None:
+        with lock:
+            if len(phase.errors) < 5:
+                phase.errors.append(message[:300])
+
+    def write_loop(service: RecordService) -> None:
+        while not window_over.is_set():
+            with lock:
+                i = next(counter)
+            ident, record = f"load-{tag}-{i:08d}", record_for(i)
+            started = time.perf_counter()
+            result = service.write({"id": ident, "record": record})
+            elapsed = (time.perf_counter() - started) * 1000
+            with lock:
+                if result.get("ok"):
+                    expected[ident] = record
+                    phase.written += 1
+                    if not window_over.is_set():
+                        phase.write_ms.append(elapsed)
+                else:
+                    phase.write_errors += 1
+            if result.get("ok"):
+                to_replicate.put(ident)
+            else:
+                note(f"write {ident}: {result.get('error')}")
+
+    def replicate_loop() -> None:
+        # Batched (up to 25 items a call), so the emulated replication never throttles the readers.
+        done = False
+        while not done:
+            batch = [to_replicate.get()]
+            while len(batch) < 25:
+                try:
+                    batch.append(to_replicate.get_nowait())
+                except queue.Empty:
+                    break
+            done = None in batch
+            ids = [i for i in batch if i is not None]
+            if not ids:
+                continue
+            items = _batch_get(ddb_a, ids)
+            for ident in set(ids) - {item["id"]["S"] for item in items}:
+                note(f"replicate {ident}: not in {PRIMARY}")
+                with lock:
+                    phase.lost += 1
+            _batch_put(ddb_b, items)
+            for item in items:
+                to_read.put(item["id"]["S"])
+
+    def read_loop(service: RecordService) -> None:
+        while (ident := to_read.get()) is not None:
+            started = time.perf_counter()
+            result = service.read({"id": ident})
+            elapsed = (time.perf_counter() - started) * 1000
+            in_window = not window_over.is_set()
+            with lock:
+                if not result.get("ok"):
+                    kind = result.get("error", {}).get("type")
+                    if kind == "NotFound":
+                        phase.lost += 1
+                    else:
+                        phase.undecryptable += 1
+                    note(f"read {ident}: {result.get('error')}")
+                elif result["record"] != expected[ident]:
+                    phase.mismatched += 1
+                    note(f"read {ident}: a different record came back")
+                else:
+                    phase.read_ok += 1
+                if in_window:
+                    phase.read_ms.append(elapsed)
+                else:
+                    phase.drained_reads += 1
+
+    threads_w = [threading.Thread(target=write_loop, args=(s,), daemon=True) for s in writer_services]
+    threads_r = [threading.Thread(target=read_loop, args=(s,), daemon=True) for s in reader_services]
+    replicator = threading.Thread(target=replicate_loop, daemon=True)
+    for t in (*threads_w, *threads_r, replicator):
+        t.start()
+    time.sleep(seconds)
+    window_over.set()
+    for t in threads_w:
+        t.join()
+    to_replicate.put(None)
+    replicator.join()
+    for _ in threads_r:
+        to_read.put(None)
+    for t in threads_r:
+        t.join()
+    # Whatever was written but never read back counts as lost.
+    accounted = phase.read_ok + phase.undecryptable + phase.mismatched + phase.lost
+    phase.lost += max(0, phase.written - accounted)
+    return phase
+
+
+def _batch_get(client: Any, ids: list[str]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    request: dict[str, Any] = {TABLE: {"Keys": [{"id": {"S": i}} for i in ids], "ConsistentRead": True}}
+    while request:
+        response = client.batch_get_item(RequestItems=request)
+        items += response.get("Responses", {}).get(TABLE, [])
+        request = response.get("UnprocessedKeys") or {}
+    return items
+
+
+def _batch_put(client: Any, items: list[dict[str, Any]]) -> None:
+    request: dict[str, Any] = {TABLE: [{"PutRequest": {"Item": item}} for item in items]}
+    while request:
+        request = client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+
+
+def run(*, seconds: float, writers: int, readers: int, say: Callable[[str], None]) -> LoadResults:
+    started = time.perf_counter()
+    phases: list[Phase] = []
+    with moto_server(say) as endpoint, fake_credentials(AWS_ENDPOINT_URL=endpoint):
+        import boto3
+
+        keys = create_resources(lambda service, region: boto3.client(service, region_name=region))
+        for name, cache in (("default (signing, no cache)", False), ("data-key cache on", True)):
+            say(f"  {writers} writers + {readers} readers, {seconds:g} s, {name} ...")
+            phases.append(_phase(name, keys, writers=writers, readers=readers, seconds=seconds, cache=cache))
+        results = LoadResults(phases=phases, endpoint=endpoint)
+    results.seconds = time.perf_counter() - started
+    return results
