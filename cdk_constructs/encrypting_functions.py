@@ -15,18 +15,21 @@ from constructs import Construct
 from cdk_constructs.lambda_bundle import RUNTIME
 from cdk_constructs.logs_key import LogsKey
 
-# The environment contract with lambda_src/record_crypto/settings.py (tests/infra check both
-# sides agree). lambda_src never imports CDK, so the names are written down once on each side.
-ENV_TABLE_NAME = "RECORDS_TABLE_NAME"
-ENV_MRK_ARN = "RECORDS_MRK_ARN"
-ENV_SENSITIVE_FIELDS = "SENSITIVE_FIELDS"
-ENV_ALGORITHM_SUITE = "ALGORITHM_SUITE"
-ENV_DATA_KEY_CACHE = "DATA_KEY_CACHE"
-ENV_CACHE_MAX_AGE = "DATA_KEY_CACHE_MAX_AGE_SECONDS"
-ENV_CACHE_MAX_MESSAGES = "DATA_KEY_CACHE_MAX_MESSAGES"
-ENV_CACHE_MAX_BYTES = "DATA_KEY_CACHE_MAX_BYTES"
-ENV_CACHE_CAPACITY = "DATA_KEY_CACHE_CAPACITY"
-ENV_MAX_RECORD_BYTES = "MAX_RECORD_BYTES"
+# The environment contract is written down once, on the function's side (lambda_src never
+# imports CDK; this side may import that plain module), and tests/infra feed every template's
+# environment through its validation.
+from lambda_src.record_crypto.settings import (
+    ENV_ALGORITHM_SUITE,
+    ENV_CACHE_CAPACITY,
+    ENV_CACHE_MAX_AGE,
+    ENV_CACHE_MAX_BYTES,
+    ENV_CACHE_MAX_MESSAGES,
+    ENV_DATA_KEY_CACHE,
+    ENV_MAX_RECORD_BYTES,
+    ENV_MRK_ARN,
+    ENV_SENSITIVE_FIELDS,
+    ENV_TABLE_NAME,
+)
 
 
 @dataclass(frozen=True)

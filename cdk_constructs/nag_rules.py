@@ -46,6 +46,8 @@ from aws_cdk import CfnResource, Stack, Stage
 from cdk_nag import IApplyRule, NagMessageLevel, NagPack, NagRuleCompliance
 from constructs import IConstruct
 
+from review.policy import as_list, role_kind, statements
+
 PACK_NAME = "MrkToolkit"
 
 _REGION_RE = re.compile(r"^(?:[a-z]{2}|us-gov|us-iso[a-z]?)-[a-z]+-\d{1,2}$")
@@ -60,18 +62,6 @@ Findings = NagRuleCompliance | list[str]
 
 
 # -- small policy helpers ---------------------------------------------------------------------------
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
-def _statements(document: Any) -> list[dict[str, Any]]:
-    if not isinstance(document, Mapping):
-        return []
-    return [s for s in _as_list(document.get("Statement")) if isinstance(s, Mapping)]  # type: ignore[misc]
-
-
 def _action_covers(pattern: Any, action: str) -> bool:
     return isinstance(pattern, str) and fnmatch.fnmatchcase(action.lower(), pattern.lower())
 
@@ -81,8 +71,8 @@ def _allows_action(stmt: Mapping[str, Any], action: str) -> bool:
     if stmt.get("Effect") != "Allow":
         return False
     if "NotAction" in stmt:
-        return not any(_action_covers(p, action) for p in _as_list(stmt["NotAction"]))
-    return any(_action_covers(p, action) for p in _as_list(stmt.get("Action")))
+        return not any(_action_covers(p, action) for p in as_list(stmt["NotAction"]))
+    return any(_action_covers(p, action) for p in as_list(stmt.get("Action")))
 
 
 def _allows_service(stmt: Mapping[str, Any], services: Sequence[str]) -> list[str]:
@@ -92,7 +82,7 @@ def _allows_service(stmt: Mapping[str, Any], services: Sequence[str]) -> list[st
     if "NotAction" in stmt:
         return [f"NotAction::{s}" for s in services]
     found = []
-    for pattern in _as_list(stmt.get("Action")):
+    for pattern in as_list(stmt.get("Action")):
         if not isinstance(pattern, str):
             continue
         service = pattern.split(":", 1)[0].lower() if ":" in pattern else pattern
@@ -114,7 +104,7 @@ def _principal_is_wildcard(principal: Any) -> bool:
     if principal == "*":
         return True
     if isinstance(principal, Mapping):
-        return any(v == "*" for values in principal.values() for v in _as_list(values))
+        return any(v == "*" for values in principal.values() for v in as_list(values))
     return False
 
 
@@ -197,7 +187,7 @@ class _Context:
 
 # -- rules -----------------------------------------------------------------------------------------
 def _replicas(props: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    for index, replica in enumerate(_as_list(props.get("Replicas"))):
+    for index, replica in enumerate(as_list(props.get("Replicas"))):
         if isinstance(replica, Mapping):
             region = replica.get("Region")
             yield (region if isinstance(region, str) else f"Replica{index}"), replica
@@ -313,11 +303,11 @@ def _only_keys(types: tuple[str, ...]) -> Callable[[Any], Any]:
 @_only_keys(("AWS::KMS::Key", "AWS::KMS::ReplicaKey"))
 def key_policy_no_wildcard_principal(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
     policy = props.get("KeyPolicy")
-    if node.cfn_resource_type == "AWS::KMS::ReplicaKey" and not _statements(policy):
+    if node.cfn_resource_type == "AWS::KMS::ReplicaKey" and not statements(policy):
         return ["NoKeyPolicy"]
     return [
         _stmt_id(s, i)
-        for i, s in enumerate(_statements(policy))
+        for i, s in enumerate(statements(policy))
         if s.get("Effect") == "Allow" and ("NotPrincipal" in s or _principal_is_wildcard(s.get("Principal")))
     ]
 
@@ -337,14 +327,14 @@ _REPLICA_REGION_OPERATORS = {"stringequals", "forallvalues:stringequals", "foran
 def primary_replication_scoped(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
     if not _is_true(props.get("MultiRegion")):
         return []
-    statements = _statements(props.get("KeyPolicy"))
-    if not statements:
+    stmts = statements(props.get("KeyPolicy"))
+    if not stmts:
         return ["DefaultKeyPolicy"]  # the default policy gives the account kms:* with no condition
     own_region = Stack.of(node).region
     allowed = set(ctx.replica_regions) if ctx.replica_regions is not None else ctx.deployed_replica_key_regions(node)
     allowed.discard(own_region)
     findings = []
-    for index, stmt in enumerate(statements):
+    for index, stmt in enumerate(stmts):
         if not _allows_action(stmt, "kms:ReplicateKey"):
             continue
         values: list[Any] = []
@@ -353,7 +343,7 @@ def primary_replication_scoped(props: Mapping[str, Any], node: CfnResource, ctx:
                 if key.lower() == "kms:replicaregion":
                     if operator.lower() not in _REPLICA_REGION_OPERATORS:
                         values.append(None)  # StringLike, negations...: not an explicit list
-                    values.extend(_as_list(value))
+                    values.extend(as_list(value))
         explicit = bool(values) and all(isinstance(v, str) and _REGION_RE.match(v) for v in values)
         if not explicit or (allowed and not set(values) <= allowed):
             findings.append(_stmt_id(stmt, index))
@@ -377,7 +367,7 @@ def _identity_documents(type_name: str, props: Mapping[str, Any]) -> list[tuple[
     if type_name in _INLINE_POLICY_TYPES:
         return [
             (str(p.get("PolicyName", f"Policy{i}")), p.get("PolicyDocument"))
-            for i, p in enumerate(_as_list(props.get("Policies")))
+            for i, p in enumerate(as_list(props.get("Policies")))
             if isinstance(p, Mapping)
         ]
     return []
@@ -389,26 +379,14 @@ def no_wildcard_resource(node: CfnResource, ctx: _Context) -> Findings:
         return NagRuleCompliance.NOT_APPLICABLE
     findings = []
     for label, document in _identity_documents(type_name, ctx.reader.properties(node)):
-        for index, stmt in enumerate(_statements(document)):
+        for index, stmt in enumerate(statements(document)):
             actions = _allows_service(stmt, ("kms", "dynamodb"))
             if not actions:
                 continue
-            if "NotResource" in stmt or any(_is_wildcard_resource(r) for r in _as_list(stmt.get("Resource"))):
+            if "NotResource" in stmt or any(_is_wildcard_resource(r) for r in as_list(stmt.get("Resource"))):
                 prefix = f"{label}/" if label else ""
                 findings += [f"{prefix}{_stmt_id(stmt, index)}::{a}" for a in actions]
     return sorted(set(findings)) or NagRuleCompliance.COMPLIANT
-
-
-def role_kind(path: Any, construct_path: str) -> str | None:
-    """'reader', 'writer' or None, from the IAM path's last segment, else the construct path."""
-    if isinstance(path, str):
-        segments = [s for s in path.split("/") if s]
-        if segments and segments[-1].lower() in ("reader", "writer"):
-            return segments[-1].lower()
-    for segment in reversed(construct_path.split("/")):
-        if segment.lower() in ("reader", "writer"):
-            return segment.lower()
-    return None
 
 
 def _forbidden(kind: str) -> tuple[str, ...]:
@@ -418,7 +396,7 @@ def _forbidden(kind: str) -> tuple[str, ...]:
 def _forbidden_grants(kind: str, documents: list[tuple[str, Any]]) -> list[str]:
     found = []
     for _label, document in documents:
-        for stmt in _statements(document):
+        for stmt in statements(document):
             found += [f"{kind}::{action}" for action in _forbidden(kind) if _allows_action(stmt, action)]
     return found
 
@@ -447,7 +425,7 @@ def reader_writer_separation(node: CfnResource, ctx: _Context) -> Findings:
     props = ctx.reader.properties(node)
     findings: list[str] = []
     if type_name in ("AWS::KMS::Key", "AWS::KMS::ReplicaKey"):
-        for index, stmt in enumerate(_statements(props.get("KeyPolicy"))):
+        for index, stmt in enumerate(statements(props.get("KeyPolicy"))):
             named = json.dumps([stmt.get("Principal"), stmt.get("Condition")], sort_keys=True, default=str)
             for kind in ("reader", "writer"):
                 if f"/{kind}/" in named.lower():
@@ -456,7 +434,7 @@ def reader_writer_separation(node: CfnResource, ctx: _Context) -> Findings:
     elif type_name in _IDENTITY_POLICY_TYPES:
         resources = ctx.reader.resources(stack)
         paths = _construct_paths(stack)
-        for role in _as_list(props.get("Roles")) + ([props.get("RoleName")] if "RoleName" in props else []):
+        for role in as_list(props.get("Roles")) + ([props.get("RoleName")] if "RoleName" in props else []):
             logical_id = _local_ref(role)
             role_res = resources.get(logical_id or "", {})
             if role_res.get("Type") != "AWS::IAM::Role":
@@ -469,7 +447,7 @@ def reader_writer_separation(node: CfnResource, ctx: _Context) -> Findings:
         if kind:
             documents = _identity_documents(type_name, props)
             resources = ctx.reader.resources(stack)
-            for arn in _as_list(props.get("ManagedPolicyArns")):
+            for arn in as_list(props.get("ManagedPolicyArns")):
                 local = resources.get(_local_ref(arn) or "", {})
                 if local.get("Type") == "AWS::IAM::ManagedPolicy":
                     documents.append(("", (local.get("Properties") or {}).get("PolicyDocument")))

@@ -7,17 +7,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
-
-
-def _context(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"-c expects key=value, got {pair!r}")
-        out[key] = value
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,10 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "demo":
-        from offline.emulated import run_offline
+        from offline.emulated import parse_context, run_offline
 
         report = run_offline(
-            cdk_out=args.cdk_out, context_overrides=_context(args.context), lag_seconds=args.lag, log_dir=args.log_dir
+            cdk_out=args.cdk_out,
+            context_overrides=parse_context(args.context),
+            lag_seconds=args.lag,
+            log_dir=args.log_dir,
         )
     else:
         from offline.deployed import DeployedEnvironment, LambdaInvoker, discover_functions

@@ -12,12 +12,23 @@ from pathlib import Path
 from typing import Any
 
 from offline.assembly import CloudAssembly, load_assembly
-from offline.functions import FunctionHost, policies_for_role
+from offline.functions import FunctionHost
 from offline.iam_gate import Decision, request_target
 from offline.provisioner import Deployment, Provisioner
 from offline.replication import GlobalTablesEmulator
 from offline.scenario import Check, Invocation, Report, Verification
 from offline.server import EmulatedAws
+
+
+def parse_context(pairs: list[str]) -> dict[str, Any]:
+    """``-c key=value`` options (as the CDK CLI takes them) into context overrides."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"-c expects key=value, got {pair!r}")
+        out[key] = value
+    return out
 
 
 def synthesize(context_overrides: dict[str, Any], outdir: str | None = None) -> Path:
@@ -92,7 +103,7 @@ class EmulatedEnvironment:
         if error.get("type") != "AccessDenied" or not denied:
             return False, f"{code_of} code under the {role_of} role was not denied: {str(result)[:200]}"
         kms_action = "kms:GenerateDataKey" if code_of == "writer" else "kms:Decrypt"
-        decision = self._kms_decision(region, role_of, kms_action, event.get("id", "probe"))
+        decision = self._kms_decision(region, code_of, role_of, kms_action, event.get("id", "probe"))
         if decision.allowed:
             return False, f"the {role_of} role may {kms_action} on the {region} MRK: {decision.reason}"
         return True, (
@@ -100,11 +111,12 @@ class EmulatedEnvironment:
             f"{kms_action} on the {region} MRK denied too ({decision.reason})"
         )
 
-    def _kms_decision(self, region: str, role_of: str, action: str, item_id: str) -> Decision:
+    def _kms_decision(self, region: str, code_of: str, role_of: str, action: str, item_id: str) -> Decision:
+        """The same evaluation the emulated IAM gate made inside that function instance."""
         from cdk_constructs.encrypting_functions import record_encryption_context
 
         spec = self.deployment.function(region, role_of)
-        policies = policies_for_role(self.aws.session, self.aws.endpoint_url, self.deployment, spec.role_arn, region)
+        policies = self.host.instance(region, code_of, as_role_of=role_of).policies
         context = {**record_encryption_context(spec.environment["RECORDS_TABLE_NAME"]), "item": item_id}
         params = {"KeyId": spec.environment["RECORDS_MRK_ARN"], "EncryptionContext": context}
         _, resource, keys = request_target("kms", action.split(":")[1], params, region, self.deployment.account)

@@ -66,6 +66,7 @@ class EmulatedFunction:
     ) -> None:
         self.spec = spec
         self.role_arn = role_arn
+        self.policies = policies
         self.log_path = log_dir / f"{spec.region}-{spec.kind}-as-{role_arn.rsplit('/', 1)[1]}.log"
         policy_file = log_dir / f"{spec.region}-{spec.kind}-{role_arn.rsplit('/', 1)[1]}.policies.json"
         policy_file.write_text(policies.to_json())

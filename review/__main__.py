@@ -16,16 +16,6 @@ from pathlib import Path
 from typing import Any
 
 
-def _context(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"-c expects key=value, got {pair!r}")
-        out[key] = value
-    return out
-
-
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cdk-out", type=Path, help="a synthesized assembly (default: synthesize cdk.json's in-process)"
@@ -46,10 +36,10 @@ def load(cdk_out: Path | None, context: list[str]) -> Any:
         if context:
             raise SystemExit("-c applies when synthesizing; with --cdk-out, synthesize with those options instead")
         return load_assembly(cdk_out)
-    from offline.emulated import synthesize
+    from offline.emulated import parse_context, synthesize
 
     print("synthesizing cdk.json's deployment in-process ...", file=sys.stderr)
-    return load_assembly(synthesize(_context(context), tempfile.mkdtemp(prefix="mrk-toolkit-review-")))
+    return load_assembly(synthesize(parse_context(context), tempfile.mkdtemp(prefix="mrk-toolkit-review-")))
 
 
 def main(argv: list[str] | None = None) -> int:

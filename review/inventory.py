@@ -7,7 +7,7 @@ from typing import Any
 
 from offline.assembly import CloudAssembly
 from review.assembly_view import ACCOUNT, AssemblyView, Resource, partition, url_suffix
-from review.policy import as_list, principal_text, statements
+from review.policy import as_list, principal_text, role_kind, statements
 
 KEY_TYPES = ("AWS::KMS::Key", "AWS::KMS::ReplicaKey")
 
@@ -80,19 +80,6 @@ class Function:
     label: str
     role_arn: str
     log_key_arn: str | None
-
-
-def role_kind(path: Any, construct_path: str) -> str | None:
-    """Same rule as ``cdk_constructs.nag_rules.role_kind`` (kept free of CDK imports): the IAM
-    path's last segment, else a ``Reader``/``Writer`` construct in the path."""
-    if isinstance(path, str):
-        segments = [s for s in path.split("/") if s]
-        if segments and segments[-1].lower() in ("reader", "writer"):
-            return segments[-1].lower()
-    for segment in reversed(construct_path.split("/")):
-        if segment.lower() in ("reader", "writer"):
-            return segment.lower()
-    return None
 
 
 def _is_true(value: Any) -> bool:

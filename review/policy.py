@@ -43,6 +43,19 @@ def statements(document: Any) -> list[dict[str, Any]]:
     return [s for s in as_list(document.get("Statement")) if isinstance(s, Mapping)]  # type: ignore[misc]
 
 
+def role_kind(path: Any, construct_path: str) -> str | None:
+    """'reader', 'writer' or None: the IAM path's last segment, else a ``Reader``/``Writer``
+    construct in the construct path (shared by the review and ``cdk_constructs.nag_rules``)."""
+    if isinstance(path, str):
+        segments = [s for s in path.split("/") if s]
+        if segments and segments[-1].lower() in ("reader", "writer"):
+            return segments[-1].lower()
+    for segment in reversed(construct_path.split("/")):
+        if segment.lower() in ("reader", "writer"):
+            return segment.lower()
+    return None
+
+
 def matches(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
     if ignore_case:
         pattern, value = pattern.lower(), value.lower()
