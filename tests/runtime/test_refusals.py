@@ -133,3 +133,60 @@ def test_cipher_refuses_reserved_context_keys_and_checks_context_on_decrypt(aws:
     other = RecordCipher(key_arn=aws.primary_arn.rsplit("/", 1)[0] + "/mrk-00000000000000000000000000000000")
     with pytest.raises(WrongKey):
         other.decrypt(blob, lambda ctx: None)
+
+
+def _foreign_message(item: dict[str, Any], *, key_ids: list[str], **client_options: Any) -> bytes:
+    """A message made outside the toolkit's settings, bound to the right table and item."""
+    import aws_encryption_sdk
+    from aws_encryption_sdk.key_providers.kms import StrictAwsKmsMasterKeyProvider
+
+    client = aws_encryption_sdk.EncryptionSDKClient(**client_options)
+    provider = StrictAwsKmsMasterKeyProvider(key_ids=key_ids)
+    context = expected_context(table=TABLE, item_id=item["id"]["S"])
+    blob, _ = client.encrypt(
+        source=b'{"fields":{},"id":"person-1","schema":"1"}', key_provider=provider, encryption_context=context
+    )
+    return blob
+
+
+def test_a_signing_reader_refuses_unsigned_messages_before_any_kms_call(aws: TwoRegions) -> None:
+    record, _ = _written(aws, ALGORITHM_SUITE="committing-unsigned")
+    aws.recorder.clear()
+    result = aws.service(REPLICA, ALGORITHM_SUITE="signing").read({"id": "person-1"})
+    assert result["error"]["type"] == "UnexpectedAlgorithm", result
+    assert aws.recorder.kms() == []
+    assert_no_plaintext(result, record)
+
+
+def test_a_message_with_more_than_one_encrypted_data_key_is_refused_before_any_kms_call(aws: TwoRegions) -> None:
+    _, item = _written(aws)
+    second = boto3.client("kms", PRIMARY).create_key()["KeyMetadata"]["Arn"]
+    blob = _foreign_message(item, key_ids=[aws.primary_arn, second])
+    aws.put_raw_item(REPLICA, {**item, "_ciphertext": {"B": blob}})
+    aws.recorder.clear()
+
+    result = aws.service(REPLICA).read({"id": "person-1"})
+
+    assert result["error"]["type"] in REFUSALS, result
+    assert aws.recorder.kms() == [], "max_encrypted_data_keys=1: refused from the header"
+
+
+def test_a_message_without_key_commitment_is_refused_before_any_kms_call(aws: TwoRegions) -> None:
+    from aws_encryption_sdk import Algorithm, CommitmentPolicy
+
+    _, item = _written(aws)
+    blob = _foreign_message(
+        item,
+        key_ids=[aws.primary_arn],
+        commitment_policy=CommitmentPolicy.FORBID_ENCRYPT_ALLOW_DECRYPT,
+    )
+    header, _ = deserialize_header(io.BytesIO(blob))
+    assert header.algorithm == Algorithm.AES_256_GCM_IV12_TAG16_HKDF_SHA384_ECDSA_P384, "a signed, non-committing suite"
+    aws.put_raw_item(REPLICA, {**item, "_ciphertext": {"B": blob}})
+    aws.recorder.clear()
+
+    result = aws.service(REPLICA).read({"id": "person-1"})
+
+    assert result["error"]["type"] in REFUSALS, result
+    assert result.get("record") is None
+    assert aws.recorder.kms() == [], "REQUIRE_ENCRYPT_REQUIRE_DECRYPT: refused before the data key is decrypted"
