@@ -109,20 +109,30 @@ def item_id(size: int, index: int) -> str:
     return f"rec-{size}-{index:08d}"
 
 
+def _sealed(ident: str, fields: dict[str, Any]) -> bytes:
+    """A format-2 payload as the writer seals it (one signed attribute: the key)."""
+    from record_crypto.records import seal
+
+    return seal(
+        item_id=ident,
+        sensitive_fields=fields,
+        signed_attributes={"id": {"S": ident}},
+        version=1,
+        writer_region=PRIMARY,
+        written_at="2026-01-01T00:00:00.000+00:00",
+    )
+
+
 def sensitive_fields(size: int, index: int) -> dict[str, Any]:
     """Sensitive fields whose sealed payload (what gets encrypted) is exactly ``size`` bytes."""
-    from record_crypto.records import sealed_payload
-
     ident = item_id(size, index)
-    fill = size - len(sealed_payload(ident, {"ssn": ""}))
+    fill = size - len(_sealed(ident, {"ssn": ""}))
     start = index % 997
     return {"ssn": _FILLER[start : start + fill]}
 
 
 def payload(size: int, index: int) -> bytes:
-    from record_crypto.records import sealed_payload
-
-    data = sealed_payload(item_id(size, index), sensitive_fields(size, index))
+    data = _sealed(item_id(size, index), sensitive_fields(size, index))
     assert len(data) == size, (len(data), size)
     return data
 

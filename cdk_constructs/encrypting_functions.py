@@ -29,6 +29,9 @@ from lambda_src.record_crypto.settings import (
     ENV_MRK_ARN,
     ENV_SENSITIVE_FIELDS,
     ENV_TABLE_NAME,
+    ENV_UNSIGNED_ATTRIBUTES,
+    PARTITION_KEY,
+    VERSION_ATTRIBUTE,
 )
 
 
@@ -37,6 +40,7 @@ class CryptoOptions:
     """Client-side encryption options handed to both functions as environment variables."""
 
     sensitive_fields: tuple[str, ...]
+    unsigned_attributes: tuple[str, ...] = ()
     algorithm_suite: str = "signing"
     data_key_cache: bool = False
     cache_max_age_seconds: int = 300
@@ -48,6 +52,7 @@ class CryptoOptions:
     def environment(self) -> dict[str, str]:
         return {
             ENV_SENSITIVE_FIELDS: ",".join(self.sensitive_fields),
+            ENV_UNSIGNED_ATTRIBUTES: ",".join(self.unsigned_attributes),
             ENV_ALGORITHM_SUITE: self.algorithm_suite,
             ENV_DATA_KEY_CACHE: "on" if self.data_key_cache else "off",
             ENV_CACHE_MAX_AGE: str(self.cache_max_age_seconds),
@@ -63,6 +68,8 @@ class EncryptingFunction(Construct):
 
     Props: ``handler``; ``role_path``; ``code``; ``environment``; ``kms_action`` on
     ``mrk_arn`` with ``encryption_context`` as conditions; ``table_actions`` on ``table_arn``;
+    ``readable_attributes`` (when set, the role may also ``GetItem`` these attributes and no
+    others: the writer reads the stored version before its conditional write);
     ``log_retention_days``; ``reserved_concurrency``; ``removal_policy`` (log group);
     ``logs_key`` (encrypts the log group).
     Attributes: ``function``, ``role``, ``log_group``, ``access_policy``, ``tracing_policy``.
@@ -84,6 +91,7 @@ class EncryptingFunction(Construct):
         table_arn: str,
         table_actions: tuple[str, ...],
         log_retention_days: int,
+        readable_attributes: tuple[str, ...] = (),
         reserved_concurrency: int,
         removal_policy: RemovalPolicy,
         logs_key: kms.IKey,
@@ -118,6 +126,7 @@ class EncryptingFunction(Construct):
                     },
                 ),
                 iam.PolicyStatement(sid="LocalTableReplica", actions=list(table_actions), resources=[table_arn]),
+                *_attribute_read(table_arn, readable_attributes),
                 iam.PolicyStatement(
                     sid="OwnLogGroup",
                     actions=["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -165,6 +174,24 @@ class EncryptingFunction(Construct):
         self.function.node.add_dependency(self.access_policy, self.tracing_policy)
 
 
+def _attribute_read(table_arn: str, attributes: tuple[str, ...]) -> list[iam.PolicyStatement]:
+    """GetItem limited to named attributes (AWS's documented fine-grained access pattern): a
+    request must project only these attributes, and may not ask for all of them."""
+    if not attributes:
+        return []
+    return [
+        iam.PolicyStatement(
+            sid="ReadVersionOnly",
+            actions=["dynamodb:GetItem"],
+            resources=[table_arn],
+            conditions={
+                "ForAllValues:StringEquals": {"dynamodb:Attributes": list(attributes)},
+                "StringEqualsIfExists": {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"},
+            },
+        )
+    ]
+
+
 class EncryptingFunctions(Construct):
     """The writer and the reader of one region.
 
@@ -175,8 +202,9 @@ class EncryptingFunctions(Construct):
     ``code`` (one asset per stack, shared by both);
     ``log_retention_days``; ``reserved_concurrency``; ``removal_policy``.
 
-    The writer may only ``kms:GenerateDataKey`` on the local MRK and ``dynamodb:PutItem`` on the
-    local replica; the reader may only ``kms:Decrypt`` and ``dynamodb:GetItem``.
+    The writer may only ``kms:GenerateDataKey`` on the local MRK, ``dynamodb:PutItem`` on the
+    local replica and ``dynamodb:GetItem`` of the key and version attributes alone; the reader
+    may only ``kms:Decrypt`` and ``dynamodb:GetItem``.
     Attributes: ``writer``, ``reader`` (``EncryptingFunction``).
     """
 
@@ -221,6 +249,7 @@ class EncryptingFunctions(Construct):
             role_path=writer_role_path,
             kms_action="kms:GenerateDataKey",
             table_actions=("dynamodb:PutItem",),
+            readable_attributes=(PARTITION_KEY, VERSION_ATTRIBUTE),
             **common,  # type: ignore[arg-type]
         )
         self.reader = EncryptingFunction(

@@ -18,7 +18,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-SUPPORTED_OPERATORS = {"StringEquals", "StringLike", "ArnLike", "ArnEquals", "StringNotEquals", "Bool"}
+SUPPORTED_OPERATORS = {
+    "StringEquals",
+    "StringLike",
+    "ArnLike",
+    "ArnEquals",
+    "StringNotEquals",
+    "Bool",
+    "StringEqualsIfExists",
+    "ForAllValues:StringEquals",
+}
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -77,6 +86,17 @@ class PolicySet:
             for key, expected in pairs.items():
                 actual = lowered.get(key.lower())
                 expected_values = [str(v) for v in _as_list(expected)]
+                if operator == "ForAllValues:StringEquals":
+                    # Every value in the request must be allowed; an absent key is an empty set.
+                    if any(str(v) not in expected_values for v in _as_list(actual or [])):
+                        return False
+                    continue
+                if operator == "StringEqualsIfExists":
+                    if actual is not None and str(actual) not in expected_values:
+                        return False
+                    continue
+                if isinstance(actual, list):
+                    return False  # a multi-valued key needs a set operator
                 if operator == "StringNotEquals":
                     if actual is not None and str(actual) in expected_values:
                         return False
@@ -181,8 +201,21 @@ def request_target(
         return action, resource, context
     if service == "dynamodb":
         table = params.get("TableName", "*")
+        if operation == "GetItem":
+            context.update(_projection_keys(params))
         return action, f"arn:aws:dynamodb:{region}:{account}:table/{table}", context
     return action, "*", context
+
+
+def _projection_keys(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``dynamodb:Attributes`` and ``dynamodb:Select`` of a read: the projected top-level names,
+    or every attribute (Select ALL_ATTRIBUTES) when nothing is projected."""
+    projection = params.get("ProjectionExpression")
+    if not projection:
+        return {"dynamodb:Select": "ALL_ATTRIBUTES"}
+    names = params.get("ExpressionAttributeNames") or {}
+    top = [part.strip().split(".")[0].split("[")[0] for part in str(projection).split(",")]
+    return {"dynamodb:Attributes": [names.get(t, t) for t in top], "dynamodb:Select": "SPECIFIC_ATTRIBUTES"}
 
 
 class _Body:

@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# The functions' own field-name rule (lambda_src never imports CDK; this side may import it).
+from lambda_src.record_crypto.settings import FIELD_NAME_RULE, is_field_name
+
 CONTEXT_PREFIX = "mrk-toolkit:"
 
 _REGION_RE = re.compile(r"^(?:[a-z]{2}|us-gov|us-iso[a-z]?)-[a-z]+-\d{1,2}$")
@@ -21,7 +24,6 @@ _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _TABLE_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _ALIAS_RE = re.compile(r"^alias/(?!aws/)[A-Za-z0-9/_-]{1,250}$")
 _PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,39}$")
-_ATTR_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 _IAM_ARN_RE = re.compile(r"^arn:aws(?:-cn|-us-gov)?:iam::\d{12}:(?:root|role/[\w+=,.@/-]+|user/[\w+=,.@/-]+)$")
 
 ALGORITHM_SUITES = ("signing", "committing-unsigned")
@@ -51,8 +53,6 @@ LOG_RETENTION_DAYS = (
     3288,
     3653,
 )
-# Attribute names the runtime reserves for itself (partition key and `_`-prefixed metadata).
-PARTITION_KEY = "id"
 
 
 class ConfigError(ValueError):
@@ -90,6 +90,7 @@ class ToolkitConfig:
     key_pending_window_days: int = 30
     key_admin_arns: tuple[str, ...] = ()
     sensitive_fields: tuple[str, ...] = ("ssn", "date_of_birth", "card_number")
+    unsigned_attributes: tuple[str, ...] = ()
     algorithm_suite: str = "signing"
     data_key_cache: DataKeyCacheConfig = field(default_factory=DataKeyCacheConfig)
     log_retention_days: int = 30
@@ -154,6 +155,17 @@ def _region(field_name: str, value: Any) -> str:
     return value
 
 
+def _field_names(field_name: str, value: Any) -> tuple[str, ...]:
+    """Record field names, checked by the functions' own rule (one rule, no drift)."""
+    names = _list(field_name, value)
+    for name in names:
+        if not is_field_name(name):
+            raise ConfigError(field_name, name, f"record field names are {FIELD_NAME_RULE}")
+    if len(set(names)) != len(names):
+        raise ConfigError(field_name, names, "each attribute may appear once")
+    return tuple(names)
+
+
 def _pattern(field_name: str, value: Any, pattern: re.Pattern[str], allowed: str) -> str:
     if not isinstance(value, str) or not pattern.match(value):
         raise ConfigError(field_name, value, allowed)
@@ -171,6 +183,7 @@ KNOWN_FIELDS = (
     "keyPendingWindowDays",
     "keyAdminArns",
     "sensitiveFields",
+    "unsignedAttributes",
     "algorithmSuite",
     "dataKeyCache",
     "dataKeyCacheMaxAgeSeconds",
@@ -230,15 +243,16 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
     for arn in admin_arns:
         _pattern("keyAdminArns", arn, _IAM_ARN_RE, "expected IAM role, user or account root ARNs")
 
-    sensitive = _list("sensitiveFields", get("sensitiveFields", list(ToolkitConfig.sensitive_fields)))
+    sensitive = _field_names("sensitiveFields", get("sensitiveFields", list(ToolkitConfig.sensitive_fields)))
     if not sensitive:
         raise ConfigError("sensitiveFields", sensitive, "name at least one attribute to encrypt")
-    for name in sensitive:
-        _pattern("sensitiveFields", name, _ATTR_RE, "attribute names start with a letter; letters, digits, _ . - only")
-        if name == PARTITION_KEY:
-            raise ConfigError("sensitiveFields", sensitive, f"the partition key '{PARTITION_KEY}' stays plaintext")
-    if len(set(sensitive)) != len(sensitive):
-        raise ConfigError("sensitiveFields", sensitive, "each attribute may appear once")
+    unsigned = _field_names("unsignedAttributes", get("unsignedAttributes", []))
+    if set(unsigned) & set(sensitive):
+        raise ConfigError(
+            "unsignedAttributes",
+            unsigned,
+            f"a sensitive field is always encrypted and signed; remove {sorted(set(unsigned) & set(sensitive))}",
+        )
 
     cache_raw = get("dataKeyCache", False)
     cache = DataKeyCacheConfig(
@@ -277,7 +291,8 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
         removal_policy=_choice("removalPolicy", get("removalPolicy", "retain"), REMOVAL_POLICIES),
         key_pending_window_days=_int("keyPendingWindowDays", get("keyPendingWindowDays", 30), 7, 30),
         key_admin_arns=tuple(admin_arns),
-        sensitive_fields=tuple(sensitive),
+        sensitive_fields=sensitive,
+        unsigned_attributes=unsigned,
         algorithm_suite=_choice("algorithmSuite", get("algorithmSuite", "signing"), ALGORITHM_SUITES),
         data_key_cache=cache,
         log_retention_days=retention,

@@ -35,6 +35,7 @@ class FunctionsStack(Stack):
             reader_role_path=reader_role_path(config),
             crypto=CryptoOptions(
                 sensitive_fields=config.sensitive_fields,
+                unsigned_attributes=config.unsigned_attributes,
                 algorithm_suite=config.algorithm_suite,
                 data_key_cache=cache.enabled,
                 cache_max_age_seconds=cache.max_age_seconds,

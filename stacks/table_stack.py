@@ -9,7 +9,8 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from cdk_constructs.encrypted_global_table import EncryptedGlobalTable
-from stacks.config import PARTITION_KEY, ToolkitConfig
+from lambda_src.record_crypto.settings import PARTITION_KEY  # the functions' key attribute
+from stacks.config import ToolkitConfig
 from stacks.shared import removal_policy
 
 

@@ -13,11 +13,17 @@
   the cached entry expires, and one data key protects many records.
 * The legacy master-key providers do not check the encryption context on decrypt: ``decrypt``
   checks the message header before any KMS call and again after decryption.
+* A message is exactly one Encryption SDK message: bytes after its end are refused.
+* The Encryption SDK's own logger is silenced below CRITICAL: it logs every refused message
+  as an ERROR with a traceback ("Error on closing") and every data-key call with its
+  encryption context at INFO. The service logs one structured line of its own instead.
 """
 
 from __future__ import annotations
 
 import io
+import logging
+import re
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -31,6 +37,7 @@ from aws_encryption_sdk import (
     EncryptionSDKClient,
     LocalCryptoMaterialsCache,
 )
+from aws_encryption_sdk.exceptions import MaxEncryptedDataKeysExceeded
 from aws_encryption_sdk.internal.formatting.deserialize import deserialize_header
 from aws_encryption_sdk.key_providers.kms import MRKAwareStrictAwsKmsMasterKeyProvider
 
@@ -46,6 +53,8 @@ from record_crypto.errors import (
     WrongKey,
 )
 from record_crypto.settings import AlgorithmSuite, CacheSettings
+
+logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)
 
 ALGORITHMS: dict[str, Algorithm] = {
     "signing": Algorithm.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384,
@@ -74,6 +83,9 @@ _BAD_CIPHERTEXT = frozenset({"InvalidCiphertextException", "IncorrectKeyExceptio
 DEFAULT_KMS_MAX_ATTEMPTS = 4
 
 ContextCheck = Callable[[Mapping[str, str]], None]
+_KEY_ARN = re.compile(
+    r"arn:(?P<partition>[a-z-]+):kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):key/(?P<key_id>[^/]+)"
+)
 
 
 class RecordCipher:
@@ -102,6 +114,8 @@ class RecordCipher:
         session.register("after-call.kms", self._remember_kms_error)
         self.key_arn = key_arn
         self.key_id = key_arn.rsplit("/", 1)[1]
+        parts = key_arn.split(":")
+        self.partition, self.account = parts[1], parts[4]
         self.algorithm_suite = algorithm_suite
         self._algorithm = ALGORITHMS[algorithm_suite]
         self._provider = MRKAwareStrictAwsKmsMasterKeyProvider(key_ids=[key_arn], botocore_session=session)
@@ -167,28 +181,38 @@ class RecordCipher:
         """
         self._check_header(ciphertext, check_context)
         self._last_kms_error.code = None
+        source = io.BytesIO(ciphertext)
         try:
-            plaintext, header = self._client.decrypt(source=ciphertext, materials_manager=self._cmm)
+            with self._client.stream(mode="d", source=source, materials_manager=self._cmm) as decryptor:
+                plaintext = decryptor.read()
+                header = decryptor.header
+        except MaxEncryptedDataKeysExceeded:
+            raise TamperedCiphertext(
+                "the message carries more than one encrypted data key; records carry one"
+            ) from None
         except Exception:
             raise self._classify_kms_failure("Decrypt") or TamperedCiphertext(
                 "the ciphertext failed authentication: it was altered"
             ) from None
-        if self.algorithm_suite == "signing" and not header.algorithm.is_signing():
-            raise UnexpectedAlgorithm("an unsigned message where signed messages are required")
+        if source.tell() != len(ciphertext):
+            raise TamperedCiphertext(
+                f"{len(ciphertext) - source.tell()} byte(s) follow the end of the Encryption SDK message"
+            )
         check_context(header.encryption_context)
         return plaintext
 
     def _check_header(self, ciphertext: bytes, check_context: ContextCheck) -> None:
         try:
-            header, _ = deserialize_header(io.BytesIO(ciphertext), max_encrypted_data_keys=1)
+            header, _ = deserialize_header(io.BytesIO(ciphertext))
         except Exception:
             raise TamperedCiphertext("the ciphertext is not a valid Encryption SDK message") from None
-        keys = list(header.encrypted_data_keys)
-        if len(keys) != 1 or keys[0].key_provider.provider_id != KMS_PROVIDER_ID:
+        # Exactly one data key is the Encryption SDK's own check (max_encrypted_data_keys=1),
+        # made while it parses the header, before any KMS call; here the first one must be ours.
+        first = next(iter(header.encrypted_data_keys), None)
+        if first is None or first.key_provider.provider_id != KMS_PROVIDER_ID:
             raise WrongKey("the ciphertext's data key was not encrypted by AWS KMS")
-        key_info = keys[0].key_provider.key_info.decode("utf-8", errors="replace")
-        if key_info.rsplit("/", 1)[-1] != self.key_id or ":kms:" not in key_info:
-            raise WrongKey(f"the ciphertext was made with {key_info}, not the multi-region key {self.key_id}")
+        key_info = first.key_provider.key_info.decode("utf-8", errors="replace")
+        self._check_key(key_info)
         if self.algorithm_suite == "signing" and not header.algorithm.is_signing():
             raise UnexpectedAlgorithm("an unsigned message where signed messages are required")
         try:
@@ -197,3 +221,15 @@ class RecordCipher:
             raise
         except Exception:
             raise TamperedCiphertext("the ciphertext's encryption context is malformed") from None
+
+    def _check_key(self, key_info: str) -> None:
+        """The data key must be wrapped by this deployment's MRK: same key id, partition and
+        account; any region (a replica of the same MRK wraps the same key id)."""
+        match = _KEY_ARN.fullmatch(key_info)
+        if match is None or match["key_id"] != self.key_id:
+            raise WrongKey(f"the ciphertext was made with {key_info}, not the multi-region key {self.key_id}")
+        if (match["partition"], match["account"]) != (self.partition, self.account):
+            raise WrongKey(
+                f"the ciphertext's key {key_info} is in partition {match['partition']} account {match['account']}, "
+                f"not this deployment's ({self.partition}, {self.account})"
+            )

@@ -50,6 +50,37 @@ class TamperedCiphertext(RecordError):
     type, status = "TamperedCiphertext", 422
 
 
+class TamperedRecord(RecordError):
+    """The ciphertext is authentic but the item around it is not what the writer stored.
+
+    A plaintext attribute was changed, added or removed, or an attribute named like a sensitive
+    field was planted in plaintext.
+    """
+
+    type, status = "TamperedRecord", 422
+
+
+class VersionConflict(RecordError):
+    """The item changed between reading its version and writing the next one.
+
+    Retryable when the writer chose the version itself (it re-reads); not when the caller's
+    ``expected_version`` is no longer current (read the record again first).
+    """
+
+    type, status = "VersionConflict", 409
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable  # type: ignore[misc]
+
+
+class StaleRecord(RecordError):
+    """The replica holds an older version than the caller's ``min_version`` (replication may
+    still bring the newer one; or an older copy was restored over it)."""
+
+    type, status, retryable = "StaleRecord", 412, True
+
+
 class ContextMismatch(RecordError):
     """The ciphertext is intact but bound to another table, item or schema."""
 
@@ -91,6 +122,9 @@ ERROR_TYPES: dict[str, type[RecordError]] = {
         RecordTooLarge,
         NotFound,
         TamperedCiphertext,
+        TamperedRecord,
+        VersionConflict,
+        StaleRecord,
         ContextMismatch,
         UnexpectedAlgorithm,
         WrongKey,

@@ -27,6 +27,7 @@ ALLOWED_FIELDS = frozenset(
         "field_count",
         "encrypted_field_count",
         "written_region",
+        "version",
         "cause",
     }
 )

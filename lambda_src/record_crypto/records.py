@@ -1,12 +1,23 @@
 """Event validation and the item format.
 
-Item in the table (one per record):
+Item in the table, format 2 (one per record):
 
 * ``id`` (S): the partition key, plaintext;
 * every non-sensitive record field, plaintext, as native DynamoDB types (queryable);
-* ``_ciphertext`` (B): one Encryption SDK message holding the sensitive fields *and the item's
-  id*, as canonical JSON;
-* ``_writer_region`` (S), ``_schema`` (S), ``_written_at`` (S, ISO 8601 UTC).
+* ``_ciphertext`` (B): one Encryption SDK message whose authenticated plaintext (the *sealed
+  payload*) holds the sensitive fields, the item's id, its version, who wrote it and when, and
+  the **signature of every other attribute**: their names and a SHA-256 digest of their
+  canonical values (see ``attribute_digest``);
+* ``_schema`` (S, "2"), ``_version`` (N), ``_writer_region`` (S), ``_written_at`` (S): plaintext
+  copies for queries and for the writer's conditional write, covered by the digest.
+
+Attributes listed as unsigned (UNSIGNED_ATTRIBUTES, empty by default) are stored and returned
+apart, marked as unauthenticated. Any other attribute the writer did not sign, a changed or a
+missing one, or a plaintext attribute named like a sensitive field, is refused (TamperedRecord).
+
+Format 1 (before signing): the payload held only the id and the sensitive fields. Such items are
+still read: their sensitive fields are authentic, everything else is returned under
+``unsigned`` (version 0), so a caller can tell and re-write them.
 
 Which fields are sensitive is configuration (SENSITIVE_FIELDS). Field names beginning with ``_``
 are reserved for the toolkit. Validation happens before any AWS call and never echoes values.
@@ -14,6 +25,8 @@ are reserved for the toolkit. Validation happens before any AWS call and never e
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
 import re
@@ -24,17 +37,21 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from record_crypto.context import SCHEMA_VERSION
-from record_crypto.errors import ContextMismatch, InvalidEvent, RecordTooLarge, TamperedCiphertext
-from record_crypto.settings import FIELD_NAME, PARTITION_KEY
+from record_crypto.context import SCHEMA_VERSION as CONTEXT_VERSION
+from record_crypto.errors import ContextMismatch, InvalidEvent, RecordTooLarge, TamperedCiphertext, TamperedRecord
+from record_crypto.settings import FIELD_NAME_RULE, PARTITION_KEY, is_field_name
 
 CIPHERTEXT_ATTRIBUTE = "_ciphertext"
 WRITER_REGION_ATTRIBUTE = "_writer_region"
 SCHEMA_ATTRIBUTE = "_schema"
 WRITTEN_AT_ATTRIBUTE = "_written_at"
-ITEM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=/-]{0,254}$")
+FORMAT = 2
+LEGACY_FORMAT = 1
+ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+=/-]{0,254}")
 MAX_FIELDS = 100
 MAX_DEPTH = 16
+# Versions stay exact in every JSON reader (2**53) and in DynamoDB numbers.
+MAX_VERSION = 2**53 - 1
 _ID_RULE = "a string of 1-255 characters from A-Z a-z 0-9 . _ : @ + = / - starting with a letter or digit"
 
 _serializer = TypeSerializer()
@@ -45,8 +62,30 @@ _deserializer = TypeDeserializer()
 class WriteRequest:
     item_id: str
     record: dict[str, Any]
+    expected_version: int | None = None
 
 
+@dataclass(frozen=True)
+class ReadRequest:
+    item_id: str
+    min_version: int | None = None
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """What the authenticated payload of a stored record says."""
+
+    format: int
+    item_id: str
+    fields: dict[str, Any]
+    version: int
+    writer_region: str | None
+    written_at: str | None
+    signed_names: tuple[str, ...]
+    digest: str | None
+
+
+# -- events ------------------------------------------------------------------------------------
 def _require_mapping(event: Any, allowed: set[str]) -> Mapping[str, Any]:
     if not isinstance(event, Mapping):
         raise InvalidEvent(f"the event must be a JSON object with keys {sorted(allowed)}, got {type(event).__name__}")
@@ -58,9 +97,18 @@ def _require_mapping(event: Any, allowed: set[str]) -> Mapping[str, Any]:
 
 def _item_id(event: Mapping[str, Any]) -> str:
     item_id = event.get("id")
-    if not isinstance(item_id, str) or not ITEM_ID.match(item_id):
+    if not isinstance(item_id, str) or not ITEM_ID.fullmatch(item_id):
         raise InvalidEvent(f"'id' must be {_ID_RULE}")
     return item_id
+
+
+def _optional_version(event: Mapping[str, Any], name: str, low: int) -> int | None:
+    value = event.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_VERSION:
+        raise InvalidEvent(f"'{name}' must be an integer from {low} to {MAX_VERSION}")
+    return value
 
 
 def _depth(value: Any, level: int = 0) -> int:
@@ -73,35 +121,44 @@ def _depth(value: Any, level: int = 0) -> int:
     return level
 
 
+def _encodable(name: str, text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidEvent(
+            f"record field '{name}' holds a string that is not valid Unicode (a lone surrogate)"
+        ) from None
+
+
 def _check_value(name: str, value: Any) -> None:
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidEvent(f"record field '{name}' holds a non-finite number")
-    if isinstance(value, Mapping):
+    if isinstance(value, str):
+        _encodable(name, value)
+    elif isinstance(value, Mapping):
         if not all(isinstance(k, str) for k in value):
             raise InvalidEvent(f"record field '{name}' holds an object with non-string keys")
-        for v in value.values():
+        for k, v in value.items():
+            _encodable(name, k)
             _check_value(name, v)
     elif isinstance(value, list):
         for v in value:
             _check_value(name, v)
-    elif not (value is None or isinstance(value, str | bool | int | float)):
+    elif not (value is None or isinstance(value, bool | int | float)):
         raise InvalidEvent(f"record field '{name}' holds a {type(value).__name__}; only JSON values are allowed")
 
 
 def parse_write_event(event: Any, *, max_record_bytes: int) -> WriteRequest:
-    event = _require_mapping(event, {"id", "record"})
+    event = _require_mapping(event, {"id", "record", "expected_version"})
     item_id = _item_id(event)
+    expected = _optional_version(event, "expected_version", 0)
     record = event.get("record")
     if not isinstance(record, Mapping) or not record:
         raise InvalidEvent("'record' must be a non-empty JSON object of fields")
     if len(record) > MAX_FIELDS:
         raise InvalidEvent(f"'record' has {len(record)} fields; at most {MAX_FIELDS} are allowed")
-    for name in record:
-        if not isinstance(name, str) or not FIELD_NAME.match(name) or name == PARTITION_KEY:
-            raise InvalidEvent(
-                f"record field names must match {FIELD_NAME.pattern} and not be '{PARTITION_KEY}' "
-                "(names starting with '_' are reserved)"
-            )
+    if not all(is_field_name(name) for name in record):
+        raise InvalidEvent(f"record field names must be {FIELD_NAME_RULE} (names starting with '_' are reserved)")
     for name, value in record.items():
         _check_value(name, value)
         if _depth(value) > MAX_DEPTH:
@@ -109,40 +166,152 @@ def parse_write_event(event: Any, *, max_record_bytes: int) -> WriteRequest:
     size = len(canonical_json(record))
     if size > max_record_bytes:
         raise RecordTooLarge(f"the record is {size} bytes as JSON; the limit is {max_record_bytes} (MAX_RECORD_BYTES)")
-    return WriteRequest(item_id=item_id, record=dict(record))
+    return WriteRequest(item_id=item_id, record=dict(record), expected_version=expected)
 
 
-def parse_read_event(event: Any) -> str:
-    return _item_id(_require_mapping(event, {"id"}))
+def parse_read_event(event: Any) -> ReadRequest:
+    event = _require_mapping(event, {"id", "min_version"})
+    return ReadRequest(item_id=_item_id(event), min_version=_optional_version(event, "min_version", 1))
 
 
 def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
-def split_record(record: Mapping[str, Any], sensitive: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(plaintext fields, sensitive fields) of a record."""
+def split_record(
+    record: Mapping[str, Any], sensitive: tuple[str, ...], unsigned: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(signed plaintext fields, sensitive fields, unsigned fields) of a record."""
     secret = {k: v for k, v in record.items() if k in sensitive}
-    plain = {k: v for k, v in record.items() if k not in sensitive}
-    return plain, secret
+    loose = {k: v for k, v in record.items() if k in unsigned}
+    plain = {k: v for k, v in record.items() if k not in sensitive and k not in unsigned}
+    return plain, secret, loose
 
 
-def sealed_payload(item_id: str, sensitive_fields: Mapping[str, Any]) -> bytes:
-    """The plaintext that gets encrypted: the sensitive fields and the item id they belong to."""
-    return canonical_json({"id": item_id, "fields": dict(sensitive_fields), "schema": SCHEMA_VERSION})
+# -- the signature of the plaintext attributes ---------------------------------------------------
+def _canonical_attribute(value: Mapping[str, Any]) -> Any:
+    """One attribute value in a form that survives DynamoDB's normalization, type included."""
+    if len(value) != 1:
+        raise TamperedRecord("an attribute value is not a DynamoDB attribute value")
+    ((kind, inner),) = value.items()
+    if kind == "N":
+        return ["N", _number(inner)]
+    if kind == "NS":
+        return ["NS", sorted(_number(n) for n in inner)]
+    if kind == "B":
+        return ["B", base64.b64encode(bytes(inner)).decode()]
+    if kind == "BS":
+        return ["BS", sorted(base64.b64encode(bytes(b)).decode() for b in inner)]
+    if kind == "SS":
+        return ["SS", sorted(inner)]
+    if kind == "L":
+        return ["L", [_canonical_attribute(v) for v in inner]]
+    if kind == "M":
+        return ["M", {k: _canonical_attribute(v) for k, v in inner.items()}]
+    if kind in ("S", "BOOL", "NULL"):
+        return [kind, inner]
+    raise TamperedRecord(f"an attribute has the unknown DynamoDB type {kind!r}")
 
 
-def open_payload(payload: bytes, *, item_id: str) -> dict[str, Any]:
+def _number(text: Any) -> str:
+    try:
+        number = Decimal(str(text))
+    except InvalidOperation:
+        raise TamperedRecord("a number attribute is not a number") from None
+    return "0" if number == 0 else str(number.normalize())
+
+
+def attribute_digest(attributes: Mapping[str, Mapping[str, Any]]) -> str:
+    """SHA-256 of the canonical form of named attribute values (names, types and values)."""
+    canonical = {name: _canonical_attribute(value) for name, value in attributes.items()}
+    return hashlib.sha256(canonical_json(canonical)).hexdigest()
+
+
+# -- the sealed payload -------------------------------------------------------------------------
+def seal(
+    *,
+    item_id: str,
+    sensitive_fields: Mapping[str, Any],
+    signed_attributes: Mapping[str, Mapping[str, Any]],
+    version: int,
+    writer_region: str,
+    written_at: str,
+) -> bytes:
+    """The plaintext that gets encrypted (and, with the signing suite, signed)."""
+    return canonical_json(
+        {
+            "format": FORMAT,
+            "schema": CONTEXT_VERSION,
+            "id": item_id,
+            "version": version,
+            "writer_region": writer_region,
+            "written_at": written_at,
+            "fields": dict(sensitive_fields),
+            "signed": {"names": sorted(signed_attributes), "sha256": attribute_digest(signed_attributes)},
+        }
+    )
+
+
+def unseal(payload: bytes, *, item_id: str) -> Sealed:
+    """Parse an authenticated payload (format 2, or format 1 written before signing)."""
     try:
         data = json.loads(payload)
         fields, owner = data["fields"], data["id"]
+        if not isinstance(data, dict) or not isinstance(fields, dict):
+            raise TypeError
+        if data.get("format") == FORMAT:
+            signed = data["signed"]
+            sealed = Sealed(
+                format=FORMAT,
+                item_id=owner,
+                fields=fields,
+                version=_stored_version(data["version"]),
+                writer_region=str(data["writer_region"]),
+                written_at=str(data["written_at"]),
+                signed_names=tuple(str(n) for n in signed["names"]),
+                digest=str(signed["sha256"]),
+            )
+        elif "format" not in data and data.get("schema") == "1":
+            sealed = Sealed(LEGACY_FORMAT, owner, fields, 0, None, None, (), None)
+        else:
+            raise TypeError
     except (ValueError, KeyError, TypeError):
         raise TamperedCiphertext("the decrypted payload is not a record of this toolkit") from None
-    if owner != item_id or not isinstance(fields, dict):
+    if owner != item_id:
         raise ContextMismatch("the ciphertext belongs to another item: it was copied onto this item")
-    return fields
+    return sealed
 
 
+def _stored_version(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VERSION:
+        raise TypeError
+    return value
+
+
+def refuse_planted_fields(item: Mapping[str, Any], sensitive: tuple[str, ...]) -> None:
+    """A sensitive field only ever travels inside the ciphertext: a plaintext one was planted."""
+    planted = sorted(set(item) & set(sensitive))
+    if planted:
+        raise TamperedRecord(
+            f"the item holds plaintext attribute(s) {planted} named like sensitive fields: "
+            "the writer never stores them outside the ciphertext"
+        )
+
+
+def verify_attributes(item: Mapping[str, Any], sealed: Sealed, unsigned: tuple[str, ...]) -> None:
+    """Refuse an item whose plaintext attributes are not exactly those the writer signed."""
+    stored = {k: v for k, v in item.items() if k != CIPHERTEXT_ATTRIBUTE and k not in unsigned}
+    extra = sorted(set(stored) - set(sealed.signed_names))
+    if extra:
+        raise TamperedRecord(f"the item has attribute(s) {extra} that its writer did not sign")
+    missing = sorted(set(sealed.signed_names) - set(stored))
+    if missing:
+        raise TamperedRecord(f"signed attribute(s) {missing} were removed from the item")
+    if attribute_digest(stored) != sealed.digest:
+        raise TamperedRecord("the item's plaintext attributes differ from what its writer signed")
+
+
+# -- DynamoDB attribute values ------------------------------------------------------------------
 def to_attribute_values(plain: Mapping[str, Any]) -> dict[str, Any]:
     """Plaintext fields as DynamoDB attribute values (numbers as Decimal, max 38 digits)."""
     out: dict[str, Any] = {}
@@ -157,11 +326,12 @@ def to_attribute_values(plain: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def from_attribute_values(item: Mapping[str, Any]) -> dict[str, Any]:
-    """Plaintext fields of a stored item as JSON values (toolkit attributes and the key left out)."""
+def from_attribute_values(item: Mapping[str, Any], *, include_toolkit: bool = False) -> dict[str, Any]:
+    """Plaintext fields of a stored item as JSON values (the key, and unless asked the toolkit's
+    ``_`` attributes, left out)."""
     out: dict[str, Any] = {}
     for name, value in item.items():
-        if name == PARTITION_KEY or name.startswith("_"):
+        if name in (PARTITION_KEY, CIPHERTEXT_ATTRIBUTE) or (name.startswith("_") and not include_toolkit):
             continue
         out[name] = _jsonable(_deserializer.deserialize(value))
     return out

@@ -25,24 +25,41 @@ from record_crypto.errors import (
     Internal,
     NotFound,
     RecordError,
+    StaleRecord,
     TableThrottled,
     TamperedCiphertext,
+    TamperedRecord,
+    VersionConflict,
 )
 from record_crypto.observability import log_event
 from record_crypto.records import (
     CIPHERTEXT_ATTRIBUTE,
+    FORMAT,
+    LEGACY_FORMAT,
+    MAX_VERSION,
     SCHEMA_ATTRIBUTE,
     WRITER_REGION_ATTRIBUTE,
     WRITTEN_AT_ATTRIBUTE,
+    Sealed,
     from_attribute_values,
-    open_payload,
     parse_read_event,
     parse_write_event,
-    sealed_payload,
+    refuse_planted_fields,
+    seal,
     split_record,
     to_attribute_values,
+    unseal,
+    verify_attributes,
 )
-from record_crypto.settings import PARTITION_KEY, Settings
+from record_crypto.settings import PARTITION_KEY, VERSION_ATTRIBUTE, Settings
+
+# Attempts of a write whose version another writer took meanwhile (re-read, re-encrypt, retry).
+WRITE_ATTEMPTS = 3
+
+
+class _ConditionFailed(Exception):
+    """The conditional PutItem found another version than the one it replaces."""
+
 
 _TABLE_THROTTLING = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
 
@@ -85,35 +102,107 @@ class RecordService:
     def _write(self, event: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         s = self.settings
         request = parse_write_event(event, max_record_bytes=s.max_record_bytes)
-        plain, secret = split_record(request.record, s.sensitive_fields)
-        attributes = to_attribute_values(plain)  # validates before any AWS call
-        ciphertext = self.cipher.encrypt(sealed_payload(request.item_id, secret), self._context(request.item_id))
-        item = {
-            **attributes,
-            PARTITION_KEY: {"S": request.item_id},
-            CIPHERTEXT_ATTRIBUTE: {"B": ciphertext},
-            WRITER_REGION_ATTRIBUTE: {"S": s.region},
-            SCHEMA_ATTRIBUTE: {"S": "1"},
-            WRITTEN_AT_ATTRIBUTE: {"S": datetime.now(UTC).isoformat(timespec="milliseconds")},
-        }
-        self._call_table("PutItem", TableName=s.table_name, Item=item)
+        plain, secret, loose = split_record(request.record, s.sensitive_fields, s.unsigned_attributes)
+        attributes, unsigned = to_attribute_values(plain), to_attribute_values(loose)  # before any AWS call
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            current = request.expected_version
+            if current is None:
+                current = self._current_version(request.item_id)
+            item, ciphertext = self._versioned_item(request.item_id, attributes, secret, current + 1)
+            if self._put_if_current(item | unsigned, current):
+                break
+            if request.expected_version is not None:
+                raise VersionConflict(
+                    f"the item is no longer at version {current}: read it again and retry with its version",
+                    retryable=False,
+                )
+            if attempt == WRITE_ATTEMPTS:
+                raise VersionConflict(
+                    f"other writers changed the item {WRITE_ATTEMPTS} times while this write ran; retry", retryable=True
+                )
         result = {
             "ok": True,
             "id": request.item_id,
             "region": s.region,
+            "version": current + 1,
             "encrypted_fields": sorted(secret),
+            "unsigned_fields": sorted(loose),
             "ciphertext_bytes": len(ciphertext),
         }
         return result, {
             "item_id": request.item_id,
+            "version": current + 1,
             "ciphertext_bytes": len(ciphertext),
             "field_count": len(request.record),
             "encrypted_field_count": len(secret),
         }
 
+    def _versioned_item(
+        self, item_id: str, attributes: dict[str, Any], secret: dict[str, Any], version: int
+    ) -> tuple[dict[str, Any], bytes]:
+        """The item to store (without unsigned attributes) and its ciphertext."""
+        s = self.settings
+        signed = {
+            **attributes,
+            PARTITION_KEY: {"S": item_id},
+            SCHEMA_ATTRIBUTE: {"S": str(FORMAT)},
+            VERSION_ATTRIBUTE: {"N": str(version)},
+            WRITER_REGION_ATTRIBUTE: {"S": s.region},
+            WRITTEN_AT_ATTRIBUTE: {"S": datetime.now(UTC).isoformat(timespec="milliseconds")},
+        }
+        payload = seal(
+            item_id=item_id,
+            sensitive_fields=secret,
+            signed_attributes=signed,
+            version=version,
+            writer_region=s.region,
+            written_at=signed[WRITTEN_AT_ATTRIBUTE]["S"],
+        )
+        ciphertext = self.cipher.encrypt(payload, self._context(item_id))
+        return {**signed, CIPHERTEXT_ATTRIBUTE: {"B": ciphertext}}, ciphertext
+
+    def _current_version(self, item_id: str) -> int:
+        """The stored version, read alone (the writer's role may read only the key and the version)."""
+        response = self._call_table(
+            "GetItem",
+            TableName=self.settings.table_name,
+            Key={PARTITION_KEY: {"S": item_id}},
+            ProjectionExpression="#v",
+            ExpressionAttributeNames={"#v": VERSION_ATTRIBUTE},
+            ConsistentRead=True,
+        )
+        stored = (response.get("Item") or {}).get(VERSION_ATTRIBUTE)
+        if stored is None:
+            return 0  # no item, or one written before versions (format 1)
+        try:
+            version = int(stored["N"])
+        except (KeyError, TypeError, ValueError):
+            version = -1
+        if not 1 <= version < MAX_VERSION:
+            raise TamperedRecord(
+                f"the stored '{VERSION_ATTRIBUTE}' attribute is not a version: the item was altered; "
+                "restore it from a backup or delete it"
+            )
+        return version
+
+    def _put_if_current(self, item: dict[str, Any], current: int) -> bool:
+        """PutItem unless another writer got there first (False then)."""
+        condition: dict[str, Any] = {"ExpressionAttributeNames": {"#v": VERSION_ATTRIBUTE}}
+        if current == 0:
+            condition["ConditionExpression"] = "attribute_not_exists(#v)"
+        else:
+            condition["ConditionExpression"] = "#v = :current"
+            condition["ExpressionAttributeValues"] = {":current": {"N": str(current)}}
+        try:
+            self._call_table("PutItem", TableName=self.settings.table_name, Item=item, **condition)
+        except _ConditionFailed:
+            return False
+        return True
+
     def _read(self, event: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         s = self.settings
-        item_id = parse_read_event(event)
+        request = parse_read_event(event)
+        item_id = request.item_id
         response = self._call_table(
             "GetItem",
             TableName=s.table_name,
@@ -125,25 +214,47 @@ class RecordService:
             raise NotFound(
                 f"item not in the {s.region} replica (yet): global tables replicate asynchronously, retry shortly"
             )
+        refuse_planted_fields(item, s.sensitive_fields)  # before any KMS call
         blob = item.get(CIPHERTEXT_ATTRIBUTE, {}).get("B")
         if not isinstance(blob, bytes | bytearray) or not blob:
             raise TamperedCiphertext(f"the item has no '{CIPHERTEXT_ATTRIBUTE}' binary attribute")
         payload = self.cipher.decrypt(bytes(blob), lambda ctx: check_context(ctx, table=s.table_name, item_id=item_id))
-        fields = open_payload(payload, item_id=item_id)
-        written_region = item.get(WRITER_REGION_ATTRIBUTE, {}).get("S")
-        record = {**from_attribute_values(item), **fields}
-        result = {
-            "ok": True,
-            "id": item_id,
-            "record": record,
-            "written_region": written_region,
-            "read_region": s.region,
-            "written_at": item.get(WRITTEN_AT_ATTRIBUTE, {}).get("S"),
-        }
+        sealed = unseal(payload, item_id=item_id)
+        result = self._authenticated_result(item, sealed)
+        if request.min_version is not None and sealed.version < request.min_version:
+            raise StaleRecord(
+                f"the {s.region} replica holds version {sealed.version}, older than min_version "
+                f"{request.min_version}: replication may not have brought the newer one yet, or an older copy "
+                "was restored over it"
+            )
         return result, {
             "item_id": item_id,
-            "written_region": written_region,
+            "version": sealed.version,
+            "written_region": sealed.writer_region,
             "ciphertext_bytes": len(blob),
+        }
+
+    def _authenticated_result(self, item: dict[str, Any], sealed: Sealed) -> dict[str, Any]:
+        s = self.settings
+        if sealed.format == LEGACY_FORMAT:
+            # Format 1 signed nothing but the sensitive fields: everything else is unauthenticated.
+            record, unsigned = dict(sealed.fields), from_attribute_values(item, include_toolkit=True)
+        else:
+            verify_attributes(item, sealed, s.unsigned_attributes)
+            loose = {k: v for k, v in item.items() if k in s.unsigned_attributes}
+            signed = {k: v for k, v in item.items() if k not in loose}
+            record = {**from_attribute_values(signed), **sealed.fields}
+            unsigned = from_attribute_values(loose)
+        return {
+            "ok": True,
+            "id": sealed.item_id,
+            "record": record,
+            "version": sealed.version,
+            "format": sealed.format,
+            "unsigned": unsigned,
+            "written_region": sealed.writer_region,
+            "read_region": s.region,
+            "written_at": sealed.written_at,
         }
 
     def _call_table(self, operation: str, **kwargs: Any) -> dict[str, Any]:
@@ -152,6 +263,8 @@ class RecordService:
             return method(**kwargs)
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
+            if code == "ConditionalCheckFailedException":
+                raise _ConditionFailed from None
             if code in _TABLE_THROTTLING:
                 raise TableThrottled(f"DynamoDB throttled {operation} after retries; retry later") from None
             if code in ("AccessDeniedException", "UnrecognizedClientException"):

@@ -16,6 +16,7 @@ from typing import Literal
 ENV_TABLE_NAME = "RECORDS_TABLE_NAME"
 ENV_MRK_ARN = "RECORDS_MRK_ARN"
 ENV_SENSITIVE_FIELDS = "SENSITIVE_FIELDS"
+ENV_UNSIGNED_ATTRIBUTES = "UNSIGNED_ATTRIBUTES"
 ENV_ALGORITHM_SUITE = "ALGORITHM_SUITE"
 ENV_DATA_KEY_CACHE = "DATA_KEY_CACHE"
 ENV_CACHE_MAX_AGE = "DATA_KEY_CACHE_MAX_AGE_SECONDS"
@@ -27,6 +28,7 @@ ENV_REGION = "AWS_REGION"  # set by the Lambda runtime
 
 REQUIRED_ENV_VARS = (ENV_TABLE_NAME, ENV_MRK_ARN, ENV_SENSITIVE_FIELDS, ENV_REGION)
 OPTIONAL_ENV_VARS: dict[str, str] = {
+    ENV_UNSIGNED_ATTRIBUTES: "",
     ENV_ALGORITHM_SUITE: "signing",
     ENV_DATA_KEY_CACHE: "off",
     ENV_CACHE_MAX_AGE: "300",
@@ -46,10 +48,21 @@ _MRK_ARN = re.compile(
 )
 _REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+FIELD_NAME_RULE = "1-64 characters from A-Z a-z 0-9 _, starting with a letter, and not 'id'"
 PARTITION_KEY = "id"
+# The stored version: the writer's role may read this attribute (and the key) and no other.
+VERSION_ATTRIBUTE = "_version"
 # DynamoDB's item limit is 400 KB; the ciphertext adds headers, a signature and base64-free bytes.
 MAX_RECORD_BYTES_LIMIT = 350_000
+
+
+def is_field_name(name: object) -> bool:
+    """The one rule for record field names, shared by the deployment config and the functions.
+
+    Names starting with ``_`` are the toolkit's own attributes; ``id`` is the partition key.
+    """
+    return isinstance(name, str) and FIELD_NAME.fullmatch(name) is not None and name != PARTITION_KEY
 
 
 class ConfigurationError(Exception):
@@ -77,6 +90,7 @@ class Settings:
     mrk_arn: str
     region: str
     sensitive_fields: tuple[str, ...]
+    unsigned_attributes: tuple[str, ...] = ()
     algorithm_suite: AlgorithmSuite = "signing"
     cache: CacheSettings | None = None
     max_record_bytes: int = 32768
@@ -116,13 +130,13 @@ class Settings:
                 mrk_arn,
                 f"the multi-region key of this function's own region {region} (no cross-region KMS calls)",
             )
-        fields = tuple(f.strip() for f in get(ENV_SENSITIVE_FIELDS).split(",") if f.strip())
-        bad = [f for f in fields if not FIELD_NAME.match(f) or f == PARTITION_KEY]
-        if not fields or bad or len(set(fields)) != len(fields):
+        fields = _names(get, ENV_SENSITIVE_FIELDS, required=True)
+        unsigned = _names(get, ENV_UNSIGNED_ATTRIBUTES, required=False)
+        if set(unsigned) & set(fields):
             raise ConfigurationError(
-                ENV_SENSITIVE_FIELDS,
-                environ.get(ENV_SENSITIVE_FIELDS),
-                f"a comma-separated list of distinct field names matching {FIELD_NAME.pattern}, not '{PARTITION_KEY}'",
+                ENV_UNSIGNED_ATTRIBUTES,
+                get(ENV_UNSIGNED_ATTRIBUTES),
+                f"no sensitive field may be unsigned (both list {sorted(set(unsigned) & set(fields))})",
             )
         suite = get(ENV_ALGORITHM_SUITE)
         if suite not in ALGORITHM_SUITES:
@@ -144,10 +158,19 @@ class Settings:
             mrk_arn=mrk_arn,
             region=region,
             sensitive_fields=fields,
+            unsigned_attributes=unsigned,
             algorithm_suite=suite,  # type: ignore[arg-type]
             cache=cache,
             max_record_bytes=max_record_bytes,
         )
+
+
+def _names(get, name: str, *, required: bool) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
+    raw = get(name)
+    names = tuple(f.strip() for f in raw.split(",") if f.strip())
+    if (required and not names) or not all(is_field_name(f) for f in names) or len(set(names)) != len(names):
+        raise ConfigurationError(name, raw, f"a comma-separated list of distinct field names ({FIELD_NAME_RULE})")
+    return names
 
 
 def _int(environ: Mapping[str, str], get, name: str, low: int, high: int) -> int:  # type: ignore[no-untyped-def]

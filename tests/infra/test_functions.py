@@ -68,6 +68,11 @@ EXPECTED = {
     "Writer": ("kms:GenerateDataKey", "dynamodb:PutItem"),
     "Reader": ("kms:Decrypt", "dynamodb:GetItem"),
 }
+# The writer reads the stored version before its conditional write, and nothing else.
+WRITER_VERSION_READ = {
+    "ForAllValues:StringEquals": {"dynamodb:Attributes": ["id", "_version"]},
+    "StringEqualsIfExists": {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"},
+}
 
 
 def test_roles_reach_only_the_local_key_and_table_replica(synthesized: Synthesized) -> None:
@@ -79,6 +84,13 @@ def test_roles_reach_only_the_local_key_and_table_replica(synthesized: Synthesiz
             kms = [s for s in stmts if any(a.startswith("kms:") for a in actions(s))]
             ddb = [s for s in stmts if any(a.startswith("dynamodb:") for a in actions(s))]
             assert len(kms) == 1 and actions(kms[0]) == {kms_action}, (region, kind)
+            if kind == "Writer":
+                reads = [s for s in ddb if "Condition" in s]
+                assert len(reads) == 1 and actions(reads[0]) == {"dynamodb:GetItem"}, (region, reads)
+                assert reads[0]["Condition"] == WRITER_VERSION_READ, reads[0]["Condition"]
+                assert _local_table_arn(app, region, reads[0]["Resource"]), region
+                stmts = [s for s in stmts if s is not reads[0]]
+                ddb = [s for s in ddb if s is not reads[0]]
             assert len(ddb) == 1 and actions(ddb[0]) == {table_action}, (region, kind)
             assert _points_at_local_mrk(app, region, kms[0]["Resource"]), (region, kind)
             assert _local_table_arn(app, region, ddb[0]["Resource"]), (region, kind)

@@ -110,7 +110,13 @@ def test_functions_reach_only_their_own_table_replica(review: dict[str, Any], re
     (table,) = blocks(review, region, "table replica")
     roles = {r["principal"]: r["cells"] for r in table["rows"] if r["principal_kind"] == "role"}
     assert list(roles[f"writer role ({region})"]["table write"]["actions"]) == ["dynamodb:PutItem"]
-    assert roles[f"writer role ({region})"]["table read"]["verdict"] == "deny"
+    # The writer's only read: the key and version attributes, before its conditional write.
+    writer_read = roles[f"writer role ({region})"]["table read"]["actions"]
+    assert list(writer_read) == ["dynamodb:GetItem"]
+    assert writer_read["dynamodb:GetItem"]["requires"] == [
+        "dynamodb:Attributes ForAllValues:StringEquals id | _version",
+        "dynamodb:Select StringEqualsIfExists SPECIFIC_ATTRIBUTES",
+    ]
     assert list(roles[f"reader role ({region})"]["table read"]["actions"]) == ["dynamodb:GetItem"]
     assert roles[f"reader role ({region})"]["table write"]["verdict"] == "deny"
     others = [cells for label, cells in roles.items() if not label.endswith(f"({region})")]
