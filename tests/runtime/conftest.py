@@ -30,6 +30,7 @@ class Call:
     operation: str
     region: str
     key_id: str | None
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -38,6 +39,9 @@ class Recorder:
 
     def kms(self, operation: str | None = None) -> list[Call]:
         return [c for c in self.calls if c.service == "kms" and (operation is None or c.operation == operation)]
+
+    def table(self, operation: str | None = None) -> list[Call]:
+        return [c for c in self.calls if c.service == "dynamodb" and (operation is None or c.operation == operation)]
 
     def clear(self) -> None:
         self.calls.clear()
@@ -54,7 +58,7 @@ def recording_session(recorder: Recorder, faults: dict[str, list[str]] | None = 
         region = client.meta.region_name
 
         def record(model: Any, params: dict[str, Any], **_: Any) -> None:
-            recorder.calls.append(Call(service_name, model.name, region, params.get("KeyId")))
+            recorder.calls.append(Call(service_name, model.name, region, params.get("KeyId"), dict(params)))
 
         def inject(request: Any, operation_name: str = "", **_: Any) -> AWSResponse | None:
             queue = (faults or {}).get(f"{service_name}.{operation_name}")

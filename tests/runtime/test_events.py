@@ -44,6 +44,13 @@ BAD_WRITES: list[tuple[str, Any]] = [
     ("number too precise for DynamoDB", {"id": "x", "record": {"n": 10**40 + 1, "ssn": SECRET}}),
     ("too deep", {"id": "x", "record": {"deep": _deep(20), "ssn": SECRET}}),
     ("too many fields", {"id": "x", "record": {f"f{i}": i for i in range(101)}}),
+    ("id with a trailing newline", {"id": "p1\n", "record": {"ssn": SECRET}}),
+    ("lone surrogate in a value", {"id": "x", "record": {"name": "\ud800", "ssn": SECRET}}),
+    ("lone surrogate in a sensitive value", {"id": "x", "record": {"ssn": SECRET + "\udfff"}}),
+    ("lone surrogate in a nested key", {"id": "x", "record": {"meta": {"\ud83d": 1}, "ssn": SECRET}}),
+    ("field name with a trailing newline", {"id": "x", "record": {"ssn\n": SECRET}}),
+    ("field name with a dash", {"id": "x", "record": {"card-number": SECRET}}),
+    ("negative expected_version", {"id": "x", "record": {"ssn": SECRET}, "expected_version": -1}),
 ]
 
 
@@ -71,7 +78,10 @@ def test_oversized_record_gets_413_and_no_aws_call(aws: TwoRegions) -> None:
     assert SECRET not in str(result)
 
 
-@pytest.mark.parametrize("event", [None, {}, {"id": ""}, {"id": "x", "record": {}}, {"id": ["x"]}])
+@pytest.mark.parametrize(
+    "event",
+    [None, {}, {"id": ""}, {"id": "x", "record": {}}, {"id": ["x"]}, {"id": "p1\n"}, {"id": "x", "min_version": 0}],
+)
 def test_malformed_read_gets_invalid_event_and_no_aws_call(aws: TwoRegions, event: Any) -> None:
     reader = aws.service(REPLICA)
     aws.recorder.clear()
@@ -93,8 +103,14 @@ def test_success_logs_are_structured_and_hold_no_plaintext(aws: TwoRegions, capl
     assert SECRET not in caplog.text
 
 
+# Strings include lone surrogates (JSON can carry them; UTF-8 cannot): each must be a 400.
 json_scalars = (
-    st.none() | st.booleans() | st.integers(-(10**12), 10**12) | st.floats(allow_nan=True) | st.text(max_size=20)
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**12), 10**12)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=20)
+    | st.text(st.characters(codec=None, categories=["Cs", "Ll"]), max_size=4)
 )
 json_values = st.recursive(
     json_scalars,
@@ -108,7 +124,7 @@ events = st.one_of(
     json_values,
     st.fixed_dictionaries(
         {
-            "id": st.one_of(st.text(max_size=12), st.integers(), st.just("person-1")),
+            "id": st.one_of(st.text(max_size=12), st.integers(), st.just("person-1"), st.just("person-1\n")),
             "record": st.dictionaries(field_names, json_values, max_size=5),
         },
         optional={"extra": json_values},

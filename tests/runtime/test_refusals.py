@@ -4,6 +4,7 @@ plaintext is released."""
 from __future__ import annotations
 
 import io
+import logging
 from typing import Any
 
 import boto3
@@ -160,14 +161,19 @@ def test_a_signing_reader_refuses_unsigned_messages_before_any_kms_call(aws: Two
 
 def test_a_message_with_more_than_one_encrypted_data_key_is_refused_before_any_kms_call(aws: TwoRegions) -> None:
     _, item = _written(aws)
-    second = boto3.client("kms", PRIMARY).create_key()["KeyMetadata"]["Arn"]
-    blob = _foreign_message(item, key_ids=[aws.primary_arn, second])
+    # Both data keys are wrapped by our MRK (primary and replica), so the header check passes
+    # whichever comes first (the Encryption SDK does not keep their order).
+    blob = _foreign_message(item, key_ids=[aws.primary_arn, aws.replica_arn])
     aws.put_raw_item(REPLICA, {**item, "_ciphertext": {"B": blob}})
     aws.recorder.clear()
 
     result = aws.service(REPLICA).read({"id": "person-1"})
 
-    assert result["error"]["type"] in REFUSALS, result
+    # Our header check looks at the first data key only (ours here): the count is the
+    # Encryption SDK's max_encrypted_data_keys=1, checked while it parses the header. Without
+    # that setting this message decrypts (its payload is a valid format-1 record).
+    assert result["error"]["type"] == "TamperedCiphertext", result
+    assert "more than one encrypted data key" in result["error"]["message"]
     assert aws.recorder.kms() == [], "max_encrypted_data_keys=1: refused from the header"
 
 
@@ -190,3 +196,64 @@ def test_a_message_without_key_commitment_is_refused_before_any_kms_call(aws: Tw
     assert result["error"]["type"] in REFUSALS, result
     assert result.get("record") is None
     assert aws.recorder.kms() == [], "REQUIRE_ENCRYPT_REQUIRE_DECRYPT: refused before the data key is decrypted"
+
+
+def test_bytes_after_the_end_of_the_message_are_refused(aws: TwoRegions) -> None:
+    record, item = _written(aws)
+    blob = item["_ciphertext"]["B"]
+    for tail in (b"\x00", b"appended by an attacker"):
+        aws.put_raw_item(REPLICA, {**item, "_ciphertext": {"B": blob + tail}})
+        result = aws.service(REPLICA).read({"id": "person-1"})
+        assert result["error"]["type"] == "TamperedCiphertext", result
+        assert f"{len(tail)} byte(s) follow" in result["error"]["message"]
+        assert_no_plaintext(result, record)
+
+
+def test_a_refused_message_logs_one_warning_of_ours_and_no_traceback(
+    aws: TwoRegions, caplog: pytest.LogCaptureFixture
+) -> None:
+    record, item = _written(aws)
+    blob = bytearray(item["_ciphertext"]["B"])
+    blob[-1] ^= 1  # the signature
+    aws.put_raw_item(REPLICA, {**item, "_ciphertext": {"B": bytes(blob)}})
+    reader = aws.service(REPLICA)
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG):
+        assert reader.read({"id": "person-1"})["error"]["type"] == "TamperedCiphertext"
+    sdk = [r for r in caplog.records if r.name.startswith("aws_encryption_sdk")]
+    assert sdk == [], [r.getMessage() for r in sdk]
+    assert [r for r in caplog.records if r.exc_info] == []
+    ours = [r for r in caplog.records if r.name == "mrk_toolkit"]
+    assert [(r.levelno, r.getMessage()) for r in ours] == [(logging.WARNING, "read refused: TamperedCiphertext")]
+    assert_no_plaintext(caplog.text, record)
+
+
+def _rewrite_key_info(blob: bytes, old: bytes, new: bytes) -> bytes:
+    """Rename the key in a message header (length-prefixed field), as a forger would."""
+    field = len(old).to_bytes(2, "big") + old
+    assert blob.count(field) == 1
+    return blob.replace(field, len(new).to_bytes(2, "big") + new)
+
+
+@pytest.mark.parametrize(
+    ("what", "rename"),
+    [
+        ("another account", lambda arn: arn.replace(":123456789012:", ":210987654321:")),
+        ("another partition", lambda arn: arn.replace("arn:aws:", "arn:aws-cn:")),
+        ("not an ARN", lambda arn: arn.split("/", 1)[1]),
+    ],
+)
+def test_a_message_naming_our_key_id_elsewhere_is_wrong_key_before_any_kms_call(
+    aws: TwoRegions, what: str, rename: Any
+) -> None:
+    record, item = _written(aws)
+    blob = item["_ciphertext"]["B"]
+    forged = _rewrite_key_info(blob, aws.primary_arn.encode(), rename(aws.primary_arn).encode())
+    aws.put_raw_item(REPLICA, {**item, "_ciphertext": {"B": forged}})
+    aws.recorder.clear()
+
+    result = aws.service(REPLICA).read({"id": "person-1"})
+
+    assert result["error"]["type"] == "WrongKey" and result["error"]["status"] == 403, (what, result)
+    assert aws.recorder.kms() == []
+    assert_no_plaintext(result, record)
