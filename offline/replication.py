@@ -19,6 +19,13 @@ from typing import Any
 
 import boto3
 
+_NEVER = (float("-inf"), "")
+
+
+def _change_time(ddb: Mapping[str, Any]) -> float:
+    changed_at = ddb.get("ApproximateCreationDateTime")
+    return changed_at.timestamp() if hasattr(changed_at, "timestamp") else float(changed_at or 0)
+
 
 @dataclass(order=True)
 class _Pending:
@@ -51,7 +58,8 @@ class GlobalTablesEmulator:
         self._queue: list[_Pending] = []
         self._seq = itertools.count()
         self._echo: dict[tuple[str, str], list[str]] = {}
-        self._last_write: dict[tuple[str, str], float] = {}  # (region, key) -> change time applied
+        # (region, key) -> (change time, origin region) of the newest change that region holds
+        self._last_write: dict[tuple[str, str], tuple[float, str]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -96,6 +104,10 @@ class GlobalTablesEmulator:
                     echoes.remove(digest)  # our own replicated write, not a user change
                     continue
                 with self._lock:
+                    # A local write is a change this region already holds: an older change
+                    # arriving from another region must not overwrite it (last writer wins).
+                    stamp = (_change_time(ddb), region)
+                    self._last_write[(region, key)] = max(self._last_write.get((region, key), _NEVER), stamp)
                     heapq.heappush(
                         self._queue, _Pending(time.monotonic() + self.lag_seconds, next(self._seq), region, record)
                     )
@@ -108,15 +120,15 @@ class GlobalTablesEmulator:
                     return
                 pending = heapq.heappop(self._queue)
             ddb = pending.record["dynamodb"]
-            changed_at = ddb.get("ApproximateCreationDateTime")
-            changed = changed_at.timestamp() if hasattr(changed_at, "timestamp") else float(changed_at or 0)
+            changed = (_change_time(ddb), pending.source)  # ties broken by region, as one rule everywhere
             key = self._key(ddb["Keys"])
             for region, table in self.tables.items():
                 if region == pending.source:
                     continue
-                if self._last_write.get((region, key), float("-inf")) > changed:
-                    continue  # last writer wins: a newer change already reached this region
-                self._last_write[(region, key)] = changed
+                with self._lock:
+                    if self._last_write.get((region, key), _NEVER) >= changed:
+                        continue  # last writer wins: this region holds a newer change
+                    self._last_write[(region, key)] = changed
                 new_image = ddb.get("NewImage")
                 self._echo.setdefault((region, key), []).append(self._image_digest(new_image))
                 try:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from offline.integrity import concurrent_regions_check, integrity_checks
+
 
 @dataclass
 class Invocation:
@@ -132,13 +134,15 @@ class Verification:
         assert inv.result.get("ok") is True, self._failure("writer", inv)
         return item_id, record, inv
 
-    def _read_until_replicated(self, region: str, item_id: str) -> Invocation:
+    def _read_until_replicated(self, region: str, item_id: str, *, min_version: int | None = None) -> Invocation:
         deadline = time.monotonic() + self.deadline_s
         delay = 0.1
+        event: dict[str, Any] = {"id": item_id} if min_version is None else {"id": item_id, "min_version": min_version}
         while True:
-            inv = self.invoker.invoke(region, "reader", {"id": item_id})
+            inv = self.invoker.invoke(region, "reader", event)
             error = inv.result.get("error", {})
-            if inv.result.get("ok") or not (error.get("type") == "NotFound" and error.get("retryable")):
+            lagging = error.get("type") in ("NotFound", "StaleRecord") and error.get("retryable")
+            if inv.result.get("ok") or not lagging:
                 return inv
             if time.monotonic() > deadline:
                 raise AssertionError(f"not replicated to {region} within {self.deadline_s:.0f}s")
@@ -251,6 +255,8 @@ class Verification:
             return "ciphertext copied onto another item is refused with ContextMismatch"
 
         self._check(f"ciphertext moved to another item in {replica} is refused", moved)
+        integrity_checks(self, replica, state)
+        concurrent_regions_check(self, replica)
 
         def reader_cannot_write() -> str:
             denied, detail = env.cross_role_denied(

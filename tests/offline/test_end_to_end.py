@@ -110,7 +110,10 @@ def test_verify_command_logic_against_the_emulator(default_assembly: Path, tmp_p
         report = Verification(LambdaInvoker(names, client_factory=factory), env, replication_deadline_s=10).run()
     assert report.ok, report.render()
     assert clients["us-east-2"].invocations and clients["us-west-1"].invocations
-    assert set(clients["us-west-1"].invocations) == {names[("us-west-1", "reader")]}, "readers only, in replicas"
+    replica_calls = clients["us-west-1"].invocations
+    # Replicas run readers, and one writer call: the two-regions-at-once (last writer wins) check.
+    assert set(replica_calls) == {names[("us-west-1", "reader")], names[("us-west-1", "writer")]}
+    assert replica_calls.count(names[("us-west-1", "writer")]) == 1
 
 
 # -- broken templates: the run fails and says what broke ------------------------------------
