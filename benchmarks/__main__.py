@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import coldstart, crypto, load, machine, report, synth
+from benchmarks import coldstart, crypto, integrity, load, machine, report, synth
 
 HERE = Path(__file__).resolve().parent
 
@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     say("1-2. per-record crypto and KMS calls (moto, in-process) ...")
     crypto_results = crypto.run(crypto.Plan.make(quick=args.quick, latency_ms=args.kms_latency_ms), say)
     say(f"     {crypto_results.seconds:.0f} s")
+    say("6. record integrity (format 2) ...")
+    integrity_results = integrity.run(records=10 if args.quick else 40, repeats=3 if args.quick else 7, say=say)
+    say(f"     {integrity_results.seconds:.0f} s")
     say("3. cold start ...")
     cold = coldstart.run(runs=3 if args.quick else 9, say=say)
     say(f"     {cold.seconds:.0f} s")
@@ -64,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         cold=cold,
         synth=synth_results,
         load=load_results,
+        integrity=integrity_results,
     )
     args.output.write_text(report.render(run))
     say(f"wrote {args.output} ({run.total_seconds:.0f} s)")
