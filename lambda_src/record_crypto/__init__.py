@@ -1,7 +1,35 @@
 """Client-side (envelope) encryption of records with a KMS multi-region key.
 
-Runs inside the writer and reader functions; never imports the CDK. Modules:
-``settings`` (the environment contract), ``context`` (the encryption context), ``errors`` (the
-error contract), ``envelope`` (the Encryption SDK), ``records`` (event validation and the item
-format), ``service`` (write and read), ``observability`` (logs without plaintext).
+Runs inside the writer and reader functions, and in any Python application (see the README,
+"Use it from your own code"); never imports the CDK. Modules: ``settings`` (the environment
+contract), ``context`` (the encryption context), ``errors`` (the error contract), ``envelope``
+(the Encryption SDK), ``records`` (event validation and the item format), ``service`` (write and
+read), ``observability`` (logs without plaintext).
+
+The library API, imported lazily (the CDK app imports ``settings`` without loading the rest)::
+
+    from record_crypto import RecordService, Settings, RecordError
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "RecordService": "record_crypto.service",
+    "WriteResult": "record_crypto.service",
+    "ReadResult": "record_crypto.service",
+    "Settings": "record_crypto.settings",
+    "CacheSettings": "record_crypto.settings",
+    "ConfigurationError": "record_crypto.settings",
+    "RecordError": "record_crypto.errors",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'record_crypto' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -11,6 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -276,6 +277,14 @@ class RecordService:
             raise Internal(f"DynamoDB {operation} failed ({type(error).__name__})") from None
 
     def _run(self, operation: str, body: Any) -> dict[str, Any]:
+        """The handlers' contract: a result dict, never an exception."""
+        try:
+            return self._observed(operation, body)[0]
+        except RecordError as error:
+            return error.to_result()
+
+    def _observed(self, operation: str, body: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Run ``body`` and log one structured line; refusals are raised as ``RecordError``."""
         started = time.perf_counter()
         common = {"operation": operation, "region": self.settings.region}
         try:
@@ -292,7 +301,7 @@ class RecordService:
                 retryable=error.retryable,
                 duration_ms=_ms(started),
             )
-            return error.to_result()
+            raise
         except Exception as error:  # never let an unexpected error (or its message) escape
             log_event(
                 logging.ERROR,
@@ -303,16 +312,53 @@ class RecordService:
                 cause=type(error).__name__,
                 duration_ms=_ms(started),
             )
-            return Internal(f"unexpected {type(error).__name__} during {operation}").to_result()
-        log_event(
-            logging.INFO,
-            f"{operation} ok",
-            **common,
-            **fields,
-            outcome="ok",
-            duration_ms=_ms(started),
-        )
-        return result
+            raise Internal(f"unexpected {type(error).__name__} during {operation}") from None
+        log_event(logging.INFO, f"{operation} ok", **common, **fields, outcome="ok", duration_ms=_ms(started))
+        return result, fields
+
+    # -- the library API ---------------------------------------------------------------------
+    def put(self, item_id: str, record: Mapping[str, Any], *, expected_version: int | None = None) -> WriteResult:
+        """Encrypt, sign and store ``record`` under ``item_id``; raises a ``RecordError`` subclass."""
+        event: dict[str, Any] = {"id": item_id, "record": dict(record)}
+        if expected_version is not None:
+            event["expected_version"] = expected_version
+        result, _ = self._observed("write", lambda: self._write(event))
+        return WriteResult(**{k: v for k, v in result.items() if k != "ok"})
+
+    def get(self, item_id: str, *, min_version: int | None = None) -> ReadResult:
+        """Read, authenticate and decrypt the record ``item_id`` of this region's replica."""
+        event: dict[str, Any] = {"id": item_id}
+        if min_version is not None:
+            event["min_version"] = min_version
+        result, _ = self._observed("read", lambda: self._read(event))
+        return ReadResult(**{k: v for k, v in result.items() if k != "ok"})
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What ``RecordService.put`` stored: the version to pass as ``min_version`` later."""
+
+    id: str
+    region: str
+    version: int
+    encrypted_fields: list[str]
+    unsigned_fields: list[str]
+    ciphertext_bytes: int
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """An authenticated record. ``record`` holds only signed or decrypted values; ``unsigned``
+    holds the attributes listed as unsigned (or, for ``format`` 1, everything not decrypted)."""
+
+    id: str
+    record: dict[str, Any]
+    version: int
+    format: int
+    unsigned: dict[str, Any]
+    written_region: str | None
+    read_region: str
+    written_at: str | None
 
 
 def _ms(started: float) -> float:

@@ -101,6 +101,39 @@ class Settings:
         return self.mrk_arn.rsplit("/", 1)[1]
 
     @classmethod
+    def create(
+        cls,
+        *,
+        table_name: str,
+        mrk_arn: str,
+        region: str,
+        sensitive_fields: tuple[str, ...] | list[str],
+        unsigned_attributes: tuple[str, ...] | list[str] = (),
+        algorithm_suite: str = "signing",
+        cache: CacheSettings | None = None,
+        max_record_bytes: int = 32768,
+    ) -> Settings:
+        """Validated settings for use outside Lambda (same rules and messages as the functions')."""
+        environ = {
+            ENV_REGION: region,
+            ENV_TABLE_NAME: table_name,
+            ENV_MRK_ARN: mrk_arn,
+            ENV_SENSITIVE_FIELDS: ",".join(sensitive_fields),
+            ENV_UNSIGNED_ATTRIBUTES: ",".join(unsigned_attributes),
+            ENV_ALGORITHM_SUITE: algorithm_suite,
+            ENV_MAX_RECORD_BYTES: str(max_record_bytes),
+        }
+        if cache is not None:
+            environ |= {
+                ENV_DATA_KEY_CACHE: "on",
+                ENV_CACHE_MAX_AGE: str(int(cache.max_age_seconds)),
+                ENV_CACHE_MAX_MESSAGES: str(cache.max_messages),
+                ENV_CACHE_MAX_BYTES: str(cache.max_bytes),
+                ENV_CACHE_CAPACITY: str(cache.capacity),
+            }
+        return cls.from_env(environ)
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         def get(name: str) -> str:
             value = environ.get(name)
