@@ -2,31 +2,19 @@
 
 moto authorizes KMS and DynamoDB calls against resource "*" and ignores condition keys, so
 it cannot enforce what the templates say. This module does, for the calls a function makes:
-it evaluates the role's identity policies and, for KMS, the key policy, with the request's
-resource ARN and condition keys (``kms:EncryptionContext:*``, ``kms:CallerAccount``,
-``aws:PrincipalArn``). It follows AWS's rules for one account: an explicit Deny wins; a KMS
-call is allowed when the key policy allows the principal itself, or allows the account (which
-delegates to IAM) and an identity policy allows it too. Unknown condition operators fail
-closed. It is installed into a function's process by wrapping botocore's API call.
+it maps each call to a request (action, resource ARN, condition keys such as
+``kms:EncryptionContext:*`` and ``kms:CallerAccount``) and asks the one policy engine
+(``policy_engine``) with the role's identity policies and, for KMS, the key policy.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-SUPPORTED_OPERATORS = {"StringEquals", "StringLike", "ArnLike", "ArnEquals", "StringNotEquals", "Bool"}
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _matches(pattern: str, value: str) -> bool:
-    return fnmatch.fnmatchcase(value, pattern.replace("?", "[?]")) if "*" in pattern else pattern == value
+from policy_engine import Caller, Request, authorize
 
 
 @dataclass(frozen=True)
@@ -66,99 +54,22 @@ class PolicySet:
         data = json.loads(text)
         return cls(**data)
 
-    # -- evaluation ---------------------------------------------------------------------------
-    def _condition_ok(self, condition: Mapping[str, Any] | None, context: Mapping[str, Any]) -> bool:
-        if not condition:
-            return True
-        lowered = {k.lower(): v for k, v in context.items()}
-        for operator, pairs in condition.items():
-            if operator not in SUPPORTED_OPERATORS:
-                return False  # fail closed on anything this emulation does not understand
-            for key, expected in pairs.items():
-                actual = lowered.get(key.lower())
-                expected_values = [str(v) for v in _as_list(expected)]
-                if operator == "StringNotEquals":
-                    if actual is not None and str(actual) in expected_values:
-                        return False
-                    continue
-                if actual is None:
-                    return False
-                if operator in ("StringEquals", "ArnEquals", "Bool"):
-                    if str(actual) not in expected_values:
-                        return False
-                elif not any(_matches(e, str(actual)) for e in expected_values):
-                    return False
-        return True
-
-    def _statement_applies(
-        self, stmt: Mapping[str, Any], action: str, resource: str, context: Mapping[str, Any]
-    ) -> bool:
-        if "NotAction" in stmt or "NotResource" in stmt or "NotPrincipal" in stmt:
-            return False  # not used by the toolkit; never grants here
-        if not any(_matches(a.lower(), action.lower()) for a in _as_list(stmt.get("Action", []))):
-            return False
-        if not any(_matches(r, resource) for r in _as_list(stmt.get("Resource", []))):
-            return False
-        return self._condition_ok(stmt.get("Condition"), context)
-
-    def _principals(self, stmt: Mapping[str, Any]) -> list[str]:
-        principal = stmt.get("Principal")
-        if principal == "*":
-            return ["*"]
-        if isinstance(principal, Mapping):
-            return [str(p) for p in _as_list(principal.get("AWS", []))]
-        return []
-
-    def _evaluate(
-        self, docs: list[Mapping[str, Any]], action: str, resource: str, context: Mapping[str, Any], *, key_policy: bool
-    ) -> tuple[str, str]:
-        """Returns ("deny"|"allow-principal"|"allow-account"|"none", sid)."""
-        result, sid = "none", ""
-        root = f"arn:aws:iam::{self.account}:root"
-        for doc in docs:
-            for stmt in _as_list(doc.get("Statement", [])):
-                if not self._statement_applies(stmt, action, "*" if key_policy else resource, context):
-                    continue
-                if key_policy:
-                    principals = self._principals(stmt)
-                    if "*" in principals or self.principal_arn in principals:
-                        kind = "allow-principal"
-                    elif root in principals or self.account in principals:
-                        kind = "allow-account"
-                    else:
-                        continue
-                else:
-                    kind = "allow-principal"
-                if stmt.get("Effect") == "Deny":
-                    return "deny", stmt.get("Sid", "")
-                if result != "allow-principal":
-                    result, sid = kind, stmt.get("Sid", "")
-        return result, sid
-
     def authorize(self, action: str, resource: str, context: Mapping[str, Any]) -> Decision:
-        context = {"aws:PrincipalArn": self.principal_arn, **context}
-        identity, identity_sid = self._evaluate(self.identity_policies, action, resource, context, key_policy=False)
-        if identity == "deny":
-            return Decision(False, f"explicit deny in an identity policy ({identity_sid})")
-        if action.startswith("kms:"):
-            key_policy = self.key_policies.get(resource)
-            if key_policy is None:
-                return Decision(False, f"no key policy known for {resource}")
-            key, key_sid = self._evaluate([key_policy], action, resource, context, key_policy=True)
-            if key == "deny":
-                return Decision(False, f"explicit deny in the key policy ({key_sid})")
-            if key == "allow-principal":
-                return Decision(True, f"key policy allows the role ({key_sid})")
-            if key == "allow-account" and identity != "none":
-                return Decision(True, f"key policy delegates to IAM ({key_sid}) and the role allows ({identity_sid})")
-            if key == "none":
-                return Decision(
-                    False, f"the key policy of {resource} does not allow {action} for this role and context"
-                )
-            return Decision(False, f"no identity policy allows {action} on {resource} with this context")
-        if identity == "allow-principal":
-            return Decision(True, f"identity policy allows ({identity_sid})")
-        return Decision(False, f"no identity policy allows {action} on {resource}")
+        request = Request(Caller(account=self.account, arn=self.principal_arn), action, resource, context)
+        identity = [(f"identity policy {i}", doc) for i, doc in enumerate(self.identity_policies)]
+        if not action.lower().startswith("kms:"):
+            decision = authorize(request, identity_policies=identity)
+            return Decision(decision.allowed, decision.reason)
+        key_policy = self.key_policies.get(resource)
+        if key_policy is None:
+            return Decision(False, f"no key policy known for {resource}")
+        decision = authorize(
+            request,
+            identity_policies=identity,
+            resource_policy=(f"key policy of {resource}", key_policy),
+            resource_policy_required=True,
+        )
+        return Decision(decision.allowed, decision.reason)
 
 
 def request_target(
@@ -176,8 +87,11 @@ def request_target(
         else:
             resource = "*"  # e.g. Decrypt without KeyId: only a key policy naming "*" could match
         context["kms:CallerAccount"] = account
-        for k, v in (params.get("EncryptionContext") or {}).items():
+        encryption_context = params.get("EncryptionContext") or {}
+        for k, v in encryption_context.items():
             context[f"kms:EncryptionContext:{k}"] = v
+        if encryption_context:
+            context["kms:EncryptionContextKeys"] = sorted(encryption_context)
         return action, resource, context
     if service == "dynamodb":
         table = params.get("TableName", "*")

@@ -108,5 +108,5 @@ def test_explicit_deny_wins_and_unknown_operators_fail_closed() -> None:
     deny["Statement"].append({"Effect": "Deny", "Action": "kms:*", "Resource": "*"})
     assert not decide(policies(identity=deny), "kms", "Decrypt", {"KeyId": KEY, "EncryptionContext": CONTEXT})
     odd = reader_identity()
-    odd["Statement"][0]["Condition"] = {"ForAnyValue:StringLikeIfExists": {"kms:EncryptionContextKeys": "*"}}
+    odd["Statement"][0]["Condition"] = {"ForAnyValue:StringLikeSometimes": {"kms:EncryptionContextKeys": "*"}}
     assert not decide(policies(identity=odd), "kms", "Decrypt", {"KeyId": KEY, "EncryptionContext": CONTEXT})
