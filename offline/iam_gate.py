@@ -72,6 +72,10 @@ class PolicySet:
         return Decision(decision.allowed, decision.reason)
 
 
+# KMS operations authorized by IAM alone (no key, or KeyId is only a filter).
+NOT_KEY_SCOPED = {"CreateKey", "ListAliases", "ListKeys", "GenerateRandom", "CreateCustomKeyStore"}
+
+
 def request_target(
     service: str, operation: str, params: Mapping[str, Any], region: str, account: str
 ) -> tuple[str, str, dict[str, Any]]:
@@ -79,7 +83,7 @@ def request_target(
     action = f"{service}:{operation}"
     context: dict[str, Any] = {}
     if service == "kms":
-        key = str(params.get("KeyId", ""))
+        key = "" if operation in NOT_KEY_SCOPED else str(params.get("KeyId", ""))
         if key.startswith("arn:"):
             resource = key
         elif key:
@@ -92,6 +96,8 @@ def request_target(
             context[f"kms:EncryptionContext:{k}"] = v
         if encryption_context:
             context["kms:EncryptionContextKeys"] = sorted(encryption_context)
+        if params.get("ReplicaRegion"):
+            context["kms:ReplicaRegion"] = params["ReplicaRegion"]
         return action, resource, context
     if service == "dynamodb":
         table = params.get("TableName", "*")
@@ -99,72 +105,31 @@ def request_target(
     return action, "*", context
 
 
-class _Body:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def stream(self, **_: Any) -> Iterable[bytes]:
-        yield self._data
-
-    def read(self, *_: Any) -> bytes:
-        data, self._data = self._data, b""
-        return data
-
-
-def install(policies: PolicySet, *, on_decision: Any = None) -> None:
-    """Wrap botocore so every API call in this process is authorized first.
-
-    A denied call of a JSON-protocol service (KMS, DynamoDB) still goes through botocore's
-    whole pipeline, with an HTTP 400 AccessDeniedException answered at ``before-send`` instead
-    of the service's reply, so the caller's event hooks and error parsing see what real AWS
-    would send. Other protocols get the ClientError raised directly.
-    """
-    import threading
-
-    from botocore.awsrequest import AWSResponse
+def record_calls(account: str, on_call: Any) -> None:
+    """Wrap botocore so every API call in this process is reported to ``on_call`` with what
+    the emulated IAM (offline/gateway.py, server side) decided: allowed, or denied and why."""
     from botocore.client import BaseClient
     from botocore.exceptions import ClientError
 
     original = BaseClient._make_api_call
-    if getattr(original, "_mrk_toolkit_gate", False):
+    if getattr(original, "_mrk_toolkit_recorder", False):
         return
-    denial = threading.local()
 
-    def answer_denied(request: Any, **_: Any) -> AWSResponse | None:
-        body = getattr(denial, "body", None)
-        if body is None:
-            return None
-        headers = {"x-amzn-RequestId": "emulated-iam", "Content-Type": "application/x-amz-json-1.1"}
-        return AWSResponse(request.url, 400, headers, _Body(body))
-
-    def gated(self: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
+    def recorded(self: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
         service = self.meta.service_model.signing_name or self.meta.service_model.service_name
-        action, resource, context = request_target(
-            service, operation_name, api_params, self.meta.region_name, policies.account
-        )
-        decision = policies.authorize(action, resource, context)
-        if on_decision is not None:
-            on_decision(action, resource, decision)
-        if decision.allowed:
+        action, resource, _ = request_target(service, operation_name, api_params, self.meta.region_name, account)
+        call: dict[str, Any] = {"action": action, "resource": resource, "allowed": True, "reason": ""}
+        if api_params.get("EncryptionContext"):
+            call["context"] = dict(api_params["EncryptionContext"])
+        try:
             return original(self, operation_name, api_params)
-        message = (
-            f"User: {policies.principal_arn} is not authorized to perform: {action} on resource: "
-            f"{resource} (emulated IAM: {decision.reason})"
-        )
-        if self.meta.service_model.protocol == "json":
-            denial.body = json.dumps({"__type": "AccessDeniedException", "message": message}).encode()
-            self.meta.events.register_first("before-send", answer_denied, unique_id="mrk-toolkit-iam-gate")
-            try:
-                return original(self, operation_name, api_params)
-            finally:
-                denial.body = None
-        raise ClientError(
-            {
-                "Error": {"Code": "AccessDeniedException", "Message": message},
-                "ResponseMetadata": {"HTTPStatusCode": 400},
-            },
-            operation_name,
-        )
+        except ClientError as exc:
+            message = str(exc.response.get("Error", {}).get("Message", ""))
+            if "(emulated " in message:
+                call.update(allowed=False, reason=message.split("(emulated ", 1)[1].rstrip(")"))
+            raise
+        finally:
+            on_call(call)
 
-    gated._mrk_toolkit_gate = True  # type: ignore[attr-defined]
-    BaseClient._make_api_call = gated  # type: ignore[method-assign]
+    recorded._mrk_toolkit_recorder = True  # type: ignore[attr-defined]
+    BaseClient._make_api_call = recorded  # type: ignore[method-assign]
