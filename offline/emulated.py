@@ -19,6 +19,7 @@ from offline.probes import KmsProbes, condition_checks
 from offline.provisioner import Deployment, Provisioner
 from offline.replication import GlobalTablesEmulator
 from offline.scenario import Check, Invocation, Report, Verification
+from offline.served import ServedApis
 from offline.server import MOTO_ACCOUNT, EmulatedAws
 
 # Function settings that say which config is tested (the suite, the cache), shown in the header.
@@ -189,6 +190,7 @@ def stood_up(
             f"(lag {lag_seconds:.1f}s, last writer wins)"
         )
         host = FunctionHost(aws, deployment, log_dir=log_dir)
+        aws.gateway.served = ServedApis(deployment, host, aws.gateway.state)
         try:
             host.start_all()
             say(f"started {len(deployment.functions)} functions under their own roles (logs in {host.log_dir})")
@@ -228,3 +230,31 @@ def run_offline(
         env.add_replication_check(report)
     say(f"finished in {time.monotonic() - t0:.1f}s")
     return report
+
+
+def serve(
+    *, cdk_out: Path | None, context_overrides: dict[str, Any], lag_seconds: float, wait: Callable[[], None]
+) -> None:
+    """`python -m offline up`: the deployment stays up on 127.0.0.1 for ordinary clients until
+    ``wait`` returns (stdin closed or Ctrl-C)."""
+    assembly = load_assembly(cdk_out or synthesize(context_overrides))
+    with stood_up(assembly, lag_seconds=lag_seconds) as env:
+        for line in up_instructions(env):
+            print(line, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            wait()
+
+
+def up_instructions(env: EmulatedEnvironment) -> list[str]:
+    regions = (env.primary_region, *env.replica_regions)
+    writer = env.deployment.function(env.primary_region, "writer").name
+    return [
+        f"# emulated deployment up on {env.aws.endpoint_url} (account {env.deployment.account})",
+        f"export AWS_ENDPOINT_URL={env.aws.endpoint_url}",
+        f"export AWS_ACCESS_KEY_ID={env.aws.admin_key} AWS_SECRET_ACCESS_KEY=emulator-admin",
+        f"export AWS_DEFAULT_REGION={env.primary_region} AWS_EC2_METADATA_DISABLED=true",
+        f"# aws lambda invoke --function-name {writer} "
+        """--payload '{"id":"p1","record":{"ssn":"1"}}' out.json""",
+        "#   (AWS CLI v2: add --cli-binary-format raw-in-base64-out)",
+        f"# python -m offline verify --primary {env.primary_region} --replicas {','.join(regions[1:])}",
+    ]

@@ -108,6 +108,7 @@ class Gateway:
         self._identities: dict[str, Identity] = {}
         self._lock = threading.Lock()
         self.decisions: list[dict[str, Any]] = []
+        self.served: Any = None  # offline.served.ServedApis, once a deployment is up
 
     def register(self, access_key: str, identity: Identity) -> None:
         with self._lock:
@@ -133,6 +134,12 @@ class Gateway:
         environ["HTTP_X_MOTO_ACCOUNT_ID"] = identity.account
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         environ["wsgi.input"] = io.BytesIO(body)
+        if identity.admin and self.served is not None:
+            answer = self.served.handle(environ, body, match.group(2), match.group(3))
+            if answer is not None:
+                status, headers, payload = answer
+                start_response(status, [*headers, ("Content-Length", str(len(payload)))])
+                return [payload]
         service, _, operation = environ.get("HTTP_X_AMZ_TARGET", "").partition(".")
         try:
             self.check(identity, _TARGETS.get(service, match.group(3)), operation, body, match.group(2))
