@@ -1,76 +1,15 @@
-"""Authorization of the functions' AWS calls against the deployed policies (an emulation).
+"""The thin adapter between AWS API calls and the policy engine (an emulation).
 
-moto authorizes KMS and DynamoDB calls against resource "*" and ignores condition keys, so
-it cannot enforce what the templates say. This module does, for the calls a function makes:
-it maps each call to a request (action, resource ARN, condition keys such as
-``kms:EncryptionContext:*`` and ``kms:CallerAccount``) and asks the one policy engine
-(``policy_engine``) with the role's identity policies and, for KMS, the key policy.
+``request_target`` maps one API call to what IAM evaluates (action, resource ARN, condition
+keys such as ``kms:EncryptionContext:*``, ``kms:EncryptionContextKeys``, ``kms:CallerAccount``,
+``kms:ReplicaRegion``); offline/gateway.py decides it with ``policy_engine`` on the server side.
+``record_calls`` lets a function's process report each call and what was decided.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
-
-from policy_engine import Caller, Request, authorize
-
-
-@dataclass(frozen=True)
-class Decision:
-    allowed: bool
-    reason: str
-
-
-class PolicySet:
-    """The policies that decide one principal's calls."""
-
-    def __init__(
-        self,
-        *,
-        principal_arn: str,
-        account: str,
-        identity_policies: Iterable[Mapping[str, Any]],
-        key_policies: Mapping[str, Mapping[str, Any]],
-    ) -> None:
-        self.principal_arn = principal_arn
-        self.account = account
-        self.identity_policies = [dict(p) for p in identity_policies]
-        self.key_policies = {arn: dict(p) for arn, p in key_policies.items()}
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "principal_arn": self.principal_arn,
-                "account": self.account,
-                "identity_policies": self.identity_policies,
-                "key_policies": self.key_policies,
-            }
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> PolicySet:
-        data = json.loads(text)
-        return cls(**data)
-
-    def authorize(self, action: str, resource: str, context: Mapping[str, Any]) -> Decision:
-        request = Request(Caller(account=self.account, arn=self.principal_arn), action, resource, context)
-        identity = [(f"identity policy {i}", doc) for i, doc in enumerate(self.identity_policies)]
-        if not action.lower().startswith("kms:"):
-            decision = authorize(request, identity_policies=identity)
-            return Decision(decision.allowed, decision.reason)
-        key_policy = self.key_policies.get(resource)
-        if key_policy is None:
-            return Decision(False, f"no key policy known for {resource}")
-        decision = authorize(
-            request,
-            identity_policies=identity,
-            resource_policy=(f"key policy of {resource}", key_policy),
-            resource_policy_required=True,
-        )
-        return Decision(decision.allowed, decision.reason)
-
 
 # KMS operations authorized by IAM alone (no key, or KeyId is only a filter).
 NOT_KEY_SCOPED = {"CreateKey", "ListAliases", "ListKeys", "GenerateRandom", "CreateCustomKeyStore"}

@@ -140,6 +140,7 @@ def table_checks(reader: DeployedReader, region: str) -> list[NamedCheck]:
 
     def only_through_dynamodb() -> str:
         key = (reader.table(region).get("SSEDescription") or {}).get("KMSMasterKeyArn", "")
+        assert key.split(":")[3:4] == [region], f"the SSE key of the {region} replica is not a key of {region}: {key}"
         admin = f"arn:aws:iam::{reader.account}:role/any-administrator"
         direct, why = _decide(reader, region, admin, "kms:Decrypt", key, {}, identity=None)
         assert not direct, f"the SSE key of {region} is usable outside DynamoDB by a principal IAM allows: {why}"
