@@ -14,7 +14,7 @@ import pytest
 
 from offline.__main__ import main
 from offline.assembly import load_assembly
-from offline.emulated import EmulatedEnvironment, stood_up, up_instructions
+from offline.emulated import EmulatedEnvironment, serve, stood_up, up_instructions
 from tests.offline.edits import LAG, drop_condition_keys, edited, resources
 
 pytestmark = pytest.mark.e2e
@@ -47,20 +47,33 @@ def served(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
         stack.__exit__(None, None, None)
 
 
-def test_verify_passes_on_the_served_deployment(
-    default_assembly: Path, served: Any, capsys: pytest.CaptureFixture[str]
+def test_up_serves_verify_and_ordinary_clients(
+    default_assembly: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    env = served(default_assembly)
-    writer = env.deployment.function("us-east-2", "writer").name
-    reply = boto3.client("lambda", region_name="us-east-2").invoke(
-        FunctionName=writer, Payload=json.dumps({"id": "p1", "record": {"ssn": "1"}}).encode()
-    )
-    assert json.loads(reply["Payload"].read())["ok"] is True, "an ordinary boto3 client invokes the real writer"
-    code = main(VERIFY)
-    out = capsys.readouterr().out
-    assert code == 0, out
-    assert "IAM refuses the reader's role in us-west-1 a foreign encryption context" in out
-    assert "deployed: point-in-time recovery is on in us-west-1" in out
+    """`python -m offline up` as a user runs it: read the printed exports, then a boto3 client
+    invokes the real writer and `verify` passes, until `up` is told to stop."""
+    seen: dict[str, Any] = {}
+
+    def while_up() -> None:
+        printed = capsys.readouterr().out
+        for line in printed.splitlines():
+            if line.startswith("export "):
+                for name, value in (pair.split("=", 1) for pair in line.removeprefix("export ").split()):
+                    monkeypatch.setenv(name, value)
+        monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+        writer = next(line.split()[5] for line in printed.splitlines() if "aws lambda invoke" in line)
+        reply = boto3.client("lambda", region_name="us-east-2").invoke(
+            FunctionName=writer, Payload=json.dumps({"id": "p1", "record": {"ssn": "1"}}).encode()
+        )
+        seen["invoke"] = json.loads(reply["Payload"].read())
+        seen["code"] = main(VERIFY)
+        seen["out"] = capsys.readouterr().out
+
+    serve(cdk_out=default_assembly, context_overrides={}, lag_seconds=LAG, wait=while_up)
+    assert seen["invoke"]["ok"] is True, "an ordinary boto3 client invokes the real writer"
+    assert seen["code"] == 0, seen["out"]
+    assert "IAM refuses the reader's role in us-west-1 a foreign encryption context" in seen["out"]
+    assert "deployed: point-in-time recovery is on in us-west-1" in seen["out"]
 
 
 def test_verify_catches_an_edited_deployment(
