@@ -245,15 +245,3 @@ def _no_allow(request: Request, policy: tuple[str, Any] | None, unknown: list[st
     else:
         text = f"no {what} allows {request.action} on {request.resource} for this request"
     return text + (f"; ignored: {unknown[0]}" if unknown else "")
-
-
-def is_account_principal(value: Any, account: str) -> bool:
-    return str(value) in (f"arn:aws:iam::{account}:root", account)
-
-
-def principal_values(principal: Any, kind: str = "AWS") -> list[str]:
-    if principal == "*":
-        return ["*"]
-    if isinstance(principal, Mapping):
-        return [str(v) for v in as_list(principal.get(kind))]
-    return []
