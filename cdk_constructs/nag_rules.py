@@ -46,7 +46,7 @@ from aws_cdk import CfnResource, Stack, Stage
 from cdk_nag import IApplyRule, NagMessageLevel, NagPack, NagRuleCompliance
 from constructs import IConstruct
 
-from review.policy import as_list, role_kind, statements
+from policy_engine import as_list, role_kind, statements
 
 PACK_NAME = "MrkToolkit"
 

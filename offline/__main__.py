@@ -25,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--log-dir", type=Path, help="where the functions' logs go (default: a temp dir)")
     demo.add_argument("--json", type=Path, help="also write the report as JSON here")
 
+    up = sub.add_parser("up", help="stand the deployment up on 127.0.0.1 for ordinary clients until stdin closes")
+    up.add_argument("--cdk-out", type=Path, help="use this synthesized assembly instead of synthesizing")
+    up.add_argument("-c", "--context", action="append", default=[], help="context override (as for demo)")
+    up.add_argument("--lag", type=float, default=1.0, help="emulated replication lag in seconds (default 1.0)")
+
     verify = sub.add_parser("verify", help="verify a real deployment (needs AWS credentials)")
     verify.add_argument("--stack-prefix", default="MrkToolkit")
     verify.add_argument("--primary", required=True, help="primary region, e.g. us-east-2")
@@ -34,6 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("--deadline", type=float, default=60.0, help="seconds to wait for replication")
     args = parser.parse_args(argv)
 
+    if args.command == "up":
+        from offline.emulated import parse_context, serve
+
+        serve(
+            cdk_out=args.cdk_out,
+            context_overrides=parse_context(args.context),
+            lag_seconds=args.lag,
+            wait=sys.stdin.read,
+        )
+        return 0
     if args.command == "demo":
         from offline.emulated import parse_context, run_offline
 
@@ -56,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
             table_name=args.table,
             function_names=names,
         )
-        report = Verification(LambdaInvoker(names), env, replication_deadline_s=args.deadline).run()
+        report = Verification(
+            LambdaInvoker(names), env, replication_deadline_s=args.deadline, extra_checks=env.extra_checks
+        ).run()
     print(report.render())
     if getattr(args, "json", None):
         args.json.write_text(json.dumps([c.__dict__ for c in report.checks], indent=2))

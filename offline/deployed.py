@@ -1,20 +1,29 @@
 """Verify a real deployment with the same scenario: `lambda invoke` the writer in the primary
 region and the readers in the others, poll through replication lag, report.
 
+Then the deployed invariants (offline/invariants.py), read back through the AWS APIs, and the
+encryption-context conditions asked of IAM's policy simulator with the key policy and context.
+
 Needs AWS credentials that may: cloudformation:DescribeStacks on the toolkit's stacks,
-lambda:InvokeFunction on its functions, dynamodb:GetItem/PutItem on the records table (the
-tamper checks write a modified copy of a test item, then restore it) and
-iam:SimulatePrincipalPolicy on its roles.
+lambda:InvokeFunction and lambda:GetFunctionConfiguration on its functions,
+dynamodb:GetItem/PutItem (the tamper checks write a modified copy of a test item, then restore
+it), DescribeTable and DescribeContinuousBackups on the records table, kms:GetKeyPolicy and
+kms:GetKeyRotationStatus on its keys, iam:GetRole*/ListRolePolicies/ListAttachedRolePolicies/
+GetPolicy/GetPolicyVersion on its roles, iam:SimulatePrincipalPolicy and sts:GetCallerIdentity.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import boto3
 
+from offline.invariants import DeployedReader, deployed_checks, required_context
+from offline.probes import foreign_contexts
 from offline.scenario import Invocation
 
 
@@ -54,6 +63,51 @@ def discover_functions(
     return names
 
 
+def _entries(values: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for name, value in sorted(values.items()):
+        many = isinstance(value, list)
+        out.append(
+            {
+                "ContextKeyName": name,
+                "ContextKeyValues": [str(v) for v in value] if many else [str(value)],
+                "ContextKeyType": "stringList" if many else "string",
+            }
+        )
+    return out
+
+
+@dataclass
+class PolicySimulator:
+    """IAM's policy simulator asked the question KMS would ask: the role's policies AND the key
+    policy (``ResourcePolicy``), with the request's condition keys (``ContextEntries``)."""
+
+    client: Any  # factory: (service, region) -> client
+    account: str
+
+    def kms_allowed(
+        self, region: str, role_arn: str, action: str, key_arn: str, context: dict[str, str]
+    ) -> tuple[bool, str]:
+        key_policy = self.client("kms", region).get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"]
+        keys: dict[str, Any] = {f"kms:EncryptionContext:{k}": v for k, v in context.items()}
+        keys.update({"kms:CallerAccount": self.account, "aws:PrincipalArn": role_arn})
+        if context:
+            keys["kms:EncryptionContextKeys"] = sorted(context)
+        result = self.client("iam", "us-east-1").simulate_principal_policy(
+            PolicySourceArn=role_arn,
+            ActionNames=[action],
+            ResourceArns=[key_arn],
+            ResourcePolicy=key_policy,
+            ResourceOwner=f"arn:aws:iam::{self.account}:root",
+            ContextEntries=_entries(keys),
+        )["EvaluationResults"][0]
+        return result["EvalDecision"] == "allowed", f"IAM policy simulation: {result['EvalDecision']}"
+
+
+def _client_factory(service: str, region: str) -> Any:
+    return boto3.client(service, region_name=region)
+
+
 @dataclass
 class DeployedEnvironment:
     primary_region: str
@@ -62,9 +116,49 @@ class DeployedEnvironment:
     table_name: str
     function_names: dict[tuple[str, str], str]
     controls_replication_lag: bool = False
+    client: Any = _client_factory  # (service, region) -> client: only the endpoint may differ
 
     def _ddb(self, region: str) -> Any:
-        return boto3.client("dynamodb", region_name=region)
+        return self.client("dynamodb", region)
+
+    @cached_property
+    def account(self) -> str:
+        return str(self.client("sts", self.primary_region).get_caller_identity()["Account"])
+
+    @cached_property
+    def role_arns(self) -> dict[tuple[str, str], str]:
+        return {
+            (region, kind): self.client("lambda", region).get_function_configuration(FunctionName=name)["Role"]
+            for (region, kind), name in self.function_names.items()
+        }
+
+    @cached_property
+    def reader(self) -> DeployedReader:
+        return DeployedReader(self.client, self.account, self.table_name, self.role_arns)
+
+    def _record_context(self, region: str) -> dict[str, str]:
+        return required_context(self.reader.key_policy(region, self.reader.mrk_arn(region)))
+
+    def extra_checks(self) -> list[tuple[str, Callable[[], str]]]:
+        """The conditions asked of IAM's simulator, then the invariants read back from the account."""
+        regions = (self.primary_region, *self.replica_regions)
+        simulator = PolicySimulator(self.client, self.account)
+        out: list[tuple[str, Callable[[], str]]] = []
+        for region in regions:
+            for kind, action in (("writer", "kms:GenerateDataKey"), ("reader", "kms:Decrypt")):
+
+                def check(region: str = region, kind: str = kind, action: str = action) -> str:
+                    role, key = self.role_arns[(region, kind)], self.reader.mrk_arn(region)
+                    context = self._record_context(region)
+                    allowed, why = simulator.kms_allowed(region, role, action, key, context)
+                    assert allowed, f"the {kind}'s role may not {action} even with the record context: {why}"
+                    for label, foreign in foreign_contexts(context, self.table_name).items():
+                        allowed, why = simulator.kms_allowed(region, role, action, key, foreign)
+                        assert not allowed, f"IAM's simulator lets the {kind}'s role {action} with {label}"
+                    return f"allowed with the record context, refused with foreign ones ({why})"
+
+                out.append((f"IAM refuses the {kind}'s role in {region} a foreign encryption context", check))
+        return out + deployed_checks(self.reader, regions)
 
     def raw_item(self, region: str, item_id: str) -> dict[str, Any] | None:
         return (
@@ -77,15 +171,15 @@ class DeployedEnvironment:
         self._ddb(region).put_item(TableName=self.table_name, Item=item)
 
     def cross_role_denied(self, region: str, code_of: str, role_of: str, event: dict[str, Any]) -> tuple[bool, str]:
-        """On AWS a function cannot run under another's role: ask IAM's policy simulator."""
-        lam = boto3.client("lambda", region_name=region)
-        role_arn = lam.get_function_configuration(FunctionName=self.function_names[(region, role_of)])["Role"]
-        actions = ["kms:GenerateDataKey", "dynamodb:PutItem"] if code_of == "writer" else ["kms:Decrypt"]
-        result = boto3.client("iam").simulate_principal_policy(PolicySourceArn=role_arn, ActionNames=actions)
-        allowed = [r["EvalActionName"] for r in result["EvaluationResults"] if r["EvalDecision"] == "allowed"]
+        """On AWS a function cannot run under another's role: ask IAM's policy simulator, with the
+        key policy and the record context (a context-conditioned grant must not read as denied)."""
+        role_arn, key = self.role_arns[(region, role_of)], self.reader.mrk_arn(region)
+        action = "kms:GenerateDataKey" if code_of == "writer" else "kms:Decrypt"
+        simulator = PolicySimulator(self.client, self.account)
+        allowed, why = simulator.kms_allowed(region, role_arn, action, key, self._record_context(region))
         if allowed:
-            return False, f"the {role_of} role may {', '.join(allowed)}"
-        return True, f"IAM policy simulation: the {role_of} role may not {', '.join(actions)}"
+            return False, f"the {role_of} role may {action} on the {region} MRK with the record context ({why})"
+        return True, f"the {role_of} role may not {action} on the {region} MRK with the record context ({why})"
 
     def function_logs(self) -> str | None:
         return None

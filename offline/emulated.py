@@ -13,11 +13,17 @@ from typing import Any
 
 from offline.assembly import CloudAssembly, load_assembly
 from offline.functions import FunctionHost
-from offline.iam_gate import Decision, request_target
+from offline.intrinsics import UnsupportedTemplate
+from offline.invariants import DeployedReader, deployed_checks
+from offline.probes import KmsProbes, condition_checks
 from offline.provisioner import Deployment, Provisioner
 from offline.replication import GlobalTablesEmulator
 from offline.scenario import Check, Invocation, Report, Verification
-from offline.server import EmulatedAws
+from offline.served import ServedApis
+from offline.server import MOTO_ACCOUNT, EmulatedAws
+
+# Function settings that say which config is tested (the suite, the cache), shown in the header.
+HEADER_SETTINGS = {"ALGORITHM_SUITE", "DATA_KEY_CACHE", "DATA_KEY_CACHE_MAX_AGE_SECONDS", "SENSITIVE_FIELDS"}
 
 
 def parse_context(pairs: list[str]) -> dict[str, Any]:
@@ -77,6 +83,10 @@ class EmulatedEnvironment:
     controls_replication_lag: bool = True
     replication: GlobalTablesEmulator | None = None
 
+    @property
+    def probes(self) -> KmsProbes:
+        return KmsProbes(self.aws, self.deployment, self.host)
+
     def add_replication_check(self, report: Report) -> None:
         if self.replication is not None and self.replication.errors:
             errors = "; ".join(self.replication.errors[:3])
@@ -95,7 +105,7 @@ class EmulatedEnvironment:
     def cross_role_denied(self, region: str, code_of: str, role_of: str, event: dict[str, Any]) -> tuple[bool, str]:
         """Run one function's code under the other's role; the role must be refused. The code
         may be stopped by its first call (e.g. the reader's GetItem), so the KMS action that
-        code needs is also evaluated against the deployed key and role policies directly."""
+        code needs is also asked of the emulated KMS directly with that role's credentials."""
         reply = self.host.invoke(region, code_of, event, as_role_of=role_of)
         result = reply.get("result") or {}
         error = result.get("error", {})
@@ -103,27 +113,50 @@ class EmulatedEnvironment:
         if error.get("type") != "AccessDenied" or not denied:
             return False, f"{code_of} code under the {role_of} role was not denied: {str(result)[:200]}"
         kms_action = "kms:GenerateDataKey" if code_of == "writer" else "kms:Decrypt"
-        decision = self._kms_decision(region, code_of, role_of, kms_action, event.get("id", "probe"))
-        if decision.allowed:
-            return False, f"the {role_of} role may {kms_action} on the {region} MRK: {decision.reason}"
+        allowed, why = self.probes.kms_as(region, role_of, kms_action, self.probes.record_context())
+        if allowed:
+            return False, f"the {role_of} role may {kms_action} on the {region} MRK: {why}"
         return True, (
             f"{code_of} code under the {role_of} role: AccessDenied on {denied[0]['action']}; "
-            f"{kms_action} on the {region} MRK denied too ({decision.reason})"
+            f"{kms_action} on the {region} MRK denied too ({why})"
         )
 
-    def _kms_decision(self, region: str, code_of: str, role_of: str, action: str, item_id: str) -> Decision:
-        """The same evaluation the emulated IAM gate made inside that function instance."""
-        from cdk_constructs.encrypting_functions import record_encryption_context
+    def extra_checks(self) -> list[tuple[str, Callable[[], str]]]:
+        """Conditions decided by the emulated KMS, then the invariants read back from the deployment."""
+        regions = (self.primary_region, *self.replica_regions)
+        table = self.deployment.tables[self.primary_region]
+        reader = DeployedReader(
+            client=self.aws.client,
+            account=self.deployment.account,
+            table_name=table,
+            role_arns={(f.region, f.kind): f.role_arn for f in self.deployment.functions},
+        )
+        record_context = lambda: self.host.seen_contexts.get("kms:GenerateDataKey")  # noqa: E731
+        return condition_checks(self.probes, regions, table) + deployed_checks(reader, regions, record_context)
 
-        spec = self.deployment.function(region, role_of)
-        policies = self.host.instance(region, code_of, as_role_of=role_of).policies
-        context = {**record_encryption_context(spec.environment["RECORDS_TABLE_NAME"]), "item": item_id}
-        params = {"KeyId": spec.environment["RECORDS_MRK_ARN"], "EncryptionContext": context}
-        _, resource, keys = request_target("kms", action.split(":")[1], params, region, self.deployment.account)
-        return policies.authorize(action, resource, keys)
+    def report_header(self, assembly: CloudAssembly) -> list[str]:
+        writer_env = self.deployment.function(self.primary_region, "writer").environment
+        options = ", ".join(f"{k}={v}" for k, v in sorted(writer_env.items()) if k in HEADER_SETTINGS)
+        return [
+            f"config: account {self.deployment.account}, primary {self.primary_region}, replicas "
+            f"{', '.join(self.replica_regions)}; {options or 'function settings not found'}",
+            f"assembly: {assembly.directory}",
+            "EMULATED: global tables replication, IAM/KMS policy evaluation (policy_engine), DynamoDB's use "
+            "of each replica's SSE key (kms:ViaService), Lambda hosting",
+            "REAL: moto's KMS cryptography and key replication, the AWS Encryption SDK, the handlers' code "
+            "(lambda_src) under their roles' credentials",
+        ]
 
     def function_logs(self) -> str | None:
         return "\n".join(self.host.logs().values())
+
+
+def assembly_account(assembly: CloudAssembly) -> str:
+    """The account the templates name, or moto's default one for an account-agnostic assembly."""
+    accounts = sorted({s.account for s in assembly.stacks.values() if s.account})
+    if len(accounts) > 1:
+        raise UnsupportedTemplate(f"the assembly names several accounts ({', '.join(accounts)}); deploy one at a time")
+    return accounts[0] if accounts else MOTO_ACCOUNT
 
 
 @contextlib.contextmanager
@@ -136,7 +169,7 @@ def stood_up(
 ) -> Iterator[EmulatedEnvironment]:
     """The assembly deployed on a fresh emulated AWS with replication and functions running."""
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
-    with EmulatedAws() as aws:
+    with EmulatedAws(assembly_account(assembly)) as aws:
         say(f"emulated AWS (moto) on {aws.endpoint_url}, account {aws.account}")
         deployment = Provisioner(aws.session, aws.account, aws.endpoint_url, say).deploy(assembly)
         writers = [f for f in deployment.functions if f.kind == "writer"]
@@ -156,7 +189,8 @@ def stood_up(
             f"EMULATED global tables replication between {', '.join(deployment.tables)} "
             f"(lag {lag_seconds:.1f}s, last writer wins)"
         )
-        host = FunctionHost(aws.session, aws.endpoint_url, deployment, log_dir=log_dir)
+        host = FunctionHost(aws, deployment, log_dir=log_dir)
+        aws.gateway.served = ServedApis(deployment, host, aws.gateway.state)
         try:
             host.start_all()
             say(f"started {len(deployment.functions)} functions under their own roles (logs in {host.log_dir})")
@@ -186,8 +220,41 @@ def run_offline(
     )
     with stood_up(assembly, lag_seconds=lag_seconds, progress=say, log_dir=log_dir) as env:
         report = Verification(
-            EmulatorInvoker(env.host), env, replication_deadline_s=max(10.0, lag_seconds * 10), progress=say
+            EmulatorInvoker(env.host),
+            env,
+            replication_deadline_s=max(10.0, lag_seconds * 10),
+            progress=say,
+            extra_checks=env.extra_checks,
+            header=env.report_header(assembly),
         ).run()
         env.add_replication_check(report)
     say(f"finished in {time.monotonic() - t0:.1f}s")
     return report
+
+
+def serve(
+    *, cdk_out: Path | None, context_overrides: dict[str, Any], lag_seconds: float, wait: Callable[[], None]
+) -> None:
+    """`python -m offline up`: the deployment stays up on 127.0.0.1 for ordinary clients until
+    ``wait`` returns (stdin closed or Ctrl-C)."""
+    assembly = load_assembly(cdk_out or synthesize(context_overrides))
+    with stood_up(assembly, lag_seconds=lag_seconds) as env:
+        for line in up_instructions(env):
+            print(line, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            wait()
+
+
+def up_instructions(env: EmulatedEnvironment) -> list[str]:
+    regions = (env.primary_region, *env.replica_regions)
+    writer = env.deployment.function(env.primary_region, "writer").name
+    return [
+        f"# emulated deployment up on {env.aws.endpoint_url} (account {env.deployment.account})",
+        f"export AWS_ENDPOINT_URL={env.aws.endpoint_url}",
+        f"export AWS_ACCESS_KEY_ID={env.aws.admin_key} AWS_SECRET_ACCESS_KEY=emulator-admin",
+        f"export AWS_DEFAULT_REGION={env.primary_region} AWS_EC2_METADATA_DISABLED=true",
+        f"# aws lambda invoke --function-name {writer} "
+        """--payload '{"id":"p1","record":{"ssn":"1"}}' out.json""",
+        "#   (AWS CLI v2: add --cli-binary-format raw-in-base64-out)",
+        f"# python -m offline verify --primary {env.primary_region} --replicas {','.join(regions[1:])}",
+    ]

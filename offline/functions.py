@@ -11,44 +11,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import boto3
-
-from offline.iam_gate import PolicySet
 from offline.provisioner import Deployment, FunctionSpec
+from offline.server import EmulatedAws
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class FunctionError(RuntimeError):
     pass
-
-
-def policies_for_role(
-    session: boto3.Session, endpoint_url: str, deployment: Deployment, role_arn: str, region: str
-) -> PolicySet:
-    """What emulated IAM evaluates for a role: its policies and the key policies of its region,
-    read back from the emulated AWS (as deployed from the templates)."""
-    iam = session.client("iam", region_name="us-east-1", endpoint_url=endpoint_url)
-    role_name = role_arn.rsplit("/", 1)[1]
-    docs: list[dict[str, Any]] = []
-    for attached in iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]:
-        policy = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]
-        version = iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=policy["DefaultVersionId"])
-        doc = version["PolicyVersion"]["Document"]
-        docs.append(json.loads(doc) if isinstance(doc, str) else doc)
-    for name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]:
-        doc = iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
-        docs.append(json.loads(doc) if isinstance(doc, str) else doc)
-    kms = session.client("kms", region_name=region, endpoint_url=endpoint_url)
-    key_policies = {}
-    for key in deployment.keys.values():
-        if key["Region"] == region:
-            key_policies[key["Arn"]] = json.loads(
-                kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"]
-            )
-    return PolicySet(
-        principal_arn=role_arn, account=deployment.account, identity_policies=docs, key_policies=key_policies
-    )
 
 
 class EmulatedFunction:
@@ -60,16 +30,13 @@ class EmulatedFunction:
         *,
         role_arn: str,
         credentials: dict[str, str],
-        policies: PolicySet,
+        account: str,
         endpoint_url: str,
         log_dir: Path,
     ) -> None:
         self.spec = spec
         self.role_arn = role_arn
-        self.policies = policies
         self.log_path = log_dir / f"{spec.region}-{spec.kind}-as-{role_arn.rsplit('/', 1)[1]}.log"
-        policy_file = log_dir / f"{spec.region}-{spec.kind}-{role_arn.rsplit('/', 1)[1]}.policies.json"
-        policy_file.write_text(policies.to_json())
         env = {
             "PATH": os.environ.get("PATH", ""),
             "PYTHONPATH": str(REPO_ROOT),
@@ -88,7 +55,7 @@ class EmulatedFunction:
             "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group or "",
             "MRK_TOOLKIT_FUNCTION_ARN": spec.arn,
             "MRK_TOOLKIT_HANDLER": spec.handler,
-            "MRK_TOOLKIT_POLICIES": str(policy_file),
+            "MRK_TOOLKIT_ACCOUNT": account,
         }
         self._log = self.log_path.open("w")
         self._proc = subprocess.Popen(
@@ -149,19 +116,14 @@ class EmulatedFunction:
 class FunctionHost:
     """Starts every function of a deployment under its own role; runs them on request."""
 
-    def __init__(
-        self, session: boto3.Session, endpoint_url: str, deployment: Deployment, log_dir: Path | None = None
-    ) -> None:
-        self.session = session
-        self.endpoint_url = endpoint_url
+    def __init__(self, aws: EmulatedAws, deployment: Deployment, log_dir: Path | None = None) -> None:
+        self.aws = aws
+        self.endpoint_url = aws.endpoint_url
         self.deployment = deployment
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="mrk-toolkit-functions-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._instances: dict[tuple[str, str, str], EmulatedFunction] = {}
-
-    def _credentials(self, role_arn: str, region: str) -> dict[str, str]:
-        sts = self.session.client("sts", region_name=region, endpoint_url=self.endpoint_url)
-        return sts.assume_role(RoleArn=role_arn, RoleSessionName="emulated-lambda")["Credentials"]
+        self.seen_contexts: dict[str, dict[str, str]] = {}  # KMS action -> last allowed context
 
     def instance(self, region: str, kind: str, *, as_role_of: str | None = None) -> EmulatedFunction:
         """The function ``kind`` of ``region``; with ``as_role_of`` its code runs under the role
@@ -173,8 +135,8 @@ class FunctionHost:
             self._instances[key] = EmulatedFunction(
                 spec,
                 role_arn=role_arn,
-                credentials=self._credentials(role_arn, region),
-                policies=policies_for_role(self.session, self.endpoint_url, self.deployment, role_arn, region),
+                credentials=self.aws.credentials_for(role_arn),
+                account=self.deployment.account,
                 endpoint_url=self.endpoint_url,
                 log_dir=self.log_dir,
             )
@@ -187,7 +149,11 @@ class FunctionHost:
             inst.wait_ready()
 
     def invoke(self, region: str, kind: str, event: Any, *, as_role_of: str | None = None) -> dict[str, Any]:
-        return self.instance(region, kind, as_role_of=as_role_of).invoke(event)
+        reply = self.instance(region, kind, as_role_of=as_role_of).invoke(event)
+        for call in reply.get("calls", []):
+            if call.get("allowed") and call.get("context"):
+                self.seen_contexts[call["action"]] = call["context"]
+        return reply
 
     def logs(self) -> dict[str, str]:
         return {str(inst.log_path.name): inst.log_text() for inst in self._instances.values()}

@@ -32,11 +32,22 @@ def _altered(v: Verification, region: str, item_id: str, change: dict[str, Any])
     return item
 
 
-def integrity_checks(v: Verification, region: str, state: dict[str, Any]) -> None:
-    item_id, record = state["item_id"], state["record"]
+def integrity_checks(v: Verification, region: str) -> None:
+    # Its own item: an altered copy put here replicates, and must not disturb other regions' checks.
+    state: dict[str, Any] = {}
+
+    def written() -> tuple[str, dict[str, Any]]:
+        if not state:
+            item_id, record, _ = v._write(f"integrity-{region}")
+            inv = v._read_until_replicated(region, item_id)
+            assert inv.result.get("ok") is True, v._failure("reader", inv)
+            state.update(item_id=item_id, record=record)
+        return state["item_id"], state["record"]
+
     planted = v.env.sensitive_fields[0]
 
     def planted_value() -> str:
+        item_id, record = written()
         authentic = _altered(v, region, item_id, {planted: {"S": "planted-by-a-table-writer"}})
         try:
             message = _refusal(v, region, {"id": item_id}, "TamperedRecord", record)
@@ -45,6 +56,7 @@ def integrity_checks(v: Verification, region: str, state: dict[str, Any]) -> Non
         return f"a plaintext '{planted}' beside the ciphertext is refused (TamperedRecord: {message[:70]}...)"
 
     def changed_attribute() -> str:
+        item_id, record = written()
         authentic = _altered(v, region, item_id, {"name": {"S": "Mallory"}, "role": {"S": "admin"}})
         try:
             _refusal(v, region, {"id": item_id}, "TamperedRecord", record)
@@ -53,6 +65,7 @@ def integrity_checks(v: Verification, region: str, state: dict[str, Any]) -> Non
         return "'name' changed and 'role: admin' added: refused with TamperedRecord"
 
     def rolled_back() -> str:
+        item_id, record = written()
         saved = v.env.raw_item(region, item_id)
         assert saved is not None
         version = int(saved["_version"]["N"])
@@ -86,7 +99,7 @@ def concurrent_regions_check(v: Verification, region: str) -> None:
         return
 
     def last_writer_wins() -> str:
-        item_id = v._item_id("both-regions")
+        item_id = v._item_id(f"both-regions-{region}")
         first = v.invoker.invoke(v.env.primary_region, "writer", {"id": item_id, "record": v.sample_record("p")})
         assert first.result.get("ok"), v._failure("writer", first)
         v._read_until_replicated(region, item_id)

@@ -54,6 +54,7 @@ class Check:
 class Report:
     title: str
     checks: list[Check] = field(default_factory=list)
+    header: list[str] = field(default_factory=list)  # the config tested; what is emulated / real
 
     @property
     def ok(self) -> bool:
@@ -61,7 +62,9 @@ class Report:
 
     def render(self) -> str:
         width = max(len(c.name) for c in self.checks) if self.checks else 10
-        lines = [self.title, "=" * len(self.title)]
+        lines = [self.title, "=" * len(self.title), *self.header]
+        if self.header:
+            lines.append("")
         for c in self.checks:
             lines.append(f"{'PASS' if c.ok else 'FAIL'}  {c.name.ljust(width)}  {c.seconds * 1000:7.0f} ms  {c.detail}")
         passed = sum(c.ok for c in self.checks)
@@ -77,6 +80,8 @@ class Verification:
         *,
         replication_deadline_s: float = 30.0,
         progress: Callable[[str], None] | None = None,
+        extra_checks: Callable[[], list[tuple[str, Callable[[], str]]]] | None = None,
+        header: list[str] | None = None,
     ) -> None:
         self.invoker = invoker
         self.env = env
@@ -84,9 +89,11 @@ class Verification:
         self.progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
         self.report = Report(
             f"Cross-region client-side encryption: write in {env.primary_region}, "
-            f"read in {', '.join(env.replica_regions)}"
+            f"read in {', '.join(env.replica_regions)}",
+            header=list(header or []),
         )
         self.run_id = uuid.uuid4().hex[:8]
+        self.extra_checks = extra_checks or (lambda: [])
 
     # -- helpers ---------------------------------------------------------------------------
     def _check(self, name: str, fn: Callable[[], str]) -> bool:
@@ -212,67 +219,75 @@ class Verification:
 
             self._check(f"table in {region} holds only ciphertext for sensitive fields", at_rest)
 
-        replica = env.replica_regions[0]
+        for replica in env.replica_regions:
 
-        def before_replication() -> str:
-            if env.controls_replication_lag:
-                item_id, _, _ = self._write("fresh")
-            else:
-                item_id = self._item_id("never-written")
-            inv = self.invoker.invoke(replica, "reader", {"id": item_id})
-            err = inv.result.get("error", {})
-            assert err.get("type") == "NotFound" and err.get("retryable") is True, f"got {json.dumps(inv.result)[:200]}"
-            return f"{err['type']} (retryable) for an item not yet in {replica}"
+            def before_replication(replica: str = replica) -> str:
+                if env.controls_replication_lag:
+                    item_id, _, _ = self._write(f"fresh-{replica}")
+                else:
+                    item_id = self._item_id("never-written")
+                inv = self.invoker.invoke(replica, "reader", {"id": item_id})
+                err = inv.result.get("error", {})
+                assert err.get("type") == "NotFound" and err.get("retryable") is True, (
+                    f"got {json.dumps(inv.result)[:200]}"
+                )
+                return f"{err['type']} (retryable) for an item not yet in {replica}"
 
-        self._check(f"reader in {replica} before replication gets a retryable NotFound", before_replication)
+            self._check(f"reader in {replica} before replication gets a retryable NotFound", before_replication)
 
-        def tampered() -> str:
-            item = env.raw_item(replica, state["item_id"])
-            assert item is not None
-            attr = self._binary_attributes(item)[0]
-            blob = bytearray(_bytes(item[attr]["B"]))
-            blob[-1] ^= 0x01  # the signature (signing suite) or the last frame's tag
-            env.put_raw_item(replica, {**item, attr: {"B": bytes(blob)}})
-            inv = self.invoker.invoke(replica, "reader", {"id": state["item_id"]})
-            assert self._error_type(inv) == "TamperedCiphertext", f"got {json.dumps(inv.result)[:200]}"
-            self._no_plaintext(inv.result, state["record"])
-            env.put_raw_item(replica, item)
-            return "a one-bit flip is refused with TamperedCiphertext and no plaintext"
+            def tampered(replica: str = replica) -> str:
+                # Its own item: a flip made here replicates, and must not disturb another region's check.
+                item_id, _, _ = self._write(f"tamper-{replica}")
+                self._read_until_replicated(replica, item_id)
+                item = env.raw_item(replica, item_id)
+                assert item is not None
+                attr = self._binary_attributes(item)[0]
+                blob = bytearray(_bytes(item[attr]["B"]))
+                blob[-1] ^= 0x01  # the signature (signing suite) or the last frame's tag
+                env.put_raw_item(replica, {**item, attr: {"B": bytes(blob)}})
+                inv = self.invoker.invoke(replica, "reader", {"id": item_id})
+                assert self._error_type(inv) == "TamperedCiphertext", f"got {json.dumps(inv.result)[:200]}"
+                self._no_plaintext(inv.result, state["record"])
+                env.put_raw_item(replica, item)
+                return "a one-bit flip is refused with TamperedCiphertext and no plaintext"
 
-        self._check(f"tampered item in {replica} is refused", tampered)
+            self._check(f"tampered item in {replica} is refused", tampered)
 
-        def moved() -> str:
-            other_id, _other_record, _ = self._write("other")
-            self._read_until_replicated(replica, other_id)
-            source = env.raw_item(replica, state["item_id"])
-            target = env.raw_item(replica, other_id)
-            assert source is not None and target is not None
-            attr = self._binary_attributes(source)[0]
-            env.put_raw_item(replica, {**target, attr: source[attr]})
-            inv = self.invoker.invoke(replica, "reader", {"id": other_id})
-            assert self._error_type(inv) == "ContextMismatch", f"got {json.dumps(inv.result)[:200]}"
-            self._no_plaintext(inv.result, state["record"])
-            return "ciphertext copied onto another item is refused with ContextMismatch"
+            def moved(replica: str = replica) -> str:
+                other_id, _other_record, _ = self._write(f"other-{replica}")
+                self._read_until_replicated(replica, other_id)
+                source = env.raw_item(replica, state["item_id"])
+                target = env.raw_item(replica, other_id)
+                assert source is not None and target is not None
+                attr = self._binary_attributes(source)[0]
+                env.put_raw_item(replica, {**target, attr: source[attr]})
+                inv = self.invoker.invoke(replica, "reader", {"id": other_id})
+                assert self._error_type(inv) == "ContextMismatch", f"got {json.dumps(inv.result)[:200]}"
+                self._no_plaintext(inv.result, state["record"])
+                return "ciphertext copied onto another item is refused with ContextMismatch"
 
-        self._check(f"ciphertext moved to another item in {replica} is refused", moved)
-        integrity_checks(self, replica, state)
-        concurrent_regions_check(self, replica)
+            self._check(f"ciphertext moved to another item in {replica} is refused", moved)
+            integrity_checks(self, replica)
+            concurrent_regions_check(self, replica)
 
-        def reader_cannot_write() -> str:
-            denied, detail = env.cross_role_denied(
-                replica, "writer", "reader", {"id": self._item_id("by-reader"), "record": self.sample_record("r")}
-            )
-            assert denied, detail
-            return detail
+            def reader_cannot_write(replica: str = replica) -> str:
+                denied, detail = env.cross_role_denied(
+                    replica,
+                    "writer",
+                    "reader",
+                    {"id": self._item_id(f"by-reader-{replica}"), "record": self.sample_record("r")},
+                )
+                assert denied, detail
+                return detail
 
-        self._check(f"the reader's role in {replica} cannot write", reader_cannot_write)
+            self._check(f"the reader's role in {replica} cannot write", reader_cannot_write)
 
-        def writer_cannot_decrypt() -> str:
-            denied, detail = env.cross_role_denied(replica, "reader", "writer", {"id": state["item_id"]})
-            assert denied, detail
-            return detail
+            def writer_cannot_decrypt(replica: str = replica) -> str:
+                denied, detail = env.cross_role_denied(replica, "reader", "writer", {"id": state["item_id"]})
+                assert denied, detail
+                return detail
 
-        self._check(f"the writer's role in {replica} cannot decrypt", writer_cannot_decrypt)
+            self._check(f"the writer's role in {replica} cannot decrypt", writer_cannot_decrypt)
 
         def invalid_event() -> str:
             inv = self.invoker.invoke(env.primary_region, "writer", {"id": "", "record": "not a mapping"})
@@ -295,6 +310,8 @@ class Verification:
                 return f"{len(logs.splitlines())} log lines, no sensitive value"
 
             self._check("function logs hold no plaintext", clean_logs)
+        for name, check in self.extra_checks():
+            self._check(name, check)
         return self.report
 
 

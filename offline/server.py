@@ -1,4 +1,5 @@
-"""The embedded emulated AWS: a moto server on 127.0.0.1 (a free port), all regions."""
+"""The embedded emulated AWS: a moto server on 127.0.0.1 (a free port), all regions, behind
+the emulated IAM (offline/gateway.py), in the account the assembly names."""
 
 from __future__ import annotations
 
@@ -9,38 +10,83 @@ from types import TracebackType
 
 import boto3
 
-MOTO_ACCOUNT = "123456789012"  # moto's default account
+from offline.gateway import Gateway, Identity
+
+MOTO_ACCOUNT = "123456789012"  # moto's default account: for account-agnostic assemblies
+
+
+def _server_class():  # type: ignore[no-untyped-def]
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    class GatedMotoServer(ThreadedMotoServer):
+        """moto's threaded server with the emulated IAM in front of it."""
+
+        gateway: Gateway
+
+        def _server_entry(self) -> None:
+            self.gateway = Gateway(DomainDispatcherApplication(create_backend_app))
+            self._server = make_server(
+                self._ip_address, self._port, self.gateway, True, request_handler=MotoRequestHandler
+            )
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return GatedMotoServer
 
 
 class EmulatedAws:
-    """Start/stop a moto server in this process. ``session`` holds administrator credentials
-    for provisioning and inspection; functions get their own role credentials."""
+    """Start/stop a moto server in this process, serving ``account``. ``session`` holds the
+    account administrator's credentials (the root user) for provisioning and inspection;
+    functions and probes get role credentials from ``credentials_for``."""
 
-    def __init__(self) -> None:
+    def __init__(self, account: str | None = None) -> None:
         self._server = None
         self.endpoint_url = ""
-        self.account = MOTO_ACCOUNT
+        self.account = account or MOTO_ACCOUNT
+        self.admin_key = f"EMULATORADMIN{self.account}"
         self.session = boto3.Session(
-            aws_access_key_id="emulator-admin",
+            aws_access_key_id=self.admin_key,
             aws_secret_access_key="emulator-admin",  # noqa: S106 - the emulator accepts any
             region_name="us-east-1",
         )
 
-    def start(self) -> EmulatedAws:
-        from moto.server import ThreadedMotoServer
+    @property
+    def root_arn(self) -> str:
+        return f"arn:aws:iam::{self.account}:root"
 
+    @property
+    def gateway(self) -> Gateway:
+        assert self._server is not None, "start() first"
+        return self._server.gateway
+
+    def start(self) -> EmulatedAws:
         from offline.moto_patches import apply_moto_mrk_patch
 
         apply_moto_mrk_patch()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server = _server_class()(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
+        self.gateway.register(self.admin_key, Identity(self.account, self.root_arn, admin=True))
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
         # moto keeps its state per process, not per server: start from an empty AWS.
         self.reset()
         return self
+
+    def credentials_for(self, role_arn: str) -> dict[str, str]:
+        """Temporary credentials of a role of this account (as AssumeRole would return)."""
+        return self.gateway.issue(Identity(self.account, role_arn))
+
+    def role_session(self, role_arn: str) -> boto3.Session:
+        creds = self.credentials_for(role_arn)
+        return boto3.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
 
     def reset(self) -> None:
         """Forget every resource (moto's own reset endpoint)."""

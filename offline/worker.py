@@ -2,8 +2,8 @@
 start) and serves invocations read as JSON lines on stdin, answering on the original stdout.
 
 Environment: the function's variables from the template, AWS_REGION, the role's temporary
-credentials, AWS_ENDPOINT_URL (the emulator) and MRK_TOOLKIT_POLICIES (the policies the
-emulated IAM evaluates). Everything the handler logs goes to stderr (the function's log).
+credentials, AWS_ENDPOINT_URL (the emulator, whose emulated IAM decides every call) and
+MRK_TOOLKIT_ACCOUNT. Everything the handler logs goes to stderr (the function's log).
 """
 
 from __future__ import annotations
@@ -40,14 +40,10 @@ def main() -> None:
     os.dup2(2, 1)  # the handler's prints and logs go to the function's log, not the protocol
     sys.stdout = sys.stderr
 
-    from offline.iam_gate import PolicySet, install
+    from offline.iam_gate import record_calls
 
     calls: list[dict[str, Any]] = []
-
-    def record(action: str, resource: str, decision: Any) -> None:
-        calls.append({"action": action, "resource": resource, "allowed": decision.allowed, "reason": decision.reason})
-
-    install(PolicySet.from_json(Path(os.environ["MRK_TOOLKIT_POLICIES"]).read_text()), on_decision=record)
+    record_calls(os.environ["MRK_TOOLKIT_ACCOUNT"], calls.append)
     sys.path.insert(0, str(REPO_ROOT / "lambda_src"))
     module_name, function_name = os.environ["MRK_TOOLKIT_HANDLER"].rsplit(".", 1)
     started = time.perf_counter()

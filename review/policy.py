@@ -10,10 +10,13 @@ request must carry, and only conditions on who the caller is are decided here.
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from policy_engine import UNKNOWN, Caller, Request, as_list, match_statement, role_kind, statements, wildcard_match
+
+__all__ = ["as_list", "role_kind", "statements"]
 
 ALLOW, IF_IAM, DENY = "allow", "if-iam", "deny"
 _RANK = {DENY: 0, IF_IAM: 1, ALLOW: 2}
@@ -31,37 +34,8 @@ PRINCIPAL_KEYS = {
 }
 
 
-def as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
-def statements(document: Any) -> list[dict[str, Any]]:
-    if not isinstance(document, Mapping):
-        return []
-    return [s for s in as_list(document.get("Statement")) if isinstance(s, Mapping)]  # type: ignore[misc]
-
-
-def role_kind(path: Any, construct_path: str) -> str | None:
-    """'reader', 'writer' or None: the IAM path's last segment, else a ``Reader``/``Writer``
-    construct in the construct path (shared by the review and ``cdk_constructs.nag_rules``)."""
-    if isinstance(path, str):
-        segments = [s for s in path.split("/") if s]
-        if segments and segments[-1].lower() in ("reader", "writer"):
-            return segments[-1].lower()
-    for segment in reversed(construct_path.split("/")):
-        if segment.lower() in ("reader", "writer"):
-            return segment.lower()
-    return None
-
-
 def matches(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
-    if ignore_case:
-        pattern, value = pattern.lower(), value.lower()
-    if "*" not in pattern and "?" not in pattern:
-        return pattern == value
-    return fnmatch.fnmatchcase(value, pattern.replace("[", "[[]"))
+    return wildcard_match(pattern, value, ignore_case=ignore_case)
 
 
 # -- readable forms ---------------------------------------------------------------------------------
@@ -155,89 +129,14 @@ class Decision:
         return min(self.grants, key=lambda g: (len(g.requires), g.via, g.requires)) if self.grants else None
 
 
-def _operator(raw: str) -> tuple[str, bool, bool]:
-    """(base operator, if-exists, negated)."""
-    op = raw.split(":", 1)[1] if ":" in raw and raw.split(":", 1)[0] in ("ForAnyValue", "ForAllValues") else raw
-    if_exists = op.endswith("IfExists")
-    op = op.removesuffix("IfExists")
-    negated = "Not" in op and op not in ("Null",)
-    return op, if_exists, negated
+def _caller(principal: Principal, account: str) -> Caller:
+    partition = (principal.arn or "arn:aws:").split(":")[1] or "aws"
+    return Caller(account=account, arn=principal.arn, service=principal.service, partition=partition)
 
 
-def _test(op: str, expected: Sequence[str], actual: str) -> bool:
-    base = op.replace("Not", "")
-    if base in ("StringEquals", "ArnEquals", "Bool"):
-        hit = actual in expected
-    elif base == "StringEqualsIgnoreCase":
-        hit = actual.lower() in (e.lower() for e in expected)
-    elif base in ("StringLike", "ArnLike"):
-        hit = any(matches(e, actual) for e in expected)
-    else:
-        return True  # numeric/date/IP on a principal key: not used here, never decisive
-    return not hit if "Not" in op else hit
-
-
-def conditions(stmt: Mapping[str, Any], principal: Principal) -> tuple[str, ...] | None:
-    """None if the statement's conditions exclude this principal; else what the request must carry."""
-    requires = []
-    for raw_op, pairs in (stmt.get("Condition") or {}).items():
-        op, if_exists, _ = _operator(raw_op)
-        for key, values in (pairs or {}).items():
-            expected = [str(v) for v in as_list(values)]
-            if key.lower() in PRINCIPAL_KEYS:
-                actual = principal.fact(key)
-                if op == "Null":
-                    if (actual is None) != (expected[0].lower() == "true"):
-                        return None
-                elif actual is None:
-                    if not (if_exists or "Not" in op):
-                        return None
-                elif not _test(op, expected, actual):
-                    return None
-            else:
-                requires.append(f"{key} {raw_op} {' | '.join(expected)}")
-    return tuple(sorted(requires))
-
-
-def _covers(patterns: Any, value: str, *, ignore_case: bool) -> bool:
-    return any(isinstance(p, str) and matches(p, value, ignore_case=ignore_case) for p in as_list(patterns))
-
-
-def _action_resource(stmt: Mapping[str, Any], action: str, resource: str, *, resource_is_this: bool) -> bool:
-    if "NotAction" in stmt:
-        if _covers(stmt["NotAction"], action, ignore_case=True):
-            return False
-    elif not _covers(stmt.get("Action"), action, ignore_case=True):
-        return False
-    if resource_is_this:
-        # In a key or table resource policy, "*" (or the resource's own ARN) means this resource.
-        return "NotResource" not in stmt and (
-            _covers(stmt.get("Resource", "*"), resource, ignore_case=False) or "*" in as_list(stmt.get("Resource"))
-        )
-    if "NotResource" in stmt:
-        return not _covers(stmt["NotResource"], resource, ignore_case=False)
-    return _covers(stmt.get("Resource"), resource, ignore_case=False)
-
-
-def _principal_match(stmt: Mapping[str, Any], principal: Principal, account: str) -> str | None:
-    """'direct' (the statement names this principal), 'account' (names the account), or None."""
-    root = f"arn:aws:iam::{account}:root"
-    if "NotPrincipal" in stmt:
-        return "direct"  # not used by the toolkit; shown as possible
-    raw = stmt.get("Principal")
-    if raw == "*":
-        return "direct"
-    if not isinstance(raw, Mapping):
-        return None
-    for service in as_list(raw.get("Service")):
-        if principal.service and service == principal.service:
-            return "direct"
-    aws = [str(v) for v in as_list(raw.get("AWS"))]
-    if "*" in aws or (principal.arn and principal.arn in aws):
-        return "direct"
-    if principal.service is None and any(v in (root, account) or v.endswith(f"::{account}:root") for v in aws):
-        return "direct" if principal.kind == "root" else "account"
-    return None
+def _open_key(key: str) -> bool:
+    """Keys the request chooses (left open: they become requirements), not facts of the caller."""
+    return key.lower() not in PRINCIPAL_KEYS
 
 
 def _merge(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...] | None:
@@ -268,24 +167,22 @@ def _scan(
     *,
     resource_policy: bool,
 ) -> tuple[list[tuple[str, str, tuple[str, ...]]], list[str]]:
-    """([(match kind, via, requires)] of allows, [via] of denies that surely apply)."""
+    """([(match kind, via, requires)] of allows, [via] of denies that surely apply), decided by
+    the policy engine; a Deny the engine does not understand counts as applying."""
+    facts = {k: v for k, v in principal.facts.items() if v is not None}
+    request = Request(_caller(principal, account), action, resource, facts)
     allows, denies = [], []
     for label, doc in docs:
         for index, stmt in enumerate(statements(doc)):
-            if not _action_resource(stmt, action, resource, resource_is_this=resource_policy):
+            if resource_policy and not _has_condition(stmt, principal.only_with_condition):
                 continue
-            kind = _principal_match(stmt, principal, account) if resource_policy else "direct"
-            if kind is None or (resource_policy and not _has_condition(stmt, principal.only_with_condition)):
-                continue
-            requires = conditions(stmt, principal)
-            if requires is None:
-                continue
+            m = match_statement(stmt, request, resource_policy=resource_policy, open_key=_open_key)
             via = f"{label}/{stmt.get('Sid') or f'Statement{index}'}"
-            if stmt.get("Effect") == "Deny":
-                if not requires:
+            if stmt.get("Effect") != "Allow":
+                if m.outcome == UNKNOWN or (m.outcome == "match" and not m.requires):
                     denies.append(via)
-            else:
-                allows.append((kind, via, requires))
+            elif m.outcome == "match":
+                allows.append((m.principal or "direct", via, m.requires))
     return allows, denies
 
 

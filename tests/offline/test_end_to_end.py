@@ -19,17 +19,12 @@ import pytest
 
 from offline.assembly import load_assembly
 from offline.deployed import LambdaInvoker, discover_functions
-from offline.emulated import run_offline, stood_up, synthesize
+from offline.emulated import run_offline, stood_up
 from offline.scenario import Report, Verification
 
 pytestmark = pytest.mark.e2e
 LAG = 0.3
 THREE_REGIONS = {"mrk-toolkit:replicaRegions": "us-west-1,eu-west-1"}
-
-
-@pytest.fixture(scope="module")
-def default_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return synthesize({}, str(tmp_path_factory.mktemp("cdk-out-default")))
 
 
 def _failures(report: Report) -> dict[str, str]:

@@ -1,10 +1,15 @@
-"""The emulated IAM decides like AWS for the statements the toolkit writes."""
+"""The emulated IAM (offline/gateway.py, server side) decides like AWS for the statements the
+toolkit writes, and DynamoDB requests need a usable SSE key of their own region."""
 
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
+from typing import Any
+
 import pytest
 
-from offline.iam_gate import PolicySet, request_target
+from offline.gateway import Denied, Gateway, Identity
 
 ACCOUNT = "123456789012"
 KEY = f"arn:aws:kms:us-west-1:{ACCOUNT}:key/mrk-0123"
@@ -54,18 +59,56 @@ def reader_identity(resource: str = KEY) -> dict:
     }
 
 
-def policies(principal: str = READER, identity: dict | None = None) -> PolicySet:
-    return PolicySet(
-        principal_arn=principal,
-        account=ACCOUNT,
-        identity_policies=[identity or reader_identity()],
-        key_policies={KEY: KEY_POLICY},
-    )
+SSE_KEY = f"arn:aws:kms:us-west-1:{ACCOUNT}:key/sse-1"
+SSE_POLICY = {
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {"kms:ViaService": "dynamodb.us-west-1.amazonaws.com", "kms:CallerAccount": ACCOUNT}
+            },
+        }
+    ]
+}
 
 
-def decide(ps: PolicySet, service: str, op: str, params: dict, region: str = "us-west-1") -> bool:
-    action, resource, ctx = request_target(service, op, params, region, ACCOUNT)
-    return ps.authorize(action, resource, ctx).allowed
+class FakeState:
+    """What moto holds, as the gateway reads it."""
+
+    def __init__(self, identity: dict, keys: dict[str, dict], sse: dict[str, str]) -> None:
+        self.identity, self.keys, self.sse = identity, keys, sse
+
+    def role_policies(self, account: str, role_arn: str) -> list[tuple[str, Any]]:
+        return [("identity", self.identity)]
+
+    def key(self, account: str, region: str, key_id: str) -> Any:
+        arn = key_id if key_id.startswith("arn:") else f"arn:aws:kms:{region}:{account}:key/{key_id}"
+        if arn in self.keys and arn.split(":")[3] == region:
+            return SimpleNamespace(arn=arn, policy=json.dumps(self.keys[arn]))
+        return None
+
+    def table_sse_key(self, account: str, region: str, table: str) -> str | None:
+        return self.sse.get(region)
+
+
+def policies(
+    principal: str = READER, identity: dict | None = None, sse: dict[str, str] | None = None, sse_policy: Any = None
+) -> tuple[Gateway, Identity]:
+    keys = {KEY: KEY_POLICY, SSE_KEY: sse_policy or SSE_POLICY}
+    state = FakeState(identity or reader_identity(), keys, sse if sse is not None else {"us-west-1": SSE_KEY})
+    return Gateway(lambda *_: [], state), Identity(ACCOUNT, principal)  # type: ignore[arg-type]
+
+
+def decide(ps: tuple[Gateway, Identity], service: str, op: str, params: dict, region: str = "us-west-1") -> bool:
+    gateway, identity = ps
+    try:
+        gateway.check(identity, service, op, json.dumps(params).encode(), region)
+    except Denied:
+        return False
+    return True
 
 
 def test_reader_decrypts_with_the_record_context() -> None:
@@ -92,6 +135,21 @@ def test_reader_cannot_generate_data_keys_or_write() -> None:
     assert not decide(ps, "dynamodb", "GetItem", {"TableName": "records"}, region="us-east-2")
 
 
+def test_dynamodb_needs_a_usable_sse_key_of_its_own_region() -> None:
+    get = {"TableName": "records", "Key": {"id": {"S": "a"}}}
+    assert decide(policies(), "dynamodb", "GetItem", get)
+    primary_key = SSE_KEY.replace("us-west-1", "us-east-2")
+    with pytest.raises(Denied, match="is in us-east-2: DynamoDB can use only a KMS key of us-west-1"):
+        gateway, identity = policies(sse={"us-west-1": primary_key})
+        gateway.check(identity, "dynamodb", "GetItem", json.dumps(get).encode(), "us-west-1")
+    other_region = json.loads(json.dumps(SSE_POLICY).replace("dynamodb.us-west-1", "dynamodb.us-east-2"))
+    assert not decide(policies(sse_policy=other_region), "dynamodb", "GetItem", get)
+    admin = Identity(ACCOUNT, f"arn:aws:iam::{ACCOUNT}:root", admin=True)
+    gateway, _ = policies(sse_policy=other_region)
+    with pytest.raises(Denied, match=r"does not let .* use it through DynamoDB"):
+        gateway.check(admin, "dynamodb", "PutItem", json.dumps(get).encode(), "us-west-1")
+
+
 def test_identity_policy_alone_is_not_enough_when_the_key_policy_excludes_the_role_path() -> None:
     # A writer-path role with a Decrypt identity policy is still refused by the key policy.
     ps = policies(principal=WRITER)
@@ -108,5 +166,5 @@ def test_explicit_deny_wins_and_unknown_operators_fail_closed() -> None:
     deny["Statement"].append({"Effect": "Deny", "Action": "kms:*", "Resource": "*"})
     assert not decide(policies(identity=deny), "kms", "Decrypt", {"KeyId": KEY, "EncryptionContext": CONTEXT})
     odd = reader_identity()
-    odd["Statement"][0]["Condition"] = {"ForAnyValue:StringLikeIfExists": {"kms:EncryptionContextKeys": "*"}}
+    odd["Statement"][0]["Condition"] = {"ForAnyValue:StringLikeSometimes": {"kms:EncryptionContextKeys": "*"}}
     assert not decide(policies(identity=odd), "kms", "Decrypt", {"KeyId": KEY, "EncryptionContext": CONTEXT})

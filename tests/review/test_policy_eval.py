@@ -115,3 +115,30 @@ def test_a_service_acting_through_kms_via_service_gets_only_via_service_statemen
         )
     )
     assert decide(via, "kms:Decrypt", other_region) == DENY
+
+
+AGREEMENT_CASES = [
+    ("? wildcard", stmt("kms:Decryp?", KEY), True),
+    ("? is one character", stmt("kms:Decryp?", KEY.replace("mrk-1", "mrk-?x")), False),
+    ("IfExists on an absent key", stmt("kms:Decrypt", KEY, StringEqualsIfExists={"aws:SourceVpc": "vpc-1"}), True),
+    ("NotAction", {"Effect": "Allow", "NotAction": "kms:Encrypt", "Resource": KEY}, True),
+    ("NotAction excluding it", {"Effect": "Allow", "NotAction": "kms:Decrypt", "Resource": KEY}, False),
+    ("NotResource", {"Effect": "Allow", "Action": "kms:*", "NotResource": KEY}, False),
+]
+
+
+@pytest.mark.parametrize(("why", "identity_stmt", "allowed"), AGREEMENT_CASES, ids=[c[0] for c in AGREEMENT_CASES])
+def test_the_review_and_the_emulator_decide_alike(why: str, identity_stmt: dict[str, Any], allowed: bool) -> None:
+    """One engine: the review's verdict and the emulated IAM's decision agree (they used to
+    disagree on ?, IfExists and NotAction)."""
+    from policy_engine import Caller, Request, authorize
+
+    policy = key_policy(stmt("kms:*", principal={"AWS": ROOT}))
+    review_verdict = decide(role(READER, identity_stmt), "kms:Decrypt", policy)
+    emulated = authorize(
+        Request(Caller(ACCOUNT, arn=READER), "kms:Decrypt", KEY, {"kms:CallerAccount": ACCOUNT}),
+        identity_policies=[("Policy", {"Statement": [identity_stmt]})],
+        resource_policy=policy,
+        resource_policy_required=True,
+    )
+    assert (review_verdict == ALLOW) == emulated.allowed == allowed, (why, review_verdict, emulated.reason)

@@ -1,0 +1,261 @@
+"""EMULATION of IAM and of DynamoDB's use of KMS, in front of moto (server side).
+
+moto authorizes nothing that matters here (no condition keys, no key policies), so every
+request to the emulated AWS passes through this WSGI layer first:
+
+- the caller is known by its access key id (the administrator of an account, or a role whose
+  temporary credentials the emulator issued); an unknown key is refused;
+- the request is served in the caller's account (moto serves several: ``x-moto-account-id``);
+- a role's KMS and DynamoDB requests are decided by ``policy_engine`` with the role's identity
+  policies and, for KMS, the key policy, both read live from the emulated AWS; any other
+  request by a role is refused (not emulated: fail closed);
+- every DynamoDB data request in region R (whoever makes it) needs the table replica's SSE key
+  to be a key of region R whose key policy lets the caller use it through DynamoDB
+  (``kms:ViaService`` = ``dynamodb.R.amazonaws.com``, ``kms:CallerAccount``), as DynamoDB needs
+  to decrypt the table key; otherwise the request fails as for an inaccessible key.
+
+Reads moto 5.2.5's in-process backends (pinned in requirements-dev.txt).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import secrets
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from offline.iam_gate import request_target
+from policy_engine import Caller, Decision, Request, authorize
+
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/")
+_TARGETS = {"TrentService": "kms", "DynamoDB_20120810": "dynamodb", "DynamoDBStreams_20120810": "dynamodbstreams"}
+DATA_OPERATIONS = {
+    *("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan"),
+    *("BatchGetItem", "BatchWriteItem", "TransactGetItems", "TransactWriteItems"),
+}
+
+
+@dataclass(frozen=True)
+class Identity:
+    account: str
+    arn: str  # a role ARN, or the account root for the administrator
+    admin: bool = False
+
+    @property
+    def caller(self) -> Caller:
+        return Caller(account=self.account, arn=self.arn)
+
+
+class Denied(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class MotoState:
+    """What is deployed, read live from moto's backends."""
+
+    def role_policies(self, account: str, role_arn: str) -> list[tuple[str, Any]]:
+        from moto.iam.models import iam_backends
+
+        role = iam_backends[account]["aws"].get_role_by_arn(role_arn)
+        docs = [(f"inline policy {name}", json.loads(doc)) for name, doc in sorted(role.policies.items())]
+        for arn, policy in sorted(role.managed_policies.items()):
+            version = next(v for v in policy.versions if v.version_id == policy.default_version_id)
+            docs.append((f"policy {arn.rsplit('/', 1)[-1]}", json.loads(version.document)))
+        return docs
+
+    def key(self, account: str, region: str, key_id: str) -> Any | None:
+        from moto.kms.models import kms_backends
+
+        backend = kms_backends[account][region]
+        try:
+            return backend.keys[backend.any_id_to_key_id(key_id)]
+        except (KeyError, TypeError, AttributeError):
+            return None
+
+    def table_sse_key(self, account: str, region: str, table: str) -> str | None:
+        from moto.dynamodb.models import dynamodb_backends
+
+        try:
+            found = dynamodb_backends[account][region].get_table(table)
+        except Exception:
+            return None  # moto answers ResourceNotFound itself
+        sse = found.sse_specification or {}
+        return sse.get("KMSMasterKeyId") if sse.get("Enabled") else None
+
+
+def _ciphertext_key_id(params: dict[str, Any]) -> str | None:
+    from moto.kms.utils import _deserialize_ciphertext_blob
+
+    try:
+        return _deserialize_ciphertext_blob(base64.b64decode(params["CiphertextBlob"])).key_id
+    except Exception:
+        return None
+
+
+class Gateway:
+    """The WSGI layer; ``register`` tells it who holds which access key."""
+
+    def __init__(self, app: Callable[..., Any], state: MotoState | None = None) -> None:
+        self.app = app
+        self.state = state or MotoState()
+        self._identities: dict[str, Identity] = {}
+        self._lock = threading.Lock()
+        self.decisions: list[dict[str, Any]] = []
+        self.served: Any = None  # offline.served.ServedApis, once a deployment is up
+
+    def register(self, access_key: str, identity: Identity) -> None:
+        with self._lock:
+            self._identities[access_key] = identity
+
+    def issue(self, identity: Identity) -> dict[str, str]:
+        """Temporary credentials for a role (what STS AssumeRole would hand out)."""
+        access_key = "ASIA" + secrets.token_hex(8).upper()
+        self.register(access_key, identity)
+        return {
+            "AccessKeyId": access_key,
+            "SecretAccessKey": secrets.token_hex(20),
+            "SessionToken": secrets.token_hex(32),
+        }
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "").startswith("/moto-api"):
+            return self.app(environ, start_response)
+        match = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+        identity = self._identities.get(match.group(1)) if match else None
+        if identity is None or match is None:
+            return _error(start_response, "UnrecognizedClientException", "unknown access key (emulated IAM)")
+        environ["HTTP_X_MOTO_ACCOUNT_ID"] = identity.account
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        if identity.admin and self.served is not None:
+            answer = self.served.handle(environ, body, match.group(2), match.group(3))
+            if answer is not None:
+                status, headers, payload = answer
+                start_response(status, [*headers, ("Content-Length", str(len(payload)))])
+                return [payload]
+        service, _, operation = environ.get("HTTP_X_AMZ_TARGET", "").partition(".")
+        try:
+            self.check(identity, _TARGETS.get(service, match.group(3)), operation, body, match.group(2))
+        except Denied as exc:
+            return _error(start_response, exc.code, str(exc))
+        return self.app(environ, start_response)
+
+    # -- decisions -----------------------------------------------------------------------------
+    def check(self, identity: Identity, service: str, operation: str, body: bytes, region: str) -> None:
+        if service not in ("kms", "dynamodb", "dynamodbstreams") or not operation:
+            if not identity.admin:
+                raise Denied("AccessDeniedException", f"{identity.arn}: {service} is not emulated for roles")
+            return
+        params = json.loads(body or b"{}")
+        if service == "kms" and operation == "Decrypt" and not params.get("KeyId"):
+            params = {**params, "KeyId": _ciphertext_key_id(params) or ""}
+        action, resource, context = request_target(service, operation, params, region, identity.account)
+        if not identity.admin or service == "kms":
+            decision = self.authorize(identity, action, resource, context, region)
+            self._record(identity, action, resource, decision)
+            if not decision.allowed:
+                message = (
+                    f"User: {identity.arn} is not authorized to perform: {action} on resource: {resource} "
+                    f"(emulated IAM: {decision.reason})"
+                )
+                raise Denied("AccessDeniedException", message)
+        if service == "dynamodb" and operation in DATA_OPERATIONS:
+            for table in _tables(params):
+                self.check_table_key(identity, region, table)
+
+    def authorize(
+        self, identity: Identity, action: str, resource: str, context: dict[str, Any], region: str
+    ) -> Decision:
+        identity_policies = [] if identity.admin else self.state.role_policies(identity.account, identity.arn)
+        if not action.startswith("kms:") or resource == "*":
+            return authorize(
+                Request(identity.caller, action, resource, context),
+                identity_policies=identity_policies,
+                identity_allows_all=identity.admin,
+            )
+        if resource.startswith("arn:") and resource.split(":")[3] != region:
+            return Decision(False, f"{resource} is not a key of {region}")
+        key = self.state.key(identity.account, region, resource)
+        if key is None:
+            return Decision(True, "no such key: KMS answers NotFound")
+        request = Request(identity.caller, action, key.arn, context)
+        return authorize(
+            request,
+            identity_policies=identity_policies,
+            resource_policy=(f"key policy of {key.arn}", json.loads(key.policy)),
+            resource_policy_required=True,
+            identity_allows_all=identity.admin,
+        )
+
+    def check_table_key(self, identity: Identity, region: str, table: str) -> None:
+        key_ref = self.state.table_sse_key(identity.account, region, table)
+        if key_ref is None:
+            return  # not encrypted with a customer managed key (or no such table)
+        where = f"table {table} in {region}"
+        key_region = key_ref.split(":")[3] if key_ref.startswith("arn:") else region
+        key = self.state.key(identity.account, region, key_ref) if key_region == region else None
+        if key_region != region:
+            reason = f"its SSE key {key_ref} is in {key_region}: DynamoDB can use only a KMS key of {region}"
+        elif key is None:
+            reason = f"its SSE key {key_ref} does not exist in {region}"
+        else:
+            context = {"kms:ViaService": f"dynamodb.{region}.amazonaws.com", "kms:CallerAccount": identity.account}
+            decision = authorize(
+                Request(identity.caller, "kms:Decrypt", key.arn, context),
+                resource_policy=(f"key policy of {key.arn}", json.loads(key.policy)),
+                resource_policy_required=True,
+                identity_allows_all=True,
+            )
+            if decision.allowed:
+                return
+            reason = (
+                f"the key policy of its SSE key does not let {identity.arn} use it through DynamoDB ({decision.reason})"
+            )
+        raise Denied(
+            "AccessDeniedException",
+            f"The KMS key of {where} is inaccessible (emulated DynamoDB encryption at rest: the KMS key of "
+            f"{where} is inaccessible: {reason})",
+        )
+
+    def _record(self, identity: Identity, action: str, resource: str, decision: Decision) -> None:
+        if not identity.admin:
+            with self._lock:
+                self.decisions.append(
+                    {
+                        "principal": identity.arn,
+                        "action": action,
+                        "resource": resource,
+                        "allowed": decision.allowed,
+                        "reason": decision.reason,
+                    }
+                )
+                del self.decisions[:-1000]
+
+
+def _tables(params: dict[str, Any]) -> list[str]:
+    if "TableName" in params:
+        return [str(params["TableName"])]
+    names = list(params.get("RequestItems") or {})
+    for item in params.get("TransactItems") or []:
+        names += [op["TableName"] for op in item.values() if isinstance(op, dict) and "TableName" in op]
+    return sorted(set(names))
+
+
+def _error(start_response: Callable[..., Any], code: str, message: str) -> list[bytes]:
+    body = json.dumps({"__type": code, "message": message}).encode()
+    start_response(
+        "400 Bad Request",
+        [
+            ("Content-Type", "application/x-amz-json-1.1"),
+            ("Content-Length", str(len(body))),
+            ("x-amzn-RequestId", "emulated-iam"),
+        ],
+    )
+    return [body]

@@ -1,0 +1,161 @@
+"""The APIs moto cannot serve for an emulated deployment, answered for ordinary clients
+(`aws lambda invoke`, boto3) by the gateway: Lambda Invoke and GetFunctionConfiguration (the
+real handlers, run under their roles), CloudFormation DescribeStacks (the stacks' outputs) and
+IAM SimulatePrincipalPolicy (decided by ``policy_engine``, key policy and context entries
+included). Only the account's administrator reaches these.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import parse_qs
+from xml.sax.saxutils import escape
+
+from policy_engine import Caller, Request, authorize
+
+_INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
+_CONFIGURATION = re.compile(r"^/2015-03-31/functions/([^/]+)/configuration$")
+Response = tuple[str, list[tuple[str, str]], bytes]
+
+
+class ServedApis:
+    def __init__(self, deployment: Any, host: Any, state: Any) -> None:
+        self.deployment, self.host, self.state = deployment, host, state
+
+    def handle(self, environ: dict[str, Any], body: bytes, region: str, service: str) -> Response | None:
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
+        if service == "lambda" and (m := _INVOKE.match(path)) and method == "POST":
+            return self._invoke(region, m.group(1), body)
+        if service == "lambda" and (m := _CONFIGURATION.match(path)):
+            return self._configuration(region, m.group(1))
+        if service in ("cloudformation", "iam") and method == "POST":
+            form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+            if form.get("Action") == "DescribeStacks":
+                return self._describe_stacks(region, form.get("StackName", ""))
+            if form.get("Action") == "SimulatePrincipalPolicy":
+                return self._simulate(form)
+        return None
+
+    def _function(self, region: str, name: str) -> Any:
+        for spec in self.deployment.functions:
+            if spec.region == region and name in (spec.name, spec.arn):
+                return spec
+        return None
+
+    def _invoke(self, region: str, name: str, body: bytes) -> Response:
+        spec = self._function(region, name)
+        if spec is None:
+            return _json_error(404, "ResourceNotFoundException", f"Function not found: {name}")
+        reply = self.host.invoke(region, spec.kind, json.loads(body or b"{}"))
+        headers = [("Content-Type", "application/json"), ("X-Amz-Executed-Version", "$LATEST")]
+        if reply.get("function_error"):
+            headers.append(("X-Amz-Function-Error", "Unhandled"))
+            payload = {"errorType": reply.get("error_type", "Error"), "errorMessage": "see the function's log"}
+            return "200 OK", headers, json.dumps(payload).encode()
+        return "200 OK", headers, json.dumps(reply.get("result")).encode()
+
+    def _configuration(self, region: str, name: str) -> Response:
+        spec = self._function(region, name)
+        if spec is None:
+            return _json_error(404, "ResourceNotFoundException", f"Function not found: {name}")
+        config = {
+            "FunctionName": spec.name,
+            "FunctionArn": spec.arn,
+            "Role": spec.role_arn,
+            "Handler": spec.handler,
+            "Runtime": spec.runtime,
+            "Timeout": spec.timeout,
+            "MemorySize": spec.memory,
+            "Environment": {"Variables": spec.environment},
+        }
+        return "200 OK", [("Content-Type", "application/json")], json.dumps(config).encode()
+
+    def _describe_stacks(self, region: str, name: str) -> Response:
+        stacks = [s for s in self.deployment.assembly.stacks.values() if s.region == region and name in ("", s.name)]
+        if not stacks:
+            return _xml_error("ValidationError", f"Stack with id {name} does not exist")
+        members = []
+        for stack in stacks:
+            outputs = "".join(
+                f"<member><OutputKey>{escape(k)}</OutputKey><OutputValue>{escape(str(v))}</OutputValue></member>"
+                for k, v in sorted(self.deployment.outputs.get(stack.name, {}).items())
+            )
+            members.append(
+                f"<member><StackName>{escape(stack.name)}</StackName>"
+                f"<StackId>arn:aws:cloudformation:{region}:{self.deployment.account}:stack/{escape(stack.name)}/emulated"
+                "</StackId><CreationTime>2026-01-01T00:00:00Z</CreationTime>"
+                f"<StackStatus>CREATE_COMPLETE</StackStatus><Outputs>{outputs}</Outputs></member>"
+            )
+        result = f"<DescribeStacksResult><Stacks>{''.join(members)}</Stacks></DescribeStacksResult>"
+        return _xml("DescribeStacks", "http://cloudformation.amazonaws.com/doc/2010-05-15/", result)
+
+    def _simulate(self, form: dict[str, str]) -> Response:
+        role, account = form["PolicySourceArn"], self.deployment.account
+        actions = _members(form, "ActionNames")
+        resources = _members(form, "ResourceArns") or ["*"]
+        context = _context_entries(form)
+        identity = self.state.role_policies(account, role)
+        policy = json.loads(form["ResourcePolicy"]) if form.get("ResourcePolicy") else None
+        results = []
+        for action in actions:
+            for resource in resources:
+                decision = authorize(
+                    Request(Caller(account, arn=role), action, resource, context),
+                    identity_policies=identity,
+                    resource_policy=("resource policy", policy) if policy else None,
+                    resource_policy_required=action.lower().startswith("kms:") and policy is not None,
+                )
+                verdict = "allowed" if decision.allowed else "implicitDeny"
+                if not decision.allowed and decision.reason.startswith("explicit deny"):
+                    verdict = "explicitDeny"
+                results.append(
+                    f"<member><EvalActionName>{escape(action)}</EvalActionName><EvalResourceName>"
+                    f"{escape(resource)}</EvalResourceName><EvalDecision>{verdict}</EvalDecision></member>"
+                )
+        body = (
+            "<SimulatePrincipalPolicyResult><IsTruncated>false</IsTruncated><EvaluationResults>"
+            f"{''.join(results)}</EvaluationResults></SimulatePrincipalPolicyResult>"
+        )
+        return _xml("SimulatePrincipalPolicy", "https://iam.amazonaws.com/doc/2010-05-08/", body)
+
+
+def _members(form: dict[str, str], name: str) -> list[str]:
+    found = sorted(
+        ((int(k.rsplit(".", 1)[1]), v) for k, v in form.items() if re.fullmatch(rf"{name}\.member\.\d+", k)),
+    )
+    return [v for _, v in found]
+
+
+def _context_entries(form: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    index = 1
+    while f"ContextEntries.member.{index}.ContextKeyName" in form:
+        prefix = f"ContextEntries.member.{index}"
+        values = _members(form, f"{re.escape(prefix)}\\.ContextKeyValues")
+        many = form.get(f"{prefix}.ContextKeyType", "string").endswith("List")
+        out[form[f"{prefix}.ContextKeyName"]] = values if many else (values[0] if values else None)
+        index += 1
+    return out
+
+
+def _xml(action: str, namespace: str, result: str) -> Response:
+    body = (
+        f'<{action}Response xmlns="{namespace}">{result}'
+        f"<ResponseMetadata><RequestId>emulated</RequestId></ResponseMetadata></{action}Response>"
+    )
+    return "200 OK", [("Content-Type", "text/xml")], body.encode()
+
+
+def _xml_error(code: str, message: str) -> Response:
+    body = (
+        f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{escape(message)}</Message>"
+        "</Error><RequestId>emulated</RequestId></ErrorResponse>"
+    )
+    return "400 Bad Request", [("Content-Type", "text/xml")], body.encode()
+
+
+def _json_error(status: int, code: str, message: str) -> Response:
+    body = json.dumps({"Type": "User", "message": message}).encode()
+    return f"{status} Error", [("Content-Type", "application/json"), ("X-Amzn-ErrorType", code)], body

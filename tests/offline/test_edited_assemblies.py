@@ -1,0 +1,139 @@
+"""The main job on edited assemblies: each edit AWS would refuse or expose makes the run fail
+with a line that says what is wrong (issue 10), and a configured account deploys offline.
+
+Every test edits a copy of one synthesized assembly (session fixture), runs the main job on it
+and asserts the failing check and its line. On the code before issue 10 each of these runs
+passed (except the configured account, which failed at the first write).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from offline.emulated import synthesize
+from tests.offline.edits import drop_condition_keys, edited, failures, resources, run
+
+pytestmark = pytest.mark.e2e
+KEYS_WEST, FUNCTIONS_WEST, TABLE = "MrkToolkit-Keys-us-west-1", "MrkToolkit-Functions-us-west-1", "MrkToolkit-Table"
+
+
+def _replica(template: dict[str, Any], region: str) -> dict[str, Any]:
+    ((table,),) = [resources(template, "AWS::DynamoDB::GlobalTable")]
+    return next(r for r in table["Properties"]["Replicas"] if r["Region"] == region)
+
+
+def _sse_statement(template: dict[str, Any]) -> dict[str, Any]:
+    (key,) = resources(template, "AWS::KMS::Key", "TableKey")
+    return next(s for s in key["Properties"]["KeyPolicy"]["Statement"] if "kms:ViaService" in str(s))
+
+
+def test_a_configured_account_is_stood_up_in_that_account(tmp_path: Path) -> None:
+    cdk_out = synthesize({"mrk-toolkit:account": "111111111111"}, str(tmp_path / "cdk.out"))
+    report = run(cdk_out, tmp_path)
+    assert report.ok, report.render()
+    assert "account 111111111111" in report.render()
+
+
+def test_replica_encrypted_with_the_primary_regions_sse_key(default_assembly: Path, tmp_path: Path) -> None:
+    def use_primary_key(template: dict[str, Any]) -> None:
+        _replica(template, "us-west-1")["SSESpecification"] = _replica(template, "us-east-2")["SSESpecification"]
+
+    report = run(edited(default_assembly, tmp_path / "cdk.out", {TABLE: use_primary_key}), tmp_path)
+    failed = failures(report)
+    line = failed["deployed: the table replica in us-west-1 is encrypted with a key of us-west-1"]
+    assert "the us-west-1 replica is encrypted with a key of us-east-2" in line, line
+    read = failed["reader decrypts in us-west-1 after replication"]
+    assert "inaccessible" in read and "DynamoDB can use only a KMS key of us-west-1" in read, read
+
+
+def test_point_in_time_recovery_off_on_a_replica(default_assembly: Path, tmp_path: Path) -> None:
+    def pitr_off(template: dict[str, Any]) -> None:
+        _replica(template, "us-west-1")["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] = False
+
+    failed = failures(run(edited(default_assembly, tmp_path / "cdk.out", {TABLE: pitr_off}), tmp_path))
+    assert set(failed) == {"deployed: point-in-time recovery is on in us-west-1"}, failed
+    assert "point-in-time recovery is DISABLED on the us-west-1 replica" in next(iter(failed.values()))
+
+
+def test_deletion_protection_off_on_a_replica(default_assembly: Path, tmp_path: Path) -> None:
+    def unprotected(template: dict[str, Any]) -> None:
+        _replica(template, "us-west-1")["DeletionProtectionEnabled"] = False
+
+    failed = failures(run(edited(default_assembly, tmp_path / "cdk.out", {TABLE: unprotected}), tmp_path))
+    assert failed == {"deployed: deletion protection is on in us-west-1": "deletion protection is off in us-west-1"}
+
+
+def test_sse_key_policy_without_via_service(default_assembly: Path, tmp_path: Path) -> None:
+    def anywhere(template: dict[str, Any]) -> None:
+        assert drop_condition_keys(template, "kms:ViaService", kinds=("KeyPolicy",)) == 1
+
+    failed = failures(run(edited(default_assembly, tmp_path / "cdk.out", {KEYS_WEST: anywhere}), tmp_path))
+    line = failed["deployed: the SSE key in us-west-1 is usable only through DynamoDB"]
+    assert "usable outside DynamoDB by a principal IAM allows" in line, line
+
+
+def test_sse_key_policy_naming_another_regions_dynamodb(default_assembly: Path, tmp_path: Path) -> None:
+    def other_region(template: dict[str, Any]) -> None:
+        _sse_statement(template)["Condition"]["StringEquals"]["kms:ViaService"] = "dynamodb.us-east-2.amazonaws.com"
+
+    failed = failures(run(edited(default_assembly, tmp_path / "cdk.out", {KEYS_WEST: other_region}), tmp_path))
+    line = failed["deployed: the SSE key in us-west-1 is usable only through DynamoDB"]
+    assert "DynamoDB in us-west-1 cannot use the SSE key" in line, line
+    read = failed["reader decrypts in us-west-1 after replication"]
+    assert "does not let" in read and "use it through DynamoDB" in read, read
+
+
+def test_key_and_role_policies_without_encryption_context_conditions(default_assembly: Path, tmp_path: Path) -> None:
+    def unbound(template: dict[str, Any]) -> None:
+        assert drop_condition_keys(template, "kms:EncryptionContext:", kinds=("KeyPolicy", "PolicyDocument")) >= 3
+
+    edits = {KEYS_WEST: unbound, FUNCTIONS_WEST: unbound}
+    failed = failures(run(edited(default_assembly, tmp_path / "cdk.out", edits), tmp_path))
+    for kind, action in (("reader", "kms:Decrypt"), ("writer", "kms:GenerateDataKey")):
+        line = failed[f"the emulated KMS refuses the {kind}'s role in us-west-1 a foreign encryption context"]
+        assert f"the emulated KMS let the {kind}'s role {action} with" in line, line
+    key_line = failed["deployed: the MRK key policy in us-west-1 binds use to the encryption context"]
+    assert "the key policy lets" in key_line, key_line
+    role_line = failed["deployed: the role policies in us-west-1 bind MRK use to the encryption context"]
+    assert "the role policy lets" in role_line, role_line
+    assert not any("us-east-2" in name for name in failed), failed
+
+
+@pytest.mark.parametrize(("kind", "expected"), [("KeyPolicy", "key policy"), ("PolicyDocument", "role policies")])
+def test_only_one_side_losing_the_context_conditions(
+    default_assembly: Path, tmp_path: Path, kind: str, expected: str
+) -> None:
+    """AWS needs both to allow, so the end-to-end probes still pass; the read-back names the side."""
+
+    def unbound(template: dict[str, Any]) -> None:
+        drop_condition_keys(template, "kms:EncryptionContext:", kinds=(kind,))
+
+    stack = KEYS_WEST if kind == "KeyPolicy" else FUNCTIONS_WEST
+    failed = failures(run(edited(default_assembly, tmp_path / "cdk.out", {stack: unbound}), tmp_path))
+    name = (
+        "deployed: the MRK key policy in us-west-1 binds use to the encryption context"
+        if kind == "KeyPolicy"
+        else "deployed: the role policies in us-west-1 bind MRK use to the encryption context"
+    )
+    assert set(failed) == {name}, (expected, failed)
+
+
+def test_a_deny_the_engine_does_not_understand_denies(default_assembly: Path, tmp_path: Path) -> None:
+    def odd_deny(template: dict[str, Any]) -> None:
+        (policy,) = resources(template, "AWS::IAM::ManagedPolicy", "ReaderAccessPolicy")
+        policy["Properties"]["PolicyDocument"]["Statement"].append(
+            {
+                "Effect": "Deny",
+                "Action": "kms:*",
+                "Resource": "*",
+                # aws:username is not in a role session's request: the engine cannot decide this.
+                "Condition": {"StringNotEquals": {"aws:PrincipalArn": "${aws:username}"}},
+            }
+        )
+
+    failed = failures(run(edited(default_assembly, tmp_path / "cdk.out", {FUNCTIONS_WEST: odd_deny}), tmp_path))
+    line = failed["reader decrypts in us-west-1 after replication"]
+    assert "explicit deny" in line and "not understood" in line, line

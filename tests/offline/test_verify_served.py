@@ -1,0 +1,103 @@
+"""`verify` (the command for a real account) run unchanged against the emulated deployment
+served on 127.0.0.1: only the endpoint and the credentials in the environment differ. It passes
+on the synthesized assembly and catches the edited ones."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from offline.__main__ import main
+from offline.assembly import load_assembly
+from offline.emulated import EmulatedEnvironment, serve, stood_up, up_instructions
+from tests.offline.edits import LAG, drop_condition_keys, edited, resources
+
+pytestmark = pytest.mark.e2e
+VERIFY = ["verify", "--primary", "us-east-2", "--replicas", "us-west-1", "--deadline", "10"]
+
+
+def _exports(env: EmulatedEnvironment) -> dict[str, str]:
+    out = {}
+    for line in up_instructions(env):
+        if line.startswith("export "):
+            out.update(pair.split("=", 1) for pair in line.removeprefix("export ").split())
+    return out
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
+    def up(cdk_out: Path) -> Any:
+        stack = stood_up(load_assembly(cdk_out), lag_seconds=LAG, progress=lambda _line: None, log_dir=tmp_path)
+        env = stack.__enter__()
+        opened.append(stack)
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in _exports(env).items():
+            monkeypatch.setenv(name, value)
+        return env
+
+    opened: list[Any] = []
+    yield up
+    for stack in opened:
+        stack.__exit__(None, None, None)
+
+
+def test_up_serves_verify_and_ordinary_clients(
+    default_assembly: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m offline up` as a user runs it: read the printed exports, then a boto3 client
+    invokes the real writer and `verify` passes, until `up` is told to stop."""
+    seen: dict[str, Any] = {}
+
+    def while_up() -> None:
+        printed = capsys.readouterr().out
+        for line in printed.splitlines():
+            if line.startswith("export "):
+                for name, value in (pair.split("=", 1) for pair in line.removeprefix("export ").split()):
+                    monkeypatch.setenv(name, value)
+        monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+        writer = next(line.split()[5] for line in printed.splitlines() if "aws lambda invoke" in line)
+        reply = boto3.client("lambda", region_name="us-east-2").invoke(
+            FunctionName=writer, Payload=json.dumps({"id": "p1", "record": {"ssn": "1"}}).encode()
+        )
+        seen["invoke"] = json.loads(reply["Payload"].read())
+        seen["code"] = main(VERIFY)
+        seen["out"] = capsys.readouterr().out
+
+    serve(cdk_out=default_assembly, context_overrides={}, lag_seconds=LAG, wait=while_up)
+    assert seen["invoke"]["ok"] is True, "an ordinary boto3 client invokes the real writer"
+    assert seen["code"] == 0, seen["out"]
+    assert "IAM refuses the reader's role in us-west-1 a foreign encryption context" in seen["out"]
+    assert "deployed: point-in-time recovery is on in us-west-1" in seen["out"]
+
+
+def test_verify_catches_an_edited_deployment(
+    default_assembly: Path, served: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def pitr_off(template: dict[str, Any]) -> None:
+        (table,) = resources(template, "AWS::DynamoDB::GlobalTable")
+        for replica in table["Properties"]["Replicas"]:
+            if replica["Region"] == "us-west-1":
+                replica["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] = False
+
+    def unbound(template: dict[str, Any]) -> None:
+        drop_condition_keys(template, "kms:EncryptionContext:", kinds=("KeyPolicy", "PolicyDocument"))
+
+    edits = {
+        "MrkToolkit-Table": pitr_off,
+        "MrkToolkit-Keys-us-west-1": unbound,
+        "MrkToolkit-Functions-us-west-1": unbound,
+    }
+    served(edited(default_assembly, tmp_path / "cdk.out", edits))
+    code = main(VERIFY)
+    out = capsys.readouterr().out
+    assert code == 1, out
+    fails = [line for line in out.splitlines() if line.startswith("FAIL")]
+    assert any("point-in-time recovery is DISABLED on the us-west-1 replica" in line for line in fails), out
+    assert any("IAM's simulator lets the reader's role kms:Decrypt with" in line for line in fails), out
+    assert any("the key policy lets" in line for line in fails), out
