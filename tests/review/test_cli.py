@@ -54,3 +54,7 @@ def test_an_uncommitted_copy_takes_any_deployment(tmp_path: Path) -> None:
     shutil.copy(REPO_ROOT / "README.md", copy)
     assert main(["readme", str(copy), "--cdk-out", str(cdk_out)]) == 0
     assert "eu-west-1" in copy.read_text()
+
+
+def test_template_linters_missing_assembly_is_one_line() -> None:
+    assert_one_line(run_cli("-m", "review.lint", "--cdk-out", "/nonexistent/cdk.out"), "make synth")
