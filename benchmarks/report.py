@@ -373,8 +373,8 @@ def cold_section(run: Run) -> list[str]:
         "",
         f"Each module imported in a fresh interpreter (`python -c`, lambda_src on sys.path, bytecode cache warm), "
         f"timed inside the interpreter around the import; median of {cold.runs} interpreters per module, modules "
-        "interleaved. `writer` is imported with a valid fake function environment (AWS_REGION=us-east-2, "
-        "RECORDS_TABLE_NAME, RECORDS_MRK_ARN, SENSITIVE_FIELDS), so its figure includes the cold-start init "
+        "interleaved. `writer` and `reader` are imported with a valid fake function environment (AWS_REGION=us-east-2, "
+        "RECORDS_TABLE_NAME, RECORDS_MRK_ARN, SENSITIVE_FIELDS), so their figures include the cold-start init "
         "(environment validation, botocore session and clients). **This machine runs Python "
         f"{run.machine['Python'].split()[-1]}; the deployed runtime is python3.14**, with the runtime's own boto3: "
         "absolute times on Lambda differ, the ratio is the figure to read.",
