@@ -25,13 +25,12 @@ def plain_python() -> str:
     return getattr(sys, "_base_executable", None) or sys.executable
 
 
-def run_app(python: str) -> subprocess.CompletedProcess[str]:
+def run_app(python: str, outdir: Path) -> subprocess.CompletedProcess[str]:
     venv_bin = str(Path(sys.executable).parent)
     path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != venv_bin)
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION")
-    }
-    env.update(PATH=path, CDK_CONTEXT_JSON=json.dumps(BAD_CONTEXT), CDK_OUTDIR=str(REPO_ROOT / "cdk.out.app-test"))
+    dropped = ("VIRTUAL_ENV", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    env.update(PATH=path, CDK_CONTEXT_JSON=json.dumps(BAD_CONTEXT), CDK_OUTDIR=str(outdir))
     return subprocess.run(
         [python, "app.py"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
     )
