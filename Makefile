@@ -68,12 +68,13 @@ diagram: check-config ## regenerate README's architecture diagram (cdk.json's de
 	REGIONS or ARGS; for another deployment: .venv/bin/python -m review readme OTHER.md -c mrk-toolkit:...))
 	$(BIN)/python -m review readme README.md
 
-bench: setup ## the benchmarks (~5 min; writes benchmarks/RESULTS.md; QUICK=1: smoke run into review-out/)
+bench: setup ## the benchmarks (5-10 min; writes benchmarks/RESULTS.md; QUICK=1: ~2 min smoke run into review-out/)
 	$(BIN)/python -m benchmarks $(if $(QUICK),--quick)
 
 lint: setup ## ruff lint + format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-clean: ## remove generated output (cdk.out, review-out, caches); keeps .venv and node_modules
-	rm -rf cdk.out .bundle-cache .pytest_cache review-out
+clean: ## remove generated output (cdk.out, review-out, caches); keeps .venv, .venv-review and node_modules
+	rm -rf cdk.out .bundle-cache .pytest_cache .hypothesis .ruff_cache review-out
+	find . -name __pycache__ -type d -not -path './.venv*' -not -path './node_modules/*' -prune -exec rm -rf {} +
