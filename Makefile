@@ -9,11 +9,28 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # Synth never needs credentials; these keep the CLI and boto3 from looking for any.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: setup test synth demo review lint-templates diagram bench lint clean
+.PHONY: help setup check-config test synth demo review lint-templates diagram bench lint clean
+.DEFAULT_GOAL := help
 
-# make demo REGIONS=us-west-1,eu-west-1  (replica regions; the primary stays cdk.json's)
+# Variables (`make help` lists the lines marked `#:`):
+#: REGIONS=us-west-1,eu-west-1   replica regions for synth, demo, review, lint-templates (the primary stays cdk.json's)
 REGIONS ?=
+#: ARGS="..."                    demo: -c key=value and demo options (--lag 2, --json out.json); synth/review/lint-templates: cdk synth options (-c ...)
+ARGS ?=
+#: QUICK=1                       bench: a ~2 min smoke run, written to review-out/benchmarks.md (never the committed RESULTS.md)
+QUICK ?=
+#: PYTHON=python3.12             the interpreter that creates .venv (default python3)
 CONTEXT := $(if $(REGIONS),-c mrk-toolkit:replicaRegions=$(REGIONS),)
+
+help: ## list the verbs and the variables they take
+	@echo "usage: make <verb> [VARIABLE=value ...]"
+	@echo
+	@echo "verbs:"
+	@grep -E '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | sed -E 's/^([a-z-]+):.*## /\1\t/' \
+		| awk -F'\t' '{ printf "  %-15s %s\n", $$1, $$2 }'
+	@echo
+	@echo "variables:"
+	@sed -n 's/^#: /  /p' $(firstword $(MAKEFILE_LIST))
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt lambda_src/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,13 +46,16 @@ setup: $(BIN)/.installed node_modules/.installed ## install Python (.venv) and t
 test: setup ## run the whole test suite
 	$(BIN)/python -m pytest
 
-synth: setup ## synthesize every stack into cdk.out (add ARGS="-c mrk-toolkit:replicaRegions=us-west-1,eu-west-1")
+check-config: setup ## check cdk.json (JSON syntax by line and column, then the mrk-toolkit:* config)
+	$(BIN)/python -m stacks.config cdk.json
+
+synth: check-config ## synthesize every stack into cdk.out (REGIONS=..., ARGS="-c mrk-toolkit:<field>=...")
+	rm -f cdk.out/*.template.json cdk.out/*.assets.json cdk.out/manifest.json
 	cdk synth -q -o cdk.out $(CONTEXT) $(ARGS)
 	@echo "Synthesized: $$(ls cdk.out/*.template.json | xargs -n1 basename | sed 's/.template.json//' | tr '\n' ' ')"
 
-demo: setup ## the main job offline: synth with the CDK CLI, stand up on the emulated AWS, verify
-	cdk synth -q -o cdk.out $(CONTEXT)
-	$(BIN)/python -m offline demo --cdk-out cdk.out $(ARGS)
+demo: check-config ## the main job offline: synth with the CDK CLI, stand up on the emulated AWS, verify (REGIONS, ARGS)
+	$(BIN)/python -m offline demo --synth-to cdk.out $(CONTEXT) $(ARGS)
 
 review: synth ## policy review of every key and role: review-out/policy-review.{md,json}
 	$(BIN)/python -m review --cdk-out cdk.out --out review-out
@@ -43,15 +63,18 @@ review: synth ## policy review of every key and role: review-out/policy-review.{
 lint-templates: synth ## cfn-lint + checkov on the templates (own venv: .venv-review)
 	$(BIN)/python -m review.lint --cdk-out cdk.out
 
-diagram: synth ## regenerate README's architecture diagram from the assembly
-	$(BIN)/python -m review readme README.md --cdk-out cdk.out
+diagram: check-config ## regenerate README's architecture diagram (cdk.json's default deployment only)
+	$(if $(REGIONS)$(ARGS),$(error make diagram draws cdk.json's default deployment into README.md and takes no \
+	REGIONS or ARGS; for another deployment: .venv/bin/python -m review readme OTHER.md -c mrk-toolkit:...))
+	$(BIN)/python -m review readme README.md
 
-bench: setup ## the benchmarks (~5 min; QUICK=1 for a ~2 min smoke run): writes benchmarks/RESULTS.md
+bench: setup ## the benchmarks (5-10 min; writes benchmarks/RESULTS.md; QUICK=1: ~2 min smoke run into review-out/)
 	$(BIN)/python -m benchmarks $(if $(QUICK),--quick)
 
 lint: setup ## ruff lint + format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-clean:
-	rm -rf cdk.out .bundle-cache .pytest_cache review-out
+clean: ## remove generated output (cdk.out, review-out, caches); keeps .venv, .venv-review and node_modules
+	rm -rf cdk.out .bundle-cache .pytest_cache .hypothesis .ruff_cache review-out
+	find . -name __pycache__ -type d -not -path './.venv*' -not -path './node_modules/*' -prune -exec rm -rf {} +

@@ -1,19 +1,35 @@
-"""Command line: `python -m offline demo` (the main job, offline) and `python -m offline verify`
-(the same checks against a real deployment)."""
+"""Command line: `python -m offline demo` (the main job, offline), `python -m offline up` (the
+emulated deployment kept up on 127.0.0.1 for ordinary clients) and `python -m offline verify`
+(the same checks against a real deployment).
+
+demo synthesizes cdk.json's deployment (plus the -c overrides) in-process, or with the CDK CLI
+into --synth-to DIR, or takes an assembly already synthesized with --cdk-out DIR (then -c is
+refused: the assembly was made with whatever options it was made with)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from offline.cli import Parser, UsageError, add_debug, non_negative_seconds, quiet_jsii, require_assembly, run
+
+REPO = Path(__file__).resolve().parent.parent
+MAX_LAG_SECONDS = 30.0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m offline", description=__doc__)
+def _parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="python -m offline", description=__doc__)
+    add_debug(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="synthesize, stand up on the embedded emulated AWS, verify cross-region decrypt")
-    demo.add_argument("--cdk-out", type=Path, help="use this synthesized assembly instead of synthesizing")
+    source = demo.add_mutually_exclusive_group()
+    source.add_argument("--cdk-out", type=Path, help="use this synthesized assembly (no -c) instead of synthesizing")
+    source.add_argument("--synth-to", type=Path, help="synthesize with the CDK CLI (and the -c options) into this dir")
     demo.add_argument(
         "-c",
         "--context",
@@ -21,14 +37,26 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="context override, e.g. mrk-toolkit:replicaRegions=us-west-1,eu-west-1",
     )
-    demo.add_argument("--lag", type=float, default=1.0, help="emulated replication lag in seconds (default 1.0)")
+    demo.add_argument(
+        "--lag",
+        type=non_negative_seconds(MAX_LAG_SECONDS),
+        default=1.0,
+        help=f"emulated replication lag in seconds, 0 to {MAX_LAG_SECONDS:g} (default 1.0)",
+    )
     demo.add_argument("--log-dir", type=Path, help="where the functions' logs go (default: a temp dir)")
     demo.add_argument("--json", type=Path, help="also write the report as JSON here")
+    add_debug(demo)
 
     up = sub.add_parser("up", help="stand the deployment up on 127.0.0.1 for ordinary clients until stdin closes")
-    up.add_argument("--cdk-out", type=Path, help="use this synthesized assembly instead of synthesizing")
+    up.add_argument("--cdk-out", type=Path, help="use this synthesized assembly (no -c) instead of synthesizing")
     up.add_argument("-c", "--context", action="append", default=[], help="context override (as for demo)")
-    up.add_argument("--lag", type=float, default=1.0, help="emulated replication lag in seconds (default 1.0)")
+    up.add_argument(
+        "--lag",
+        type=non_negative_seconds(MAX_LAG_SECONDS),
+        default=1.0,
+        help=f"emulated replication lag in seconds, 0 to {MAX_LAG_SECONDS:g} (default 1.0)",
+    )
+    add_debug(up)
 
     verify = sub.add_parser("verify", help="verify a real deployment (needs AWS credentials)")
     verify.add_argument("--stack-prefix", default="MrkToolkit")
@@ -36,44 +64,111 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("--replicas", required=True, help="comma-separated replica regions")
     verify.add_argument("--table", default="mrk-toolkit-records")
     verify.add_argument("--sensitive-fields", default="ssn,date_of_birth,card_number")
-    verify.add_argument("--deadline", type=float, default=60.0, help="seconds to wait for replication")
-    args = parser.parse_args(argv)
+    verify.add_argument(
+        "--deadline", type=non_negative_seconds(3600), default=60.0, help="seconds to wait for replication"
+    )
+    add_debug(verify)
+    return parser
 
+
+def _overrides(pairs: list[str]) -> dict[str, Any]:
+    """``-c key=value`` pairs, checked together with cdk.json before anything is synthesized."""
+    from stacks.config import load_config, read_cdk_json
+
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"-c expects key=value, got {pair!r}: e.g. -c mrk-toolkit:replicaRegions=us-west-1")
+        overrides[key] = value
+    context = read_cdk_json(REPO / "cdk.json").get("context", {})
+    load_config({**context, **overrides})
+    return overrides
+
+
+def _cdk_cli_synth(outdir: Path, pairs: list[str]) -> Path:
+    cdk = REPO / "node_modules" / ".bin" / "cdk"
+    if not cdk.exists():
+        raise UsageError("the pinned CDK CLI is not installed (node_modules/.bin/cdk): run `make setup`")
+    command = [str(cdk), "synth", "-q", "-o", str(outdir), *(arg for pair in pairs for arg in ("-c", pair))]
+    print("$ cdk " + " ".join(command[1:]), file=sys.stderr, flush=True)
+    path = os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", "")))
+    done = subprocess.run(command, cwd=REPO, env={**os.environ, "PATH": path}, check=False)  # noqa: S603
+    if done.returncode != 0:
+        raise UsageError(f"`cdk synth` failed with exit code {done.returncode}; its message is above")
+    return outdir
+
+
+def _demo(args: argparse.Namespace) -> Any:
+    if args.cdk_out is not None and args.context:
+        raise UsageError(
+            f"-c {args.context[0]} cannot apply to --cdk-out {args.cdk_out}, which is already synthesized: "
+            "drop --cdk-out (the demo then synthesizes with -c) or synthesize that folder with those options"
+        )
+    overrides = _overrides(args.context)
+    cdk_out = require_assembly(args.cdk_out) if args.cdk_out is not None else None
+    if args.synth_to is not None:
+        cdk_out = _cdk_cli_synth(args.synth_to, args.context)
+    from offline.emulated import run_offline
+
+    return run_offline(cdk_out=cdk_out, context_overrides=overrides, lag_seconds=args.lag, log_dir=args.log_dir)
+
+
+def _regions(primary: str, replicas_text: str) -> tuple[str, ...]:
+    from stacks.config import known_regions
+
+    replicas = tuple(r.strip() for r in replicas_text.split(",") if r.strip())
+    for flag, region in (("--primary", primary), *(("--replicas", r) for r in replicas)):
+        if region not in known_regions():
+            raise UsageError(f"{flag} {region}: not a known AWS region; e.g. --primary us-east-2 --replicas us-west-1")
+    if not replicas:
+        raise UsageError(f"--replicas {replicas_text!r} names no region: e.g. --replicas us-west-1,eu-west-1")
+    return replicas
+
+
+def _verify(args: argparse.Namespace) -> Any:
+    replicas = _regions(args.primary, args.replicas)
+    from offline.deployed import DeployedEnvironment, LambdaInvoker, discover_functions
+    from offline.scenario import Verification
+
+    names = discover_functions(args.stack_prefix, (args.primary, *replicas))
+    env = DeployedEnvironment(
+        primary_region=args.primary,
+        replica_regions=replicas,
+        sensitive_fields=tuple(args.sensitive_fields.split(",")),
+        table_name=args.table,
+        function_names=names,
+    )
+    return Verification(
+        LambdaInvoker(names), env, replication_deadline_s=args.deadline, extra_checks=env.extra_checks
+    ).run()
+
+
+def _up(args: argparse.Namespace) -> int:
+    if args.cdk_out is not None and args.context:
+        raise UsageError(
+            f"-c {args.context[0]} cannot apply to --cdk-out {args.cdk_out}, which is already synthesized: "
+            "drop --cdk-out (up then synthesizes with -c) or synthesize that folder with those options"
+        )
+    overrides = _overrides(args.context)
+    cdk_out = require_assembly(args.cdk_out) if args.cdk_out is not None else None
+    from offline.emulated import serve
+
+    serve(cdk_out=cdk_out, context_overrides=overrides, lag_seconds=args.lag, wait=sys.stdin.read)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command; an expected error is one line on stderr and exit code 2."""
+    return run(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
+    quiet_jsii()
+    args = _parser().parse_args(argv)
     if args.command == "up":
-        from offline.emulated import parse_context, serve
-
-        serve(
-            cdk_out=args.cdk_out,
-            context_overrides=parse_context(args.context),
-            lag_seconds=args.lag,
-            wait=sys.stdin.read,
-        )
-        return 0
-    if args.command == "demo":
-        from offline.emulated import parse_context, run_offline
-
-        report = run_offline(
-            cdk_out=args.cdk_out,
-            context_overrides=parse_context(args.context),
-            lag_seconds=args.lag,
-            log_dir=args.log_dir,
-        )
-    else:
-        from offline.deployed import DeployedEnvironment, LambdaInvoker, discover_functions
-        from offline.scenario import Verification
-
-        replicas = tuple(r.strip() for r in args.replicas.split(",") if r.strip())
-        names = discover_functions(args.stack_prefix, (args.primary, *replicas))
-        env = DeployedEnvironment(
-            primary_region=args.primary,
-            replica_regions=replicas,
-            sensitive_fields=tuple(args.sensitive_fields.split(",")),
-            table_name=args.table,
-            function_names=names,
-        )
-        report = Verification(
-            LambdaInvoker(names), env, replication_deadline_s=args.deadline, extra_checks=env.extra_checks
-        ).run()
+        return _up(args)
+    report = _demo(args) if args.command == "demo" else _verify(args)
     print(report.render())
     if getattr(args, "json", None):
         args.json.write_text(json.dumps([c.__dict__ for c in report.checks], indent=2))

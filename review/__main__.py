@@ -4,7 +4,9 @@ python -m review [--cdk-out cdk.out] [--out review-out] [-c key=value ...]
     write policy-review.md and policy-review.json (synthesizes cdk.json's deployment in-process,
     with the -c overrides, when --cdk-out is not given)
 python -m review readme README.md [--check] [--cdk-out cdk.out] [-c key=value ...]
-    rewrite the architecture diagram between the README's markers (--check: exit 1 if stale)
+    rewrite the architecture diagram between the README's markers (--check: exit 1 if stale); a
+    committed file gets only cdk.json's default deployment (no -c, an assembly of its regions)
+Add --debug to see the traceback of an error.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from offline.cli import Parser, UsageError, add_debug, is_committed, quiet_jsii, require_assembly, run
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +31,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="context override when synthesizing, e.g. mrk-toolkit:replicaRegions=us-west-1,eu-west-1",
     )
+    add_debug(parser)
+
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def load(cdk_out: Path | None, context: list[str]) -> Any:
@@ -34,39 +42,81 @@ def load(cdk_out: Path | None, context: list[str]) -> Any:
 
     if cdk_out is not None:
         if context:
-            raise SystemExit("-c applies when synthesizing; with --cdk-out, synthesize with those options instead")
-        return load_assembly(cdk_out)
+            raise UsageError(
+                f"-c {context[0]} cannot apply to --cdk-out {cdk_out}, which is already synthesized: "
+                "drop --cdk-out (the review then synthesizes with -c) or synthesize that folder with those options"
+            )
+        return load_assembly(require_assembly(cdk_out))
     from offline.emulated import parse_context, synthesize
+    from stacks.config import load_config, read_cdk_json
+
+    overrides = parse_context(context)
+    load_config({**read_cdk_json(REPO / "cdk.json").get("context", {}), **overrides})
 
     print("synthesizing cdk.json's deployment in-process ...", file=sys.stderr)
-    return load_assembly(synthesize(parse_context(context), tempfile.mkdtemp(prefix="mrk-toolkit-review-")))
+    return load_assembly(synthesize(overrides, tempfile.mkdtemp(prefix="mrk-toolkit-review-")))
+
+
+def default_regions() -> tuple[str, ...]:
+    from stacks.config import load_config, read_cdk_json
+
+    return load_config(read_cdk_json(REPO / "cdk.json").get("context", {})).regions
+
+
+def guard_committed(readme: Path, context: list[str], assembly: Any | None) -> None:
+    """A committed README shows cdk.json's default deployment, never a one-off (-c, REGIONS=...).
+    Called before synthesizing (assembly None: only -c is checked) and again with the assembly."""
+    if not is_committed(readme):
+        return
+    fix = f"the committed {readme} shows cdk.json's default deployment; write the diagram to an uncommitted file"
+    if context:
+        raise UsageError(f"-c {context[0]}: {fix}, or drop -c")
+    regions = sorted({s.region for s in assembly.stacks.values()}) if assembly is not None else []
+    if assembly is not None and regions != sorted(default_regions()):
+        raise UsageError(
+            f"{assembly.directory} is a deployment in {', '.join(regions)}, not the default "
+            f"({', '.join(default_regions())}): {fix}, or synthesize the default (make synth, no REGIONS/ARGS)"
+        )
+
+
+def readme_main(argv: list[str]) -> int:
+    parser = Parser(prog="python -m review readme", description="Refresh the README diagram.")
+    parser.add_argument("readme", type=Path, help="the README to update, e.g. README.md")
+    parser.add_argument("--check", action="store_true", help="do not write; exit 1 if the diagram is stale")
+    _common(parser)
+    args = parser.parse_args(argv)
+    from review.diagram import mermaid
+    from review.readme import MarkersMissing, refresh
+
+    if not args.readme.is_file():
+        raise UsageError(f"{args.readme}: no such file; name the README that holds the diagram markers")
+    if not args.check:
+        guard_committed(args.readme, args.context, None)
+    assembly = load(args.cdk_out, args.context)
+    if not args.check:
+        guard_committed(args.readme, args.context, assembly)
+    try:
+        changed = refresh(args.readme, mermaid(assembly), check=args.check)
+    except MarkersMissing as exc:
+        raise UsageError(f"{args.readme}: {exc}") from None
+    if args.check and changed:
+        print(f"{args.readme}: the architecture diagram is stale; run: make diagram")
+        return 1
+    print(f"{args.readme}: architecture diagram {'updated' if changed else 'up to date'}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """The command; an expected error is one line on stderr and exit code 2."""
+    return run(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
+    quiet_jsii()
     if argv[:1] == ["readme"]:
-        parser = argparse.ArgumentParser(prog="python -m review readme", description="Refresh the README diagram.")
-        parser.add_argument("readme", type=Path, help="the README to update, e.g. README.md")
-        parser.add_argument("--check", action="store_true", help="do not write; exit 1 if the diagram is stale")
-        _common(parser)
-        args = parser.parse_args(argv[1:])
-        from review.diagram import mermaid
-        from review.readme import MarkersMissing, refresh
+        return readme_main(argv[1:])
 
-        try:
-            changed = refresh(args.readme, mermaid(load(args.cdk_out, args.context)), check=args.check)
-        except MarkersMissing as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        if args.check and changed:
-            print(f"{args.readme}: the architecture diagram is stale; run: python -m review readme {args.readme}")
-            return 1
-        print(f"{args.readme}: architecture diagram {'updated' if changed else 'up to date'}")
-        return 0
-
-    parser = argparse.ArgumentParser(
-        prog="python -m review", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+    parser = Parser(prog="python -m review", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("review-out"), help="output directory (default review-out)")
     _common(parser)
     args = parser.parse_args(argv)

@@ -11,7 +11,6 @@ on purpose are listed, each with its reason, in ``.cfnlintrc``; a checkov check 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -108,15 +107,36 @@ def run_checkov(bin_dir: Path, templates: list[Path]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m review.lint", description=__doc__.split("\n\n")[0])
+    """The command; an expected error is one line on stderr and exit code 2."""
+    from offline.cli import run
+
+    return run(_main, argv)
+
+
+def _linters() -> Path:
+    from offline.cli import UsageError
+
+    try:
+        return ensure_venv()
+    except subprocess.CalledProcessError as exc:
+        raise UsageError(
+            f"installing the template linters into {VENV.name} failed (exit {exc.returncode}, pip's message is "
+            f"above): check that PyPI is reachable, then run make lint-templates again"
+        ) from exc
+
+
+def _main(argv: list[str]) -> int:
+    from offline.cli import Parser, UsageError, add_debug, require_assembly
+
+    parser = Parser(prog="python -m review.lint", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cdk-out", type=Path, default=Path("cdk.out"), help="synthesized assembly (default cdk.out)")
+    add_debug(parser)
     args = parser.parse_args(argv)
-    by_region = templates_by_region(args.cdk_out)
+    by_region = templates_by_region(require_assembly(args.cdk_out))
     templates = sorted(t for ts in by_region.values() for t in ts)
     if not templates:
-        print(f"error: no templates in {args.cdk_out}: synthesize first (make synth)", file=sys.stderr)
-        return 2
-    bin_dir = ensure_venv()
+        raise UsageError(f"no templates in {args.cdk_out}: synthesize first (make synth)")
+    bin_dir = _linters()
 
     lint = run_cfn_lint(bin_dir, by_region)
     for f in lint:

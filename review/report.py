@@ -53,6 +53,21 @@ KEY_ADMIN_ACTIONS = (
     "kms:UpdateKeyDescription",
     "kms:UpdatePrimaryRegion",
 )
+# Read-only management actions: not counted as key administration (they change nothing).
+KEY_READ_ACTIONS = (
+    "kms:DescribeKey",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListAliases",
+    "kms:ListGrants",
+    "kms:ListKeyPolicies",
+    "kms:ListKeyRotations",
+    "kms:ListResourceTags",
+)
+# Administration that can hand its holder the use of the key: a rewritten key policy, a grant, or a
+# replica (same key material) created with a key policy of the caller's choosing.
+SELF_GRANT_ACTIONS = ("kms:CreateGrant", "kms:PutKeyPolicy", "kms:ReplicateKey")
+CRYPTO_COLUMNS = ("GenerateDataKey", "Decrypt", "Encrypt", "ReEncrypt")
 KEY_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("GenerateDataKey", ("kms:GenerateDataKey",)),
     ("Decrypt", ("kms:Decrypt",)),
@@ -60,20 +75,89 @@ KEY_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ReEncrypt", ("kms:ReEncryptFrom", "kms:ReEncryptTo")),
     ("key administration", KEY_ADMIN_ACTIONS),
 )
+STREAM_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
+BACKUP_ACTIONS = ("dynamodb:RestoreTableFromBackup",)
 TABLE_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("table read", ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan")),
-    ("table write", ("dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem")),
+    (
+        "table read",
+        ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PartiQLSelect", "dynamodb:Query", "dynamodb:Scan"),
+    ),
+    ("stream read", STREAM_ACTIONS),
+    (
+        "export / backup / restore",
+        (
+            "dynamodb:CreateBackup",
+            "dynamodb:ExportTableToPointInTime",
+            "dynamodb:RestoreTableFromBackup",
+            "dynamodb:RestoreTableToPointInTime",
+        ),
+    ),
+    (
+        "table write",
+        (
+            "dynamodb:BatchWriteItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:PartiQLDelete",
+            "dynamodb:PartiQLInsert",
+            "dynamodb:PartiQLUpdate",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+        ),
+    ),
 )
+
+
+def action_resource(action: str, table_or_key_arn: str) -> str:
+    """The ARN a request for ``action`` names: the stream and backups have ARNs below the table's."""
+    if action in STREAM_ACTIONS:
+        return f"{table_or_key_arn}/stream/<stream-label>"
+    if action in BACKUP_ACTIONS:
+        return f"{table_or_key_arn}/backup/<backup-id>"
+    return table_or_key_arn
+
 
 LEGEND = (
     "`allow`: the key/resource policy and the principal's identity policies (as synthesized) allow it, "
     "for a request carrying what the note lists. `if IAM allows`: the key or table delegates to the "
     "account's IAM policies and this principal's are outside the app (its IAM policies decide). "
-    "`deny`: no policy in the assembly allows it. Key administration: any of "
-    f"{len(KEY_ADMIN_ACTIONS)} management actions (policy, deletion, enable/disable, aliases, grants, "
-    "tags, rotation, replication); the note lists which. `<account>` stands for the deploying account; "
+    "`deny`: no policy in the assembly allows it *as the policies stand*; `deny, can self-grant` marks a "
+    f"principal that may call {', '.join(f'`{a}`' for a in SELF_GRANT_ACTIONS)} on the key: it can rewrite "
+    "the key policy, grant itself, or replicate the key under a policy of its choosing, and so give itself "
+    "that action (each such call is logged in CloudTrail: alarm on it). "
+    f"Key administration: any of these {len(KEY_ADMIN_ACTIONS)} actions that change a key or who may use it: "
+    f"{', '.join(f'`{a}`' for a in KEY_ADMIN_ACTIONS)}; the note lists which. Read-only actions "
+    f"({', '.join(f'`{a}`' for a in KEY_READ_ACTIONS)}) are not counted. Table columns: read (items, "
+    "PartiQL SELECT), stream read (the stream carries NEW_AND_OLD_IMAGES: every item as written), "
+    "export / backup / restore (a full copy of the table, outside its access policies), write (items, "
+    "PartiQL INSERT/UPDATE/DELETE). `Other access only`: principals with no action of the columns but "
+    "some other action on the resource, which the line names. `<account>` stands for the deploying account; "
     "resource names in `<...>` are construct paths (physical names exist only after deploy)."
 )
+
+
+def admin_statement_note(keys: Sequence[Key]) -> str:
+    """How the keys' KeyAdministration statement relates to the column (a different set of actions)."""
+    listed = sorted(
+        {
+            str(a)
+            for key in keys
+            for stmt in statements(key.policy)
+            if stmt.get("Sid") == "KeyAdministration"
+            for a in as_list(stmt.get("Action"))
+        }
+    )
+    if not listed:
+        return ""
+    counted = [a for a in listed if a in KEY_ADMIN_ACTIONS]
+    read_only = [a for a in listed if a in KEY_READ_ACTIONS]
+    other = [a for a in listed if a not in KEY_ADMIN_ACTIONS and a not in KEY_READ_ACTIONS]
+    left_out = [a for a in KEY_ADMIN_ACTIONS if a not in listed]
+    text = (
+        f" The keys' `KeyAdministration` statement lists {len(listed)} actions, not the same set: "
+        f"{len(counted)} of the column's and {len(read_only)} read-only ones"
+    )
+    text += f", and {', '.join(f'`{a}`' for a in other)}" if other else ""
+    return text + f"; it leaves out {', '.join(f'`{a}`' for a in left_out)}." if left_out else text + "."
 
 
 # -- principals --------------------------------------------------------------------------------------
@@ -164,7 +248,8 @@ def _cell(
     needs_resource_policy: bool,
 ) -> dict[str, Any]:
     decisions = {
-        a: evaluate(principal, a, arn, policy, ACCOUNT, needs_resource_policy=needs_resource_policy) for a in actions
+        a: evaluate(principal, a, action_resource(a, arn), policy, ACCOUNT, needs_resource_policy=needs_resource_policy)
+        for a in actions
     }
     verdict = best_of(decisions)
     if verdict == DENY:
@@ -179,6 +264,35 @@ def _cell(
     return {"verdict": verdict, **detail[actions[0]]}
 
 
+def _other_actions(principal: Principal, columns: Any, arn: str, policy: Any, *, key: bool) -> list[str]:
+    """Actions outside the columns (named in the resource's or the principal's policies) it may call."""
+    in_columns = {a for _, actions in columns for a in actions}
+    docs = [policy] if policy else []
+    docs += principal.identity if isinstance(principal.identity, list) else []
+    prefix = "kms:" if key else "dynamodb:"
+    named = {
+        str(a)
+        for _, doc in docs
+        for stmt in statements(doc)
+        for a in as_list(stmt.get("Action"))
+        if str(a).startswith(prefix) and "*" not in str(a)
+    }
+    return sorted(
+        a
+        for a in named - in_columns
+        if evaluate(principal, a, arn, policy, ACCOUNT, needs_resource_policy=key).verdict != DENY
+    )
+
+
+def _self_grant(principal: Principal, cells: dict[str, dict[str, Any]]) -> None:
+    """Mark denied use when the principal may call an action that can give it that use."""
+    admin = cells.get("key administration", {})
+    paths = sorted(set(admin.get("actions", {})) & set(SELF_GRANT_ACTIONS)) if admin.get("verdict") != DENY else []
+    for column in CRYPTO_COLUMNS:
+        if paths and cells[column]["verdict"] == DENY:
+            cells[column]["self_grant"] = paths
+
+
 def _matrix_rows(
     principals: list[Principal], label: str, kind: str, arn: str, policy: Any, *, key: bool
 ) -> list[dict[str, Any]]:
@@ -188,7 +302,13 @@ def _matrix_rows(
         if principal.kind == "via-service" and not key:
             continue  # DynamoDB's own use of a table is not a permission question
         cells = {name: _cell(principal, actions, arn, policy, needs_resource_policy=key) for name, actions in columns}
-        rows.append({"principal": principal.label, "principal_kind": principal.kind, "cells": cells})
+        if key:
+            _self_grant(principal, cells)
+        row = {"principal": principal.label, "principal_kind": principal.kind, "cells": cells}
+        other = _other_actions(principal, columns, arn, policy, key=key)
+        if other:
+            row["other_actions"] = other
+        rows.append(row)
     return [{"resource": label, "resource_kind": kind, "arn": arn, "rows": rows}]
 
 
@@ -285,7 +405,7 @@ def build_review(assembly: CloudAssembly) -> dict[str, Any]:
             for i, wave in enumerate(waves)
             for s in wave
         ],
-        "legend": LEGEND,
+        "legend": LEGEND + admin_statement_note(inventory.keys),
         "mermaid": mermaid_from_inventory(inventory),
         "regions": regions,
     }
@@ -339,17 +459,36 @@ def _note(cell: Mapping[str, Any]) -> str:
 def _verdict_text(cell: Mapping[str, Any], total: int) -> str:
     verdict = cell["verdict"]
     text = {DENY: "deny", IF_IAM: "if IAM allows"}.get(verdict, "**allow**")
+    if cell.get("self_grant"):
+        text = "deny, **can self-grant**"
     if verdict != DENY and total > 1:
         text += f" ({len(cell.get('actions', []))} of {total})"
     return text
 
 
+def _self_grant_note(cell: Mapping[str, Any]) -> str:
+    if not cell.get("self_grant"):
+        return ""
+    return (
+        f"denied only while the key policy stands: this principal may call {', '.join(cell['self_grant'])}, "
+        "which can give it this action (rewrite the key policy, create a grant, or replicate the key under a "
+        "policy of its choosing); each such call is logged in CloudTrail"
+    )
+
+
+def _other_text(row: Mapping[str, Any]) -> str:
+    return f"{_md(row['principal'])}: {', '.join(f'`{a}`' for a in row['other_actions'])}"
+
+
 def _matrix_md(block: Mapping[str, Any], notes: dict[str, int]) -> list[str]:
     key = block["resource_kind"] != "table replica"
     columns = KEY_COLUMNS if key else TABLE_COLUMNS
-    shown, none = [], []
+    shown, other, none = [], [], []
     for row in block["rows"]:
-        (shown if any(c["verdict"] != DENY for c in row["cells"].values()) else none).append(row)
+        if any(c["verdict"] != DENY or c.get("self_grant") for c in row["cells"].values()):
+            shown.append(row)
+        else:
+            (other if row.get("other_actions") else none).append(row)
     lines = [
         f"#### {_md(block['resource'])} — {block['resource_kind']}",
         "",
@@ -361,12 +500,13 @@ def _matrix_md(block: Mapping[str, Any], notes: dict[str, int]) -> list[str]:
         for name, actions in columns:
             cell = row["cells"][name]
             text = _verdict_text(cell, len(actions))
-            if cell["verdict"] != DENY:
-                note = _note(cell)
-                if note:
-                    text += f" [{notes.setdefault(note, len(notes) + 1)}]"
+            note = _note(cell) if cell["verdict"] != DENY else _self_grant_note(cell)
+            if note:
+                text += f" [{notes.setdefault(note, len(notes) + 1)}]"
             cells.append(text)
         lines.append(f"| {_md(row['principal'])} | " + " | ".join(cells) + " |")
+    if other:
+        lines += ["", "Other access only: " + "; ".join(_other_text(r) for r in other) + "."]
     if none:
         lines += ["", "No access: " + ", ".join(_md(r["principal"]) for r in none) + "."]
     return [*lines, ""]

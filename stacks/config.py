@@ -8,10 +8,13 @@ readable message.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 # The functions' own field-name rule (lambda_src never imports CDK; this side may import it).
@@ -58,13 +61,11 @@ LOG_RETENTION_DAYS = (
 class ConfigError(ValueError):
     """A deployment config value is invalid; the message names field, value and fix."""
 
-    def __init__(self, field_name: str, value: object, allowed: str) -> None:
+    def __init__(self, field_name: str, value: object, allowed: str, fix: str | None = None) -> None:
         self.field_name = field_name
         self.value = value
-        super().__init__(
-            f"Invalid config {CONTEXT_PREFIX}{field_name}={value!r}: {allowed}. "
-            f"Fix it in cdk.json or override it with -c {CONTEXT_PREFIX}{field_name}=..."
-        )
+        fix = fix or f"Fix it in cdk.json or override it with -c {CONTEXT_PREFIX}{field_name}=..."
+        super().__init__(f"Invalid config {CONTEXT_PREFIX}{field_name}={value!r}: {allowed}. {fix}")
 
 
 @dataclass(frozen=True)
@@ -149,9 +150,34 @@ def _choice(field_name: str, value: Any, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
+@functools.cache
+def known_regions() -> dict[str, str]:
+    """Every region botocore's endpoint data knows, mapped to its partition (aws, aws-cn, ...)."""
+    from botocore.loaders import create_loader
+
+    endpoints = create_loader().load_data("endpoints")
+    return {region: p["partition"] for p in endpoints["partitions"] for region in p.get("regions", {})}
+
+
+def _did_you_mean(value: str, choices: Any) -> str:
+    close = difflib.get_close_matches(value, list(choices), n=3, cutoff=0.6)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
 def _region(field_name: str, value: Any) -> str:
     if not isinstance(value, str) or not _REGION_RE.match(value):
         raise ConfigError(field_name, value, "expected an AWS region name such as us-east-2")
+    regions = known_regions()
+    if value not in regions:
+        import botocore
+
+        same_kind = [r for r in regions if r.split("-")[0] == value.split("-")[0]] or list(regions)
+        raise ConfigError(
+            field_name,
+            value,
+            f"not a region botocore {botocore.__version__} knows{_did_you_mean(value, same_kind)}; "
+            f"known regions: {', '.join(sorted(same_kind))} (a region newer than botocore: upgrade boto3)",
+        )
     return value
 
 
@@ -206,7 +232,16 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
     raw = {k[len(CONTEXT_PREFIX) :]: v for k, v in context.items() if k.startswith(CONTEXT_PREFIX)}
     unknown = sorted(set(raw) - set(KNOWN_FIELDS))
     if unknown:
-        raise ConfigError(unknown[0], raw[unknown[0]], f"unknown option; known options are {', '.join(KNOWN_FIELDS)}")
+        name = unknown[0]
+        close = difflib.get_close_matches(name, KNOWN_FIELDS, n=1, cutoff=0.6)
+        raise ConfigError(
+            name,
+            raw[name],
+            f"unknown option{_did_you_mean(name, KNOWN_FIELDS)}; known options are {', '.join(KNOWN_FIELDS)}",
+            f"Rename it: {CONTEXT_PREFIX}{close[0]} in cdk.json, -c {CONTEXT_PREFIX}{close[0]}=... on the command line"
+            if close
+            else f"Remove it, or fix its name in cdk.json or in -c {CONTEXT_PREFIX}...",
+        )
 
     def get(name: str, default: Any = None) -> Any:
         return raw.get(name, default)
@@ -302,8 +337,44 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
 
 
 def _partition(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
+    return known_regions()[region]
+
+
+class CdkJsonError(ValueError):
+    """cdk.json is not valid JSON: the message gives the file, line and column."""
+
+
+def read_cdk_json(path: Path) -> dict[str, Any]:
+    """cdk.json as a dict, or CdkJsonError naming the line and column of the first syntax error
+    (the CDK CLI reports only a character offset)."""
+    text = path.read_text()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        line = text.splitlines()[exc.lineno - 1] if exc.lineno <= len(text.splitlines()) else ""
+        raise CdkJsonError(
+            f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno} ({line.strip()[:60]!r}): {exc.msg}. "
+            f"Fix the JSON syntax there (a trailing comma or a missing quote is the usual cause)"
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("context", {}), dict):
+        raise CdkJsonError(f'{path}: expected a JSON object with a "context" object. Fix {path.name}')
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m stacks.config [cdk.json]``: check cdk.json's syntax and its mrk-toolkit config
+    (the Makefile runs it before the CDK CLI, whose JSON errors give only a character offset)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    path = Path(args[0] if args else "cdk.json")
+    try:
+        load_config(read_cdk_json(path).get("context", {}))
+    except (CdkJsonError, ConfigError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

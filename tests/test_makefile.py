@@ -1,0 +1,78 @@
+"""The Makefile as documented: `make help` lists every verb and variable, the documented variables
+reach the commands they are documented for, and no variable makes a verb overwrite a committed file."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+
+import pytest
+
+from tests.infra.synth import REPO_ROOT
+
+MAKEFILE = (REPO_ROOT / "Makefile").read_text()
+
+
+def make(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def phony_verbs() -> list[str]:
+    (line,) = re.findall(r"^\.PHONY:(.*)$", MAKEFILE, re.M)
+    return line.split()
+
+
+def test_help_lists_every_verb_and_variable() -> None:
+    result = make("help")
+    assert result.returncode == 0, result.stderr
+    listed = set(re.findall(r"^  ([a-z-]+) ", result.stdout, re.M))
+    assert set(phony_verbs()) <= listed
+    variables = set(re.findall(r"\$\(([A-Z]+)\)", MAKEFILE)) - {"BIN", "VENV", "CURDIR", "PATH", "CONTEXT"}
+    assert variables == {"REGIONS", "ARGS", "QUICK", "PYTHON"}
+    for name in variables:
+        assert re.search(rf"^  {name}=", result.stdout, re.M), f"make help does not document {name}"
+
+
+def test_plain_make_prints_help() -> None:
+    assert "usage: make <verb>" in make("-n").stdout
+
+
+@pytest.mark.parametrize("verb", ["demo", "synth"])
+def test_regions_and_every_c_in_args_reach_the_synth(verb: str) -> None:
+    args = "-c mrk-toolkit:primaryRegion=eu-west-1 -c mrk-toolkit:algorithmSuite=committing-unsigned"
+    result = make("-n", verb, "REGIONS=us-west-1,eu-central-1", f"ARGS={args}")
+    assert result.returncode == 0, result.stderr
+    (line,) = [x for x in result.stdout.splitlines() if ("synth" in x and "-o cdk.out" in x) or "--synth-to" in x]
+    assert "-c mrk-toolkit:replicaRegions=us-west-1,eu-central-1" in line
+    assert args in line
+
+
+def test_synth_clears_the_previous_stack_list() -> None:
+    lines = make("-n", "synth").stdout.splitlines()
+    clear = next(i for i, x in enumerate(lines) if x.startswith("rm -f cdk.out/*.template.json"))
+    assert clear < next(i for i, x in enumerate(lines) if x.startswith("cdk synth"))
+
+
+def test_diagram_refuses_a_non_default_deployment() -> None:
+    before = (REPO_ROOT / "README.md").read_text()
+    result = make("diagram", "REGIONS=eu-west-1")
+    assert result.returncode != 0
+    assert "default deployment" in result.stderr
+    assert (REPO_ROOT / "README.md").read_text() == before
+
+
+def test_bench_quick_never_writes_the_committed_results() -> None:
+    from benchmarks.__main__ import COMMITTED, _parser, output_path
+
+    (line,) = [x for x in make("-n", "bench", "QUICK=1").stdout.splitlines() if "-m benchmarks" in x]
+    args = shlex.split(line.split("-m benchmarks", 1)[1])
+    assert "--quick" in args
+    assert output_path(_parser().parse_args(args)) != COMMITTED
