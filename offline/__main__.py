@@ -99,14 +99,19 @@ def _cdk_cli_synth(outdir: Path, pairs: list[str]) -> Path:
     return outdir
 
 
-def _demo(args: argparse.Namespace) -> Any:
+def _source(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
+    """(the assembly given with --cdk-out, or None to synthesize; the -c overrides, checked)."""
     if args.cdk_out is not None and args.context:
         raise UsageError(
             f"-c {args.context[0]} cannot apply to --cdk-out {args.cdk_out}, which is already synthesized: "
-            "drop --cdk-out (the demo then synthesizes with -c) or synthesize that folder with those options"
+            f"drop --cdk-out ({args.command} then synthesizes with -c) or synthesize that folder with those options"
         )
     overrides = _overrides(args.context)
-    cdk_out = require_assembly(args.cdk_out) if args.cdk_out is not None else None
+    return (require_assembly(args.cdk_out) if args.cdk_out is not None else None), overrides
+
+
+def _demo(args: argparse.Namespace) -> Any:
+    cdk_out, overrides = _source(args)
     if args.synth_to is not None:
         cdk_out = _cdk_cli_synth(args.synth_to, args.context)
     from offline.emulated import run_offline
@@ -145,13 +150,7 @@ def _verify(args: argparse.Namespace) -> Any:
 
 
 def _up(args: argparse.Namespace) -> int:
-    if args.cdk_out is not None and args.context:
-        raise UsageError(
-            f"-c {args.context[0]} cannot apply to --cdk-out {args.cdk_out}, which is already synthesized: "
-            "drop --cdk-out (up then synthesizes with -c) or synthesize that folder with those options"
-        )
-    overrides = _overrides(args.context)
-    cdk_out = require_assembly(args.cdk_out) if args.cdk_out is not None else None
+    cdk_out, overrides = _source(args)
     from offline.emulated import serve
 
     serve(cdk_out=cdk_out, context_overrides=overrides, lag_seconds=args.lag, wait=sys.stdin.read)

@@ -98,3 +98,10 @@ def test_demo_passes_every_c_option_to_the_cdk_cli(tmp_path: Path, monkeypatch: 
     (command,) = calls
     assert command[1:5] == ["synth", "-q", "-o", str(tmp_path)]
     assert command[5:] == ["-c", pairs[0], "-c", pairs[1]]
+
+
+@pytest.mark.parametrize("command", ["demo", "up"])
+def test_context_overrides_on_an_already_synthesized_assembly_are_refused(command: str, tmp_path: Path) -> None:
+    """-c cannot change an assembly that exists: refused in one line, before anything starts."""
+    result = run_cli("-m", "offline", command, "--cdk-out", str(tmp_path), "-c", "mrk-toolkit:replicaRegions=eu-west-1")
+    assert_one_line(result, "cannot apply to --cdk-out", f"{command} then synthesizes with -c")
