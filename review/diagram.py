@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from review.policy import as_list, matches, statements
 
@@ -101,9 +101,10 @@ def mermaid_from_inventory(inventory: Inventory) -> str:
             for stmt in statements(document):
                 if stmt.get("Effect") != "Allow" or "NotResource" in stmt:
                     continue
+                limit = _attribute_limit(stmt)
                 for arn, node in targets:
                     if any(isinstance(r, str) and r != "*" and matches(r, arn) for r in as_list(stmt.get("Resource"))):
-                        allowed.setdefault(node, set()).update(str(a) for a in as_list(stmt.get("Action")))
+                        allowed.setdefault(node, set()).update(f"{a}{limit}" for a in as_list(stmt.get("Action")))
         for node, actions in allowed.items():
             edges.add(f"  {source} -->|{_edge_label(actions)}| {node}")
         if fn.log_key_arn and fn.log_key_arn in nodes:
@@ -120,6 +121,16 @@ def _table_node(region: str, name: str, arn: str, nodes: dict[str, str], what: s
     node = _id("table", region, name)
     nodes[arn] = node
     return f"{' ' * indent}{node}[({_label(name, what)})]"
+
+
+def _attribute_limit(stmt: dict[str, Any]) -> str:
+    """' of id/_version' for a statement limited to named DynamoDB attributes (a diagram must not
+    show an attribute-limited read as a read of the whole item)."""
+    for pairs in (stmt.get("Condition") or {}).values():
+        for key, values in pairs.items():
+            if key.lower() == "dynamodb:attributes":
+                return " of " + "/".join(str(v) for v in as_list(values))
+    return ""
 
 
 def _edge_label(actions: Iterable[str]) -> str:

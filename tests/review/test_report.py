@@ -159,6 +159,10 @@ def test_mermaid_diagram_is_drawn_from_the_assembly(cdk_out: Path, review: dict[
     assert "fn_us_west_1_Records_Reader_Function -->|kms:Decrypt| key_us_west_1_RecordsKey_Key" in edges
     assert "key_us_west_1_RecordsKey_Key -. replica of .-> key_us_east_2_RecordsKey_Key" in edges
     assert "table_us_west_1_mrk_toolkit_records -->|SSE| key_us_west_1_TableKey_Key" in edges
+    # The writer's read is limited to the key and the version: the diagram says so.
+    writer_table = "fn_us_west_1_Records_Writer_Function -->|dynamodb:GetItem of id/_version, dynamodb:PutItem|"
+    assert f"{writer_table} table_us_west_1_mrk_toolkit_records" in edges
+    assert "fn_us_west_1_Records_Reader_Function -->|dynamodb:GetItem| table_us_west_1_mrk_toolkit_records" in edges
 
 
 def test_readme_block_is_rewritten_between_the_markers_only(cdk_out: Path, tmp_path: Path) -> None:
