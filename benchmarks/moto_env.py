@@ -131,8 +131,8 @@ def in_process_aws() -> Iterator[Keys]:
     """moto's in-process mock (mock_aws), with the MRK decrypt patch applied first."""
     from moto import mock_aws
 
-    from offline.moto_patches import apply_moto_mrk_patch
+    from offline.moto_patches import apply_moto_patches
 
-    apply_moto_mrk_patch()
+    apply_moto_patches()
     with fake_credentials(), mock_aws():
         yield create_resources(lambda service, region: boto3.client(service, region_name=region))

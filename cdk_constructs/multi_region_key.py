@@ -96,6 +96,8 @@ class MultiRegionKey(Construct):
       users: writer/reader role paths and the required encryption context.
       alias: alias created for the key in this region (same name in every region).
       pending_window_days: 7-30, waiting period before deletion.
+      rotation_period_days: 90-2560, automatic rotation period of the primary (default 365);
+        replicas follow the primary's rotations and take no period of their own.
       removal_policy: default RETAIN.
 
     Attributes: ``key_arn`` (the ARN in this region; same ``mrk-`` id everywhere),
@@ -113,6 +115,7 @@ class MultiRegionKey(Construct):
         replica_regions: Sequence[str] = (),
         admin_arns: Sequence[str] = (),
         pending_window_days: int = 30,
+        rotation_period_days: int = 365,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -135,6 +138,7 @@ class MultiRegionKey(Construct):
                 description=f"{description} (primary)",
                 multi_region=True,
                 enable_key_rotation=True,
+                rotation_period_in_days=rotation_period_days,
                 key_spec="SYMMETRIC_DEFAULT",
                 key_usage="ENCRYPT_DECRYPT",
                 pending_window_in_days=pending_window_days,

@@ -1,5 +1,6 @@
 """Command line: `python -m offline demo` (the main job, offline), `python -m offline up` (the
-emulated deployment kept up on 127.0.0.1 for ordinary clients) and `python -m offline verify`
+emulated deployment kept up on 127.0.0.1 for ordinary clients), `python -m offline rotate` (the
+multi-region key rotated on demand) and `python -m offline verify`
 (the same checks against a real deployment).
 
 demo synthesizes cdk.json's deployment (plus the -c overrides) in-process, or with the CDK CLI
@@ -57,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
         help=f"emulated replication lag in seconds, 0 to {MAX_LAG_SECONDS:g} (default 1.0)",
     )
     add_debug(up)
+
+    rotate = sub.add_parser(
+        "rotate", help="rotate the multi-region key on demand, in its primary region (replicas follow)"
+    )
+    rotate.add_argument("--primary", required=True, help="the primary region, e.g. us-east-2")
+    rotate.add_argument("--stack-prefix", default="MrkToolkit")
+    add_debug(rotate)
 
     verify = sub.add_parser("verify", help="verify a real deployment (needs AWS credentials)")
     verify.add_argument("--stack-prefix", default="MrkToolkit")
@@ -119,13 +127,17 @@ def _demo(args: argparse.Namespace) -> Any:
     return run_offline(cdk_out=cdk_out, context_overrides=overrides, lag_seconds=args.lag, log_dir=args.log_dir)
 
 
-def _regions(primary: str, replicas_text: str) -> tuple[str, ...]:
+def _known_region(flag: str, region: str) -> None:
     from stacks.config import known_regions
 
+    if region not in known_regions():
+        raise UsageError(f"{flag} {region}: not a known AWS region; e.g. --primary us-east-2 --replicas us-west-1")
+
+
+def _regions(primary: str, replicas_text: str) -> tuple[str, ...]:
     replicas = tuple(r.strip() for r in replicas_text.split(",") if r.strip())
     for flag, region in (("--primary", primary), *(("--replicas", r) for r in replicas)):
-        if region not in known_regions():
-            raise UsageError(f"{flag} {region}: not a known AWS region; e.g. --primary us-east-2 --replicas us-west-1")
+        _known_region(flag, region)
     if not replicas:
         raise UsageError(f"--replicas {replicas_text!r} names no region: e.g. --replicas us-west-1,eu-west-1")
     return replicas
@@ -149,6 +161,23 @@ def _verify(args: argparse.Namespace) -> Any:
     ).run()
 
 
+def _rotate(args: argparse.Namespace) -> int:
+    """RotateKeyOnDemand on the primary MRK (a real account, or `python -m offline up`)."""
+    import boto3
+
+    from offline.rotation import primary_key_arn, rotate
+
+    _known_region("--primary", args.primary)
+    kms = boto3.client("kms", region_name=args.primary)
+    arn = primary_key_arn(boto3.client("cloudformation", region_name=args.primary), args.stack_prefix, args.primary)
+    config = kms.describe_key(KeyId=arn)["KeyMetadata"].get("MultiRegionConfiguration", {})
+    if config.get("MultiRegionKeyType") == "REPLICA":
+        home = config.get("PrimaryKey", {}).get("Region", "its primary region")
+        raise UsageError(f"{args.primary} holds a replica of the multi-region key: run with --primary {home}")
+    print(rotate(kms, arn))
+    return 0
+
+
 def _up(args: argparse.Namespace) -> int:
     cdk_out, overrides = _source(args)
     from offline.emulated import serve
@@ -167,6 +196,8 @@ def _main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.command == "up":
         return _up(args)
+    if args.command == "rotate":
+        return _rotate(args)
     report = _demo(args) if args.command == "demo" else _verify(args)
     print(report.render())
     if getattr(args, "json", None):

@@ -18,6 +18,7 @@ from offline.invariants import DeployedReader, deployed_checks
 from offline.probes import KmsProbes, condition_checks
 from offline.provisioner import Deployment, Provisioner
 from offline.replication import GlobalTablesEmulator
+from offline.rotation import rotation_check
 from offline.scenario import Check, Invocation, Report, Verification
 from offline.served import ServedApis
 from offline.server import MOTO_ACCOUNT, EmulatedAws
@@ -132,7 +133,8 @@ class EmulatedEnvironment:
             role_arns={(f.region, f.kind): f.role_arn for f in self.deployment.functions},
         )
         record_context = lambda: self.host.seen_contexts.get("kms:GenerateDataKey")  # noqa: E731
-        return condition_checks(self.probes, regions, table) + deployed_checks(reader, regions, record_context)
+        checks = condition_checks(self.probes, regions, table) + deployed_checks(reader, regions, record_context)
+        return [*checks, rotation_check(self)]
 
     def report_header(self, assembly: CloudAssembly) -> list[str]:
         writer_env = self.deployment.function(self.primary_region, "writer").environment

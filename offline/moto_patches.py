@@ -1,4 +1,6 @@
-"""The one patch the emulator needs: moto 5.2.5 cannot decrypt multi-region-key ciphertext.
+"""The two patches the emulator needs (``apply_moto_patches`` applies both).
+
+1. moto 5.2.5 cannot decrypt multi-region-key ciphertext.
 
 moto packs the key id into a fixed 36-byte field of its (made-up) ciphertext blob, but its MRK
 ids are 40 characters (``mrk-`` + a uuid4), so the id is truncated and every Decrypt of MRK
@@ -8,14 +10,25 @@ nothing outside moto reads.
 
 ``needs_moto_mrk_patch()`` tells whether the installed moto still has the bug;
 tests/runtime/test_moto_patch.py fails when it no longer does, so the patch gets removed.
+
+2. moto's RotateKeyOnDemand only records a rotation: the key material stays, so no test of
+rotation could fail. ``apply_moto_rotation_patch`` rotates the material of the primary and of
+every replica (as KMS does for a multi-region key) and keeps the earlier materials for decrypt.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 
 _KEY_ID_FIELD = 40
 _PATCHED_MARK = "_mrk_toolkit_patched"
+
+
+def apply_moto_patches() -> None:
+    """Both patches, in this process (idempotent)."""
+    apply_moto_mrk_patch()
+    apply_moto_rotation_patch()
 
 
 def needs_moto_mrk_patch() -> bool:
@@ -62,3 +75,83 @@ def apply_moto_mrk_patch() -> None:
     utils._serialize_ciphertext_blob = serialize
     utils._deserialize_ciphertext_blob = deserialize
     setattr(utils, _PATCHED_MARK, True)
+
+
+# -- key rotation ---------------------------------------------------------------------------------
+_ROTATION_MARK = "_mrk_toolkit_rotation"
+_PREVIOUS = "_mrk_toolkit_previous_materials"
+
+
+def needs_moto_rotation_patch() -> bool:
+    """True if moto's RotateKeyOnDemand leaves the key material as it was (it only records the
+    rotation), so that a test of rotation could not fail."""
+    from moto.kms.models import KmsBackend
+
+    original = getattr(KmsBackend, "_mrk_toolkit_original_rotate", KmsBackend.rotate_key_on_demand)
+    backend = KmsBackend("us-east-1", "123456789012")
+    key = backend.create_key(None, "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT", "d", None, multi_region=True)
+    before = key.key_material
+    original(backend, key.id)
+    return key.key_material == before
+
+
+def apply_moto_rotation_patch() -> None:
+    """Make rotation real in this process, as KMS does it: ``RotateKeyOnDemand`` (primary only;
+    a replica is refused) gives the key new material, and every replica of a multi-region key
+    the same new material; new ciphertext uses the newest material, and ciphertext made before
+    still decrypts (the old materials are kept). Idempotent; a no-op once moto rotates itself.
+    """
+    from moto.kms import models
+    from moto.kms.exceptions import InvalidCiphertextException, ValidationException
+
+    if getattr(models, _ROTATION_MARK, False) or not needs_moto_rotation_patch():
+        return
+    original_rotate = models.KmsBackend.rotate_key_on_demand
+    original_decrypt = models.decrypt
+
+    def rotate(self, key_id):  # type: ignore[no-untyped-def]
+        key = self.keys[self.get_key_id(key_id)]
+        primary = (getattr(key, "multi_region_configuration", None) or {}).get("PrimaryKey", {}).get("Arn")
+        if getattr(key, "multi_region", False) and primary != key.arn:
+            raise ValidationException(f"{key.arn} is a multi-region replica key: rotate its primary key instead")
+        result = original_rotate(self, key_id)
+        material = os.urandom(32)
+        for backend in models.kms_backends[self.account_id].values():
+            same = backend.keys.get(key.id)
+            if same is not None:
+                setattr(same, _PREVIOUS, [same.key_material, *getattr(same, _PREVIOUS, [])])
+                same.key_material = material
+        return result
+
+    def decrypt(master_keys, ciphertext_blob, encryption_context):  # type: ignore[no-untyped-def]
+        try:
+            return original_decrypt(master_keys, ciphertext_blob, encryption_context)
+        except InvalidCiphertextException:
+            key = master_keys.get(_key_id_of(ciphertext_blob))
+            for material in getattr(key, _PREVIOUS, []):
+                try:
+                    return original_decrypt({key.id: _Material(material)}, ciphertext_blob, encryption_context)
+                except InvalidCiphertextException:
+                    continue
+            raise
+
+    models.KmsBackend._mrk_toolkit_original_rotate = original_rotate  # type: ignore[attr-defined]
+    models.KmsBackend.rotate_key_on_demand = rotate
+    models.decrypt = decrypt
+    setattr(models, _ROTATION_MARK, True)
+
+
+class _Material:
+    """A stand-in key holding one earlier material (moto's decrypt reads only ``key_material``)."""
+
+    def __init__(self, material: bytes) -> None:
+        self.key_material = material
+
+
+def _key_id_of(ciphertext_blob: bytes) -> str:
+    from moto.kms import utils
+
+    try:
+        return str(utils._deserialize_ciphertext_blob(ciphertext_blob=ciphertext_blob).key_id)
+    except Exception:
+        return ""

@@ -180,7 +180,8 @@ class Provisioner:
             MultiRegion=bool(p.get("MultiRegion", False)),
         )["KeyMetadata"]
         if p.get("EnableKeyRotation"):
-            kms.enable_key_rotation(KeyId=meta["KeyId"])
+            period = {"RotationPeriodInDays": int(p["RotationPeriodInDays"])} if p.get("RotationPeriodInDays") else {}
+            kms.enable_key_rotation(KeyId=meta["KeyId"], **period)
         d.keys[f"{stack.name}/{lid}"] = {"Arn": meta["Arn"], "KeyId": meta["KeyId"], "Region": stack.region}
         return meta["KeyId"], {"Arn": meta["Arn"], "KeyId": meta["KeyId"]}
 

@@ -62,9 +62,9 @@ class EmulatedAws:
         return self._server.gateway
 
     def start(self) -> EmulatedAws:
-        from offline.moto_patches import apply_moto_mrk_patch
+        from offline.moto_patches import apply_moto_patches
 
-        apply_moto_mrk_patch()
+        apply_moto_patches()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
         self._server = _server_class()(ip_address="127.0.0.1", port=0, verbose=False)

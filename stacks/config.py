@@ -89,6 +89,7 @@ class ToolkitConfig:
     key_alias: str = "alias/mrk-toolkit/records"
     removal_policy: str = "retain"
     key_pending_window_days: int = 30
+    key_rotation_days: int = 365
     key_admin_arns: tuple[str, ...] = ()
     sensitive_fields: tuple[str, ...] = ("ssn", "date_of_birth", "card_number")
     unsigned_attributes: tuple[str, ...] = ()
@@ -207,6 +208,7 @@ KNOWN_FIELDS = (
     "keyAlias",
     "removalPolicy",
     "keyPendingWindowDays",
+    "keyRotationDays",
     "keyAdminArns",
     "sensitiveFields",
     "unsignedAttributes",
@@ -325,6 +327,7 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
         ),
         removal_policy=_choice("removalPolicy", get("removalPolicy", "retain"), REMOVAL_POLICIES),
         key_pending_window_days=_int("keyPendingWindowDays", get("keyPendingWindowDays", 30), 7, 30),
+        key_rotation_days=_int("keyRotationDays", get("keyRotationDays", 365), 90, 2560),
         key_admin_arns=tuple(admin_arns),
         sensitive_fields=sensitive,
         unsigned_attributes=unsigned,

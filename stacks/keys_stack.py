@@ -37,6 +37,7 @@ class KeysStack(Stack):
             replica_regions=config.replica_regions,
             admin_arns=config.key_admin_arns,
             pending_window_days=config.key_pending_window_days,
+            rotation_period_days=config.key_rotation_days,
             removal_policy=removal,
         )
         self.table_key = TableKey(

@@ -68,6 +68,8 @@ def test_account_comes_from_cdk_default_account_unless_set() -> None:
         ({"replicaRegion": "us-west-1"}, "replicaRegion", "unknown option"),
         ({"keyPendingWindowDays": 3}, "keyPendingWindowDays", "from 7 to 30"),
         ({"keyPendingWindowDays": 31}, "keyPendingWindowDays", "from 7 to 30"),
+        ({"keyRotationDays": 30}, "keyRotationDays", "from 90 to 2560"),
+        ({"keyRotationDays": 3000}, "keyRotationDays", "from 90 to 2560"),
         ({"removalPolicy": "delete"}, "removalPolicy", "retain, destroy"),
         ({"algorithmSuite": "fast"}, "algorithmSuite", "signing, committing-unsigned"),
         ({"sensitiveFields": []}, "sensitiveFields", "at least one"),

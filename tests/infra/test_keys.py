@@ -53,6 +53,7 @@ def test_primary_is_a_symmetric_multi_region_key_with_rotation(synthesized: Synt
     props = key["Properties"]
     assert props["MultiRegion"] is True
     assert props["EnableKeyRotation"] is True
+    assert props["RotationPeriodInDays"] == synthesized.config.key_rotation_days
     assert props["KeySpec"] == "SYMMETRIC_DEFAULT"
     assert props["KeyUsage"] == "ENCRYPT_DECRYPT"
     assert 7 <= props["PendingWindowInDays"] <= 30
@@ -167,3 +168,14 @@ def test_application_roles_have_no_permission_on_the_table_keys(synthesized: Syn
                 for res in as_list(stmt.get("Resource", [])):
                     ref = stack_output_ref(res)
                     assert ref is None or ref["OutputName"] not in table_key_outputs
+
+
+def test_the_rotation_period_is_configuration_and_replicas_take_none() -> None:
+    from tests.infra.synth import context_for, synthesize
+
+    app = synthesize(context_for(keyRotationDays="90"))
+    _, key = mrk(app, app.config.primary_region)
+    assert key["Properties"]["RotationPeriodInDays"] == 90
+    for region in app.config.replica_regions:
+        _, replica = mrk(app, region)
+        assert "RotationPeriodInDays" not in replica["Properties"], "a replica follows the primary"

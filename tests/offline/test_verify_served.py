@@ -101,3 +101,16 @@ def test_verify_catches_an_edited_deployment(
     assert any("point-in-time recovery is DISABLED on the us-west-1 replica" in line for line in fails), out
     assert any("IAM's simulator lets the reader's role kms:Decrypt with" in line for line in fails), out
     assert any("the key policy lets" in line for line in fails), out
+
+
+def test_rotate_rotates_the_primary_and_refuses_a_replica_region(
+    default_assembly: Path, served: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m offline rotate` unchanged against the served deployment (only the endpoint differs)."""
+    served(default_assembly)
+    assert main(["rotate", "--primary", "us-east-2"]) == 0
+    out = capsys.readouterr().out
+    assert "rotated arn:aws:kms:us-east-2:" in out and "(1 rotation(s) so far)" in out
+    assert main(["rotate", "--primary", "us-west-1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds a replica" in err[0] and "--primary us-east-2" in err[0], err

@@ -17,7 +17,7 @@ from moto import mock_aws
 from record_crypto.service import RecordService
 from record_crypto.settings import Settings
 
-from offline.moto_patches import apply_moto_mrk_patch
+from offline.moto_patches import apply_moto_patches
 
 PRIMARY, REPLICA = "us-east-2", "us-west-1"
 TABLE = "mrk-toolkit-records"
@@ -133,7 +133,7 @@ class TwoRegions:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[TwoRegions]:
-    apply_moto_mrk_patch()
+    apply_moto_patches()
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",

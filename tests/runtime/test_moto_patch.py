@@ -1,8 +1,17 @@
-"""The one moto patch (offline/moto_patches.py) must stay needed, and must be idempotent."""
+"""The moto patches (offline/moto_patches.py) must stay needed, and must be idempotent."""
 
 from __future__ import annotations
 
-from offline.moto_patches import apply_moto_mrk_patch, needs_moto_mrk_patch
+import boto3
+import pytest
+from moto import mock_aws
+
+from offline.moto_patches import (
+    apply_moto_mrk_patch,
+    apply_moto_patches,
+    needs_moto_mrk_patch,
+    needs_moto_rotation_patch,
+)
 
 
 def test_installed_moto_still_needs_the_mrk_patch() -> None:
@@ -27,3 +36,39 @@ def test_patch_round_trips_an_mrk_id_and_is_idempotent() -> None:
     )
     back = utils._deserialize_ciphertext_blob(ciphertext_blob=blob)
     assert (back.key_id, back.ciphertext, back.iv) == (key_id, b"abc", b"\1" * utils.IV_LEN)
+
+
+def test_installed_moto_still_needs_the_rotation_patch() -> None:
+    assert needs_moto_rotation_patch(), (
+        "moto now changes key material on RotateKeyOnDemand: remove apply_moto_rotation_patch and check "
+        "that multi-region replicas follow the primary's rotation in moto"
+    )
+
+
+def test_rotation_gives_the_primary_and_its_replicas_new_material_and_old_ciphertext_still_decrypts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    apply_moto_patches()
+    with mock_aws():
+        primary, replica = boto3.client("kms", "us-east-2"), boto3.client("kms", "us-west-1")
+        key = primary.create_key(MultiRegion=True)["KeyMetadata"]
+        copy = primary.replicate_key(KeyId=key["KeyId"], ReplicaRegion="us-west-1")["ReplicaKeyMetadata"]
+        before = primary.encrypt(KeyId=key["Arn"], Plaintext=b"before")["CiphertextBlob"]
+        primary.rotate_key_on_demand(KeyId=key["Arn"])
+        after = primary.encrypt(KeyId=key["Arn"], Plaintext=b"after")["CiphertextBlob"]
+
+        from moto.kms.models import kms_backends
+
+        materials = {
+            region: kms_backends["123456789012"][region].keys[key["KeyId"]].key_material
+            for region in ("us-east-2", "us-west-1")
+        }
+        assert materials["us-east-2"] == materials["us-west-1"], "the replica follows the primary's rotation"
+        for client, arn in ((primary, key["Arn"]), (replica, copy["Arn"])):
+            assert client.decrypt(CiphertextBlob=before, KeyId=arn)["Plaintext"] == b"before"
+            assert client.decrypt(CiphertextBlob=after, KeyId=arn)["Plaintext"] == b"after"
+        with pytest.raises(replica.exceptions.ClientError, match="replica"):
+            replica.rotate_key_on_demand(KeyId=copy["Arn"])
+        assert len(primary.list_key_rotations(KeyId=key["Arn"])["Rotations"]) == 1
