@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from offline.integrity import concurrent_regions_check, integrity_checks
@@ -167,152 +168,145 @@ class Verification:
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> Report:
+        """Every check, in order; each is one small method (a name, and a detail when it passes)."""
         env = self.env
         state: dict[str, Any] = {}
-
-        def write() -> str:
-            item_id, record, inv = self._write("main")
-            state.update(item_id=item_id, record=record)
-            if inv.calls is not None:
-                kms = [c for c in inv.calls if c["action"].startswith("kms:")]
-                foreign = [c for c in kms if f":{env.primary_region}:" not in c["resource"]]
-                assert not foreign, f"writer called KMS outside its region: {foreign}"
-                called = ", ".join(c["action"] for c in kms) or "none (cached)"
-                return f"item {item_id}; KMS calls: {called}, all in {env.primary_region}"
-            return f"item {item_id}"
-
-        if not self._check(f"writer encrypts and writes in {env.primary_region}", write):
+        if not self._check(f"writer encrypts and writes in {env.primary_region}", partial(self._write_main, state)):
             return self.report
-
         for region in env.replica_regions:
-
-            def read(region: str = region) -> str:
-                inv = self._read_until_replicated(region, state["item_id"])
-                assert inv.result.get("ok") is True, self._failure("reader", inv)
-                got = inv.result["record"]
-                missing = {k: v for k, v in state["record"].items() if got.get(k) != v}
-                assert not missing, f"decrypted record differs in {sorted(missing)}"
-                assert inv.result.get("written_region") == env.primary_region, inv.result.get("written_region")
-                detail = f"decrypted with the {region} replica of the multi-region key"
-                if inv.calls is not None:
-                    kms = [c for c in inv.calls if c["action"].startswith("kms:")]
-                    foreign = [c["resource"] for c in kms if f":{region}:" not in c["resource"]]
-                    assert not foreign, f"reader called KMS outside {region}: {foreign}"
-                    called = ", ".join(c["action"] + " " + c["resource"].split(":")[3] for c in kms)
-                    detail += f"; KMS calls: {called or 'none (cached)'}"
-                return detail
-
-            self._check(f"reader decrypts in {region} after replication", read)
-
+            self._check(f"reader decrypts in {region} after replication", partial(self._read_main, region, state))
         for region in (env.primary_region, *env.replica_regions):
-
-            def at_rest(region: str = region) -> str:
-                item = env.raw_item(region, state["item_id"])
-                assert item is not None, "item missing"
-                self._no_plaintext(item, state["record"])
-                binary = self._binary_attributes(item)
-                assert len(binary) == 1, f"expected one ciphertext attribute, found {binary}"
-                plain = [k for k in ("name", "country") if k in item]
-                assert plain == ["name", "country"], "non-sensitive attributes should stay queryable"
-                size = len(base64.b64encode(_bytes(item[binary[0]]["B"])))
-                return f"sensitive fields only inside '{binary[0]}' ({size} b64 chars)"
-
-            self._check(f"table in {region} holds only ciphertext for sensitive fields", at_rest)
-
+            self._check(
+                f"table in {region} holds only ciphertext for sensitive fields", partial(self._at_rest, region, state)
+            )
         for replica in env.replica_regions:
-
-            def before_replication(replica: str = replica) -> str:
-                if env.controls_replication_lag:
-                    item_id, _, _ = self._write(f"fresh-{replica}")
-                else:
-                    item_id = self._item_id("never-written")
-                inv = self.invoker.invoke(replica, "reader", {"id": item_id})
-                err = inv.result.get("error", {})
-                assert err.get("type") == "NotFound" and err.get("retryable") is True, (
-                    f"got {json.dumps(inv.result)[:200]}"
-                )
-                return f"{err['type']} (retryable) for an item not yet in {replica}"
-
-            self._check(f"reader in {replica} before replication gets a retryable NotFound", before_replication)
-
-            def tampered(replica: str = replica) -> str:
-                # Its own item: a flip made here replicates, and must not disturb another region's check.
-                item_id, _, _ = self._write(f"tamper-{replica}")
-                self._read_until_replicated(replica, item_id)
-                item = env.raw_item(replica, item_id)
-                assert item is not None
-                attr = self._binary_attributes(item)[0]
-                blob = bytearray(_bytes(item[attr]["B"]))
-                blob[-1] ^= 0x01  # the signature (signing suite) or the last frame's tag
-                env.put_raw_item(replica, {**item, attr: {"B": bytes(blob)}})
-                inv = self.invoker.invoke(replica, "reader", {"id": item_id})
-                assert self._error_type(inv) == "TamperedCiphertext", f"got {json.dumps(inv.result)[:200]}"
-                self._no_plaintext(inv.result, state["record"])
-                env.put_raw_item(replica, item)
-                return "a one-bit flip is refused with TamperedCiphertext and no plaintext"
-
-            self._check(f"tampered item in {replica} is refused", tampered)
-
-            def moved(replica: str = replica) -> str:
-                other_id, _other_record, _ = self._write(f"other-{replica}")
-                self._read_until_replicated(replica, other_id)
-                source = env.raw_item(replica, state["item_id"])
-                target = env.raw_item(replica, other_id)
-                assert source is not None and target is not None
-                attr = self._binary_attributes(source)[0]
-                env.put_raw_item(replica, {**target, attr: source[attr]})
-                inv = self.invoker.invoke(replica, "reader", {"id": other_id})
-                assert self._error_type(inv) == "ContextMismatch", f"got {json.dumps(inv.result)[:200]}"
-                self._no_plaintext(inv.result, state["record"])
-                return "ciphertext copied onto another item is refused with ContextMismatch"
-
-            self._check(f"ciphertext moved to another item in {replica} is refused", moved)
-            integrity_checks(self, replica)
-            concurrent_regions_check(self, replica)
-
-            def reader_cannot_write(replica: str = replica) -> str:
-                denied, detail = env.cross_role_denied(
-                    replica,
-                    "writer",
-                    "reader",
-                    {"id": self._item_id(f"by-reader-{replica}"), "record": self.sample_record("r")},
-                )
-                assert denied, detail
-                return detail
-
-            self._check(f"the reader's role in {replica} cannot write", reader_cannot_write)
-
-            def writer_cannot_decrypt(replica: str = replica) -> str:
-                denied, detail = env.cross_role_denied(replica, "reader", "writer", {"id": state["item_id"]})
-                assert denied, detail
-                return detail
-
-            self._check(f"the writer's role in {replica} cannot decrypt", writer_cannot_decrypt)
-
-        def invalid_event() -> str:
-            inv = self.invoker.invoke(env.primary_region, "writer", {"id": "", "record": "not a mapping"})
-            assert self._error_type(inv) == "InvalidEvent", f"got {json.dumps(inv.result)[:200]}"
-            status = inv.result["error"].get("status")
-            assert status == 400, status
-            if inv.calls is not None:
-                assert not inv.calls, f"AWS calls made for an invalid event: {inv.calls}"
-                return "InvalidEvent (400) with no KMS or DynamoDB call"
-            return "InvalidEvent (400)"
-
-        self._check("a malformed event gets a 4xx error and no AWS call", invalid_event)
-
+            self._negative_checks(replica, state)
+        self._check("a malformed event gets a 4xx error and no AWS call", self._invalid_event)
         logs = env.function_logs()
         if logs is not None:
-
-            def clean_logs() -> str:
-                for name in env.sensitive_fields:
-                    assert f"SECRET-{name}-{self.run_id}" not in logs, f"plaintext of '{name}' in function logs"
-                return f"{len(logs.splitlines())} log lines, no sensitive value"
-
-            self._check("function logs hold no plaintext", clean_logs)
+            self._check("function logs hold no plaintext", partial(self._clean_logs, logs))
         for name, check in self.extra_checks():
             self._check(name, check)
         return self.report
+
+    def _negative_checks(self, replica: str, state: dict[str, Any]) -> None:
+        self._check(
+            f"reader in {replica} before replication gets a retryable NotFound",
+            partial(self._before_replication, replica),
+        )
+        self._check(f"tampered item in {replica} is refused", partial(self._tampered, replica, state))
+        self._check(f"ciphertext moved to another item in {replica} is refused", partial(self._moved, replica, state))
+        integrity_checks(self, replica)
+        concurrent_regions_check(self, replica)
+        self._check(f"the reader's role in {replica} cannot write", partial(self._reader_cannot_write, replica))
+        self._check(
+            f"the writer's role in {replica} cannot decrypt", partial(self._writer_cannot_decrypt, replica, state)
+        )
+
+    # -- the checks ------------------------------------------------------------------------
+    def _write_main(self, state: dict[str, Any]) -> str:
+        item_id, record, inv = self._write("main")
+        state.update(item_id=item_id, record=record)
+        if inv.calls is None:
+            return f"item {item_id}"
+        primary = self.env.primary_region
+        kms = [c for c in inv.calls if c["action"].startswith("kms:")]
+        foreign = [c for c in kms if f":{primary}:" not in c["resource"]]
+        assert not foreign, f"writer called KMS outside its region: {foreign}"
+        called = ", ".join(c["action"] for c in kms) or "none (cached)"
+        return f"item {item_id}; KMS calls: {called}, all in {primary}"
+
+    def _read_main(self, region: str, state: dict[str, Any]) -> str:
+        inv = self._read_until_replicated(region, state["item_id"])
+        assert inv.result.get("ok") is True, self._failure("reader", inv)
+        got = inv.result["record"]
+        missing = {k: v for k, v in state["record"].items() if got.get(k) != v}
+        assert not missing, f"decrypted record differs in {sorted(missing)}"
+        assert inv.result.get("written_region") == self.env.primary_region, inv.result.get("written_region")
+        detail = f"decrypted with the {region} replica of the multi-region key"
+        if inv.calls is not None:
+            kms = [c for c in inv.calls if c["action"].startswith("kms:")]
+            foreign = [c["resource"] for c in kms if f":{region}:" not in c["resource"]]
+            assert not foreign, f"reader called KMS outside {region}: {foreign}"
+            called = ", ".join(c["action"] + " " + c["resource"].split(":")[3] for c in kms)
+            detail += f"; KMS calls: {called or 'none (cached)'}"
+        return detail
+
+    def _at_rest(self, region: str, state: dict[str, Any]) -> str:
+        item = self.env.raw_item(region, state["item_id"])
+        assert item is not None, "item missing"
+        self._no_plaintext(item, state["record"])
+        binary = self._binary_attributes(item)
+        assert len(binary) == 1, f"expected one ciphertext attribute, found {binary}"
+        plain = [k for k in ("name", "country") if k in item]
+        assert plain == ["name", "country"], "non-sensitive attributes should stay queryable"
+        size = len(base64.b64encode(_bytes(item[binary[0]]["B"])))
+        return f"sensitive fields only inside '{binary[0]}' ({size} b64 chars)"
+
+    def _before_replication(self, replica: str) -> str:
+        if self.env.controls_replication_lag:
+            item_id, _, _ = self._write(f"fresh-{replica}")
+        else:
+            item_id = self._item_id("never-written")
+        inv = self.invoker.invoke(replica, "reader", {"id": item_id})
+        err = inv.result.get("error", {})
+        assert err.get("type") == "NotFound" and err.get("retryable") is True, f"got {json.dumps(inv.result)[:200]}"
+        return f"{err['type']} (retryable) for an item not yet in {replica}"
+
+    def _tampered(self, replica: str, state: dict[str, Any]) -> str:
+        # Its own item: a flip made here replicates, and must not disturb another region's check.
+        item_id, _, _ = self._write(f"tamper-{replica}")
+        self._read_until_replicated(replica, item_id)
+        item = self.env.raw_item(replica, item_id)
+        assert item is not None
+        attr = self._binary_attributes(item)[0]
+        blob = bytearray(_bytes(item[attr]["B"]))
+        blob[-1] ^= 0x01  # the signature (signing suite) or the last frame's tag
+        self.env.put_raw_item(replica, {**item, attr: {"B": bytes(blob)}})
+        inv = self.invoker.invoke(replica, "reader", {"id": item_id})
+        assert self._error_type(inv) == "TamperedCiphertext", f"got {json.dumps(inv.result)[:200]}"
+        self._no_plaintext(inv.result, state["record"])
+        self.env.put_raw_item(replica, item)
+        return "a one-bit flip is refused with TamperedCiphertext and no plaintext"
+
+    def _moved(self, replica: str, state: dict[str, Any]) -> str:
+        other_id, _other_record, _ = self._write(f"other-{replica}")
+        self._read_until_replicated(replica, other_id)
+        source = self.env.raw_item(replica, state["item_id"])
+        target = self.env.raw_item(replica, other_id)
+        assert source is not None and target is not None
+        attr = self._binary_attributes(source)[0]
+        self.env.put_raw_item(replica, {**target, attr: source[attr]})
+        inv = self.invoker.invoke(replica, "reader", {"id": other_id})
+        assert self._error_type(inv) == "ContextMismatch", f"got {json.dumps(inv.result)[:200]}"
+        self._no_plaintext(inv.result, state["record"])
+        return "ciphertext copied onto another item is refused with ContextMismatch"
+
+    def _reader_cannot_write(self, replica: str) -> str:
+        event = {"id": self._item_id(f"by-reader-{replica}"), "record": self.sample_record("r")}
+        denied, detail = self.env.cross_role_denied(replica, "writer", "reader", event)
+        assert denied, detail
+        return detail
+
+    def _writer_cannot_decrypt(self, replica: str, state: dict[str, Any]) -> str:
+        denied, detail = self.env.cross_role_denied(replica, "reader", "writer", {"id": state["item_id"]})
+        assert denied, detail
+        return detail
+
+    def _invalid_event(self) -> str:
+        inv = self.invoker.invoke(self.env.primary_region, "writer", {"id": "", "record": "not a mapping"})
+        assert self._error_type(inv) == "InvalidEvent", f"got {json.dumps(inv.result)[:200]}"
+        status = inv.result["error"].get("status")
+        assert status == 400, status
+        if inv.calls is not None:
+            assert not inv.calls, f"AWS calls made for an invalid event: {inv.calls}"
+            return "InvalidEvent (400) with no KMS or DynamoDB call"
+        return "InvalidEvent (400)"
+
+    def _clean_logs(self, logs: str) -> str:
+        for name in self.env.sensitive_fields:
+            assert f"SECRET-{name}-{self.run_id}" not in logs, f"plaintext of '{name}' in function logs"
+        return f"{len(logs.splitlines())} log lines, no sensitive value"
 
 
 def _bytes(value: Any) -> bytes:
