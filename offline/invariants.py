@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from offline.iam_gate import request_target
 from policy_engine import Caller, Request, as_list, authorize, statements
 
 NamedCheck = tuple[str, Callable[[], str]]
@@ -213,10 +214,38 @@ def key_checks(reader: DeployedReader, region: str, record_context: ContextSourc
     ]
 
 
+def writer_read_checks(reader: DeployedReader, region: str) -> list[NamedCheck]:
+    """The writer's role reads the stored version before its conditional write, and nothing
+    else: decided on its deployed policies with the request keys the gateway builds."""
+    writer = reader.role_arns[(region, "writer")]
+
+    def get_item(*projected: str) -> tuple[bool, str]:
+        params: dict[str, Any] = {"TableName": reader.table_name, "Key": {"id": {"S": "x"}}}
+        if projected:
+            names = {f"#a{i}": name for i, name in enumerate(projected)}
+            params |= {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
+        action, resource, keys = request_target("dynamodb", "GetItem", params, region, reader.account)
+        decision = authorize(
+            Request(Caller(reader.account, arn=writer), action, resource, keys),
+            identity_policies=reader.role_policies(writer),
+        )
+        return decision.allowed, decision.reason
+
+    def version_only() -> str:
+        for projected, should in ((("_version",), True), ((), False), (("_version", "name"), False)):
+            allowed, why = get_item(*projected)
+            what = f"GetItem of {', '.join(projected)}" if projected else "GetItem of the whole item"
+            assert allowed == should, f"the writer's role {'cannot' if should else 'can'} {what}: {why}"
+        return "GetItem of _version allowed; of the whole item, or of _version and name, refused"
+
+    return [(f"deployed: in {region} the writer's role may read the stored version and nothing else", version_only)]
+
+
 def deployed_checks(
     reader: DeployedReader, regions: tuple[str, ...], record_context: ContextSource = lambda: None
 ) -> list[NamedCheck]:
     out: list[NamedCheck] = []
     for region in regions:
         out += table_checks(reader, region) + key_checks(reader, region, record_context)
+        out += writer_read_checks(reader, region)
     return out

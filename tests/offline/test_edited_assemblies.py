@@ -137,3 +137,16 @@ def test_a_deny_the_engine_does_not_understand_denies(default_assembly: Path, tm
     failed = failures(run(edited(default_assembly, tmp_path / "cdk.out", {FUNCTIONS_WEST: odd_deny}), tmp_path))
     line = failed["reader decrypts in us-west-1 after replication"]
     assert "explicit deny" in line and "not understood" in line, line
+
+
+def test_the_writers_read_without_its_attribute_conditions(default_assembly: Path, tmp_path: Path) -> None:
+    """The writer's GetItem is limited to the key and the version; unlimited, it could read every
+    plaintext attribute: the read-back says so (its own code still works, so only that check fails)."""
+
+    def unlimited(template: dict[str, Any]) -> None:
+        assert drop_condition_keys(template, "dynamodb:", kinds=("PolicyDocument",)) == 2
+
+    failed = failures(run(edited(default_assembly, tmp_path / "cdk.out", {FUNCTIONS_WEST: unlimited}), tmp_path))
+    name = "deployed: in us-west-1 the writer's role may read the stored version and nothing else"
+    assert set(failed) == {name}, failed
+    assert "the writer's role can GetItem of the whole item" in failed[name], failed[name]

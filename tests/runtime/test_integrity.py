@@ -282,3 +282,19 @@ def test_rewriting_a_format_1_item_migrates_it_to_version_1(aws: TwoRegions) -> 
     assert written["ok"] and written["version"] == 1, written
     aws.replicate("old-1")
     assert _read(aws, {"id": "old-1"})["format"] == 2
+
+
+def test_a_downgrade_to_a_format_1_copy_returns_nothing_unauthenticated_and_fails_min_version(
+    aws: TwoRegions,
+) -> None:
+    """A table writer replaces a format-2 item with a pre-signing copy of the same id (from a
+    backup): the plaintext it brings is never inside ``record``, and ``min_version`` refuses it."""
+    _written(aws)
+    legacy = _legacy_item(aws, "person-1", {"name": "Mallory", "ssn": "SECRET-ssn-old"})
+    aws.put_raw_item(REPLICA, {**legacy, "role": {"S": "admin"}})
+
+    plain = _read(aws, {"id": "person-1"})
+    assert plain["ok"] and (plain["format"], plain["version"]) == (1, 0), plain
+    assert plain["record"] == {"ssn": "SECRET-ssn-old"}, "only what the old ciphertext authenticates"
+    assert plain["unsigned"]["name"] == "Mallory" and plain["unsigned"]["role"] == "admin"
+    _refused(_read(aws, {"id": "person-1", "min_version": 1}), "StaleRecord")
