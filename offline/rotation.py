@@ -9,10 +9,11 @@ decrypt in every region (the emulator rotates material for real: offline/moto_pa
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from offline.scenario import read_until_replicated
 
 if TYPE_CHECKING:
     from offline.emulated import EmulatedEnvironment
@@ -42,6 +43,8 @@ def rotate(kms: Any, key_arn: str) -> str:
 
 def rotation_check(env: EmulatedEnvironment, *, deadline_s: float = 30.0) -> tuple[str, Callable[[], str]]:
     def check() -> str:
+        from offline.emulated import EmulatorInvoker  # emulated imports this module
+
         primary = env.primary_region
         key_arn = env.deployment.function(primary, "writer").environment["RECORDS_MRK_ARN"]
         tag = uuid.uuid4().hex[:8]
@@ -49,10 +52,12 @@ def rotation_check(env: EmulatedEnvironment, *, deadline_s: float = 30.0) -> tup
         before = _write(env, f"rotation-{tag}-before", record)
         done = rotate(env.aws.client("kms", primary), key_arn)
         after = _write(env, f"rotation-{tag}-after", record)
+        invoker = EmulatorInvoker(env.host)
         for region in env.replica_regions:
             for item_id in (before, after):
-                got = _read_until_there(env, region, item_id, deadline_s)
-                assert got == record, f"{item_id} read in {region} differs from what was written"
+                inv = read_until_replicated(invoker, region, item_id, deadline_s)
+                assert inv.result.get("ok") is True, f"{item_id} in {region}: {str(inv.result)[:200]}"
+                assert inv.result["record"] == record, f"{item_id} read in {region} differs from what was written"
         replica = env.replica_regions[0]
         replica_arn = env.deployment.function(replica, "reader").environment["RECORDS_MRK_ARN"]
         try:
@@ -73,14 +78,3 @@ def _write(env: EmulatedEnvironment, item_id: str, record: dict[str, Any]) -> st
     result = env.host.invoke(env.primary_region, "writer", {"id": item_id, "record": record}).get("result") or {}
     assert result.get("ok") is True, f"write of {item_id} failed: {str(result)[:200]}"
     return item_id
-
-
-def _read_until_there(env: EmulatedEnvironment, region: str, item_id: str, deadline_s: float) -> dict[str, Any]:
-    deadline = time.monotonic() + deadline_s
-    while True:
-        result = env.host.invoke(region, "reader", {"id": item_id}).get("result") or {}
-        if result.get("ok"):
-            return dict(result["record"])
-        if result.get("error", {}).get("type") != "NotFound" or time.monotonic() > deadline:
-            raise AssertionError(f"{item_id} in {region}: {str(result)[:200]}")
-        time.sleep(0.2)

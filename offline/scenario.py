@@ -143,19 +143,7 @@ class Verification:
         return item_id, record, inv
 
     def _read_until_replicated(self, region: str, item_id: str, *, min_version: int | None = None) -> Invocation:
-        deadline = time.monotonic() + self.deadline_s
-        delay = 0.1
-        event: dict[str, Any] = {"id": item_id} if min_version is None else {"id": item_id, "min_version": min_version}
-        while True:
-            inv = self.invoker.invoke(region, "reader", event)
-            error = inv.result.get("error", {})
-            lagging = error.get("type") in ("NotFound", "StaleRecord") and error.get("retryable")
-            if inv.result.get("ok") or not lagging:
-                return inv
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not replicated to {region} within {self.deadline_s:.0f}s")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 2.0)
+        return read_until_replicated(self.invoker, region, item_id, self.deadline_s, min_version=min_version)
 
     def _no_plaintext(self, blob: Any, record: dict[str, Any]) -> None:
         text = json.dumps(blob, default=str)
@@ -307,6 +295,26 @@ class Verification:
         for name in self.env.sensitive_fields:
             assert f"SECRET-{name}-{self.run_id}" not in logs, f"plaintext of '{name}' in function logs"
         return f"{len(logs.splitlines())} log lines, no sensitive value"
+
+
+def read_until_replicated(
+    invoker: Invoker, region: str, item_id: str, deadline_s: float, *, min_version: int | None = None
+) -> Invocation:
+    """Read ``item_id`` in ``region`` until replication has brought it (or the version asked for):
+    retried while the reader answers a retryable NotFound or StaleRecord, up to ``deadline_s``."""
+    deadline = time.monotonic() + deadline_s
+    delay = 0.1
+    event: dict[str, Any] = {"id": item_id} if min_version is None else {"id": item_id, "min_version": min_version}
+    while True:
+        inv = invoker.invoke(region, "reader", event)
+        error = inv.result.get("error", {})
+        lagging = error.get("type") in ("NotFound", "StaleRecord") and error.get("retryable")
+        if inv.result.get("ok") or not lagging:
+            return inv
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not replicated to {region} within {deadline_s:.0f}s")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 2.0)
 
 
 def _bytes(value: Any) -> bytes:

@@ -113,9 +113,10 @@ class RecordCipher:
         self._last_kms_error = threading.local()
         session.register("after-call.kms", self._remember_kms_error)
         self.key_arn = key_arn
-        self.key_id = key_arn.rsplit("/", 1)[1]
-        parts = key_arn.split(":")
-        self.partition, self.account = parts[1], parts[4]
+        own = _KEY_ARN.fullmatch(key_arn)
+        if own is None:
+            raise ValueError(f"not a KMS key ARN: {key_arn}")
+        self.key_id, self.partition, self.account = own["key_id"], own["partition"], own["account"]
         self.algorithm_suite = algorithm_suite
         self._algorithm = ALGORITHMS[algorithm_suite]
         self._provider = MRKAwareStrictAwsKmsMasterKeyProvider(key_ids=[key_arn], botocore_session=session)

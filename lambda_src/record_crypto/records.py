@@ -256,9 +256,9 @@ def unseal(payload: bytes, *, item_id: str) -> Sealed:
     """Parse an authenticated payload (format 2, or format 1 written before signing)."""
     try:
         data = json.loads(payload)
-        fields, owner = data["fields"], data["id"]
-        if not isinstance(data, dict) or not isinstance(fields, dict):
+        if not isinstance(data, dict) or not isinstance(data["fields"], dict):
             raise TypeError
+        fields, owner = data["fields"], data["id"]
         if data.get("format") == FORMAT:
             signed = data["signed"]
             sealed = Sealed(

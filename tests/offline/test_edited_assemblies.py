@@ -20,6 +20,11 @@ pytestmark = pytest.mark.e2e
 KEYS_WEST, FUNCTIONS_WEST, TABLE = "MrkToolkit-Keys-us-west-1", "MrkToolkit-Functions-us-west-1", "MrkToolkit-Table"
 
 
+def _failed(assembly: Path, tmp_path: Path, edits: dict[str, Any]) -> dict[str, str]:
+    """The main job on a copy of ``assembly`` with ``edits`` applied: its failed checks and their lines."""
+    return failures(run(edited(assembly, tmp_path / "cdk.out", edits), tmp_path))
+
+
 def _replica(template: dict[str, Any], region: str) -> dict[str, Any]:
     ((table,),) = [resources(template, "AWS::DynamoDB::GlobalTable")]
     return next(r for r in table["Properties"]["Replicas"] if r["Region"] == region)
@@ -41,8 +46,7 @@ def test_replica_encrypted_with_the_primary_regions_sse_key(default_assembly: Pa
     def use_primary_key(template: dict[str, Any]) -> None:
         _replica(template, "us-west-1")["SSESpecification"] = _replica(template, "us-east-2")["SSESpecification"]
 
-    report = run(edited(default_assembly, tmp_path / "cdk.out", {TABLE: use_primary_key}), tmp_path)
-    failed = failures(report)
+    failed = _failed(default_assembly, tmp_path, {TABLE: use_primary_key})
     line = failed["deployed: the table replica in us-west-1 is encrypted with a key of us-west-1"]
     assert "the us-west-1 replica is encrypted with a key of us-east-2" in line, line
     read = failed["reader decrypts in us-west-1 after replication"]
@@ -53,7 +57,7 @@ def test_point_in_time_recovery_off_on_a_replica(default_assembly: Path, tmp_pat
     def pitr_off(template: dict[str, Any]) -> None:
         _replica(template, "us-west-1")["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] = False
 
-    failed = failures(run(edited(default_assembly, tmp_path / "cdk.out", {TABLE: pitr_off}), tmp_path))
+    failed = _failed(default_assembly, tmp_path, {TABLE: pitr_off})
     assert set(failed) == {"deployed: point-in-time recovery is on in us-west-1"}, failed
     assert "point-in-time recovery is DISABLED on the us-west-1 replica" in next(iter(failed.values()))
 
@@ -62,7 +66,7 @@ def test_deletion_protection_off_on_a_replica(default_assembly: Path, tmp_path: 
     def unprotected(template: dict[str, Any]) -> None:
         _replica(template, "us-west-1")["DeletionProtectionEnabled"] = False
 
-    failed = failures(run(edited(default_assembly, tmp_path / "cdk.out", {TABLE: unprotected}), tmp_path))
+    failed = _failed(default_assembly, tmp_path, {TABLE: unprotected})
     assert failed == {"deployed: deletion protection is on in us-west-1": "deletion protection is off in us-west-1"}
 
 
@@ -70,7 +74,7 @@ def test_sse_key_policy_without_via_service(default_assembly: Path, tmp_path: Pa
     def anywhere(template: dict[str, Any]) -> None:
         assert drop_condition_keys(template, "kms:ViaService", kinds=("KeyPolicy",)) == 1
 
-    failed = failures(run(edited(default_assembly, tmp_path / "cdk.out", {KEYS_WEST: anywhere}), tmp_path))
+    failed = _failed(default_assembly, tmp_path, {KEYS_WEST: anywhere})
     line = failed["deployed: the SSE key in us-west-1 is usable only through DynamoDB"]
     assert "usable outside DynamoDB by a principal IAM allows" in line, line
 
@@ -79,7 +83,7 @@ def test_sse_key_policy_naming_another_regions_dynamodb(default_assembly: Path, 
     def other_region(template: dict[str, Any]) -> None:
         _sse_statement(template)["Condition"]["StringEquals"]["kms:ViaService"] = "dynamodb.us-east-2.amazonaws.com"
 
-    failed = failures(run(edited(default_assembly, tmp_path / "cdk.out", {KEYS_WEST: other_region}), tmp_path))
+    failed = _failed(default_assembly, tmp_path, {KEYS_WEST: other_region})
     line = failed["deployed: the SSE key in us-west-1 is usable only through DynamoDB"]
     assert "DynamoDB in us-west-1 cannot use the SSE key" in line, line
     read = failed["reader decrypts in us-west-1 after replication"]
@@ -91,7 +95,7 @@ def test_key_and_role_policies_without_encryption_context_conditions(default_ass
         assert drop_condition_keys(template, "kms:EncryptionContext:", kinds=("KeyPolicy", "PolicyDocument")) >= 3
 
     edits = {KEYS_WEST: unbound, FUNCTIONS_WEST: unbound}
-    failed = failures(run(edited(default_assembly, tmp_path / "cdk.out", edits), tmp_path))
+    failed = _failed(default_assembly, tmp_path, edits)
     for kind, action in (("reader", "kms:Decrypt"), ("writer", "kms:GenerateDataKey")):
         line = failed[f"the emulated KMS refuses the {kind}'s role in us-west-1 a foreign encryption context"]
         assert f"the emulated KMS let the {kind}'s role {action} with" in line, line
@@ -112,7 +116,7 @@ def test_only_one_side_losing_the_context_conditions(
         drop_condition_keys(template, "kms:EncryptionContext:", kinds=(kind,))
 
     stack = KEYS_WEST if kind == "KeyPolicy" else FUNCTIONS_WEST
-    failed = failures(run(edited(default_assembly, tmp_path / "cdk.out", {stack: unbound}), tmp_path))
+    failed = _failed(default_assembly, tmp_path, {stack: unbound})
     name = (
         "deployed: the MRK key policy in us-west-1 binds use to the encryption context"
         if kind == "KeyPolicy"
@@ -134,7 +138,7 @@ def test_a_deny_the_engine_does_not_understand_denies(default_assembly: Path, tm
             }
         )
 
-    failed = failures(run(edited(default_assembly, tmp_path / "cdk.out", {FUNCTIONS_WEST: odd_deny}), tmp_path))
+    failed = _failed(default_assembly, tmp_path, {FUNCTIONS_WEST: odd_deny})
     line = failed["reader decrypts in us-west-1 after replication"]
     assert "explicit deny" in line and "not understood" in line, line
 
@@ -146,7 +150,7 @@ def test_the_writers_read_without_its_attribute_conditions(default_assembly: Pat
     def unlimited(template: dict[str, Any]) -> None:
         assert drop_condition_keys(template, "dynamodb:", kinds=("PolicyDocument",)) == 2
 
-    failed = failures(run(edited(default_assembly, tmp_path / "cdk.out", {FUNCTIONS_WEST: unlimited}), tmp_path))
+    failed = _failed(default_assembly, tmp_path, {FUNCTIONS_WEST: unlimited})
     name = "deployed: in us-west-1 the writer's role may read the stored version and nothing else"
     assert set(failed) == {name}, failed
     assert "the writer's role can GetItem of the whole item" in failed[name], failed[name]

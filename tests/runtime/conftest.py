@@ -124,6 +124,19 @@ class TwoRegions:
     def put_raw_item(self, region: str, item: dict[str, Any]) -> None:
         boto3.client("dynamodb", region).put_item(TableName=TABLE, Item=item)
 
+    def written(
+        self, item_id: str = "person-1", record: dict[str, Any] | None = None, **env: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Write ``record`` (default: ``sample_record(item_id)``) in the primary region with a
+        writer of these settings, replicate it; (the record, the item as stored in the replica)."""
+        record = record or sample_record(item_id)
+        result = self.service(PRIMARY, **env).write({"id": item_id, "record": record})
+        assert result["ok"], result
+        self.replicate(item_id)
+        item = self.raw_item(REPLICA, item_id)
+        assert item is not None
+        return record, item
+
     def replicate(self, item_id: str, source: str = PRIMARY, target: str = REPLICA) -> None:
         """Copy an item as Global Tables replication would."""
         item = self.raw_item(source, item_id)

@@ -16,16 +16,6 @@ import pytest
 from tests.runtime.conftest import PRIMARY, REPLICA, TwoRegions, assert_no_plaintext, sample_record
 
 
-def _written(aws: TwoRegions, item_id: str = "person-1", record: dict[str, Any] | None = None, **env: str):
-    record = record or sample_record(item_id)
-    result = aws.service(PRIMARY, **env).write({"id": item_id, "record": record})
-    assert result["ok"], result
-    aws.replicate(item_id)
-    item = aws.raw_item(REPLICA, item_id)
-    assert item is not None
-    return record, item
-
-
 def _read(aws: TwoRegions, event: dict[str, Any], **env: str) -> dict[str, Any]:
     return aws.service(REPLICA, **env).read(event)
 
@@ -41,7 +31,7 @@ def _refused(result: dict[str, Any], error_type: str = "TamperedRecord") -> dict
 @pytest.mark.parametrize("cache", ["off", "on"])
 def test_a_planted_plaintext_sensitive_field_is_refused_before_any_kms_call(aws: TwoRegions, cache: str) -> None:
     record = {"name": "Ada", "ssn": "SECRET-ssn-1"}  # no 'diagnosis' in the ciphertext
-    _, item = _written(aws, record=record, DATA_KEY_CACHE=cache)
+    _, item = aws.written(record=record, DATA_KEY_CACHE=cache)
     aws.put_raw_item(REPLICA, {**item, "diagnosis": {"S": "planted by the attacker"}})
     aws.recorder.clear()
 
@@ -53,8 +43,8 @@ def test_a_planted_plaintext_sensitive_field_is_refused_before_any_kms_call(aws:
 
 def test_an_older_ciphertext_without_a_field_plus_that_field_in_plaintext_is_refused(aws: TwoRegions) -> None:
     """The card-number swap: replay a ciphertext that lacks the field, plant the field beside it."""
-    _, old = _written(aws, record={"name": "Ada", "dob": "SECRET-dob-1"})
-    _written(aws, record={"name": "Ada", "dob": "SECRET-dob-1", "ssn": "SECRET-ssn-real"})
+    _, old = aws.written(record={"name": "Ada", "dob": "SECRET-dob-1"})
+    aws.written(record={"name": "Ada", "dob": "SECRET-dob-1", "ssn": "SECRET-ssn-real"})
     aws.put_raw_item(REPLICA, {**old, "ssn": {"S": "SECRET-ssn-attacker"}})
 
     _refused(_read(aws, {"id": "person-1"}))
@@ -81,7 +71,7 @@ CHANGES: list[tuple[str, str, dict[str, Any] | None]] = [
 def test_a_changed_added_or_removed_plaintext_attribute_is_refused(
     aws: TwoRegions, cache: str, case: str, name: str, value: dict[str, Any] | None
 ) -> None:
-    record, item = _written(aws, DATA_KEY_CACHE=cache)
+    record, item = aws.written(DATA_KEY_CACHE=cache)
     altered = {k: v for k, v in item.items() if k != name}
     if value is not None:
         altered[name] = value
@@ -94,7 +84,7 @@ def test_a_changed_added_or_removed_plaintext_attribute_is_refused(
 
 
 def test_the_untouched_item_still_reads_with_its_authenticated_metadata(aws: TwoRegions) -> None:
-    record, _ = _written(aws)
+    record, _ = aws.written()
     result = _read(aws, {"id": "person-1"})
     assert result["ok"], result
     assert result["record"] == record
@@ -106,7 +96,7 @@ def test_the_untouched_item_still_reads_with_its_authenticated_metadata(aws: Two
 def test_attributes_listed_as_unsigned_are_returned_apart_and_may_change(aws: TwoRegions) -> None:
     env = {"UNSIGNED_ATTRIBUTES": "note,ttl"}
     record = {**sample_record(), "note": "first", "ttl": 1_900_000_000}
-    _, item = _written(aws, record=record, **env)
+    _, item = aws.written(record=record, **env)
     aws.put_raw_item(REPLICA, {**item, "note": {"S": "changed by another process"}})
 
     result = _read(aws, {"id": "person-1"}, **env)
@@ -136,7 +126,7 @@ def test_each_write_of_an_id_gets_the_next_version(aws: TwoRegions) -> None:
 
 
 def test_a_rolled_back_item_is_refused_when_the_caller_says_what_it_last_saw(aws: TwoRegions) -> None:
-    old_record, saved = _written(aws)
+    old_record, saved = aws.written()
     new = aws.service(PRIMARY).write({"id": "person-1", "record": sample_record("new")})
     assert new["version"] == 2
     aws.put_raw_item(REPLICA, saved)  # the attacker restores the saved copy
@@ -151,7 +141,7 @@ def test_a_rolled_back_item_is_refused_when_the_caller_says_what_it_last_saw(aws
 
 
 def test_replication_lag_looks_like_a_stale_record_and_clears_when_it_arrives(aws: TwoRegions) -> None:
-    _written(aws)
+    aws.written()
     second = aws.service(PRIMARY).write({"id": "person-1", "record": sample_record("2")})
     assert _refused(_read(aws, {"id": "person-1", "min_version": 2}), "StaleRecord")["retryable"] is True
     aws.replicate("person-1")
@@ -203,7 +193,7 @@ def test_a_writer_that_keeps_losing_the_race_gets_a_retryable_version_conflict(a
 
 
 def test_the_writer_reads_only_the_stored_version(aws: TwoRegions) -> None:
-    _written(aws)
+    aws.written()
     aws.recorder.clear()
     assert aws.service(PRIMARY).write({"id": "person-1", "record": sample_record("2")})["ok"]
     (get,) = aws.recorder.table("GetItem")
@@ -216,7 +206,7 @@ def test_the_writer_reads_only_the_stored_version(aws: TwoRegions) -> None:
 
 
 def test_a_garbage_stored_version_stops_the_writer_with_a_clear_error(aws: TwoRegions) -> None:
-    _, item = _written(aws)
+    _, item = aws.written()
     aws.put_raw_item(PRIMARY, {**item, "_version": {"S": "not-a-number"}})
     result = aws.service(PRIMARY).write({"id": "person-1", "record": sample_record("2")})
     assert result["error"]["type"] == "TamperedRecord" and "_version" in result["error"]["message"], result
@@ -289,7 +279,7 @@ def test_a_downgrade_to_a_format_1_copy_returns_nothing_unauthenticated_and_fail
 ) -> None:
     """A table writer replaces a format-2 item with a pre-signing copy of the same id (from a
     backup): the plaintext it brings is never inside ``record``, and ``min_version`` refuses it."""
-    _written(aws)
+    aws.written()
     legacy = _legacy_item(aws, "person-1", {"name": "Mallory", "ssn": "SECRET-ssn-old"})
     aws.put_raw_item(REPLICA, {**legacy, "role": {"S": "admin"}})
 

@@ -19,18 +19,9 @@ from tests.runtime.conftest import PRIMARY, REPLICA, TABLE, TwoRegions, assert_n
 REFUSALS = {"TamperedCiphertext", "ContextMismatch", "WrongKey", "UnexpectedAlgorithm"}
 
 
-def _written(aws: TwoRegions, item_id: str = "person-1", **overrides: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    record = sample_record(item_id)
-    assert aws.service(PRIMARY, **overrides).write({"id": item_id, "record": record})["ok"]
-    aws.replicate(item_id)
-    item = aws.raw_item(REPLICA, item_id)
-    assert item is not None
-    return record, item
-
-
 @pytest.mark.parametrize("suite", ["signing", "committing-unsigned"])
 def test_a_bit_flip_anywhere_in_the_ciphertext_is_refused(aws: TwoRegions, suite: str) -> None:
-    record, item = _written(aws, ALGORITHM_SUITE=suite)
+    record, item = aws.written(ALGORITHM_SUITE=suite)
     reader = aws.service(REPLICA, ALGORITHM_SUITE=suite)
     blob = item["_ciphertext"]["B"]
     # moto's (made-up) KMS ciphertext blob starts with the key id in clear; a flip there makes
@@ -57,8 +48,8 @@ def test_a_bit_flip_anywhere_in_the_ciphertext_is_refused(aws: TwoRegions, suite
 
 @pytest.mark.parametrize("cache", ["off", "on"])
 def test_ciphertext_copied_onto_another_item_is_refused(aws: TwoRegions, cache: str) -> None:
-    record, source = _written(aws, "person-1", DATA_KEY_CACHE=cache)
-    _, target = _written(aws, "person-2", DATA_KEY_CACHE=cache)
+    record, source = aws.written("person-1", DATA_KEY_CACHE=cache)
+    _, target = aws.written("person-2", DATA_KEY_CACHE=cache)
     aws.put_raw_item(REPLICA, {**target, "_ciphertext": source["_ciphertext"]})
 
     result = aws.service(REPLICA, DATA_KEY_CACHE=cache).read({"id": "person-2"})
@@ -68,7 +59,7 @@ def test_ciphertext_copied_onto_another_item_is_refused(aws: TwoRegions, cache: 
 
 
 def test_ciphertext_moved_into_another_table_is_refused_before_any_kms_call(aws: TwoRegions) -> None:
-    record, item = _written(aws)
+    record, item = aws.written()
     boto3.client("dynamodb", REPLICA).create_table(
         TableName="other-table",
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
@@ -102,17 +93,17 @@ def test_ciphertext_made_with_another_key_is_refused_as_wrong_key(aws: TwoRegion
 
 
 def test_a_signing_reader_refuses_unsigned_messages(aws: TwoRegions) -> None:
-    record, _ = _written(aws, ALGORITHM_SUITE="committing-unsigned")
+    record, _ = aws.written(ALGORITHM_SUITE="committing-unsigned")
     result = aws.service(REPLICA, ALGORITHM_SUITE="signing").read({"id": "person-1"})
     assert result["error"]["type"] == "UnexpectedAlgorithm", result
     assert_no_plaintext(result, record)
     # The opposite direction is allowed: an unsigned-suite reader can read signed records.
-    _written(aws, "person-2", ALGORITHM_SUITE="signing")
+    aws.written("person-2", ALGORITHM_SUITE="signing")
     assert aws.service(REPLICA, ALGORITHM_SUITE="committing-unsigned").read({"id": "person-2"})["ok"]
 
 
 def test_an_item_without_ciphertext_is_refused(aws: TwoRegions) -> None:
-    _record, item = _written(aws)
+    _record, item = aws.written()
     aws.put_raw_item(REPLICA, {k: v for k, v in item.items() if k != "_ciphertext"})
     result = aws.service(REPLICA).read({"id": "person-1"})
     assert result["error"]["type"] == "TamperedCiphertext", result
@@ -151,7 +142,7 @@ def _foreign_message(item: dict[str, Any], *, key_ids: list[str], **client_optio
 
 
 def test_a_signing_reader_refuses_unsigned_messages_before_any_kms_call(aws: TwoRegions) -> None:
-    record, _ = _written(aws, ALGORITHM_SUITE="committing-unsigned")
+    record, _ = aws.written(ALGORITHM_SUITE="committing-unsigned")
     aws.recorder.clear()
     result = aws.service(REPLICA, ALGORITHM_SUITE="signing").read({"id": "person-1"})
     assert result["error"]["type"] == "UnexpectedAlgorithm", result
@@ -160,7 +151,7 @@ def test_a_signing_reader_refuses_unsigned_messages_before_any_kms_call(aws: Two
 
 
 def test_a_message_with_more_than_one_encrypted_data_key_is_refused_before_any_kms_call(aws: TwoRegions) -> None:
-    _, item = _written(aws)
+    _, item = aws.written()
     # Both data keys are wrapped by our MRK (primary and replica), so the header check passes
     # whichever comes first (the Encryption SDK does not keep their order).
     blob = _foreign_message(item, key_ids=[aws.primary_arn, aws.replica_arn])
@@ -180,7 +171,7 @@ def test_a_message_with_more_than_one_encrypted_data_key_is_refused_before_any_k
 def test_a_message_without_key_commitment_is_refused_before_any_kms_call(aws: TwoRegions) -> None:
     from aws_encryption_sdk import Algorithm, CommitmentPolicy
 
-    _, item = _written(aws)
+    _, item = aws.written()
     blob = _foreign_message(
         item,
         key_ids=[aws.primary_arn],
@@ -199,7 +190,7 @@ def test_a_message_without_key_commitment_is_refused_before_any_kms_call(aws: Tw
 
 
 def test_bytes_after_the_end_of_the_message_are_refused(aws: TwoRegions) -> None:
-    record, item = _written(aws)
+    record, item = aws.written()
     blob = item["_ciphertext"]["B"]
     for tail in (b"\x00", b"appended by an attacker"):
         aws.put_raw_item(REPLICA, {**item, "_ciphertext": {"B": blob + tail}})
@@ -212,7 +203,7 @@ def test_bytes_after_the_end_of_the_message_are_refused(aws: TwoRegions) -> None
 def test_a_refused_message_logs_one_warning_of_ours_and_no_traceback(
     aws: TwoRegions, caplog: pytest.LogCaptureFixture
 ) -> None:
-    record, item = _written(aws)
+    record, item = aws.written()
     blob = bytearray(item["_ciphertext"]["B"])
     blob[-1] ^= 1  # the signature
     aws.put_raw_item(REPLICA, {**item, "_ciphertext": {"B": bytes(blob)}})
@@ -246,7 +237,7 @@ def _rewrite_key_info(blob: bytes, old: bytes, new: bytes) -> bytes:
 def test_a_message_naming_our_key_id_elsewhere_is_wrong_key_before_any_kms_call(
     aws: TwoRegions, what: str, rename: Any
 ) -> None:
-    record, item = _written(aws)
+    record, item = aws.written()
     blob = item["_ciphertext"]["B"]
     forged = _rewrite_key_info(blob, aws.primary_arn.encode(), rename(aws.primary_arn).encode())
     aws.put_raw_item(REPLICA, {**item, "_ciphertext": {"B": forged}})
