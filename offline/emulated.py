@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from offline.functions import FunctionHost
 from offline.intrinsics import UnsupportedTemplate
 from offline.invariants import DeployedReader, deployed_checks
 from offline.probes import KmsProbes, condition_checks
-from offline.provisioner import Deployment, Provisioner
+from offline.provisioner import Change, Deployment, Provisioner
 from offline.replication import GlobalTablesEmulator
 from offline.rotation import rotation_check
 from offline.scenario import Check, Invocation, Report, Verification
@@ -83,6 +84,33 @@ class EmulatedEnvironment:
     sensitive_fields: tuple[str, ...]
     controls_replication_lag: bool = True
     replication: GlobalTablesEmulator | None = None
+    provisioner: Provisioner | None = None
+    _lifecycle_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def apply(self, assembly: CloudAssembly) -> list[Change]:
+        """Deploy a changed assembly over the running deployment, as a stack UPDATE
+        (``python -m offline deploy``); replication and the functions follow it."""
+        return self._change(lambda provisioner: provisioner.apply(self.deployment, assembly))
+
+    def delete_stack(self, name: str) -> list[Change]:
+        """CloudFormation's DeleteStack on the running deployment (honours DeletionPolicy)."""
+        return self._change(lambda provisioner: provisioner.delete_stack(name, self.deployment))
+
+    def _change(self, operation: Callable[[Provisioner], list[Change]]) -> list[Change]:
+        if self.provisioner is None:
+            raise RuntimeError("this environment was not stood up by the emulator's provisioner")
+        with self._lifecycle_lock:
+            try:
+                paused = self.replication.paused() if self.replication else contextlib.nullcontext()
+                with paused:
+                    try:
+                        return operation(self.provisioner)
+                    finally:
+                        if self.replication is not None:
+                            self.replication.sync(self.deployment.tables, self.deployment.stream_arns)
+            finally:
+                self.host.sync()
+                self.replica_regions = tuple(r for r in self.deployment.tables if r != self.primary_region)
 
     @property
     def probes(self) -> KmsProbes:
@@ -173,7 +201,8 @@ def stood_up(
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     with EmulatedAws(assembly_account(assembly)) as aws:
         say(f"emulated AWS (moto) on {aws.endpoint_url}, account {aws.account}")
-        deployment = Provisioner(aws.session, aws.account, aws.endpoint_url, say).deploy(assembly)
+        provisioner = Provisioner(aws.session, aws.account, aws.endpoint_url, say)
+        deployment = provisioner.deploy(assembly)
         writers = [f for f in deployment.functions if f.kind == "writer"]
         if not writers:
             raise RuntimeError("the assembly defines no writer function")
@@ -192,11 +221,14 @@ def stood_up(
             f"(lag {lag_seconds:.1f}s, last writer wins)"
         )
         host = FunctionHost(aws, deployment, log_dir=log_dir)
-        aws.gateway.served = ServedApis(deployment, host, aws.gateway.state)
+        env = EmulatedEnvironment(
+            aws, deployment, host, primary, replicas, sensitive, replication=replication, provisioner=provisioner
+        )
+        aws.gateway.served = ServedApis(deployment, host, aws.gateway.state, lifecycle=env)
         try:
             host.start_all()
             say(f"started {len(deployment.functions)} functions under their own roles (logs in {host.log_dir})")
-            yield EmulatedEnvironment(aws, deployment, host, primary, replicas, sensitive, replication=replication)
+            yield env
         finally:
             replication.stop()
             host.stop()
@@ -259,4 +291,6 @@ def up_instructions(env: EmulatedEnvironment) -> list[str]:
         """--payload '{"id":"p1","record":{"ssn":"1"}}' out.json""",
         "#   (AWS CLI v2: add --cli-binary-format raw-in-base64-out)",
         f"# python -m offline verify --primary {env.primary_region} --replicas {','.join(regions[1:])}",
+        "# python -m offline deploy -c mrk-toolkit:<field>=...   (a changed config, applied as an update)",
+        "# python -m offline destroy                             (delete the stacks; lists what stays)",
     ]

@@ -148,6 +148,15 @@ class FunctionHost:
         for inst in list(self._instances.values()):
             inst.wait_ready()
 
+    def sync(self) -> None:
+        """Follow a changed deployment: stop the instances of functions that were deleted or
+        changed (their spec is gone), start the new ones."""
+        for key, inst in list(self._instances.items()):
+            if not any(inst.spec is spec for spec in self.deployment.functions):
+                inst.stop()
+                del self._instances[key]
+        self.start_all()
+
     def invoke(self, region: str, kind: str, event: Any, *, as_role_of: str | None = None) -> dict[str, Any]:
         reply = self.instance(region, kind, as_role_of=as_role_of).invoke(event)
         for call in reply.get("calls", []):

@@ -1,4 +1,4 @@
-"""Stand up a synthesized cloud assembly on the emulated AWS (moto).
+"""Stand up a synthesized cloud assembly on the emulated AWS (moto), and change it later.
 
 Creates, in each stack's region and in wave order, the resources the templates describe:
 KMS keys (the MRK primary, its replicas via ReplicateKey so they share id and material, the
@@ -6,6 +6,16 @@ SSE and logs keys) with their key policies, aliases, the global table's regional
 (moto has no global tables), IAM roles and customer-managed policies, log groups, and the
 functions' definitions (handler, role, resolved environment). Values are resolved from the
 templates themselves, weak cross-region references (Fn::GetStackOutput) included.
+
+A later assembly is applied as CloudFormation applies a stack UPDATE (``Provisioner.apply``,
+what ``cdk deploy --all`` does): per stack, resources new in the template are created, those
+whose resolved properties changed are updated in place (``_update_<service>_<type>``) or
+replaced, and those gone are deleted after, honouring DeletionPolicy / UpdateReplacePolicy
+(Retain: left in moto and reported). A stack is deleted (``delete_stack``) in reverse
+dependency order of its resources, honouring DeletionPolicy. A change CloudFormation refuses
+(e.g. removing a deletion-protected table replica) fails the stack before anything in it
+changes, as CloudFormation's rollback would leave it. The update and delete handlers are in
+offline/resource_lifecycle.py.
 """
 
 from __future__ import annotations
@@ -20,8 +30,15 @@ import boto3
 
 from offline.assembly import CloudAssembly, StackArtifact
 from offline.intrinsics import Resolver, UnsupportedTemplate
+from offline.resource_lifecycle import (
+    RETAINING,
+    NeedsReplacement,
+    ResourceLifecycle,
+    StackOperationFailed,
+)
 
 IGNORED_TYPES = {"AWS::CDK::Metadata"}
+__all__ = ["Change", "Deployment", "FunctionSpec", "Provisioner", "StackOperationFailed"]
 
 
 @dataclass
@@ -47,9 +64,56 @@ class FunctionSpec:
 
 
 @dataclass
+class DeployedResource:
+    """One resource as deployed: its physical id (what Ref returns), attributes and the
+    properties it was deployed with (resolved), and what happens to it when it goes."""
+
+    logical_id: str
+    type: str
+    physical_id: str
+    attributes: dict[str, str]
+    properties: dict[str, Any]
+    deletion_policy: str = "Delete"
+    update_replace_policy: str = "Delete"
+
+
+@dataclass
+class DeployedStack:
+    artifact: StackArtifact  # the template it was last deployed with
+    resources: dict[str, DeployedResource] = field(default_factory=dict)
+    status: str = "CREATE_IN_PROGRESS"
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.artifact.name
+
+    @property
+    def region(self) -> str:
+        return self.artifact.region
+
+
+@dataclass(frozen=True)
+class Change:
+    """What an update or a deletion did to one resource."""
+
+    stack: str
+    logical_id: str
+    type: str
+    action: str  # create, update, replace, delete, retain
+    detail: str = ""
+
+    def render(self) -> str:
+        return f"{self.action:<7} {self.stack}/{self.logical_id} ({self.type})" + (
+            f": {self.detail}" if self.detail else ""
+        )
+
+
+@dataclass
 class Deployment:
     account: str
-    assembly: CloudAssembly
+    assembly: CloudAssembly  # the assembly last applied
+    stacks: dict[str, DeployedStack] = field(default_factory=dict)  # what is deployed now
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)  # stack -> name -> value
     functions: list[FunctionSpec] = field(default_factory=list)
     tables: dict[str, str] = field(default_factory=dict)  # region -> table name
@@ -85,6 +149,20 @@ def _references(value: Any) -> set[str]:
     return found
 
 
+def _suffix(type_name: str) -> str:
+    """AWS::KMS::Key -> aws_kms_key: the handler name suffix of a resource type."""
+    return type_name.replace("::", "_").lower()
+
+
+def _resolve_known(resolver: Resolver, props: dict[str, Any]) -> dict[str, Any] | None:
+    """The properties as far as they resolve before anything in the stack changes (None when
+    they name a resource created by this very update)."""
+    try:
+        return resolver.resolve(props)  # type: ignore[no-any-return]
+    except UnsupportedTemplate:
+        return None
+
+
 def _resource_order(template: dict[str, Any]) -> list[str]:
     resources = template.get("Resources", {})
     deps = {}
@@ -104,7 +182,11 @@ def _resource_order(template: dict[str, Any]) -> list[str]:
     return order
 
 
-class Provisioner:
+def _resource_order_or_reverse(template: dict[str, Any]) -> list[str]:
+    return list(reversed(_resource_order(template)))
+
+
+class Provisioner(ResourceLifecycle):
     def __init__(
         self, session: boto3.Session, account: str, endpoint_url: str, progress: Callable[[str], None]
     ) -> None:
@@ -118,23 +200,38 @@ class Provisioner:
 
     def deploy(self, assembly: CloudAssembly) -> Deployment:
         deployment = Deployment(account=self.account, assembly=assembly)
-        for number, wave in enumerate(assembly.waves(), start=1):
-            for stack in wave:
-                self._deploy_stack(stack, deployment)
-                self.progress(
-                    f"wave {number}: deployed {stack.name} ({stack.region}, {len(stack.resources())} resources)"
-                )
+        self.apply(deployment, assembly)
         return deployment
 
-    def _deploy_stack(self, stack: StackArtifact, deployment: Deployment) -> None:
-        physical: dict[str, str] = {}
-        attrs: dict[str, dict[str, str]] = {}
+    def apply(self, deployment: Deployment, assembly: CloudAssembly) -> list[Change]:
+        """Deploy ``assembly`` over what is deployed, as ``cdk deploy --all`` does: stacks in wave
+        order, each created or updated. Stacks no longer in the assembly stay deployed (cdk deploy
+        deletes no stack; ``delete_stack`` does). Stops at the first stack that fails."""
+        changes: list[Change] = []
+        for number, wave in enumerate(assembly.waves(), start=1):
+            for stack in wave:
+                verb = "updated" if stack.name in deployment.stacks else "deployed"
+                done = self._deploy_stack(stack, deployment)
+                changes += done
+                summary = f"; {len(done)} changes" if verb == "updated" else ""
+                self.progress(
+                    f"wave {number}: {verb} {stack.name} ({stack.region}, {len(stack.resources())} resources{summary})"
+                )
+        deployment.assembly = assembly
+        return changes
 
+    def _resolver(
+        self,
+        stack: StackArtifact,
+        deployment: Deployment,
+        physical: dict[str, str],
+        attrs: dict[str, dict[str, str]],
+    ) -> Resolver:
         def stack_output(stack_name: str, region: str, output: str) -> str:
-            target = deployment.assembly.stacks.get(stack_name)
+            target = deployment.stacks.get(stack_name)
             if target is None or target.region != region:
                 raise UnsupportedTemplate(
-                    f"{stack.name}: Fn::GetStackOutput names {stack_name} in {region}, not in the assembly"
+                    f"{stack.name}: Fn::GetStackOutput names {stack_name} in {region}, which is not deployed"
                 )
             try:
                 return deployment.outputs[stack_name][output]
@@ -143,7 +240,7 @@ class Provisioner:
                     f"{stack.name}: output {output} of {stack_name} is not deployed yet (stack order wrong?)"
                 ) from None
 
-        resolver = Resolver(
+        return Resolver(
             stack_name=stack.name,
             region=stack.region,
             account=self.account,
@@ -152,20 +249,160 @@ class Provisioner:
             stack_output=stack_output,
             parameters={name: p.get("Default") for name, p in stack.template.get("Parameters", {}).items()},
         )
-        for lid in _resource_order(stack.template):
+
+    def _deploy_stack(self, stack: StackArtifact, deployment: Deployment) -> list[Change]:
+        """Create the stack, or update it to ``stack``'s template (CloudFormation's order: create
+        and update in dependency order, then delete what the template no longer has)."""
+        old = deployment.stacks.get(stack.name)
+        deployed = DeployedStack(artifact=stack, resources=dict(old.resources) if old else {})
+        physical = {lid: r.physical_id for lid, r in deployed.resources.items()}
+        attrs = {lid: r.attributes for lid, r in deployed.resources.items()}
+        resolver = self._resolver(stack, deployment, physical, attrs)
+        resources = stack.template.get("Resources", {})
+        order = [lid for lid in _resource_order(stack.template) if resources[lid]["Type"] not in IGNORED_TYPES]
+        if old is not None:
+            self._precheck_update(stack, order, old, resolver, deployment)
+        deployment.stacks[stack.name] = deployed
+        changes: list[Change] = []
+        replaced: list[DeployedResource] = []
+        for lid in order:
             res = stack.template["Resources"][lid]
-            if res["Type"] in IGNORED_TYPES:
-                continue
             props = resolver.resolve(res.get("Properties", {}))
-            handler = getattr(self, "_create_" + res["Type"].replace("::", "_").lower(), None)
-            if handler is None:
-                raise UnsupportedTemplate(f"{stack.name}/{lid}: resource type {res['Type']} is not emulated")
-            pid, values = handler(stack, lid, props, deployment)
-            physical[lid] = pid
-            attrs[lid] = values
+            previous = old.resources.get(lid) if old else None
+            if previous is not None and previous.type == res["Type"] and previous.properties == props:
+                continue
+            change, done = self._create_or_update(stack, lid, res, props, previous, deployment)
+            if change.action == "replace" and previous is not None:
+                replaced.append(previous)
+            deployed.resources[lid] = done
+            physical[lid], attrs[lid] = done.physical_id, done.attributes
+            changes.append(change)
+        if old is not None:
+            for lid in _resource_order_or_reverse(old.artifact.template):
+                if lid in old.resources and lid not in stack.template["Resources"]:
+                    changes.append(self._remove(old, old.resources[lid], deployment, replaced=False))
+                    deployed.resources.pop(lid, None)
+            changes += [self._remove(old, r, deployment, replaced=True) for r in replaced]
         deployment.outputs[stack.name] = {
             name: resolver.resolve(out["Value"]) for name, out in stack.template.get("Outputs", {}).items()
         }
+        deployed.status = "UPDATE_COMPLETE" if old is not None else "CREATE_COMPLETE"
+        return changes
+
+    def _precheck_update(
+        self,
+        stack: StackArtifact,
+        order: list[str],
+        old: DeployedStack,
+        resolver: Resolver,
+        deployment: Deployment,
+    ) -> None:
+        """Refuse, before anything in the stack changes, what CloudFormation would fail on (its
+        rollback leaves the stack as it was)."""
+        try:
+            for lid in order:
+                previous = old.resources.get(lid)
+                res = stack.template["Resources"][lid]
+                check = getattr(self, "_precheck_" + _suffix(res["Type"]), None)
+                if previous is None or check is None or previous.type != res["Type"]:
+                    continue
+                props = _resolve_known(resolver, res.get("Properties", {}))
+                if props is not None and props != previous.properties:
+                    check(stack, previous, props, deployment)
+            for lid, previous in old.resources.items():
+                if lid not in stack.template["Resources"]:
+                    self._check_deletable(old, previous)
+        except StackOperationFailed as failure:
+            old.status, old.reason = "UPDATE_ROLLBACK_COMPLETE", str(failure)
+            raise
+
+    def _create_or_update(
+        self,
+        stack: StackArtifact,
+        lid: str,
+        res: dict[str, Any],
+        props: dict[str, Any],
+        previous: DeployedResource | None,
+        deployment: Deployment,
+    ) -> tuple[Change, DeployedResource]:
+        type_name = res["Type"]
+        if previous is not None and previous.type == type_name:
+            update = getattr(self, "_update_" + _suffix(type_name), None)
+            try:
+                if update is None:
+                    raise NeedsReplacement(f"no in-place update of {type_name} is emulated")
+                pid, attrs, detail = update(stack, lid, previous, props, deployment)
+                return Change(stack.name, lid, type_name, "update", detail), self._record(res, lid, pid, attrs, props)
+            except NeedsReplacement as why:
+                replacing = f"replaced ({why})"
+        else:
+            replacing = "" if previous is None else f"replaced (type {previous.type} -> {type_name})"
+        create = getattr(self, "_create_" + _suffix(type_name), None)
+        if create is None:
+            raise UnsupportedTemplate(f"{stack.name}/{lid}: resource type {type_name} is not emulated")
+        pid, attrs = create(stack, lid, props, deployment)
+        action = "replace" if replacing else "create"
+        return Change(stack.name, lid, type_name, action, replacing), self._record(res, lid, pid, attrs, props)
+
+    @staticmethod
+    def _record(
+        res: dict[str, Any], lid: str, pid: str, attrs: dict[str, str], props: dict[str, Any]
+    ) -> DeployedResource:
+        return DeployedResource(
+            logical_id=lid,
+            type=res["Type"],
+            physical_id=pid,
+            attributes=attrs,
+            properties=props,
+            deletion_policy=res.get("DeletionPolicy", "Delete"),
+            update_replace_policy=res.get("UpdateReplacePolicy", "Delete"),
+        )
+
+    def _check_deletable(self, stack: DeployedStack, resource: DeployedResource) -> None:
+        check = getattr(self, "_check_delete_" + _suffix(resource.type), None)
+        if check is not None and resource.deletion_policy not in RETAINING:
+            check(stack, resource)
+
+    def _remove(
+        self, stack: DeployedStack, resource: DeployedResource, deployment: Deployment, *, replaced: bool
+    ) -> Change:
+        """Delete one resource, or leave it in place when its policy says Retain."""
+        policy = resource.update_replace_policy if replaced else resource.deletion_policy
+        what = "UpdateReplacePolicy" if replaced else "DeletionPolicy"
+        if policy in RETAINING:
+            self.retained(stack, resource, deployment)
+            return Change(
+                stack.name,
+                resource.logical_id,
+                resource.type,
+                "retain",
+                f"{resource.physical_id} left in place ({what} {policy})",
+            )
+        delete = getattr(self, "_delete_" + _suffix(resource.type), None)
+        if delete is None:
+            raise UnsupportedTemplate(f"{stack.name}/{resource.logical_id}: deleting {resource.type} is not emulated")
+        detail = delete(stack, resource, deployment)
+        return Change(stack.name, resource.logical_id, resource.type, "delete", detail)
+
+    def delete_stack(self, name: str, deployment: Deployment) -> list[Change]:
+        """Delete a deployed stack as CloudFormation does: its resources in reverse dependency
+        order, each honouring its DeletionPolicy. A resource that cannot be deleted (a
+        deletion-protected table) fails the stack (DELETE_FAILED) before anything is deleted."""
+        stack = deployment.stacks[name]
+        try:
+            for resource in stack.resources.values():
+                self._check_deletable(stack, resource)
+        except StackOperationFailed as failure:
+            stack.status, stack.reason = "DELETE_FAILED", str(failure)
+            raise
+        changes = []
+        for lid in _resource_order_or_reverse(stack.artifact.template):
+            if lid in stack.resources:
+                changes.append(self._remove(stack, stack.resources[lid], deployment, replaced=False))
+        del deployment.stacks[name]
+        deployment.outputs.pop(name, None)
+        self.progress(f"deleted {name} ({stack.region}): " + ", ".join(f"{c.logical_id} {c.action}" for c in changes))
+        return changes
 
     # --- KMS -------------------------------------------------------------------------------
     def _create_aws_kms_key(
@@ -229,37 +466,33 @@ class Provisioner:
     def _create_aws_dynamodb_globaltable(
         self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment
     ) -> tuple[str, dict[str, str]]:
-        name = p["TableName"]
-        sse = p.get("SSESpecification", {})
-        arns = {}
-        for replica in p["Replicas"]:
-            region = replica["Region"]
-            ddb = self.client("dynamodb", region)
-            kwargs: dict[str, Any] = {
-                "TableName": name,
-                "KeySchema": p["KeySchema"],
-                "AttributeDefinitions": p["AttributeDefinitions"],
-                "BillingMode": p.get("BillingMode", "PAY_PER_REQUEST"),
-                # Global tables replicate through streams of new and old images.
-                "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-                "DeletionProtectionEnabled": bool(replica.get("DeletionProtectionEnabled", False)),
-            }
-            if sse.get("SSEEnabled"):
-                key = replica.get("SSESpecification", {}).get("KMSMasterKeyId")
-                kwargs["SSESpecification"] = {
-                    "Enabled": True,
-                    "SSEType": "KMS",
-                    **({"KMSMasterKeyId": key} if key else {}),
-                }
-            table = ddb.create_table(**kwargs)["TableDescription"]
-            if replica.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled"):
-                ddb.update_continuous_backups(
-                    TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
-                )
-            d.tables[region] = name
-            d.stream_arns[region] = table["LatestStreamArn"]
-            arns[region] = table["TableArn"]
-        return name, {"Arn": arns[stack.region], "StreamArn": d.stream_arns[stack.region]}
+        arns = {replica["Region"]: self._create_table_replica(p, replica, d) for replica in p["Replicas"]}
+        return p["TableName"], {"Arn": arns[stack.region], "StreamArn": d.stream_arns[stack.region]}
+
+    def _create_table_replica(self, p: dict[str, Any], replica: dict[str, Any], d: Deployment) -> str:
+        """One regional table of the global table (what CreateTableReplica makes); its ARN."""
+        name, region = p["TableName"], replica["Region"]
+        ddb = self.client("dynamodb", region)
+        kwargs: dict[str, Any] = {
+            "TableName": name,
+            "KeySchema": p["KeySchema"],
+            "AttributeDefinitions": p["AttributeDefinitions"],
+            "BillingMode": p.get("BillingMode", "PAY_PER_REQUEST"),
+            # Global tables replicate through streams of new and old images.
+            "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+            "DeletionProtectionEnabled": bool(replica.get("DeletionProtectionEnabled", False)),
+        }
+        if p.get("SSESpecification", {}).get("SSEEnabled"):
+            key = replica.get("SSESpecification", {}).get("KMSMasterKeyId")
+            kwargs["SSESpecification"] = {"Enabled": True, "SSEType": "KMS", **({"KMSMasterKeyId": key} if key else {})}
+        table = ddb.create_table(**kwargs)["TableDescription"]
+        if replica.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled"):
+            ddb.update_continuous_backups(
+                TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+            )
+        d.tables[region] = name
+        d.stream_arns[region] = table["LatestStreamArn"]
+        return str(table["TableArn"])
 
     # --- IAM -------------------------------------------------------------------------------
     def _create_aws_iam_role(

@@ -4,16 +4,23 @@ moto has no global tables (ReplicaUpdates is ignored), so this thread does what 
 does: it reads each regional table's stream and applies every change to the other regions
 after a configurable lag, last writer wins (by the time of the change). Changes it applies
 itself are recognised in the destination's stream and not sent back.
+
+Regions join and leave as the deployment changes (``paused`` + ``sync``): a new replica, once
+the provisioner has copied the existing items into it (as DynamoDB backfills a new replica),
+is read from the end of its stream and receives every later change; a removed one receives
+nothing more. A regional table deleted behind its back (a retained global table removed by hand)
+leaves the replication group as DynamoDB's DeleteTable of a replica does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,13 +54,16 @@ class GlobalTablesEmulator:
         lag_seconds: float = 1.0,
         poll_seconds: float = 0.05,
     ) -> None:
-        self.tables = dict(tables)
+        self.tables: dict[str, str] = {}
         self.key_attributes = key_attributes
         self.lag_seconds = lag_seconds
         self.poll_seconds = poll_seconds
-        self._ddb = {r: session.client("dynamodb", region_name=r, endpoint_url=endpoint_url) for r in tables}
-        self._streams = {r: session.client("dynamodbstreams", region_name=r, endpoint_url=endpoint_url) for r in tables}
-        self._stream_arns = dict(stream_arns)
+        self._session, self._endpoint_url = session, endpoint_url
+        self._ddb: dict[str, Any] = {}
+        self._streams: dict[str, Any] = {}
+        self._stream_arns: dict[str, str] = {}
+        self._cycle = threading.Lock()  # held by one poll-and-apply round; paused() takes it
+        self._initial = (dict(tables), dict(stream_arns))
         self._iterators: dict[tuple[str, str], str | None] = {}
         self._queue: list[_Pending] = []
         self._seq = itertools.count()
@@ -72,14 +82,47 @@ class GlobalTablesEmulator:
     def _image_digest(self, image: Mapping[str, Any] | None) -> str:
         return json.dumps(image, sort_keys=True, default=str)
 
+    def _join(self, region: str, table: str, stream_arn: str, *, position: str) -> None:
+        self._ddb[region] = self._session.client("dynamodb", region_name=region, endpoint_url=self._endpoint_url)
+        self._streams[region] = self._session.client(
+            "dynamodbstreams", region_name=region, endpoint_url=self._endpoint_url
+        )
+        shards = self._streams[region].describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+        for shard in shards:
+            it = self._streams[region].get_shard_iterator(
+                StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType=position
+            )["ShardIterator"]
+            self._iterators[(region, shard["ShardId"])] = it
+        self._stream_arns[region] = stream_arn
+        self.tables[region] = table
+
+    def _leave(self, region: str) -> None:
+        for name in (self.tables, self._ddb, self._streams, self._stream_arns):
+            name.pop(region, None)  # type: ignore[attr-defined]
+        for key in [k for k in self._iterators if k[0] == region]:
+            del self._iterators[key]
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No replication round runs inside (the deployment is being changed)."""
+        with self._cycle:
+            yield
+
+    def sync(self, tables: Mapping[str, str], stream_arns: Mapping[str, str]) -> tuple[list[str], list[str]]:
+        """Follow the deployment's replicas (call while paused): regions that joined are read from
+        the end of their stream (their existing items were copied in), regions gone are dropped."""
+        joined = [r for r in tables if r not in self.tables or self._stream_arns.get(r) != stream_arns[r]]
+        left = [r for r in self.tables if r not in tables]
+        for region in left + joined:
+            self._leave(region)
+        for region in joined:
+            self._join(region, tables[region], stream_arns[region], position="LATEST")
+        return joined, left
+
     def start(self) -> GlobalTablesEmulator:
-        for region, arn in self._stream_arns.items():
-            shards = self._streams[region].describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
-            for shard in shards:
-                it = self._streams[region].get_shard_iterator(
-                    StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-                )["ShardIterator"]
-                self._iterators[(region, shard["ShardId"])] = it
+        tables, stream_arns = self._initial
+        for region, arn in stream_arns.items():
+            self._join(region, tables[region], arn, position="TRIM_HORIZON")
         self._thread = threading.Thread(target=self._run, name="global-tables-emulator", daemon=True)
         self._thread.start()
         return self
@@ -91,9 +134,15 @@ class GlobalTablesEmulator:
 
     def _poll(self) -> None:
         for (region, shard), it in list(self._iterators.items()):
-            if it is None:
+            if it is None or region not in self._streams:
                 continue
-            out = self._streams[region].get_records(ShardIterator=it, Limit=1000)
+            try:
+                out = self._streams[region].get_records(ShardIterator=it, Limit=1000)
+            except Exception as exc:
+                if not _table_gone(exc):
+                    raise
+                self._leave(region)  # deleted by hand: it left the replication group
+                continue
             self._iterators[(region, shard)] = out.get("NextShardIterator")
             for record in out.get("Records", []):
                 ddb = record["dynamodb"]
@@ -122,7 +171,7 @@ class GlobalTablesEmulator:
             ddb = pending.record["dynamodb"]
             changed = (_change_time(ddb), pending.source)  # ties broken by region, as one rule everywhere
             key = self._key(ddb["Keys"])
-            for region, table in self.tables.items():
+            for region, table in list(self.tables.items()):
                 if region == pending.source:
                     continue
                 with self._lock:
@@ -138,13 +187,17 @@ class GlobalTablesEmulator:
                         self._ddb[region].put_item(TableName=table, Item=new_image)
                     self.applied += 1
                 except Exception as exc:  # keep replicating; the report shows it
-                    self.errors.append(f"{pending.source}->{region}: {exc}")
+                    if _table_gone(exc):
+                        self._leave(region)
+                    else:
+                        self.errors.append(f"{pending.source}->{region}: {exc}")
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._poll()
-                self._apply_due()
+                with self._cycle:
+                    self._poll()
+                    self._apply_due()
             except Exception as exc:
                 self.errors.append(str(exc))
             self._stop.wait(self.poll_seconds)
@@ -160,3 +213,8 @@ class GlobalTablesEmulator:
             if not self.pending():
                 return True
         return False
+
+
+def _table_gone(exc: Exception) -> bool:
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+    return code in ("ResourceNotFoundException", "TrimmedDataAccessException")

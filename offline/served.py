@@ -1,12 +1,16 @@
 """The APIs moto cannot serve for an emulated deployment, answered for ordinary clients
 (`aws lambda invoke`, boto3) by the gateway: Lambda Invoke and GetFunctionConfiguration (the
-real handlers, run under their roles), CloudFormation DescribeStacks (the stacks' outputs) and
-IAM SimulatePrincipalPolicy (decided by ``policy_engine``, key policy and context entries
-included). Only the account's administrator reaches these.
+real handlers, run under their roles), CloudFormation DescribeStacks (the stacks' status and
+outputs), ListStackResources, GetTemplate and DeleteStack (deletes the stack's resources
+honouring DeletionPolicy), IAM SimulatePrincipalPolicy (decided by ``policy_engine``, key policy
+and context entries included), and the emulator's own ``POST /_offline/deploy`` (a changed
+cloud assembly applied as a stack update: ``python -m offline deploy``). Only the account's
+administrator reaches these.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from typing import Any
@@ -17,12 +21,15 @@ from policy_engine import Caller, Request, authorize
 
 _INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
 _CONFIGURATION = re.compile(r"^/2015-03-31/functions/([^/]+)/configuration$")
+DEPLOY_PATH = "/_offline/deploy"
+_CFN = "http://cloudformation.amazonaws.com/doc/2010-05-15/"
 Response = tuple[str, list[tuple[str, str]], bytes]
 
 
 class ServedApis:
-    def __init__(self, deployment: Any, host: Any, state: Any) -> None:
+    def __init__(self, deployment: Any, host: Any, state: Any, lifecycle: Any = None) -> None:
         self.deployment, self.host, self.state = deployment, host, state
+        self.lifecycle = lifecycle  # offline.emulated.EmulatedEnvironment: apply / delete_stack
 
     def handle(self, environ: dict[str, Any], body: bytes, region: str, service: str) -> Response | None:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
@@ -30,13 +37,65 @@ class ServedApis:
             return self._invoke(region, m.group(1), body)
         if service == "lambda" and (m := _CONFIGURATION.match(path)):
             return self._configuration(region, m.group(1))
+        if path == DEPLOY_PATH and method == "POST" and self.lifecycle is not None:
+            return self._deploy(body)
         if service in ("cloudformation", "iam") and method == "POST":
             form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
-            if form.get("Action") == "DescribeStacks":
-                return self._describe_stacks(region, form.get("StackName", ""))
-            if form.get("Action") == "SimulatePrincipalPolicy":
+            action, name = form.get("Action"), form.get("StackName", "")
+            if action == "DescribeStacks":
+                return self._describe_stacks(region, name)
+            if action in ("ListStackResources", "GetTemplate", "DeleteStack"):
+                return self._stack_action(action, region, name)
+            if action == "SimulatePrincipalPolicy":
                 return self._simulate(form)
         return None
+
+    def _deploy(self, body: bytes) -> Response:
+        from offline.assembly import load_assembly
+        from offline.intrinsics import UnsupportedTemplate
+        from offline.provisioner import StackOperationFailed
+
+        try:
+            assembly = load_assembly(json.loads(body)["cdk_out"])
+            changes = self.lifecycle.apply(assembly)
+        except (StackOperationFailed, UnsupportedTemplate, FileNotFoundError, KeyError, ValueError) as exc:
+            return _json_error(400, "DeployFailed", str(exc))
+        left = sorted(set(self.deployment.stacks) - set(assembly.stacks))
+        payload = {
+            "changes": [change.render() for change in changes],
+            "not_in_assembly": [{"name": n, "region": self.deployment.stacks[n].region} for n in left],
+            "regions": [self.lifecycle.primary_region, *self.lifecycle.replica_regions],
+        }
+        return "200 OK", [("Content-Type", "application/json")], json.dumps(payload).encode()
+
+    def _stack(self, region: str, name: str) -> Any:
+        stack = self.deployment.stacks.get(name)
+        return stack if stack is not None and stack.region == region else None
+
+    def _stack_action(self, action: str, region: str, name: str) -> Response:
+        stack = self._stack(region, name)
+        if action == "DeleteStack":
+            if stack is not None and self.lifecycle is not None:
+                from offline.provisioner import StackOperationFailed
+
+                # asynchronous in CloudFormation: a failure shows in DescribeStacks (DELETE_FAILED)
+                with contextlib.suppress(StackOperationFailed):
+                    self.lifecycle.delete_stack(name)
+            return _xml(action, _CFN, "")
+        if stack is None:
+            return _xml_error("ValidationError", f"Stack with id {name} does not exist")
+        if action == "GetTemplate":
+            body = escape(json.dumps(stack.artifact.template))
+            return _xml(action, _CFN, f"<GetTemplateResult><TemplateBody>{body}</TemplateBody></GetTemplateResult>")
+        members = "".join(
+            f"<member><LogicalResourceId>{escape(r.logical_id)}</LogicalResourceId>"
+            f"<PhysicalResourceId>{escape(r.physical_id)}</PhysicalResourceId>"
+            f"<ResourceType>{escape(r.type)}</ResourceType><ResourceStatus>CREATE_COMPLETE</ResourceStatus>"
+            "<LastUpdatedTimestamp>2026-01-01T00:00:00Z</LastUpdatedTimestamp></member>"
+            for r in stack.resources.values()
+        )
+        result = f"<ListStackResourcesResult><StackResourceSummaries>{members}</StackResourceSummaries>"
+        return _xml(action, _CFN, result + "</ListStackResourcesResult>")
 
     def _function(self, region: str, name: str) -> Any:
         for spec in self.deployment.functions:
@@ -73,7 +132,7 @@ class ServedApis:
         return "200 OK", [("Content-Type", "application/json")], json.dumps(config).encode()
 
     def _describe_stacks(self, region: str, name: str) -> Response:
-        stacks = [s for s in self.deployment.assembly.stacks.values() if s.region == region and name in ("", s.name)]
+        stacks = [s for s in self.deployment.stacks.values() if s.region == region and name in ("", s.name)]
         if not stacks:
             return _xml_error("ValidationError", f"Stack with id {name} does not exist")
         members = []
@@ -82,14 +141,15 @@ class ServedApis:
                 f"<member><OutputKey>{escape(k)}</OutputKey><OutputValue>{escape(str(v))}</OutputValue></member>"
                 for k, v in sorted(self.deployment.outputs.get(stack.name, {}).items())
             )
+            reason = f"<StackStatusReason>{escape(stack.reason)}</StackStatusReason>" if stack.reason else ""
             members.append(
                 f"<member><StackName>{escape(stack.name)}</StackName>"
                 f"<StackId>arn:aws:cloudformation:{region}:{self.deployment.account}:stack/{escape(stack.name)}/emulated"
                 "</StackId><CreationTime>2026-01-01T00:00:00Z</CreationTime>"
-                f"<StackStatus>CREATE_COMPLETE</StackStatus><Outputs>{outputs}</Outputs></member>"
+                f"<StackStatus>{stack.status}</StackStatus>{reason}<Outputs>{outputs}</Outputs></member>"
             )
         result = f"<DescribeStacksResult><Stacks>{''.join(members)}</Stacks></DescribeStacksResult>"
-        return _xml("DescribeStacks", "http://cloudformation.amazonaws.com/doc/2010-05-15/", result)
+        return _xml("DescribeStacks", _CFN, result)
 
     def _simulate(self, form: dict[str, str]) -> Response:
         role, account = form["PolicySourceArn"], self.deployment.account
