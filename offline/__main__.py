@@ -1,7 +1,9 @@
 """Command line: `python -m offline demo` (the main job, offline), `python -m offline up` (the
-emulated deployment kept up on 127.0.0.1 for ordinary clients), `python -m offline rotate` (the
-multi-region key rotated on demand) and `python -m offline verify`
-(the same checks against a real deployment).
+emulated deployment kept up on 127.0.0.1 for ordinary clients), `python -m offline deploy` (a
+changed config applied to it as a stack update, as `cdk deploy --all` would),
+`python -m offline rotate` (the multi-region key rotated on demand), `python -m offline destroy`
+(the stacks deleted, what stays behind listed with the commands that remove it) and
+`python -m offline verify` (the same checks against a real deployment).
 
 demo synthesizes cdk.json's deployment (plus the -c overrides) in-process, or with the CDK CLI
 into --synth-to DIR, or takes an assembly already synthesized with --cdk-out DIR (then -c is
@@ -58,6 +60,27 @@ def _parser() -> argparse.ArgumentParser:
         help=f"emulated replication lag in seconds, 0 to {MAX_LAG_SECONDS:g} (default 1.0)",
     )
     add_debug(up)
+
+    deploy = sub.add_parser(
+        "deploy", help="apply a changed config to the emulator `up` serves, as a stack update (cdk deploy --all)"
+    )
+    deploy_source = deploy.add_mutually_exclusive_group()
+    deploy_source.add_argument("--cdk-out", type=Path, help="send this synthesized assembly (no -c)")
+    deploy_source.add_argument("--synth-to", type=Path, help="synthesize with the CDK CLI (and the -c options) here")
+    deploy.add_argument("-c", "--context", action="append", default=[], help="context override (as for demo)")
+    add_debug(deploy)
+
+    destroy = sub.add_parser(
+        "destroy",
+        help="delete the toolkit's stacks in reverse dependency order (a real account, or `up`), then list "
+        "what stays behind with the commands that remove it",
+    )
+    destroy.add_argument("-c", "--context", action="append", default=[], help="context override (as for demo)")
+    destroy.add_argument(
+        "--region", help="only the stacks of this former replica region (taken out of replicaRegions and deployed)"
+    )
+    destroy.add_argument("--yes", action="store_true", help="delete without asking")
+    add_debug(destroy)
 
     rotate = sub.add_parser(
         "rotate", help="rotate the multi-region key on demand, in its primary region (replicas follow)"
@@ -178,6 +201,64 @@ def _rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deploy(args: argparse.Namespace) -> int:
+    cdk_out, overrides = _source(args)
+    if args.synth_to is not None:
+        cdk_out = _cdk_cli_synth(args.synth_to, args.context)
+    from offline import redeploy
+
+    if cdk_out is None:
+        from offline.emulated import synthesize
+
+        cdk_out = synthesize(overrides)
+    for line in redeploy.render(redeploy.send_assembly(cdk_out)):
+        print(line)
+    return 0
+
+
+def _destroy(args: argparse.Namespace) -> int:
+    import boto3
+
+    from offline.teardown import Teardown, TeardownFailed, deletion_waves, render_leftovers
+    from stacks.config import load_config, read_cdk_json
+
+    config = load_config({**read_cdk_json(REPO / "cdk.json").get("context", {}), **_overrides(args.context)})
+    if args.region is not None:
+        _known_region("--region", args.region)
+        if args.region in config.regions:
+            raise UsageError(
+                f"--region {args.region} is still in the deployment (primary {config.primary_region}, replicas "
+                f"{','.join(config.replica_regions)}): take it out of replicaRegions and deploy first (README: Add or "
+                "remove a region), or destroy everything without --region"
+            )
+    waves = deletion_waves(config.stack_prefix, config.primary_region, config.replica_regions, only_region=args.region)
+    teardown = Teardown(lambda service, region: boto3.client(service, region_name=region), print)
+    waves = teardown.deployed(waves)
+    stacks = [name for wave in waves for name, _ in wave]
+    if not stacks:
+        print("no stack of the toolkit is deployed there; nothing to delete")
+        return 0
+    account = boto3.client("sts", region_name=config.primary_region).get_caller_identity()["Account"]
+    _confirm(args.yes, f"delete {len(stacks)} stacks in account {account}: {', '.join(stacks)}?")
+    resources = teardown.inventory(waves)
+    try:
+        teardown.delete(waves)
+    except TeardownFailed as failure:
+        raise UsageError(str(failure)) from None
+    for line in render_leftovers(teardown.leftovers(resources)):
+        print(line)
+    return 0
+
+
+def _confirm(yes: bool, question: str) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"{question} Not asked (no terminal): run again with --yes")
+    if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
+        raise UsageError("nothing deleted")
+
+
 def _up(args: argparse.Namespace) -> int:
     cdk_out, overrides = _source(args)
     from offline.emulated import serve
@@ -198,6 +279,10 @@ def _main(argv: list[str]) -> int:
         return _up(args)
     if args.command == "rotate":
         return _rotate(args)
+    if args.command == "deploy":
+        return _deploy(args)
+    if args.command == "destroy":
+        return _destroy(args)
     report = _demo(args) if args.command == "demo" else _verify(args)
     print(report.render())
     if getattr(args, "json", None):

@@ -39,9 +39,13 @@ def parse_context(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+_SYNTHESIZED: dict[str, Path] = {}  # context -> assembly synthesized into a temp dir by this process
+
+
 def synthesize(context_overrides: dict[str, Any], outdir: str | None = None) -> Path:
     """Synthesize the app in-process with cdk.json's context plus overrides, without bundling
-    (the emulator runs lambda_src directly; bundling only shapes the deployable zip)."""
+    (the emulator runs lambda_src directly; bundling only shapes the deployable zip). Into a temp
+    dir (no ``outdir``), the same context is synthesized once per process (synth is deterministic)."""
     import json
 
     import aws_cdk as cdk
@@ -52,11 +56,16 @@ def synthesize(context_overrides: dict[str, Any], outdir: str | None = None) -> 
     repo = Path(__file__).resolve().parent.parent
     context = json.loads((repo / "cdk.json").read_text())["context"]
     context.update(context_overrides)
+    key = json.dumps(context, sort_keys=True, default=str)
+    if outdir is None and key in _SYNTHESIZED and (_SYNTHESIZED[key] / "manifest.json").is_file():
+        return _SYNTHESIZED[key]
     out = outdir or tempfile.mkdtemp(prefix="mrk-toolkit-cdk-out-")
     app = cdk.App(context=context, outdir=out, post_cli_context={"aws:cdk:bundling-stacks": []})
     build_stacks(app, load_config(app.node.get_all_context()))
     add_compliance_checks(app)
     app.synth()
+    if outdir is None:
+        _SYNTHESIZED[key] = Path(out)
     return Path(out)
 
 

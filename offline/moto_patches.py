@@ -1,4 +1,4 @@
-"""The two patches the emulator needs (``apply_moto_patches`` applies both).
+"""The patches the emulator needs (``apply_moto_patches`` applies them all).
 
 1. moto 5.2.5 cannot decrypt multi-region-key ciphertext.
 
@@ -14,6 +14,10 @@ tests/runtime/test_moto_patch.py fails when it no longer does, so the patch gets
 2. moto's RotateKeyOnDemand only records a rotation: the key material stays, so no test of
 rotation could fail. ``apply_moto_rotation_patch`` rotates the material of the primary and of
 every replica (as KMS does for a multi-region key) and keeps the earlier materials for decrypt.
+
+3. moto's ReplicateKey gives the replica the primary's own aliases dict (a shallow copy), so
+deleting the alias in a replica's region (its keys stack deleted) deletes the primary's alias too.
+``apply_moto_replica_alias_patch`` gives each replica its own (empty) aliases, as in KMS.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ _PATCHED_MARK = "_mrk_toolkit_patched"
 
 
 def apply_moto_patches() -> None:
-    """Both patches, in this process (idempotent)."""
+    """All of them, in this process (idempotent)."""
     apply_moto_mrk_patch()
     apply_moto_rotation_patch()
+    apply_moto_replica_alias_patch()
 
 
 def needs_moto_mrk_patch() -> bool:
@@ -155,3 +160,42 @@ def _key_id_of(ciphertext_blob: bytes) -> str:
         return str(utils._deserialize_ciphertext_blob(ciphertext_blob=ciphertext_blob).key_id)
     except Exception:
         return ""
+
+
+# -- aliases of replicated keys -----------------------------------------------------------------
+_ALIAS_MARK = "_mrk_toolkit_replica_aliases"
+
+
+def needs_moto_replica_alias_patch() -> bool:
+    """True if moto's ReplicateKey makes the replica share the primary's aliases (one dict), so
+    deleting an alias in the replica's region deletes the primary's too. KMS aliases are per region,
+    and ReplicateKey copies none."""
+    from moto.kms.models import KmsBackend, kms_backends
+
+    original = getattr(KmsBackend, "_mrk_toolkit_original_replicate", KmsBackend.replicate_key)
+    account = "000000000000"
+    backend = kms_backends[account]["us-east-1"]
+    key = backend.create_key(None, "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT", "probe", None, multi_region=True)
+    try:
+        return original(backend, key.id, "us-west-2").aliases is key.aliases
+    finally:
+        backend.keys.pop(key.id, None)
+        kms_backends[account]["us-west-2"].keys.pop(key.id, None)
+
+
+def apply_moto_replica_alias_patch() -> None:
+    """A replica starts with no alias of its own, as KMS's does. Idempotent; a no-op once fixed."""
+    from moto.kms import models
+
+    if getattr(models, _ALIAS_MARK, False) or not needs_moto_replica_alias_patch():
+        return
+    original = models.KmsBackend.replicate_key
+
+    def replicate_key(self, key_id, replica_region):  # type: ignore[no-untyped-def]
+        replica = original(self, key_id, replica_region)
+        replica.aliases = {}
+        return replica
+
+    models.KmsBackend._mrk_toolkit_original_replicate = original  # type: ignore[attr-defined]
+    models.KmsBackend.replicate_key = replicate_key
+    setattr(models, _ALIAS_MARK, True)

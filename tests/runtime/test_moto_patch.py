@@ -72,3 +72,25 @@ def test_rotation_gives_the_primary_and_its_replicas_new_material_and_old_cipher
         with pytest.raises(replica.exceptions.ClientError, match="replica"):
             replica.rotate_key_on_demand(KeyId=copy["Arn"])
         assert len(primary.list_key_rotations(KeyId=key["Arn"])["Rotations"]) == 1
+
+
+def test_installed_moto_still_needs_the_replica_alias_patch() -> None:
+    from offline.moto_patches import needs_moto_replica_alias_patch
+
+    assert needs_moto_replica_alias_patch(), (
+        "moto's ReplicateKey no longer shares the primary's aliases: remove apply_moto_replica_alias_patch"
+    )
+
+
+@mock_aws
+def test_a_replica_has_its_own_aliases_and_deleting_one_leaves_the_primarys() -> None:
+    apply_moto_patches()
+    primary = boto3.client("kms", region_name="us-east-2")
+    replica = boto3.client("kms", region_name="eu-west-1")
+    key_id = primary.create_key(MultiRegion=True)["KeyMetadata"]["KeyId"]
+    primary.create_alias(AliasName="alias/records", TargetKeyId=key_id)
+    primary.replicate_key(KeyId=key_id, ReplicaRegion="eu-west-1")
+    assert replica.list_aliases(KeyId=key_id)["Aliases"] == [], "KMS's ReplicateKey copies no alias"
+    replica.create_alias(AliasName="alias/records", TargetKeyId=key_id)
+    replica.delete_alias(AliasName="alias/records")
+    assert [a["AliasName"] for a in primary.list_aliases(KeyId=key_id)["Aliases"]] == ["alias/records"]
