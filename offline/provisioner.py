@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 
 from offline.assembly import CloudAssembly, StackArtifact
 from offline.intrinsics import Resolver, UnsupportedTemplate
@@ -271,7 +272,12 @@ class Provisioner(ResourceLifecycle):
             previous = old.resources.get(lid) if old else None
             if previous is not None and previous.type == res["Type"] and previous.properties == props:
                 continue
-            change, done = self._create_or_update(stack, lid, res, props, previous, deployment)
+            try:
+                change, done = self._create_or_update(stack, lid, res, props, previous, deployment)
+            except ClientError as error:  # AWS refused it: the stack fails here (no rollback emulated)
+                deployed.status = "UPDATE_FAILED" if old is not None else "CREATE_FAILED"
+                deployed.reason = f"{stack.name}/{lid} ({res['Type']}): {error}"
+                raise StackOperationFailed(deployed.reason) from None
             if change.action == "replace" and previous is not None:
                 replaced.append(previous)
             deployed.resources[lid] = done

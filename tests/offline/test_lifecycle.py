@@ -21,8 +21,10 @@ import pytest
 
 from offline import emulated
 from offline.__main__ import main
+from offline.assembly import load_assembly
+from offline.provisioner import StackOperationFailed
 from offline.teardown import CliCommand
-from tests.offline.edits import LAG
+from tests.offline.edits import LAG, edited, resources
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -289,3 +291,28 @@ def _nothing_left(regions: tuple[str, ...]) -> None:
     iam = client("iam", "us-east-1")
     assert not iam.list_roles(PathPrefix=f"/{PREFIX}/")["Roles"]
     assert not iam.list_policies(Scope="Local")["Policies"]
+
+
+def test_a_region_the_primary_key_policy_does_not_name_gets_no_replica_key(
+    default_assembly: Path, tmp_path: Path
+) -> None:
+    """The emulated KMS decides ReplicateKey with the primary's key policy as deployed: an edited
+    assembly whose primary keys stack still limits kms:ReplicaRegion to us-west-1 fails to add
+    eu-west-1 at its replica key, and the table gets no replica there."""
+    three = emulated.synthesize({"mrk-toolkit:replicaRegions": "us-west-1,eu-west-1"})
+
+    def stale_policy(template: dict[str, Any]) -> None:
+        (mrk,) = resources(template, "AWS::KMS::Key", "RecordsKey")
+        for statement in mrk["Properties"]["KeyPolicy"]["Statement"]:
+            if statement.get("Sid") == "ReplicateOnlyToConfiguredRegions":
+                statement["Condition"]["StringEquals"]["kms:ReplicaRegion"] = ["us-west-1"]
+
+    broken = edited(three, tmp_path / "cdk.out", {f"{PREFIX}-Keys-us-east-2": stale_policy})
+    with emulated.stood_up(
+        load_assembly(default_assembly), lag_seconds=LAG, progress=lambda _line: None, log_dir=tmp_path / "logs"
+    ) as env:
+        with pytest.raises(StackOperationFailed, match=r"Keys-eu-west-1/RecordsKey.*kms:ReplicateKey"):
+            env.apply(load_assembly(broken))
+        assert sorted(env.deployment.tables) == ["us-east-2", "us-west-1"]
+        assert env.deployment.stacks[f"{PREFIX}-Keys-eu-west-1"].status == "CREATE_FAILED"
+        assert env.deployment.stacks[f"{PREFIX}-Table"].status == "CREATE_COMPLETE", "the table stack was not reached"
