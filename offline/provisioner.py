@@ -348,6 +348,10 @@ class Provisioner(ResourceLifecycle):
             raise UnsupportedTemplate(f"{stack.name}/{lid}: resource type {type_name} is not emulated")
         pid, attrs = create(stack, lid, props, deployment)
         action = "replace" if replacing else "create"
+        if previous is not None and previous.type == type_name and pid == previous.physical_id:
+            # An upserting API (PutMetricAlarm, PutDashboard, CreateTopic) changed the same
+            # resource in place: there is no old one to delete.
+            action, replacing = "update", "applied again to the same resource"
         return Change(stack.name, lid, type_name, action, replacing), self._record(res, lid, pid, attrs, props)
 
     @staticmethod

@@ -376,3 +376,49 @@ class ResourceLifecycle:
     @staticmethod
     def _forget_function(name: str, region: str, d: Deployment) -> None:
         d.functions[:] = [f for f in d.functions if not (f.name == name and f.region == region)]
+
+    # --- SNS and CloudWatch (created by the signals' handlers; updated by applying them again) ---
+    def _delete_aws_sns_topic(self, stack: DeployedStack, resource: DeployedResource, d: Deployment) -> str:
+        self.client("sns", stack.region).delete_topic(TopicArn=resource.physical_id)
+        return f"topic {resource.physical_id} deleted"
+
+    def _delete_aws_sns_topicpolicy(self, stack: DeployedStack, resource: DeployedResource, d: Deployment) -> str:
+        """The topics left get SNS's default policy back (their owner only)."""
+        sns = self.client("sns", stack.region)
+        for topic in resource.properties.get("Topics", []):
+            with contextlib.suppress(sns.exceptions.NotFoundException):  # the topic went first
+                sns.set_topic_attributes(
+                    TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps(default_topic_policy(topic))
+                )
+        return "topic policy removed"
+
+    def _delete_aws_cloudwatch_alarm(self, stack: DeployedStack, resource: DeployedResource, d: Deployment) -> str:
+        self.client("cloudwatch", stack.region).delete_alarms(AlarmNames=[resource.physical_id])
+        return f"alarm {resource.physical_id} deleted"
+
+    def _delete_aws_cloudwatch_dashboard(self, stack: DeployedStack, resource: DeployedResource, d: Deployment) -> str:
+        self.client("cloudwatch", stack.region).delete_dashboards(DashboardNames=[resource.physical_id])
+        return f"dashboard {resource.physical_id} deleted"
+
+
+def default_topic_policy(topic_arn: str) -> dict[str, Any]:
+    """SNS's policy of a new topic: the owning account may manage and publish."""
+    account = topic_arn.split(":")[4]
+    actions = [
+        *("SNS:GetTopicAttributes", "SNS:SetTopicAttributes", "SNS:AddPermission", "SNS:RemovePermission"),
+        *("SNS:DeleteTopic", "SNS:Subscribe", "SNS:ListSubscriptionsByTopic", "SNS:Publish"),
+    ]
+    return {
+        "Version": "2008-10-17",
+        "Id": "__default_policy_ID",
+        "Statement": [
+            {
+                "Sid": "__default_statement_ID",
+                "Effect": "Allow",
+                "Principal": {"AWS": "*"},
+                "Action": actions,
+                "Resource": topic_arn,
+                "Condition": {"StringEquals": {"AWS:SourceOwner": account}},
+            }
+        ],
+    }

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from offline.assembly import CloudAssembly, StackArtifact
-from offline.provisioner import Deployment, Provisioner, StackOperationFailed
+from offline.provisioner import DeployedResource, DeployedStack, Deployment, Provisioner, StackOperationFailed
 from offline.server import EmulatedAws
 
 REGION = "us-east-2"
@@ -238,3 +238,67 @@ def test_deleting_a_stack_retains_what_its_deletion_policy_keeps(aws: EmulatedAw
     assert aws.client("dynamodb", "us-west-1").list_tables()["TableNames"] == ["t"]
     meta = aws.client("kms", REGION).describe_key(KeyId=key_id)["KeyMetadata"]
     assert meta["KeyState"] == "PendingDeletion", "KMS schedules, with the template's pending window"
+
+
+def test_alarms_dashboards_and_topics_are_deleted_after_what_names_them(
+    aws: EmulatedAws, provisioner: Provisioner
+) -> None:
+    """The signals' resource types (created by their own handlers): a stack deletion removes the
+    alarm and the topic policy before the topic; a removed topic policy gives the topic SNS's
+    default policy back."""
+    sns, cloudwatch = aws.client("sns", REGION), aws.client("cloudwatch", REGION)
+    topic = sns.create_topic(Name="alarms")["TopicArn"]
+    sns.set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps(policy("sns:Publish")))
+    cloudwatch.put_metric_alarm(
+        AlarmName="errors",
+        **{"Namespace": "AWS/Lambda", "MetricName": "Errors", "Statistic": "Sum", "Period": 60},
+        **{"EvaluationPeriods": 1, "Threshold": 1.0, "ComparisonOperator": "GreaterThanOrEqualToThreshold"},
+        AlarmActions=[topic],
+    )
+    cloudwatch.put_dashboard(DashboardName="board", DashboardBody=json.dumps({"widgets": []}))
+    template = {
+        "Resources": {
+            "Topic": {"Type": "AWS::SNS::Topic", "Properties": {}},
+            "Policy": {"Type": "AWS::SNS::TopicPolicy", "Properties": {"Topics": [{"Ref": "Topic"}]}},
+            "Alarm": {"Type": "AWS::CloudWatch::Alarm", "Properties": {"AlarmActions": [{"Ref": "Topic"}]}},
+            "Board": {"Type": "AWS::CloudWatch::Dashboard", "Properties": {}},
+        }
+    }
+    deployed = {
+        "Topic": DeployedResource("Topic", "AWS::SNS::Topic", topic, {}, {}),
+        "Policy": DeployedResource("Policy", "AWS::SNS::TopicPolicy", "Demo-Policy", {}, {"Topics": [topic]}),
+        "Alarm": DeployedResource("Alarm", "AWS::CloudWatch::Alarm", "errors", {}, {}),
+        "Board": DeployedResource("Board", "AWS::CloudWatch::Dashboard", "board", {}, {}),
+    }
+    stack = DeployedStack(StackArtifact("Demo", REGION, ACCOUNT, template), deployed, status="CREATE_COMPLETE")
+    provisioner._delete_aws_sns_topicpolicy(stack, deployed["Policy"], Deployment(ACCOUNT, assembly({})))
+    restored = json.loads(sns.get_topic_attributes(TopicArn=topic)["Attributes"]["Policy"])
+    assert restored["Statement"][0]["Condition"] == {"StringEquals": {"AWS:SourceOwner": ACCOUNT}}
+    deployment = Deployment(ACCOUNT, assembly({}), stacks={"Demo": stack})
+    order = [c.logical_id for c in provisioner.delete_stack("Demo", deployment)]
+    assert order.index("Topic") > max(order.index("Policy"), order.index("Alarm")), order
+    assert sns.list_topics()["Topics"] == []
+    assert cloudwatch.describe_alarms()["MetricAlarms"] == []
+    assert cloudwatch.list_dashboards()["DashboardEntries"] == []
+
+
+def test_a_type_without_an_update_handler_is_applied_again_when_its_api_upserts(aws: EmulatedAws) -> None:
+    """No _update_ handler: the change is made by creating again; when that lands on the same
+    physical resource (PutDashboard by name) nothing is deleted."""
+
+    class WithDashboards(Provisioner):
+        def _create_aws_cloudwatch_dashboard(self, stack: Any, lid: str, p: dict[str, Any], d: Any) -> Any:
+            self.client("cloudwatch", stack.region).put_dashboard(DashboardName="b", DashboardBody=p["DashboardBody"])
+            return "b", {}
+
+    provisioner = WithDashboards(aws.session, aws.account, aws.endpoint_url, lambda _line: None)
+    board = {"Type": "AWS::CloudWatch::Dashboard", "Properties": {"DashboardBody": json.dumps({"widgets": []})}}
+    deployment = provisioner.deploy(assembly({"Board": board}))
+    changed = copy.deepcopy(board)
+    changed["Properties"]["DashboardBody"] = json.dumps(
+        {"widgets": [{"type": "text", "properties": {"markdown": "x"}}]}
+    )
+    (change,) = provisioner.apply(deployment, assembly({"Board": changed}))
+    assert (change.action, change.detail) == ("update", "applied again to the same resource")
+    body = aws.client("cloudwatch", REGION).get_dashboard(DashboardName="b")["DashboardBody"]
+    assert json.loads(body)["widgets"][0]["type"] == "text"
