@@ -183,7 +183,7 @@ def _resource_order(template: dict[str, Any]) -> list[str]:
     return order
 
 
-def _resource_order_or_reverse(template: dict[str, Any]) -> list[str]:
+def _reverse_resource_order(template: dict[str, Any]) -> list[str]:
     return list(reversed(_resource_order(template)))
 
 
@@ -284,7 +284,7 @@ class Provisioner(ResourceLifecycle):
             physical[lid], attrs[lid] = done.physical_id, done.attributes
             changes.append(change)
         if old is not None:
-            for lid in _resource_order_or_reverse(old.artifact.template):
+            for lid in _reverse_resource_order(old.artifact.template):
                 if lid in old.resources and lid not in stack.template["Resources"]:
                     changes.append(self._remove(old, old.resources[lid], deployment, replaced=False))
                     deployed.resources.pop(lid, None)
@@ -406,9 +406,15 @@ class Provisioner(ResourceLifecycle):
             stack.status, stack.reason = "DELETE_FAILED", str(failure)
             raise
         changes = []
-        for lid in _resource_order_or_reverse(stack.artifact.template):
-            if lid in stack.resources:
+        for lid in _reverse_resource_order(stack.artifact.template):
+            if lid not in stack.resources:
+                continue
+            try:
                 changes.append(self._remove(stack, stack.resources[lid], deployment, replaced=False))
+            except ClientError as error:  # AWS refused it: DELETE_FAILED, what is deleted stays deleted
+                stack.status, stack.reason = "DELETE_FAILED", f"{name}/{lid} ({stack.resources[lid].type}): {error}"
+                raise StackOperationFailed(stack.reason) from None
+            del stack.resources[lid]
         del deployment.stacks[name]
         deployment.outputs.pop(name, None)
         self.progress(f"deleted {name} ({stack.region}): " + ", ".join(f"{c.logical_id} {c.action}" for c in changes))
