@@ -76,3 +76,12 @@ def test_bench_quick_never_writes_the_committed_results() -> None:
     args = shlex.split(line.split("-m benchmarks", 1)[1])
     assert "--quick" in args
     assert output_path(_parser().parse_args(args)) != COMMITTED
+
+
+def test_destroy_passes_regions_and_args_to_the_command() -> None:
+    result = make("-n", "destroy", "REGIONS=us-west-1,eu-west-1", "ARGS=--yes --region ap-south-1")
+    assert result.returncode == 0, result.stderr
+    (line,) = [x for x in result.stdout.splitlines() if "-m offline destroy" in x]
+    assert line.endswith(
+        "-m offline destroy -c mrk-toolkit:replicaRegions=us-west-1,eu-west-1 --yes --region ap-south-1"
+    )
