@@ -44,6 +44,19 @@ def _only(changed: set[str], allowed: set[str], what: str) -> None:
         raise UnsupportedTemplate(f"{what}: changing {', '.join(sorted(unknown))} is not emulated")
 
 
+def _changes(
+    previous: DeployedResource, p: dict[str, Any], where: str, *, allowed: set[str] | None, replaced_by: set[str]
+) -> set[str]:
+    """The properties that changed; NeedsReplacement when one CloudFormation replaces on is among
+    them; UnsupportedTemplate for one the emulator cannot change (``allowed`` None: any)."""
+    changed = changed_properties(previous.properties, p)
+    if changed & replaced_by:
+        raise NeedsReplacement("a new " + ", ".join(sorted(changed & replaced_by)))
+    if allowed is not None:
+        _only(changed, allowed, where)
+    return changed
+
+
 def protected_replica_message(table: str, region: str, doing: str) -> str:
     return (
         f"{doing} the {region} replica of {table} fails: deletion protection is on for that replica, and "
@@ -99,10 +112,8 @@ class ResourceLifecycle:
     def _update_aws_kms_replicakey(
         self, stack: StackArtifact, lid: str, previous: DeployedResource, p: dict[str, Any], d: Deployment
     ) -> Updated:
-        changed = changed_properties(previous.properties, p)
-        if "PrimaryKeyArn" in changed:
-            raise NeedsReplacement("a replica of another primary key")
-        _only(changed, {"KeyPolicy", "Description", "PendingWindowInDays", "Enabled"}, f"{stack.name}/{lid}")
+        allowed = {"KeyPolicy", "Description", "PendingWindowInDays", "Enabled"}
+        changed = _changes(previous, p, f"{stack.name}/{lid}", allowed=allowed, replaced_by={"PrimaryKeyArn"})
         self._update_key_common(self.client("kms", stack.region), previous.physical_id, changed, p)
         return previous.physical_id, previous.attributes, "changed " + ", ".join(sorted(changed))
 
@@ -128,10 +139,7 @@ class ResourceLifecycle:
     def _update_aws_kms_alias(
         self, stack: StackArtifact, lid: str, previous: DeployedResource, p: dict[str, Any], d: Deployment
     ) -> Updated:
-        changed = changed_properties(previous.properties, p)
-        if "AliasName" in changed:
-            raise NeedsReplacement("a new alias name")
-        _only(changed, {"TargetKeyId"}, f"{stack.name}/{lid}")
+        _changes(previous, p, f"{stack.name}/{lid}", allowed={"TargetKeyId"}, replaced_by={"AliasName"})
         self.client("kms", stack.region).update_alias(AliasName=p["AliasName"], TargetKeyId=p["TargetKeyId"])
         return previous.physical_id, previous.attributes, f"now names {p['TargetKeyId']}"
 
@@ -284,10 +292,10 @@ class ResourceLifecycle:
     def _update_aws_iam_managedpolicy(
         self, stack: StackArtifact, lid: str, previous: DeployedResource, p: dict[str, Any], d: Deployment
     ) -> Updated:
-        changed = changed_properties(previous.properties, p)
-        if changed & {"ManagedPolicyName", "Path", "Description"}:
-            raise NeedsReplacement("a new name, path or description")
-        _only(changed, {"PolicyDocument", "Roles"}, f"{stack.name}/{lid}")
+        replaced_by = {"ManagedPolicyName", "Path", "Description"}
+        changed = _changes(
+            previous, p, f"{stack.name}/{lid}", allowed={"PolicyDocument", "Roles"}, replaced_by=replaced_by
+        )
         iam, arn = self.client("iam", "us-east-1"), previous.physical_id
         if "PolicyDocument" in changed:
             iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(p["PolicyDocument"]), SetAsDefault=True)
@@ -338,10 +346,8 @@ class ResourceLifecycle:
     def _update_aws_logs_loggroup(
         self, stack: StackArtifact, lid: str, previous: DeployedResource, p: dict[str, Any], d: Deployment
     ) -> Updated:
-        changed = changed_properties(previous.properties, p)
-        if "LogGroupName" in changed:
-            raise NeedsReplacement("a new log group name")
-        _only(changed, {"RetentionInDays", "KmsKeyId"}, f"{stack.name}/{lid}")
+        allowed = {"RetentionInDays", "KmsKeyId"}
+        changed = _changes(previous, p, f"{stack.name}/{lid}", allowed=allowed, replaced_by={"LogGroupName"})
         logs, name = self.client("logs", stack.region), previous.physical_id
         if "RetentionInDays" in changed:
             if p.get("RetentionInDays"):
@@ -362,9 +368,7 @@ class ResourceLifecycle:
     def _update_aws_lambda_function(
         self, stack: StackArtifact, lid: str, previous: DeployedResource, p: dict[str, Any], d: Deployment
     ) -> Updated:
-        changed = changed_properties(previous.properties, p)
-        if "FunctionName" in changed:
-            raise NeedsReplacement("a new function name")
+        changed = _changes(previous, p, f"{stack.name}/{lid}", allowed=None, replaced_by={"FunctionName"})
         self._forget_function(previous.physical_id, stack.region, d)
         name, attrs = self._create_aws_lambda_function(stack, lid, p, d)
         return name, attrs, "new configuration: " + ", ".join(sorted(changed))
