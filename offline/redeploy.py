@@ -1,7 +1,7 @@
-"""`python -m offline deploy`: the emulator's ``cdk deploy --all``. Sends a synthesized cloud
-assembly to the emulator that ``python -m offline up`` serves (the endpoint and the emulated
-administrator's credentials come from the environment it printed), which applies it as a stack
-update (offline/provisioner.py) and answers what changed."""
+"""`python -m offline deploy`: the emulator's ``cdk deploy --all``. Tells the emulator that
+``python -m offline up`` serves on this machine where a synthesized cloud assembly is (the
+endpoint and the emulated administrator's credentials come from the environment it printed);
+the emulator applies it as a stack update (offline/provisioner.py) and answers what changed."""
 
 from __future__ import annotations
 
