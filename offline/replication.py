@@ -54,16 +54,15 @@ class GlobalTablesEmulator:
         lag_seconds: float = 1.0,
         poll_seconds: float = 0.05,
     ) -> None:
-        self.tables: dict[str, str] = {}
+        self.tables = dict(tables)
         self.key_attributes = key_attributes
         self.lag_seconds = lag_seconds
         self.poll_seconds = poll_seconds
-        self._session, self._endpoint_url = session, endpoint_url
-        self._ddb: dict[str, Any] = {}
-        self._streams: dict[str, Any] = {}
-        self._stream_arns: dict[str, str] = {}
+        self._ddb = {r: session.client("dynamodb", region_name=r, endpoint_url=endpoint_url) for r in tables}
+        self._streams = {r: session.client("dynamodbstreams", region_name=r, endpoint_url=endpoint_url) for r in tables}
+        self._stream_arns = dict(stream_arns)
+        self._session, self._endpoint_url = session, endpoint_url  # for regions that join later
         self._cycle = threading.Lock()  # held by one poll-and-apply round; paused() takes it
-        self._initial = (dict(tables), dict(stream_arns))
         self._iterators: dict[tuple[str, str], str | None] = {}
         self._queue: list[_Pending] = []
         self._seq = itertools.count()
@@ -82,7 +81,8 @@ class GlobalTablesEmulator:
     def _image_digest(self, image: Mapping[str, Any] | None) -> str:
         return json.dumps(image, sort_keys=True, default=str)
 
-    def _join(self, region: str, table: str, stream_arn: str, *, position: str) -> None:
+    def _join(self, region: str, table: str, stream_arn: str) -> None:
+        """A new replica, read from the end of its stream (its existing items were copied in)."""
         self._ddb[region] = self._session.client("dynamodb", region_name=region, endpoint_url=self._endpoint_url)
         self._streams[region] = self._session.client(
             "dynamodbstreams", region_name=region, endpoint_url=self._endpoint_url
@@ -90,7 +90,7 @@ class GlobalTablesEmulator:
         shards = self._streams[region].describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
         for shard in shards:
             it = self._streams[region].get_shard_iterator(
-                StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType=position
+                StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="LATEST"
             )["ShardIterator"]
             self._iterators[(region, shard["ShardId"])] = it
         self._stream_arns[region] = stream_arn
@@ -116,13 +116,17 @@ class GlobalTablesEmulator:
         for region in left + joined:
             self._leave(region)
         for region in joined:
-            self._join(region, tables[region], stream_arns[region], position="LATEST")
+            self._join(region, tables[region], stream_arns[region])
         return joined, left
 
     def start(self) -> GlobalTablesEmulator:
-        tables, stream_arns = self._initial
-        for region, arn in stream_arns.items():
-            self._join(region, tables[region], arn, position="TRIM_HORIZON")
+        for region, arn in self._stream_arns.items():
+            shards = self._streams[region].describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+            for shard in shards:
+                it = self._streams[region].get_shard_iterator(
+                    StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+                self._iterators[(region, shard["ShardId"])] = it
         self._thread = threading.Thread(target=self._run, name="global-tables-emulator", daemon=True)
         self._thread.start()
         return self
