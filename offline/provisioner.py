@@ -208,6 +208,12 @@ class Provisioner(ResourceLifecycle):
         """Deploy ``assembly`` over what is deployed, as ``cdk deploy --all`` does: stacks in wave
         order, each created or updated. Stacks no longer in the assembly stay deployed (cdk deploy
         deletes no stack; ``delete_stack`` does). Stops at the first stack that fails."""
+        foreign = sorted({s.account for s in assembly.stacks.values() if s.account} - {self.account})
+        if foreign:
+            raise UnsupportedTemplate(
+                f"the assembly is for account {', '.join(foreign)}; this emulator serves {self.account}: synthesize "
+                "with the account it was stood up with"
+            )
         changes: list[Change] = []
         for number, wave in enumerate(assembly.waves(), start=1):
             for stack in wave:

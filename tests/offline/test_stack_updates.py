@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from offline.assembly import CloudAssembly, StackArtifact
+from offline.intrinsics import UnsupportedTemplate
 from offline.provisioner import DeployedResource, DeployedStack, Deployment, Provisioner, StackOperationFailed
 from offline.server import EmulatedAws
 
@@ -302,3 +303,11 @@ def test_a_type_without_an_update_handler_is_applied_again_when_its_api_upserts(
     assert (change.action, change.detail) == ("update", "applied again to the same resource")
     body = aws.client("cloudwatch", REGION).get_dashboard(DashboardName="b")["DashboardBody"]
     assert json.loads(body)["widgets"][0]["type"] == "text"
+
+
+def test_an_assembly_for_another_account_is_refused(provisioner: Provisioner) -> None:
+    deployment = provisioner.deploy(assembly({"Logs": log_group()}))
+    other = assembly({"Logs": log_group(Properties={"RetentionInDays": 90})})
+    other.stacks["Demo"].account = "111111111111"
+    with pytest.raises(UnsupportedTemplate, match="for account 111111111111; this emulator serves 123456789012"):
+        provisioner.apply(deployment, other)
