@@ -27,7 +27,7 @@ from lambda_src.record_crypto.observability import (
     SECURITY_REFUSALS,
 )
 from offline.emf import Datum, extract
-from policy_engine import as_list, statements
+from policy_engine import Caller, Decision, Request, authorize
 
 NamedCheck = tuple[str, Callable[[], str]]
 OPERATION_OF = {"writer": "write", "reader": "read"}
@@ -93,8 +93,9 @@ class SignalsReader:
         pages = self.client("cloudwatch", region).get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"])
         return [a for page in pages for a in page.get("MetricAlarms", [])]
 
-    def topic_problem(self, region: str, topic_arn: str) -> str | None:
-        """Why ``topic_arn`` is not an encrypted topic of ``region`` CloudWatch can publish to, or None."""
+    def topic_problem(self, region: str, topic_arn: str, alarm_arn: str) -> str | None:
+        """Why the alarm ``alarm_arn`` could not notify ``topic_arn`` as an encrypted topic of
+        ``region`` (decided on the deployed key policy by ``policy_engine``), or None."""
         if topic_arn.split(":")[2:4] != ["sns", region]:
             return f"{topic_arn} is not an SNS topic of {region}"
         attributes = self.client("sns", region).get_topic_attributes(TopicArn=topic_arn)["Attributes"]
@@ -106,15 +107,28 @@ class SignalsReader:
         if meta.get("KeyManager") != "CUSTOMER" or meta["Arn"].split(":")[3] != region:
             return f"the topic {topic_arn} is encrypted with {key_ref}, not a customer-managed key of {region}"
         policy = json.loads(kms.get_key_policy(KeyId=meta["KeyId"], PolicyName="default")["Policy"])
-        for stmt in statements(policy):
-            services = (
-                as_list((stmt.get("Principal") or {}).get("Service")) if isinstance(stmt.get("Principal"), dict) else []
-            )
-            actions = [str(a) for a in as_list(stmt.get("Action"))]
-            generates = any(a in ("kms:GenerateDataKey*", "kms:GenerateDataKey", "kms:*") for a in actions)
-            if stmt.get("Effect") == "Allow" and "cloudwatch.amazonaws.com" in services and generates:
-                return None
-        return f"the key policy of {meta['Arn']} does not let CloudWatch use it: alarms could not notify {topic_arn}"
+        decision = cloudwatch_may_use(policy, meta["Arn"], topic_arn, alarm_arn)
+        if not decision.allowed:
+            return f"CloudWatch may not use {meta['Arn']} for this alarm's notifications: {decision.reason}"
+        return None
+
+
+def cloudwatch_may_use(key_policy: Any, key_arn: str, topic_arn: str, alarm_arn: str) -> Decision:
+    """May CloudWatch, notifying for ``alarm_arn``, have SNS encrypt for ``topic_arn`` with the key?
+    (the request SNS makes to KMS on CloudWatch's behalf: GenerateDataKey with the topic's context)."""
+    account = alarm_arn.split(":")[4]
+    keys = {
+        "aws:SourceAccount": account,
+        "aws:SourceArn": alarm_arn,
+        "kms:EncryptionContext:aws:sns:topicArn": topic_arn,
+        "kms:EncryptionContextKeys": ["aws:sns:topicArn"],
+        "kms:CallerAccount": account,
+    }
+    return authorize(
+        Request(Caller(account, service="cloudwatch.amazonaws.com"), "kms:GenerateDataKey", key_arn, keys),
+        resource_policy=("key policy", key_policy),
+        resource_policy_required=True,
+    )
 
 
 def alarm_checks(
@@ -138,7 +152,7 @@ def alarm_checks(
                 )
                 assert alarm.get("TreatMissingData") == "notBreaching", f"{name}: missing data must not breach"
             for action in alarm["AlarmActions"]:
-                problem = reader.topic_problem(region, action)
+                problem = reader.topic_problem(region, action, alarm["AlarmArn"])
                 assert problem is None, f"{name}: {problem}"
                 topics.add(action.rsplit(":", 1)[1])
         count = len(required_watches(region, regions, table_name, function_names))
