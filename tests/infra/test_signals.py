@@ -123,7 +123,7 @@ def test_each_region_has_its_alarms_notifying_its_own_encrypted_topic(synthesize
 def _topic_and_key(synthesized: Synthesized, region: str) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
     stack = synthesized.stacks.functions[region]
     tpl = synthesized.raw(stack)
-    ((key_id, key),) = [(lid, r) for lid, r in resources(tpl, "AWS::KMS::Key").items() if lid.startswith("AlarmTopic")]
+    (key,) = [r for lid, r in resources(tpl, "AWS::KMS::Key").items() if lid.startswith("AlarmTopic")]
     key_arn = f"arn:aws:kms:{region}:{ACCOUNT}:key/alarm-topic-key"
     topic_arn = f"arn:aws:sns:{region}:{ACCOUNT}:{synthesized.config.stack_prefix}-alarms"
     policy = _resolve(stack.stack_name, region, key["Properties"]["KeyPolicy"])
