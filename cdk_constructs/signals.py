@@ -10,9 +10,9 @@ Where the replication metrics live: DynamoDB publishes ``ReplicationLatency`` an
 An alarm sees only the metrics of its own region, so the alarms on replication toward region R live
 in every other region (each region writes: global tables take writes everywhere).
 
-KMS publishes no per-key throttling metric (``AWS/Usage`` ``CallCount`` counts an account's calls
-per quota, region-wide, and KMS publishes no ``ThrottleCount`` there): the KMS throttling alarm
-watches the functions' own ``KmsThrottles`` count (every throttled KMS answer, retried or not).
+KMS publishes no per-key or per-caller throttling metric (the documented ``AWS/Usage`` ``CallCount``
+of KMS counts the whole account's requests per quota, region-wide): the KMS throttling alarm watches
+the functions' own ``KmsThrottles`` count (every throttled KMS answer, retried or not).
 """
 
 from __future__ import annotations
