@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aws_cdk import Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -74,8 +75,8 @@ def alarm_name(prefix: str, region: str, what: str) -> str:
     return f"{prefix}-{region}-{what}"
 
 
-def _spec(prefix: str, region: str, what: str, *args: object, **kwargs: object) -> AlarmSpec:
-    return AlarmSpec(alarm_name(prefix, region, what), what, *args, **kwargs)  # type: ignore[arg-type]
+def _spec(prefix: str, region: str, what: str, **fields: Any) -> AlarmSpec:
+    return AlarmSpec(name=alarm_name(prefix, region, what), what=what, **fields)
 
 
 def region_alarm_specs(*, prefix: str, region: str, regions: Sequence[str], table_name: str) -> list[AlarmSpec]:
@@ -89,59 +90,65 @@ def region_alarm_specs(*, prefix: str, region: str, regions: Sequence[str], tabl
                 prefix,
                 region,
                 f"{kind}-errors",
-                LAMBDA_NAMESPACE,
-                "Errors",
-                (),
-                "Sum",
-                300,
-                1,
-                1,
-                f"The {kind} function failed (crash, timeout or failed cold start) in {region}; refusals are "
-                "results, not errors",
+                namespace=LAMBDA_NAMESPACE,
+                metric="Errors",
+                dimensions=(),
+                statistic="Sum",
+                period_seconds=300,
+                threshold=1,
+                evaluation_periods=1,
+                description=(
+                    f"The {kind} function failed (crash, timeout or failed cold start) in {region}; refusals are "
+                    "results, not errors"
+                ),
                 function=kind,
             ),
             _spec(
                 prefix,
                 region,
                 f"{kind}-throttles",
-                LAMBDA_NAMESPACE,
-                "Throttles",
-                (),
-                "Sum",
-                300,
-                1,
-                1,
-                f"Lambda throttled the {kind} function in {region} (reserved concurrency reached)",
+                namespace=LAMBDA_NAMESPACE,
+                metric="Throttles",
+                dimensions=(),
+                statistic="Sum",
+                period_seconds=300,
+                threshold=1,
+                evaluation_periods=1,
+                description=(f"Lambda throttled the {kind} function in {region} (reserved concurrency reached)"),
                 function=kind,
             ),
             _spec(
                 prefix,
                 region,
                 f"{kind}-security-refusals",
-                NAMESPACE,
-                SECURITY_REFUSALS,
-                ours,
-                "Sum",
-                60,
-                1,
-                1,
-                f"SECURITY: the {kind} in {region} refused a record that was tampered with or made with a wrong "
-                "key (TamperedRecord, TamperedCiphertext, ContextMismatch, UnexpectedAlgorithm, WrongKey); "
-                "one is enough to investigate",
+                namespace=NAMESPACE,
+                metric=SECURITY_REFUSALS,
+                dimensions=ours,
+                statistic="Sum",
+                period_seconds=60,
+                threshold=1,
+                evaluation_periods=1,
+                description=(
+                    f"SECURITY: the {kind} in {region} refused a record that was tampered with or made with a wrong "
+                    "key (TamperedRecord, TamperedCiphertext, ContextMismatch, UnexpectedAlgorithm, WrongKey); "
+                    "one is enough to investigate"
+                ),
             ),
             _spec(
                 prefix,
                 region,
                 f"{kind}-kms-throttles",
-                NAMESPACE,
-                KMS_THROTTLES,
-                ours,
-                "Sum",
-                300,
-                1,
-                1,
-                f"KMS throttled the {kind}'s calls in {region} (retried or refused): the account's KMS request "
-                "quota is near; consider the data-key cache or a quota increase",
+                namespace=NAMESPACE,
+                metric=KMS_THROTTLES,
+                dimensions=ours,
+                statistic="Sum",
+                period_seconds=300,
+                threshold=1,
+                evaluation_periods=1,
+                description=(
+                    f"KMS throttled the {kind}'s calls in {region} (retried or refused): the account's KMS request "
+                    "quota is near; consider the data-key cache or a quota increase"
+                ),
             ),
         ]
     for receiving in regions:
@@ -153,29 +160,33 @@ def region_alarm_specs(*, prefix: str, region: str, regions: Sequence[str], tabl
                 prefix,
                 region,
                 f"replication-latency-to-{receiving}",
-                DYNAMODB_NAMESPACE,
-                "ReplicationLatency",
-                replica,
-                "Average",
-                300,
-                REPLICATION_LATENCY_MS,
-                3,
-                f"Writes made in {region} take over {REPLICATION_LATENCY_MS // 1000} s to reach {receiving} "
-                "(15 minutes in a row)",
+                namespace=DYNAMODB_NAMESPACE,
+                metric="ReplicationLatency",
+                dimensions=replica,
+                statistic="Average",
+                period_seconds=300,
+                threshold=REPLICATION_LATENCY_MS,
+                evaluation_periods=3,
+                description=(
+                    f"Writes made in {region} take over {REPLICATION_LATENCY_MS // 1000} s to reach {receiving} "
+                    "(15 minutes in a row)"
+                ),
             ),
             _spec(
                 prefix,
                 region,
                 f"pending-replication-to-{receiving}",
-                DYNAMODB_NAMESPACE,
-                "PendingReplicationCount",
-                replica,
-                "Maximum",
-                300,
-                PENDING_REPLICATION_ITEMS,
-                3,
-                f"Over {PENDING_REPLICATION_ITEMS} writes made in {region} wait to reach {receiving} "
-                "(15 minutes in a row)",
+                namespace=DYNAMODB_NAMESPACE,
+                metric="PendingReplicationCount",
+                dimensions=replica,
+                statistic="Maximum",
+                period_seconds=300,
+                threshold=PENDING_REPLICATION_ITEMS,
+                evaluation_periods=3,
+                description=(
+                    f"Over {PENDING_REPLICATION_ITEMS} writes made in {region} wait to reach {receiving} "
+                    "(15 minutes in a row)"
+                ),
             ),
         ]
     return specs
@@ -218,7 +229,7 @@ class AlarmTopic(Construct):
         self.key = kms.CfnKey(
             self,
             "Key",
-            description=f"Encrypts the alarm topic {topic_name}",
+            description=(f"Encrypts the alarm topic {topic_name}"),
             enable_key_rotation=True,
             key_spec="SYMMETRIC_DEFAULT",
             key_usage="ENCRYPT_DECRYPT",
