@@ -167,6 +167,9 @@ def _add_region(line: str, env: Any, before: dict[str, dict[str, Any]], capsys: 
     assert replica["KeyId"] == primary["KeyId"] and replica["KeyId"].startswith("mrk-")
     assert replica["MultiRegionConfiguration"]["MultiRegionKeyType"] == "REPLICA"
     assert table_exists("eu-west-1")
+    for region in ("us-east-2", "us-west-1"):  # each region's replication alarms now watch eu-west-1 too
+        alarms = [a["AlarmName"] for a in client("cloudwatch", region).describe_alarms()["MetricAlarms"]]
+        assert [a for a in alarms if "EuWest1" in a or "eu-west-1" in a], alarms
     reader = client("lambda", "eu-west-1").get_function_configuration(FunctionName=_function_name("eu-west-1"))
     assert reader["Environment"]["Variables"]["RECORDS_MRK_ARN"] == replica["Arn"]
     # Records written before eu-west-1 existed: read and decrypted there, with its own replica key.
@@ -208,6 +211,9 @@ def _remove_region(line: str, env: Any, capsys: pytest.CaptureFixture[str]) -> N
     assert "python -m offline destroy --region eu-west-1" in out
     assert not table_exists("eu-west-1")
     assert sorted(env.replication.tables) == ["us-east-2", "us-west-1"]
+    for region in ("us-east-2", "us-west-1"):  # the replication alarms toward eu-west-1 went with it
+        alarms = [a["AlarmName"] for a in client("cloudwatch", region).describe_alarms()["MetricAlarms"]]
+        assert alarms and not [a for a in alarms if "EuWest1" in a or "eu-west-1" in a], alarms
     kms = client("kms", "us-east-2")
     key_id = kms.describe_key(KeyId="alias/mrk-toolkit/records")["KeyMetadata"]["KeyId"]
     policy = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
@@ -215,14 +221,29 @@ def _remove_region(line: str, env: Any, capsys: pytest.CaptureFixture[str]) -> N
     assert replicate["Condition"]["StringEquals"]["kms:ReplicaRegion"] in ("us-west-1", ["us-west-1"])
 
 
+def retained_single_region_keys(stacks: Any) -> int:
+    """How many retained single-region KMS keys the templates of ``stacks`` declare."""
+    return sum(
+        1
+        for stack in stacks
+        for res in stack.template["Resources"].values()
+        if res["Type"] == "AWS::KMS::Key"
+        and not res["Properties"].get("MultiRegion")
+        and res.get("DeletionPolicy") == "Retain"
+    )
+
+
 def _delete_region_stacks(line: str, env: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    region_stacks = [s.artifact for s in env.deployment.stacks.values() if s.region == "eu-west-1"]
+    expected = retained_single_region_keys(region_stacks)
+    assert expected >= 2, "eu-west-1's table key and logs key at least"
     code, out, err = run_offline(line, capsys)
     assert code == 0, err
     for stack in (f"{PREFIX}-Functions-eu-west-1", f"{PREFIX}-Keys-eu-west-1"):
         assert f"deleted {stack} (eu-west-1)" in out and not stack_exists(stack, "eu-west-1"), out
     leftovers = [x for x in out.splitlines() if x.startswith("# ")]
     kinds = [x.split(" in eu-west-1 ")[1].split(",")[0] for x in leftovers if x.startswith("# key ")]
-    assert kinds == ["(single-region key", "(single-region key", "(multi-region key"], leftovers
+    assert kinds == ["(single-region key"] * expected + ["(multi-region key"], leftovers
     assert sum(x.startswith("# log group ") for x in leftovers) == 2, leftovers
     assert not any("table" in x for x in leftovers), "the eu-west-1 replica was deleted with the table update"
     # The remaining regions keep working, both ways.
@@ -261,8 +282,10 @@ def test_destroy_deletes_every_stack_and_its_commands_remove_what_stays(up: Call
         for command in [CliCommand.parse(x) for x in made.stdout.splitlines() if x.startswith("aws ")]:
             command.run(client)
         _nothing_left(("us-east-2", "us-west-1"))
+        seen["single"] = retained_single_region_keys(env.deployment.assembly.stacks.values())
         return made.stdout
 
+    seen: dict[str, int] = {}
     out = up("python -m offline up", while_up)
     order = [f"deleted {PREFIX}-Functions-", f"deleted {PREFIX}-Table ", f"deleted {PREFIX}-Keys-us-west-1 "]
     positions = [out.index(text) for text in [*order, f"deleted {PREFIX}-Keys-us-east-2 "]]
@@ -272,7 +295,7 @@ def test_destroy_deletes_every_stack_and_its_commands_remove_what_stays(up: Call
     assert services == sorted(services, key=["dynamodb", "logs", "kms"].index), commands
     assert commands[-1].startswith("aws kms schedule-key-deletion --region us-east-2 --key-id mrk-"), commands
     keys = [x.split(" (", 1)[1] for x in out.splitlines() if x.startswith("# key ")]
-    assert [k.split(",")[0] for k in keys] == ["single-region key"] * 4 + ["multi-region key"] * 2, keys
+    assert [k.split(",")[0] for k in keys] == ["single-region key"] * seen["single"] + ["multi-region key"] * 2, keys
     assert keys[-2].startswith("multi-region key, replica") and keys[-1].startswith("multi-region key, primary"), keys
     assert sum("delete-table" in c for c in commands) == 2 and sum("delete-log-group" in c for c in commands) == 4
     readme = (REPO / "README.md").read_text().split("## Tear down", 1)[1].split("\n## ", 1)[0]
@@ -288,6 +311,9 @@ def _nothing_left(regions: tuple[str, ...]) -> None:
         states = {kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]["KeyState"] for k in kms.list_keys()["Keys"]}
         assert states <= {"PendingDeletion"}, (region, states)
         assert not [a for a in kms.list_aliases()["Aliases"] if a["AliasName"].startswith("alias/mrk-toolkit")]
+        assert not client("sns", region).list_topics()["Topics"], region
+        cloudwatch = client("cloudwatch", region)
+        assert not cloudwatch.describe_alarms()["MetricAlarms"] and not cloudwatch.list_dashboards()["DashboardEntries"]
     iam = client("iam", "us-east-1")
     assert not iam.list_roles(PathPrefix=f"/{PREFIX}/")["Roles"]
     assert not iam.list_policies(Scope="Local")["Policies"]
