@@ -38,6 +38,7 @@ class KeysStack(Stack):
             admin_arns=config.key_admin_arns,
             pending_window_days=config.key_pending_window_days,
             rotation_period_days=config.key_rotation_days,
+            promotion_regions=config.regions,
             removal_policy=removal,
         )
         self.table_key = TableKey(
