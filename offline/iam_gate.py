@@ -2,7 +2,7 @@
 
 ``request_target`` maps one API call to what IAM evaluates (action, resource ARN, condition
 keys such as ``kms:EncryptionContext:*``, ``kms:EncryptionContextKeys``, ``kms:CallerAccount``,
-``kms:ReplicaRegion``); offline/gateway.py decides it with ``policy_engine`` on the server side.
+``kms:ReplicaRegion``, ``kms:PrimaryRegion``); offline/gateway.py decides it with ``policy_engine`` on the server side.
 ``record_calls`` lets a function's process report each call and what was decided.
 """
 
@@ -37,6 +37,8 @@ def request_target(
             context["kms:EncryptionContextKeys"] = sorted(encryption_context)
         if params.get("ReplicaRegion"):
             context["kms:ReplicaRegion"] = params["ReplicaRegion"]
+        if params.get("PrimaryRegion"):
+            context["kms:PrimaryRegion"] = params["PrimaryRegion"]
         return action, resource, context
     if service == "dynamodb":
         table = params.get("TableName", "*")

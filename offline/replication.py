@@ -4,6 +4,11 @@ moto has no global tables (ReplicaUpdates is ignored), so this thread does what 
 does: it reads each regional table's stream and applies every change to the other regions
 after a configurable lag, last writer wins (by the time of the change). Changes it applies
 itself are recognised in the destination's stream and not sent back.
+
+A region that does not answer (an outage: the gateway's 503, a refused connection) is handled as
+Global Tables documents it: changes toward it stay queued, per destination, and are delivered
+when it answers again; its own stream is read again from where it stopped, so changes made there
+before the outage reach the other regions once it returns. Nothing is dropped for unavailability.
 """
 
 from __future__ import annotations
@@ -18,8 +23,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 _NEVER = (float("-inf"), "")
+# One attempt per call: this thread retries by itself (a queued change), without stalling the
+# other regions behind botocore's backoff.
+_NO_RETRY = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=2, read_timeout=10)
+_UNAVAILABLE_CODES = {"ServiceUnavailable", "InternalServerError", "InternalFailure", "503", "500"}
+
+
+def unavailable(error: Exception) -> bool:
+    """True if ``error`` says the region did not answer (not that it refused the request)."""
+    if isinstance(error, ClientError):
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return code in _UNAVAILABLE_CODES or status >= 500
+    return isinstance(error, BotoCoreError)  # connection refused / reset / timed out
 
 
 def _change_time(ddb: Mapping[str, Any]) -> float:
@@ -33,6 +53,7 @@ class _Pending:
     seq: int
     source: str = field(compare=False)
     record: dict[str, Any] = field(compare=False)
+    destinations: tuple[str, ...] = field(compare=False, default=())
 
 
 class GlobalTablesEmulator:
@@ -46,13 +67,20 @@ class GlobalTablesEmulator:
         key_attributes: tuple[str, ...] = ("id",),
         lag_seconds: float = 1.0,
         poll_seconds: float = 0.05,
+        retry_seconds: float = 0.5,
     ) -> None:
         self.tables = dict(tables)
         self.key_attributes = key_attributes
         self.lag_seconds = lag_seconds
         self.poll_seconds = poll_seconds
-        self._ddb = {r: session.client("dynamodb", region_name=r, endpoint_url=endpoint_url) for r in tables}
-        self._streams = {r: session.client("dynamodbstreams", region_name=r, endpoint_url=endpoint_url) for r in tables}
+        self.retry_seconds = retry_seconds
+        self._ddb = {
+            r: session.client("dynamodb", region_name=r, endpoint_url=endpoint_url, config=_NO_RETRY) for r in tables
+        }
+        self._streams = {
+            r: session.client("dynamodbstreams", region_name=r, endpoint_url=endpoint_url, config=_NO_RETRY)
+            for r in tables
+        }
         self._stream_arns = dict(stream_arns)
         self._iterators: dict[tuple[str, str], str | None] = {}
         self._queue: list[_Pending] = []
@@ -64,6 +92,8 @@ class GlobalTablesEmulator:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.applied = 0
+        self.deferred = 0  # deliveries put off because the destination did not answer
+        self.unreachable: dict[str, str] = {}  # region -> why, while it does not answer
         self.errors: list[str] = []
 
     def _key(self, keys: Mapping[str, Any]) -> str:
@@ -93,7 +123,14 @@ class GlobalTablesEmulator:
         for (region, shard), it in list(self._iterators.items()):
             if it is None:
                 continue
-            out = self._streams[region].get_records(ShardIterator=it, Limit=1000)
+            try:
+                out = self._streams[region].get_records(ShardIterator=it, Limit=1000)
+            except Exception as exc:
+                if not unavailable(exc):
+                    raise
+                self.unreachable[region] = str(exc)  # read again from the same point when it answers
+                continue
+            self.unreachable.pop(region, None)
             self._iterators[(region, shard)] = out.get("NextShardIterator")
             for record in out.get("Records", []):
                 ddb = record["dynamodb"]
@@ -108,9 +145,9 @@ class GlobalTablesEmulator:
                     # arriving from another region must not overwrite it (last writer wins).
                     stamp = (_change_time(ddb), region)
                     self._last_write[(region, key)] = max(self._last_write.get((region, key), _NEVER), stamp)
-                    heapq.heappush(
-                        self._queue, _Pending(time.monotonic() + self.lag_seconds, next(self._seq), region, record)
-                    )
+                    others = tuple(r for r in self.tables if r != region)
+                    due = time.monotonic() + self.lag_seconds
+                    heapq.heappush(self._queue, _Pending(due, next(self._seq), region, record, others))
 
     def _apply_due(self) -> None:
         now = time.monotonic()
@@ -119,26 +156,42 @@ class GlobalTablesEmulator:
                 if not self._queue or self._queue[0].due > now:
                     return
                 pending = heapq.heappop(self._queue)
-            ddb = pending.record["dynamodb"]
-            changed = (_change_time(ddb), pending.source)  # ties broken by region, as one rule everywhere
-            key = self._key(ddb["Keys"])
-            for region, table in self.tables.items():
-                if region == pending.source:
-                    continue
+            waiting = tuple(r for r in pending.destinations if not self._deliver(pending, r))
+            if waiting:  # a destination did not answer: keep the change for it, try again later
                 with self._lock:
-                    if self._last_write.get((region, key), _NEVER) >= changed:
-                        continue  # last writer wins: this region holds a newer change
-                    self._last_write[(region, key)] = changed
-                new_image = ddb.get("NewImage")
-                self._echo.setdefault((region, key), []).append(self._image_digest(new_image))
-                try:
-                    if pending.record["eventName"] == "REMOVE":
-                        self._ddb[region].delete_item(TableName=table, Key=ddb["Keys"])
-                    else:
-                        self._ddb[region].put_item(TableName=table, Item=new_image)
-                    self.applied += 1
-                except Exception as exc:  # keep replicating; the report shows it
-                    self.errors.append(f"{pending.source}->{region}: {exc}")
+                    self.deferred += len(waiting)
+                    retry = _Pending(now + self.retry_seconds, next(self._seq), pending.source, pending.record, waiting)
+                    heapq.heappush(self._queue, retry)
+
+    def _deliver(self, pending: _Pending, region: str) -> bool:
+        """Apply one change to one region: True when done (or when a newer change wins there),
+        False when the region did not answer (the change stays queued for it)."""
+        ddb = pending.record["dynamodb"]
+        changed = (_change_time(ddb), pending.source)  # ties broken by region, as one rule everywhere
+        key = self._key(ddb["Keys"])
+        with self._lock:
+            if self._last_write.get((region, key), _NEVER) >= changed:
+                return True  # last writer wins: this region holds a newer change
+        new_image = ddb.get("NewImage")
+        digest = self._image_digest(new_image)
+        self._echo.setdefault((region, key), []).append(digest)
+        try:
+            if pending.record["eventName"] == "REMOVE":
+                self._ddb[region].delete_item(TableName=self.tables[region], Key=ddb["Keys"])
+            else:
+                self._ddb[region].put_item(TableName=self.tables[region], Item=new_image)
+        except Exception as exc:
+            self._echo[(region, key)].remove(digest)
+            if unavailable(exc):
+                self.unreachable[region] = str(exc)
+                return False
+            self.errors.append(f"{pending.source}->{region}: {exc}")  # keep replicating; the report shows it
+            return True
+        with self._lock:
+            self._last_write[(region, key)] = changed
+            self.applied += 1
+        self.unreachable.pop(region, None)
+        return True
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -152,6 +205,15 @@ class GlobalTablesEmulator:
     def pending(self) -> int:
         with self._lock:
             return len(self._queue)
+
+    def pending_toward(self) -> dict[str, int]:
+        """Changes not yet delivered, per destination region (what PendingReplicationCount counts)."""
+        with self._lock:
+            out = dict.fromkeys(self.tables, 0)
+            for pending in self._queue:
+                for region in pending.destinations:
+                    out[region] += 1
+            return out
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
