@@ -111,6 +111,13 @@ class TableThrottled(RecordError):
     type, status, retryable = "TableThrottled", 503, True
 
 
+class Unavailable(RecordError):
+    """KMS or DynamoDB of this region did not answer (5xx, refused connection, timeout) after the
+    SDK's retries, e.g. during a regional outage. Nothing was stored by this call."""
+
+    type, status, retryable = "Unavailable", 503, True
+
+
 class Internal(RecordError):
     type, status = "Internal", 500
 
@@ -131,6 +138,7 @@ ERROR_TYPES: dict[str, type[RecordError]] = {
         AccessDenied,
         KmsThrottled,
         TableThrottled,
+        Unavailable,
         Internal,
     )
 }

@@ -17,7 +17,8 @@ from typing import Any
 
 import botocore.session
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as EndpointUnreachable
 
 from record_crypto.context import check_context, expected_context
 from record_crypto.envelope import RecordCipher
@@ -30,6 +31,7 @@ from record_crypto.errors import (
     TableThrottled,
     TamperedCiphertext,
     TamperedRecord,
+    Unavailable,
     VersionConflict,
 )
 from record_crypto.observability import log_event
@@ -63,6 +65,7 @@ class _ConditionFailed(Exception):
 
 
 _TABLE_THROTTLING = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
+_UNAVAILABLE = frozenset({"ServiceUnavailable", "InternalServerError", "InternalFailure"})
 
 
 class RecordService:
@@ -272,9 +275,19 @@ class RecordService:
                 raise AccessDenied(
                     f"DynamoDB denied {operation} on {self.settings.table_name} to this function's role"
                 ) from None
+            if code in _UNAVAILABLE or error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
+                raise self._unavailable("DynamoDB", operation, code) from None
             raise Internal(f"DynamoDB {operation} failed ({code or 'unknown error'})") from None
+        except (EndpointUnreachable, HTTPClientError) as error:
+            raise self._unavailable("DynamoDB", operation, type(error).__name__) from None
         except BotoCoreError as error:
             raise Internal(f"DynamoDB {operation} failed ({type(error).__name__})") from None
+
+    def _unavailable(self, service: str, operation: str, why: str) -> Unavailable:
+        return Unavailable(
+            f"{service} in {self.settings.region} did not answer {operation} ({why}) after retries: nothing was "
+            "stored by this call; retry later or in another region"
+        )
 
     def _run(self, operation: str, body: Any) -> dict[str, Any]:
         """The handlers' contract: a result dict, never an exception."""
