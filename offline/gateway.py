@@ -164,7 +164,7 @@ class Gateway:
             return self.app(environ, start_response)
         match = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
         if match and environ.get("PATH_INFO") != CONTROL_PATH and self.outages.refuses(match.group(2), match.group(3)):
-            return _unavailable(start_response, match.group(2), match.group(3))
+            return _unavailable(environ, start_response, match.group(2), match.group(3))
         identity = self._identities.get(match.group(1)) if match else None
         if identity is None or match is None:
             return _error(start_response, "UnrecognizedClientException", "unknown access key (emulated IAM)")
@@ -322,18 +322,21 @@ def _tables(params: dict[str, Any]) -> list[str]:
     return sorted(set(names))
 
 
-def _unavailable(start_response: Callable[..., Any], region: str, service: str) -> list[bytes]:
+def _unavailable(environ: dict[str, Any], start_response: Callable[..., Any], region: str, service: str) -> list[bytes]:
+    """503 ServiceUnavailable in the protocol the client parses (query APIs read XML)."""
     message = f"{service} in {region} is unavailable (emulated region outage; `python -m offline recover {region}`)"
-    body = json.dumps({"__type": "ServiceUnavailable", "message": message}).encode()
-    start_response(
-        "503 Service Unavailable",
-        [
-            ("Content-Type", "application/x-amz-json-1.0"),
-            ("Content-Length", str(len(body))),
-            ("x-amzn-ErrorType", "ServiceUnavailable"),
-            ("x-amzn-RequestId", "emulated-outage"),
-        ],
-    )
+    if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        content_type = "text/xml"
+        body = (
+            "<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code>"
+            f"<Message>{message}</Message></Error><RequestId>emulated-outage</RequestId></ErrorResponse>"
+        ).encode()
+    else:
+        content_type = "application/x-amz-json-1.0"
+        body = json.dumps({"__type": "ServiceUnavailable", "message": message}).encode()
+    headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+    headers += [("x-amzn-ErrorType", "ServiceUnavailable"), ("x-amzn-RequestId", "emulated-outage")]
+    start_response("503 Service Unavailable", headers)
     return [body]
 
 
