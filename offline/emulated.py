@@ -259,4 +259,6 @@ def up_instructions(env: EmulatedEnvironment) -> list[str]:
         """--payload '{"id":"p1","record":{"ssn":"1"}}' out.json""",
         "#   (AWS CLI v2: add --cli-binary-format raw-in-base64-out)",
         f"# python -m offline verify --primary {env.primary_region} --replicas {','.join(regions[1:])}",
+        f"# region outage runbook: python -m offline outage {env.primary_region} | recover {env.primary_region} | "
+        f"promote-key --to {regions[1]}",
     ]
