@@ -109,15 +109,15 @@ class OutageDrill:
         steps = [
             (f"before: records written in {d} are acknowledged and replicated", self.baseline),
             (f"outage: every endpoint of {d} fails (503)", self.start_outage),
-            (f"writes in {d} fail with a clear error and are not acknowledged", self.writes_refused),
+            (f"refused: writes in {d} fail with a clear error and are not acknowledged", self.writes_refused),
             (f"automatic: {h} keep taking writes and serving reads", self.healthy_regions_serve),
-            (f"automatic: changes toward {d} are queued, not dropped", self.changes_queued),
-            (f"CloudFormation while {d} is down: what can and cannot be updated", self.cloudformation),
+            (f"queued: changes toward {d} wait for it, none is dropped", self.changes_queued),
+            (f"CloudFormation: what can and cannot be updated while {d} is down", self.cloudformation),
         ]
         if self.down == self.home:
             steps += [
-                (f"the key's primary cannot move while KMS in {d} is down", self.promotion_impossible),
-                (f"KMS in {d} answers again: only a key administrator moves the primary", self.promote),
+                (f"no promotion: the key's primary cannot move while KMS in {d} is down", self.promotion_impossible),
+                (f"promote: KMS in {d} answers again; only a key administrator moves the primary", self.promote),
             ]
         return [
             *steps,

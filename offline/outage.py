@@ -156,7 +156,7 @@ def stack_needs(assembly: CloudAssembly, stack_name: str) -> StackImpact:
     CloudFormation reads them at each deployment) and every replica region of a global table."""
     stack = assembly.stacks[stack_name]
     needs = {stack.region: "the stack's own region (CloudFormation there runs the update)"}
-    for region, source in _stack_outputs_read(stack.template.get("Resources", {})):
+    for region, source in _stack_outputs_read(stack.template):
         needs.setdefault(region, f"it reads outputs of {source} there (Fn::GetStackOutput, at every deployment)")
     for table in stack.resources("AWS::DynamoDB::GlobalTable").values():
         for replica in table.get("Properties", {}).get("Replicas", []):

@@ -84,6 +84,7 @@ class GlobalTablesEmulator:
         self._stream_arns = dict(stream_arns)
         self._iterators: dict[tuple[str, str], str | None] = {}
         self._queue: list[_Pending] = []
+        self._in_flight: _Pending | None = None  # popped and being delivered: still pending
         self._seq = itertools.count()
         self._echo: dict[tuple[str, str], list[str]] = {}
         # (region, key) -> (change time, origin region) of the newest change that region holds
@@ -155,13 +156,14 @@ class GlobalTablesEmulator:
             with self._lock:
                 if not self._queue or self._queue[0].due > now:
                     return
-                pending = heapq.heappop(self._queue)
+                pending = self._in_flight = heapq.heappop(self._queue)
             waiting = tuple(r for r in pending.destinations if not self._deliver(pending, r))
-            if waiting:  # a destination did not answer: keep the change for it, try again later
-                with self._lock:
+            with self._lock:
+                if waiting:  # a destination did not answer: keep the change for it, try again later
                     self.deferred += len(waiting)
                     retry = _Pending(now + self.retry_seconds, next(self._seq), pending.source, pending.record, waiting)
                     heapq.heappush(self._queue, retry)
+                self._in_flight = None
 
     def _deliver(self, pending: _Pending, region: str) -> bool:
         """Apply one change to one region: True when done (or when a newer change wins there),
@@ -202,15 +204,18 @@ class GlobalTablesEmulator:
                 self.errors.append(str(exc))
             self._stop.wait(self.poll_seconds)
 
+    def _pending(self) -> list[_Pending]:
+        return [*self._queue, *([self._in_flight] if self._in_flight is not None else [])]
+
     def pending(self) -> int:
         with self._lock:
-            return len(self._queue)
+            return len(self._pending())
 
     def pending_toward(self) -> dict[str, int]:
         """Changes not yet delivered, per destination region (what PendingReplicationCount counts)."""
         with self._lock:
             out = dict.fromkeys(self.tables, 0)
-            for pending in self._queue:
+            for pending in self._pending():
                 for region in pending.destinations:
                     out[region] += 1
             return out
