@@ -7,8 +7,9 @@ itself are recognised in the destination's stream and not sent back.
 
 A region that does not answer (an outage: the gateway's 503, a refused connection) is handled as
 Global Tables documents it: changes toward it stay queued, per destination, and are delivered
-when it answers again; its own stream is read again from where it stopped, so changes made there
-before the outage reach the other regions once it returns. Nothing is dropped for unavailability.
+when it answers again; its own stream is read again from where it stopped, and changes read from
+it before it went down wait with it, so changes made there before the outage reach the other
+regions once it returns. Nothing is dropped for unavailability.
 """
 
 from __future__ import annotations
@@ -157,7 +158,10 @@ class GlobalTablesEmulator:
                 if not self._queue or self._queue[0].due > now:
                     return
                 pending = self._in_flight = heapq.heappop(self._queue)
-            waiting = tuple(r for r in pending.destinations if not self._deliver(pending, r))
+            if pending.source in self.unreachable:  # its region is down: its replication waits with it
+                waiting = pending.destinations
+            else:
+                waiting = tuple(r for r in pending.destinations if not self._deliver(pending, r))
             with self._lock:
                 if waiting:  # a destination did not answer: keep the change for it, try again later
                     self.deferred += len(waiting)
