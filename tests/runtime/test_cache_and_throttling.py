@@ -139,9 +139,7 @@ def test_table_throttling_is_a_retryable_error(aws: TwoRegions) -> None:
         ("kms.Decrypt", "read"),
     ],
 )
-def test_a_region_that_does_not_answer_is_a_retryable_unavailable_error(
-    aws: TwoRegions, fault: str, side: str
-) -> None:
+def test_a_region_that_does_not_answer_is_a_retryable_unavailable_error(aws: TwoRegions, fault: str, side: str) -> None:
     """A regional outage (KMS or DynamoDB answering 5xx codes): the caller gets Unavailable (503,
     retryable, "retry later or in another region"), nothing is stored, no plaintext leaks."""
     record = sample_record()
