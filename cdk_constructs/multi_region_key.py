@@ -63,26 +63,22 @@ def mrk_key_policy(
     being promoted, so every key of the set carries the statement.
     """
     statements = [admin_statement(admin_arns)]
-    if promotion_regions:
-        statements.append(
-            iam.PolicyStatement(
-                sid="AdministratorsMovePrimaryWithinDeployment",
-                principals=admin_principals(admin_arns),
-                actions=["kms:UpdatePrimaryRegion"],
-                resources=["*"],
-                conditions={"StringEquals": {"kms:PrimaryRegion": list(promotion_regions)}},
+    promote = ("AdministratorsMovePrimaryWithinDeployment", "kms:UpdatePrimaryRegion", "kms:PrimaryRegion")
+    region_scoped = (
+        (*promote, promotion_regions),
+        ("ReplicateOnlyToConfiguredRegions", "kms:ReplicateKey", "kms:ReplicaRegion", replica_regions),
+    )
+    for sid, action, condition_key, regions in region_scoped:
+        if regions:
+            statements.append(
+                iam.PolicyStatement(
+                    sid=sid,
+                    principals=admin_principals(admin_arns),
+                    actions=[action],
+                    resources=["*"],
+                    conditions={"StringEquals": {condition_key: list(regions)}},
+                )
             )
-        )
-    if replica_regions:
-        statements.append(
-            iam.PolicyStatement(
-                sid="ReplicateOnlyToConfiguredRegions",
-                principals=admin_principals(admin_arns),
-                actions=["kms:ReplicateKey"],
-                resources=["*"],
-                conditions={"StringEquals": {"kms:ReplicaRegion": list(replica_regions)}},
-            )
-        )
     statements += [
         _use_statement(
             scope,
