@@ -19,6 +19,7 @@ _SHORT_KIND = {
     "multi-region key (replica)": "MRK replica",
     "table SSE key": "table SSE key",
     "log group key": "logs key",
+    "alarm topic key": "alarm topic key",
     "KMS key": "KMS key",
 }
 

@@ -116,6 +116,7 @@ class Inventory:
             )
         sse_keys = {t.sse_key for t in self.tables if t.sse_key}
         log_keys = {str(g.properties.get("KmsKeyId")) for g in self.view.resources("AWS::Logs::LogGroup")}
+        topic_keys = {str(t.properties.get("KmsMasterKeyId")) for t in self.view.resources("AWS::SNS::Topic")}
         keys = []
         for type_name in KEY_TYPES:
             for resource in self.view.resources(type_name):
@@ -131,6 +132,8 @@ class Inventory:
                     kind = "table SSE key"
                 elif {arn, key_id} & log_keys:
                     kind = "log group key"
+                elif ({arn, key_id} | alias_arns) & topic_keys:
+                    kind = "alarm topic key"
                 else:
                     kind = "KMS key"
                 keys.append(Key(resource, arn, key_id, kind, names))
