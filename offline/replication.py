@@ -14,12 +14,13 @@ regions once it returns. Nothing is dropped for unavailability.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +98,19 @@ class GlobalTablesEmulator:
         self.deferred = 0  # deliveries put off because the destination did not answer
         self.unreachable: dict[str, str] = {}  # region -> why, while it does not answer
         self.errors: list[str] = []
+        self._holds = 0  # while > 0, changes are read and queued but none is delivered
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Deliver nothing inside the block (changes still queue, in order): a lag as long as the
+        block, so a check can make two regions write inside it whatever the machine's speed."""
+        with self._lock:
+            self._holds += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holds -= 1
 
     def _key(self, keys: Mapping[str, Any]) -> str:
         return json.dumps({k: keys[k] for k in sorted(keys)}, sort_keys=True)
@@ -155,7 +169,7 @@ class GlobalTablesEmulator:
         now = time.monotonic()
         while True:
             with self._lock:
-                if not self._queue or self._queue[0].due > now:
+                if self._holds or not self._queue or self._queue[0].due > now:
                     return
                 pending = self._in_flight = heapq.heappop(self._queue)
             if pending.source in self.unreachable:  # its region is down: its replication waits with it
