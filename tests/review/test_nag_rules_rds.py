@@ -4,6 +4,8 @@ then the toolkit's Aurora app."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -209,10 +211,38 @@ def test_secrets_or_database_permissions_on_a_wildcard_resource_are_findings(sec
     }
 
 
-def test_toolkit_aurora_app_has_zero_findings() -> None:
-    synthesized = synthesize(
-        context_for(store="aurora-postgresql", replicaRegions=["us-west-1", "eu-west-1"]),
-    )
-    root = next(iter(synthesized.stacks.keys.values())).node.root
+@pytest.fixture(scope="module")
+def aurora_app() -> Any:
+    return synthesize(context_for(store="aurora-postgresql", replicaRegions=["us-west-1", "eu-west-1"]))
+
+
+def _violations(app: Any) -> list[tuple[str, str]]:
+    root = next(iter(app.stacks.keys.values())).node.root
     report = MrkToolkitChecks(verbose=True).validate_scope(root)
-    assert [(v.rule_name, v.description) for v in report.violations] == []
+    return sorted((v.rule_name, r.construct_path) for v in report.violations for r in v.violating_resources)
+
+
+def test_toolkit_aurora_app_has_zero_findings(aurora_app: Any) -> None:
+    assert _violations(aurora_app) == []
+
+
+def test_an_edited_template_with_a_secondary_on_the_primarys_key_fails(aurora_app: Any) -> None:
+    """The rules read the synthesized templates: point eu-west-1's cluster at us-east-2's storage key
+    and drop its deletion protection in the file, as a hand edit would, and they fail."""
+    stack = aurora_app.stacks.databases["eu-west-1"]
+    path = Path(aurora_app.assembly.directory) / stack.template_file
+    original = path.read_text()
+    template = json.loads(original)
+    (cluster,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::RDS::DBCluster"]
+    cluster["Properties"]["KmsKeyId"]["Fn::GetStackOutput"]["Region"] = "us-east-2"
+    cluster["Properties"]["KmsKeyId"]["Fn::GetStackOutput"]["StackName"] = "MrkToolkit-Keys-us-east-2"
+    cluster["Properties"]["DeletionProtection"] = False
+    try:
+        path.write_text(json.dumps(template))
+        assert _violations(aurora_app) == [
+            ("MrkToolkit-RDS1[KmsKeyId]", "MrkToolkit-Database-eu-west-1/Secondary/Cluster"),
+            ("MrkToolkit-RDS2[DeletionProtection]", "MrkToolkit-Database-eu-west-1/Secondary/Cluster"),
+        ]
+    finally:
+        path.write_text(original)
+    assert _violations(aurora_app) == []
