@@ -44,6 +44,7 @@ ENV_DB_PORT = "DB_PORT"
 ENV_DB_NAME = "DB_NAME"
 ENV_DB_SECRET_ARN = "DB_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
 ENV_DB_WRITE_FORWARDING = "DB_WRITE_FORWARDING"
+ENV_DB_PRIMARY_REGION = "DB_PRIMARY_REGION"  # named by a secondary's refusal of a write
 AURORA_STORE = "aurora-postgresql"
 
 
@@ -61,6 +62,7 @@ class DatabaseAccess:
     writer_secret_arn: str
     reader_secret_arn: str
     secrets_key_arn: str
+    primary_region: str
     write_forwarding: bool = False
 
     def environment(self, secret_arn: str) -> dict[str, str]:
@@ -71,6 +73,7 @@ class DatabaseAccess:
             ENV_DB_NAME: self.database_name,
             ENV_DB_SECRET_ARN: secret_arn,
             ENV_DB_WRITE_FORWARDING: "on" if self.write_forwarding else "off",
+            ENV_DB_PRIMARY_REGION: self.primary_region,
         }
 
     def statements(self, secret_arn: str, region: str) -> list[iam.PolicyStatement]:
