@@ -14,6 +14,14 @@ from cdk_constructs.encrypting_functions import (
     record_encryption_context,
 )
 from cdk_constructs.lambda_bundle import function_code
+from cdk_constructs.signals import (
+    DYNAMODB_NAMESPACE,
+    AlarmSpec,
+    AlarmTopic,
+    RegionAlarms,
+    SignalsDashboard,
+    region_alarm_specs,
+)
 from stacks.config import ToolkitConfig
 from stacks.database_stack import ENV_NO_SECRET_REASON, acknowledge_network_policy
 from stacks.shared import reader_role_path, removal_policy, writer_role_path
@@ -61,6 +69,50 @@ class FunctionsStack(Stack):
         acknowledge_function_findings(self.functions, in_vpc=database is not None)
         CfnOutput(self, "WriterFunctionName", value=self.functions.writer.function.function_name)
         CfnOutput(self, "ReaderFunctionName", value=self.functions.reader.function.function_name)
+        self._signals(config)
+
+    def _signals(self, config: ToolkitConfig) -> None:
+        """The region's alarm topic and alarms; the deployment's dashboard in the primary region."""
+        prefix = config.stack_prefix
+        self.alarm_topic = AlarmTopic(
+            self,
+            "AlarmTopic",
+            topic_name=alarm_topic_name(config),
+            alarm_name_prefix=f"{prefix}-{self.region}-",
+            admin_arns=config.key_admin_arns,
+            removal_policy=removal_policy(config),
+        )
+        self.alarms = RegionAlarms(
+            self,
+            "Alarms",
+            specs=store_alarm_specs(config, self.region),
+            functions={"writer": self.functions.writer.function, "reader": self.functions.reader.function},
+            topic=self.alarm_topic.topic,
+        )
+        CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic.topic_arn)
+        if self.region == config.primary_region:
+            specs = {region: store_alarm_specs(config, region) for region in config.regions}
+            self.dashboard = SignalsDashboard(
+                self,
+                "Dashboard",
+                dashboard_name=prefix,
+                regions=config.regions,
+                table_name=config.table_name,
+                alarm_names={region: [s.name for s in region_specs] for region, region_specs in specs.items()},
+            )
+
+
+def store_alarm_specs(config: ToolkitConfig, region: str) -> list[AlarmSpec]:
+    """The region's alarms; the Aurora store has no DynamoDB replication to watch (its metrics
+    are the functions' and the toolkit's own)."""
+    specs = region_alarm_specs(
+        prefix=config.stack_prefix, region=region, regions=config.regions, table_name=config.table_name
+    )
+    return [s for s in specs if config.store == "dynamodb" or s.namespace != DYNAMODB_NAMESPACE]
+
+
+def alarm_topic_name(config: ToolkitConfig) -> str:
+    return f"{config.stack_prefix}-alarms"
 
 
 def _ack(scope: Construct, rule_id: str, reason: str) -> None:
