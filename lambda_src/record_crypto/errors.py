@@ -111,6 +111,19 @@ class TableThrottled(RecordError):
     type, status, retryable = "TableThrottled", 503, True
 
 
+class ReadOnlyRegion(RecordError):
+    """A write reached a read-only secondary cluster of the Aurora global database (no write
+    forwarding): write in the primary region, or deploy with write forwarding."""
+
+    type, status = "ReadOnlyRegion", 421
+
+
+class DatabaseUnavailable(RecordError):
+    """The local cluster cannot be reached or is changing roles (e.g. during a failover)."""
+
+    type, status, retryable = "DatabaseUnavailable", 503, True
+
+
 class Internal(RecordError):
     type, status = "Internal", 500
 
@@ -131,6 +144,8 @@ ERROR_TYPES: dict[str, type[RecordError]] = {
         AccessDenied,
         KmsThrottled,
         TableThrottled,
+        ReadOnlyRegion,
+        DatabaseUnavailable,
         Internal,
     )
 }
