@@ -44,8 +44,9 @@ def bin_dir() -> Path:
     import warnings
 
     try:
-        warnings.filterwarnings("ignore", module="platformdirs")
-        from pgserver._commands import POSTGRES_BIN_PATH
+        with warnings.catch_warnings():  # pgserver's import asks platformdirs for a runtime dir it never uses here
+            warnings.simplefilter("ignore")
+            from pgserver._commands import POSTGRES_BIN_PATH
     except ModuleNotFoundError:
         raise PostgresError(
             "the pgserver wheel (PostgreSQL binaries) is not installed: run `make setup` (requirements-dev.txt)"
@@ -61,10 +62,10 @@ def _prepare_root_run(path: Path) -> None:
     """Root only: the unprivileged user, able to reach the binaries and to own ``path``."""
     import stat
 
+    binaries = bin_dir()  # imports pgserver quietly first
     from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
 
     entry = ensure_user_exists(SYSTEM_USER)
-    binaries = bin_dir()
     marker = binaries.parent / ".mrk-toolkit-permissions"
     if not marker.exists():
         ensure_prefix_permissions(binaries)
@@ -214,27 +215,24 @@ def _wait_gone(pid: int, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def server_processes(data_dir: Path | None = None) -> list[int]:
-    """Pids of postgres processes (of ``data_dir``'s server when given; of any server otherwise)."""
+def server_processes(root: Path) -> list[int]:
+    """Pids of postgres processes whose data directory is under ``root`` (by command line, or by
+    working directory: a server's children run in its data directory)."""
     found = []
+    mark = str(root)
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            cwd = os.readlink(entry / "cwd")
         except OSError:
             continue
         if not cmdline or (not cmdline[0].endswith(b"postgres") and b"postgres:" not in cmdline[0]):
             continue
-        if data_dir is None or str(data_dir).encode() in b" ".join(cmdline) or _child_of_dir(entry, data_dir):
+        if cwd.startswith(mark) or mark.encode() in b" ".join(cmdline):
             found.append(int(entry.name))
-    return found
-
-
-def _child_of_dir(entry: Path, data_dir: Path) -> bool:
-    with contextlib.suppress(OSError):
-        return os.readlink(entry / "cwd") == str(data_dir)
-    return False
+    return [pid for pid in found if _alive(pid)]
 
 
 def _kill_children_of(data_dir: Path) -> None:
@@ -377,13 +375,16 @@ class GlobalDatabase:
 
     def stop(self) -> None:
         """Stop every server (immediate: nothing to keep) and remove the temp directory. Any
-        process left over is killed, so no orphan postgres survives."""
+        process left over is killed; one that survives that is an error (no orphan postgres)."""
         for server in self.servers.values():
             with contextlib.suppress(PostgresError, subprocess.TimeoutExpired):
                 if server.running():
                     server.stop("immediate")
-            _kill_children_of(server.data_dir)
+        _kill_children_of(self.root)
+        left = server_processes(self.root)
         shutil.rmtree(self.root, ignore_errors=True)
+        if left:
+            raise PostgresError(f"postgres processes {left} survived the shutdown of {self.root}")
 
     def __enter__(self) -> GlobalDatabase:
         return self.start()

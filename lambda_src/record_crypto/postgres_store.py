@@ -156,7 +156,7 @@ class PostgresStore:
                 raise AccessDenied(
                     f"the database denied this function's role the {what} on {self.settings.table_name}"
                 ) from None
-            except pg_errors.InvalidPassword:
+            except (pg_errors.InvalidPassword, _AuthenticationFailed):
                 self._close(forget_credentials=True)  # rotated: read the secret again, once
                 if attempt == 2:
                     raise AccessDenied("the database refused the credentials of this function's secret") from None
@@ -190,16 +190,22 @@ class PostgresStore:
         if self._conn is not None and not self._conn.closed:
             return self._conn
         credentials = self._secret()
-        conn = psycopg.connect(
-            host=self.db.host,
-            port=self.db.port,
-            dbname=self.db.name,
-            user=credentials["username"],
-            password=credentials["password"],
-            connect_timeout=CONNECT_TIMEOUT_S,
-            application_name=f"mrk-toolkit-{self.settings.region}",
-            autocommit=True,
-        )
+        try:
+            conn = psycopg.connect(
+                host=self.db.host,
+                port=self.db.port,
+                dbname=self.db.name,
+                user=credentials["username"],
+                password=credentials["password"],
+                connect_timeout=CONNECT_TIMEOUT_S,
+                application_name=f"mrk-toolkit-{self.settings.region}",
+                autocommit=True,
+            )
+        except psycopg.OperationalError as error:
+            # libpq reports a refused password without an SQLSTATE: only its text says so.
+            if "password authentication failed" in str(error):
+                raise _AuthenticationFailed from None
+            raise
         if self.db.write_forwarding:
             # Aurora forwards this session's writes to the primary and waits for them to come
             # back before the session reads (read-your-writes).
@@ -231,6 +237,10 @@ class PostgresStore:
         self._conn = None
         if forget_credentials:
             self._credentials = None
+
+
+class _AuthenticationFailed(Exception):
+    """The server refused the secret's password (rotated since it was read, or wrong)."""
 
 
 def item_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
