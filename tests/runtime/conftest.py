@@ -211,3 +211,7 @@ def assert_no_plaintext(blob: Any, record: dict[str, Any]) -> None:
 
 
 Writer = Callable[..., dict[str, Any]]
+
+
+# The PostgreSQL fixtures (real servers, one pair per module that asks): tests/runtime/pg.py.
+from tests.runtime.pg import cluster, pg  # noqa: E402, F401

@@ -17,7 +17,7 @@ import pytest
 from record_crypto.pg_schema import READER_ROLE, WRITER_ROLE
 
 from tests.runtime.conftest import PRIMARY, REPLICA, assert_no_plaintext, sample_record
-from tests.runtime.pg import DATABASE, TABLE, PgRegions, cluster, pg  # noqa: F401 (fixtures)
+from tests.runtime.pg import DATABASE, TABLE, PgRegions
 
 
 def _refused(result: dict[str, Any], error_type: str = "TamperedRecord") -> dict[str, Any]:
