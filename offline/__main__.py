@@ -1,6 +1,7 @@
 """Command line: `python -m offline demo` (the main job, offline), `python -m offline up` (the
 emulated deployment kept up on 127.0.0.1 for ordinary clients), `python -m offline rotate` (the
-multi-region key rotated on demand) and `python -m offline verify`
+multi-region key rotated on demand), `python -m offline drill --store aurora-postgresql` (failover
+drills on real PostgreSQL servers) and `python -m offline verify`
 (the same checks against a real deployment).
 
 demo synthesizes cdk.json's deployment (plus the -c overrides) in-process, or with the CDK CLI
@@ -65,6 +66,15 @@ def _parser() -> argparse.ArgumentParser:
     rotate.add_argument("--primary", required=True, help="the primary region, e.g. us-east-2")
     rotate.add_argument("--stack-prefix", default="MrkToolkit")
     add_debug(rotate)
+
+    drill = sub.add_parser(
+        "drill", help="failover drills on real PostgreSQL servers: a planned switchover and an unplanned failover"
+    )
+    drill.add_argument(
+        "--store", required=True, choices=["aurora-postgresql"], help="the store to drill (aurora-postgresql)"
+    )
+    drill.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    add_debug(drill)
 
     verify = sub.add_parser("verify", help="verify a real deployment (needs AWS credentials)")
     verify.add_argument("--stack-prefix", default="MrkToolkit")
@@ -178,6 +188,16 @@ def _rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _drill(args: argparse.Namespace) -> int:
+    from offline.drill import as_json, render, run_drills
+
+    results = run_drills(progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(render(results))
+    if args.json:
+        args.json.write_text(as_json(results))
+    return 0 if all(r.ok for r in results) else 1
+
+
 def _up(args: argparse.Namespace) -> int:
     cdk_out, overrides = _source(args)
     from offline.emulated import serve
@@ -198,6 +218,8 @@ def _main(argv: list[str]) -> int:
         return _up(args)
     if args.command == "rotate":
         return _rotate(args)
+    if args.command == "drill":
+        return _drill(args)
     report = _demo(args) if args.command == "demo" else _verify(args)
     print(report.render())
     if getattr(args, "json", None):
