@@ -6,12 +6,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from cdk_constructs.database_secrets import secret_read_statements
 from cdk_constructs.lambda_bundle import RUNTIME
 from cdk_constructs.logs_key import LogsKey
 
@@ -33,6 +35,71 @@ from lambda_src.record_crypto.settings import (
     PARTITION_KEY,
     VERSION_ATTRIBUTE,
 )
+
+# The Aurora store's function environment (/work/notes/aurora-contract.md; the functions' side,
+# lambda_src/record_crypto/settings.py, validates them).
+ENV_RECORD_STORE = "RECORD_STORE"
+ENV_DB_HOST = "DB_HOST"
+ENV_DB_PORT = "DB_PORT"
+ENV_DB_NAME = "DB_NAME"
+ENV_DB_SECRET_ARN = "DB_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
+ENV_DB_WRITE_FORWARDING = "DB_WRITE_FORWARDING"
+AURORA_STORE = "aurora-postgresql"
+
+
+@dataclass(frozen=True)
+class DatabaseAccess:
+    """Where the functions of one region find the Aurora store: the local cluster endpoint, the
+    network placement, and each function's own credentials secret (ARNs of THIS region)."""
+
+    vpc: ec2.IVpc
+    subnets: ec2.SubnetSelection
+    security_group: ec2.ISecurityGroup
+    host: str
+    port: str
+    database_name: str
+    writer_secret_arn: str
+    reader_secret_arn: str
+    secrets_key_arn: str
+    write_forwarding: bool = False
+
+    def environment(self, secret_arn: str) -> dict[str, str]:
+        return {
+            ENV_RECORD_STORE: AURORA_STORE,
+            ENV_DB_HOST: self.host,
+            ENV_DB_PORT: self.port,
+            ENV_DB_NAME: self.database_name,
+            ENV_DB_SECRET_ARN: secret_arn,
+            ENV_DB_WRITE_FORWARDING: "on" if self.write_forwarding else "off",
+        }
+
+    def statements(self, secret_arn: str, region: str) -> list[iam.PolicyStatement]:
+        return secret_read_statements(secret_arns=[secret_arn], secrets_key_arn=self.secrets_key_arn, region=region)
+
+
+# Lambda creates and removes the function's network interfaces with the function's role. These
+# EC2 actions are not scoped by resource for Describe*, so they live alone in their own policy.
+VPC_ACCESS_ACTIONS = (
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:CreateNetworkInterface",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:UnassignPrivateIpAddresses",
+)
+
+
+def vpc_access_policy(scope: Construct, construct_id: str, *, role: iam.IRole, path: str) -> iam.ManagedPolicy:
+    return iam.ManagedPolicy(
+        scope,
+        construct_id,
+        description=f"{scope.node.id}: network interfaces of a function in the VPC",
+        path=path,
+        roles=[role],
+        statements=[
+            iam.PolicyStatement(sid="FunctionNetworkInterfaces", actions=list(VPC_ACCESS_ACTIONS), resources=["*"])
+        ],
+    )
 
 
 @dataclass(frozen=True)
@@ -95,8 +162,11 @@ class EncryptingFunction(Construct):
         reserved_concurrency: int,
         removal_policy: RemovalPolicy,
         logs_key: kms.IKey,
+        database: DatabaseAccess | None = None,
+        database_secret_arn: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        region = Stack.of(self).region
         self.log_group = logs.LogGroup(self, "Logs", removal_policy=removal_policy, encryption_key=logs_key)
         cfn_log_group = self.log_group.node.default_child
         assert isinstance(cfn_log_group, logs.CfnLogGroup)
@@ -109,24 +179,32 @@ class EncryptingFunction(Construct):
             path=role_path,
             description=description,
         )
+        key_statement = iam.PolicyStatement(
+            sid="LocalMultiRegionKey",
+            actions=[kms_action],
+            resources=[mrk_arn],
+            conditions={"StringEquals": {f"kms:EncryptionContext:{k}": v for k, v in encryption_context.items()}},
+        )
+        if database is None:
+            store_statements = [
+                iam.PolicyStatement(sid="LocalTableReplica", actions=list(table_actions), resources=[table_arn]),
+                *_attribute_read(table_arn, readable_attributes),
+            ]
+            what = "local table replica"
+        else:
+            assert database_secret_arn is not None
+            store_statements = database.statements(database_secret_arn, region)
+            what = "own database secret"
         # Everything the code needs, in one customer-managed policy (no inline policies).
         self.access_policy = iam.ManagedPolicy(
             self,
             "AccessPolicy",
-            description=f"{construct_id}: local multi-region key, local table replica, own log group",
+            description=f"{construct_id}: local multi-region key, {what}, own log group",
             path=role_path,
             roles=[role],
             statements=[
-                iam.PolicyStatement(
-                    sid="LocalMultiRegionKey",
-                    actions=[kms_action],
-                    resources=[mrk_arn],
-                    conditions={
-                        "StringEquals": {f"kms:EncryptionContext:{k}": v for k, v in encryption_context.items()}
-                    },
-                ),
-                iam.PolicyStatement(sid="LocalTableReplica", actions=list(table_actions), resources=[table_arn]),
-                *_attribute_read(table_arn, readable_attributes),
+                key_statement,
+                *store_statements,
                 iam.PolicyStatement(
                     sid="OwnLogGroup",
                     actions=["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -150,6 +228,16 @@ class EncryptingFunction(Construct):
             ],
         )
         self.role = role
+        self.network_policy: iam.ManagedPolicy | None = None
+        network: dict[str, object] = {}
+        if database is not None:
+            self.network_policy = vpc_access_policy(self, "NetworkPolicy", role=role, path=role_path)
+            network = {
+                "vpc": database.vpc,
+                "vpc_subnets": database.subnets,
+                "security_groups": [database.security_group],
+                "allow_public_subnet": False,
+            }
 
         self.function = lambda_.Function(
             self,
@@ -169,9 +257,12 @@ class EncryptingFunction(Construct):
             reserved_concurrent_executions=reserved_concurrency,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
+            **network,  # type: ignore[arg-type]
         )
         # The function must not start before it can write its logs and reach its key and table.
         self.function.node.add_dependency(self.access_policy, self.tracing_policy)
+        if self.network_policy is not None:
+            self.function.node.add_dependency(self.network_policy)
 
 
 def _attribute_read(table_arn: str, attributes: tuple[str, ...]) -> list[iam.PolicyStatement]:
@@ -224,11 +315,20 @@ class EncryptingFunctions(Construct):
         reserved_concurrency: int,
         admin_arns: Sequence[str] = (),
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        database: DatabaseAccess | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         table_arn = stack.format_arn(service="dynamodb", resource="table", resource_name=table_name)
         environment = {ENV_TABLE_NAME: table_name, ENV_MRK_ARN: mrk_arn, **crypto.environment()}
+        store: dict[str, dict[str, object]] = {"writer": {}, "reader": {}}
+        if database is not None:
+            for kind, secret_arn in (("writer", database.writer_secret_arn), ("reader", database.reader_secret_arn)):
+                store[kind] = {
+                    "database": database,
+                    "database_secret_arn": secret_arn,
+                    "environment": {**environment, **database.environment(secret_arn)},
+                }
         self.logs_key = LogsKey(self, "LogsKey", admin_arns=admin_arns, removal_policy=removal_policy)
         common = {
             "code": code,
@@ -250,7 +350,7 @@ class EncryptingFunctions(Construct):
             kms_action="kms:GenerateDataKey",
             table_actions=("dynamodb:PutItem",),
             readable_attributes=(PARTITION_KEY, VERSION_ATTRIBUTE),
-            **common,  # type: ignore[arg-type]
+            **{**common, **store["writer"]},  # type: ignore[arg-type]
         )
         self.reader = EncryptingFunction(
             self,
@@ -260,7 +360,7 @@ class EncryptingFunctions(Construct):
             role_path=reader_role_path,
             kms_action="kms:Decrypt",
             table_actions=("dynamodb:GetItem",),
-            **common,  # type: ignore[arg-type]
+            **{**common, **store["reader"]},  # type: ignore[arg-type]
         )
 
 

@@ -393,10 +393,34 @@ def _forbidden(kind: str) -> tuple[str, ...]:
     return READER_FORBIDDEN if kind == "reader" else WRITER_FORBIDDEN
 
 
+# kms:Decrypt a writer may hold: only through Secrets Manager (it reads its own database secret,
+# which Secrets Manager decrypts with the caller's permission). A record's data key is decrypted by
+# the function itself, never through a service, so such a grant cannot open a record.
+def _only_via_secrets_manager(stmt: Mapping[str, Any]) -> bool:
+    """Is the statement limited (StringEquals kms:ViaService) to Secrets Manager endpoints?"""
+    for operator, pairs in (stmt.get("Condition") or {}).items():
+        if operator.lower() != "stringequals":
+            continue
+        for key, value in (pairs or {}).items():
+            if key.lower() == "kms:viaservice":
+                values = as_list(value)
+                return bool(values) and all(_via_secrets_manager(v) for v in values)
+    return False
+
+
+def _via_secrets_manager(value: Any) -> bool:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    # Rendered: "secretsmanager.us-east-2.amazonaws.com"; unrendered: a Join of "secretsmanager.<region>." and
+    # the URL suffix. Either way the service part must be secretsmanager and nothing else.
+    return text.startswith("secretsmanager.") or text.startswith('{"Fn::Join": ["", ["secretsmanager.')
+
+
 def _forbidden_grants(kind: str, documents: list[tuple[str, Any]]) -> list[str]:
     found = []
     for _label, document in documents:
         for stmt in statements(document):
+            if kind == "writer" and _only_via_secrets_manager(stmt):
+                continue
             found += [f"{kind}::{action}" for action in _forbidden(kind) if _allows_action(stmt, action)]
     return found
 

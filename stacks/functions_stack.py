@@ -7,9 +7,15 @@ from typing import Any
 from aws_cdk import Acknowledgment, CfnOutput, Stack, Validations
 from constructs import Construct
 
-from cdk_constructs.encrypting_functions import CryptoOptions, EncryptingFunctions, record_encryption_context
+from cdk_constructs.encrypting_functions import (
+    CryptoOptions,
+    DatabaseAccess,
+    EncryptingFunctions,
+    record_encryption_context,
+)
 from cdk_constructs.lambda_bundle import function_code
 from stacks.config import ToolkitConfig
+from stacks.database_stack import NETWORK_POLICY_REASON
 from stacks.shared import reader_role_path, removal_policy, writer_role_path
 
 
@@ -21,6 +27,7 @@ class FunctionsStack(Stack):
         *,
         config: ToolkitConfig,
         mrk_arn: str,
+        database: DatabaseAccess | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -49,8 +56,9 @@ class FunctionsStack(Stack):
             reserved_concurrency=config.reserved_concurrency,
             admin_arns=config.key_admin_arns,
             removal_policy=removal_policy(config),
+            database=database,
         )
-        acknowledge_function_findings(self.functions)
+        acknowledge_function_findings(self.functions, in_vpc=database is not None)
         CfnOutput(self, "WriterFunctionName", value=self.functions.writer.function.function_name)
         CfnOutput(self, "ReaderFunctionName", value=self.functions.reader.function.function_name)
 
@@ -75,7 +83,7 @@ NO_DLQ_REASON = (
 )
 
 
-def acknowledge_function_findings(functions: EncryptingFunctions) -> None:
+def acknowledge_function_findings(functions: EncryptingFunctions, *, in_vpc: bool = False) -> None:
     """Every acknowledgement is scoped to one resource and one finding, with its reason."""
     for fn in (functions.writer, functions.reader):
         _ack(
@@ -83,18 +91,16 @@ def acknowledge_function_findings(functions: EncryptingFunctions) -> None:
             "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
             "X-Ray tracing actions support only Resource '*'; this policy holds nothing else.",
         )
-        for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321"):
-            _ack(fn.function, f"{pack}::{pack}-LambdaInsideVPC", NO_VPC_REASON)
+        if fn.network_policy is not None:
+            _ack(fn.network_policy, "AwsSolutions::AwsSolutions-IAM5[Resource::*]", NETWORK_POLICY_REASON)
+        if not in_vpc:
+            for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321"):
+                _ack(fn.function, f"{pack}::{pack}-LambdaInsideVPC", NO_VPC_REASON)
         for pack in ("NIST.800.53.R5", "HIPAA.Security"):
             _ack(fn.function, f"{pack}::{pack}-LambdaDLQ", NO_DLQ_REASON)
         # The same findings in checkov's words (it reads skips from the template metadata).
-        fn.function.node.default_child.add_metadata(
-            "checkov",
-            {
-                "skip": [
-                    {"id": "CKV_AWS_116", "comment": NO_DLQ_REASON},
-                    {"id": "CKV_AWS_117", "comment": NO_VPC_REASON},
-                    {"id": "CKV_AWS_173", "comment": NO_ENV_KEY_REASON},
-                ]
-            },
-        )
+        skips = [{"id": "CKV_AWS_116", "comment": NO_DLQ_REASON}]
+        if not in_vpc:
+            skips.append({"id": "CKV_AWS_117", "comment": NO_VPC_REASON})
+        skips.append({"id": "CKV_AWS_173", "comment": NO_ENV_KEY_REASON})
+        fn.function.node.default_child.add_metadata("checkov", {"skip": skips})
