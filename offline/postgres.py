@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 PORT = 5432
 SUPERUSER = "postgres"
@@ -270,7 +270,11 @@ class GlobalDatabase:
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mrk-pg-")))
     servers: dict[str, RegionServer] = field(default_factory=dict)
 
+    # Every root this process created (tests check that no server outlives its run).
+    created_roots: ClassVar[list[Path]] = []
+
     def __post_init__(self) -> None:
+        GlobalDatabase.created_roots.append(self.root)
         # Unix socket paths are limited to 107 bytes: keep the root short.
         if len(str(self.root)) > 60:
             raise PostgresError(f"{self.root} is too long for unix socket paths; use a shorter temp dir")
