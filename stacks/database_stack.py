@@ -198,7 +198,7 @@ class DatabaseStack(Stack):
             runtime=RUNTIME,
             architecture=lambda_.Architecture.X86_64,
             handler=DB_SETUP_HANDLER,
-            code=function_code(),
+            code=function_code(config.store),
             role=role.without_policy_updates(),
             environment=environment,
             memory_size=256,

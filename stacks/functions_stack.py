@@ -51,7 +51,7 @@ class FunctionsStack(Stack):
                 cache_capacity=cache.capacity,
                 max_record_bytes=config.max_record_bytes,
             ),
-            code=function_code(),
+            code=function_code(config.store),
             log_retention_days=config.log_retention_days,
             reserved_concurrency=config.reserved_concurrency,
             admin_arns=config.key_admin_arns,
