@@ -293,3 +293,80 @@ def test_a_wrong_password_is_access_denied_and_an_unreachable_cluster_is_retryab
     gone = pg.reader(DB_HOST="/nonexistent-socket-dir").read({"id": "p"})
     error = _refused(gone, "DatabaseUnavailable")
     assert (error["status"], error["retryable"]) == (503, True)
+
+
+# -- the environment contract and the schema custom resource ---------------------------------------
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("DB_HOST", "", "DB_HOST=<unset>"),
+        ("DB_HOST", "bad host!", "cluster endpoint"),
+        ("DB_NAME", "Records-DB", "database name"),
+        ("RECORDS_TABLE_NAME", "mrk-toolkit-records", "SQL table name"),
+        ("DB_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:x-AbCdEf", "own region us-east-2"),
+        ("DB_SECRET_ARN", "my-secret", "Secrets Manager secret"),
+        ("DB_WRITE_FORWARDING", "yes", "on or off"),
+        ("DB_PORT", "0", "integer from 1 to 65535"),
+        ("RECORD_STORE", "aurora", "one of dynamodb, aurora-postgresql"),
+    ],
+)
+def test_a_bad_database_environment_fails_the_cold_start_naming_the_variable(
+    pg: PgRegions, name: str, value: str, says: str
+) -> None:
+    from record_crypto.settings import ConfigurationError, Settings
+
+    env = pg.env(PRIMARY)
+    if value:
+        env[name] = value
+    else:
+        env.pop(name)
+    with pytest.raises(ConfigurationError, match=name) as raised:
+        Settings.from_env(env)
+    assert says in str(raised.value)
+
+
+def test_db_setup_creates_the_table_and_roles_idempotently_with_the_secrets_passwords(
+    pg: PgRegions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    import db_setup
+    from psycopg import sql
+
+    server = pg.cluster.db.server(PRIMARY)
+    master = {"username": "setup_admin", "password": "master-password-1"}
+    server.query(
+        sql.SQL("CREATE ROLE setup_admin LOGIN CREATEROLE PASSWORD {}").format(sql.Literal(master["password"]))
+    )
+    server.query("CREATE DATABASE setup_db OWNER setup_admin")
+    # The roles exist already (this module's fixture made them): the master user needs ADMIN on
+    # them, as it has on roles it created itself (PostgreSQL 16).
+    server.query(f"GRANT {WRITER_ROLE}, {READER_ROLE} TO setup_admin WITH ADMIN OPTION")
+    client = boto3.client("secretsmanager", PRIMARY)
+    arns = {
+        "DB_MASTER_SECRET_ARN": client.create_secret(Name="m", SecretString=json.dumps(master))["ARN"],
+        "DB_WRITER_SECRET_ARN": pg.secret_arns[(PRIMARY, WRITER_ROLE)],
+        "DB_READER_SECRET_ARN": pg.secret_arns[(PRIMARY, READER_ROLE)],
+    }
+    env = {
+        "AWS_REGION": PRIMARY,
+        "DB_HOST": str(server.socket_dir),
+        "DB_PORT": "5432",
+        "DB_NAME": "setup_db",
+        "RECORDS_TABLE_NAME": "people",
+        **arns,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    for request in ("Create", "Update"):  # idempotent: an update runs it again
+        response = db_setup.handler({"RequestType": request, "ResponseURL": "emulated"}, None)
+        assert response["Data"] == {"Table": "people", "WriterRole": WRITER_ROLE, "ReaderRole": READER_ROLE}
+    assert db_setup.handler({"RequestType": "Delete", "PhysicalResourceId": "x"}, None)["PhysicalResourceId"] == "x"
+    owner = server.query("SELECT tableowner FROM pg_tables WHERE tablename = 'people'", dbname="setup_db")
+    assert owner == [("setup_admin",)], "owned by the master user: no function role can drop it"
+    writer = pg.service(PRIMARY, WRITER_ROLE, DB_NAME="setup_db", RECORDS_TABLE_NAME="people")
+    assert writer.write({"id": "p", "record": {"name": "a", "ssn": "1"}})["ok"], "the writer's secret logs in"
+
+    monkeypatch.delenv("DB_HOST")
+    with pytest.raises(db_setup.SetupError, match="DB_HOST"):
+        db_setup.handler({"RequestType": "Create"}, None)
