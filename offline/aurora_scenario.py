@@ -59,14 +59,8 @@ class AuroraVerification(Verification):
         env = self.env
         state: dict[str, Any] = {}
         self._check(f"db_setup made the table and least-privilege roles in {env.primary_region}", self._schema)
-        if not self._check(f"writer encrypts and writes in {env.primary_region}", partial(self._write_main, state)):
+        if not self._written_and_read_everywhere(state, "cluster"):
             return self.report
-        for region in env.replica_regions:
-            self._check(f"reader decrypts in {region} after replication", partial(self._read_main, region, state))
-        for region in (env.primary_region, *env.replica_regions):
-            self._check(
-                f"cluster in {region} holds only ciphertext for sensitive fields", partial(self._at_rest, region, state)
-            )
         for region in env.replica_regions:
             self._check(f"the writer in {region} is refused a direct write", partial(self._read_only, region))
             self._attacks(region)
@@ -134,15 +128,10 @@ class AuroraVerification(Verification):
         return f"ReadOnlyRegion ({error['status']}): {error['message'][:90]}..."
 
     def _attacks(self, region: str) -> None:
-        state: dict[str, Any] = {}
+        from offline.integrity import written_once
 
-        def written() -> tuple[str, dict[str, Any]]:
-            if not state:
-                item_id, record, _ = self._write(f"integrity-{region}")
-                inv = self._read_until_replicated(region, item_id)
-                assert inv.result.get("ok") is True, self._failure("reader", inv)
-                state.update(item_id=item_id, record=record)
-            return state["item_id"], state["record"]
+        state: dict[str, Any] = {}
+        written = partial(written_once, self, region, state)
 
         def refused(event: dict[str, Any], expected: str, record: dict[str, Any]) -> str:
             inv = self.invoker.invoke(region, "reader", event)

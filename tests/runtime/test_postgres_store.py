@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from record_crypto.pg_schema import READER_ROLE, WRITER_ROLE
 
-from tests.runtime.conftest import PRIMARY, REPLICA, assert_no_plaintext, sample_record
+from tests.runtime.conftest import PRIMARY, REPLICA, assert_no_plaintext, race_once, sample_record
 from tests.runtime.pg import DATABASE, TABLE, PgRegions
 
 
@@ -173,16 +173,7 @@ def test_each_write_gets_the_next_version_and_expected_version_locks(pg: PgRegio
 def test_a_concurrent_writer_is_retried_never_silently_overwritten(pg: PgRegions) -> None:
     slow, fast = pg.writer(), pg.writer()
     assert slow.write({"id": "p", "record": {"name": "v1"}})["version"] == 1
-    read_version = slow._current_version
-    raced: list[dict[str, Any]] = []
-
-    def version_then_race(item_id: str) -> int:
-        current = read_version(item_id)
-        if not raced:  # another writer lands between this writer's read and its write
-            raced.append(fast.write({"id": "p", "record": {"name": "fast"}}))
-        return current
-
-    slow._current_version = version_then_race  # type: ignore[method-assign]
+    raced = race_once(slow, lambda: fast.write({"id": "p", "record": {"name": "fast"}}))
     result = slow.write({"id": "p", "record": {"name": "slow"}})
 
     assert raced[0]["version"] == 2
