@@ -77,19 +77,36 @@ class DatabaseAccess:
         return secret_read_statements(secret_arns=[secret_arn], secrets_key_arn=self.secrets_key_arn, region=region)
 
 
-# Lambda creates and removes the function's network interfaces with the function's role. These
-# EC2 actions are not scoped by resource for Describe*, so they live alone in their own policy.
-VPC_ACCESS_ACTIONS = (
+# Lambda creates and removes the function's network interfaces with the function's role:
+# describing needs Resource "*" (no resource-level permissions); the writes are limited to this
+# region's network interfaces, in the function's own subnets and security group.
+VPC_DESCRIBE_ACTIONS = ("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets")
+VPC_WRITE_ACTIONS = (
     "ec2:AssignPrivateIpAddresses",
     "ec2:CreateNetworkInterface",
     "ec2:DeleteNetworkInterface",
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeSubnets",
     "ec2:UnassignPrivateIpAddresses",
 )
 
 
-def vpc_access_policy(scope: Construct, construct_id: str, *, role: iam.IRole, path: str) -> iam.ManagedPolicy:
+def network_interface_arn_pattern(scope: Construct) -> str:
+    return Stack.of(scope).format_arn(service="ec2", resource="network-interface", resource_name="*")
+
+
+def vpc_access_policy(
+    scope: Construct,
+    construct_id: str,
+    *,
+    role: iam.IRole,
+    path: str,
+    subnets: Sequence[ec2.ISubnet],
+    security_group: ec2.ISecurityGroup,
+) -> iam.ManagedPolicy:
+    stack = Stack.of(scope)
+    own = [stack.format_arn(service="ec2", resource="subnet", resource_name=s.subnet_id) for s in subnets]
+    own.append(
+        stack.format_arn(service="ec2", resource="security-group", resource_name=security_group.security_group_id)
+    )
     return iam.ManagedPolicy(
         scope,
         construct_id,
@@ -97,7 +114,12 @@ def vpc_access_policy(scope: Construct, construct_id: str, *, role: iam.IRole, p
         path=path,
         roles=[role],
         statements=[
-            iam.PolicyStatement(sid="FunctionNetworkInterfaces", actions=list(VPC_ACCESS_ACTIONS), resources=["*"])
+            iam.PolicyStatement(sid="DescribeNetwork", actions=list(VPC_DESCRIBE_ACTIONS), resources=["*"]),
+            iam.PolicyStatement(
+                sid="OwnNetworkInterfaces",
+                actions=list(VPC_WRITE_ACTIONS),
+                resources=[network_interface_arn_pattern(scope), *own],
+            ),
         ],
     )
 
@@ -231,7 +253,14 @@ class EncryptingFunction(Construct):
         self.network_policy: iam.ManagedPolicy | None = None
         network: dict[str, object] = {}
         if database is not None:
-            self.network_policy = vpc_access_policy(self, "NetworkPolicy", role=role, path=role_path)
+            self.network_policy = vpc_access_policy(
+                self,
+                "NetworkPolicy",
+                role=role,
+                path=role_path,
+                subnets=database.vpc.select_subnets(subnet_type=database.subnets.subnet_type).subnets,
+                security_group=database.security_group,
+            )
             network = {
                 "vpc": database.vpc,
                 "vpc_subnets": database.subnets,

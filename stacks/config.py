@@ -406,8 +406,10 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
 
 def _store(value: Any) -> str:
     if value not in STORES:
-        shown = value if isinstance(value, str) else ""
-        raise ConfigError("store", value, f"expected one of {', '.join(STORES)}{_did_you_mean(shown, STORES)}")
+        shown = value.strip().lower() if isinstance(value, str) else ""
+        partial = [s for s in STORES if shown and shown in s]  # "aurora", "postgres": part of the name
+        hint = f" (did you mean {' or '.join(partial)}?)" if partial else _did_you_mean(shown, STORES)
+        raise ConfigError("store", value, f"expected one of {', '.join(STORES)}{hint}")
     return str(value)
 
 

@@ -15,7 +15,7 @@ from cdk_constructs.encrypting_functions import (
 )
 from cdk_constructs.lambda_bundle import function_code
 from stacks.config import ToolkitConfig
-from stacks.database_stack import NETWORK_POLICY_REASON
+from stacks.database_stack import acknowledge_network_policy
 from stacks.shared import reader_role_path, removal_policy, writer_role_path
 
 
@@ -92,7 +92,7 @@ def acknowledge_function_findings(functions: EncryptingFunctions, *, in_vpc: boo
             "X-Ray tracing actions support only Resource '*'; this policy holds nothing else.",
         )
         if fn.network_policy is not None:
-            _ack(fn.network_policy, "AwsSolutions::AwsSolutions-IAM5[Resource::*]", NETWORK_POLICY_REASON)
+            acknowledge_network_policy(fn.network_policy)
         if not in_vpc:
             for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321"):
                 _ack(fn.function, f"{pack}::{pack}-LambdaInsideVPC", NO_VPC_REASON)

@@ -71,4 +71,6 @@ class KeysStack(Stack):
             )
             self.storage_key_arn = self.storage_key.key_arn
             self.secrets_key_arn = self.secrets_key.key_arn
+            CfnOutput(self, "StorageKeyArn", value=self.storage_key_arn, description="Storage key of this region")
+            CfnOutput(self, "SecretsKeyArn", value=self.secrets_key_arn, description="Secrets key of this region")
         CfnOutput(self, "RecordsKeyArn", value=self.mrk_arn, description="Multi-region key ARN in this region")
