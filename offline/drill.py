@@ -216,7 +216,7 @@ def planned_switchover(world: DrillWorld, target: str, writes: int = 50) -> Dril
     return result
 
 
-def unplanned_failover(world: DrillWorld, load_seconds: float = 1.5) -> DrillResult:
+def unplanned_failover(world: DrillWorld, load_seconds: float = 1.5, min_writes: int = 10) -> DrillResult:
     db = world.db
     old = db.writer_region
     acked: list[str] = []
@@ -232,7 +232,10 @@ def unplanned_failover(world: DrillWorld, load_seconds: float = 1.5) -> DrillRes
 
     thread = threading.Thread(target=load, daemon=True)
     thread.start()
-    time.sleep(load_seconds)
+    started = time.monotonic()
+    # Under load for load_seconds and at least min_writes acknowledged writes (a slow machine).
+    while (time.monotonic() - started < load_seconds or len(acked) < min_writes) and time.monotonic() - started < 120:
+        time.sleep(0.05)
     db.server(old).kill()  # SIGKILL the postmaster under write load
     crashed = time.monotonic()
     stop.set()
