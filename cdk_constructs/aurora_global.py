@@ -43,6 +43,10 @@ class ClusterOptions:
     backup_retention_days: int
     removal_policy: RemovalPolicy
 
+    def removal(self, otherwise: RemovalPolicy) -> RemovalPolicy:
+        """RETAIN when the config retains, else ``otherwise`` (a cluster's storage: a final snapshot)."""
+        return RemovalPolicy.RETAIN if self.removal_policy == RemovalPolicy.RETAIN else otherwise
+
 
 def global_cluster(
     scope: Construct, construct_id: str, *, identifier: str, options: ClusterOptions
@@ -102,9 +106,7 @@ class AuroraClusterMember(Construct):
             vpc=vpc,
             vpc_subnets=subnets,
             description=f"Isolated subnets of the records database ({role})",
-            removal_policy=RemovalPolicy.RETAIN
-            if options.removal_policy == RemovalPolicy.RETAIN
-            else RemovalPolicy.DESTROY,
+            removal_policy=options.removal(RemovalPolicy.DESTROY),
         )
         parameters = rds.CfnDBClusterParameterGroup(
             self,
@@ -144,10 +146,7 @@ class AuroraClusterMember(Construct):
             port=POSTGRES_PORT,
             **credentials,
         )
-        cluster_removal = (
-            RemovalPolicy.RETAIN if options.removal_policy == RemovalPolicy.RETAIN else RemovalPolicy.SNAPSHOT
-        )
-        self.cluster.apply_removal_policy(cluster_removal)
+        self.cluster.apply_removal_policy(options.removal(RemovalPolicy.SNAPSHOT))
 
         monitoring_role = iam.Role(
             self,
@@ -177,9 +176,7 @@ class AuroraClusterMember(Construct):
             performance_insights_retention_period=PERFORMANCE_INSIGHTS_RETENTION_DAYS,
             preferred_maintenance_window=MAINTENANCE_WINDOW,
         )
-        self.instance.apply_removal_policy(
-            RemovalPolicy.RETAIN if options.removal_policy == RemovalPolicy.RETAIN else RemovalPolicy.DESTROY
-        )
+        self.instance.apply_removal_policy(options.removal(RemovalPolicy.DESTROY))
         self.endpoint: str = self.cluster.attr_endpoint_address
         self.read_endpoint: str = self.cluster.attr_read_endpoint_address
         self.port: str = self.cluster.attr_endpoint_port

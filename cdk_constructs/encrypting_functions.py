@@ -15,7 +15,7 @@ from constructs import Construct
 
 from cdk_constructs.database_secrets import secret_read_statements
 from cdk_constructs.lambda_bundle import RUNTIME
-from cdk_constructs.logs_key import LogsKey
+from cdk_constructs.logs_key import LogsKey, encrypted_log_group
 
 # The environment contract is written down once, on the function's side (lambda_src never
 # imports CDK; this side may import that plain module), and tests/infra feed every template's
@@ -44,6 +44,7 @@ ENV_DB_PORT = "DB_PORT"
 ENV_DB_NAME = "DB_NAME"
 ENV_DB_SECRET_ARN = "DB_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
 ENV_DB_WRITE_FORWARDING = "DB_WRITE_FORWARDING"
+ENV_DB_PRIMARY_REGION = "DB_PRIMARY_REGION"  # named by a secondary's refusal of a write
 AURORA_STORE = "aurora-postgresql"
 
 
@@ -61,6 +62,7 @@ class DatabaseAccess:
     writer_secret_arn: str
     reader_secret_arn: str
     secrets_key_arn: str
+    primary_region: str
     write_forwarding: bool = False
 
     def environment(self, secret_arn: str) -> dict[str, str]:
@@ -71,6 +73,7 @@ class DatabaseAccess:
             ENV_DB_NAME: self.database_name,
             ENV_DB_SECRET_ARN: secret_arn,
             ENV_DB_WRITE_FORWARDING: "on" if self.write_forwarding else "off",
+            ENV_DB_PRIMARY_REGION: self.primary_region,
         }
 
     def statements(self, secret_arn: str, region: str) -> list[iam.PolicyStatement]:
@@ -99,11 +102,15 @@ def vpc_access_policy(
     *,
     role: iam.IRole,
     path: str,
-    subnets: Sequence[ec2.ISubnet],
+    vpc: ec2.IVpc,
+    subnets: ec2.SubnetSelection,
     security_group: ec2.ISecurityGroup,
 ) -> iam.ManagedPolicy:
     stack = Stack.of(scope)
-    own = [stack.format_arn(service="ec2", resource="subnet", resource_name=s.subnet_id) for s in subnets]
+    own = [
+        stack.format_arn(service="ec2", resource="subnet", resource_name=s.subnet_id)
+        for s in vpc.select_subnets(subnet_type=subnets.subnet_type).subnets
+    ]
     own.append(
         stack.format_arn(service="ec2", resource="security-group", resource_name=security_group.security_group_id)
     )
@@ -122,6 +129,43 @@ def vpc_access_policy(
             ),
         ],
     )
+
+
+def own_log_group(log_group: logs.ILogGroup) -> iam.PolicyStatement:
+    return iam.PolicyStatement(
+        sid="OwnLogGroup",
+        actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+        resources=[log_group.log_group_arn],
+    )
+
+
+def function_role(
+    scope: Construct,
+    role_id: str,
+    policy_id: str,
+    *,
+    path: str,
+    description: str,
+    policy_description: str,
+    statements: list[iam.PolicyStatement],
+) -> tuple[iam.Role, iam.ManagedPolicy]:
+    """A Lambda execution role and its one customer-managed policy (no inline, no AWS managed policy)."""
+    role = iam.Role(
+        scope,
+        role_id,
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        path=path,
+        description=description,
+    )
+    policy = iam.ManagedPolicy(
+        scope,
+        policy_id,
+        description=policy_description,
+        path=path,
+        roles=[role],
+        statements=statements,
+    )
+    return role, policy
 
 
 @dataclass(frozen=True)
@@ -189,10 +233,9 @@ class EncryptingFunction(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         region = Stack.of(self).region
-        self.log_group = logs.LogGroup(self, "Logs", removal_policy=removal_policy, encryption_key=logs_key)
-        cfn_log_group = self.log_group.node.default_child
-        assert isinstance(cfn_log_group, logs.CfnLogGroup)
-        cfn_log_group.retention_in_days = log_retention_days
+        self.log_group = encrypted_log_group(
+            self, "Logs", key=logs_key, retention_days=log_retention_days, removal_policy=removal_policy
+        )
 
         role = iam.Role(
             self,
@@ -227,11 +270,7 @@ class EncryptingFunction(Construct):
             statements=[
                 key_statement,
                 *store_statements,
-                iam.PolicyStatement(
-                    sid="OwnLogGroup",
-                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                    resources=[self.log_group.log_group_arn],
-                ),
+                own_log_group(self.log_group),
             ],
         )
         # X-Ray has no resource-level permissions: its "*" lives alone in its own policy.
@@ -253,14 +292,8 @@ class EncryptingFunction(Construct):
         self.network_policy: iam.ManagedPolicy | None = None
         network: dict[str, object] = {}
         if database is not None:
-            self.network_policy = vpc_access_policy(
-                self,
-                "NetworkPolicy",
-                role=role,
-                path=role_path,
-                subnets=database.vpc.select_subnets(subnet_type=database.subnets.subnet_type).subnets,
-                security_group=database.security_group,
-            )
+            placement = {"vpc": database.vpc, "subnets": database.subnets, "security_group": database.security_group}
+            self.network_policy = vpc_access_policy(self, "NetworkPolicy", role=role, path=role_path, **placement)
             network = {
                 "vpc": database.vpc,
                 "vpc_subnets": database.subnets,

@@ -12,10 +12,9 @@ from collections.abc import Sequence
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from cdk_constructs.logs_key import LogsKey
+from cdk_constructs.logs_key import LogsKey, encrypted_log_group
 
 POSTGRES_PORT = 5432
 # What the functions call (X-Ray: they trace actively). RDS's own use of KMS needs no endpoint.
@@ -69,12 +68,13 @@ class IsolatedNetwork(Construct):
         self.subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
 
         self.flow_logs_key = LogsKey(self, "FlowLogsKey", admin_arns=admin_arns, removal_policy=removal_policy)
-        flow_log_group = logs.LogGroup(
-            self, "FlowLogs", encryption_key=self.flow_logs_key.key, removal_policy=removal_policy
+        flow_log_group = encrypted_log_group(
+            self,
+            "FlowLogs",
+            key=self.flow_logs_key.key,
+            retention_days=log_retention_days,
+            removal_policy=removal_policy,
         )
-        cfn_group = flow_log_group.node.default_child
-        assert isinstance(cfn_group, logs.CfnLogGroup)
-        cfn_group.retention_in_days = log_retention_days
         # The flow logs' role, with a customer-managed policy on this log group only (CDK's
         # default is an inline policy).
         flow_role = iam.Role(

@@ -299,7 +299,9 @@ def replica_key_in_own_region(props: Mapping[str, Any], node: CfnResource, ctx: 
     return findings
 
 
-def _only_keys(types: tuple[str, ...]) -> Callable[[Any], Any]:
+def _only_types(types: tuple[str, ...]) -> Callable[[Any], Any]:
+    """A rule on the rendered properties of resources of ``types`` only."""
+
     def wrap(check: Callable[[Mapping[str, Any], CfnResource, _Context], list[str]]) -> Any:
         def rule(node: CfnResource, ctx: _Context) -> Findings:
             if node.cfn_resource_type not in types:
@@ -311,7 +313,7 @@ def _only_keys(types: tuple[str, ...]) -> Callable[[Any], Any]:
     return wrap
 
 
-@_only_keys(("AWS::KMS::Key", "AWS::KMS::ReplicaKey"))
+@_only_types(("AWS::KMS::Key", "AWS::KMS::ReplicaKey"))
 def key_policy_no_wildcard_principal(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
     policy = props.get("KeyPolicy")
     if node.cfn_resource_type == "AWS::KMS::ReplicaKey" and not statements(policy):
@@ -323,7 +325,7 @@ def key_policy_no_wildcard_principal(props: Mapping[str, Any], node: CfnResource
     ]
 
 
-@_only_keys(("AWS::KMS::ReplicaKey",))
+@_only_types(("AWS::KMS::ReplicaKey",))
 def replica_key_pending_window(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
     window = props.get("PendingWindowInDays")
     if isinstance(window, str) and window.isdigit():
@@ -334,7 +336,7 @@ def replica_key_pending_window(props: Mapping[str, Any], node: CfnResource, ctx:
 _REPLICA_REGION_OPERATORS = {"stringequals", "forallvalues:stringequals", "foranyvalue:stringequals"}
 
 
-@_only_keys(("AWS::KMS::Key",))
+@_only_types(("AWS::KMS::Key",))
 def primary_replication_scoped(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
     if not _is_true(props.get("MultiRegion")):
         return []
@@ -501,18 +503,6 @@ def reader_writer_separation(node: CfnResource, ctx: _Context) -> Findings:
 
 # -- Aurora global database -------------------------------------------------------------------------
 _AWS_MANAGED_ALIAS = re.compile(r"(^|:)alias/aws/")
-
-
-def _only_types(types: tuple[str, ...]) -> Callable[[Any], Any]:
-    def wrap(check: Callable[[Mapping[str, Any], CfnResource, _Context], list[str]]) -> Any:
-        def rule(node: CfnResource, ctx: _Context) -> Findings:
-            if node.cfn_resource_type not in types:
-                return NagRuleCompliance.NOT_APPLICABLE
-            return check(ctx.reader.properties(node), node, ctx) or NagRuleCompliance.COMPLIANT
-
-        return rule
-
-    return wrap
 
 
 def _customer_key_of_region(value: Any, node: CfnResource, ctx: _Context) -> bool:

@@ -19,7 +19,8 @@ from constructs import Construct
 
 from cdk_constructs.key_policies import admin_statement
 
-DYNAMODB_SSE_ACTIONS = (
+# What a service needs to encrypt at rest with a customer managed key on the caller's behalf.
+SERVICE_ENCRYPTION_ACTIONS = (
     "kms:CreateGrant",
     "kms:Decrypt",
     "kms:DescribeKey",
@@ -27,25 +28,10 @@ DYNAMODB_SSE_ACTIONS = (
     "kms:GenerateDataKey*",
     "kms:ReEncrypt*",
 )
-# What RDS needs for an encrypted cluster's storage and Performance Insights (grants for the
-# cluster's instances, listed and retired by RDS itself).
-RDS_STORAGE_ACTIONS = (
-    "kms:CreateGrant",
-    "kms:Decrypt",
-    "kms:DescribeKey",
-    "kms:Encrypt",
-    "kms:GenerateDataKey*",
-    "kms:ListGrants",
-    "kms:ReEncrypt*",
-)
-SECRETS_MANAGER_ACTIONS = (
-    "kms:CreateGrant",
-    "kms:Decrypt",
-    "kms:DescribeKey",
-    "kms:Encrypt",
-    "kms:GenerateDataKey*",
-    "kms:ReEncrypt*",
-)
+DYNAMODB_SSE_ACTIONS = SERVICE_ENCRYPTION_ACTIONS
+SECRETS_MANAGER_ACTIONS = SERVICE_ENCRYPTION_ACTIONS
+# RDS also lists the grants it made for the cluster's instances (storage and Performance Insights).
+RDS_STORAGE_ACTIONS = tuple(sorted((*SERVICE_ENCRYPTION_ACTIONS, "kms:ListGrants")))
 
 
 @dataclass(frozen=True)
@@ -147,28 +133,3 @@ class ServiceKey(Construct):
         self.cfn_key.apply_removal_policy(removal_policy)
         self.key_arn: str = self.cfn_key.attr_arn
         kms.CfnAlias(self, "Alias", alias_name=alias, target_key_id=self.cfn_key.attr_key_id)
-
-
-class TableKey(ServiceKey):
-    """The SSE key of one DynamoDB table replica. The application roles get no permission on
-    it: they reach the table, DynamoDB uses the key."""
-
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        alias: str,
-        admin_arns: Sequence[str] = (),
-        pending_window_days: int = 30,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
-    ) -> None:
-        super().__init__(
-            scope,
-            construct_id,
-            spec=TABLE_KEY,
-            alias=alias,
-            admin_arns=admin_arns,
-            pending_window_days=pending_window_days,
-            removal_policy=removal_policy,
-        )

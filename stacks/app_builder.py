@@ -160,6 +160,7 @@ def _aurora_stacks(
                 writer_secret_arn=database.writer_secret_arn,
                 reader_secret_arn=database.reader_secret_arn,
                 secrets_key_arn=secrets_key,
+                primary_region=primary,
                 write_forwarding=aurora.write_forwarding,
             ),
             env=env(region),

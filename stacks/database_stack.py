@@ -13,7 +13,6 @@ from typing import Any
 from aws_cdk import Acknowledgment, CfnOutput, CfnResource, CustomResource, Duration, Fn, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
@@ -24,10 +23,15 @@ from cdk_constructs.database_secrets import (
     secret_id,
     secret_read_statements,
 )
-from cdk_constructs.encrypting_functions import network_interface_arn_pattern, vpc_access_policy
+from cdk_constructs.encrypting_functions import (
+    function_role,
+    network_interface_arn_pattern,
+    own_log_group,
+    vpc_access_policy,
+)
 from cdk_constructs.isolated_network import IsolatedNetwork
 from cdk_constructs.lambda_bundle import RUNTIME, function_code
-from cdk_constructs.logs_key import LogsKey
+from cdk_constructs.logs_key import LogsKey, encrypted_log_group
 from stacks.config import ToolkitConfig
 from stacks.shared import removal_policy
 
@@ -148,43 +152,27 @@ class DatabaseStack(Stack):
         removal = removal_policy(config)
         secrets = self.secrets
         logs_key = LogsKey(self, "SchemaSetupLogsKey", admin_arns=config.key_admin_arns, removal_policy=removal)
-        log_group = logs.LogGroup(self, "SchemaSetupLogs", encryption_key=logs_key.key, removal_policy=removal)
-        cfn_log_group = log_group.node.default_child
-        assert isinstance(cfn_log_group, logs.CfnLogGroup)
-        cfn_log_group.retention_in_days = config.log_retention_days
-        role = iam.Role(
+        logs_options = {"key": logs_key.key, "retention_days": config.log_retention_days, "removal_policy": removal}
+        log_group = encrypted_log_group(self, "SchemaSetupLogs", **logs_options)  # type: ignore[arg-type]
+        role, access = function_role(
             self,
             "SchemaSetupRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            "SchemaSetupAccessPolicy",
             path=path,
             description="Creates the records table and the database roles (custom resource)",
-        )
-        access = iam.ManagedPolicy(
-            self,
-            "SchemaSetupAccessPolicy",
-            description="Schema setup: the three database secrets, own log group",
-            path=path,
-            roles=[role],
+            policy_description="Schema setup: the three database secrets, own log group",
             statements=[
                 *secret_read_statements(
                     secret_arns=[secrets.master.secret_arn, secrets.writer.secret_arn, secrets.reader.secret_arn],
                     secrets_key_arn=secrets_key_arn,
                     region=self.region,
                 ),
-                iam.PolicyStatement(
-                    sid="OwnLogGroup",
-                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                    resources=[log_group.log_group_arn],
-                ),
+                own_log_group(log_group),
             ],
         )
+        placement = {"vpc": network.vpc, "subnets": network.subnets, "security_group": network.clients}
         self.schema_network_policy = vpc_access_policy(
-            self,
-            "SchemaSetupNetworkPolicy",
-            role=role,
-            path=path,
-            subnets=network.vpc.select_subnets(subnet_type=network.subnets.subnet_type).subnets,
-            security_group=network.clients,
+            self, "SchemaSetupNetworkPolicy", role=role, path=path, **placement
         )
         aurora = config.aurora
         assert aurora is not None
@@ -223,34 +211,21 @@ class DatabaseStack(Stack):
         # The provider framework's function (CDK's, outside the VPC: it only invokes the setup
         # function and answers CloudFormation's pre-signed S3 URL) gets its own role and an
         # encrypted log group instead of CDK's inline policy and AWS managed policy.
-        framework_logs = logs.LogGroup(self, "SchemaProviderLogs", encryption_key=logs_key.key, removal_policy=removal)
-        cfn_framework_logs = framework_logs.node.default_child
-        assert isinstance(cfn_framework_logs, logs.CfnLogGroup)
-        cfn_framework_logs.retention_in_days = config.log_retention_days
-        framework_role = iam.Role(
+        framework_logs = encrypted_log_group(self, "SchemaProviderLogs", **logs_options)  # type: ignore[arg-type]
+        framework_role, framework_policy = function_role(
             self,
             "SchemaProviderRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            "SchemaProviderPolicy",
             path=path,
             description="CDK provider framework of the schema custom resource: invokes the setup function",
-        )
-        framework_policy = iam.ManagedPolicy(
-            self,
-            "SchemaProviderPolicy",
-            description="Schema provider framework: invoke the setup function, own log group",
-            path=path,
-            roles=[framework_role],
+            policy_description="Schema provider framework: invoke the setup function, own log group",
             statements=[
                 iam.PolicyStatement(
                     sid="InvokeSetupFunction",
                     actions=["lambda:InvokeFunction", "lambda:GetFunction"],
                     resources=[self.schema_function.function_arn],
                 ),
-                iam.PolicyStatement(
-                    sid="OwnLogGroup",
-                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                    resources=[framework_logs.log_group_arn],
-                ),
+                own_log_group(framework_logs),
             ],
         )
         provider = cr.Provider(
@@ -321,8 +296,9 @@ NETWORK_POLICY_REASON = (
     "region and account; subnets and security group are named). This policy holds only those EC2 actions."
 )
 ENV_NO_SECRET_REASON = (
-    "The environment holds no secret (endpoint, database name, secret ARNs, field names); Lambda encrypts it at "  # noqa: S105
-    "rest with an AWS-managed key."
+    "The environment holds no secret (endpoint, database name, key and secret ARNs, field names, tuning options); "  # noqa: S105
+    "Lambda encrypts it at rest with an AWS-managed key. A customer-managed key would need kms:Decrypt for the "
+    "writer on one more key."
 )
 
 

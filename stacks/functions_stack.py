@@ -15,7 +15,7 @@ from cdk_constructs.encrypting_functions import (
 )
 from cdk_constructs.lambda_bundle import function_code
 from stacks.config import ToolkitConfig
-from stacks.database_stack import acknowledge_network_policy
+from stacks.database_stack import ENV_NO_SECRET_REASON, acknowledge_network_policy
 from stacks.shared import reader_role_path, removal_policy, writer_role_path
 
 
@@ -102,5 +102,5 @@ def acknowledge_function_findings(functions: EncryptingFunctions, *, in_vpc: boo
         skips = [{"id": "CKV_AWS_116", "comment": NO_DLQ_REASON}]
         if not in_vpc:
             skips.append({"id": "CKV_AWS_117", "comment": NO_VPC_REASON})
-        skips.append({"id": "CKV_AWS_173", "comment": NO_ENV_KEY_REASON})
+        skips.append({"id": "CKV_AWS_173", "comment": ENV_NO_SECRET_REASON if in_vpc else NO_ENV_KEY_REASON})
         fn.function.node.default_child.add_metadata("checkov", {"skip": skips})

@@ -9,7 +9,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from cdk_constructs.multi_region_key import KeyUsers, MultiRegionKey
-from cdk_constructs.table_key import SECRETS_KEY, STORAGE_KEY, ServiceKey, TableKey
+from cdk_constructs.table_key import SECRETS_KEY, STORAGE_KEY, TABLE_KEY, ServiceKey
 from stacks.config import ToolkitConfig
 from stacks.shared import removal_policy
 
@@ -52,7 +52,13 @@ class KeysStack(Stack):
             "removal_policy": removal,
         }
         if config.store == "dynamodb":
-            self.table_key = TableKey(self, "TableKey", alias=f"{config.key_alias}-table", **common)  # type: ignore[arg-type]
+            self.table_key = ServiceKey(
+                self,
+                "TableKey",
+                spec=TABLE_KEY,
+                alias=f"{config.key_alias}-table",
+                **common,  # type: ignore[arg-type]
+            )
             self.table_key_arn = self.table_key.key_arn
         else:
             self.storage_key = ServiceKey(

@@ -14,6 +14,7 @@ from cdk_constructs.encrypting_functions import (
     ENV_DB_HOST,
     ENV_DB_NAME,
     ENV_DB_PORT,
+    ENV_DB_PRIMARY_REGION,
     ENV_DB_SECRET_ARN,
     ENV_DB_WRITE_FORWARDING,
     ENV_RECORD_STORE,
@@ -328,6 +329,7 @@ def test_functions_use_the_local_cluster_endpoint(aurora: Synthesized) -> None:
             assert env[ENV_RECORD_STORE] == "aurora-postgresql"
             assert env[ENV_DB_NAME] == app.config.aurora.database_name  # type: ignore[union-attr]
             assert env[ENV_DB_WRITE_FORWARDING] == "off"
+            assert env[ENV_DB_PRIMARY_REGION] == app.config.primary_region
             assert env["RECORDS_TABLE_NAME"] == "mrk_toolkit_records"
             for name, attr in ((ENV_DB_HOST, expected_attr), (ENV_DB_PORT, "Endpoint.Port")):
                 ref = stack_output_ref(env[name])

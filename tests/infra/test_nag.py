@@ -22,23 +22,15 @@ def test_app_has_no_unacknowledged_nag_findings(overrides: dict) -> None:
 
 
 def test_acknowledgements_are_scoped_and_reasoned(default_app) -> None:  # type: ignore[no-untyped-def]
-    found: dict[str, int] = {}
-    for stack in default_app.stacks.all():
-        for construct in stack.node.find_all():
-            for entry in construct.node.metadata:
-                if entry.type != "aws:cdk:acknowledged-rules":
-                    continue
-                # Scoped: on one resource, never on a stack; one finding, never a whole rule.
-                assert construct is not stack, f"stack-wide acknowledgement on {stack.stack_name}"
-                for rule_id, reason in entry.data.items():
-                    found[rule_id.split("::", 1)[1].split("[")[0]] = found.get(rule_id, 0) + 1
-                    assert len(reason) > 60, f"{rule_id} on {construct.node.path}: give a reason"
-                    if "IAM5" in rule_id:
-                        # Only the X-Ray policy, and only its Resource::* finding.
-                        assert construct.node.path.endswith("/TracingPolicy"), construct.node.path
-                        assert rule_id == "AwsSolutions::AwsSolutions-IAM5[Resource::*]"
-                    else:
-                        assert construct.node.path.endswith("/Function"), (rule_id, construct.node.path)
+    found = _acknowledgements(default_app)
+    for rule, entries in found.items():
+        for path, rule_id in entries:
+            if rule == "AwsSolutions-IAM5":
+                # Only the X-Ray policy, and only its Resource::* finding.
+                assert path.endswith("/TracingPolicy"), path
+                assert rule_id == "AwsSolutions::AwsSolutions-IAM5[Resource::*]"
+            else:
+                assert path.endswith("/Function"), (rule_id, path)
     assert set(found) == {
         "AwsSolutions-IAM5",
         "NIST.800.53.R5-LambdaInsideVPC",
@@ -73,6 +65,7 @@ def _acknowledgements(app) -> dict[str, list[tuple[str, str]]]:  # type: ignore[
             for entry in construct.node.metadata:
                 if entry.type != "aws:cdk:acknowledged-rules":
                     continue
+                # Scoped: on one resource, never on a stack; one finding, never a whole rule.
                 assert construct is not stack, f"stack-wide acknowledgement on {stack.stack_name}"
                 for rule_id, reason in entry.data.items():
                     assert len(reason) > 60, f"{rule_id} on {construct.node.path}: give a reason"
