@@ -9,7 +9,8 @@ lambda:InvokeFunction and lambda:GetFunctionConfiguration on its functions,
 dynamodb:GetItem/PutItem (the tamper checks write a modified copy of a test item, then restore
 it), DescribeTable and DescribeContinuousBackups on the records table, kms:GetKeyPolicy and
 kms:GetKeyRotationStatus on its keys, iam:GetRole*/ListRolePolicies/ListAttachedRolePolicies/
-GetPolicy/GetPolicyVersion on its roles, iam:SimulatePrincipalPolicy and sts:GetCallerIdentity.
+GetPolicy/GetPolicyVersion on its roles, iam:SimulatePrincipalPolicy and sts:GetCallerIdentity;
+for the alarms, cloudwatch:DescribeAlarms, sns:GetTopicAttributes and kms:DescribeKey.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import boto3
 from offline.invariants import DeployedReader, deployed_checks, required_context
 from offline.probes import foreign_contexts
 from offline.scenario import Invocation
+from offline.signals import SignalsReader, alarm_checks
 
 
 class LambdaInvoker:
@@ -158,7 +160,8 @@ class DeployedEnvironment:
                     return f"allowed with the record context, refused with foreign ones ({why})"
 
                 out.append((f"IAM refuses the {kind}'s role in {region} a foreign encryption context", check))
-        return out + deployed_checks(self.reader, regions)
+        signals = alarm_checks(SignalsReader(self.client), regions, self.table_name, self.function_names)
+        return out + deployed_checks(self.reader, regions) + signals
 
     def raw_item(self, region: str, item_id: str) -> dict[str, Any] | None:
         return (

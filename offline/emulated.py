@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lambda_src.record_crypto.observability import DIMENSION_OPERATION, DIMENSION_TABLE, NAMESPACE, SECURITY_REFUSALS
 from offline.assembly import CloudAssembly, load_assembly
 from offline.functions import FunctionHost
 from offline.intrinsics import UnsupportedTemplate
@@ -22,6 +23,7 @@ from offline.rotation import rotation_check
 from offline.scenario import Check, Invocation, Report, Verification
 from offline.served import ServedApis
 from offline.server import MOTO_ACCOUNT, EmulatedAws
+from offline.signals import SignalsReader, Watch, alarm_checks, breaching_periods, find_alarm, publish_emf
 
 # Function settings that say which config is tested (the suite, the cache), shown in the header.
 HEADER_SETTINGS = {"ALGORITHM_SUITE", "DATA_KEY_CACHE", "DATA_KEY_CACHE_MAX_AGE_SECONDS", "SENSITIVE_FIELDS"}
@@ -134,7 +136,31 @@ class EmulatedEnvironment:
         )
         record_context = lambda: self.host.seen_contexts.get("kms:GenerateDataKey")  # noqa: E731
         checks = condition_checks(self.probes, regions, table) + deployed_checks(reader, regions, record_context)
-        return [*checks, rotation_check(self)]
+        names = {(f.region, f.kind): f.name for f in self.deployment.functions}
+        checks += alarm_checks(SignalsReader(self.aws.client), regions, table, names)
+        tamper = "signals: the main job's tamper refusals reach the security alarms, which fire (emulated evaluation)"
+        return [*checks, rotation_check(self), (tamper, self._tamper_alarms)]
+
+    def _tamper_alarms(self) -> str:
+        """The functions' metric lines go to CloudWatch as CloudWatch Logs would put them; the
+        reader's security alarm of each replica region, where the main job tampered with records,
+        must then breach."""
+        published = publish_emf(self.aws.client, self.host.logs_by_region())
+        table = self.deployment.tables[self.primary_region]
+        reader = SignalsReader(self.aws.client)
+        dims = tuple(sorted(((DIMENSION_TABLE, table), (DIMENSION_OPERATION, "read"))))
+        seen = []
+        for region in self.replica_regions:
+            refused = sum(
+                d.value for d in published.get(region, []) if d.name == SECURITY_REFUSALS and d.dimensions == dims
+            )
+            assert refused >= 1, f"the tamper checks in {region} left no SecurityRefusals metric line"
+            alarm = find_alarm(reader.alarms(region), Watch("", NAMESPACE, SECURITY_REFUSALS, dims))
+            assert alarm is not None, f"no alarm in {region} watches the reader's SecurityRefusals"
+            breaching = breaching_periods(self.aws.client, region, alarm)
+            assert breaching, f"{alarm['AlarmName']} would not fire on {refused:.0f} security refusals"
+            seen.append(f"{region}: {refused:.0f} refusals, {alarm['AlarmName']} breached")
+        return "; ".join(seen)
 
     def report_header(self, assembly: CloudAssembly) -> list[str]:
         writer_env = self.deployment.function(self.primary_region, "writer").environment

@@ -158,6 +158,15 @@ class FunctionHost:
     def logs(self) -> dict[str, str]:
         return {str(inst.log_path.name): inst.log_text() for inst in self._instances.values()}
 
+    def logs_by_region(self) -> dict[str, str]:
+        """What each region's log groups would hold: the logs of the functions running under their
+        own role (not the negative checks' code-under-another-role instances)."""
+        out: dict[str, str] = {}
+        for (region, _kind, role_arn), inst in self._instances.items():
+            if role_arn == inst.spec.role_arn:
+                out[region] = out.get(region, "") + inst.log_text()
+        return out
+
     def stop(self) -> None:
         for inst in self._instances.values():
             inst.stop()

@@ -359,6 +359,52 @@ class Provisioner:
         )
         return name, {"Arn": arn}
 
+    # --- Signals: SNS and CloudWatch ---------------------------------------------------------
+    def _create_aws_sns_topic(
+        self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment
+    ) -> tuple[str, dict[str, str]]:
+        attributes = {k: str(p[k]) for k in ("KmsMasterKeyId", "DisplayName") if p.get(k)}
+        name = p.get("TopicName", f"{stack.name}-{lid}"[:256])
+        arn = self.client("sns", stack.region).create_topic(Name=name, Attributes=attributes)["TopicArn"]
+        return arn, {"TopicArn": arn, "TopicName": name}
+
+    def _create_aws_sns_topicpolicy(
+        self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment
+    ) -> tuple[str, dict[str, str]]:
+        sns = self.client("sns", stack.region)
+        for topic in p["Topics"]:
+            sns.set_topic_attributes(
+                TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps(p["PolicyDocument"])
+            )
+        return f"{stack.name}-{lid}", {}
+
+    _ALARM_FIELDS = (
+        *("AlarmName", "AlarmDescription", "Namespace", "MetricName", "Statistic", "ExtendedStatistic"),
+        *("Period", "EvaluationPeriods", "DatapointsToAlarm", "Threshold", "ComparisonOperator"),
+        *("TreatMissingData", "AlarmActions", "OKActions", "InsufficientDataActions", "ActionsEnabled", "Unit"),
+        *("Dimensions", "Metrics"),
+    )
+
+    def _create_aws_cloudwatch_alarm(
+        self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment
+    ) -> tuple[str, dict[str, str]]:
+        kwargs = {k: p[k] for k in self._ALARM_FIELDS if k in p}
+        kwargs.setdefault("AlarmName", f"{stack.name}-{lid}"[:255])
+        for number in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
+            if number in kwargs:
+                kwargs[number] = int(kwargs[number])
+        kwargs["Threshold"] = float(kwargs["Threshold"])
+        self.client("cloudwatch", stack.region).put_metric_alarm(**kwargs)
+        arn = f"arn:aws:cloudwatch:{stack.region}:{self.account}:alarm:{kwargs['AlarmName']}"
+        return kwargs["AlarmName"], {"Arn": arn}
+
+    def _create_aws_cloudwatch_dashboard(
+        self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment
+    ) -> tuple[str, dict[str, str]]:
+        name = p.get("DashboardName", f"{stack.name}-{lid}")
+        self.client("cloudwatch", stack.region).put_dashboard(DashboardName=name, DashboardBody=p["DashboardBody"])
+        return name, {}
+
     # --- Resources recorded, not emulated (networking: the emulated functions reach the local
     # --- servers directly; RDS instances and parameter groups: the cluster is the server) -------
     def _recorded(self, stack: StackArtifact, lid: str, kind: str, d: Deployment) -> str:

@@ -224,4 +224,7 @@ class AssemblyView:
             table = str(prop("TableName") or name)
             arn = f"arn:{p}:dynamodb:{region}:{ACCOUNT}:table/{table}"
             return {"Arn": arn, "StreamArn": f"{arn}/stream/<stream>"}.get(attribute, table)
+        if type_name == "AWS::SNS::Topic":
+            arn = f"arn:{p}:sns:{region}:{ACCOUNT}:{prop('TopicName') or name}"
+            return {"TopicName": str(prop("TopicName") or name)}.get(attribute, arn)
         return name if attribute == "Ref" else f"{name[:-1]}.{attribute}>"

@@ -21,6 +21,7 @@ _SHORT_KIND = {
     "cluster storage key": "storage key",
     "secrets key": "secrets key",
     "log group key": "logs key",
+    "alarm topic key": "alarm topic key",
     "KMS key": "KMS key",
 }
 

@@ -162,6 +162,7 @@ class Inventory:
         storage_keys = {str(c.storage_key) for c in self.clusters if c.storage_key}
         secrets_keys = {str(s.kms_key) for s in self.secrets if s.kms_key}
         log_keys = {str(g.properties.get("KmsKeyId")) for g in self.view.resources("AWS::Logs::LogGroup")}
+        topic_keys = {str(t.properties.get("KmsMasterKeyId")) for t in self.view.resources("AWS::SNS::Topic")}
         keys = []
         for type_name in KEY_TYPES:
             for resource in self.view.resources(type_name):
@@ -181,6 +182,8 @@ class Inventory:
                     kind = "secrets key"
                 elif {arn, key_id} & log_keys:
                     kind = "log group key"
+                elif ({arn, key_id} | alias_arns) & topic_keys:
+                    kind = "alarm topic key"
                 else:
                     kind = "KMS key"
                 keys.append(Key(resource, arn, key_id, kind, names))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from offline.assembly import CloudAssembly
+from review.alarms import alarm_entries, alarms_md
 from review.assembly_view import ACCOUNT, partition, url_suffix
 from review.diagram import mermaid_from_inventory
 from review.inventory import Cluster, Inventory, Key, Role, Secret, TableReplica
@@ -486,6 +487,7 @@ def build_review(assembly: CloudAssembly) -> dict[str, Any]:
                 "roles": [_role_entry(r, inventory) for r in inventory.roles if r.region == region],
                 "matrix": matrix,
                 **aurora,
+                "alarms": alarm_entries(inventory, region),
             }
         )
     waves = assembly.waves()
@@ -668,6 +670,7 @@ def render_markdown(review: Mapping[str, Any]) -> str:
                     out += [f"Resource policy of {_md(t['label'])}:", ""]
                     out += [*_statement_table(t["resource_policy"], with_principal=True), ""]
         out += _aurora_md(region)
+        out += alarms_md(region.get("alarms", []))
         if region["roles"]:
             out += ["### IAM roles", ""]
         for role in region["roles"]:

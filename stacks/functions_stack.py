@@ -14,6 +14,7 @@ from cdk_constructs.encrypting_functions import (
     record_encryption_context,
 )
 from cdk_constructs.lambda_bundle import function_code
+from cdk_constructs.signals import AlarmTopic, RegionAlarms, SignalsDashboard, region_alarm_specs
 from stacks.config import ToolkitConfig
 from stacks.database_stack import ENV_NO_SECRET_REASON, acknowledge_network_policy
 from stacks.shared import reader_role_path, removal_policy, writer_role_path
@@ -61,6 +62,48 @@ class FunctionsStack(Stack):
         acknowledge_function_findings(self.functions, in_vpc=database is not None)
         CfnOutput(self, "WriterFunctionName", value=self.functions.writer.function.function_name)
         CfnOutput(self, "ReaderFunctionName", value=self.functions.reader.function.function_name)
+        self._signals(config)
+
+    def _signals(self, config: ToolkitConfig) -> None:
+        """The region's alarm topic and alarms; the deployment's dashboard in the primary region."""
+        prefix = config.stack_prefix
+        self.alarm_topic = AlarmTopic(
+            self,
+            "AlarmTopic",
+            topic_name=alarm_topic_name(config),
+            alarm_name_prefix=f"{prefix}-{self.region}-",
+            admin_arns=config.key_admin_arns,
+            removal_policy=removal_policy(config),
+        )
+        self.alarms = RegionAlarms(
+            self,
+            "Alarms",
+            specs=region_alarm_specs(
+                prefix=prefix, region=self.region, regions=config.regions, table_name=config.table_name
+            ),
+            functions={"writer": self.functions.writer.function, "reader": self.functions.reader.function},
+            topic=self.alarm_topic.topic,
+        )
+        CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic.topic_arn)
+        if self.region == config.primary_region:
+            specs = {
+                region: region_alarm_specs(
+                    prefix=prefix, region=region, regions=config.regions, table_name=config.table_name
+                )
+                for region in config.regions
+            }
+            self.dashboard = SignalsDashboard(
+                self,
+                "Dashboard",
+                dashboard_name=prefix,
+                regions=config.regions,
+                table_name=config.table_name,
+                alarm_names={region: [s.name for s in region_specs] for region, region_specs in specs.items()},
+            )
+
+
+def alarm_topic_name(config: ToolkitConfig) -> str:
+    return f"{config.stack_prefix}-alarms"
 
 
 def _ack(scope: Construct, rule_id: str, reason: str) -> None:

@@ -4,7 +4,7 @@ Runs inside the writer and reader functions, and in any Python application (see 
 "Use it from your own code"); never imports the CDK. Modules: ``settings`` (the environment
 contract), ``context`` (the encryption context), ``errors`` (the error contract), ``envelope``
 (the Encryption SDK), ``records`` (event validation and the item format), ``service`` (write and
-read), ``observability`` (logs without plaintext).
+read), ``observability`` (logs and EMF metrics without plaintext).
 
 The library API, imported lazily (the CDK app imports ``settings`` without loading the rest)::
 

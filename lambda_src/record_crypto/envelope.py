@@ -112,6 +112,10 @@ class RecordCipher:
         # remember the last one to tell throttling, denial and bad ciphertext apart.
         self._last_kms_error = threading.local()
         session.register("after-call.kms", self._remember_kms_error)
+        # What the metrics count: KMS calls, throttled KMS answers (each attempt, retried or not)
+        # and operations a cached data key served; per thread, like the error above.
+        self._counts = threading.local()
+        session.register("needs-retry.kms", self._count_kms_attempt)
         self.key_arn = key_arn
         own = _KEY_ARN.fullmatch(key_arn)
         if own is None:
@@ -138,8 +142,27 @@ class RecordCipher:
 
     # -- KMS error bookkeeping ---------------------------------------------------------------
     def _remember_kms_error(self, http_response: Any = None, parsed: Any = None, **_: Any) -> None:
+        self._bump("kms_calls")
         if http_response is not None and http_response.status_code >= 300 and isinstance(parsed, dict):
             self._last_kms_error.code = parsed.get("Error", {}).get("Code")
+
+    def _count_kms_attempt(self, response: Any = None, **_: Any) -> None:
+        """Every KMS attempt's answer (botocore's needs-retry event); returns None: no say in retries."""
+        parsed = response[1] if isinstance(response, tuple) and len(response) == 2 else None
+        if isinstance(parsed, dict) and parsed.get("Error", {}).get("Code") in _THROTTLING:
+            self._bump("kms_throttles")
+
+    def _bump(self, counter: str, by: int = 1) -> None:
+        setattr(self._counts, counter, getattr(self._counts, counter, 0) + by)
+
+    def counters(self) -> tuple[int, int, int]:
+        """(KMS calls, throttled KMS answers, data-key cache hits) of this thread so far."""
+        c = self._counts
+        return getattr(c, "kms_calls", 0), getattr(c, "kms_throttles", 0), getattr(c, "cache_hits", 0)
+
+    def _count_cache_hit(self, kms_calls_before: int) -> None:
+        if self.cache is not None and self.counters()[0] == kms_calls_before:
+            self._bump("cache_hits")
 
     def _kms_error(self) -> str | None:
         return getattr(self._last_kms_error, "code", None)
@@ -161,6 +184,7 @@ class RecordCipher:
         """One Encryption SDK message for ``plaintext`` bound to ``context``."""
         refuse_reserved_keys(context)
         self._last_kms_error.code = None
+        kms_calls = self.counters()[0]
         try:
             ciphertext, _ = self._client.encrypt(
                 source=plaintext,
@@ -172,6 +196,7 @@ class RecordCipher:
             raise self._classify_kms_failure("GenerateDataKey") or Internal(
                 f"encryption failed ({type(error).__name__})"
             ) from None
+        self._count_cache_hit(kms_calls)
         return ciphertext
 
     def decrypt(self, ciphertext: bytes, check_context: ContextCheck) -> bytes:
@@ -183,10 +208,12 @@ class RecordCipher:
         self._check_header(ciphertext, check_context)
         self._last_kms_error.code = None
         source = io.BytesIO(ciphertext)
+        kms_calls = self.counters()[0]
         try:
             with self._client.stream(mode="d", source=source, materials_manager=self._cmm) as decryptor:
                 plaintext = decryptor.read()
                 header = decryptor.header
+                self._count_cache_hit(kms_calls)
         except MaxEncryptedDataKeysExceeded:
             raise TamperedCiphertext(
                 "the message carries more than one encrypted data key; records carry one"

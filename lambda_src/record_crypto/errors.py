@@ -15,6 +15,9 @@ class RecordError(Exception):
     type: ClassVar[str] = "Internal"
     status: ClassVar[int] = 500
     retryable: ClassVar[bool] = False
+    # A refusal that means someone altered a record or used a wrong key: one is already worth an
+    # alarm (the functions count these as SecurityRefusals, see observability.py).
+    security_signal: ClassVar[bool] = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -47,7 +50,7 @@ class NotFound(RecordError):
 
 
 class TamperedCiphertext(RecordError):
-    type, status = "TamperedCiphertext", 422
+    type, status, security_signal = "TamperedCiphertext", 422, True
 
 
 class TamperedRecord(RecordError):
@@ -57,7 +60,7 @@ class TamperedRecord(RecordError):
     field was planted in plaintext.
     """
 
-    type, status = "TamperedRecord", 422
+    type, status, security_signal = "TamperedRecord", 422, True
 
 
 class VersionConflict(RecordError):
@@ -84,19 +87,19 @@ class StaleRecord(RecordError):
 class ContextMismatch(RecordError):
     """The ciphertext is intact but bound to another table, item or schema."""
 
-    type, status = "ContextMismatch", 422
+    type, status, security_signal = "ContextMismatch", 422, True
 
 
 class UnexpectedAlgorithm(RecordError):
     """An unsigned message where the configuration requires signed ones (a possible forgery)."""
 
-    type, status = "UnexpectedAlgorithm", 422
+    type, status, security_signal = "UnexpectedAlgorithm", 422, True
 
 
 class WrongKey(RecordError):
     """The ciphertext was not made with this deployment's multi-region key."""
 
-    type, status = "WrongKey", 403
+    type, status, security_signal = "WrongKey", 403, True
 
 
 class AccessDenied(RecordError):

@@ -1,14 +1,22 @@
-"""Structured logs with no record values, no key material and no ciphertext.
+"""Structured logs and metrics with no record values, no key material and no ciphertext.
 
-Uses the standard library: the functions are configured with Lambda's JSON log format, which
+Logs use the standard library: the functions are configured with Lambda's JSON log format, which
 turns ``extra=`` fields into JSON keys, so no logging library has to be bundled or imported at
 cold start. Only an allow-list of fields is ever logged.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+# Relative: the CDK app imports this module as lambda_src.record_crypto.observability (the metric
+# names below), where "record_crypto" is not a top-level package.
+from .errors import ERROR_TYPES
 
 LOGGER = logging.getLogger("mrk_toolkit")
 LOGGER.setLevel(logging.INFO)
@@ -38,3 +46,91 @@ def log_event(level: int, message: str, **fields: Any) -> None:
     if unknown:  # a programming error: refuse to log rather than risk logging a value
         raise ValueError(f"log fields not on the allow-list: {sorted(unknown)}")
     LOGGER.log(level, message, extra={"mrk_toolkit": fields})
+
+
+# -- Metrics: CloudWatch embedded metric format (EMF) --------------------------------------------
+# Written by hand, not with aws-lambda-powertools' Metrics: powertools adds 1.04 MB to the 5.46 MB
+# zipped bundle, past its 6 MB target (the figures are in the README, "Operations: signals").
+# One JSON line per operation on stdout (not through logging: Lambda's JSON log format wraps
+# logging records, while stdout lines that are JSON objects reach CloudWatch Logs as they are, and
+# CloudWatch Logs turns each EMF line into metrics). The names below are the contract with the
+# alarms and the dashboard (cdk_constructs/signals.py imports them); a metric line carries the
+# table name, the operation and an error type, never an item id or a record value.
+NAMESPACE = "MrkToolkit"
+DIMENSION_TABLE = "Table"
+DIMENSION_OPERATION = "Operation"
+DIMENSION_ERROR_TYPE = "ErrorType"
+OPERATIONS = ("write", "read")
+
+RECORDS_WRITTEN = "RecordsWritten"
+RECORDS_READ = "RecordsRead"
+REFUSALS = "Refusals"  # by ErrorType
+SECURITY_REFUSALS = "SecurityRefusals"  # refusals that mean tampering or a wrong key
+KMS_CALLS = "KmsCalls"
+KMS_THROTTLES = "KmsThrottles"  # KMS answers that were throttling errors, retried or not
+DATA_KEY_CACHE_HITS = "DataKeyCacheHits"  # encryptions/decryptions served without a KMS call
+# Emitted on every operation (zeros included), with the dimensions (Table, Operation).
+OPERATION_METRICS = (RECORDS_WRITTEN, RECORDS_READ, SECURITY_REFUSALS, KMS_CALLS, KMS_THROTTLES, DATA_KEY_CACHE_HITS)
+SECURITY_ERROR_TYPES = tuple(sorted(name for name, cls in ERROR_TYPES.items() if cls.security_signal))
+
+
+@dataclass(frozen=True)
+class OperationCounts:
+    """What one write or read did, for its metric line."""
+
+    operation: str
+    ok: bool
+    error_type: str | None = None
+    kms_calls: int = 0
+    kms_throttles: int = 0
+    cache_hits: int = 0
+
+
+def emf_document(table: str, counts: OperationCounts, *, timestamp_ms: int | None = None) -> dict[str, Any]:
+    """One EMF document: the operation metrics under (Table, Operation) and, for a refusal, one
+    ``Refusals`` under (Table, Operation, ErrorType)."""
+    if counts.operation not in OPERATIONS:
+        raise ValueError(f"operation must be one of {OPERATIONS}, got {counts.operation!r}")
+    if counts.error_type is not None and counts.error_type not in ERROR_TYPES:
+        raise ValueError(f"unknown error type {counts.error_type!r}")  # never a free-form string
+    values = {
+        RECORDS_WRITTEN: int(counts.ok and counts.operation == "write"),
+        RECORDS_READ: int(counts.ok and counts.operation == "read"),
+        SECURITY_REFUSALS: int(counts.error_type in SECURITY_ERROR_TYPES),
+        KMS_CALLS: counts.kms_calls,
+        KMS_THROTTLES: counts.kms_throttles,
+        DATA_KEY_CACHE_HITS: counts.cache_hits,
+    }
+    directives: list[dict[str, Any]] = [
+        {
+            "Namespace": NAMESPACE,
+            "Dimensions": [[DIMENSION_TABLE, DIMENSION_OPERATION]],
+            "Metrics": [{"Name": name, "Unit": "Count"} for name in OPERATION_METRICS],
+        }
+    ]
+    document: dict[str, Any] = {DIMENSION_TABLE: table, DIMENSION_OPERATION: counts.operation, **values}
+    if counts.error_type is not None:
+        directives.append(
+            {
+                "Namespace": NAMESPACE,
+                "Dimensions": [[DIMENSION_TABLE, DIMENSION_OPERATION, DIMENSION_ERROR_TYPE]],
+                "Metrics": [{"Name": REFUSALS, "Unit": "Count"}],
+            }
+        )
+        document |= {DIMENSION_ERROR_TYPE: counts.error_type, REFUSALS: 1}
+    stamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+    return {"_aws": {"Timestamp": stamp, "CloudWatchMetrics": directives}, **document}
+
+
+class EmfMetrics:
+    """Writes one EMF line per operation to ``stream`` (default: the process's stdout, looked up
+    at each write so a redirected stdout is honoured)."""
+
+    def __init__(self, table: str, stream: TextIO | None = None) -> None:
+        self.table = table
+        self._stream = stream
+
+    def record(self, counts: OperationCounts) -> None:
+        stream = self._stream or sys.stdout
+        stream.write(json.dumps(emf_document(self.table, counts), separators=(",", ":")) + "\n")
+        stream.flush()

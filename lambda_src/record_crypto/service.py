@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import botocore.session
 
@@ -28,7 +28,7 @@ from record_crypto.errors import (
     TamperedCiphertext,
     VersionConflict,
 )
-from record_crypto.observability import log_event
+from record_crypto.observability import EmfMetrics, OperationCounts, log_event
 from record_crypto.records import (
     CIPHERTEXT_ATTRIBUTE,
     FORMAT,
@@ -54,15 +54,25 @@ from record_crypto.stores import RecordStore, store_for
 WRITE_ATTEMPTS = 3
 
 
+class MetricsSink(Protocol):
+    def record(self, counts: OperationCounts) -> None: ...
+
+
 class RecordService:
+    """Props: ``settings``; ``botocore_session`` (injectable); ``store``: where items live
+    (default: the one the settings name, see stores.py); ``metrics``: where each operation's
+    counts go (the functions: ``EmfMetrics``, one EMF line on stdout; default None: no metrics)."""
+
     def __init__(
         self,
         settings: Settings,
         *,
         botocore_session: botocore.session.Session | None = None,
         store: RecordStore | None = None,
+        metrics: MetricsSink | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         session = botocore_session or botocore.session.get_session()
         self.cipher = RecordCipher(
             key_arn=settings.mrk_arn,
@@ -74,8 +84,10 @@ class RecordService:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> RecordService:
-        """Cold start: validate the environment contract (ConfigurationError names the variable)."""
-        return cls(Settings.from_env(os.environ if environ is None else environ))
+        """Cold start: validate the environment contract (ConfigurationError names the variable);
+        metrics go to stdout in CloudWatch's embedded metric format."""
+        settings = Settings.from_env(os.environ if environ is None else environ)
+        return cls(settings, metrics=EmfMetrics(settings.table_name))
 
     def _context(self, item_id: str) -> dict[str, str]:
         # With the data-key cache on, a per-item context would miss the cache every time: the
@@ -220,9 +232,11 @@ class RecordService:
         """Run ``body`` and log one structured line; refusals are raised as ``RecordError``."""
         started = time.perf_counter()
         common = {"operation": operation, "region": self.settings.region}
+        before = self.cipher.counters()
         try:
             result, fields = body()
         except RecordError as error:
+            self._count(operation, before, error.type)
             level = logging.ERROR if error.status >= 500 and not error.retryable else logging.WARNING
             log_event(
                 level,
@@ -236,6 +250,7 @@ class RecordService:
             )
             raise
         except Exception as error:  # never let an unexpected error (or its message) escape
+            self._count(operation, before, "Internal")
             log_event(
                 logging.ERROR,
                 f"{operation} failed unexpectedly",
@@ -246,8 +261,24 @@ class RecordService:
                 duration_ms=_ms(started),
             )
             raise Internal(f"unexpected {type(error).__name__} during {operation}") from None
+        self._count(operation, before, None)
         log_event(logging.INFO, f"{operation} ok", **common, **fields, outcome="ok", duration_ms=_ms(started))
         return result, fields
+
+    def _count(self, operation: str, before: tuple[int, int, int], error_type: str | None) -> None:
+        if self.metrics is None:
+            return
+        kms_calls, throttles, hits = (now - then for now, then in zip(self.cipher.counters(), before, strict=True))
+        self.metrics.record(
+            OperationCounts(
+                operation=operation,
+                ok=error_type is None,
+                error_type=error_type,
+                kms_calls=kms_calls,
+                kms_throttles=throttles,
+                cache_hits=hits,
+            )
+        )
 
     # -- the library API ---------------------------------------------------------------------
     def put(self, item_id: str, record: Mapping[str, Any], *, expected_version: int | None = None) -> WriteResult:

@@ -9,6 +9,11 @@ PINNED = {
     "keys-primary": {"AWS::KMS::Key": {"RecordsKeyDBC896B2", "TableKey123F7260"}},
     "keys-replica": {"AWS::KMS::ReplicaKey": {"RecordsKeyDBC896B2"}, "AWS::KMS::Key": {"TableKey123F7260"}},
     "table": {"AWS::DynamoDB::GlobalTable": {"RecordsTableC9B7A30B"}},
+    # A new logs or alarm topic key would orphan the retained one; a new topic, its subscriptions.
+    "functions": {
+        "AWS::KMS::Key": {"RecordsLogsKeyFF7789C9", "AlarmTopicKey0C813E5B"},
+        "AWS::SNS::Topic": {"AlarmTopicC2164170"},
+    },
 }
 
 
@@ -27,6 +32,9 @@ def test_logical_ids_of_keys_and_table_are_pinned(synthesized: Synthesized) -> N
             assert _ids(tpl, type_name) == ids, region
     for type_name, ids in PINNED["table"].items():
         assert _ids(app.raw(app.stacks.table), type_name) == ids
+    for region, stack in app.stacks.functions.items():
+        for type_name, ids in PINNED["functions"].items():
+            assert _ids(app.raw(stack), type_name) == ids, region
 
 
 AURORA_PINNED = {

@@ -74,6 +74,7 @@ def test_up_serves_verify_and_ordinary_clients(
     assert seen["code"] == 0, seen["out"]
     assert "IAM refuses the reader's role in us-west-1 a foreign encryption context" in seen["out"]
     assert "deployed: point-in-time recovery is on in us-west-1" in seen["out"]
+    assert "PASS  deployed: us-west-1 alarms on its functions and replication notify an encrypted topic" in seen["out"]
 
 
 def test_verify_catches_an_edited_deployment(

@@ -51,7 +51,7 @@ def test_review_covers_every_region_key_table_and_role(review: dict[str, Any]) -
     for region in review["regions"]:
         kinds = sorted(k["kind"] for k in region["keys"])
         mrk = "multi-region key (primary)" if region["primary"] else "multi-region key (replica)"
-        assert kinds == sorted([mrk, "table SSE key", "log group key"])
+        assert kinds == sorted([mrk, "table SSE key", "log group key", "alarm topic key"])
         assert [t["label"] for t in region["tables"]] == [f"mrk-toolkit-records ({region['region']})"]
         assert sorted(r["label"] for r in region["roles"]) == [
             f"reader role ({region['region']})",
@@ -186,3 +186,36 @@ def test_readme_without_markers_is_refused(cdk_out: Path, tmp_path: Path) -> Non
         refresh(readme, "flowchart LR\n")
     assert main(["readme", str(readme), "--cdk-out", str(cdk_out)]) == 2
     assert readme.read_text() == "# No markers\n"
+
+
+def test_review_lists_each_regions_alarms_with_metric_threshold_and_encrypted_topic(review: dict[str, Any]) -> None:
+    for region in review["regions"]:
+        name = region["region"]
+        other = next(r for r in REGIONS if r != name)
+        alarms = {a["name"]: a for a in region["alarms"]}
+        assert sorted(alarms) == sorted(
+            f"MrkToolkit-{name}-{what}"
+            for what in (
+                *(f"{kind}-{signal}" for kind in ("writer", "reader") for signal in ("errors", "throttles")),
+                *(
+                    f"{kind}-{signal}"
+                    for kind in ("writer", "reader")
+                    for signal in ("security-refusals", "kms-throttles")
+                ),
+                f"replication-latency-to-{other}",
+                f"pending-replication-to-{other}",
+            )
+        )
+        security = alarms[f"MrkToolkit-{name}-reader-security-refusals"]
+        assert security["metric"] == "MrkToolkit SecurityRefusals (Operation=read, Table=mrk-toolkit-records)"
+        assert security["threshold"].startswith("Sum >= 1 in 1 of 1 periods of 60 s; missing data notBreaching")
+        errors = alarms[f"MrkToolkit-{name}-writer-errors"]
+        assert errors["metric"] == f"AWS/Lambda Errors (FunctionName=writer function ({name}))"
+        latency = alarms[f"MrkToolkit-{name}-replication-latency-to-{other}"]
+        assert f"ReceivingRegion={other}" in latency["metric"], latency
+        for alarm in alarms.values():
+            (action,) = alarm["actions"]
+            assert action.startswith(f"SNS topic MrkToolkit-alarms ({name}, encrypted with the alarm topic key"), action
+    markdown = render_markdown(review)
+    assert markdown.count("### Alarms") == len(REGIONS)
+    assert "| `MrkToolkit-us-west-1-reader-security-refusals` | MrkToolkit SecurityRefusals" in markdown

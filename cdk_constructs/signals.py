@@ -1,0 +1,417 @@
+"""Signals of one region: an encrypted alarm topic, the alarms, and the deployment's dashboard.
+
+The alarms watch the metrics the functions emit (CloudWatch embedded metric format; the names come
+from lambda_src/record_crypto/observability.py, the one place both sides read them), the Lambda
+service's own Errors and Throttles, and the global table's replication metrics.
+
+Where the replication metrics live: DynamoDB publishes ``ReplicationLatency`` and
+``PendingReplicationCount`` (namespace ``AWS/DynamoDB``, dimensions ``TableName`` and
+``ReceivingRegion``) in the region a write was made in, the *source*, for each receiving region.
+An alarm sees only the metrics of its own region, so the alarms on replication toward region R live
+in every other region (each region writes: global tables take writes everywhere).
+
+KMS publishes no per-key or per-caller throttling metric (the documented ``AWS/Usage`` ``CallCount``
+of KMS counts the whole account's requests per quota, region-wide): the KMS throttling alarm watches
+the functions' own ``KmsThrottles`` count (every throttled KMS answer, retried or not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from cdk_constructs.key_policies import admin_statement
+from lambda_src.record_crypto.observability import (
+    DATA_KEY_CACHE_HITS,
+    DIMENSION_ERROR_TYPE,
+    DIMENSION_OPERATION,
+    DIMENSION_TABLE,
+    KMS_CALLS,
+    KMS_THROTTLES,
+    NAMESPACE,
+    RECORDS_READ,
+    RECORDS_WRITTEN,
+    REFUSALS,
+    SECURITY_REFUSALS,
+)
+
+LAMBDA_NAMESPACE = "AWS/Lambda"
+DYNAMODB_NAMESPACE = "AWS/DynamoDB"
+OPERATION_OF = {"writer": "write", "reader": "read"}
+# Replication: sustained lag, not a blip (3 periods of 5 minutes in a row).
+REPLICATION_LATENCY_MS = 60_000
+PENDING_REPLICATION_ITEMS = 1_000
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """One alarm as the review, the emulator and the tests read it (names, not tokens, except a
+    function's name, which is filled in by the construct)."""
+
+    name: str
+    what: str  # the name without prefix and region, e.g. "reader-security-refusals"
+    namespace: str
+    metric: str
+    dimensions: tuple[tuple[str, str], ...]
+    statistic: str
+    period_seconds: int
+    threshold: float
+    evaluation_periods: int
+    description: str
+    function: str | None = None  # "writer"/"reader": the FunctionName dimension is that function's name
+
+
+def alarm_name(prefix: str, region: str, what: str) -> str:
+    return f"{prefix}-{region}-{what}"
+
+
+def _spec(prefix: str, region: str, what: str, **fields: Any) -> AlarmSpec:
+    return AlarmSpec(name=alarm_name(prefix, region, what), what=what, **fields)
+
+
+def region_alarm_specs(*, prefix: str, region: str, regions: Sequence[str], table_name: str) -> list[AlarmSpec]:
+    """Every alarm of ``region``: per function Errors, Throttles, security refusals and KMS
+    throttling; per other region, replication latency and pending items toward it."""
+    specs: list[AlarmSpec] = []
+    for kind, operation in OPERATION_OF.items():
+        ours = ((DIMENSION_TABLE, table_name), (DIMENSION_OPERATION, operation))
+        specs += [
+            _spec(
+                prefix,
+                region,
+                f"{kind}-errors",
+                namespace=LAMBDA_NAMESPACE,
+                metric="Errors",
+                dimensions=(),
+                statistic="Sum",
+                period_seconds=300,
+                threshold=1,
+                evaluation_periods=1,
+                description=(
+                    f"The {kind} function failed (crash, timeout or failed cold start) in {region}; refusals are "
+                    "results, not errors"
+                ),
+                function=kind,
+            ),
+            _spec(
+                prefix,
+                region,
+                f"{kind}-throttles",
+                namespace=LAMBDA_NAMESPACE,
+                metric="Throttles",
+                dimensions=(),
+                statistic="Sum",
+                period_seconds=300,
+                threshold=1,
+                evaluation_periods=1,
+                description=(f"Lambda throttled the {kind} function in {region} (reserved concurrency reached)"),
+                function=kind,
+            ),
+            _spec(
+                prefix,
+                region,
+                f"{kind}-security-refusals",
+                namespace=NAMESPACE,
+                metric=SECURITY_REFUSALS,
+                dimensions=ours,
+                statistic="Sum",
+                period_seconds=60,
+                threshold=1,
+                evaluation_periods=1,
+                description=(
+                    f"SECURITY: the {kind} in {region} refused a record that was tampered with or made with a wrong "
+                    "key (TamperedRecord, TamperedCiphertext, ContextMismatch, UnexpectedAlgorithm, WrongKey); "
+                    "one is enough to investigate"
+                ),
+            ),
+            _spec(
+                prefix,
+                region,
+                f"{kind}-kms-throttles",
+                namespace=NAMESPACE,
+                metric=KMS_THROTTLES,
+                dimensions=ours,
+                statistic="Sum",
+                period_seconds=300,
+                threshold=1,
+                evaluation_periods=1,
+                description=(
+                    f"KMS throttled the {kind}'s calls in {region} (retried or refused): the account's KMS request "
+                    "quota is near; consider the data-key cache or a quota increase"
+                ),
+            ),
+        ]
+    for receiving in regions:
+        if receiving == region:
+            continue
+        replica = (("ReceivingRegion", receiving), ("TableName", table_name))
+        specs += [
+            _spec(
+                prefix,
+                region,
+                f"replication-latency-to-{receiving}",
+                namespace=DYNAMODB_NAMESPACE,
+                metric="ReplicationLatency",
+                dimensions=replica,
+                statistic="Average",
+                period_seconds=300,
+                threshold=REPLICATION_LATENCY_MS,
+                evaluation_periods=3,
+                description=(
+                    f"Writes made in {region} take over {REPLICATION_LATENCY_MS // 1000} s to reach {receiving} "
+                    "(15 minutes in a row)"
+                ),
+            ),
+            _spec(
+                prefix,
+                region,
+                f"pending-replication-to-{receiving}",
+                namespace=DYNAMODB_NAMESPACE,
+                metric="PendingReplicationCount",
+                dimensions=replica,
+                statistic="Maximum",
+                period_seconds=300,
+                threshold=PENDING_REPLICATION_ITEMS,
+                evaluation_periods=3,
+                description=(
+                    f"Over {PENDING_REPLICATION_ITEMS} writes made in {region} wait to reach {receiving} "
+                    "(15 minutes in a row)"
+                ),
+            ),
+        ]
+    return specs
+
+
+def alarm_arn(region: str, name: str) -> str:
+    return f"arn:{Aws.PARTITION}:cloudwatch:{region}:{Aws.ACCOUNT_ID}:alarm:{name}"
+
+
+class AlarmTopic(Construct):
+    """The region's alarm topic, encrypted with a customer-managed key of its own.
+
+    Props: ``topic_name``; ``alarm_name_prefix`` (only alarms of this account and region whose
+    name starts with it may publish, and use the key); ``admin_arns``; ``removal_policy`` (key).
+    The key policy lets CloudWatch use the key only for this topic (SNS's encryption context), on
+    behalf of those alarms (``aws:SourceAccount``, ``aws:SourceArn``: no confused deputy). The
+    topic policy refuses any request not made over TLS.
+    Attributes: ``topic``, ``key`` (``kms.CfnKey``), ``topic_arn``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        topic_name: str,
+        alarm_name_prefix: str,
+        admin_arns: Sequence[str] = (),
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        region = Stack.of(self).region
+        # A fixed name: users subscribe to it, and the key policy names it without a cycle.
+        self.topic_arn = f"arn:{Aws.PARTITION}:sns:{region}:{Aws.ACCOUNT_ID}:{topic_name}"
+        alarms = f"arn:{Aws.PARTITION}:cloudwatch:{region}:{Aws.ACCOUNT_ID}:alarm:{alarm_name_prefix}*"
+        from_alarms = {
+            "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+            "ArnLike": {"aws:SourceArn": alarms},
+        }
+        self.key = kms.CfnKey(
+            self,
+            "Key",
+            description=(f"Encrypts the alarm topic {topic_name}"),
+            enable_key_rotation=True,
+            key_spec="SYMMETRIC_DEFAULT",
+            key_usage="ENCRYPT_DECRYPT",
+            pending_window_in_days=30,
+            key_policy=iam.PolicyDocument(
+                statements=[
+                    admin_statement(admin_arns),
+                    iam.PolicyStatement(
+                        sid="CloudWatchAlarmsThroughSns",
+                        principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                        actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                        resources=["*"],
+                        conditions={
+                            **from_alarms,
+                            "StringEquals": {
+                                **from_alarms["StringEquals"],
+                                "kms:EncryptionContext:aws:sns:topicArn": self.topic_arn,
+                            },
+                        },
+                    ),
+                ]
+            ),
+        )
+        self.key.apply_removal_policy(removal_policy)
+        self.topic = sns.Topic(
+            self,
+            "Topic",
+            topic_name=topic_name,
+            display_name=f"{alarm_name_prefix.rstrip('-')} alarms",
+            master_key=kms.Key.from_key_arn(self, "ImportedKey", self.key.attr_arn),
+            enforce_ssl=True,
+        )
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions=from_alarms,
+            )
+        )
+
+
+class RegionAlarms(Construct):
+    """The alarms of one region (``region_alarm_specs``), each notifying ``topic`` when it fires
+    and when it recovers; missing data is not breaching (no traffic is not a problem).
+
+    Props: ``specs``; ``functions``: "writer"/"reader" -> the function whose name fills the
+    ``FunctionName`` dimension; ``topic``. Attribute: ``alarms`` (name -> alarm).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        specs: Sequence[AlarmSpec],
+        functions: Mapping[str, lambda_.IFunction],
+        topic: sns.ITopic,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        action = cw_actions.SnsAction(topic)
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+        for spec in specs:
+            dimensions = dict(spec.dimensions)
+            if spec.function is not None:
+                dimensions["FunctionName"] = functions[spec.function].function_name
+            metric = cloudwatch.Metric(
+                namespace=spec.namespace,
+                metric_name=spec.metric,
+                dimensions_map=dimensions,
+                statistic=spec.statistic,
+                period=Duration.seconds(spec.period_seconds),
+            )
+            alarm = metric.create_alarm(
+                self,
+                spec.what.title().replace("-", ""),
+                alarm_name=spec.name,
+                alarm_description=spec.description,
+                threshold=spec.threshold,
+                evaluation_periods=spec.evaluation_periods,
+                datapoints_to_alarm=spec.evaluation_periods,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            alarm.add_alarm_action(action)
+            alarm.add_ok_action(action)
+            self.alarms[spec.name] = alarm
+
+
+class SignalsDashboard(Construct):
+    """One dashboard for the whole deployment (in the primary region), a row per region: records
+    written and read, refusals by type, KMS calls, throttles and cache hits, replication toward the
+    other regions, and the region's alarms (by ARN: alarm names are fixed, so no stack depends on
+    another region's). Props: ``dashboard_name``; ``regions``; ``table_name``;
+    ``alarm_names`` (region -> names). Attribute: ``dashboard``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        dashboard_name: str,
+        regions: Sequence[str],
+        table_name: str,
+        alarm_names: Mapping[str, Sequence[str]],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.dashboard = cloudwatch.Dashboard(
+            self, "Dashboard", dashboard_name=dashboard_name, default_interval=Duration.hours(3)
+        )
+        for region in regions:
+            self.dashboard.add_widgets(cloudwatch.TextWidget(markdown=f"## {region}", width=24, height=1))
+            self.dashboard.add_widgets(*self._row(region, regions, table_name, alarm_names[region]))
+
+    @staticmethod
+    def _ours(region: str, table_name: str, name: str, operation: str) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=NAMESPACE,
+            metric_name=name,
+            dimensions_map={DIMENSION_TABLE: table_name, DIMENSION_OPERATION: operation},
+            statistic="Sum",
+            period=Duration.minutes(5),
+            region=region,
+            label=f"{name} ({operation})",
+        )
+
+    def _row(
+        self, region: str, regions: Sequence[str], table_name: str, alarms: Sequence[str]
+    ) -> list[cloudwatch.IWidget]:
+        ours = lambda name, op: self._ours(region, table_name, name, op)  # noqa: E731
+        refusals = cloudwatch.MathExpression(
+            expression=(
+                f"SEARCH('{{{NAMESPACE},{DIMENSION_TABLE},{DIMENSION_OPERATION},{DIMENSION_ERROR_TYPE}}} "
+                f'MetricName="{REFUSALS}" {DIMENSION_TABLE}="{table_name}"\', \'Sum\', 300)'
+            ),
+            label="",
+            search_region=region,
+            period=Duration.minutes(5),
+        )
+        replication = [
+            cloudwatch.Metric(
+                namespace=DYNAMODB_NAMESPACE,
+                metric_name="ReplicationLatency",
+                dimensions_map={"TableName": table_name, "ReceivingRegion": other},
+                statistic="Average",
+                period=Duration.minutes(5),
+                region=region,
+                label=f"to {other} (ms)",
+            )
+            for other in regions
+            if other != region
+        ]
+        return [
+            cloudwatch.GraphWidget(
+                title=f"Records ({region})",
+                region=region,
+                left=[ours(RECORDS_WRITTEN, "write"), ours(RECORDS_READ, "read")],
+                width=6,
+            ),
+            cloudwatch.GraphWidget(
+                title=f"Refusals by type ({region})",
+                region=region,
+                left=[refusals, ours(SECURITY_REFUSALS, "write"), ours(SECURITY_REFUSALS, "read")],
+                width=6,
+            ),
+            cloudwatch.GraphWidget(
+                title=f"KMS ({region})",
+                region=region,
+                left=[ours(KMS_CALLS, op) for op in ("write", "read")]
+                + [ours(DATA_KEY_CACHE_HITS, op) for op in ("write", "read")],
+                right=[ours(KMS_THROTTLES, op) for op in ("write", "read")],
+                width=6,
+            ),
+            cloudwatch.GraphWidget(title=f"Replication from {region}", region=region, left=replication, width=6),
+            cloudwatch.AlarmStatusWidget(
+                title=f"Alarms ({region})",
+                alarms=[
+                    cloudwatch.Alarm.from_alarm_arn(self, f"{region}-{name}", alarm_arn(region, name))
+                    for name in alarms
+                ],
+                width=24,
+                height=3,
+            ),
+        ]
