@@ -1,9 +1,10 @@
 """Command line: `python -m offline demo` (the main job, offline), `python -m offline up` (the
 emulated deployment kept up on 127.0.0.1 for ordinary clients), `python -m offline rotate` (the
 multi-region key rotated on demand), `python -m offline verify` (the same checks against a real
-deployment), and the region outage runbook: `outage` / `recover` (the emulator's outage switch),
+deployment), the region outage runbook: `outage` / `recover` (the emulator's outage switch),
 `promote-key` (move the key's primary), `stack-plan` (what CloudFormation can update while
-regions are down) and `drill` (every step of the runbook on the emulator).
+regions are down) and `drill` (every step of the runbook on the emulator), and `python -m offline
+drill --store aurora-postgresql` (the Aurora store's failover drills on real PostgreSQL servers).
 
 demo synthesizes cdk.json's deployment (plus the -c overrides) in-process, or with the CDK CLI
 into --synth-to DIR, or takes an assembly already synthesized with --cdk-out DIR (then -c is
@@ -108,6 +109,14 @@ def _outage_parsers(sub: Any) -> None:
     drill.add_argument(
         "--lag", type=non_negative_seconds(MAX_LAG_SECONDS), default=0.5, help="emulated replication lag (default 0.5)"
     )
+    drill.add_argument(
+        "--store",
+        choices=["dynamodb", "aurora-postgresql"],
+        default="dynamodb",
+        help="dynamodb (default): the region outage runbook; aurora-postgresql: a planned switchover and an "
+        "unplanned failover on real PostgreSQL servers",
+    )
+    drill.add_argument("--json", type=Path, help="also write the results as JSON here")
     add_debug(drill)
 
 
@@ -274,9 +283,21 @@ def _drill(args: argparse.Namespace) -> Any:
     from offline.drill import OutageDrill
     from offline.emulated import stood_up, synthesize
 
+    if args.store == "aurora-postgresql":
+        return _failover_drill(args)
     cdk_out, overrides = _source(args)
     with stood_up(load_assembly(cdk_out or synthesize(overrides)), lag_seconds=args.lag) as env:
         return OutageDrill(env, down=args.region).run()
+
+
+def _failover_drill(args: argparse.Namespace) -> int:
+    from offline.failover_drill import as_json, render, run_drills
+
+    results = run_drills(progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(render(results))
+    if args.json:
+        args.json.write_text(as_json(results))
+    return 0 if all(r.ok for r in results) else 1
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -303,6 +324,8 @@ def _main(argv: list[str]) -> int:
     if args.command in simple:
         return simple[args.command](args)
     report = {"demo": _demo, "drill": _drill}.get(args.command, _verify)(args)
+    if isinstance(report, int):  # the failover drills print their own report
+        return report
     print(report.render())
     if getattr(args, "json", None):
         args.json.write_text(json.dumps([c.__dict__ for c in report.checks], indent=2))

@@ -113,6 +113,16 @@ class MotoState:
         except (KeyError, TypeError, AttributeError):
             return None
 
+    def secret_key(self, account: str, region: str, secret_arn: str) -> tuple[bool, str | None]:
+        """(the secret exists, the KMS key that encrypts it: None for the AWS managed key)."""
+        from moto.secretsmanager.models import secretsmanager_backends
+
+        secret = secretsmanager_backends[account][region].secrets.get(secret_arn)
+        if secret is None:
+            return False, None
+        key = getattr(secret, "kms_key_id", None)
+        return True, (None if not key or str(key).startswith("alias/aws/") else str(key))
+
     def table_sse_key(self, account: str, region: str, table: str) -> str | None:
         from moto.dynamodb.models import dynamodb_backends
 
@@ -202,6 +212,9 @@ class Gateway:
 
     # -- decisions -----------------------------------------------------------------------------
     def check(self, identity: Identity, service: str, operation: str, body: bytes, region: str) -> None:
+        if service == "secretsmanager" and operation == "GetSecretValue" and not identity.admin:
+            self.check_secret(identity, json.loads(body or b"{}"), region)
+            return
         if service not in ("kms", "dynamodb", "dynamodbstreams") or not operation:
             if not identity.admin:
                 raise Denied("AccessDeniedException", f"{identity.arn}: {service} is not emulated for roles")
@@ -267,6 +280,42 @@ class Gateway:
             resource_policy_required=True,
             identity_allows_all=identity.admin,
         )
+
+    def check_secret(self, identity: Identity, params: dict[str, Any], region: str) -> None:
+        """GetSecretValue by a role: its identity policies must allow it on the secret, and Secrets
+        Manager decrypts with the secret's KMS key on the caller's behalf, so the caller must be
+        allowed kms:Decrypt through secretsmanager.<region> with the secret's ARN as context."""
+        action, resource, context = request_target("secretsmanager", "GetSecretValue", params, region, identity.account)
+        decision = self.authorize(identity, action, resource, context, region)
+        self._record(identity, action, resource, decision)
+        if not decision.allowed:
+            raise Denied(
+                "AccessDeniedException",
+                f"User: {identity.arn} is not authorized to perform: {action} on resource: {resource} "
+                f"(emulated IAM: {decision.reason})",
+            )
+        exists, key_ref = self.state.secret_key(identity.account, region, resource)
+        if not exists or key_ref is None:
+            return  # moto answers ResourceNotFound; or the AWS managed key (usable in the account)
+        key = self.state.key(identity.account, region, key_ref)
+        kms_context = {
+            "kms:ViaService": f"secretsmanager.{region}.amazonaws.com",
+            "kms:CallerAccount": identity.account,
+            "kms:EncryptionContext:SecretARN": resource,
+            "kms:EncryptionContextKeys": ["SecretARN", "SecretVersionId"],
+        }
+        decided = (
+            self.authorize(identity, "kms:Decrypt", key.arn, kms_context, region)
+            if key is not None
+            else Decision(False, f"the secret's key {key_ref} is not a key of {region}")
+        )
+        self._record(identity, "kms:Decrypt", key_ref, decided)
+        if not decided.allowed:
+            raise Denied(
+                "AccessDeniedException",
+                f"Access to KMS is not allowed: Secrets Manager could not decrypt {resource} for {identity.arn} "
+                f"(emulated IAM: {decided.reason})",
+            )
 
     def check_table_key(self, identity: Identity, region: str, table: str) -> None:
         key_ref = self.state.table_sse_key(identity.account, region, table)

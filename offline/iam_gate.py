@@ -45,6 +45,10 @@ def request_target(
         if operation == "GetItem":
             context.update(_projection_keys(params))
         return action, f"arn:aws:dynamodb:{region}:{account}:table/{table}", context
+    if service == "secretsmanager":
+        secret = str(params.get("SecretId", ""))
+        resource = secret if secret.startswith("arn:") else f"arn:aws:secretsmanager:{region}:{account}:secret:{secret}"
+        return action, resource, context
     return action, "*", context
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -33,17 +34,20 @@ def _altered(v: Verification, region: str, item_id: str, change: dict[str, Any])
     return item
 
 
+def written_once(v: Verification, region: str, state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The item the attacks of ``region`` alter: written in the primary and replicated, once."""
+    if not state:
+        item_id, record, _ = v._write(f"integrity-{region}")
+        inv = v._read_until_replicated(region, item_id)
+        assert inv.result.get("ok") is True, v._failure("reader", inv)
+        state.update(item_id=item_id, record=record)
+    return state["item_id"], state["record"]
+
+
 def integrity_checks(v: Verification, region: str) -> None:
     # Its own item: an altered copy put here replicates, and must not disturb other regions' checks.
     state: dict[str, Any] = {}
-
-    def written() -> tuple[str, dict[str, Any]]:
-        if not state:
-            item_id, record, _ = v._write(f"integrity-{region}")
-            inv = v._read_until_replicated(region, item_id)
-            assert inv.result.get("ok") is True, v._failure("reader", inv)
-            state.update(item_id=item_id, record=record)
-        return state["item_id"], state["record"]
+    written = partial(written_once, v, region, state)
 
     planted = v.env.sensitive_fields[0]
 

@@ -121,6 +121,19 @@ class Unavailable(RecordError):
     type, status, retryable = "Unavailable", 503, True
 
 
+class ReadOnlyRegion(RecordError):
+    """A write reached a read-only secondary cluster of the Aurora global database (no write
+    forwarding): write in the primary region, or deploy with write forwarding."""
+
+    type, status = "ReadOnlyRegion", 421
+
+
+class DatabaseUnavailable(RecordError):
+    """The local cluster cannot be reached or is changing roles (e.g. during a failover)."""
+
+    type, status, retryable = "DatabaseUnavailable", 503, True
+
+
 class Internal(RecordError):
     type, status = "Internal", 500
 
@@ -142,6 +155,8 @@ ERROR_TYPES: dict[str, type[RecordError]] = {
         KmsThrottled,
         TableThrottled,
         Unavailable,
+        ReadOnlyRegion,
+        DatabaseUnavailable,
         Internal,
     )
 }
