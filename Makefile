@@ -9,13 +9,13 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # Synth never needs credentials; these keep the CLI and boto3 from looking for any.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: help setup check-config test synth demo destroy review lint-templates diagram bench lint clean
+.PHONY: help setup check-config test synth demo drill destroy review lint-templates diagram bench lint clean
 .DEFAULT_GOAL := help
 
 # Variables (`make help` lists the lines marked `#:`):
 #: REGIONS=us-west-1,eu-west-1   replica regions for synth, demo, destroy, review, lint-templates (the primary stays cdk.json's)
 REGIONS ?=
-#: ARGS="..."                    demo: -c key=value and demo options (--lag 2, --json out.json); synth/review/lint-templates: cdk synth options (-c ...); destroy: --yes, --region R, -c ...
+#: ARGS="..."                    demo: -c key=value and demo options (--lag 2, --json out.json); drill: -c and --region R; destroy: --yes, --region R, -c ...; synth/review/lint-templates: cdk synth options (-c ...)
 ARGS ?=
 #: QUICK=1                       bench: a ~2 min smoke run, written to review-out/benchmarks.md (never the committed RESULTS.md)
 QUICK ?=
@@ -56,6 +56,9 @@ synth: check-config ## synthesize every stack into cdk.out (REGIONS=..., ARGS="-
 
 demo: check-config ## the main job offline: synth with the CDK CLI, stand up on the emulated AWS, verify (REGIONS, ARGS)
 	$(BIN)/python -m offline demo --synth-to cdk.out $(CONTEXT) $(ARGS)
+
+drill: check-config ## the region outage runbook, every step, on the emulator (the primary goes down; ARGS="--region R": another)
+	$(BIN)/python -m offline drill $(CONTEXT) $(ARGS)
 
 destroy: check-config ## delete the stacks (credentials' account, or `offline up`) in reverse order; list what stays and how to remove it (asks first; ARGS=--yes)
 	$(BIN)/python -m offline destroy $(CONTEXT) $(ARGS)

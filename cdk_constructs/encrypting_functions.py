@@ -6,14 +6,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from cdk_constructs.database_secrets import secret_read_statements
 from cdk_constructs.lambda_bundle import RUNTIME
-from cdk_constructs.logs_key import LogsKey
+from cdk_constructs.logs_key import LogsKey, encrypted_log_group
 
 # The environment contract is written down once, on the function's side (lambda_src never
 # imports CDK; this side may import that plain module), and tests/infra feed every template's
@@ -33,6 +35,137 @@ from lambda_src.record_crypto.settings import (
     PARTITION_KEY,
     VERSION_ATTRIBUTE,
 )
+
+# The Aurora store's function environment (/work/notes/aurora-contract.md; the functions' side,
+# lambda_src/record_crypto/settings.py, validates them).
+ENV_RECORD_STORE = "RECORD_STORE"
+ENV_DB_HOST = "DB_HOST"
+ENV_DB_PORT = "DB_PORT"
+ENV_DB_NAME = "DB_NAME"
+ENV_DB_SECRET_ARN = "DB_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
+ENV_DB_WRITE_FORWARDING = "DB_WRITE_FORWARDING"
+ENV_DB_PRIMARY_REGION = "DB_PRIMARY_REGION"  # named by a secondary's refusal of a write
+AURORA_STORE = "aurora-postgresql"
+
+
+@dataclass(frozen=True)
+class DatabaseAccess:
+    """Where the functions of one region find the Aurora store: the local cluster endpoint, the
+    network placement, and each function's own credentials secret (ARNs of THIS region)."""
+
+    vpc: ec2.IVpc
+    subnets: ec2.SubnetSelection
+    security_group: ec2.ISecurityGroup
+    host: str
+    port: str
+    database_name: str
+    writer_secret_arn: str
+    reader_secret_arn: str
+    secrets_key_arn: str
+    primary_region: str
+    write_forwarding: bool = False
+
+    def environment(self, secret_arn: str) -> dict[str, str]:
+        return {
+            ENV_RECORD_STORE: AURORA_STORE,
+            ENV_DB_HOST: self.host,
+            ENV_DB_PORT: self.port,
+            ENV_DB_NAME: self.database_name,
+            ENV_DB_SECRET_ARN: secret_arn,
+            ENV_DB_WRITE_FORWARDING: "on" if self.write_forwarding else "off",
+            ENV_DB_PRIMARY_REGION: self.primary_region,
+        }
+
+    def statements(self, secret_arn: str, region: str) -> list[iam.PolicyStatement]:
+        return secret_read_statements(secret_arns=[secret_arn], secrets_key_arn=self.secrets_key_arn, region=region)
+
+
+# Lambda creates and removes the function's network interfaces with the function's role:
+# describing needs Resource "*" (no resource-level permissions); the writes are limited to this
+# region's network interfaces, in the function's own subnets and security group.
+VPC_DESCRIBE_ACTIONS = ("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets")
+VPC_WRITE_ACTIONS = (
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:CreateNetworkInterface",
+    "ec2:DeleteNetworkInterface",
+    "ec2:UnassignPrivateIpAddresses",
+)
+
+
+def network_interface_arn_pattern(scope: Construct) -> str:
+    return Stack.of(scope).format_arn(service="ec2", resource="network-interface", resource_name="*")
+
+
+def vpc_access_policy(
+    scope: Construct,
+    construct_id: str,
+    *,
+    role: iam.IRole,
+    path: str,
+    vpc: ec2.IVpc,
+    subnets: ec2.SubnetSelection,
+    security_group: ec2.ISecurityGroup,
+) -> iam.ManagedPolicy:
+    stack = Stack.of(scope)
+    own = [
+        stack.format_arn(service="ec2", resource="subnet", resource_name=s.subnet_id)
+        for s in vpc.select_subnets(subnet_type=subnets.subnet_type).subnets
+    ]
+    own.append(
+        stack.format_arn(service="ec2", resource="security-group", resource_name=security_group.security_group_id)
+    )
+    return iam.ManagedPolicy(
+        scope,
+        construct_id,
+        description=f"{scope.node.id}: network interfaces of a function in the VPC",
+        path=path,
+        roles=[role],
+        statements=[
+            iam.PolicyStatement(sid="DescribeNetwork", actions=list(VPC_DESCRIBE_ACTIONS), resources=["*"]),
+            iam.PolicyStatement(
+                sid="OwnNetworkInterfaces",
+                actions=list(VPC_WRITE_ACTIONS),
+                resources=[network_interface_arn_pattern(scope), *own],
+            ),
+        ],
+    )
+
+
+def own_log_group(log_group: logs.ILogGroup) -> iam.PolicyStatement:
+    return iam.PolicyStatement(
+        sid="OwnLogGroup",
+        actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+        resources=[log_group.log_group_arn],
+    )
+
+
+def function_role(
+    scope: Construct,
+    role_id: str,
+    policy_id: str,
+    *,
+    path: str,
+    description: str,
+    policy_description: str,
+    statements: list[iam.PolicyStatement],
+) -> tuple[iam.Role, iam.ManagedPolicy]:
+    """A Lambda execution role and its one customer-managed policy (no inline, no AWS managed policy)."""
+    role = iam.Role(
+        scope,
+        role_id,
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        path=path,
+        description=description,
+    )
+    policy = iam.ManagedPolicy(
+        scope,
+        policy_id,
+        description=policy_description,
+        path=path,
+        roles=[role],
+        statements=statements,
+    )
+    return role, policy
 
 
 @dataclass(frozen=True)
@@ -95,12 +228,14 @@ class EncryptingFunction(Construct):
         reserved_concurrency: int,
         removal_policy: RemovalPolicy,
         logs_key: kms.IKey,
+        database: DatabaseAccess | None = None,
+        database_secret_arn: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(self, "Logs", removal_policy=removal_policy, encryption_key=logs_key)
-        cfn_log_group = self.log_group.node.default_child
-        assert isinstance(cfn_log_group, logs.CfnLogGroup)
-        cfn_log_group.retention_in_days = log_retention_days
+        region = Stack.of(self).region
+        self.log_group = encrypted_log_group(
+            self, "Logs", key=logs_key, retention_days=log_retention_days, removal_policy=removal_policy
+        )
 
         role = iam.Role(
             self,
@@ -109,29 +244,33 @@ class EncryptingFunction(Construct):
             path=role_path,
             description=description,
         )
+        key_statement = iam.PolicyStatement(
+            sid="LocalMultiRegionKey",
+            actions=[kms_action],
+            resources=[mrk_arn],
+            conditions={"StringEquals": {f"kms:EncryptionContext:{k}": v for k, v in encryption_context.items()}},
+        )
+        if database is None:
+            store_statements = [
+                iam.PolicyStatement(sid="LocalTableReplica", actions=list(table_actions), resources=[table_arn]),
+                *_attribute_read(table_arn, readable_attributes),
+            ]
+            what = "local table replica"
+        else:
+            assert database_secret_arn is not None
+            store_statements = database.statements(database_secret_arn, region)
+            what = "own database secret"
         # Everything the code needs, in one customer-managed policy (no inline policies).
         self.access_policy = iam.ManagedPolicy(
             self,
             "AccessPolicy",
-            description=f"{construct_id}: local multi-region key, local table replica, own log group",
+            description=f"{construct_id}: local multi-region key, {what}, own log group",
             path=role_path,
             roles=[role],
             statements=[
-                iam.PolicyStatement(
-                    sid="LocalMultiRegionKey",
-                    actions=[kms_action],
-                    resources=[mrk_arn],
-                    conditions={
-                        "StringEquals": {f"kms:EncryptionContext:{k}": v for k, v in encryption_context.items()}
-                    },
-                ),
-                iam.PolicyStatement(sid="LocalTableReplica", actions=list(table_actions), resources=[table_arn]),
-                *_attribute_read(table_arn, readable_attributes),
-                iam.PolicyStatement(
-                    sid="OwnLogGroup",
-                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                    resources=[self.log_group.log_group_arn],
-                ),
+                key_statement,
+                *store_statements,
+                own_log_group(self.log_group),
             ],
         )
         # X-Ray has no resource-level permissions: its "*" lives alone in its own policy.
@@ -150,6 +289,17 @@ class EncryptingFunction(Construct):
             ],
         )
         self.role = role
+        self.network_policy: iam.ManagedPolicy | None = None
+        network: dict[str, object] = {}
+        if database is not None:
+            placement = {"vpc": database.vpc, "subnets": database.subnets, "security_group": database.security_group}
+            self.network_policy = vpc_access_policy(self, "NetworkPolicy", role=role, path=role_path, **placement)
+            network = {
+                "vpc": database.vpc,
+                "vpc_subnets": database.subnets,
+                "security_groups": [database.security_group],
+                "allow_public_subnet": False,
+            }
 
         self.function = lambda_.Function(
             self,
@@ -169,9 +319,12 @@ class EncryptingFunction(Construct):
             reserved_concurrent_executions=reserved_concurrency,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
+            **network,  # type: ignore[arg-type]
         )
         # The function must not start before it can write its logs and reach its key and table.
         self.function.node.add_dependency(self.access_policy, self.tracing_policy)
+        if self.network_policy is not None:
+            self.function.node.add_dependency(self.network_policy)
 
 
 def _attribute_read(table_arn: str, attributes: tuple[str, ...]) -> list[iam.PolicyStatement]:
@@ -224,11 +377,20 @@ class EncryptingFunctions(Construct):
         reserved_concurrency: int,
         admin_arns: Sequence[str] = (),
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        database: DatabaseAccess | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         table_arn = stack.format_arn(service="dynamodb", resource="table", resource_name=table_name)
         environment = {ENV_TABLE_NAME: table_name, ENV_MRK_ARN: mrk_arn, **crypto.environment()}
+        store: dict[str, dict[str, object]] = {"writer": {}, "reader": {}}
+        if database is not None:
+            for kind, secret_arn in (("writer", database.writer_secret_arn), ("reader", database.reader_secret_arn)):
+                store[kind] = {
+                    "database": database,
+                    "database_secret_arn": secret_arn,
+                    "environment": {**environment, **database.environment(secret_arn)},
+                }
         self.logs_key = LogsKey(self, "LogsKey", admin_arns=admin_arns, removal_policy=removal_policy)
         common = {
             "code": code,
@@ -250,7 +412,7 @@ class EncryptingFunctions(Construct):
             kms_action="kms:GenerateDataKey",
             table_actions=("dynamodb:PutItem",),
             readable_attributes=(PARTITION_KEY, VERSION_ATTRIBUTE),
-            **common,  # type: ignore[arg-type]
+            **{**common, **store["writer"]},  # type: ignore[arg-type]
         )
         self.reader = EncryptingFunction(
             self,
@@ -260,7 +422,7 @@ class EncryptingFunctions(Construct):
             role_path=reader_role_path,
             kms_action="kms:Decrypt",
             table_actions=("dynamodb:GetItem",),
-            **common,  # type: ignore[arg-type]
+            **{**common, **store["reader"]},  # type: ignore[arg-type]
         )
 
 

@@ -1,8 +1,10 @@
 """Key policy statements shared by the multi-region key and the table's SSE keys.
 
 Key administration is separated from key use: administrators get the management actions
-listed here and no cryptographic action, no ``kms:CreateGrant`` and no ``kms:ReplicateKey``;
-use is granted in separate statements with conditions.
+listed here and no cryptographic action, no ``kms:CreateGrant``, no ``kms:ReplicateKey`` and no
+``kms:UpdatePrimaryRegion`` (the multi-region key grants those two to the administrators in
+statements of their own, limited to the deployment's regions); use is granted in separate
+statements with conditions.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from aws_cdk import Aws, Stack
 from aws_cdk import aws_iam as iam
 
 # Management only: no Encrypt/Decrypt/GenerateDataKey/ReEncrypt, no CreateGrant (which would let an
-# administrator grant itself use), no ReplicateKey (its own, region-scoped statement).
+# administrator grant itself use), no ReplicateKey / UpdatePrimaryRegion (region-scoped statements of
+# the multi-region key's own).
 ADMIN_ACTIONS = (
     "kms:CancelKeyDeletion",
     "kms:CreateAlias",

@@ -1,7 +1,8 @@
 """Local, Docker-free bundling of the function code (lambda_src + its pinned dependencies).
 
 The bundle is built by pip for the Lambda platform (``--platform manylinux2014_x86_64
---only-binary=:all:``) with ``--no-deps`` from lambda_src/requirements.txt, which pins every
+--only-binary=:all:``) with ``--no-deps`` from lambda_src/requirements.txt (+ requirements-postgres.txt for the
+Aurora PostgreSQL store), which pins every
 dependency except boto3/botocore and their dependencies (the runtime provides them). The asset
 hash is computed from the sources, the requirements and the target platform, so synth is
 deterministic and CDK stages (and bundles) the asset once per app, whatever the number of
@@ -25,6 +26,8 @@ from aws_cdk import aws_lambda as lambda_
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAMBDA_SRC = REPO_ROOT / "lambda_src"
 REQUIREMENTS = LAMBDA_SRC / "requirements.txt"
+# The store's own dependencies on top (psycopg for PostgreSQL): the DynamoDB bundle stays lean.
+STORE_REQUIREMENTS = {"dynamodb": (), "aurora-postgresql": (LAMBDA_SRC / "requirements-postgres.txt",)}
 # Wheels are cached per requirements hash so a second synth does not call pip at all.
 WHEEL_CACHE = REPO_ROOT / ".bundle-cache"
 
@@ -42,10 +45,18 @@ def _source_files() -> list[Path]:
     )
 
 
+def _requirements(store: str) -> tuple[Path, ...]:
+    if store not in STORE_REQUIREMENTS:
+        raise ValueError(f"store {store!r}: one of {sorted(STORE_REQUIREMENTS)}")
+    return (REQUIREMENTS, *STORE_REQUIREMENTS[store])
+
+
 @functools.cache
-def source_hash() -> str:
+def source_hash(store: str = "dynamodb") -> str:
     """Hash of the function sources, requirements and target platform (not of the machine)."""
-    digest = hashlib.sha256(f"{PYTHON_VERSION}|{PLATFORM}|no-boto3".encode())
+    _requirements(store)
+    suffix = "" if store == "dynamodb" else f"|{store}"  # the DynamoDB hash input keeps its form
+    digest = hashlib.sha256(f"{PYTHON_VERSION}|{PLATFORM}|no-boto3{suffix}".encode())
     for path in _source_files():
         digest.update(path.relative_to(LAMBDA_SRC).as_posix().encode())
         digest.update(b"\0")
@@ -54,13 +65,14 @@ def source_hash() -> str:
     return digest.hexdigest()
 
 
-def _requirements_hash() -> str:
-    return hashlib.sha256(REQUIREMENTS.read_bytes() + f"{PYTHON_VERSION}|{PLATFORM}".encode()).hexdigest()[:16]
+def _requirements_hash(store: str = "dynamodb") -> str:
+    files = b"".join(path.read_bytes() for path in _requirements(store))
+    return hashlib.sha256(files + f"{PYTHON_VERSION}|{PLATFORM}".encode()).hexdigest()[:16]
 
 
-def install_dependencies() -> Path:
-    """pip-install lambda_src/requirements.txt for the Lambda platform into the cache; return its dir."""
-    target = WHEEL_CACHE / f"deps-{_requirements_hash()}"
+def install_dependencies(store: str = "dynamodb") -> Path:
+    """pip-install the store's requirements for the Lambda platform into the cache; return its dir."""
+    target = WHEEL_CACHE / f"deps-{_requirements_hash(store)}"
     if (target / ".complete").exists():
         return target
     if target.exists():
@@ -84,8 +96,7 @@ def install_dependencies() -> Path:
             PYTHON_VERSION,
             "--target",
             str(target),
-            "-r",
-            str(REQUIREMENTS),
+            *(arg for path in _requirements(store) for arg in ("-r", str(path))),
         ],
         check=True,
     )
@@ -95,12 +106,12 @@ def install_dependencies() -> Path:
     return target
 
 
-def build_bundle(output_dir: Path) -> None:
+def build_bundle(output_dir: Path, store: str = "dynamodb") -> None:
     """Write the deployable function code (sources + dependencies) into ``output_dir``."""
-    deps = install_dependencies()
+    deps = install_dependencies(store)
     shutil.copytree(deps, output_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
     for path in _source_files():
-        if path.name == "requirements.txt":
+        if path.name.startswith("requirements") and path.suffix == ".txt":
             continue
         dest = output_dir / path.relative_to(LAMBDA_SRC)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -111,24 +122,28 @@ def build_bundle(output_dir: Path) -> None:
 class LocalPipBundling:
     """CDK's local bundling hook: build the bundle with pip on this machine, never with Docker."""
 
+    def __init__(self, store: str = "dynamodb") -> None:
+        self.store = store
+
     def try_bundle(self, output_dir: str, options: Any = None) -> bool:
-        build_bundle(Path(output_dir))
+        build_bundle(Path(output_dir), self.store)
         return True
 
 
-_BUNDLER = LocalPipBundling()
+_BUNDLERS = {store: LocalPipBundling(store) for store in STORE_REQUIREMENTS}
 
 
-def function_code() -> lambda_.Code:
-    """The function code asset. Call once per stack: every call shares one hash and one bundle."""
+def function_code(store: str = "dynamodb") -> lambda_.Code:
+    """The function code asset of a store. Call once per stack: every call for one store shares
+    one hash and one bundle."""
     return lambda_.Code.from_asset(
         str(LAMBDA_SRC),
-        asset_hash=source_hash(),
+        asset_hash=source_hash(store),
         asset_hash_type=cdk.AssetHashType.CUSTOM,
         bundling=cdk.BundlingOptions(
             # Used only if local bundling were to decline; it never does.
             image=RUNTIME.bundling_image,
-            local=_BUNDLER,
+            local=_BUNDLERS[store],
             command=["bash", "-c", "echo 'local bundling only' && exit 1"],
         ),
     )

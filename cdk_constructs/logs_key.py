@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from aws_cdk import Aws, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from cdk_constructs.key_policies import admin_statement
@@ -58,3 +59,14 @@ class LogsKey(Construct):
         cfn.apply_removal_policy(removal_policy)
         self.cfn_key = cfn
         self.key: kms.IKey = kms.Key.from_key_arn(self, "Imported", cfn.attr_arn)
+
+
+def encrypted_log_group(
+    scope: Construct, construct_id: str, *, key: kms.IKey, retention_days: int, removal_policy: RemovalPolicy
+) -> logs.LogGroup:
+    """A log group encrypted with ``key``, keeping ``retention_days`` (any value CloudWatch Logs accepts)."""
+    group = logs.LogGroup(scope, construct_id, removal_policy=removal_policy, encryption_key=key)
+    cfn = group.node.default_child
+    assert isinstance(cfn, logs.CfnLogGroup)
+    cfn.retention_in_days = retention_days
+    return group

@@ -53,19 +53,32 @@ def mrk_key_policy(
     admin_arns: Sequence[str],
     users: KeyUsers,
     replica_regions: Sequence[str] = (),
+    promotion_regions: Sequence[str] = (),
 ) -> iam.PolicyDocument:
-    """Key policy of the primary (``replica_regions`` given) or of a replica (none)."""
+    """Key policy of the primary (``replica_regions`` given) or of a replica (none).
+
+    ``promotion_regions``: the regions the primary may be moved to with ``kms:UpdatePrimaryRegion``
+    (every region of the deployment, so that it can also be moved back), by the key
+    administrators only. KMS checks that permission on both the current primary and the replica
+    being promoted, so every key of the set carries the statement.
+    """
     statements = [admin_statement(admin_arns)]
-    if replica_regions:
-        statements.append(
-            iam.PolicyStatement(
-                sid="ReplicateOnlyToConfiguredRegions",
-                principals=admin_principals(admin_arns),
-                actions=["kms:ReplicateKey"],
-                resources=["*"],
-                conditions={"StringEquals": {"kms:ReplicaRegion": list(replica_regions)}},
+    promote = ("AdministratorsMovePrimaryWithinDeployment", "kms:UpdatePrimaryRegion", "kms:PrimaryRegion")
+    region_scoped = (
+        (*promote, promotion_regions),
+        ("ReplicateOnlyToConfiguredRegions", "kms:ReplicateKey", "kms:ReplicaRegion", replica_regions),
+    )
+    for sid, action, condition_key, regions in region_scoped:
+        if regions:
+            statements.append(
+                iam.PolicyStatement(
+                    sid=sid,
+                    principals=admin_principals(admin_arns),
+                    actions=[action],
+                    resources=["*"],
+                    conditions={"StringEquals": {condition_key: list(regions)}},
+                )
             )
-        )
     statements += [
         _use_statement(
             scope,
@@ -98,6 +111,8 @@ class MultiRegionKey(Construct):
       pending_window_days: 7-30, waiting period before deletion.
       rotation_period_days: 90-2560, automatic rotation period of the primary (default 365);
         replicas follow the primary's rotations and take no period of their own.
+      promotion_regions: regions the key administrators may move the primary to
+        (``kms:UpdatePrimaryRegion`` under ``kms:PrimaryRegion``); default none (nobody may).
       removal_policy: default RETAIN.
 
     Attributes: ``key_arn`` (the ARN in this region; same ``mrk-`` id everywhere),
@@ -116,6 +131,7 @@ class MultiRegionKey(Construct):
         admin_arns: Sequence[str] = (),
         pending_window_days: int = 30,
         rotation_period_days: int = 365,
+        promotion_regions: Sequence[str] = (),
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -128,6 +144,7 @@ class MultiRegionKey(Construct):
             admin_arns=admin_arns,
             users=users,
             replica_regions=replica_regions if self.is_primary else (),
+            promotion_regions=promotion_regions,
         )
         description = "Multi-region key for client-side (envelope) encryption of records"
         self.cfn_key: kms.CfnKey | kms.CfnReplicaKey

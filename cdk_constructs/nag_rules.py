@@ -13,11 +13,21 @@ policy of an ``AWS::KMS::ReplicaKey`` or how far a multi-region key may be repli
 - ``MrkToolkit-KMS3``: a multi-region primary allows ``kms:ReplicateKey`` only under a
   ``kms:ReplicaRegion`` condition naming explicit regions, each one the app deploys a replica key in
   (or, when given, one of ``replica_regions``).
-- ``MrkToolkit-IAM1``: no identity policy allows a ``kms:`` or ``dynamodb:`` action on a wildcard
-  resource (a key policy's ``"*"`` means "this key" and is fine).
+- ``MrkToolkit-RDS1``: every RDS cluster is encrypted (``StorageEncrypted``) with a customer managed key
+  of its own region (``KmsKeyId``; not another region's, not ``alias/aws/rds`` or the default), and an
+  instance's Performance Insights too.
+- ``MrkToolkit-RDS2``: every RDS cluster and global cluster has deletion protection.
+- ``MrkToolkit-RDS3``: with an ``AWS::RDS::GlobalCluster`` in the app, every cluster is a member (the
+  primary by ``Ref``, a secondary by identifier, in another region, same engine and version, no master
+  credentials), and the global cluster is encrypted.
+- ``MrkToolkit-RDS4``: every RDS cluster keeps automated backups for 7 days or more.
+- ``MrkToolkit-IAM1``: no identity policy allows a ``kms:``, ``dynamodb:``, ``rds:``, ``rds-db:`` or
+  ``secretsmanager:`` action on a wildcard resource (a key policy's ``"*"`` means "this key" and is fine).
 - ``MrkToolkit-IAM2``: reader roles cannot create ciphertext (``kms:GenerateDataKey*``,
   ``kms:Encrypt``) and writer roles cannot ``kms:Decrypt``, whether granted by an identity policy or
   a key policy; a managed policy defined outside the app, which cannot be checked, is a finding too.
+  A writer's ``kms:Decrypt`` limited by ``kms:ViaService`` to Secrets Manager (reading its own database
+  secret) is not a finding: a record's data key is never decrypted through a service.
   Roles are told apart by their IAM path (``/<prefix>/reader/``, ``/<prefix>/writer/``) or, without
   one, by a ``Reader``/``Writer`` construct in their path.
 
@@ -51,8 +61,9 @@ from policy_engine import as_list, role_kind, statements
 PACK_NAME = "MrkToolkit"
 
 _REGION_RE = re.compile(r"^(?:[a-z]{2}|us-gov|us-iso[a-z]?)-[a-z]+-\d{1,2}$")
-# A wildcard resource: "*", or an ARN whose resource part is only a wildcard ("key/*", "table/*").
-_WILDCARD_RESOURCE_RE = re.compile(r"^(?:\*|[A-Za-z-]+/\*)$")
+# A wildcard resource: "*", or an ARN whose resource part is only a wildcard ("key/*", "table/*",
+# "secret:*", "dbuser:*/*").
+_WILDCARD_RESOURCE_RE = re.compile(r"^(?:\*|[A-Za-z-]+[/:](?:\*|\*/\*))$")
 # Reader roles must not be able to produce ciphertext under the records key (a forged record
 # would then decrypt and verify); writer roles must not be able to read it back.
 READER_FORBIDDEN = ("kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:Encrypt")
@@ -288,7 +299,9 @@ def replica_key_in_own_region(props: Mapping[str, Any], node: CfnResource, ctx: 
     return findings
 
 
-def _only_keys(types: tuple[str, ...]) -> Callable[[Any], Any]:
+def _only_types(types: tuple[str, ...]) -> Callable[[Any], Any]:
+    """A rule on the rendered properties of resources of ``types`` only."""
+
     def wrap(check: Callable[[Mapping[str, Any], CfnResource, _Context], list[str]]) -> Any:
         def rule(node: CfnResource, ctx: _Context) -> Findings:
             if node.cfn_resource_type not in types:
@@ -300,7 +313,7 @@ def _only_keys(types: tuple[str, ...]) -> Callable[[Any], Any]:
     return wrap
 
 
-@_only_keys(("AWS::KMS::Key", "AWS::KMS::ReplicaKey"))
+@_only_types(("AWS::KMS::Key", "AWS::KMS::ReplicaKey"))
 def key_policy_no_wildcard_principal(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
     policy = props.get("KeyPolicy")
     if node.cfn_resource_type == "AWS::KMS::ReplicaKey" and not statements(policy):
@@ -312,7 +325,7 @@ def key_policy_no_wildcard_principal(props: Mapping[str, Any], node: CfnResource
     ]
 
 
-@_only_keys(("AWS::KMS::ReplicaKey",))
+@_only_types(("AWS::KMS::ReplicaKey",))
 def replica_key_pending_window(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
     window = props.get("PendingWindowInDays")
     if isinstance(window, str) and window.isdigit():
@@ -323,7 +336,7 @@ def replica_key_pending_window(props: Mapping[str, Any], node: CfnResource, ctx:
 _REPLICA_REGION_OPERATORS = {"stringequals", "forallvalues:stringequals", "foranyvalue:stringequals"}
 
 
-@_only_keys(("AWS::KMS::Key",))
+@_only_types(("AWS::KMS::Key",))
 def primary_replication_scoped(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
     if not _is_true(props.get("MultiRegion")):
         return []
@@ -373,6 +386,10 @@ def _identity_documents(type_name: str, props: Mapping[str, Any]) -> list[tuple[
     return []
 
 
+# Services whose permissions must name their resources (keys, tables, clusters, secrets).
+_SCOPED_SERVICES = ("kms", "dynamodb", "rds", "rds-db", "secretsmanager")
+
+
 def no_wildcard_resource(node: CfnResource, ctx: _Context) -> Findings:
     type_name = node.cfn_resource_type
     if type_name not in _IDENTITY_POLICY_TYPES | _INLINE_POLICY_TYPES:
@@ -380,7 +397,7 @@ def no_wildcard_resource(node: CfnResource, ctx: _Context) -> Findings:
     findings = []
     for label, document in _identity_documents(type_name, ctx.reader.properties(node)):
         for index, stmt in enumerate(statements(document)):
-            actions = _allows_service(stmt, ("kms", "dynamodb"))
+            actions = _allows_service(stmt, _SCOPED_SERVICES)
             if not actions:
                 continue
             if "NotResource" in stmt or any(_is_wildcard_resource(r) for r in as_list(stmt.get("Resource"))):
@@ -393,10 +410,34 @@ def _forbidden(kind: str) -> tuple[str, ...]:
     return READER_FORBIDDEN if kind == "reader" else WRITER_FORBIDDEN
 
 
+# kms:Decrypt a writer may hold: only through Secrets Manager (it reads its own database secret,
+# which Secrets Manager decrypts with the caller's permission). A record's data key is decrypted by
+# the function itself, never through a service, so such a grant cannot open a record.
+def _only_via_secrets_manager(stmt: Mapping[str, Any]) -> bool:
+    """Is the statement limited (StringEquals kms:ViaService) to Secrets Manager endpoints?"""
+    for operator, pairs in (stmt.get("Condition") or {}).items():
+        if operator.lower() != "stringequals":
+            continue
+        for key, value in (pairs or {}).items():
+            if key.lower() == "kms:viaservice":
+                values = as_list(value)
+                return bool(values) and all(_via_secrets_manager(v) for v in values)
+    return False
+
+
+def _via_secrets_manager(value: Any) -> bool:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    # Rendered: "secretsmanager.us-east-2.amazonaws.com"; unrendered: a Join of "secretsmanager.<region>." and
+    # the URL suffix. Either way the service part must be secretsmanager and nothing else.
+    return text.startswith("secretsmanager.") or text.startswith('{"Fn::Join": ["", ["secretsmanager.')
+
+
 def _forbidden_grants(kind: str, documents: list[tuple[str, Any]]) -> list[str]:
     found = []
     for _label, document in documents:
         for stmt in statements(document):
+            if kind == "writer" and _only_via_secrets_manager(stmt):
+                continue
             found += [f"{kind}::{action}" for action in _forbidden(kind) if _allows_action(stmt, action)]
     return found
 
@@ -460,6 +501,94 @@ def reader_writer_separation(node: CfnResource, ctx: _Context) -> Findings:
     return sorted(set(findings)) or NagRuleCompliance.COMPLIANT
 
 
+# -- Aurora global database -------------------------------------------------------------------------
+_AWS_MANAGED_ALIAS = re.compile(r"(^|:)alias/aws/")
+
+
+def _customer_key_of_region(value: Any, node: CfnResource, ctx: _Context) -> bool:
+    """Is ``value`` a customer managed key of the resource's own region (not an AWS managed alias)?"""
+    if value is None or (isinstance(value, str) and _AWS_MANAGED_ALIAS.search(value)):
+        return False
+    stack = Stack.of(node)
+    where = key_region(value, stack.region, ctx.reader.resources(stack))
+    return where is not None and where in (_LOCAL, stack.region)
+
+
+@_only_types(("AWS::RDS::DBCluster", "AWS::RDS::DBInstance"))
+def rds_storage_key_in_own_region(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
+    if node.cfn_resource_type == "AWS::RDS::DBInstance":
+        # An Aurora instance's storage is the cluster's; its Performance Insights data has a key of its own.
+        if _is_true(props.get("EnablePerformanceInsights")) and not _customer_key_of_region(
+            props.get("PerformanceInsightsKMSKeyId"), node, ctx
+        ):
+            return ["PerformanceInsightsKMSKeyId"]
+        return []
+    findings = []
+    if not _is_true(props.get("StorageEncrypted")):
+        findings.append("StorageEncrypted")
+    if not _customer_key_of_region(props.get("KmsKeyId"), node, ctx):
+        findings.append("KmsKeyId")
+    return findings
+
+
+@_only_types(("AWS::RDS::DBCluster", "AWS::RDS::GlobalCluster"))
+def rds_deletion_protection(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
+    return [] if _is_true(props.get("DeletionProtection")) else ["DeletionProtection"]
+
+
+def _global_clusters(node: CfnResource, ctx: _Context) -> dict[str, tuple[CfnResource, Mapping[str, Any]]]:
+    """Every AWS::RDS::GlobalCluster of the app by its GlobalClusterIdentifier (or logical id)."""
+    found: dict[str, tuple[CfnResource, Mapping[str, Any]]] = {}
+    for construct in node.node.root.node.find_all():
+        if CfnResource.is_cfn_resource(construct):
+            assert isinstance(construct, CfnResource)
+            if construct.cfn_resource_type == "AWS::RDS::GlobalCluster":
+                props = ctx.reader.properties(construct)
+                name = props.get("GlobalClusterIdentifier")
+                key = name if isinstance(name, str) else Stack.of(construct).resolve(construct.logical_id)
+                found[key] = (construct, props)
+    return found
+
+
+@_only_types(("AWS::RDS::DBCluster", "AWS::RDS::GlobalCluster"))
+def rds_global_membership(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
+    if node.cfn_resource_type == "AWS::RDS::GlobalCluster":
+        return [] if _is_true(props.get("StorageEncrypted")) else ["StorageEncrypted"]
+    globals_ = _global_clusters(node, ctx)
+    if not globals_:
+        return []  # a regional cluster: the rule is about global databases
+    value = props.get("GlobalClusterIdentifier")
+    stack = Stack.of(node)
+    local = _local_ref(value)
+    if local is not None:
+        resource = ctx.reader.resources(stack).get(local, {})
+        return [] if resource.get("Type") == "AWS::RDS::GlobalCluster" else ["GlobalClusterIdentifier"]
+    if isinstance(value, str) and value in globals_:
+        global_node, global_props = globals_[value]
+        findings = []
+        if Stack.of(global_node).region == stack.region:
+            findings.append("SameRegionAsPrimary")  # a secondary is in another region than the primary
+        for prop in ("Engine", "EngineVersion"):
+            if props.get(prop) != global_props.get(prop):
+                findings.append(prop)
+        if "MasterUsername" in props or "MasterUserPassword" in props:
+            findings.append("MasterCredentials")  # a secondary takes the global cluster's
+        return findings
+    return ["GlobalClusterIdentifier"]
+
+
+def _backup_days(value: Any) -> int | None:
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@_only_types(("AWS::RDS::DBCluster",))
+def rds_backup_retention(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
+    days = _backup_days(props.get("BackupRetentionPeriod"))
+    return [] if days is not None and days >= 7 else ["BackupRetentionPeriod"]
+
+
 @dataclass(frozen=True)
 class Rule:
     suffix: str
@@ -515,10 +644,42 @@ RULES: tuple[Rule, ...] = (
         primary_replication_scoped,
     ),
     Rule(
+        "RDS1",
+        "An RDS cluster's storage (or an instance's Performance Insights) is not encrypted with a customer managed "
+        "KMS key of its own region.",
+        "Each member of a global database must be encrypted at rest with its own region's key (a KmsKeyId that is an "
+        "ARN, a reference or an id of a key in that region, never an alias/aws/ key or the AWS managed default): a "
+        "key of another region ties the cluster's availability to that region. Stock rules check only encryption.",
+        rds_storage_key_in_own_region,
+    ),
+    Rule(
+        "RDS2",
+        "An RDS cluster or global cluster does not have deletion protection enabled.",
+        "Deleting a global cluster member deletes that region's copy of the records; deleting the global cluster "
+        "ends replication everywhere. Deletion protection makes either a deliberate two-step change.",
+        rds_deletion_protection,
+    ),
+    Rule(
+        "RDS3",
+        "An RDS cluster is not joined to the app's global cluster (or a secondary differs from it), or the global "
+        "cluster is not encrypted.",
+        "With a global database every cluster is a member: the primary by a reference to the AWS::RDS::GlobalCluster, "
+        "each secondary by its identifier, in another region, with the same engine and version and without master "
+        "credentials of its own. A stray regional cluster would hold records that never replicate.",
+        rds_global_membership,
+    ),
+    Rule(
+        "RDS4",
+        "An RDS cluster keeps automated backups for fewer than 7 days.",
+        "Point-in-time restore is the way back from a bad write that replicated to every region; a week is the "
+        "shortest window the toolkit accepts.",
+        rds_backup_retention,
+    ),
+    Rule(
         "IAM1",
-        "An IAM policy allows a kms: or dynamodb: action on a wildcard resource.",
-        "Key and table permissions must name the key and table ARNs (key policies may use '*', which "
-        "means the key itself). A wildcard grants every key or table of the account, in every region.",
+        "An IAM policy allows a kms:, dynamodb:, rds:, rds-db: or secretsmanager: action on a wildcard resource.",
+        "Key, table, database and secret permissions must name their ARNs (key policies may use '*', which "
+        "means the key itself). A wildcard grants every key, table, cluster or secret of the account, in every region.",
         no_wildcard_resource,
     ),
     Rule(

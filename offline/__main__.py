@@ -2,8 +2,12 @@
 emulated deployment kept up on 127.0.0.1 for ordinary clients), `python -m offline deploy` (a
 changed config applied to it as a stack update, as `cdk deploy --all` would),
 `python -m offline rotate` (the multi-region key rotated on demand), `python -m offline destroy`
-(the stacks deleted, what stays behind listed with the commands that remove it) and
-`python -m offline verify` (the same checks against a real deployment).
+(the stacks deleted, what stays behind listed with the commands that remove it),
+`python -m offline verify` (the same checks against a real deployment), the region outage runbook:
+`outage` / `recover` (the emulator's outage switch), `promote-key` (move the key's primary),
+`stack-plan` (what CloudFormation can update while regions are down) and `drill` (every step of
+the runbook on the emulator), and `python -m offline drill --store aurora-postgresql` (the Aurora
+store's failover drills on real PostgreSQL servers).
 
 demo synthesizes cdk.json's deployment (plus the -c overrides) in-process, or with the CDK CLI
 into --synth-to DIR, or takes an assembly already synthesized with --cdk-out DIR (then -c is
@@ -89,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     rotate.add_argument("--stack-prefix", default="MrkToolkit")
     add_debug(rotate)
 
+    _outage_parsers(sub)
+
     verify = sub.add_parser("verify", help="verify a real deployment (needs AWS credentials)")
     verify.add_argument("--stack-prefix", default="MrkToolkit")
     verify.add_argument("--primary", required=True, help="primary region, e.g. us-east-2")
@@ -100,6 +106,42 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_debug(verify)
     return parser
+
+
+def _outage_parsers(sub: Any) -> None:
+    for verb, text in (("outage", "start an emulated outage of a region"), ("recover", "end it")):
+        cmd = sub.add_parser(verb, help=f"{text} (`python -m offline up` only: AWS_ENDPOINT_URL)")
+        cmd.add_argument("region", help="e.g. us-east-2")
+        if verb == "outage":
+            cmd.add_argument("--services", default="", help="only these services, e.g. dynamodb,lambda (default: all)")
+        add_debug(cmd)
+    promote = sub.add_parser(
+        "promote-key", help="move the multi-region key's primary to another region (kms:UpdatePrimaryRegion)"
+    )
+    promote.add_argument("--to", required=True, dest="to_region", help="the region whose replica becomes primary")
+    promote.add_argument("-c", "--context", action="append", default=[], help="context override (as for demo)")
+    add_debug(promote)
+    plan = sub.add_parser("stack-plan", help="which stacks CloudFormation can update while regions are down")
+    plan.add_argument("--down", required=True, help="comma-separated regions that are down")
+    plan.add_argument("--cdk-out", type=Path, help="a synthesized assembly (default: synthesize cdk.json's, with -c)")
+    plan.add_argument("-c", "--context", action="append", default=[], help="context override (as for demo)")
+    add_debug(plan)
+    drill = sub.add_parser("drill", help="the region outage runbook, every step, on the embedded emulated AWS")
+    drill.add_argument("--cdk-out", type=Path, help="use this synthesized assembly (no -c) instead of synthesizing")
+    drill.add_argument("-c", "--context", action="append", default=[], help="context override (as for demo)")
+    drill.add_argument("--region", help="the region that goes down (default: the primary)")
+    drill.add_argument(
+        "--lag", type=non_negative_seconds(MAX_LAG_SECONDS), default=0.5, help="emulated replication lag (default 0.5)"
+    )
+    drill.add_argument(
+        "--store",
+        choices=["dynamodb", "aurora-postgresql"],
+        default="dynamodb",
+        help="dynamodb (default): the region outage runbook; aurora-postgresql: a planned switchover and an "
+        "unplanned failover on real PostgreSQL servers",
+    )
+    drill.add_argument("--json", type=Path, help="also write the results as JSON here")
+    add_debug(drill)
 
 
 def _overrides(pairs: list[str]) -> dict[str, Any]:
@@ -259,6 +301,87 @@ def _confirm(yes: bool, question: str) -> None:
         raise UsageError("nothing deleted")
 
 
+def _outage_switch(args: argparse.Namespace) -> int:
+    """`outage` / `recover`: the emulator's outage switch, reached like any AWS endpoint."""
+    import boto3
+
+    from offline.outage import set_outage
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if not endpoint:
+        raise UsageError(
+            f"{args.command} acts on the emulator only (there is no outage switch in a real account): start "
+            "`python -m offline up` and export the AWS_ENDPOINT_URL and keys it prints"
+        )
+    _known_region(args.command, args.region)
+    services = [s.strip() for s in getattr(args, "services", "").split(",") if s.strip()]
+    credentials = boto3.Session().get_credentials()
+    if credentials is None:
+        raise UsageError("no AWS credentials: export the emulator's keys that `python -m offline up` prints")
+    down = args.command == "outage"
+    outages = set_outage(endpoint, credentials, args.region, down=down, services=services)
+    what = ", ".join(services) if services else "every service"
+    print(f"{args.region}: {'DOWN (' + what + ')' if down else 'answers again'}; outages now: {outages or 'none'}")
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    import boto3
+
+    from offline.outage import clients_of, promote_key
+    from stacks.config import load_config, read_cdk_json
+
+    config = load_config({**read_cdk_json(REPO / "cdk.json").get("context", {}), **_overrides(args.context)})
+    if args.to_region not in config.regions:
+        raise UsageError(f"--to {args.to_region}: not a region of the deployment ({', '.join(config.regions)})")
+    line = promote_key(
+        clients_of(boto3.Session()),
+        stack_prefix=config.stack_prefix,
+        to_region=args.to_region,
+        home_region=config.primary_region,
+    )
+    print(line)
+    return 0
+
+
+def _stack_plan(args: argparse.Namespace) -> int:
+    from offline.assembly import load_assembly
+    from offline.emulated import synthesize
+    from offline.outage import stack_plan
+
+    cdk_out, overrides = _source(args)
+    assembly = load_assembly(cdk_out or synthesize(overrides))
+    regions = {s.region for s in assembly.stacks.values()}
+    down = [r.strip() for r in args.down.split(",") if r.strip()]
+    unknown = [r for r in down if r not in regions]
+    if unknown or not down:
+        raise UsageError(f"--down {args.down}: name regions of the deployment ({', '.join(sorted(regions))})")
+    print("\n".join(stack_plan(assembly, down)))
+    return 0
+
+
+def _drill(args: argparse.Namespace) -> Any:
+    from offline.assembly import load_assembly
+    from offline.drill import OutageDrill
+    from offline.emulated import stood_up, synthesize
+
+    if args.store == "aurora-postgresql":
+        return _failover_drill(args)
+    cdk_out, overrides = _source(args)
+    with stood_up(load_assembly(cdk_out or synthesize(overrides)), lag_seconds=args.lag) as env:
+        return OutageDrill(env, down=args.region).run()
+
+
+def _failover_drill(args: argparse.Namespace) -> int:
+    from offline.failover_drill import as_json, render, run_drills
+
+    results = run_drills(progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(render(results))
+    if args.json:
+        args.json.write_text(as_json(results))
+    return 0 if all(r.ok for r in results) else 1
+
+
 def _up(args: argparse.Namespace) -> int:
     cdk_out, overrides = _source(args)
     from offline.emulated import serve
@@ -283,7 +406,12 @@ def _main(argv: list[str]) -> int:
         return _deploy(args)
     if args.command == "destroy":
         return _destroy(args)
-    report = _demo(args) if args.command == "demo" else _verify(args)
+    simple = {"outage": _outage_switch, "recover": _outage_switch, "promote-key": _promote, "stack-plan": _stack_plan}
+    if args.command in simple:
+        return simple[args.command](args)
+    report = {"demo": _demo, "drill": _drill}.get(args.command, _verify)(args)
+    if isinstance(report, int):  # the failover drills print their own report
+        return report
     print(report.render())
     if getattr(args, "json", None):
         args.json.write_text(json.dumps([c.__dict__ for c in report.checks], indent=2))

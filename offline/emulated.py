@@ -216,6 +216,24 @@ class EmulatedEnvironment:
         return "\n".join(self.host.logs().values())
 
 
+def aurora_header(env: EmulatedEnvironment, assembly: CloudAssembly) -> list[str]:
+    recorded = ", ".join(
+        f"{kind.split('::', 1)[1]} x{len(ids)}" for kind, ids in sorted(env.deployment.recorded.items())
+    )
+    config, where = env.report_header(assembly)[:2]
+    return [
+        config.replace("replicas", "secondaries") + ", store=aurora-postgresql",
+        where,
+        "EMULATED: the Aurora global database as one PostgreSQL 16.2 server per region, the primary streaming to "
+        "hot standbys (physical replication, asynchronous); IAM/KMS/Secrets Manager policy evaluation "
+        "(policy_engine); Lambda hosting",
+        "REAL: PostgreSQL (SQL, roles, privileges, replication, read-only standbys), the db_setup custom resource's "
+        "and the handlers' code (lambda_src) under their roles' credentials, moto's KMS cryptography and key "
+        "replication, the AWS Encryption SDK",
+        f"RECORDED, not emulated: {recorded}",
+    ]
+
+
 def assembly_account(assembly: CloudAssembly) -> str:
     """The account the templates name, or moto's default one for an account-agnostic assembly."""
     accounts = sorted({s.account for s in assembly.stacks.values() if s.account})
@@ -237,7 +255,15 @@ def stood_up(
     with EmulatedAws(assembly_account(assembly)) as aws:
         say(f"emulated AWS (moto) on {aws.endpoint_url}, account {aws.account}")
         provisioner = Provisioner(aws.session, aws.account, aws.endpoint_url, say)
-        deployment = provisioner.deploy(assembly)
+        provisioner.credentials_for = aws.credentials_for
+        with _database_servers_stopped_on_exit(provisioner):
+            deployment = provisioner.deploy(assembly)
+            if deployment.aurora is not None:
+                from offline.aurora_scenario import aurora_environment
+
+                with aurora_environment(aws, deployment, say, log_dir) as env:
+                    yield env
+                return
         writers = [f for f in deployment.functions if f.kind == "writer"]
         if not writers:
             raise RuntimeError("the assembly defines no writer function")
@@ -269,6 +295,17 @@ def stood_up(
             host.stop()
 
 
+@contextlib.contextmanager
+def _database_servers_stopped_on_exit(provisioner: Provisioner) -> Iterator[None]:
+    """The PostgreSQL servers of an Aurora deployment stop with it, even when deploying fails."""
+    try:
+        yield
+    finally:
+        for deployment in provisioner.deployments:
+            if deployment.aurora is not None:
+                deployment.aurora.stop()
+
+
 def run_offline(
     *,
     cdk_out: Path | None = None,
@@ -288,6 +325,18 @@ def run_offline(
         f"({time.monotonic() - t0:.1f}s)"
     )
     with stood_up(assembly, lag_seconds=lag_seconds, progress=say, log_dir=log_dir) as env:
+        if env.deployment.aurora is not None:
+            from offline.aurora_scenario import AuroraVerification
+
+            report = AuroraVerification(
+                EmulatorInvoker(env.host),
+                env,
+                replication_deadline_s=10.0,
+                progress=say,
+                header=aurora_header(env, assembly),
+            ).run()
+            say(f"finished in {time.monotonic() - t0:.1f}s")
+            return report
         report = Verification(
             EmulatorInvoker(env.host),
             env,
@@ -328,4 +377,6 @@ def up_instructions(env: EmulatedEnvironment) -> list[str]:
         f"# python -m offline verify --primary {env.primary_region} --replicas {','.join(regions[1:])}",
         "# python -m offline deploy -c mrk-toolkit:<field>=...   (a changed config, applied as an update)",
         "# python -m offline destroy                             (delete the stacks; lists what stays)",
+        f"# region outage runbook: python -m offline outage {env.primary_region} | recover {env.primary_region} | "
+        f"promote-key --to {regions[1]}",
     ]

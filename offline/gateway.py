@@ -12,7 +12,13 @@ request to the emulated AWS passes through this WSGI layer first:
 - every DynamoDB data request in region R (whoever makes it) needs the table replica's SSE key
   to be a key of region R whose key policy lets the caller use it through DynamoDB
   (``kms:ViaService`` = ``dynamodb.R.amazonaws.com``, ``kms:CallerAccount``), as DynamoDB needs
-  to decrypt the table key; otherwise the request fails as for an inaccessible key.
+  to decrypt the table key; otherwise the request fails as for an inaccessible key;
+- ``kms:UpdatePrimaryRegion`` needs the permission on the current primary (in the request's
+  region) AND on the replica being promoted (in ``PrimaryRegion``), as KMS documents;
+- a **region outage** (``outages``): every request to a region that is down, or to one of its
+  services, fails as an unreachable AWS endpoint does (HTTP 503 ``ServiceUnavailable``), before
+  anything is authenticated or served; the emulator's own control path (``/mrk-toolkit/...``,
+  the account administrator only) switches outages on and off for ``python -m offline outage``.
 
 Reads moto 5.2.5's in-process backends (pinned in requirements-dev.txt).
 """
@@ -32,6 +38,7 @@ from typing import Any
 from offline.iam_gate import request_target
 from policy_engine import Caller, Decision, Request, authorize
 
+CONTROL_PATH = "/mrk-toolkit/outages"
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/")
 _TARGETS = {"TrentService": "kms", "DynamoDB_20120810": "dynamodb", "DynamoDBStreams_20120810": "dynamodbstreams"}
 DATA_OPERATIONS = {
@@ -57,6 +64,33 @@ class Denied(Exception):
         self.code = code
 
 
+class Outages:
+    """Which regions (or which services of a region) are down. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._down: dict[str, frozenset[str] | None] = {}  # region -> services, None: every service
+        self._lock = threading.Lock()
+
+    def start(self, region: str, services: Iterable[str] | None = None) -> None:
+        with self._lock:
+            self._down[region] = frozenset(services) if services else None
+
+    def end(self, region: str) -> None:
+        with self._lock:
+            self._down.pop(region, None)
+
+    def refuses(self, region: str, service: str) -> bool:
+        with self._lock:
+            if region not in self._down:
+                return False
+            services = self._down[region]
+            return services is None or service in services
+
+    def snapshot(self) -> dict[str, list[str] | None]:
+        with self._lock:
+            return {r: (sorted(s) if s is not None else None) for r, s in sorted(self._down.items())}
+
+
 class MotoState:
     """What is deployed, read live from moto's backends."""
 
@@ -78,6 +112,16 @@ class MotoState:
             return backend.keys[backend.any_id_to_key_id(key_id)]
         except (KeyError, TypeError, AttributeError):
             return None
+
+    def secret_key(self, account: str, region: str, secret_arn: str) -> tuple[bool, str | None]:
+        """(the secret exists, the KMS key that encrypts it: None for the AWS managed key)."""
+        from moto.secretsmanager.models import secretsmanager_backends
+
+        secret = secretsmanager_backends[account][region].secrets.get(secret_arn)
+        if secret is None:
+            return False, None
+        key = getattr(secret, "kms_key_id", None)
+        return True, (None if not key or str(key).startswith("alias/aws/") else str(key))
 
     def table_sse_key(self, account: str, region: str, table: str) -> str | None:
         from moto.dynamodb.models import dynamodb_backends
@@ -109,6 +153,7 @@ class Gateway:
         self._lock = threading.Lock()
         self.decisions: list[dict[str, Any]] = []
         self.served: Any = None  # offline.served.ServedApis, once a deployment is up
+        self.outages = Outages()
 
     def register(self, access_key: str, identity: Identity) -> None:
         with self._lock:
@@ -128,9 +173,13 @@ class Gateway:
         if environ.get("PATH_INFO", "").startswith("/moto-api"):
             return self.app(environ, start_response)
         match = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if match and environ.get("PATH_INFO") != CONTROL_PATH and self.outages.refuses(match.group(2), match.group(3)):
+            return _unavailable(environ, start_response, match.group(2), match.group(3))
         identity = self._identities.get(match.group(1)) if match else None
         if identity is None or match is None:
             return _error(start_response, "UnrecognizedClientException", "unknown access key (emulated IAM)")
+        if environ.get("PATH_INFO") == CONTROL_PATH:
+            return self._control(environ, start_response, identity)
         environ["HTTP_X_MOTO_ACCOUNT_ID"] = identity.account
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         environ["wsgi.input"] = io.BytesIO(body)
@@ -147,8 +196,25 @@ class Gateway:
             return _error(start_response, exc.code, str(exc))
         return self.app(environ, start_response)
 
+    def _control(self, environ: dict[str, Any], start_response: Callable[..., Any], identity: Identity) -> list[bytes]:
+        """POST {"region": R, "down": true|false, "services": [...]} (the emulator's administrator only)."""
+        if not identity.admin:
+            return _error(start_response, "AccessDeniedException", f"{identity.arn}: only the emulator's administrator")
+        if environ.get("REQUEST_METHOD") == "POST":
+            order = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)) or b"{}")
+            if order.get("down"):
+                self.outages.start(str(order["region"]), order.get("services") or None)
+            else:
+                self.outages.end(str(order["region"]))
+        body = json.dumps({"outages": self.outages.snapshot()}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
     # -- decisions -----------------------------------------------------------------------------
     def check(self, identity: Identity, service: str, operation: str, body: bytes, region: str) -> None:
+        if service == "secretsmanager" and operation == "GetSecretValue" and not identity.admin:
+            self.check_secret(identity, json.loads(body or b"{}"), region)
+            return
         if service not in ("kms", "dynamodb", "dynamodbstreams") or not operation:
             if not identity.admin:
                 raise Denied("AccessDeniedException", f"{identity.arn}: {service} is not emulated for roles")
@@ -166,9 +232,30 @@ class Gateway:
                     f"(emulated IAM: {decision.reason})"
                 )
                 raise Denied("AccessDeniedException", message)
+        if service == "kms" and operation == "UpdatePrimaryRegion":
+            self.check_promoted_replica(identity, params, context)
         if service == "dynamodb" and operation in DATA_OPERATIONS:
             for table in _tables(params):
                 self.check_table_key(identity, region, table)
+
+    def check_promoted_replica(self, identity: Identity, params: dict[str, Any], context: dict[str, Any]) -> None:
+        """KMS also needs kms:UpdatePrimaryRegion on the replica in PrimaryRegion (its key policy),
+        and that region must answer."""
+        target = str(params.get("PrimaryRegion", ""))
+        key_id = str(params.get("KeyId", "")).rsplit("/", 1)[-1]
+        if not target or self.state.key(identity.account, target, key_id) is None:
+            return  # KMS answers (NotFound / no-op) itself
+        if self.outages.refuses(target, "kms"):
+            raise Denied("KMSInternalException", f"KMS in {target} is unavailable (emulated region outage)")
+        replica = f"arn:aws:kms:{target}:{identity.account}:key/{key_id}"
+        decision = self.authorize(identity, "kms:UpdatePrimaryRegion", replica, context, target)
+        self._record(identity, "kms:UpdatePrimaryRegion", replica, decision)
+        if not decision.allowed:
+            raise Denied(
+                "AccessDeniedException",
+                f"User: {identity.arn} is not authorized to perform: kms:UpdatePrimaryRegion on resource: {replica} "
+                f"(emulated IAM: {decision.reason})",
+            )
 
     def authorize(
         self, identity: Identity, action: str, resource: str, context: dict[str, Any], region: str
@@ -193,6 +280,42 @@ class Gateway:
             resource_policy_required=True,
             identity_allows_all=identity.admin,
         )
+
+    def check_secret(self, identity: Identity, params: dict[str, Any], region: str) -> None:
+        """GetSecretValue by a role: its identity policies must allow it on the secret, and Secrets
+        Manager decrypts with the secret's KMS key on the caller's behalf, so the caller must be
+        allowed kms:Decrypt through secretsmanager.<region> with the secret's ARN as context."""
+        action, resource, context = request_target("secretsmanager", "GetSecretValue", params, region, identity.account)
+        decision = self.authorize(identity, action, resource, context, region)
+        self._record(identity, action, resource, decision)
+        if not decision.allowed:
+            raise Denied(
+                "AccessDeniedException",
+                f"User: {identity.arn} is not authorized to perform: {action} on resource: {resource} "
+                f"(emulated IAM: {decision.reason})",
+            )
+        exists, key_ref = self.state.secret_key(identity.account, region, resource)
+        if not exists or key_ref is None:
+            return  # moto answers ResourceNotFound; or the AWS managed key (usable in the account)
+        key = self.state.key(identity.account, region, key_ref)
+        kms_context = {
+            "kms:ViaService": f"secretsmanager.{region}.amazonaws.com",
+            "kms:CallerAccount": identity.account,
+            "kms:EncryptionContext:SecretARN": resource,
+            "kms:EncryptionContextKeys": ["SecretARN", "SecretVersionId"],
+        }
+        decided = (
+            self.authorize(identity, "kms:Decrypt", key.arn, kms_context, region)
+            if key is not None
+            else Decision(False, f"the secret's key {key_ref} is not a key of {region}")
+        )
+        self._record(identity, "kms:Decrypt", key_ref, decided)
+        if not decided.allowed:
+            raise Denied(
+                "AccessDeniedException",
+                f"Access to KMS is not allowed: Secrets Manager could not decrypt {resource} for {identity.arn} "
+                f"(emulated IAM: {decided.reason})",
+            )
 
     def check_table_key(self, identity: Identity, region: str, table: str) -> None:
         key_ref = self.state.table_sse_key(identity.account, region, table)
@@ -246,6 +369,24 @@ def _tables(params: dict[str, Any]) -> list[str]:
     for item in params.get("TransactItems") or []:
         names += [op["TableName"] for op in item.values() if isinstance(op, dict) and "TableName" in op]
     return sorted(set(names))
+
+
+def _unavailable(environ: dict[str, Any], start_response: Callable[..., Any], region: str, service: str) -> list[bytes]:
+    """503 ServiceUnavailable in the protocol the client parses (query APIs read XML)."""
+    message = f"{service} in {region} is unavailable (emulated region outage; `python -m offline recover {region}`)"
+    if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        content_type = "text/xml"
+        body = (
+            "<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code>"
+            f"<Message>{message}</Message></Error><RequestId>emulated-outage</RequestId></ErrorResponse>"
+        ).encode()
+    else:
+        content_type = "application/x-amz-json-1.0"
+        body = json.dumps({"__type": "ServiceUnavailable", "message": message}).encode()
+    headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+    headers += [("x-amzn-ErrorType", "ServiceUnavailable"), ("x-amzn-RequestId", "emulated-outage")]
+    start_response("503 Service Unavailable", headers)
+    return [body]
 
 
 def _error(start_response: Callable[..., Any], code: str, message: str) -> list[bytes]:

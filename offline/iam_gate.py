@@ -2,7 +2,7 @@
 
 ``request_target`` maps one API call to what IAM evaluates (action, resource ARN, condition
 keys such as ``kms:EncryptionContext:*``, ``kms:EncryptionContextKeys``, ``kms:CallerAccount``,
-``kms:ReplicaRegion``); offline/gateway.py decides it with ``policy_engine`` on the server side.
+``kms:ReplicaRegion``, ``kms:PrimaryRegion``); offline/gateway.py decides it with ``policy_engine`` on the server side.
 ``record_calls`` lets a function's process report each call and what was decided.
 """
 
@@ -37,12 +37,18 @@ def request_target(
             context["kms:EncryptionContextKeys"] = sorted(encryption_context)
         if params.get("ReplicaRegion"):
             context["kms:ReplicaRegion"] = params["ReplicaRegion"]
+        if params.get("PrimaryRegion"):
+            context["kms:PrimaryRegion"] = params["PrimaryRegion"]
         return action, resource, context
     if service == "dynamodb":
         table = params.get("TableName", "*")
         if operation == "GetItem":
             context.update(_projection_keys(params))
         return action, f"arn:aws:dynamodb:{region}:{account}:table/{table}", context
+    if service == "secretsmanager":
+        secret = str(params.get("SecretId", ""))
+        resource = secret if secret.startswith("arn:") else f"arn:aws:secretsmanager:{region}:{account}:secret:{secret}"
+        return action, resource, context
     return action, "*", context
 
 

@@ -1,7 +1,7 @@
 """Resolve the CloudFormation intrinsics the toolkit's templates use, and only those.
 
 Supported: Ref (pseudo parameters and resources), Fn::GetAtt, Fn::Join, Fn::Sub (${Name} and
-${Res.Attr}), Fn::Select, Fn::Split and Fn::GetStackOutput. Anything else is an error: this is
+${Res.Attr}), Fn::Select, Fn::Split, Fn::GetAZs and Fn::GetStackOutput. Anything else is an error: this is
 not a general CloudFormation engine.
 """
 
@@ -84,6 +84,9 @@ class Resolver:
                 return str(self.resolve(text)).split(sep)
             if key == "Fn::Sub":
                 return self._sub(arg)
+            if key == "Fn::GetAZs":  # three zones named like AWS's (the VPC's subnets pick from them)
+                region = str(self.resolve(arg)) or self.region
+                return [f"{region}{zone}" for zone in "abc"]
             if key == "Fn::GetStackOutput":
                 a = self.resolve(arg)
                 return self.stack_output(a["StackName"], a["Region"], a["OutputName"])

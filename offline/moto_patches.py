@@ -15,7 +15,13 @@ tests/runtime/test_moto_patch.py fails when it no longer does, so the patch gets
 rotation could fail. ``apply_moto_rotation_patch`` rotates the material of the primary and of
 every replica (as KMS does for a multi-region key) and keeps the earlier materials for decrypt.
 
-3. moto's ReplicateKey gives the replica the primary's own aliases dict (a shallow copy), so
+3. moto has no ``UpdatePrimaryRegion``, and its related multi-region keys share one
+``MultiRegionConfiguration`` object (a replica is a shallow copy of the primary), so describing a
+replica turns the primary into a "REPLICA" too. ``apply_moto_primary_region_patch`` gives each
+key its own configuration and emulates ``UpdatePrimaryRegion`` as the KMS API reference describes
+it (see the function's docstring).
+
+4. moto's ReplicateKey gives the replica the primary's own aliases dict (a shallow copy), so
 deleting the alias in a replica's region (its keys stack deleted) deletes the primary's alias too.
 ``apply_moto_replica_alias_patch`` gives each replica its own (empty) aliases, as in KMS.
 """
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import os
 import struct
+from typing import Any
 
 _KEY_ID_FIELD = 40
 _PATCHED_MARK = "_mrk_toolkit_patched"
@@ -34,6 +41,7 @@ def apply_moto_patches() -> None:
     apply_moto_mrk_patch()
     apply_moto_rotation_patch()
     apply_moto_replica_alias_patch()
+    apply_moto_primary_region_patch()
 
 
 def needs_moto_mrk_patch() -> bool:
@@ -199,3 +207,108 @@ def apply_moto_replica_alias_patch() -> None:
     models.KmsBackend._mrk_toolkit_original_replicate = original  # type: ignore[attr-defined]
     models.KmsBackend.replicate_key = replicate_key
     setattr(models, _ALIAS_MARK, True)
+
+
+# -- UpdatePrimaryRegion ------------------------------------------------------------------------
+_PRIMARY_REGION_MARK = "_mrk_toolkit_primary_region"
+
+
+def needs_moto_primary_region_patch() -> bool:
+    """True if moto itself has no UpdatePrimaryRegion (none, or only the one patched in here)."""
+    from moto.kms.models import KmsBackend
+
+    method = getattr(KmsBackend, "update_primary_region", None)
+    return method is None or getattr(method, _PRIMARY_REGION_MARK, False)
+
+
+def _related_keys(account: str, key_id: str) -> dict[str, Any]:
+    """region -> the key with this multi-region key id in that region."""
+    from moto.kms.models import kms_backends
+
+    return {region: backend.keys[key_id] for region, backend in kms_backends[account].items() if key_id in backend.keys}
+
+
+def _set_configurations(account: str, key_id: str, primary_region: str) -> None:
+    """Give every related key its own MultiRegionConfiguration naming ``primary_region``'s key
+    as the primary (moto's related keys share one mutable dict)."""
+    keys = _related_keys(account, key_id)
+    primary = keys[primary_region]
+    for region, key in keys.items():
+        key.multi_region_configuration = {
+            "MultiRegionKeyType": "PRIMARY" if region == primary_region else "REPLICA",
+            "PrimaryKey": {"Arn": primary.arn, "Region": primary_region},
+            "ReplicaKeys": [{"Arn": k.arn, "Region": r} for r, k in sorted(keys.items()) if r != primary_region],
+        }
+
+
+def _kms_error(code: str, message: str) -> Exception:
+    from moto.core.exceptions import JsonRESTError
+
+    return JsonRESTError(code, message)
+
+
+def apply_moto_primary_region_patch() -> None:
+    """``UpdatePrimaryRegion`` in this process, per the KMS API reference: called in the region of
+    the CURRENT primary with ``KeyId`` = that primary and ``PrimaryRegion`` = the region of an
+    existing replica; that replica becomes the primary and the old primary a replica. Key id, key
+    material (and its history), key policies and aliases are unchanged; the automatic-rotation
+    setting is a shared property, so the new primary takes the old one's; every related key's
+    ``MultiRegionConfiguration`` names the new primary. Refused: a key that is not multi-region
+    (UnsupportedOperationException), a replica named as KeyId (UnsupportedOperationException,
+    saying which region holds the primary), a disabled key (DisabledException), a region without a
+    replica (NotFoundException). ``PrimaryRegion`` equal to the current one changes nothing.
+    Not emulated: the transient ``Updating`` key state (the change is immediate here).
+
+    ReplicateKey is patched too, so that each replica gets its own configuration (moto's replicas
+    share the primary's dict). Idempotent.
+    """
+    from moto.kms import models
+    from moto.kms.responses import KmsResponse
+
+    if getattr(models, _PRIMARY_REGION_MARK, False) or not needs_moto_primary_region_patch():
+        return
+    original_replicate = models.KmsBackend.replicate_key
+
+    def replicate_key(self, key_id, replica_region):  # type: ignore[no-untyped-def]
+        replica = original_replicate(self, key_id, replica_region)
+        _set_configurations(self.account_id, replica.id, self.region_name)
+        return replica
+
+    def update_primary_region(self, key_id, primary_region):  # type: ignore[no-untyped-def]
+        key = self.keys[self.get_key_id(key_id)]
+        if not key.multi_region:
+            raise _kms_error("UnsupportedOperationException", f"{key.arn} is not a multi-Region key")
+        home = key.multi_region_configuration["PrimaryKey"]["Region"]
+        if home != self.region_name:
+            raise _kms_error(
+                "UnsupportedOperationException",
+                f"{key.arn} is a multi-Region replica key: call UpdatePrimaryRegion in {home}, the region of "
+                "its primary key",
+            )
+        if not key.enabled:
+            raise _kms_error("DisabledException", f"{key.arn} is disabled")
+        if primary_region == self.region_name:
+            return
+        keys = _related_keys(self.account_id, key.id)
+        replica = keys.get(primary_region)
+        if replica is None:
+            raise _kms_error(
+                "NotFoundException",
+                f"{key.id} has no replica key in {primary_region}: replicate it there first (ReplicateKey)",
+            )
+        if not replica.enabled:
+            raise _kms_error("DisabledException", f"{replica.arn} is disabled")
+        replica.key_rotation_status = key.key_rotation_status
+        _set_configurations(self.account_id, key.id, primary_region)
+
+    def respond(self):  # type: ignore[no-untyped-def]
+        key_id = self._get_param("KeyId")
+        self._validate_cmk_id(key_id)
+        self.kms_backend.update_primary_region(key_id, self._get_param("PrimaryRegion"))
+        return "{}"
+
+    setattr(update_primary_region, _PRIMARY_REGION_MARK, True)
+    models.KmsBackend.replicate_key = replicate_key
+    models.KmsBackend.update_primary_region = update_primary_region  # type: ignore[attr-defined]
+    KmsResponse.update_primary_region = respond  # type: ignore[attr-defined]
+    setattr(models, _PRIMARY_REGION_MARK, True)

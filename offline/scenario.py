@@ -159,14 +159,8 @@ class Verification:
         """Every check, in order; each is one small method (a name, and a detail when it passes)."""
         env = self.env
         state: dict[str, Any] = {}
-        if not self._check(f"writer encrypts and writes in {env.primary_region}", partial(self._write_main, state)):
+        if not self._written_and_read_everywhere(state, "table"):
             return self.report
-        for region in env.replica_regions:
-            self._check(f"reader decrypts in {region} after replication", partial(self._read_main, region, state))
-        for region in (env.primary_region, *env.replica_regions):
-            self._check(
-                f"table in {region} holds only ciphertext for sensitive fields", partial(self._at_rest, region, state)
-            )
         for replica in env.replica_regions:
             self._negative_checks(replica, state)
         self._check("a malformed event gets a 4xx error and no AWS call", self._invalid_event)
@@ -176,6 +170,20 @@ class Verification:
         for name, check in self.extra_checks():
             self._check(name, check)
         return self.report
+
+    def _written_and_read_everywhere(self, state: dict[str, Any], store: str) -> bool:
+        """Write in the primary, read in every replica, only ciphertext at rest in every region
+        (``store``: what holds the items, for the check names); False if the write failed."""
+        env = self.env
+        if not self._check(f"writer encrypts and writes in {env.primary_region}", partial(self._write_main, state)):
+            return False
+        for region in env.replica_regions:
+            self._check(f"reader decrypts in {region} after replication", partial(self._read_main, region, state))
+        for region in (env.primary_region, *env.replica_regions):
+            self._check(
+                f"{store} in {region} holds only ciphertext for sensitive fields", partial(self._at_rest, region, state)
+            )
+        return True
 
     def _negative_checks(self, replica: str, state: dict[str, Any]) -> None:
         self._check(

@@ -214,6 +214,12 @@ class AssemblyView:
         if type_name == "AWS::Lambda::Function":
             function = str(prop("FunctionName") or name)
             return f"arn:{p}:lambda:{region}:{ACCOUNT}:function:{function}" if attribute == "Arn" else function
+        if type_name == "AWS::RDS::GlobalCluster" and attribute == "Ref":
+            return str(prop("GlobalClusterIdentifier") or name)
+        if type_name == "AWS::SecretsManager::Secret":
+            # Secrets Manager appends 6 random characters to the name; a replica keeps name and suffix.
+            secret = str(prop("Name") or name)
+            return f"arn:{p}:secretsmanager:{region}:{ACCOUNT}:secret:{secret}-<suffix>"
         if type_name in ("AWS::DynamoDB::GlobalTable", "AWS::DynamoDB::Table"):
             table = str(prop("TableName") or name)
             arn = f"arn:{p}:dynamodb:{region}:{ACCOUNT}:table/{table}"

@@ -18,6 +18,8 @@ _SHORT_KIND = {
     "multi-region key (primary)": "MRK primary",
     "multi-region key (replica)": "MRK replica",
     "table SSE key": "table SSE key",
+    "cluster storage key": "storage key",
+    "secrets key": "secrets key",
     "log group key": "logs key",
     "alarm topic key": "alarm topic key",
     "KMS key": "KMS key",

@@ -1,4 +1,5 @@
-"""What the assembly deploys, region by region: keys, table replicas, roles and functions."""
+"""What the assembly deploys, region by region: keys, table replicas (DynamoDB store) or clusters and
+secrets (Aurora PostgreSQL store), roles and functions."""
 
 from __future__ import annotations
 
@@ -50,6 +51,46 @@ class TableReplica:
 
 
 @dataclass(frozen=True)
+class Cluster:
+    """One region's member of an Aurora global database (AWS::RDS::DBCluster)."""
+
+    resource: Resource
+    role: str  # "primary" (joins by Ref) / "secondary" (joins by identifier) / "regional"
+    global_cluster: str | None
+    engine_version: str | None
+    storage_key: str | None
+    storage_encrypted: bool
+    deletion_protection: bool
+    backup_retention_days: Any
+    iam_auth: bool
+    log_exports: tuple[str, ...]
+
+    @property
+    def region(self) -> str:
+        return self.resource.region
+
+    @property
+    def label(self) -> str:
+        return f"{self.role} cluster ({self.region})"
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A Secrets Manager secret in one region: the secret itself or one of its replicas."""
+
+    resource: Resource  # the AWS::SecretsManager::Secret that defines it (in the primary region)
+    region: str
+    name: str
+    arn: str
+    kms_key: str | None
+    replica: bool
+
+    @property
+    def label(self) -> str:
+        return f"secret {self.name} ({self.region}{', replica' if self.replica else ''})"
+
+
+@dataclass(frozen=True)
 class PolicyRef:
     name: str  # short: the policy's construct id, or the inline policy name
     kind: str  # "customer managed", "inline", "external managed (not evaluated)"
@@ -91,11 +132,14 @@ class Inventory:
         self.view = AssemblyView(assembly)
         self.assembly = assembly
         self.tables = self._tables()
+        self.clusters = self._clusters()
+        self.secrets = self._secrets()
         self.keys = self._keys()
         self.roles = self._roles()
         self.functions = self._functions()
         self.primary_region = self._primary_region()
         others = {s.region for s in assembly.stacks.values()} | {t.region for t in self.tables}
+        others |= {s.region for s in self.secrets}
         self.regions = (self.primary_region, *sorted(others - {self.primary_region}))
 
     def _primary_region(self) -> str:
@@ -115,6 +159,8 @@ class Inventory:
                 str(alias.properties.get("AliasName"))
             )
         sse_keys = {t.sse_key for t in self.tables if t.sse_key}
+        storage_keys = {str(c.storage_key) for c in self.clusters if c.storage_key}
+        secrets_keys = {str(s.kms_key) for s in self.secrets if s.kms_key}
         log_keys = {str(g.properties.get("KmsKeyId")) for g in self.view.resources("AWS::Logs::LogGroup")}
         topic_keys = {str(t.properties.get("KmsMasterKeyId")) for t in self.view.resources("AWS::SNS::Topic")}
         keys = []
@@ -130,6 +176,10 @@ class Inventory:
                     kind = "multi-region key (primary)"
                 elif ({arn, key_id} | alias_arns) & sse_keys:
                     kind = "table SSE key"
+                elif ({arn, key_id} | alias_arns) & storage_keys:
+                    kind = "cluster storage key"
+                elif ({arn, key_id} | alias_arns) & secrets_keys:
+                    kind = "secrets key"
                 elif {arn, key_id} & log_keys:
                     kind = "log group key"
                 elif ({arn, key_id} | alias_arns) & topic_keys:
@@ -189,6 +239,45 @@ class Inventory:
                 )
             )
         return sorted(out, key=lambda t: (t.region, t.name))
+
+    # -- Aurora: clusters and secrets ------------------------------------------------------------
+    def _clusters(self) -> list[Cluster]:
+        out = []
+        for resource in self.view.resources("AWS::RDS::DBCluster"):
+            props = resource.properties
+            raw = resource.stack.template["Resources"][resource.logical_id].get("Properties", {})
+            joined = raw.get("GlobalClusterIdentifier")
+            role = "regional" if joined is None else "primary" if isinstance(joined, dict) else "secondary"
+            out.append(
+                Cluster(
+                    resource=resource,
+                    role=role,
+                    global_cluster=str(props["GlobalClusterIdentifier"]) if joined is not None else None,
+                    engine_version=props.get("EngineVersion"),
+                    storage_key=str(props["KmsKeyId"]) if props.get("KmsKeyId") else None,
+                    storage_encrypted=_is_true(props.get("StorageEncrypted")),
+                    deletion_protection=_is_true(props.get("DeletionProtection")),
+                    backup_retention_days=props.get("BackupRetentionPeriod"),
+                    iam_auth=_is_true(props.get("EnableIAMDatabaseAuthentication")),
+                    log_exports=tuple(str(e) for e in as_list(props.get("EnableCloudwatchLogsExports") or [])),
+                )
+            )
+        return sorted(out, key=lambda c: (c.region, c.role))
+
+    def _secrets(self) -> list[Secret]:
+        out = []
+        for resource in self.view.resources("AWS::SecretsManager::Secret"):
+            props = resource.properties
+            arn = self.view.physical(resource.stack, resource.logical_id, "Ref")
+            name = str(props.get("Name") or resource.path)
+            key = str(props["KmsKeyId"]) if props.get("KmsKeyId") else None
+            out.append(Secret(resource, resource.region, name, arn, key, replica=False))
+            for replica in as_list(props.get("ReplicaRegions") or []):
+                region = str(replica.get("Region"))
+                replica_arn = f"arn:{partition(region)}:secretsmanager:{region}:{ACCOUNT}:secret:{arn.split(':', 6)[6]}"
+                replica_key = str(replica["KmsKeyId"]) if replica.get("KmsKeyId") else None
+                out.append(Secret(resource, region, name, replica_arn, replica_key, replica=True))
+        return sorted(out, key=lambda s: (s.region, s.name))
 
     # -- roles and functions ---------------------------------------------------------------------
     def _roles(self) -> list[Role]:
@@ -262,6 +351,12 @@ class Inventory:
 
     def tables_in(self, region: str) -> list[TableReplica]:
         return [t for t in self.tables if t.region == region]
+
+    def clusters_in(self, region: str) -> list[Cluster]:
+        return [c for c in self.clusters if c.region == region]
+
+    def secrets_in(self, region: str) -> list[Secret]:
+        return [s for s in self.secrets if s.region == region]
 
     def dynamodb_service(self, region: str) -> str:
         return f"dynamodb.{region}.{url_suffix(region)}"

@@ -14,9 +14,9 @@ from typing import Any
 
 from offline.assembly import CloudAssembly
 from review.alarms import alarm_entries, alarms_md
-from review.assembly_view import ACCOUNT, partition
+from review.assembly_view import ACCOUNT, partition, url_suffix
 from review.diagram import mermaid_from_inventory
-from review.inventory import Inventory, Key, Role, TableReplica
+from review.inventory import Cluster, Inventory, Key, Role, Secret, TableReplica
 from review.policy import (
     DENY,
     IF_IAM,
@@ -107,6 +107,29 @@ TABLE_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
 )
 
+SECRET_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("secret read", ("secretsmanager:GetSecretValue",)),
+    (
+        "secret change / delete",
+        (
+            "secretsmanager:DeleteSecret",
+            "secretsmanager:PutResourcePolicy",
+            "secretsmanager:PutSecretValue",
+            "secretsmanager:RemoveRegionsFromReplication",
+            "secretsmanager:ReplicateSecretToRegions",
+            "secretsmanager:RotateSecret",
+            "secretsmanager:StopReplicationToReplica",
+            "secretsmanager:UpdateSecret",
+        ),
+    ),
+)
+_COLUMNS = {"key": KEY_COLUMNS, "table replica": TABLE_COLUMNS, "secret": SECRET_COLUMNS}
+_PREFIX = {"key": "kms:", "table replica": "dynamodb:", "secret": "secretsmanager:"}
+
+
+def _family(resource_kind: str) -> str:
+    return resource_kind if resource_kind in ("table replica", "secret") else "key"
+
 
 def action_resource(action: str, table_or_key_arn: str) -> str:
     """The ARN a request for ``action`` names: the stream and backups have ARNs below the table's."""
@@ -132,7 +155,10 @@ LEGEND = (
     "export / backup / restore (a full copy of the table, outside its access policies), write (items, "
     "PartiQL INSERT/UPDATE/DELETE). `Other access only`: principals with no action of the columns but "
     "some other action on the resource, which the line names. `<account>` stands for the deploying account; "
-    "resource names in `<...>` are construct paths (physical names exist only after deploy)."
+    "resource names in `<...>` are construct paths (physical names exist only after deploy). Aurora store: "
+    "secret columns: read (`secretsmanager:GetSecretValue`: the database credentials), change / delete "
+    "(value, rotation, replication, resource policy, deletion); a secret's regional replica has the "
+    "primary's name and suffix (`-<suffix>`)."
 )
 
 
@@ -211,25 +237,32 @@ def global_principals(inventory: Inventory) -> list[Principal]:
     return out
 
 
+# The services that use the keys on the account's behalf (kms:ViaService), by store.
+_VIA_SERVICES = {"dynamodb": "DynamoDB", "rds": "RDS", "secretsmanager": "Secrets Manager"}
+
+
 def region_principals(inventory: Inventory, region: str, shared: list[Principal]) -> list[Principal]:
     _, _, services = _principal_names(inventory.keys_in(region))
-    via = inventory.dynamodb_service(region)
-    caller = f"arn:{partition(region)}:iam::{ACCOUNT}:role/<caller-of-dynamodb>"
     extra = [
         Principal(f"service {s}", "service", service=s, identity=[], facts={"aws:SourceAccount": ACCOUNT})
         for s in sorted(services)
     ]
-    extra.append(
-        Principal(
-            f"DynamoDB on the account's behalf (kms:ViaService {via})",
-            "via-service",
-            arn=caller,
-            region=region,
-            identity="all",
-            facts=_facts(caller, **{"kms:ViaService": via}),
-            only_with_condition="kms:ViaService",
+    via_services = ["dynamodb"] if inventory.tables or not inventory.clusters else []
+    via_services += ["rds", "secretsmanager"] if inventory.clusters else []
+    for service in via_services:
+        via = f"{service}.{region}.{url_suffix(region)}"
+        caller = f"arn:{partition(region)}:iam::{ACCOUNT}:role/<caller-of-{service}>"
+        extra.append(
+            Principal(
+                f"{_VIA_SERVICES[service]} on the account's behalf (kms:ViaService {via})",
+                "via-service",
+                arn=caller,
+                region=region,
+                identity="all",
+                facts=_facts(caller, **{"kms:ViaService": via}),
+                only_with_condition="kms:ViaService",
+            )
         )
-    )
     order = {"role": 0, "root": 2, "account": 3, "pattern": 4, "explicit": 5, "service": 6, "via-service": 7}
 
     def rank(pr: Principal) -> tuple[Any, ...]:
@@ -265,12 +298,14 @@ def _cell(
     return {"verdict": verdict, **detail[actions[0]]}
 
 
-def _other_actions(principal: Principal, columns: Any, arn: str, policy: Any, *, key: bool) -> list[str]:
+def _other_actions(
+    principal: Principal, columns: Any, arn: str, policy: Any, *, key: bool, prefix: str | None = None
+) -> list[str]:
     """Actions outside the columns (named in the resource's or the principal's policies) it may call."""
     in_columns = {a for _, actions in columns for a in actions}
     docs = [policy] if policy else []
     docs += principal.identity if isinstance(principal.identity, list) else []
-    prefix = "kms:" if key else "dynamodb:"
+    prefix = prefix or ("kms:" if key else "dynamodb:")
     named = {
         str(a)
         for _, doc in docs
@@ -297,16 +332,17 @@ def _self_grant(principal: Principal, cells: dict[str, dict[str, Any]]) -> None:
 def _matrix_rows(
     principals: list[Principal], label: str, kind: str, arn: str, policy: Any, *, key: bool
 ) -> list[dict[str, Any]]:
-    columns = KEY_COLUMNS if key else TABLE_COLUMNS
+    family = _family(kind) if not key else "key"
+    columns = _COLUMNS[family]
     rows = []
     for principal in principals:
         if principal.kind == "via-service" and not key:
-            continue  # DynamoDB's own use of a table is not a permission question
+            continue  # a service's own use of a table or secret is not a permission question
         cells = {name: _cell(principal, actions, arn, policy, needs_resource_policy=key) for name, actions in columns}
         if key:
             _self_grant(principal, cells)
         row = {"principal": principal.label, "principal_kind": principal.kind, "cells": cells}
-        other = _other_actions(principal, columns, arn, policy, key=key)
+        other = _other_actions(principal, columns, arn, policy, key=key, prefix=_PREFIX[family])
         if other:
             row["other_actions"] = other
         rows.append(row)
@@ -333,6 +369,8 @@ def _key_entry(key: Key, inventory: Inventory) -> dict[str, Any]:
         entry["key_spec"] = props.get("KeySpec", "SYMMETRIC_DEFAULT")
     used_by = sorted(t.label for t in inventory.tables if inventory.key_for(t.sse_key, t.region) == key)
     used_by += sorted(f.label for f in inventory.functions if f.log_key_arn == key.arn)
+    used_by += sorted(c.label for c in inventory.clusters if inventory.key_for(c.storage_key, c.region) == key)
+    used_by += sorted(s.label for s in inventory.secrets if inventory.key_for(s.kms_key, s.region) == key)
     if used_by:
         entry["encrypts"] = used_by
     return entry
@@ -351,6 +389,52 @@ def _table_entry(table: TableReplica, inventory: Inventory) -> dict[str, Any]:
         "point_in_time_recovery": table.pitr,
         "deletion_protection": table.deletion_protection,
         "resource_policy": [readable_statement(s, i, ACCOUNT) for i, s in enumerate(statements(table.resource_policy))],
+    }
+
+
+def _cluster_entry(cluster: Cluster, inventory: Inventory) -> dict[str, Any]:
+    key = inventory.key_for(cluster.storage_key, cluster.region)
+    return {
+        "label": cluster.label,
+        "construct": cluster.resource.path,
+        "stack": cluster.resource.stack.name,
+        "global_cluster": cluster.global_cluster,
+        "engine_version": cluster.engine_version,
+        "storage_encrypted": cluster.storage_encrypted,
+        "storage_key": cluster.storage_key,
+        "storage_key_label": key.label if key else None,
+        "storage_key_region": key.region if key else None,
+        "deletion_protection": cluster.deletion_protection,
+        "backup_retention_days": cluster.backup_retention_days,
+        "iam_database_authentication": cluster.iam_auth,
+        "log_exports": list(cluster.log_exports),
+    }
+
+
+def _secret_entry(secret: Secret, inventory: Inventory) -> dict[str, Any]:
+    key = inventory.key_for(secret.kms_key, secret.region)
+    readers = sorted(
+        r.label
+        for r in inventory.roles
+        if evaluate(
+            Principal(r.label, "role", arn=r.arn, region=r.region, identity=r.identity(), facts=_facts(r.arn)),
+            "secretsmanager:GetSecretValue",
+            secret.arn,
+            None,
+            ACCOUNT,
+            needs_resource_policy=False,
+        ).verdict
+        != DENY
+    )
+    return {
+        "label": secret.label,
+        "construct": secret.resource.path,
+        "arn": secret.arn,
+        "replica": secret.replica,
+        "kms_key": secret.kms_key,
+        "kms_key_label": key.label if key else None,
+        "kms_key_region": key.region if key else None,
+        "readable_by": readers,
     }
 
 
@@ -386,6 +470,14 @@ def build_review(assembly: CloudAssembly) -> dict[str, Any]:
         for table in inventory.tables_in(region):
             policy = ("resource policy", table.resource_policy) if table.resource_policy else None
             matrix += _matrix_rows(principals, table.label, "table replica", table.arn, policy, key=False)
+        for secret in inventory.secrets_in(region):
+            matrix += _matrix_rows(principals, secret.label, "secret", secret.arn, None, key=False)
+        aurora: dict[str, Any] = {}
+        if inventory.clusters or inventory.secrets:
+            aurora = {
+                "clusters": [_cluster_entry(c, inventory) for c in inventory.clusters_in(region)],
+                "secrets": [_secret_entry(s, inventory) for s in inventory.secrets_in(region)],
+            }
         regions.append(
             {
                 "region": region,
@@ -395,6 +487,7 @@ def build_review(assembly: CloudAssembly) -> dict[str, Any]:
                 "roles": [_role_entry(r, inventory) for r in inventory.roles if r.region == region],
                 "matrix": matrix,
                 "alarms": alarm_entries(inventory, region),
+                **aurora,
             }
         )
     waves = assembly.waves()
@@ -483,8 +576,7 @@ def _other_text(row: Mapping[str, Any]) -> str:
 
 
 def _matrix_md(block: Mapping[str, Any], notes: dict[str, int]) -> list[str]:
-    key = block["resource_kind"] != "table replica"
-    columns = KEY_COLUMNS if key else TABLE_COLUMNS
+    columns = _COLUMNS[_family(block["resource_kind"])]
     shown, other, none = [], [], []
     for row in block["rows"]:
         if any(c["verdict"] != DENY or c.get("self_grant") for c in row["cells"].values()):
@@ -577,6 +669,7 @@ def render_markdown(review: Mapping[str, Any]) -> str:
                 if t["resource_policy"]:
                     out += [f"Resource policy of {_md(t['label'])}:", ""]
                     out += [*_statement_table(t["resource_policy"], with_principal=True), ""]
+        out += _aurora_md(region)
         out += alarms_md(region.get("alarms", []))
         if region["roles"]:
             out += ["### IAM roles", ""]
@@ -590,6 +683,40 @@ def render_markdown(review: Mapping[str, Any]) -> str:
                 if policy["statements"]:
                     out += [*_statement_table(policy["statements"], with_principal=False), ""]
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _aurora_md(region: Mapping[str, Any]) -> list[str]:
+    out: list[str] = []
+    yes = {True: "on", False: "**off**"}
+    if region.get("clusters"):
+        out += [
+            "### Aurora clusters",
+            "",
+            "| Cluster | Defined in | Global cluster | Version | Storage key | Deletion protection | Backups (days) "
+            "| IAM auth | Logs |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for c in region["clusters"]:
+            key = (
+                f"{c['storage_key_label']} ({c['storage_key_region']})" if c["storage_key_label"] else c["storage_key"]
+            )
+            encrypted = _md(key or "—") if c["storage_encrypted"] else "**not encrypted**"
+            out.append(
+                f"| {_md(c['label'])} | `{c['stack']}` | `{_md(c['global_cluster'] or '—')}` | {c['engine_version']} "
+                f"| {encrypted} | {yes[c['deletion_protection']]} | {c['backup_retention_days']} "
+                f"| {'on' if c['iam_database_authentication'] else 'off (secrets)'} "
+                f"| {', '.join(c['log_exports']) or '—'} |"
+            )
+        out.append("")
+    if region.get("secrets"):
+        out += ["### Secrets", "", "| Secret | Key | Readable by (GetSecretValue) |", "|---|---|---|"]
+        for s in region["secrets"]:
+            key = f"{s['kms_key_label']} ({s['kms_key_region']})" if s["kms_key_label"] else s["kms_key"] or "—"
+            out.append(
+                f"| {_md(s['label'])} | {_md(key)} | {_md(', '.join(s['readable_by']) or 'nobody in the app')} |"
+            )
+        out.append("")
+    return out
 
 
 def write_review(assembly: CloudAssembly, out_dir: Path) -> tuple[Path, Path]:

@@ -7,27 +7,43 @@ Cross-region values travel as weak references (``Fn::GetStackOutput``, see cdk.j
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks, PCIDSS321Checks
 
+from cdk_constructs.encrypting_functions import DatabaseAccess
 from cdk_constructs.nag_rules import MrkToolkitChecks
 from stacks.config import ToolkitConfig
+from stacks.database_stack import DatabaseStack
 from stacks.functions_stack import FunctionsStack
 from stacks.keys_stack import KeysStack
+from stacks.network_stack import NetworkStack
 from stacks.shared import key_users
 from stacks.table_stack import TableStack
 
 
 @dataclass(frozen=True)
 class ToolkitStacks:
+    """DynamoDB store: ``table`` is set; Aurora store: ``networks`` and ``databases`` are set
+    (by region) and ``table`` is None."""
+
     keys: dict[str, KeysStack]
-    table: TableStack
+    table: TableStack | None
     functions: dict[str, FunctionsStack]
+    networks: dict[str, NetworkStack] = field(default_factory=dict)
+    databases: dict[str, DatabaseStack] = field(default_factory=dict)
 
     def all(self) -> list[cdk.Stack]:
-        return [*self.keys.values(), self.table, *self.functions.values()]
+        table = [self.table] if self.table is not None else []
+        return [
+            *self.keys.values(),
+            *table,
+            *self.networks.values(),
+            *self.databases.values(),
+            *self.functions.values(),
+        ]
 
 
 def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
@@ -38,6 +54,7 @@ def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
     users = key_users(config)
     description = "Multi-region client-side encryption toolkit"
     primary = config.primary_region
+    store_keys = "table key" if config.store == "dynamodb" else "storage and secrets keys"
     keys: dict[str, KeysStack] = {
         primary: KeysStack(
             app,
@@ -45,7 +62,7 @@ def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
             config=config,
             key_users=users,
             env=env(primary),
-            description=f"{description}: multi-region key (primary) and table key, {primary}",
+            description=f"{description}: multi-region key (primary) and {store_keys}, {primary}",
         )
     }
     for region in config.replica_regions:
@@ -56,8 +73,10 @@ def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
             key_users=users,
             primary_key_arn=keys[primary].mrk_arn,
             env=env(region),
-            description=f"{description}: multi-region key (replica) and table key, {region}",
+            description=f"{description}: multi-region key (replica) and {store_keys}, {region}",
         )
+    if config.store == "aurora-postgresql":
+        return _aurora_stacks(app, config, keys, env)
     table = TableStack(
         app,
         f"{prefix}-Table",
@@ -80,6 +99,76 @@ def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
         stack.add_stack_dependency(table)
         functions[region] = stack
     return ToolkitStacks(keys=keys, table=table, functions=functions)
+
+
+def _aurora_stacks(
+    app: cdk.App, config: ToolkitConfig, keys: dict[str, KeysStack], env: Callable[[str], cdk.Environment]
+) -> ToolkitStacks:
+    """Per region: network, database (the primary's first: it creates the global cluster), functions."""
+    prefix = config.stack_prefix
+    description = "Multi-region client-side encryption toolkit"
+    primary = config.primary_region
+    networks = {
+        region: NetworkStack(
+            app,
+            f"{prefix}-Network-{region}",
+            config=config,
+            env=env(region),
+            description=f"{description}: isolated VPC, interface endpoints, security groups, {region}",
+        )
+        for region in config.regions
+    }
+    secrets_keys = {region: stack.secrets_key_arn for region, stack in keys.items()}
+    databases: dict[str, DatabaseStack] = {}
+    for region in config.regions:
+        storage_key = keys[region].storage_key_arn
+        assert storage_key is not None
+        databases[region] = DatabaseStack(
+            app,
+            f"{prefix}-Database-{region}",
+            config=config,
+            network=networks[region].network,
+            storage_key_arn=storage_key,
+            secrets_key_arns={r: arn for r, arn in secrets_keys.items() if arn is not None},
+            primary=None if region == primary else databases[primary],
+            env=env(region),
+            description=(
+                f"{description}: Aurora PostgreSQL global database, "
+                f"{'primary cluster and credentials' if region == primary else 'secondary cluster'}, {region}"
+            ),
+        )
+    aurora = config.aurora
+    assert aurora is not None
+    functions: dict[str, FunctionsStack] = {}
+    for region in config.regions:
+        database = databases[region]
+        network = networks[region].network
+        secrets_key = keys[region].secrets_key_arn
+        assert secrets_key is not None
+        functions[region] = FunctionsStack(
+            app,
+            f"{prefix}-Functions-{region}",
+            config=config,
+            mrk_arn=keys[region].mrk_arn,
+            database=DatabaseAccess(
+                vpc=network.vpc,
+                subnets=network.subnets,
+                security_group=network.clients,
+                host=database.host,
+                port=database.port,
+                database_name=database.database_name,
+                writer_secret_arn=database.writer_secret_arn,
+                reader_secret_arn=database.reader_secret_arn,
+                secrets_key_arn=secrets_key,
+                primary_region=primary,
+                write_forwarding=aurora.write_forwarding,
+            ),
+            env=env(region),
+            description=f"{description}: writer and reader functions (Aurora PostgreSQL store), {region}",
+        )
+        # The schema (table and database roles) exists before any function runs.
+        functions[region].add_stack_dependency(databases[primary])
+    return ToolkitStacks(keys=keys, table=None, functions=functions, networks=networks, databases=databases)
 
 
 def add_compliance_checks(app: cdk.App) -> None:

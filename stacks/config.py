@@ -31,6 +31,35 @@ _IAM_ARN_RE = re.compile(r"^arn:aws(?:-cn|-us-gov)?:iam::\d{12}:(?:root|role/[\w
 
 ALGORITHM_SUITES = ("signing", "committing-unsigned")
 REMOVAL_POLICIES = ("retain", "destroy")
+STORES = ("dynamodb", "aurora-postgresql")
+# Aurora PostgreSQL 16 versions that support global databases, each a CDK
+# rds.AuroraPostgresEngineVersion (tests/infra check it); Limitless versions do not.
+AURORA_ENGINE_VERSIONS = ("16.1", "16.2", "16.3", "16.4", "16.5", "16.6", "16.8", "16.9", "16.10", "16.11", "16.13")
+AURORA_DEFAULT_ENGINE_VERSION = "16.8"
+# Write forwarding for Aurora PostgreSQL global databases needs 16.4 or later in the 16 line.
+AURORA_WRITE_FORWARDING_MIN = (16, 4)
+# Global databases run on memory-optimized classes (or Serverless v2); burstable classes are refused.
+_INSTANCE_CLASS_RE = re.compile(r"^db\.(?:r5|r6g|r6i|r7g|r7i|r8g|x2g)\.(?:large|\d*xlarge)$|^db\.serverless$")
+# Unquoted PostgreSQL identifiers: lower case, so SQL and the catalogs agree without quoting.
+_SQL_IDENTIFIER_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+SQL_IDENTIFIER_RULE = "1-63 of a-z 0-9 _, starting with a letter or _, not a PostgreSQL reserved word, not pg_*"
+# PostgreSQL's reserved key words (docs, appendix C, column "PostgreSQL": reserved).
+_SQL_RESERVED = frozenset(
+    """all analyse analyze and any array as asc asymmetric both case cast check collate column constraint
+    create current_catalog current_date current_role current_time current_timestamp current_user default
+    deferrable desc distinct do else end except false fetch for foreign from grant group having in initially
+    intersect into lateral leading limit localtime localtimestamp not null offset on only or order placing
+    primary references returning select session_user some symmetric system_user table then to trailing true
+    union unique user using variadic when where window with""".split()  # noqa: SIM905 - a word list, as in the docs
+)
+_RESERVED_DATABASES = frozenset({"postgres", "template0", "template1", "rdsadmin"})
+AURORA_FIELDS = (
+    "databaseName",
+    "auroraEngineVersion",
+    "auroraInstanceClass",
+    "auroraBackupRetentionDays",
+    "writeForwarding",
+)
 # CloudWatch Logs accepts only these retention values.
 LOG_RETENTION_DAYS = (
     1,
@@ -78,6 +107,17 @@ class DataKeyCacheConfig:
 
 
 @dataclass(frozen=True)
+class AuroraConfig:
+    """The Aurora PostgreSQL global database (``store: aurora-postgresql`` only)."""
+
+    database_name: str = "records"
+    engine_version: str = AURORA_DEFAULT_ENGINE_VERSION
+    instance_class: str = "db.r6g.large"
+    backup_retention_days: int = 7
+    write_forwarding: bool = False
+
+
+@dataclass(frozen=True)
 class ToolkitConfig:
     """Everything the stacks need, validated. Regions: primary first, then replicas."""
 
@@ -98,6 +138,10 @@ class ToolkitConfig:
     log_retention_days: int = 30
     reserved_concurrency: int = 10
     max_record_bytes: int = 32768
+    # "dynamodb" (the global table) or "aurora-postgresql" (then ``aurora`` is set and
+    # ``table_name`` is the SQL table's name, see sql_table_name).
+    store: str = "dynamodb"
+    aurora: AuroraConfig | None = None
 
     @property
     def regions(self) -> tuple[str, ...]:
@@ -221,6 +265,8 @@ KNOWN_FIELDS = (
     "logRetentionDays",
     "reservedConcurrency",
     "maxRecordBytes",
+    "store",
+    *AURORA_FIELDS,
 )
 
 
@@ -306,6 +352,25 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
             "logRetentionDays", retention, f"CloudWatch Logs accepts {', '.join(map(str, LOG_RETENTION_DAYS))}"
         )
 
+    store = _store(get("store", "dynamodb"))
+    table_name = _pattern(
+        "tableName", get("tableName", "mrk-toolkit-records"), _TABLE_NAME_RE, "3-255 of A-Z a-z 0-9 _ . -"
+    )
+    aurora = None
+    if store == "aurora-postgresql":
+        table_name = sql_table_name(table_name)
+        aurora = _aurora(raw)
+    else:
+        given = [name for name in AURORA_FIELDS if name in raw]
+        if given:
+            raise ConfigError(
+                given[0],
+                raw[given[0]],
+                f"applies only to store aurora-postgresql (store is {store})",
+                f"Remove {CONTEXT_PREFIX}{given[0]}, or deploy the Aurora store: "
+                f"-c {CONTEXT_PREFIX}store=aurora-postgresql",
+            )
+
     return ToolkitConfig(
         account=account,
         primary_region=primary,
@@ -316,9 +381,7 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
             _PREFIX_RE,
             "letters, digits and -, starting with a letter, at most 40",
         ),
-        table_name=_pattern(
-            "tableName", get("tableName", "mrk-toolkit-records"), _TABLE_NAME_RE, "3-255 of A-Z a-z 0-9 _ . -"
-        ),
+        table_name=table_name,
         key_alias=_pattern(
             "keyAlias",
             get("keyAlias", "alias/mrk-toolkit/records"),
@@ -336,6 +399,81 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
         log_retention_days=retention,
         reserved_concurrency=_int("reservedConcurrency", get("reservedConcurrency", 10), 1, 1000),
         max_record_bytes=_int("maxRecordBytes", get("maxRecordBytes", 32768), 256, 300_000),
+        store=store,
+        aurora=aurora,
+    )
+
+
+def _store(value: Any) -> str:
+    if value not in STORES:
+        shown = value.strip().lower() if isinstance(value, str) else ""
+        partial = [s for s in STORES if shown and shown in s]  # "aurora", "postgres": part of the name
+        hint = f" (did you mean {' or '.join(partial)}?)" if partial else _did_you_mean(shown, STORES)
+        raise ConfigError("store", value, f"expected one of {', '.join(STORES)}{hint}")
+    return str(value)
+
+
+def _sql_identifier(field_name: str, value: Any, extra_reserved: frozenset[str] = frozenset()) -> str:
+    if (
+        not isinstance(value, str)
+        or not _SQL_IDENTIFIER_RE.match(value)
+        or value in _SQL_RESERVED | extra_reserved
+        or value.startswith("pg_")
+    ):
+        raise ConfigError(field_name, value, f"a PostgreSQL identifier: {SQL_IDENTIFIER_RULE}")
+    return value
+
+
+def sql_table_name(table_name: str) -> str:
+    """The SQL table of the Aurora store: ``tableName`` lower-cased with ``-`` and ``.`` as ``_``
+    (the default ``mrk-toolkit-records`` becomes ``mrk_toolkit_records``). It is also the ``table``
+    pair of the records' encryption context, as the DynamoDB table name is for that store."""
+    derived = re.sub(r"[-.]", "_", table_name.lower())
+    try:
+        return _sql_identifier("tableName", derived)
+    except ConfigError:
+        raise ConfigError(
+            "tableName",
+            table_name,
+            f"with store aurora-postgresql it names the SQL table {derived!r}, which must be {SQL_IDENTIFIER_RULE}",
+        ) from None
+
+
+def _aurora(raw: Mapping[str, Any]) -> AuroraConfig:
+    defaults = AuroraConfig()
+    version = raw.get("auroraEngineVersion", defaults.engine_version)
+    if version not in AURORA_ENGINE_VERSIONS:
+        shown = version if isinstance(version, str) else ""
+        raise ConfigError(
+            "auroraEngineVersion",
+            version,
+            f"expected an Aurora PostgreSQL version that supports global databases"
+            f"{_did_you_mean(shown, AURORA_ENGINE_VERSIONS)}: {', '.join(AURORA_ENGINE_VERSIONS)}",
+        )
+    write_forwarding = _bool("writeForwarding", raw.get("writeForwarding", False))
+    if write_forwarding and tuple(int(p) for p in version.split(".")) < AURORA_WRITE_FORWARDING_MIN:
+        raise ConfigError(
+            "writeForwarding",
+            True,
+            f"Aurora PostgreSQL {version} has no write forwarding for global databases (16.4 or later has)",
+            f"Set -c {CONTEXT_PREFIX}auroraEngineVersion={AURORA_DEFAULT_ENGINE_VERSION}, or drop writeForwarding",
+        )
+    return AuroraConfig(
+        database_name=_sql_identifier(
+            "databaseName", raw.get("databaseName", defaults.database_name), _RESERVED_DATABASES
+        ),
+        engine_version=version,
+        instance_class=_pattern(
+            "auroraInstanceClass",
+            raw.get("auroraInstanceClass", defaults.instance_class),
+            _INSTANCE_CLASS_RE,
+            "a memory-optimized class a global database runs on "
+            "(db.r5/r6g/r6i/r7g/r7i/r8g/x2g.<size>) or db.serverless",
+        ),
+        backup_retention_days=_int(
+            "auroraBackupRetentionDays", raw.get("auroraBackupRetentionDays", defaults.backup_retention_days), 7, 35
+        ),
+        write_forwarding=write_forwarding,
     )
 
 

@@ -7,10 +7,23 @@ from typing import Any
 from aws_cdk import Acknowledgment, CfnOutput, Stack, Validations
 from constructs import Construct
 
-from cdk_constructs.encrypting_functions import CryptoOptions, EncryptingFunctions, record_encryption_context
+from cdk_constructs.encrypting_functions import (
+    CryptoOptions,
+    DatabaseAccess,
+    EncryptingFunctions,
+    record_encryption_context,
+)
 from cdk_constructs.lambda_bundle import function_code
-from cdk_constructs.signals import AlarmTopic, RegionAlarms, SignalsDashboard, region_alarm_specs
+from cdk_constructs.signals import (
+    DYNAMODB_NAMESPACE,
+    AlarmSpec,
+    AlarmTopic,
+    RegionAlarms,
+    SignalsDashboard,
+    region_alarm_specs,
+)
 from stacks.config import ToolkitConfig
+from stacks.database_stack import ENV_NO_SECRET_REASON, acknowledge_network_policy
 from stacks.shared import reader_role_path, removal_policy, writer_role_path
 
 
@@ -22,6 +35,7 @@ class FunctionsStack(Stack):
         *,
         config: ToolkitConfig,
         mrk_arn: str,
+        database: DatabaseAccess | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -45,13 +59,14 @@ class FunctionsStack(Stack):
                 cache_capacity=cache.capacity,
                 max_record_bytes=config.max_record_bytes,
             ),
-            code=function_code(),
+            code=function_code(config.store),
             log_retention_days=config.log_retention_days,
             reserved_concurrency=config.reserved_concurrency,
             admin_arns=config.key_admin_arns,
             removal_policy=removal_policy(config),
+            database=database,
         )
-        acknowledge_function_findings(self.functions)
+        acknowledge_function_findings(self.functions, in_vpc=database is not None)
         CfnOutput(self, "WriterFunctionName", value=self.functions.writer.function.function_name)
         CfnOutput(self, "ReaderFunctionName", value=self.functions.reader.function.function_name)
         self._signals(config)
@@ -70,20 +85,13 @@ class FunctionsStack(Stack):
         self.alarms = RegionAlarms(
             self,
             "Alarms",
-            specs=region_alarm_specs(
-                prefix=prefix, region=self.region, regions=config.regions, table_name=config.table_name
-            ),
+            specs=store_alarm_specs(config, self.region),
             functions={"writer": self.functions.writer.function, "reader": self.functions.reader.function},
             topic=self.alarm_topic.topic,
         )
         CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic.topic_arn)
         if self.region == config.primary_region:
-            specs = {
-                region: region_alarm_specs(
-                    prefix=prefix, region=region, regions=config.regions, table_name=config.table_name
-                )
-                for region in config.regions
-            }
+            specs = {region: store_alarm_specs(config, region) for region in config.regions}
             self.dashboard = SignalsDashboard(
                 self,
                 "Dashboard",
@@ -92,6 +100,15 @@ class FunctionsStack(Stack):
                 table_name=config.table_name,
                 alarm_names={region: [s.name for s in region_specs] for region, region_specs in specs.items()},
             )
+
+
+def store_alarm_specs(config: ToolkitConfig, region: str) -> list[AlarmSpec]:
+    """The region's alarms; the Aurora store has no DynamoDB replication to watch (its metrics
+    are the functions' and the toolkit's own)."""
+    specs = region_alarm_specs(
+        prefix=config.stack_prefix, region=region, regions=config.regions, table_name=config.table_name
+    )
+    return [s for s in specs if config.store == "dynamodb" or s.namespace != DYNAMODB_NAMESPACE]
 
 
 def alarm_topic_name(config: ToolkitConfig) -> str:
@@ -118,7 +135,7 @@ NO_DLQ_REASON = (
 )
 
 
-def acknowledge_function_findings(functions: EncryptingFunctions) -> None:
+def acknowledge_function_findings(functions: EncryptingFunctions, *, in_vpc: bool = False) -> None:
     """Every acknowledgement is scoped to one resource and one finding, with its reason."""
     for fn in (functions.writer, functions.reader):
         _ack(
@@ -126,18 +143,16 @@ def acknowledge_function_findings(functions: EncryptingFunctions) -> None:
             "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
             "X-Ray tracing actions support only Resource '*'; this policy holds nothing else.",
         )
-        for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321"):
-            _ack(fn.function, f"{pack}::{pack}-LambdaInsideVPC", NO_VPC_REASON)
+        if fn.network_policy is not None:
+            acknowledge_network_policy(fn.network_policy)
+        if not in_vpc:
+            for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321"):
+                _ack(fn.function, f"{pack}::{pack}-LambdaInsideVPC", NO_VPC_REASON)
         for pack in ("NIST.800.53.R5", "HIPAA.Security"):
             _ack(fn.function, f"{pack}::{pack}-LambdaDLQ", NO_DLQ_REASON)
         # The same findings in checkov's words (it reads skips from the template metadata).
-        fn.function.node.default_child.add_metadata(
-            "checkov",
-            {
-                "skip": [
-                    {"id": "CKV_AWS_116", "comment": NO_DLQ_REASON},
-                    {"id": "CKV_AWS_117", "comment": NO_VPC_REASON},
-                    {"id": "CKV_AWS_173", "comment": NO_ENV_KEY_REASON},
-                ]
-            },
-        )
+        skips = [{"id": "CKV_AWS_116", "comment": NO_DLQ_REASON}]
+        if not in_vpc:
+            skips.append({"id": "CKV_AWS_117", "comment": NO_VPC_REASON})
+        skips.append({"id": "CKV_AWS_173", "comment": ENV_NO_SECRET_REASON if in_vpc else NO_ENV_KEY_REASON})
+        fn.function.node.default_child.add_metadata("checkov", {"skip": skips})

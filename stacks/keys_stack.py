@@ -1,4 +1,5 @@
-"""Keys of one region: the multi-region key (primary or replica) and the table's SSE key."""
+"""Keys of one region: the multi-region key (primary or replica) and the store's keys: the table's
+SSE key (DynamoDB), or the cluster storage key and the secrets key (Aurora PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from cdk_constructs.multi_region_key import KeyUsers, MultiRegionKey
-from cdk_constructs.table_key import TableKey
+from cdk_constructs.table_key import SECRETS_KEY, STORAGE_KEY, TABLE_KEY, ServiceKey
 from stacks.config import ToolkitConfig
 from stacks.shared import removal_policy
 
 
 class KeysStack(Stack):
-    """Attributes: ``mrk_arn`` (this region's ARN of the MRK), ``table_key_arn``."""
+    """Attributes: ``mrk_arn`` (this region's ARN of the MRK); DynamoDB: ``table_key_arn``;
+    Aurora: ``storage_key_arn``, ``secrets_key_arn`` (the other store's are None)."""
 
     def __init__(
         self,
@@ -38,16 +40,44 @@ class KeysStack(Stack):
             admin_arns=config.key_admin_arns,
             pending_window_days=config.key_pending_window_days,
             rotation_period_days=config.key_rotation_days,
-            removal_policy=removal,
-        )
-        self.table_key = TableKey(
-            self,
-            "TableKey",
-            alias=f"{config.key_alias}-table",
-            admin_arns=config.key_admin_arns,
-            pending_window_days=config.key_pending_window_days,
+            promotion_regions=config.regions,
             removal_policy=removal,
         )
         self.mrk_arn = self.mrk.key_arn
-        self.table_key_arn = self.table_key.key_arn
+        self.table_key_arn: str | None = None
+        self.storage_key_arn: str | None = None
+        self.secrets_key_arn: str | None = None
+        common = {
+            "admin_arns": config.key_admin_arns,
+            "pending_window_days": config.key_pending_window_days,
+            "removal_policy": removal,
+        }
+        if config.store == "dynamodb":
+            self.table_key = ServiceKey(
+                self,
+                "TableKey",
+                spec=TABLE_KEY,
+                alias=f"{config.key_alias}-table",
+                **common,  # type: ignore[arg-type]
+            )
+            self.table_key_arn = self.table_key.key_arn
+        else:
+            self.storage_key = ServiceKey(
+                self,
+                "StorageKey",
+                spec=STORAGE_KEY,
+                alias=f"{config.key_alias}-storage",
+                **common,  # type: ignore[arg-type]
+            )
+            self.secrets_key = ServiceKey(
+                self,
+                "SecretsKey",
+                spec=SECRETS_KEY,
+                alias=f"{config.key_alias}-secrets",
+                **common,  # type: ignore[arg-type]
+            )
+            self.storage_key_arn = self.storage_key.key_arn
+            self.secrets_key_arn = self.secrets_key.key_arn
+            CfnOutput(self, "StorageKeyArn", value=self.storage_key_arn, description="Storage key of this region")
+            CfnOutput(self, "SecretsKeyArn", value=self.secrets_key_arn, description="Secrets key of this region")
         CfnOutput(self, "RecordsKeyArn", value=self.mrk_arn, description="Multi-region key ARN in this region")

@@ -49,6 +49,7 @@ from record_crypto.errors import (
     KmsThrottled,
     RecordError,
     TamperedCiphertext,
+    Unavailable,
     UnexpectedAlgorithm,
     WrongKey,
 )
@@ -79,6 +80,13 @@ _KEY_UNUSABLE = frozenset(
     }
 )
 _BAD_CIPHERTEXT = frozenset({"InvalidCiphertextException", "IncorrectKeyException"})
+# KMS did not answer: a 5xx code, or (remembered by class name) a connection that failed.
+_UNAVAILABLE = frozenset(
+    {
+        *("ServiceUnavailable", "KMSInternalException", "InternalFailure"),
+        *("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError", "ReadTimeoutError"),
+    }
+)
 # KMS retries: botocore's standard mode (exponential backoff with jitter) on throttling.
 DEFAULT_KMS_MAX_ATTEMPTS = 4
 
@@ -112,6 +120,7 @@ class RecordCipher:
         # remember the last one to tell throttling, denial and bad ciphertext apart.
         self._last_kms_error = threading.local()
         session.register("after-call.kms", self._remember_kms_error)
+        session.register("after-call-error.kms", self._remember_kms_exception)
         # What the metrics count: KMS calls, throttled KMS answers (each attempt, retried or not)
         # and operations a cached data key served; per thread, like the error above.
         self._counts = threading.local()
@@ -146,6 +155,10 @@ class RecordCipher:
         if http_response is not None and http_response.status_code >= 300 and isinstance(parsed, dict):
             self._last_kms_error.code = parsed.get("Error", {}).get("Code")
 
+    def _remember_kms_exception(self, exception: Exception | None = None, **_: Any) -> None:
+        if exception is not None:
+            self._last_kms_error.code = type(exception).__name__
+
     def _count_kms_attempt(self, response: Any = None, **_: Any) -> None:
         """Every KMS attempt's answer (botocore's needs-retry event); returns None: no say in retries."""
         parsed = response[1] if isinstance(response, tuple) and len(response) == 2 else None
@@ -175,6 +188,12 @@ class RecordCipher:
             return AccessDenied(f"KMS denied {operation} on {self.key_arn} to this function's role")
         if code in _KEY_UNUSABLE:
             return AccessDenied(f"the multi-region key {self.key_arn} cannot be used ({code})")
+        if code in _UNAVAILABLE:
+            region = self.key_arn.split(":")[3]
+            return Unavailable(
+                f"KMS in {region} did not answer {operation} ({code}) after retries: nothing was stored by this "
+                "call; retry later or in another region"
+            )
         if code in _BAD_CIPHERTEXT:
             return TamperedCiphertext("KMS refused the encrypted data key: the ciphertext was altered")
         return None

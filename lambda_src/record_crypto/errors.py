@@ -114,6 +114,26 @@ class TableThrottled(RecordError):
     type, status, retryable = "TableThrottled", 503, True
 
 
+class Unavailable(RecordError):
+    """KMS or DynamoDB of this region did not answer (5xx, refused connection, timeout) after the
+    SDK's retries, e.g. during a regional outage. Nothing was stored by this call."""
+
+    type, status, retryable = "Unavailable", 503, True
+
+
+class ReadOnlyRegion(RecordError):
+    """A write reached a read-only secondary cluster of the Aurora global database (no write
+    forwarding): write in the primary region, or deploy with write forwarding."""
+
+    type, status = "ReadOnlyRegion", 421
+
+
+class DatabaseUnavailable(RecordError):
+    """The local cluster cannot be reached or is changing roles (e.g. during a failover)."""
+
+    type, status, retryable = "DatabaseUnavailable", 503, True
+
+
 class Internal(RecordError):
     type, status = "Internal", 500
 
@@ -134,6 +154,9 @@ ERROR_TYPES: dict[str, type[RecordError]] = {
         AccessDenied,
         KmsThrottled,
         TableThrottled,
+        Unavailable,
+        ReadOnlyRegion,
+        DatabaseUnavailable,
         Internal,
     )
 }

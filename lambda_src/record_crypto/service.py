@@ -1,6 +1,7 @@
 """Write and read records: validate, encrypt/decrypt with the local MRK, use the local replica.
 
-``RecordService`` holds the per-container state (settings, the cipher, the DynamoDB client),
+``RecordService`` holds the per-container state (settings, the cipher, the store: the DynamoDB
+table or the PostgreSQL cluster, see stores.py),
 built once at cold start; ``write`` and ``read`` return the structured results the handlers
 return. Clients are injectable (a botocore session) for tests and benchmarks.
 """
@@ -16,20 +17,15 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import botocore.session
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 
 from record_crypto.context import check_context, expected_context
 from record_crypto.envelope import RecordCipher
 from record_crypto.errors import (
-    AccessDenied,
     Internal,
     NotFound,
     RecordError,
     StaleRecord,
-    TableThrottled,
     TamperedCiphertext,
-    TamperedRecord,
     VersionConflict,
 )
 from record_crypto.observability import EmfMetrics, OperationCounts, log_event
@@ -37,7 +33,6 @@ from record_crypto.records import (
     CIPHERTEXT_ATTRIBUTE,
     FORMAT,
     LEGACY_FORMAT,
-    MAX_VERSION,
     SCHEMA_ATTRIBUTE,
     WRITER_REGION_ATTRIBUTE,
     WRITTEN_AT_ATTRIBUTE,
@@ -53,16 +48,10 @@ from record_crypto.records import (
     verify_attributes,
 )
 from record_crypto.settings import PARTITION_KEY, VERSION_ATTRIBUTE, Settings
+from record_crypto.stores import RecordStore, store_for
 
 # Attempts of a write whose version another writer took meanwhile (re-read, re-encrypt, retry).
 WRITE_ATTEMPTS = 3
-
-
-class _ConditionFailed(Exception):
-    """The conditional PutItem found another version than the one it replaces."""
-
-
-_TABLE_THROTTLING = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
 
 
 class MetricsSink(Protocol):
@@ -70,7 +59,8 @@ class MetricsSink(Protocol):
 
 
 class RecordService:
-    """Props: ``settings``; ``botocore_session`` (injectable); ``metrics``: where each operation's
+    """Props: ``settings``; ``botocore_session`` (injectable); ``store``: where items live
+    (default: the one the settings name, see stores.py); ``metrics``: where each operation's
     counts go (the functions: ``EmfMetrics``, one EMF line on stdout; default None: no metrics)."""
 
     def __init__(
@@ -78,6 +68,7 @@ class RecordService:
         settings: Settings,
         *,
         botocore_session: botocore.session.Session | None = None,
+        store: RecordStore | None = None,
         metrics: MetricsSink | None = None,
     ) -> None:
         self.settings = settings
@@ -89,12 +80,7 @@ class RecordService:
             cache=settings.cache,
             botocore_session=session,
         )
-        self._table = session.create_client(
-            "dynamodb",
-            region_name=settings.region,
-            # total_max_attempts counts the first attempt (max_attempts here would not).
-            config=Config(retries={"mode": "standard", "total_max_attempts": 4}),
-        )
+        self.store = store or store_for(settings, session)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> RecordService:
@@ -121,6 +107,7 @@ class RecordService:
         request = parse_write_event(event, max_record_bytes=s.max_record_bytes)
         plain, secret, loose = split_record(request.record, s.sensitive_fields, s.unsigned_attributes)
         attributes, unsigned = to_attribute_values(plain), to_attribute_values(loose)  # before any AWS call
+        self.store.refuse_unstorable({**plain, **loose})
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             current = request.expected_version
             if current is None:
@@ -179,58 +166,18 @@ class RecordService:
         return {**signed, CIPHERTEXT_ATTRIBUTE: {"B": ciphertext}}, ciphertext
 
     def _current_version(self, item_id: str) -> int:
-        """The stored version, read alone (the writer's role may read only the key and the version)."""
-        response = self._call_table(
-            "GetItem",
-            TableName=self.settings.table_name,
-            Key={PARTITION_KEY: {"S": item_id}},
-            ProjectionExpression="#v",
-            ExpressionAttributeNames={"#v": VERSION_ATTRIBUTE},
-            ConsistentRead=True,
-        )
-        stored = (response.get("Item") or {}).get(VERSION_ATTRIBUTE)
-        if stored is None:
-            return 0  # no item, or one written before versions (format 1)
-        try:
-            version = int(stored["N"])
-        except (KeyError, TypeError, ValueError):
-            version = -1
-        if not 1 <= version < MAX_VERSION:
-            raise TamperedRecord(
-                f"the stored '{VERSION_ATTRIBUTE}' attribute is not a version: the item was altered; "
-                "restore it from a backup or delete it"
-            )
-        return version
+        return self.store.current_version(item_id)
 
     def _put_if_current(self, item: dict[str, Any], current: int) -> bool:
-        """PutItem unless another writer got there first (False then)."""
-        condition: dict[str, Any] = {"ExpressionAttributeNames": {"#v": VERSION_ATTRIBUTE}}
-        if current == 0:
-            condition["ConditionExpression"] = "attribute_not_exists(#v)"
-        else:
-            condition["ConditionExpression"] = "#v = :current"
-            condition["ExpressionAttributeValues"] = {":current": {"N": str(current)}}
-        try:
-            self._call_table("PutItem", TableName=self.settings.table_name, Item=item, **condition)
-        except _ConditionFailed:
-            return False
-        return True
+        return self.store.put_if_current(item, current)
 
     def _read(self, event: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         s = self.settings
         request = parse_read_event(event)
         item_id = request.item_id
-        response = self._call_table(
-            "GetItem",
-            TableName=s.table_name,
-            Key={PARTITION_KEY: {"S": item_id}},
-            ConsistentRead=True,
-        )
-        item = response.get("Item")
+        item = self.store.get(item_id)
         if not item:
-            raise NotFound(
-                f"item not in the {s.region} replica (yet): global tables replicate asynchronously, retry shortly"
-            )
+            raise NotFound(self.store.not_found_message())
         refuse_planted_fields(item, s.sensitive_fields)  # before any KMS call
         blob = item.get(CIPHERTEXT_ATTRIBUTE, {}).get("B")
         if not isinstance(blob, bytes | bytearray) or not blob:
@@ -273,24 +220,6 @@ class RecordService:
             "read_region": s.region,
             "written_at": sealed.written_at,
         }
-
-    def _call_table(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        method = {"PutItem": self._table.put_item, "GetItem": self._table.get_item}[operation]
-        try:
-            return method(**kwargs)
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            if code == "ConditionalCheckFailedException":
-                raise _ConditionFailed from None
-            if code in _TABLE_THROTTLING:
-                raise TableThrottled(f"DynamoDB throttled {operation} after retries; retry later") from None
-            if code in ("AccessDeniedException", "UnrecognizedClientException"):
-                raise AccessDenied(
-                    f"DynamoDB denied {operation} on {self.settings.table_name} to this function's role"
-                ) from None
-            raise Internal(f"DynamoDB {operation} failed ({code or 'unknown error'})") from None
-        except BotoCoreError as error:
-            raise Internal(f"DynamoDB {operation} failed ({type(error).__name__})") from None
 
     def _run(self, operation: str, body: Any) -> dict[str, Any]:
         """The handlers' contract: a result dict, never an exception."""

@@ -25,6 +25,16 @@ ENV_CACHE_MAX_BYTES = "DATA_KEY_CACHE_MAX_BYTES"
 ENV_CACHE_CAPACITY = "DATA_KEY_CACHE_CAPACITY"
 ENV_MAX_RECORD_BYTES = "MAX_RECORD_BYTES"
 ENV_REGION = "AWS_REGION"  # set by the Lambda runtime
+# The store (docs/contract: /work/notes/aurora-contract.md; README "Aurora PostgreSQL store").
+ENV_RECORD_STORE = "RECORD_STORE"
+ENV_DB_HOST = "DB_HOST"
+ENV_DB_PORT = "DB_PORT"
+ENV_DB_NAME = "DB_NAME"
+ENV_DB_SECRET_ARN = "DB_SECRET_ARN"  # noqa: S105 (a variable name, not a secret)
+ENV_DB_WRITE_FORWARDING = "DB_WRITE_FORWARDING"
+ENV_DB_PRIMARY_REGION = "DB_PRIMARY_REGION"
+STORES: tuple[str, ...] = ("dynamodb", "aurora-postgresql")
+DATABASE_ENV_VARS = (ENV_DB_HOST, ENV_DB_NAME, ENV_DB_SECRET_ARN)
 
 REQUIRED_ENV_VARS = (ENV_TABLE_NAME, ENV_MRK_ARN, ENV_SENSITIVE_FIELDS, ENV_REGION)
 OPTIONAL_ENV_VARS: dict[str, str] = {
@@ -36,6 +46,10 @@ OPTIONAL_ENV_VARS: dict[str, str] = {
     ENV_CACHE_MAX_BYTES: "100000000",
     ENV_CACHE_CAPACITY: "100",
     ENV_MAX_RECORD_BYTES: "32768",
+    ENV_RECORD_STORE: "dynamodb",
+    ENV_DB_PORT: "5432",
+    ENV_DB_WRITE_FORWARDING: "off",
+    ENV_DB_PRIMARY_REGION: "",
 }
 
 AlgorithmSuite = Literal["signing", "committing-unsigned"]
@@ -48,6 +62,15 @@ _MRK_ARN = re.compile(
 )
 _REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+# An unquoted PostgreSQL identifier (lower case, at most 63 bytes): table and database names.
+SQL_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+SQL_IDENTIFIER_RULE = "1-63 characters from a-z 0-9 _, starting with a letter or _"
+_SECRET_ARN = re.compile(
+    r"^arn:(?:aws|aws-cn|aws-us-gov|aws-iso(?:-[a-z])?):secretsmanager:(?P<region>[a-z]{2}(?:-[a-z]+)+-\d):"
+    r"\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}$"
+)
+# A DNS name, or (offline, and for a local socket) an absolute socket directory.
+_DB_HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})*|/[^\0\s]{1,80})$")
 FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 FIELD_NAME_RULE = "1-64 characters from A-Z a-z 0-9 _, starting with a letter, and not 'id'"
 PARTITION_KEY = "id"
@@ -85,6 +108,18 @@ class CacheSettings:
 
 
 @dataclass(frozen=True)
+class DatabaseSettings:
+    """The local cluster of an Aurora PostgreSQL global database (RECORD_STORE=aurora-postgresql)."""
+
+    host: str
+    port: int
+    name: str
+    secret_arn: str
+    write_forwarding: bool = False
+    primary_region: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     table_name: str
     mrk_arn: str
@@ -94,6 +129,11 @@ class Settings:
     algorithm_suite: AlgorithmSuite = "signing"
     cache: CacheSettings | None = None
     max_record_bytes: int = 32768
+    database: DatabaseSettings | None = None  # None: the DynamoDB store
+
+    @property
+    def store(self) -> str:
+        return "dynamodb" if self.database is None else "aurora-postgresql"
 
     @property
     def key_id(self) -> str:
@@ -112,6 +152,7 @@ class Settings:
         algorithm_suite: str = "signing",
         cache: CacheSettings | None = None,
         max_record_bytes: int = 32768,
+        database: DatabaseSettings | None = None,
     ) -> Settings:
         """Validated settings for use outside Lambda (same rules and messages as the functions')."""
         environ = {
@@ -131,6 +172,16 @@ class Settings:
                 ENV_CACHE_MAX_BYTES: str(cache.max_bytes),
                 ENV_CACHE_CAPACITY: str(cache.capacity),
             }
+        if database is not None:
+            environ |= {
+                ENV_RECORD_STORE: "aurora-postgresql",
+                ENV_DB_HOST: database.host,
+                ENV_DB_PORT: str(database.port),
+                ENV_DB_NAME: database.name,
+                ENV_DB_SECRET_ARN: database.secret_arn,
+                ENV_DB_WRITE_FORWARDING: "on" if database.write_forwarding else "off",
+                ENV_DB_PRIMARY_REGION: database.primary_region or "",
+            }
         return cls.from_env(environ)
 
     @classmethod
@@ -146,9 +197,14 @@ class Settings:
         region = get(ENV_REGION)
         if not _REGION.match(region):
             raise ConfigurationError(ENV_REGION, region, "an AWS region such as us-east-2")
+        store = get(ENV_RECORD_STORE)
+        if store not in STORES:
+            raise ConfigurationError(ENV_RECORD_STORE, store, f"one of {', '.join(STORES)}")
         table_name = get(ENV_TABLE_NAME)
-        if not _TABLE_NAME.match(table_name):
+        if store == "dynamodb" and not _TABLE_NAME.match(table_name):
             raise ConfigurationError(ENV_TABLE_NAME, table_name, "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)")
+        if store == "aurora-postgresql" and not SQL_IDENTIFIER.match(table_name):
+            raise ConfigurationError(ENV_TABLE_NAME, table_name, f"an SQL table name ({SQL_IDENTIFIER_RULE})")
         mrk_arn = get(ENV_MRK_ARN)
         match = _MRK_ARN.match(mrk_arn)
         if not match:
@@ -195,7 +251,41 @@ class Settings:
             algorithm_suite=suite,  # type: ignore[arg-type]
             cache=cache,
             max_record_bytes=max_record_bytes,
+            database=_database(environ, get, region) if store == "aurora-postgresql" else None,
         )
+
+
+def _database(environ: Mapping[str, str], get, region: str) -> DatabaseSettings:  # type: ignore[no-untyped-def]
+    host = get(ENV_DB_HOST)
+    if not _DB_HOST.match(host):
+        raise ConfigurationError(ENV_DB_HOST, host, "the cluster endpoint's host name (or a socket directory)")
+    name = get(ENV_DB_NAME)
+    if not SQL_IDENTIFIER.match(name):
+        raise ConfigurationError(ENV_DB_NAME, name, f"a database name ({SQL_IDENTIFIER_RULE})")
+    secret = get(ENV_DB_SECRET_ARN)
+    match = _SECRET_ARN.match(secret)
+    if not match:
+        raise ConfigurationError(
+            ENV_DB_SECRET_ARN, secret, "the ARN of a Secrets Manager secret: arn:aws:secretsmanager:<region>:..."
+        )
+    if match["region"] != region:
+        raise ConfigurationError(
+            ENV_DB_SECRET_ARN, secret, f"the secret (or its replica) in this function's own region {region}"
+        )
+    forwarding = get(ENV_DB_WRITE_FORWARDING)
+    if forwarding not in ("on", "off"):
+        raise ConfigurationError(ENV_DB_WRITE_FORWARDING, forwarding, "on or off")
+    primary = get(ENV_DB_PRIMARY_REGION)
+    if primary and not _REGION.match(primary):
+        raise ConfigurationError(ENV_DB_PRIMARY_REGION, primary, "an AWS region such as us-east-2, or unset")
+    return DatabaseSettings(
+        host=host,
+        port=_int(environ, get, ENV_DB_PORT, 1, 65535),
+        name=name,
+        secret_arn=secret,
+        write_forwarding=forwarding == "on",
+        primary_region=primary or None,
+    )
 
 
 def _names(get, name: str, *, required: bool) -> tuple[str, ...]:  # type: ignore[no-untyped-def]

@@ -22,3 +22,23 @@ def synthesized(request: pytest.FixtureRequest) -> Synthesized:
     """Each invariant test runs on the default (2-region) and a 4-region deployment."""
     name = "default_app" if request.param == "default" else "four_region_app"
     return request.getfixturevalue(name)
+
+
+AURORA = {"store": "aurora-postgresql"}
+AURORA_THREE_REGIONS = {**AURORA, "replicaRegions": ["us-west-1", "eu-west-1"]}
+
+
+@pytest.fixture(scope="session")
+def aurora_app() -> Synthesized:
+    return synthesize(context_for(**AURORA))
+
+
+@pytest.fixture(scope="session")
+def aurora_three_regions() -> Synthesized:
+    return synthesize(context_for(**AURORA_THREE_REGIONS))
+
+
+@pytest.fixture(scope="session", params=["aurora", "aurora-three-regions"])
+def aurora(request: pytest.FixtureRequest) -> Synthesized:
+    """Each Aurora invariant test runs on the default regions and on three regions."""
+    return request.getfixturevalue("aurora_app" if request.param == "aurora" else "aurora_three_regions")

@@ -85,6 +85,32 @@ def test_account_comes_from_cdk_default_account_unless_set() -> None:
         ({"keyAdminArns": ["arn:aws:iam::123:root"]}, "keyAdminArns", "IAM role, user or account root"),
         ({"dataKeyCache": "maybe"}, "dataKeyCache", "true or false"),
         ({"reservedConcurrency": 0}, "reservedConcurrency", "from 1 to 1000"),
+        ({"store": "aurora"}, "store", "did you mean aurora-postgresql"),
+        ({"store": "postgres"}, "store", "did you mean aurora-postgresql"),
+        ({"store": "mysql"}, "store", "expected one of dynamodb, aurora-postgresql."),
+        # Aurora fields are refused with the DynamoDB store (cdk.json's), naming the store to set.
+        ({"databaseName": "records"}, "databaseName", "-c mrk-toolkit:store=aurora-postgresql"),
+        ({"writeForwarding": True}, "writeForwarding", "applies only to store aurora-postgresql"),
+        ({"store": "aurora-postgresql", "databaseName": "Records"}, "databaseName", "PostgreSQL identifier"),
+        ({"store": "aurora-postgresql", "databaseName": "postgres"}, "databaseName", "PostgreSQL identifier"),
+        ({"store": "aurora-postgresql", "databaseName": "select"}, "databaseName", "reserved word"),
+        ({"store": "aurora-postgresql", "tableName": "pg_records"}, "tableName", "the SQL table 'pg_records'"),
+        ({"store": "aurora-postgresql", "tableName": "1records"}, "tableName", "starting with a letter or _"),
+        ({"store": "aurora-postgresql", "tableName": "user"}, "tableName", "reserved word"),
+        ({"store": "aurora-postgresql", "auroraEngineVersion": "16.7"}, "auroraEngineVersion", "16.8"),
+        ({"store": "aurora-postgresql", "auroraEngineVersion": "15.4"}, "auroraEngineVersion", "global databases"),
+        (
+            {"store": "aurora-postgresql", "auroraEngineVersion": "16.3", "writeForwarding": "true"},
+            "writeForwarding",
+            "16.4 or later",
+        ),
+        (
+            {"store": "aurora-postgresql", "auroraInstanceClass": "db.t4g.medium"},
+            "auroraInstanceClass",
+            "memory-optimized",
+        ),
+        ({"store": "aurora-postgresql", "auroraBackupRetentionDays": 1}, "auroraBackupRetentionDays", "from 7 to 35"),
+        ({"store": "aurora-postgresql", "writeForwarding": "yes"}, "writeForwarding", "true or false"),
     ],
 )
 def test_bad_config_names_field_value_and_fix(overrides: dict[str, Any], field: str, hint: str) -> None:
@@ -114,3 +140,45 @@ def test_cdk_synth_fails_with_the_message_on_bad_config(tmp_path: Any) -> None:
     assert result.returncode != 0
     assert "Invalid config mrk-toolkit:replicaRegions=" in result.stderr
     assert "must not list the primary region us-east-2" in result.stderr
+
+
+def test_aurora_store_config_and_its_sql_table_name() -> None:
+    config = load_config(ctx(store="aurora-postgresql"))
+    assert config.store == "aurora-postgresql"
+    assert config.table_name == "mrk_toolkit_records"  # cdk.json's mrk-toolkit-records as an SQL identifier
+    assert config.aurora is not None
+    assert config.aurora.database_name == "records"
+    assert config.aurora.engine_version == "16.8"
+    assert config.aurora.instance_class == "db.r6g.large"
+    assert config.aurora.backup_retention_days == 7
+    assert config.aurora.write_forwarding is False
+    tuned = load_config(
+        ctx(
+            store="aurora-postgresql",
+            tableName="Records.V2",
+            databaseName="crm",
+            auroraEngineVersion="16.4",
+            writeForwarding="true",
+            auroraInstanceClass="db.serverless",
+            auroraBackupRetentionDays="14",
+        )
+    )
+    assert tuned.table_name == "records_v2"
+    assert tuned.aurora == type(config.aurora)("crm", "16.4", "db.serverless", 14, True)
+
+
+def test_the_dynamodb_store_is_the_default_and_unchanged() -> None:
+    config = load_config(ctx(store=None))
+    assert config.store == "dynamodb" and config.aurora is None
+    assert config.table_name == "mrk-toolkit-records"
+    assert load_config(ctx(store="dynamodb")) == config
+
+
+def test_every_aurora_engine_version_is_one_cdk_knows() -> None:
+    from aws_cdk import aws_rds as rds
+
+    from stacks.config import AURORA_ENGINE_VERSIONS
+
+    for version in AURORA_ENGINE_VERSIONS:
+        known = getattr(rds.AuroraPostgresEngineVersion, f"VER_{version.replace('.', '_')}")
+        assert known.aurora_postgres_full_version == version

@@ -71,3 +71,16 @@ def test_bundle_is_under_six_megabytes_zipped(bundle: Path) -> None:
             zf.write(path, path.relative_to(bundle).as_posix())
     size = buffer.tell()
     assert size <= 6 * 1024 * 1024, f"{size / 1e6:.2f} MB zipped"
+
+
+def test_only_the_aurora_bundle_carries_the_postgresql_driver(bundle: Path, tmp_path: Path) -> None:
+    """psycopg (with libpq) is bundled for the Aurora PostgreSQL store only: the DynamoDB bundle
+    above stays under its size target."""
+    assert not (bundle / "psycopg").exists() and not (bundle / "psycopg_binary").exists()
+    aurora = tmp_path / "aurora"
+    lambda_bundle.build_bundle(aurora, "aurora-postgresql")
+    top = {p.name for p in aurora.iterdir()}
+    assert {"psycopg", "psycopg_binary", "db_setup.py", "record_crypto"} <= top, sorted(top)
+    assert lambda_bundle.source_hash("aurora-postgresql") != lambda_bundle.source_hash("dynamodb")
+    with pytest.raises(ValueError, match="store 'mysql'"):
+        lambda_bundle.source_hash("mysql")

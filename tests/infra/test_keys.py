@@ -179,3 +179,46 @@ def test_the_rotation_period_is_configuration_and_replicas_take_none() -> None:
     for region in app.config.replica_regions:
         _, replica = mrk(app, region)
         assert "RotationPeriodInDays" not in replica["Properties"], "a replica follows the primary"
+
+
+PROMOTE_SID = "AdministratorsMovePrimaryWithinDeployment"
+
+
+def _allows(stmt: dict[str, Any], action: str) -> bool:
+    service, _, name = action.partition(":")
+    return stmt.get("Effect") == "Allow" and any(
+        a in (action, f"{service}:*", "*") or (a.endswith("*") and name.startswith(a.split(":", 1)[1][:-1]))
+        for a in actions(stmt)
+    )
+
+
+def test_only_key_administrators_may_move_the_primary_and_only_within_the_deployment(
+    synthesized: Synthesized,
+) -> None:
+    """kms:UpdatePrimaryRegion: KMS checks it on the current primary AND on the replica promoted, so
+    every MRK (primary and replicas) carries one statement: the administrators' principals, the
+    deployment's regions (kms:PrimaryRegion, so the primary can also be moved back), nobody else."""
+    app = synthesized
+    for region in app.config.regions:
+        policy = mrk(app, region)[1]["Properties"]["KeyPolicy"]
+        promote = statement(policy, PROMOTE_SID)
+        assert actions(promote) == {"kms:UpdatePrimaryRegion"}
+        assert promote["Principal"] == statement(policy, "KeyAdministration")["Principal"]
+        assert promote["Condition"] == {"StringEquals": {"kms:PrimaryRegion": list(app.config.regions)}}
+        others = [s for s in statements(policy) if s is not promote]
+        assert not any(_allows(s, "kms:UpdatePrimaryRegion") for s in others), region
+    for stack in (*app.stacks.keys.values(), *app.stacks.functions.values(), app.stacks.table):
+        for lid, doc in all_policy_documents(app.raw(stack)):
+            if lid.startswith("RecordsKey"):
+                continue
+            assert not any(_allows(s, "kms:UpdatePrimaryRegion") for s in statements(doc)), (stack.stack_name, lid)
+
+
+def test_promotion_is_granted_to_the_configured_key_administrators() -> None:
+    from tests.infra.synth import context_for, synthesize
+
+    admin = "arn:aws:iam::111122223333:role/KeyAdmins"
+    app = synthesize(context_for(keyAdminArns=admin))
+    for region in app.config.regions:
+        promote = statement(mrk(app, region)[1]["Properties"]["KeyPolicy"], PROMOTE_SID)
+        assert promote["Principal"] == {"AWS": admin}

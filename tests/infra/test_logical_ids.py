@@ -35,3 +35,41 @@ def test_logical_ids_of_keys_and_table_are_pinned(synthesized: Synthesized) -> N
     for region, stack in app.stacks.functions.items():
         for type_name, ids in PINNED["functions"].items():
             assert _ids(app.raw(stack), type_name) == ids, region
+
+
+AURORA_PINNED = {
+    "keys-primary": {"AWS::KMS::Key": {"RecordsKeyDBC896B2", "StorageKey322588C8", "SecretsKey5E5644BE"}},
+    "keys-replica": {
+        "AWS::KMS::ReplicaKey": {"RecordsKeyDBC896B2"},
+        "AWS::KMS::Key": {"StorageKey322588C8", "SecretsKey5E5644BE"},
+    },
+    "database-primary": {
+        "AWS::RDS::GlobalCluster": {"GlobalCluster"},
+        "AWS::RDS::DBCluster": {"PrimaryClusterA701495C"},
+        "AWS::RDS::DBInstance": {"PrimaryInstanceD9E5718A"},
+        "AWS::SecretsManager::Secret": {"SecretsMaster4344BB21", "SecretsWriter2CD59448", "SecretsReaderF06A15FF"},
+    },
+    "database-secondary": {
+        "AWS::RDS::DBCluster": {"SecondaryClusterF8A3447C"},
+        "AWS::RDS::DBInstance": {"SecondaryInstance7A046471"},
+    },
+    "network": {"AWS::EC2::VPC": {"NetworkVpc7FB7348F"}},
+}
+
+
+def test_logical_ids_of_the_aurora_store_are_pinned(aurora: Synthesized) -> None:
+    """A changed id would replace a cluster (a new, empty database), a storage key or a secret."""
+    app = aurora
+    primary = app.config.primary_region
+
+    def check(tpl: dict, kind: str, where: str) -> None:
+        for type_name, ids in AURORA_PINNED[kind].items():
+            assert _ids(tpl, type_name) == ids, (where, type_name)
+
+    for region in app.config.regions:
+        role = "primary" if region == primary else "replica"
+        check(app.raw(app.stacks.keys[region]), f"keys-{role}", region)
+        check(
+            app.raw(app.stacks.databases[region]), f"database-{'primary' if region == primary else 'secondary'}", region
+        )
+        check(app.raw(app.stacks.networks[region]), "network", region)

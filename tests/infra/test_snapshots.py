@@ -1,4 +1,5 @@
-"""One snapshot per stack (default deployment), asset hashes masked. A safety net, not the spec."""
+"""One snapshot per stack (default deployment, and the Aurora store on the default regions), asset
+hashes masked. A safety net, not the spec."""
 
 from __future__ import annotations
 
@@ -30,6 +31,17 @@ STACK_KINDS = ["Keys-us-east-2", "Keys-us-west-1", "Table", "Functions-us-east-2
 def test_stack_snapshot(default_app: Synthesized, snapshot_json: Any, kind: str) -> None:
     name = f"{default_app.config.stack_prefix}-{kind}"
     assert masked(default_app.templates[name]) == snapshot_json
+
+
+AURORA_STACK_KINDS = [
+    f"{kind}-{region}" for kind in ("Keys", "Network", "Database", "Functions") for region in ("us-east-2", "us-west-1")
+]
+
+
+@pytest.mark.parametrize("kind", AURORA_STACK_KINDS)
+def test_aurora_stack_snapshot(aurora_app: Synthesized, snapshot_json: Any, kind: str) -> None:
+    name = f"{aurora_app.config.stack_prefix}-{kind}"
+    assert masked(aurora_app.templates[name]) == snapshot_json
 
 
 def test_masking_leaves_no_asset_hash(default_app: Synthesized) -> None:

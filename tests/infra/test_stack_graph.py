@@ -46,3 +46,26 @@ def test_keys_then_table_then_functions(synthesized: Synthesized) -> None:
 def test_graph_depth_does_not_grow_with_regions(default_app: Synthesized, four_region_app: Synthesized) -> None:
     assert depth(default_app) == 4
     assert depth(four_region_app) == 4
+
+
+def test_aurora_graph_keys_network_database_functions(aurora: Synthesized) -> None:
+    app = aurora
+    deps = _deps(app)
+    primary = app.config.primary_region
+    keys = {r: s.stack_name for r, s in app.stacks.keys.items()}
+    databases = {r: s.stack_name for r, s in app.stacks.databases.items()}
+    for region in app.config.regions:
+        network = app.stacks.networks[region].stack_name
+        assert deps[network] == set(), "a network needs nothing"
+        assert deps[app.stacks.functions[region].stack_name] == {
+            keys[region],
+            network,
+            databases[region],
+            databases[primary],
+        }
+        if region != primary:
+            assert deps[databases[region]] == {keys[region], network, databases[primary]}
+    # The primary database holds the secrets, replicated with every region's secrets key.
+    assert deps[databases[primary]] == set(keys.values()) | {app.stacks.networks[primary].stack_name}
+    # The depth stays 5 (keys, replica keys, primary database, secondaries, functions) whatever the regions.
+    assert depth(app) == 5

@@ -211,3 +211,23 @@ def assert_no_plaintext(blob: Any, record: dict[str, Any]) -> None:
 
 
 Writer = Callable[..., dict[str, Any]]
+
+
+def race_once(slow: RecordService, other_write: Callable[[], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Make ``other_write`` land once between ``slow``'s version read and its write (another
+    writer racing it); the list receives that write's result."""
+    read_version = slow._current_version
+    raced: list[dict[str, Any]] = []
+
+    def version_then_race(item_id: str) -> int:
+        current = read_version(item_id)
+        if not raced:
+            raced.append(other_write())
+        return current
+
+    slow._current_version = version_then_race  # type: ignore[method-assign]
+    return raced
+
+
+# The PostgreSQL fixtures (real servers, one pair per module that asks): tests/runtime/pg.py.
+from tests.runtime.pg import cluster, pg  # noqa: E402, F401

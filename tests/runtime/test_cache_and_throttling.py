@@ -128,3 +128,27 @@ def test_table_throttling_is_a_retryable_error(aws: TwoRegions) -> None:
     result = aws.service(PRIMARY, faults=faults).write({"id": "p", "record": sample_record()})
     assert result["error"]["type"] == "TableThrottled" and result["error"]["retryable"] is True, result
     assert faults["dynamodb.PutItem"] == [], "all 4 attempts were made"
+
+
+@pytest.mark.parametrize(
+    ("fault", "side"),
+    [
+        ("dynamodb.GetItem", "write"),  # the writer's version read: first call of a write
+        ("kms.GenerateDataKey", "write"),
+        ("dynamodb.GetItem", "read"),
+        ("kms.Decrypt", "read"),
+    ],
+)
+def test_a_region_that_does_not_answer_is_a_retryable_unavailable_error(aws: TwoRegions, fault: str, side: str) -> None:
+    """A regional outage (KMS or DynamoDB answering 5xx codes): the caller gets Unavailable (503,
+    retryable, "retry later or in another region"), nothing is stored, no plaintext leaks."""
+    record = sample_record()
+    assert aws.service(PRIMARY).write({"id": "p", "record": record})["ok"]
+    code = "KMSInternalException" if fault.startswith("kms.") else "ServiceUnavailable"
+    service = aws.service(PRIMARY, faults={fault: [code] * 4})
+    result = service.write({"id": "p2", "record": record}) if side == "write" else service.read({"id": "p"})
+    error = result["error"]
+    assert (error["type"], error["status"], error["retryable"]) == ("Unavailable", 503, True), result
+    assert f"in {PRIMARY} did not answer" in error["message"] and "another region" in error["message"]
+    assert_no_plaintext(result, record)
+    assert aws.raw_item(PRIMARY, "p2") is None, "nothing written"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.conftest import PRIMARY, REPLICA, TwoRegions, assert_no_plaintext, sample_record
+from tests.runtime.conftest import PRIMARY, REPLICA, TwoRegions, assert_no_plaintext, race_once, sample_record
 
 
 def _read(aws: TwoRegions, event: dict[str, Any], **env: str) -> dict[str, Any]:
@@ -167,16 +167,7 @@ def test_expected_version_gives_callers_optimistic_locking(aws: TwoRegions) -> N
 def test_a_concurrent_writer_is_retried_never_silently_overwritten(aws: TwoRegions) -> None:
     slow, fast = aws.service(PRIMARY), aws.service(PRIMARY)
     assert slow.write({"id": "p", "record": {"name": "v1"}})["version"] == 1
-    read_version = slow._current_version
-    raced = []
-
-    def version_then_race(item_id: str) -> int:
-        current = read_version(item_id)
-        if not raced:  # another writer lands between this writer's read and its write
-            raced.append(fast.write({"id": "p", "record": {"name": "fast"}}))
-        return current
-
-    slow._current_version = version_then_race  # type: ignore[method-assign]
+    raced = race_once(slow, lambda: fast.write({"id": "p", "record": {"name": "fast"}}))
     result = slow.write({"id": "p", "record": {"name": "slow"}})
 
     assert raced[0]["version"] == 2

@@ -10,6 +10,7 @@ from offline.moto_patches import (
     apply_moto_mrk_patch,
     apply_moto_patches,
     needs_moto_mrk_patch,
+    needs_moto_primary_region_patch,
     needs_moto_rotation_patch,
 )
 
@@ -94,3 +95,76 @@ def test_a_replica_has_its_own_aliases_and_deleting_one_leaves_the_primarys() ->
     replica.create_alias(AliasName="alias/records", TargetKeyId=key_id)
     replica.delete_alias(AliasName="alias/records")
     assert [a["AliasName"] for a in primary.list_aliases(KeyId=key_id)["Aliases"]] == ["alias/records"]
+
+
+def test_installed_moto_still_needs_the_primary_region_patch() -> None:
+    assert needs_moto_primary_region_patch(), (
+        "moto now implements UpdatePrimaryRegion: remove apply_moto_primary_region_patch and check that its "
+        "related multi-region keys no longer share one MultiRegionConfiguration"
+    )
+
+
+def _types(clients: dict[str, object], key_id: str) -> dict[str, tuple[str, str]]:
+    out = {}
+    for region, client in clients.items():
+        config = client.describe_key(KeyId=key_id)["KeyMetadata"]["MultiRegionConfiguration"]  # type: ignore[attr-defined]
+        out[region] = (config["MultiRegionKeyType"], config["PrimaryKey"]["Region"])
+    return out
+
+
+def test_update_primary_region_promotes_a_replica_and_keeps_id_material_and_old_ciphertext(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """UpdatePrimaryRegion as the KMS API reference describes it: called in the current primary's
+    region; the replica in PrimaryRegion becomes the primary, the old primary a replica; one key id,
+    one material; what was encrypted before decrypts everywhere; primary-only operations follow."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    apply_moto_patches()
+    regions = ("us-east-2", "us-west-1", "eu-west-1")
+    with mock_aws():
+        kms = {r: boto3.client("kms", r) for r in regions}
+        key = kms["us-east-2"].create_key(MultiRegion=True)["KeyMetadata"]
+        kms["us-east-2"].enable_key_rotation(KeyId=key["KeyId"])
+        for region in regions[1:]:
+            kms["us-east-2"].replicate_key(KeyId=key["KeyId"], ReplicaRegion=region)
+        before = kms["us-east-2"].encrypt(KeyId=key["KeyId"], Plaintext=b"before")["CiphertextBlob"]
+        # moto alone marks the primary REPLICA once a replica is described: each key has its own now.
+        assert _types(kms, key["KeyId"]) == {
+            "us-east-2": ("PRIMARY", "us-east-2"),
+            "us-west-1": ("REPLICA", "us-east-2"),
+            "eu-west-1": ("REPLICA", "us-east-2"),
+        }
+        with pytest.raises(kms["us-west-1"].exceptions.UnsupportedOperationException, match=r"call .* in us-east-2"):
+            kms["us-west-1"].update_primary_region(KeyId=key["KeyId"], PrimaryRegion="us-west-1")
+        with pytest.raises(kms["us-east-2"].exceptions.NotFoundException, match="no replica key in ap-south-1"):
+            kms["us-east-2"].update_primary_region(KeyId=key["KeyId"], PrimaryRegion="ap-south-1")
+
+        kms["us-east-2"].update_primary_region(KeyId=key["Arn"], PrimaryRegion="us-west-1")
+
+        assert _types(kms, key["KeyId"]) == {
+            "us-east-2": ("REPLICA", "us-west-1"),
+            "us-west-1": ("PRIMARY", "us-west-1"),
+            "eu-west-1": ("REPLICA", "us-west-1"),
+        }
+        config = kms["eu-west-1"].describe_key(KeyId=key["KeyId"])["KeyMetadata"]["MultiRegionConfiguration"]
+        assert config["PrimaryKey"]["Arn"] == key["Arn"].replace("us-east-2", "us-west-1")
+        assert sorted(r["Region"] for r in config["ReplicaKeys"]) == ["eu-west-1", "us-east-2"]
+        for region, client in kms.items():
+            meta = client.describe_key(KeyId=key["KeyId"])["KeyMetadata"]
+            assert meta["KeyId"] == key["KeyId"] and meta["Arn"].split(":")[3] == region
+            assert client.decrypt(CiphertextBlob=before, KeyId=meta["Arn"])["Plaintext"] == b"before"
+        assert kms["us-west-1"].get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
+        # Primary-only operations follow the primary: the new one rotates, the old one is refused.
+        kms["us-west-1"].rotate_key_on_demand(KeyId=key["KeyId"])
+        with pytest.raises(kms["us-east-2"].exceptions.ClientError, match="replica"):
+            kms["us-east-2"].rotate_key_on_demand(KeyId=key["KeyId"])
+        with pytest.raises(kms["us-east-2"].exceptions.UnsupportedOperationException, match="in us-west-1"):
+            kms["us-east-2"].update_primary_region(KeyId=key["KeyId"], PrimaryRegion="us-east-2")
+        # ... and back, as the runbook reconciles: the templates' primary region holds the primary again.
+        kms["us-west-1"].update_primary_region(KeyId=key["KeyId"], PrimaryRegion="us-east-2")
+        assert _types(kms, key["KeyId"])["us-east-2"] == ("PRIMARY", "us-east-2")
+        after = kms["eu-west-1"].encrypt(KeyId=key["KeyId"], Plaintext=b"after")["CiphertextBlob"]
+        for client in kms.values():
+            assert client.decrypt(CiphertextBlob=before)["Plaintext"] == b"before"
+            assert client.decrypt(CiphertextBlob=after)["Plaintext"] == b"after"

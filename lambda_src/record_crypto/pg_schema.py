@@ -1,0 +1,73 @@
+"""The PostgreSQL table of the records and the least-privilege database roles.
+
+Run once by the ``db_setup`` custom resource (lambda_src/db_setup.py) as the cluster's master
+user, in the primary cluster (the secondaries receive it by replication). Idempotent: an update
+of the stack runs it again.
+
+* the table: see postgres_store.py for what each column holds; owned by the master user, so
+  nobody else may ALTER, DROP or TRUNCATE it;
+* ``records_writer`` (the writer functions): INSERT and UPDATE of the table, SELECT of ``id`` and
+  ``version`` only (what the optimistic-locking write reads), no DELETE, no TRUNCATE;
+* ``records_reader`` (the reader functions): SELECT only.
+
+Both roles log in with the passwords of their own Secrets Manager secrets.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+WRITER_ROLE = "records_writer"
+READER_ROLE = "records_reader"
+
+
+def table_statement(table: str) -> sql.Composed:
+    return sql.SQL(
+        """CREATE TABLE IF NOT EXISTS {table} (
+    id text PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 255),
+    attributes jsonb NOT NULL CHECK (jsonb_typeof(attributes) = 'object'),
+    ciphertext bytea NOT NULL,
+    version bigint NOT NULL CHECK (version >= 1),
+    schema text NOT NULL,
+    writer_region text NOT NULL,
+    written_at timestamptz NOT NULL
+)"""
+    ).format(table=sql.Identifier(table))
+
+
+def schema_statements(
+    table: str, writer_role: str = WRITER_ROLE, reader_role: str = READER_ROLE, database: str | None = None
+) -> list[sql.Composable]:
+    """The table, its roles (created without passwords: see ``password_statement``) and grants."""
+    t, writer, reader = sql.Identifier(table), sql.Identifier(writer_role), sql.Identifier(reader_role)
+    statements: list[sql.Composable] = [table_statement(table)]
+    for role in (writer_role, reader_role):
+        statements.append(
+            sql.SQL(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {name}) THEN "
+                "CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION; "
+                "END IF; END $$"
+            ).format(name=sql.Literal(role), role=sql.Identifier(role))
+        )
+    statements += [
+        sql.SQL("REVOKE ALL ON {t} FROM PUBLIC").format(t=t),
+        sql.SQL("REVOKE ALL ON {t} FROM {writer}, {reader}").format(t=t, writer=writer, reader=reader),
+        sql.SQL("GRANT USAGE ON SCHEMA public TO {writer}, {reader}").format(writer=writer, reader=reader),
+        sql.SQL("GRANT INSERT, UPDATE ON {t} TO {writer}").format(t=t, writer=writer),
+        sql.SQL("GRANT SELECT (id, version) ON {t} TO {writer}").format(t=t, writer=writer),
+        sql.SQL("GRANT SELECT ON {t} TO {reader}").format(t=t, reader=reader),
+    ]
+    if database is not None:
+        statements.append(
+            sql.SQL("GRANT CONNECT ON DATABASE {db} TO {writer}, {reader}").format(
+                db=sql.Identifier(database), writer=writer, reader=reader
+            )
+        )
+    return statements
+
+
+def password_statement(role: str, password: str) -> sql.Composed:
+    """Set a role's password (from its secret); never logged by the handler."""
+    return sql.SQL("ALTER ROLE {role} WITH LOGIN PASSWORD {password}").format(
+        role=sql.Identifier(role), password=sql.Literal(password)
+    )

@@ -1,0 +1,202 @@
+"""EMULATION of an Aurora PostgreSQL global database with real PostgreSQL servers, from the
+templates (the provisioner's ``_create_aws_rds_*`` methods call in here).
+
+* ``AWS::RDS::GlobalCluster``: recorded (engine, version, deletion protection);
+* the primary ``AWS::RDS::DBCluster`` (the one naming the global cluster by Ref, with a master
+  user): a PostgreSQL 16 server of its region (offline/postgres.py), its database created and
+  owned by the master user, who gets the password the template resolves from Secrets Manager
+  (``{{resolve:secretsmanager:...}}``) and CREATEROLE, not superuser (as Aurora's master user has
+  rds_superuser, not superuser);
+* a secondary ``AWS::RDS::DBCluster`` (GlobalClusterIdentifier by name, no master user): a hot
+  standby of its region, streaming from the primary;
+* ``Endpoint.Address`` / ``ReadEndpoint.Address``: the region's socket directory (the functions'
+  DB_HOST), ``Endpoint.Port``: 5432.
+
+Storage encryption (each cluster's KmsKeyId) is checked, not emulated: the key must be a key of
+the cluster's own region. What is not emulated: instances (recorded), TLS (local sockets), the
+parameter group, write forwarding (the writer of a secondary then reaches the primary's server).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from offline.intrinsics import UnsupportedTemplate
+from offline.postgres import GlobalDatabase, PostgresError
+
+_DYNAMIC_SECRET = re.compile(r"^\{\{resolve:secretsmanager:(?P<id>.+?):SecretString:(?P<key>[^:]+)::\}\}$")
+
+
+@dataclass
+class ClusterSpec:
+    region: str
+    logical_id: str
+    primary: bool
+    database: str | None
+    kms_key: str | None
+    write_forwarding: bool = False
+
+
+@dataclass
+class AuroraEmulation:
+    """The global database of one deployment: its clusters and, once the primary exists, the servers."""
+
+    global_clusters: dict[str, dict[str, Any]] = field(default_factory=dict)  # identifier -> properties
+    clusters: dict[str, ClusterSpec] = field(default_factory=dict)  # region -> spec
+    db: GlobalDatabase | None = None
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def primary_region(self) -> str:
+        return next(r for r, c in self.clusters.items() if c.primary)
+
+    @property
+    def secondary_regions(self) -> tuple[str, ...]:
+        return tuple(r for r, c in self.clusters.items() if not c.primary)
+
+    def add_global_cluster(self, identifier: str, props: dict[str, Any]) -> None:
+        if props.get("Engine") != "aurora-postgresql":
+            raise UnsupportedTemplate(f"global cluster {identifier}: engine {props.get('Engine')!r} is not emulated")
+        self.global_clusters[identifier] = props
+
+    def add_cluster(self, region: str, lid: str, props: dict[str, Any], secret_value: Any) -> dict[str, str]:
+        """Stand a DBCluster up; returns its attributes (endpoints)."""
+        identifier = props.get("GlobalClusterIdentifier")
+        if identifier not in self.global_clusters:
+            raise UnsupportedTemplate(f"{lid}: GlobalClusterIdentifier {identifier!r} names no global cluster")
+        key = props.get("KmsKeyId")
+        if props.get("StorageEncrypted") and key and key.startswith("arn:") and key.split(":")[3] != region:
+            raise UnsupportedTemplate(f"{lid}: storage key {key} is not a key of the cluster's region {region}")
+        primary = "MasterUsername" in props
+        if primary and any(c.primary for c in self.clusters.values()):
+            raise UnsupportedTemplate(f"{lid}: a second primary cluster in global cluster {identifier}")
+        if region in self.clusters:
+            raise UnsupportedTemplate(f"{lid}: a second cluster of global cluster {identifier} in {region}")
+        spec = ClusterSpec(
+            region=region,
+            logical_id=lid,
+            primary=primary,
+            database=props.get("DatabaseName"),
+            kms_key=key,
+            write_forwarding=bool(props.get("EnableGlobalWriteForwarding")),
+        )
+        self.clusters[region] = spec
+        if primary:
+            self._start_primary(spec, secret_value(props["MasterUsername"]), secret_value(props["MasterUserPassword"]))
+        else:
+            self._start_secondary(spec)
+        socket = str(self._database().server(region).socket_dir)
+        return {"Endpoint.Address": socket, "ReadEndpoint.Address": socket, "Endpoint.Port": "5432"}
+
+    def _database(self) -> GlobalDatabase:
+        if self.db is None:
+            raise UnsupportedTemplate("a secondary cluster was deployed before its global database's primary")
+        return self.db
+
+    def _start_primary(self, spec: ClusterSpec, user: str, password: str) -> None:
+        from psycopg import sql
+
+        self.db = GlobalDatabase(spec.region, ())
+        self.db._start_primary()
+        server = self.db.server(spec.region)
+        server.query(
+            sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}").format(sql.Identifier(user), sql.Literal(password))
+        )
+        if spec.database:
+            server.query(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(spec.database), sql.Identifier(user))
+            )
+        self.log.append(
+            f"EMULATED Aurora primary cluster {spec.logical_id} in {spec.region}: PostgreSQL at {server.socket_dir}"
+        )
+
+    def _start_secondary(self, spec: ClusterSpec) -> None:
+        db = self._database()
+        db.secondary_regions = (*db.secondary_regions, spec.region)
+        db._start_standby(spec.region, db.server(db.writer_region))
+        db.wait_streaming()
+        self.log.append(
+            f"EMULATED Aurora secondary cluster {spec.logical_id} in {spec.region}: hot standby streaming from "
+            f"{db.writer_region}"
+        )
+
+    def stop(self) -> None:
+        if self.db is not None:
+            self.db.stop()
+            self.db = None
+
+
+def dynamic_secret(value: Any, read_secret: Any) -> str:
+    """The value of a ``{{resolve:secretsmanager:ID:SecretString:KEY::}}`` reference."""
+    import json
+
+    if not isinstance(value, str):
+        raise UnsupportedTemplate(f"expected a string or a Secrets Manager reference, got {value!r}")
+    match = _DYNAMIC_SECRET.match(value)
+    if match is None:
+        return value
+    try:
+        return str(json.loads(read_secret(match["id"]))[match["key"]])
+    except (KeyError, ValueError) as error:
+        raise UnsupportedTemplate(f"cannot resolve {value}: {error}") from None
+
+
+PROVIDER_FRAMEWORK_HANDLER = "framework.onEvent"  # the CDK provider framework's onEvent (Node.js)
+CUSTOM_RESOURCE_HANDLERS = ("db_setup.handler",)
+
+
+def run_custom_resource(provisioner: Any, stack: Any, lid: str, props: dict[str, Any], d: Any) -> dict[str, Any]:
+    """Invoke the handler behind a custom resource's ServiceToken, as CloudFormation would: the
+    real handler code (lambda_src) under its own role's credentials. The CDK provider framework's
+    onEvent function is followed to the user function it calls (USER_ON_EVENT_FUNCTION_ARN)."""
+    import tempfile
+    from pathlib import Path
+
+    from offline.functions import EmulatedFunction
+
+    token = props.get("ServiceToken")
+    spec = next((f for f in d.functions if f.arn == token), None)
+    if spec is not None and spec.handler == PROVIDER_FRAMEWORK_HANDLER:
+        target = spec.environment.get("USER_ON_EVENT_FUNCTION_ARN")
+        spec = next((f for f in d.functions if f.arn == target), None)
+    if spec is None or spec.handler not in CUSTOM_RESOURCE_HANDLERS:
+        raise UnsupportedTemplate(
+            f"{stack.name}/{lid}: the custom resource's ServiceToken {token!r} reaches no function with a handler "
+            f"in {CUSTOM_RESOURCE_HANDLERS}"
+        )
+    if provisioner.credentials_for is None:
+        raise UnsupportedTemplate(f"{stack.name}/{lid}: custom resources need the emulator's role credentials")
+    function = EmulatedFunction(
+        spec,
+        role_arn=spec.role_arn,
+        credentials=provisioner.credentials_for(spec.role_arn),
+        account=d.account,
+        endpoint_url=provisioner.endpoint_url,
+        log_dir=Path(tempfile.mkdtemp(prefix="mrk-toolkit-custom-resource-")),
+    )
+    event = {
+        "RequestType": "Create",
+        "ServiceToken": token,
+        "ResponseURL": "emulated://no-response-url",
+        "StackId": f"arn:aws:cloudformation:{stack.region}:{d.account}:stack/{stack.name}/emulated",
+        "RequestId": "emulated",
+        "LogicalResourceId": lid,
+        "ResourceType": "Custom::RecordsSchema",
+        "ResourceProperties": props,
+    }
+    try:
+        reply = function.invoke(event)
+    finally:
+        function.stop()
+    if reply.get("function_error") or not isinstance(reply.get("result"), dict):
+        raise UnsupportedTemplate(
+            f"{stack.name}/{lid}: {spec.handler} failed ({reply.get('error_type')}); see {function.log_path}:\n"
+            f"{function.log_text()[-1500:]}"
+        )
+    provisioner.progress(f"custom resource {lid}: {spec.handler} ran under {spec.role_arn.rsplit('/', 1)[1]}")
+    return reply["result"]
+
+
+__all__ = ["AuroraEmulation", "ClusterSpec", "PostgresError", "dynamic_secret", "run_custom_resource"]

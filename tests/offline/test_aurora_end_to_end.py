@@ -1,0 +1,99 @@
+"""The main job for the Aurora PostgreSQL store end to end: the aurora assembly stood up on the
+emulated AWS with one real PostgreSQL server per region (the primary streaming to the others),
+the real handlers under their roles; and the same assembly edited so that it should fail."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from offline.emulated import run_offline, synthesize
+from offline.intrinsics import UnsupportedTemplate
+from offline.postgres import GlobalDatabase, server_processes
+from offline.scenario import Report
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def aurora_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synthesize({"mrk-toolkit:store": "aurora-postgresql"}, str(tmp_path_factory.mktemp("cdk-out-aurora")))
+
+
+def _run(cdk_out: Path, tmp_path: Path) -> Report:
+    return run_offline(cdk_out=cdk_out, progress=lambda _line: None, log_dir=tmp_path / "logs")
+
+
+def _edited(source: Path, tmp_path: Path, stack_prefix: str, edit: Callable[[dict[str, Any]], None]) -> Path:
+    target = tmp_path / "edited"
+    shutil.copytree(source, target)
+    (path,) = [p for p in target.glob("*.template.json") if p.name.startswith(stack_prefix)]
+    template = json.loads(path.read_text())
+    edit(template)
+    path.write_text(json.dumps(template))
+    return target
+
+
+def _postgres_left() -> list[int]:
+    """postgres processes of the servers this test process started (other runs may be going on)."""
+    return [pid for root in GlobalDatabase.created_roots for pid in server_processes(root)]
+
+
+def test_aurora_deployment_end_to_end(aurora_assembly: Path, tmp_path: Path) -> None:
+    report = _run(aurora_assembly, tmp_path)
+
+    assert report.ok, report.render()
+    names = [c.name for c in report.checks]
+    for name in (
+        "db_setup made the table and least-privilege roles in us-east-2",
+        "reader decrypts in us-west-1 after replication",
+        "the writer in us-west-1 is refused a direct write",
+        "planted sensitive value in us-west-1 is refused",
+        "rolled-back row in us-west-1 is refused with min_version",
+        "the reader's database role cannot write (us-east-2)",
+    ):
+        assert name in names, names
+    assert _postgres_left() == [], "the demo stopped its PostgreSQL servers"
+
+
+def _functions(template: dict[str, Any], handler: str) -> list[dict[str, Any]]:
+    return [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function" and r["Properties"].get("Handler") == handler
+    ]
+
+
+def test_a_reader_given_the_writers_secret_fails_the_run(aurora_assembly: Path, tmp_path: Path) -> None:
+    """The emulated IAM decides GetSecretValue: a reader pointed at a secret its role may not read
+    cannot connect, and the run says so."""
+
+    def swap(template: dict[str, Any]) -> None:
+        (reader,) = _functions(template, "reader.handler")
+        (writer,) = _functions(template, "writer.handler")
+        reader["Environment"]["Variables"]["DB_SECRET_ARN"] = writer["Environment"]["Variables"]["DB_SECRET_ARN"]
+
+    report = _run(_edited(aurora_assembly, tmp_path, "MrkToolkit-Functions-us-west-1", swap), tmp_path)
+
+    failed = {c.name: c.detail for c in report.checks if not c.ok}
+    assert "reader decrypts in us-west-1 after replication" in failed, report.render()
+    assert "secretsmanager:GetSecretValue" in failed["reader decrypts in us-west-1 after replication"]
+
+
+def test_a_secondary_cluster_encrypted_with_another_regions_key_is_refused(
+    aurora_assembly: Path, tmp_path: Path
+) -> None:
+    def foreign_key(template: dict[str, Any]) -> None:
+        for resource in template["Resources"].values():
+            if resource["Type"] == "AWS::RDS::DBCluster":
+                resource["Properties"]["KmsKeyId"] = "arn:aws:kms:us-east-2:123456789012:key/another-regions-key"
+
+    edited = _edited(aurora_assembly, tmp_path, "MrkToolkit-Database-us-west-1", foreign_key)
+    with pytest.raises(UnsupportedTemplate, match="not a key of the cluster's region us-west-1"):
+        _run(edited, tmp_path)
+    assert _postgres_left() == [], "a failed deployment stops the servers it started"

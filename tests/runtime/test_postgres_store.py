@@ -1,0 +1,363 @@
+"""The PostgreSQL store on REAL PostgreSQL 16 (a primary streaming to a hot standby).
+
+Same service, same item format, same refusals as the DynamoDB store: the attacks here are those
+of tests/runtime/test_integrity.py, made by whoever can change the table in the primary (a
+database administrator, a leaked master password); the standby in the other region replicates
+them and its reader must refuse. Plus what only a database has: the read-only secondary, the
+database roles' privileges, the credentials from Secrets Manager.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+import pytest
+from record_crypto.pg_schema import READER_ROLE, WRITER_ROLE
+
+from tests.runtime.conftest import PRIMARY, REPLICA, assert_no_plaintext, race_once, sample_record
+from tests.runtime.pg import DATABASE, TABLE, PgRegions
+
+
+def _refused(result: dict[str, Any], error_type: str = "TamperedRecord") -> dict[str, Any]:
+    assert result["ok"] is False, f"the altered row was returned as authentic: {result}"
+    assert result["error"]["type"] == error_type, result
+    assert "record" not in result
+    return result["error"]
+
+
+# -- the happy path ------------------------------------------------------------------------------
+def test_written_in_the_primary_read_and_decrypted_in_the_standby_with_the_replica_key(pg: PgRegions) -> None:
+    record = pg.written()
+    pg.recorder.clear()
+
+    result = pg.reader().read({"id": "person-1"})
+
+    assert result["ok"], result
+    assert result["record"] == record and result["version"] == 1
+    assert (result["written_region"], result["read_region"]) == (PRIMARY, REPLICA)
+    decrypts = pg.recorder.kms("Decrypt")
+    assert decrypts and all(c.region == REPLICA for c in pg.recorder.kms()), "only the local replica key"
+    row = pg.row(REPLICA, "person-1")
+    assert row is not None
+    assert_no_plaintext({k: v for k, v in row.items() if k != "ciphertext"}, record)
+    assert row["attributes"]["country"] == "NZ" and "ssn" not in row["attributes"], "plaintext stays queryable"
+    assert isinstance(row["ciphertext"], bytes) and row["version"] == 1
+
+
+def test_the_jsonb_round_trip_keeps_the_signature_for_every_json_type(pg: PgRegions) -> None:
+    record = {
+        "ssn": "SECRET-1",
+        "big": 10**30,
+        "small": -0.000125,
+        "whole_float": 2.0,
+        "nested": {"a": [1, "x", None, True, {"b": 1.5}]},
+        "empty": {},
+        "unicode": "Zoë ✓ 🚀",
+        "nothing": None,
+    }
+    pg.written(record=record)
+    result = pg.reader().read({"id": "person-1"})
+    assert result["ok"], result
+    assert result["record"] == record
+
+
+def test_a_character_postgresql_cannot_store_is_refused_before_any_call(pg: PgRegions) -> None:
+    pg.recorder.clear()
+    result = pg.writer().write({"id": "p", "record": {"name": "a\u0000b", "ssn": "1"}})
+    assert result["error"]["type"] == "InvalidEvent" and "'name'" in result["error"]["message"], result
+    assert pg.recorder.calls == []
+
+
+# -- planted, changed, added, removed ------------------------------------------------------------
+def test_a_planted_sensitive_value_in_the_attributes_is_refused_before_any_kms_call(pg: PgRegions) -> None:
+    record = pg.written(record={"name": "Ada", "ssn": "SECRET-ssn-1"})
+    pg.attack(f'UPDATE {TABLE} SET attributes = attributes || \'{{"dob": "planted"}}\'')
+    pg.recorder.clear()
+
+    error = _refused(pg.reader().read({"id": "person-1"}))
+
+    assert "dob" in error["message"] and pg.recorder.kms() == []
+    assert_no_plaintext(error, record)
+
+
+def test_a_planted_sensitive_column_is_refused(pg: PgRegions) -> None:
+    pg.written()
+    pg.attack(f"ALTER TABLE {TABLE} ADD COLUMN dob text")
+    try:
+        pg.attack(f"UPDATE {TABLE} SET dob = 'planted by the administrator'")
+        error = _refused(pg.reader().read({"id": "person-1"}))
+        assert "dob" in error["message"]
+    finally:
+        pg.attack(f"ALTER TABLE {TABLE} DROP COLUMN dob")
+
+
+CHANGES = [
+    ("changed name", "UPDATE records SET attributes = jsonb_set(attributes, '{name}', '\"Mallory\"')"),
+    ("number changed", "UPDATE records SET attributes = jsonb_set(attributes, '{tier}', '4')"),
+    ("type changed (number to string)", "UPDATE records SET attributes = jsonb_set(attributes, '{tier}', '\"3\"')"),
+    ("added role: admin", 'UPDATE records SET attributes = attributes || \'{"role": "admin"}\''),
+    ("removed country", "UPDATE records SET attributes = attributes - 'country'"),
+    ("writer region changed", f"UPDATE records SET writer_region = '{REPLICA}'"),
+    ("written_at changed", "UPDATE records SET written_at = '2020-01-01T00:00:00Z'"),
+    ("version raised", "UPDATE records SET version = 7"),
+    ("schema changed", "UPDATE records SET schema = '1'"),
+]
+
+
+@pytest.mark.parametrize(("case", "statement"), CHANGES, ids=[c for c, _ in CHANGES])
+def test_a_changed_added_or_removed_column_value_is_refused(pg: PgRegions, case: str, statement: str) -> None:
+    record = pg.written()
+    pg.attack(statement)
+    error = _refused(pg.reader().read({"id": "person-1"}))
+    assert error["status"] == 422
+    assert_no_plaintext(error, record)
+
+
+def test_an_added_column_with_a_value_is_refused_and_an_empty_one_is_not(pg: PgRegions) -> None:
+    pg.written()
+    pg.attack(f"ALTER TABLE {TABLE} ADD COLUMN role text")
+    try:
+        assert pg.reader().read({"id": "person-1"})["ok"], "a new NULL column changes no record"
+        pg.attack(f"UPDATE {TABLE} SET role = 'admin'")
+        error = _refused(pg.reader().read({"id": "person-1"}))
+        assert "role" in error["message"]
+    finally:
+        pg.attack(f"ALTER TABLE {TABLE} DROP COLUMN role")
+
+
+def test_a_ciphertext_copied_onto_another_row_is_refused(pg: PgRegions) -> None:
+    pg.written("a")
+    pg.written("b")
+    pg.attack(f"UPDATE {TABLE} SET ciphertext = (SELECT ciphertext FROM {TABLE} WHERE id = 'a') WHERE id = 'b'")
+    _refused(pg.reader().read({"id": "b"}), "ContextMismatch")
+
+
+# -- versions --------------------------------------------------------------------------------------
+def test_a_rolled_back_row_is_refused_when_the_caller_says_what_it_last_saw(pg: PgRegions) -> None:
+    old = pg.written()
+    saved = pg.row(PRIMARY, "person-1")
+    assert saved is not None
+    new = pg.writer().write({"id": "person-1", "record": sample_record("new")})
+    assert new["version"] == 2
+    columns = [c for c in saved if c != "id"]
+    assignments = ", ".join(f"{c} = %s" for c in columns)
+    values = [json.dumps(saved[c]) if c == "attributes" else saved[c] for c in columns]
+    pg.attack(f"UPDATE {TABLE} SET {assignments} WHERE id = 'person-1'", *values)  # the saved copy restored
+
+    stale = pg.reader().read({"id": "person-1", "min_version": 2})
+    error = _refused(stale, "StaleRecord")
+    assert (error["status"], error["retryable"]) == (412, True)
+    assert_no_plaintext(stale, old)
+    plain = pg.reader().read({"id": "person-1"})
+    assert plain["ok"] and plain["version"] == 1, "an authentic older copy: only min_version can tell"
+
+
+def test_each_write_gets_the_next_version_and_expected_version_locks(pg: PgRegions) -> None:
+    writer = pg.writer()
+    assert writer.write({"id": "p", "record": {"name": "a"}, "expected_version": 0})["version"] == 1
+    assert writer.write({"id": "p", "record": {"name": "b"}})["version"] == 2
+    assert writer.write({"id": "p", "record": {"name": "c"}, "expected_version": 2})["version"] == 3
+
+    conflict = writer.write({"id": "p", "record": {"name": "lost?"}, "expected_version": 1})
+
+    assert conflict["error"]["type"] == "VersionConflict", conflict
+    assert (conflict["error"]["status"], conflict["error"]["retryable"]) == (409, False)
+    row = pg.row(PRIMARY, "p")
+    assert row is not None and row["attributes"]["name"] == "c" and row["version"] == 3, "nothing overwritten"
+    create_only = writer.write({"id": "p", "record": {"name": "x"}, "expected_version": 0})
+    assert create_only["error"]["type"] == "VersionConflict", "expected_version 0 means: create only"
+
+
+def test_a_concurrent_writer_is_retried_never_silently_overwritten(pg: PgRegions) -> None:
+    slow, fast = pg.writer(), pg.writer()
+    assert slow.write({"id": "p", "record": {"name": "v1"}})["version"] == 1
+    raced = race_once(slow, lambda: fast.write({"id": "p", "record": {"name": "fast"}}))
+    result = slow.write({"id": "p", "record": {"name": "slow"}})
+
+    assert raced[0]["version"] == 2
+    assert result["ok"] and result["version"] == 3, "re-read the version and wrote the next one"
+    row = pg.row(PRIMARY, "p")
+    assert row is not None and row["attributes"]["name"] == "slow"
+
+
+def test_a_writer_that_keeps_losing_the_race_gets_a_retryable_version_conflict(pg: PgRegions) -> None:
+    writer, other = pg.writer(), pg.writer()
+    read_version = writer._current_version
+
+    def always_raced(item_id: str) -> int:
+        current = read_version(item_id)
+        assert other.write({"id": "p", "record": {"name": "other"}})["ok"]
+        return current
+
+    writer._current_version = always_raced  # type: ignore[method-assign]
+    result = writer.write({"id": "p", "record": {"name": "a"}})
+    assert result["error"]["type"] == "VersionConflict", result
+    assert (result["error"]["status"], result["error"]["retryable"]) == (409, True)
+
+
+# -- regions -----------------------------------------------------------------------------------------
+def test_a_write_in_the_secondary_region_is_refused_naming_the_primary(pg: PgRegions) -> None:
+    pg.recorder.clear()
+    result = pg.writer(REPLICA).write({"id": "from-replica", "record": sample_record()})
+
+    error = _refused(result, "ReadOnlyRegion")
+    assert (error["status"], error["retryable"]) == (421, False)
+    assert f"write in the primary region {PRIMARY}" in error["message"], error
+    assert pg.row(PRIMARY, "from-replica") is None and pg.row(REPLICA, "from-replica") is None
+
+
+def test_write_forwarding_on_a_cluster_without_it_is_refused_with_what_to_enable(pg: PgRegions) -> None:
+    result = pg.writer(REPLICA, DB_WRITE_FORWARDING="on").write({"id": "fw", "record": {"name": "a"}})
+    error = _refused(result, "ReadOnlyRegion")
+    assert "enable global write forwarding" in error["message"], error
+
+
+def test_a_secondary_reader_says_not_found_until_replication_brings_the_row(pg: PgRegions) -> None:
+    result = pg.reader().read({"id": "never-written"})
+    error = _refused(result, "NotFound")
+    assert error["retryable"] is True and f"{REPLICA} cluster" in error["message"]
+
+
+# -- database roles and credentials ---------------------------------------------------------------
+def _as(pg: PgRegions, role: str, statement: str, region: str = PRIMARY) -> None:
+    server = pg.cluster.db.server(region)
+    with psycopg.connect(server.conninfo(role, DATABASE, pg.cluster.passwords[role]), autocommit=True) as conn:
+        conn.execute(statement)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        f"INSERT INTO {TABLE} (id, attributes, ciphertext, version, schema, writer_region, written_at) "
+        "VALUES ('x', '{}', '\\x00', 1, '2', 'us-east-2', now())",
+        f"UPDATE {TABLE} SET version = 9",
+        f"DELETE FROM {TABLE}",
+        f"TRUNCATE {TABLE}",
+        f"DROP TABLE {TABLE}",
+    ],
+    ids=["insert", "update", "delete", "truncate", "drop"],
+)
+def test_the_reader_role_cannot_write(pg: PgRegions, statement: str) -> None:
+    pg.written()
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        _as(pg, READER_ROLE, statement)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        f"DELETE FROM {TABLE}",
+        f"TRUNCATE {TABLE}",
+        f"DROP TABLE {TABLE}",
+        f"ALTER TABLE {TABLE} ADD COLUMN role text",
+        f"SELECT ciphertext FROM {TABLE}",
+        f"SELECT * FROM {TABLE}",
+        f"CREATE TABLE {TABLE}_copy (id text)",
+    ],
+    ids=["delete", "truncate", "drop", "alter", "select-ciphertext", "select-all", "create"],
+)
+def test_the_writer_role_cannot_delete_drop_or_read_records(pg: PgRegions, statement: str) -> None:
+    pg.written()
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        _as(pg, WRITER_ROLE, statement)
+    assert pg.row(PRIMARY, "person-1") is not None
+
+
+def test_writer_code_with_the_readers_credentials_is_denied_and_reader_code_with_the_writers(pg: PgRegions) -> None:
+    write = pg.service(PRIMARY, READER_ROLE).write({"id": "p", "record": {"name": "a", "ssn": "1"}})
+    assert _refused(write, "AccessDenied")["status"] == 403
+    pg.written()
+    read = pg.service(PRIMARY, WRITER_ROLE).read({"id": "person-1"})
+    assert _refused(read, "AccessDenied")["status"] == 403
+
+
+def test_a_wrong_password_is_access_denied_and_an_unreachable_cluster_is_retryable(pg: PgRegions) -> None:
+    import boto3
+
+    client = boto3.client("secretsmanager", PRIMARY)
+    arn = client.create_secret(Name="wrong", SecretString=json.dumps({"username": READER_ROLE, "password": "nope"}))
+    wrong = pg.service(PRIMARY, READER_ROLE, DB_SECRET_ARN=arn["ARN"]).read({"id": "p"})
+    assert _refused(wrong, "AccessDenied")["message"].startswith("the database refused the credentials")
+
+    gone = pg.reader(DB_HOST="/nonexistent-socket-dir").read({"id": "p"})
+    error = _refused(gone, "DatabaseUnavailable")
+    assert (error["status"], error["retryable"]) == (503, True)
+
+
+# -- the environment contract and the schema custom resource ---------------------------------------
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("DB_HOST", "", "DB_HOST=<unset>"),
+        ("DB_HOST", "bad host!", "cluster endpoint"),
+        ("DB_NAME", "Records-DB", "database name"),
+        ("RECORDS_TABLE_NAME", "mrk-toolkit-records", "SQL table name"),
+        ("DB_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:x-AbCdEf", "own region us-east-2"),
+        ("DB_SECRET_ARN", "my-secret", "Secrets Manager secret"),
+        ("DB_WRITE_FORWARDING", "yes", "on or off"),
+        ("DB_PORT", "0", "integer from 1 to 65535"),
+        ("RECORD_STORE", "aurora", "one of dynamodb, aurora-postgresql"),
+    ],
+)
+def test_a_bad_database_environment_fails_the_cold_start_naming_the_variable(
+    pg: PgRegions, name: str, value: str, says: str
+) -> None:
+    from record_crypto.settings import ConfigurationError, Settings
+
+    env = pg.env(PRIMARY)
+    if value:
+        env[name] = value
+    else:
+        env.pop(name)
+    with pytest.raises(ConfigurationError, match=name) as raised:
+        Settings.from_env(env)
+    assert says in str(raised.value)
+
+
+def test_db_setup_creates_the_table_and_roles_idempotently_with_the_secrets_passwords(
+    pg: PgRegions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    import db_setup
+    from psycopg import sql
+
+    server = pg.cluster.db.server(PRIMARY)
+    master = {"username": "setup_admin", "password": "master-password-1"}
+    server.query(
+        sql.SQL("CREATE ROLE setup_admin LOGIN CREATEROLE PASSWORD {}").format(sql.Literal(master["password"]))
+    )
+    server.query("CREATE DATABASE setup_db OWNER setup_admin")
+    # The roles exist already (this module's fixture made them): the master user needs ADMIN on
+    # them, as it has on roles it created itself (PostgreSQL 16).
+    server.query(f"GRANT {WRITER_ROLE}, {READER_ROLE} TO setup_admin WITH ADMIN OPTION")
+    client = boto3.client("secretsmanager", PRIMARY)
+    arns = {
+        "DB_MASTER_SECRET_ARN": client.create_secret(Name="m", SecretString=json.dumps(master))["ARN"],
+        "DB_WRITER_SECRET_ARN": pg.secret_arns[(PRIMARY, WRITER_ROLE)],
+        "DB_READER_SECRET_ARN": pg.secret_arns[(PRIMARY, READER_ROLE)],
+    }
+    env = {
+        "AWS_REGION": PRIMARY,
+        "DB_HOST": str(server.socket_dir),
+        "DB_PORT": "5432",
+        "DB_NAME": "setup_db",
+        "RECORDS_TABLE_NAME": "people",
+        **arns,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    for request in ("Create", "Update"):  # idempotent: an update runs it again
+        response = db_setup.handler({"RequestType": request, "ResponseURL": "emulated"}, None)
+        assert response["Data"] == {"Table": "people", "WriterRole": WRITER_ROLE, "ReaderRole": READER_ROLE}
+    assert db_setup.handler({"RequestType": "Delete", "PhysicalResourceId": "x"}, None)["PhysicalResourceId"] == "x"
+    owner = server.query("SELECT tableowner FROM pg_tables WHERE tablename = 'people'", dbname="setup_db")
+    assert owner == [("setup_admin",)], "owned by the master user: no function role can drop it"
+    writer = pg.service(PRIMARY, WRITER_ROLE, DB_NAME="setup_db", RECORDS_TABLE_NAME="people")
+    assert writer.write({"id": "p", "record": {"name": "a", "ssn": "1"}})["ok"], "the writer's secret logs in"
+
+    monkeypatch.delenv("DB_HOST")
+    with pytest.raises(db_setup.SetupError, match="DB_HOST"):
+        db_setup.handler({"RequestType": "Create"}, None)
