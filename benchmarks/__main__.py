@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import coldstart, crypto, integrity, load, machine, report, synth
+from benchmarks import aurora, coldstart, crypto, integrity, load, machine, report, synth
 from offline.cli import Parser, UsageError, add_debug, is_committed, non_negative_seconds, positive_int, run
 
 HERE = Path(__file__).resolve().parent
@@ -103,6 +103,12 @@ def _main(argv: list[str]) -> int:
     say("4. synth scale (cdk synth) ...")
     synth_results = synth.run(repeats=1 if args.quick else 5, warm_up=not args.quick, say=say)
     say(f"     {synth_results.seconds:.0f} s")
+    say("7. Aurora PostgreSQL store: per record vs DynamoDB, replication lag, failover (real PostgreSQL) ...")
+    aurora_records = 40 if args.quick else 200
+    aurora_started = time.perf_counter()
+    aurora_figures = aurora.run(aurora_records)
+    aurora_seconds = time.perf_counter() - aurora_started
+    say(f"     {aurora_seconds:.0f} s")
 
     result = report.Run(
         command=command,
@@ -117,6 +123,9 @@ def _main(argv: list[str]) -> int:
         synth=synth_results,
         load=load_results,
         integrity=integrity_results,
+        aurora=aurora_figures,
+        aurora_records=aurora_records,
+        aurora_seconds=aurora_seconds,
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(report.render(result))

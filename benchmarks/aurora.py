@@ -7,7 +7,8 @@
 * a planned switchover and an unplanned failover (offline/failover_drill.py): seconds to the first write
   in the new primary, acknowledged writes lost.
 
-Writes benchmarks/AURORA.md (its own results file; the full ``make bench`` writes RESULTS.md)."""
+The full ``make bench`` runs it as section 7 of benchmarks/RESULTS.md (the committed figures). Run
+alone, it writes review-out/aurora.md (never a committed file)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from benchmarks import machine
 from benchmarks.moto_env import REPO  # noqa: F401 (puts lambda_src on sys.path)
 
 HERE = Path(__file__).resolve().parent
-OUTPUT = HERE / "AURORA.md"
+OUTPUT = HERE.parent / "review-out" / "aurora.md"
 
 
 def _ms(samples: list[float]) -> dict[str, float]:
@@ -136,21 +137,18 @@ def run(records: int) -> dict[str, Any]:
     return figures
 
 
-def render(figures: dict[str, Any], records: int, command: str) -> str:
+def section(figures: dict[str, Any], records: int, level: str = "##") -> list[str]:
+    """The figures as markdown; ``level`` is the heading level of the parts."""
     pg, ddb = figures["postgres"], figures["dynamodb"]
     planned, unplanned = figures["planned"], figures["unplanned"]
     ratio = lambda a, b: f"{a / b:.2f}x" if b else "n/a"  # noqa: E731
     lines = [
-        "# Aurora PostgreSQL store: figures from one run",
-        "",
-        f"Command: `{command}` ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC). Machine: {_machine()}.",
-        "",
         "PostgreSQL: real PostgreSQL 16.2 servers on this machine (pgserver), unix sockets, the primary streaming "
         "to two hot standbys; the functions' code (RecordService, PostgresStore, psycopg 3) with moto's KMS in "
         "process. DynamoDB: the same RecordService with the DynamoDB store on moto in process. Neither has a "
         "network: compare within this run, as ratios; a real Aurora or DynamoDB call adds network round trips.",
         "",
-        f"## Per record ({records} records, signing suite, data-key cache off; median / p95 / max ms)",
+        f"{level} Per record ({records} records, signing suite, data-key cache off; median / p95 / max ms)",
         "",
         "| | PostgreSQL store | DynamoDB store (moto) | PostgreSQL / DynamoDB (median) |",
         "|---|---|---|---|",
@@ -164,13 +162,13 @@ def render(figures: dict[str, Any], records: int, command: str) -> str:
     lag = pg["lag"]
     lines += [
         "",
-        "## Replication lag (write acknowledged in us-east-2 until the row is visible in us-west-1)",
+        f"{level} Replication lag (write acknowledged in us-east-2 until the row is visible in us-west-1)",
         "",
         f"median {lag['median']:.2f} ms, p95 {lag['p95']:.2f} ms, max {lag['max']:.2f} ms over {records} writes "
         f"({ratio(lag['median'], pg['write']['median'])} of the write time). Local sockets: a floor, not a "
         "cross-region figure (Aurora global databases replicate typically under a second).",
         "",
-        "## Failover (offline/failover_drill.py, the same run)",
+        f"{level} Failover (offline/failover_drill.py, the same run)",
         "",
         "| drill | from -> to | acknowledged | lost (RPO, counted) | seconds to the first write in the new primary |",
         "|---|---|---|---|---|",
@@ -190,7 +188,19 @@ def render(figures: dict[str, Any], records: int, command: str) -> str:
         "functions reconnecting, the first write resuming), not Aurora's.",
         "",
     ]
-    return "\n".join(lines)
+    return lines
+
+
+def render(figures: dict[str, Any], records: int, command: str) -> str:
+    return "\n".join(
+        [
+            "# Aurora PostgreSQL store: figures from one run",
+            "",
+            f"Command: `{command}` ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC). Machine: {_machine()}.",
+            "",
+            *section(figures, records),
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m benchmarks.aurora" + (f" --records {args.records}" if args.records != 200 else "")
     figures = run(args.records)
     text = render(figures, args.records, command)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
     print(text)
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import statistics
 from dataclasses import dataclass
+from typing import Any
 
 from benchmarks import coldstart, crypto, integrity, load, synth
 
@@ -23,6 +24,9 @@ class Run:
     synth: synth.SynthResults
     load: load.LoadResults
     integrity: integrity.IntegrityResults
+    aurora: dict[str, Any] | None = None  # benchmarks.aurora.run's figures
+    aurora_records: int = 0
+    aurora_seconds: float = 0.0
 
 
 @dataclass
@@ -584,6 +588,20 @@ def integrity_section(run: Run) -> list[str]:
     ]
 
 
+def aurora_section(run: Run) -> list[str]:
+    if run.aurora is None:
+        return []
+    from benchmarks import aurora
+
+    return [
+        "## 7. Aurora PostgreSQL store vs DynamoDB store, replication lag, failover",
+        "",
+        f"Same run ({run.aurora_seconds:.0f} s; the section alone: `python -m benchmarks.aurora`).",
+        "",
+        *aurora.section(run.aurora, run.aurora_records, level="###"),
+    ]
+
+
 def render(run: Run) -> str:
     lines: list[str] = []
     for part in (
@@ -595,6 +613,7 @@ def render(run: Run) -> str:
         synth_section,
         load_section,
         integrity_section,
+        aurora_section,
     ):
         lines += part(run)
     return "\n".join(lines).rstrip() + "\n"
