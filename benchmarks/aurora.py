@@ -4,7 +4,7 @@
   (real PostgreSQL streaming replication between local servers: a floor, no network);
 * write and read time per record, PostgreSQL store vs DynamoDB store (moto, in-process), the same
   RecordService, the same key (moto KMS), the same records;
-* a planned switchover and an unplanned failover (offline/failover_drill.py): seconds to the first write
+* a planned switchover and an unplanned failover (offline/verification/failover_drill.py): seconds to the first write
   in the new primary, acknowledged writes lost.
 
 The full ``make bench`` runs it as section 7 of benchmarks/RESULTS.md (the committed figures). Run
@@ -51,7 +51,7 @@ def _timed(fn: Any, count: int) -> list[float]:
 
 
 def postgres_figures(world: Any, records: int) -> dict[str, Any]:
-    from offline.failover_drill import PRIMARY, SECONDARIES
+    from offline.verification.failover_drill import PRIMARY, SECONDARIES
 
     writer, reader = world.service(PRIMARY, "records_writer"), world.service(SECONDARIES[0], "records_reader")
     writer.write({"id": "warm", "record": _record(0)})
@@ -83,7 +83,7 @@ def dynamodb_figures(world: Any, records: int) -> dict[str, Any]:
     from record_crypto.service import RecordService
     from record_crypto.settings import Settings
 
-    from offline.failover_drill import PRIMARY, SECONDARIES, SENSITIVE
+    from offline.verification.failover_drill import PRIMARY, SECONDARIES, SENSITIVE
 
     table = "mrk-toolkit-records"
     for region in (PRIMARY, SECONDARIES[0]):
@@ -123,7 +123,7 @@ def run(records: int) -> dict[str, Any]:
     import logging
     import os
 
-    from offline.failover_drill import drill_world, planned_switchover, unplanned_failover
+    from offline.verification.failover_drill import drill_world, planned_switchover, unplanned_failover
 
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         os.environ.setdefault(name, value)
@@ -168,7 +168,7 @@ def section(figures: dict[str, Any], records: int, level: str = "##") -> list[st
         f"({ratio(lag['median'], pg['write']['median'])} of the write time). Local sockets: a floor, not a "
         "cross-region figure (Aurora global databases replicate typically under a second).",
         "",
-        f"{level} Failover (offline/failover_drill.py, the same run)",
+        f"{level} Failover (offline/verification/failover_drill.py, the same run)",
         "",
         "| drill | from -> to | acknowledged | lost (RPO, counted) | seconds to the first write in the new primary |",
         "|---|---|---|---|---|",

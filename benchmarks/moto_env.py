@@ -131,7 +131,7 @@ def in_process_aws() -> Iterator[Keys]:
     """moto's in-process mock (mock_aws), with the MRK decrypt patch applied first."""
     from moto import mock_aws
 
-    from offline.moto_patches import apply_moto_patches
+    from offline.emulator.moto_patches import apply_moto_patches
 
     apply_moto_patches()
     with fake_credentials(), mock_aws():

@@ -1,12 +1,12 @@
-"""Runs the emulated AWS (offline/server.py: a moto server on 127.0.0.1) in its own process for the
+"""Runs the emulated AWS (offline/emulator/server.py: a moto server on 127.0.0.1) in its own process for the
 load test, so the server and the clients do not share one interpreter lock. Prints the endpoint,
 serves until stdin closes."""
 
 import sys
 
 from benchmarks.moto_env import FAKE_CREDENTIALS
-from offline.gateway import Identity
-from offline.server import EmulatedAws
+from offline.emulator.gateway import Identity
+from offline.emulator.server import EmulatedAws
 
 if __name__ == "__main__":
     aws = EmulatedAws().start()

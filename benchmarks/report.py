@@ -426,7 +426,7 @@ def synth_section(run: Run) -> list[str]:
         "(CLI, python app.py, the jsii node runtime) summed, sampled every 50 ms (shared pages count once per "
         "process, so the sum overstates), and the largest single process (kernel high-water mark, "
         "`getrusage(RUSAGE_CHILDREN)`). Depth and width are the deploy waves of the cloud assembly "
-        "(`offline.assembly.load_assembly(...).waves()`).",
+        "(`cloud_assembly.reader.load_assembly(...).waves()`).",
         "",
     ]
     rows = []
@@ -497,7 +497,7 @@ def load_section(run: Run) -> list[str]:
         "## 5. Throughput under load",
         "",
         f"{first.writers} writer threads and {first.readers} reader threads, each with its own RecordService (as one "
-        "warm Lambda container each), against a **moto server** (`offline/server.py` EmulatedAws, a "
+        "warm Lambda container each), against a **moto server** (`offline/emulator/server.py` EmulatedAws, a "
         "ThreadedMotoServer on 127.0.0.1) running in its own process, for "
         f"{first.seconds:g} s per configuration. Writers write in us-east-2; a replicator thread copies each written "
         "item to us-west-1 in batches (emulating Global Tables, which moto lacks); readers read and decrypt each "

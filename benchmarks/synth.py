@@ -158,7 +158,7 @@ def _synth_once(config: SynthConfig, workdir: Path, run: int) -> Path:
 
 
 def _describe(config: SynthConfig, outdir: Path) -> None:
-    from offline.assembly import load_assembly
+    from cloud_assembly.reader import load_assembly
 
     assembly = load_assembly(outdir)
     waves = assembly.waves()

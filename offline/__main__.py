@@ -187,7 +187,7 @@ def _demo(args: argparse.Namespace) -> Any:
     cdk_out, overrides = _source(args)
     if args.synth_to is not None:
         cdk_out = _cdk_cli_synth(args.synth_to, args.context)
-    from offline.emulated import run_offline
+    from offline.verification.emulated import run_offline
 
     return run_offline(cdk_out=cdk_out, context_overrides=overrides, lag_seconds=args.lag, log_dir=args.log_dir)
 
@@ -210,8 +210,8 @@ def _regions(primary: str, replicas_text: str) -> tuple[str, ...]:
 
 def _verify(args: argparse.Namespace) -> Any:
     replicas = _regions(args.primary, args.replicas)
-    from offline.deployed import DeployedEnvironment, LambdaInvoker, discover_functions
-    from offline.scenario import Verification
+    from offline.verification.deployed import DeployedEnvironment, LambdaInvoker, discover_functions
+    from offline.verification.scenario import Verification
 
     names = discover_functions(args.stack_prefix, (args.primary, *replicas))
     env = DeployedEnvironment(
@@ -230,7 +230,7 @@ def _rotate(args: argparse.Namespace) -> int:
     """RotateKeyOnDemand on the primary MRK (a real account, or `python -m offline up`)."""
     import boto3
 
-    from offline.rotation import primary_key_arn, rotate
+    from offline.runbooks.rotation import primary_key_arn, rotate
 
     _known_region("--primary", args.primary)
     kms = boto3.client("kms", region_name=args.primary)
@@ -247,10 +247,10 @@ def _deploy(args: argparse.Namespace) -> int:
     cdk_out, overrides = _source(args)
     if args.synth_to is not None:
         cdk_out = _cdk_cli_synth(args.synth_to, args.context)
-    from offline import redeploy
+    from offline.runbooks import redeploy
 
     if cdk_out is None:
-        from offline.emulated import synthesize
+        from offline.verification.emulated import synthesize
 
         cdk_out = synthesize(overrides)
     for line in redeploy.render(redeploy.send_assembly(cdk_out)):
@@ -261,7 +261,7 @@ def _deploy(args: argparse.Namespace) -> int:
 def _destroy(args: argparse.Namespace) -> int:
     import boto3
 
-    from offline.teardown import Teardown, TeardownFailed, deletion_waves, render_leftovers
+    from offline.runbooks.teardown import Teardown, TeardownFailed, deletion_waves, render_leftovers
     from stacks.config import load_config, read_cdk_json
 
     config = load_config({**read_cdk_json(REPO / "cdk.json").get("context", {}), **_overrides(args.context)})
@@ -305,7 +305,7 @@ def _outage_switch(args: argparse.Namespace) -> int:
     """`outage` / `recover`: the emulator's outage switch, reached like any AWS endpoint."""
     import boto3
 
-    from offline.outage import set_outage
+    from offline.runbooks.outage import set_outage
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     if not endpoint:
@@ -328,7 +328,7 @@ def _outage_switch(args: argparse.Namespace) -> int:
 def _promote(args: argparse.Namespace) -> int:
     import boto3
 
-    from offline.outage import clients_of, promote_key
+    from offline.runbooks.outage import clients_of, promote_key
     from stacks.config import load_config, read_cdk_json
 
     config = load_config({**read_cdk_json(REPO / "cdk.json").get("context", {}), **_overrides(args.context)})
@@ -345,9 +345,9 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _stack_plan(args: argparse.Namespace) -> int:
-    from offline.assembly import load_assembly
-    from offline.emulated import synthesize
-    from offline.outage import stack_plan
+    from cloud_assembly.reader import load_assembly
+    from offline.runbooks.outage import stack_plan
+    from offline.verification.emulated import synthesize
 
     cdk_out, overrides = _source(args)
     assembly = load_assembly(cdk_out or synthesize(overrides))
@@ -361,9 +361,9 @@ def _stack_plan(args: argparse.Namespace) -> int:
 
 
 def _drill(args: argparse.Namespace) -> Any:
-    from offline.assembly import load_assembly
-    from offline.drill import OutageDrill
-    from offline.emulated import stood_up, synthesize
+    from cloud_assembly.reader import load_assembly
+    from offline.verification.drill import OutageDrill
+    from offline.verification.emulated import stood_up, synthesize
 
     if args.store == "aurora-postgresql":
         return _failover_drill(args)
@@ -373,7 +373,7 @@ def _drill(args: argparse.Namespace) -> Any:
 
 
 def _failover_drill(args: argparse.Namespace) -> int:
-    from offline.failover_drill import as_json, render, run_drills
+    from offline.verification.failover_drill import as_json, render, run_drills
 
     results = run_drills(progress=lambda line: print(line, file=sys.stderr, flush=True))
     print(render(results))
@@ -384,7 +384,7 @@ def _failover_drill(args: argparse.Namespace) -> int:
 
 def _up(args: argparse.Namespace) -> int:
     cdk_out, overrides = _source(args)
-    from offline.emulated import serve
+    from offline.verification.emulated import serve
 
     serve(cdk_out=cdk_out, context_overrides=overrides, lag_seconds=args.lag, wait=sys.stdin.read)
     return 0

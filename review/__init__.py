@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from offline.assembly import CloudAssembly
+    from cloud_assembly.reader import CloudAssembly
 
 __all__ = ["build_review", "mermaid"]
 

@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def load(cdk_out: Path | None, context: list[str]) -> Any:
-    from offline.assembly import load_assembly
+    from cloud_assembly.reader import load_assembly
 
     if cdk_out is not None:
         if context:
@@ -47,7 +47,7 @@ def load(cdk_out: Path | None, context: list[str]) -> Any:
                 "drop --cdk-out (the review then synthesizes with -c) or synthesize that folder with those options"
             )
         return load_assembly(require_assembly(cdk_out))
-    from offline.emulated import parse_context, synthesize
+    from offline.verification.emulated import parse_context, synthesize
     from stacks.config import load_config, read_cdk_json
 
     overrides = parse_context(context)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from offline.assembly import CloudAssembly, StackArtifact
-from offline.intrinsics import Resolver, UnsupportedTemplate
+from cloud_assembly.intrinsics import Resolver, UnsupportedTemplate
+from cloud_assembly.reader import CloudAssembly, StackArtifact
 
 ACCOUNT = "<account>"
 

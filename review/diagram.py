@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from review.policy import as_list, matches, statements
 
 if TYPE_CHECKING:
-    from offline.assembly import CloudAssembly
+    from cloud_assembly.reader import CloudAssembly
     from review.inventory import Inventory
 
 _SHORT_KIND = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from offline.assembly import CloudAssembly
+from cloud_assembly.reader import CloudAssembly
 from review.assembly_view import ACCOUNT, AssemblyView, Resource, partition, url_suffix
 from review.policy import as_list, principal_text, role_kind, statements
 

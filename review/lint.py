@@ -53,7 +53,7 @@ def ensure_venv(venv: Path = VENV) -> Path:
 
 
 def templates_by_region(cdk_out: Path) -> dict[str, list[Path]]:
-    from offline.assembly import load_assembly
+    from cloud_assembly.reader import load_assembly
 
     assembly = load_assembly(cdk_out)
     manifest = json.loads((cdk_out / "manifest.json").read_text())

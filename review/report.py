@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from offline.assembly import CloudAssembly
+from cloud_assembly.reader import CloudAssembly
 from review.alarms import alarm_entries, alarms_md
 from review.assembly_view import ACCOUNT, partition, url_suffix
 from review.diagram import mermaid_from_inventory

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from cdk_constructs.signals import region_alarm_specs
+from cloud_assembly.intrinsics import Resolver
 from lambda_src.record_crypto.observability import NAMESPACE
-from offline.emf import extract
-from offline.intrinsics import Resolver
-from offline.signals import cloudwatch_may_use
+from offline.emulator.emf import extract
+from offline.verification.signals import cloudwatch_may_use
 from policy_engine import Caller, Request, authorize
 from tests.infra.helpers import resources, statements
 from tests.infra.synth import ACCOUNT, Synthesized

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from offline.emulated import synthesize
+from offline.verification.emulated import synthesize
 
 
 @pytest.fixture(scope="session")

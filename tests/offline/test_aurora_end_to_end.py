@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from offline.emulated import run_offline, synthesize
-from offline.intrinsics import UnsupportedTemplate
-from offline.postgres import GlobalDatabase, server_processes
-from offline.scenario import Report
+from cloud_assembly.intrinsics import UnsupportedTemplate
+from offline.emulator.postgres import GlobalDatabase, server_processes
+from offline.verification.emulated import run_offline, synthesize
+from offline.verification.scenario import Report
 
 pytestmark = pytest.mark.e2e
 

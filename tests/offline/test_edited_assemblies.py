@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from offline.emulated import synthesize
+from offline.verification.emulated import synthesize
 from tests.offline.edits import drop_condition_keys, edited, failures, resources, run
 
 pytestmark = pytest.mark.e2e

@@ -1,7 +1,7 @@
 """The main job end to end: the synthesized assembly stood up on the embedded emulated AWS,
 the real handlers run under the roles the templates give them, cross-region decrypt proven.
 
-Also: the verification of a real deployment (offline/deployed.py) run against the emulator
+Also: the verification of a real deployment (offline/verification/deployed.py) run against the emulator
 with only the invocation layer swapped, and templates deliberately broken to show the run
 fails and says what broke.
 """
@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from offline.assembly import load_assembly
-from offline.deployed import LambdaInvoker, discover_functions
-from offline.emulated import run_offline, stood_up
-from offline.scenario import Report, Verification
+from cloud_assembly.reader import load_assembly
+from offline.verification.deployed import LambdaInvoker, discover_functions
+from offline.verification.emulated import run_offline, stood_up
+from offline.verification.scenario import Report, Verification
 
 pytestmark = pytest.mark.e2e
 LAG = 0.3

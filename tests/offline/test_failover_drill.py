@@ -1,10 +1,16 @@
-"""The failover drills on real PostgreSQL servers (offline/failover_drill.py): what `python -m offline
+"""The failover drills on real PostgreSQL servers (offline/verification/failover_drill.py): what `python -m offline
 drill --store aurora-postgresql` runs in CI, checked here by what it counts, not by its timing."""
 
 from __future__ import annotations
 
-from offline.failover_drill import PRIMARY, SECONDARIES, drill_world, planned_switchover, unplanned_failover
-from offline.postgres import server_processes
+from offline.emulator.postgres import server_processes
+from offline.verification.failover_drill import (
+    PRIMARY,
+    SECONDARIES,
+    drill_world,
+    planned_switchover,
+    unplanned_failover,
+)
 
 
 def test_a_switchover_loses_nothing_a_failover_counts_its_loss_and_readers_stay_local() -> None:

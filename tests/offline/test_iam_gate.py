@@ -1,4 +1,4 @@
-"""The emulated IAM (offline/gateway.py, server side) decides like AWS for the statements the
+"""The emulated IAM (offline/emulator/gateway.py, server side) decides like AWS for the statements the
 toolkit writes, and DynamoDB requests need a usable SSE key of their own region."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from offline.gateway import Denied, Gateway, Identity
+from offline.emulator.gateway import Denied, Gateway, Identity
 
 ACCOUNT = "123456789012"
 KEY = f"arn:aws:kms:us-west-1:{ACCOUNT}:key/mrk-0123"

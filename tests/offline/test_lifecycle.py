@@ -19,11 +19,11 @@ from typing import Any
 import boto3
 import pytest
 
-from offline import emulated
+from cloud_assembly.reader import load_assembly
 from offline.__main__ import main
-from offline.assembly import load_assembly
-from offline.provisioner import StackOperationFailed
-from offline.teardown import CliCommand
+from offline.emulator.provisioner import StackOperationFailed
+from offline.runbooks.teardown import CliCommand
+from offline.verification import emulated
 from tests.offline.edits import LAG, edited, resources
 
 pytestmark = pytest.mark.e2e

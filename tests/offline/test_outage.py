@@ -20,10 +20,10 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from cloud_assembly.reader import load_assembly
 from offline.__main__ import main
-from offline.assembly import load_assembly
-from offline.drill import OutageDrill
-from offline.emulated import EmulatedEnvironment, stood_up, up_instructions
+from offline.verification.drill import OutageDrill
+from offline.verification.emulated import EmulatedEnvironment, stood_up, up_instructions
 from tests.infra.synth import REPO_ROOT
 from tests.offline.edits import edited
 

@@ -1,5 +1,5 @@
 """What the emulator does to each resource type on a stack update and a stack deletion, as
-CloudFormation would (offline/provisioner.py, offline/resource_lifecycle.py), on small templates:
+CloudFormation would (offline/emulator/provisioner.py, offline/emulator/resource_lifecycle.py), on small templates:
 in place, replaced (UpdateReplacePolicy), deleted or retained (DeletionPolicy), and refused before
 anything in the stack changes."""
 
@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from offline.assembly import CloudAssembly, StackArtifact
-from offline.intrinsics import UnsupportedTemplate
-from offline.provisioner import DeployedResource, DeployedStack, Deployment, Provisioner, StackOperationFailed
-from offline.server import EmulatedAws
+from cloud_assembly.intrinsics import UnsupportedTemplate
+from cloud_assembly.reader import CloudAssembly, StackArtifact
+from offline.emulator.provisioner import DeployedResource, DeployedStack, Deployment, Provisioner, StackOperationFailed
+from offline.emulator.server import EmulatedAws
 
 REGION = "us-east-2"
 ACCOUNT = "123456789012"

@@ -1,4 +1,4 @@
-"""The teardown order and the printed commands (offline/teardown.py), and the one-line refusals of
+"""The teardown order and the printed commands (offline/runbooks/teardown.py), and the one-line refusals of
 `python -m offline deploy` and `destroy`."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from cloud_assembly.reader import load_assembly
 from offline.__main__ import main
-from offline.assembly import load_assembly
-from offline.teardown import CliCommand, deletion_waves
+from offline.runbooks.teardown import CliCommand, deletion_waves
 
 
 def test_destroy_deletes_in_the_reverse_of_the_deploy_graph(default_assembly: Path) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 import boto3
 import pytest
 
+from cloud_assembly.reader import load_assembly
 from offline.__main__ import main
-from offline.assembly import load_assembly
-from offline.emulated import EmulatedEnvironment, serve, stood_up, up_instructions
+from offline.verification.emulated import EmulatedEnvironment, serve, stood_up, up_instructions
 from tests.offline.edits import LAG, drop_condition_keys, edited, resources
 
 pytestmark = pytest.mark.e2e

@@ -38,5 +38,10 @@ def test_package_imports_respect_the_layers(package: str) -> None:
 
 
 def test_the_policy_tools_use_the_engine() -> None:
-    for module in ("offline/gateway.py", "review/policy.py", "cdk_constructs/nag_rules.py", "offline/invariants.py"):
+    for module in (
+        "offline/emulator/gateway.py",
+        "review/policy.py",
+        "cdk_constructs/nag_rules.py",
+        "offline/verification/invariants.py",
+    ):
         assert "policy_engine" in _imports(ROOT / module), module

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from offline.assembly import load_assembly
-from offline.emulated import synthesize
+from cloud_assembly.reader import load_assembly
+from offline.verification.emulated import synthesize
 from review.__main__ import main
 from review.diagram import mermaid
 from review.readme import END, START, MarkersMissing, refresh, with_diagram

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from offline.assembly import load_assembly
-from offline.emulated import synthesize
+from cloud_assembly.reader import load_assembly
+from offline.verification.emulated import synthesize
 from review.report import (
     KEY_ADMIN_ACTIONS,
     KEY_READ_ACTIONS,

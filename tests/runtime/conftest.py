@@ -17,7 +17,7 @@ from moto import mock_aws
 from record_crypto.service import RecordService
 from record_crypto.settings import Settings
 
-from offline.moto_patches import apply_moto_patches
+from offline.emulator.moto_patches import apply_moto_patches
 
 PRIMARY, REPLICA = "us-east-2", "us-west-1"
 TABLE = "mrk-toolkit-records"

@@ -1,4 +1,4 @@
-"""Two regions on REAL PostgreSQL: the primary streaming to a hot standby (offline/postgres.py),
+"""Two regions on REAL PostgreSQL: the primary streaming to a hot standby (offline/emulator/postgres.py),
 the records table and roles as db_setup creates them, the roles' passwords in Secrets Manager
 (moto) in both regions, as the stacks create them. One pair of servers per test module."""
 
@@ -16,7 +16,7 @@ from record_crypto.pg_schema import READER_ROLE, WRITER_ROLE, password_statement
 from record_crypto.postgres_store import item_from_row
 from record_crypto.service import RecordService
 
-from offline.postgres import GlobalDatabase
+from offline.emulator.postgres import GlobalDatabase
 from tests.runtime.conftest import PRIMARY, REPLICA, TwoRegions, sample_record
 
 DATABASE = "records"

@@ -27,7 +27,7 @@ from record_crypto.observability import (
 from record_crypto.service import RecordService
 from record_crypto.settings import Settings
 
-from offline.emf import Datum, EmfError, extract, parse_document
+from offline.emulator.emf import Datum, EmfError, extract, parse_document
 from tests.runtime.conftest import PRIMARY, REPLICA, TABLE, TwoRegions, recording_session, sample_record, secrets_of
 
 

@@ -1,4 +1,4 @@
-"""The moto patches (offline/moto_patches.py) must stay needed, and must be idempotent."""
+"""The moto patches (offline/emulator/moto_patches.py) must stay needed, and must be idempotent."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from offline.moto_patches import (
+from offline.emulator.moto_patches import (
     apply_moto_mrk_patch,
     apply_moto_patches,
     needs_moto_mrk_patch,
@@ -18,7 +18,7 @@ from offline.moto_patches import (
 def test_installed_moto_still_needs_the_mrk_patch() -> None:
     assert needs_moto_mrk_patch(), (
         "moto now round-trips multi-region key ids in its ciphertext blobs: "
-        "remove offline/moto_patches.py and its callers"
+        "remove offline/emulator/moto_patches.py and its callers"
     )
 
 
@@ -76,7 +76,7 @@ def test_rotation_gives_the_primary_and_its_replicas_new_material_and_old_cipher
 
 
 def test_installed_moto_still_needs_the_replica_alias_patch() -> None:
-    from offline.moto_patches import needs_moto_replica_alias_patch
+    from offline.emulator.moto_patches import needs_moto_replica_alias_patch
 
     assert needs_moto_replica_alias_patch(), (
         "moto's ReplicateKey no longer shares the primary's aliases: remove apply_moto_replica_alias_patch"

@@ -12,19 +12,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cloud_assembly.intrinsics import UnsupportedTemplate
+from cloud_assembly.reader import CloudAssembly, load_assembly
 from lambda_src.record_crypto.observability import DIMENSION_OPERATION, DIMENSION_TABLE, NAMESPACE, SECURITY_REFUSALS
-from offline.assembly import CloudAssembly, load_assembly
-from offline.functions import FunctionHost
-from offline.intrinsics import UnsupportedTemplate
-from offline.invariants import DeployedReader, deployed_checks
-from offline.probes import KmsProbes, condition_checks
-from offline.provisioner import Change, Deployment, Provisioner
-from offline.replication import GlobalTablesEmulator
-from offline.rotation import rotation_check
-from offline.scenario import Check, Invocation, Report, Verification
-from offline.served import ServedApis
-from offline.server import MOTO_ACCOUNT, EmulatedAws
-from offline.signals import SignalsReader, Watch, alarm_checks, breaching_periods, find_alarm, publish_emf
+from offline.emulator.functions import FunctionHost
+from offline.emulator.provisioner import Change, Deployment, Provisioner
+from offline.emulator.replication import GlobalTablesEmulator
+from offline.emulator.served import ServedApis
+from offline.emulator.server import MOTO_ACCOUNT, EmulatedAws
+from offline.runbooks.rotation import rotation_check
+from offline.verification.invariants import DeployedReader, deployed_checks
+from offline.verification.probes import KmsProbes, condition_checks
+from offline.verification.scenario import Check, Invocation, Report, Verification
+from offline.verification.signals import SignalsReader, Watch, alarm_checks, breaching_periods, find_alarm, publish_emf
 
 # Function settings that say which config is tested (the suite, the cache), shown in the header.
 HEADER_SETTINGS = {"ALGORITHM_SUITE", "DATA_KEY_CACHE", "DATA_KEY_CACHE_MAX_AGE_SECONDS", "SENSITIVE_FIELDS"}
@@ -259,7 +259,7 @@ def stood_up(
         with _database_servers_stopped_on_exit(provisioner):
             deployment = provisioner.deploy(assembly)
             if deployment.aurora is not None:
-                from offline.aurora_scenario import aurora_environment
+                from offline.verification.aurora_scenario import aurora_environment
 
                 with aurora_environment(aws, deployment, say, log_dir) as env:
                     yield env
@@ -326,7 +326,7 @@ def run_offline(
     )
     with stood_up(assembly, lag_seconds=lag_seconds, progress=say, log_dir=log_dir) as env:
         if env.deployment.aurora is not None:
-            from offline.aurora_scenario import AuroraVerification
+            from offline.verification.aurora_scenario import AuroraVerification
 
             report = AuroraVerification(
                 EmulatorInvoker(env.host),

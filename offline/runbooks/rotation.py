@@ -4,7 +4,7 @@ KMS rotates a multi-region key on its **primary** only; every replica takes the 
 with it (one key id, one material history), and ciphertext made before a rotation still
 decrypts. ``rotate`` is the operator's command (a real account, or ``python -m offline up``);
 ``rotation_check`` proves on the emulator that records written before and after a rotation
-decrypt in every region (the emulator rotates material for real: offline/moto_patches.py).
+decrypt in every region (the emulator rotates material for real: offline/emulator/moto_patches.py).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from offline.scenario import read_until_replicated
+from offline.verification.scenario import read_until_replicated
 
 if TYPE_CHECKING:
-    from offline.emulated import EmulatedEnvironment
+    from offline.verification.emulated import EmulatedEnvironment
 
 KEY_OUTPUT = "RecordsKeyArn"
 
@@ -43,7 +43,7 @@ def rotate(kms: Any, key_arn: str) -> str:
 
 def rotation_check(env: EmulatedEnvironment, *, deadline_s: float = 30.0) -> tuple[str, Callable[[], str]]:
     def check() -> str:
-        from offline.emulated import EmulatorInvoker  # emulated imports this module
+        from offline.verification.emulated import EmulatorInvoker  # emulated imports this module
 
         primary = env.primary_region
         key_arn = env.deployment.function(primary, "writer").environment["RECORDS_MRK_ARN"]

@@ -11,8 +11,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from offline.provisioner import Deployment, FunctionSpec
-from offline.server import EmulatedAws
+from offline.emulator.provisioner import Deployment, FunctionSpec
+from offline.emulator.server import EmulatedAws
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,7 +59,7 @@ class EmulatedFunction:
         }
         self._log = self.log_path.open("w")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "offline.worker"],
+            [sys.executable, "-m", "offline.emulator.worker"],
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.PIPE,

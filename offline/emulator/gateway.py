@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from offline.iam_gate import request_target
+from offline.emulator.iam_gate import request_target
 from policy_engine import Caller, Decision, Request, authorize
 
 CONTROL_PATH = "/mrk-toolkit/outages"
@@ -152,7 +152,7 @@ class Gateway:
         self._identities: dict[str, Identity] = {}
         self._lock = threading.Lock()
         self.decisions: list[dict[str, Any]] = []
-        self.served: Any = None  # offline.served.ServedApis, once a deployment is up
+        self.served: Any = None  # offline.emulator.served.ServedApis, once a deployment is up
         self.outages = Outages()
 
     def register(self, access_key: str, identity: Identity) -> None:

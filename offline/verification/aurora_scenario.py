@@ -1,6 +1,6 @@
 """The main job for the Aurora PostgreSQL store: the deployed functions (real handlers, under
 their roles, through the emulated IAM) against real PostgreSQL servers, one per region, the
-primary streaming to the others (offline/aurora.py).
+primary streaming to the others (offline/emulator/aurora.py).
 
 Checks: the schema and roles db_setup made; write in the primary; read and decrypt in every
 secondary with its replica key; only ciphertext at rest; the secondary refusing a direct write;
@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from offline.scenario import Verification
+from offline.verification.scenario import Verification
 
 WRITER_ROLE, READER_ROLE = "records_writer", "records_reader"
 
@@ -128,7 +128,7 @@ class AuroraVerification(Verification):
         return f"ReadOnlyRegion ({error['status']}): {error['message'][:90]}..."
 
     def _attacks(self, region: str) -> None:
-        from offline.integrity import written_once
+        from offline.verification.integrity import written_once
 
         state: dict[str, Any] = {}
         written = partial(written_once, self, region, state)
@@ -225,8 +225,8 @@ class AuroraVerification(Verification):
 @contextlib.contextmanager
 def aurora_environment(aws: Any, deployment: Any, say: Callable[[str], None], log_dir: Path | None) -> Iterator[Any]:
     """The deployed writer and reader functions of every region, running, with the servers."""
-    from offline.emulated import EmulatedEnvironment
-    from offline.functions import FunctionHost
+    from offline.emulator.functions import FunctionHost
+    from offline.verification.emulated import EmulatedEnvironment
 
     aurora = deployment.aurora
     primary, secondaries = aurora.primary_region, aurora.secondary_regions

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
-from offline.integrity import concurrent_regions_check, integrity_checks
+from offline.verification.integrity import concurrent_regions_check, integrity_checks
 
 
 @dataclass

@@ -15,7 +15,7 @@ replaced, and those gone are deleted after, honouring DeletionPolicy / UpdateRep
 dependency order of its resources, honouring DeletionPolicy. A change CloudFormation refuses
 (e.g. removing a deletion-protected table replica) fails the stack before anything in it
 changes, as CloudFormation's rollback would leave it. The update and delete handlers are in
-offline/resource_lifecycle.py.
+offline/emulator/resource_lifecycle.py.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from offline.assembly import CloudAssembly, StackArtifact
-from offline.intrinsics import Resolver, UnsupportedTemplate
-from offline.resource_lifecycle import (
+from cloud_assembly.intrinsics import Resolver, UnsupportedTemplate
+from cloud_assembly.reader import CloudAssembly, StackArtifact
+from offline.emulator.resource_lifecycle import (
     RETAINING,
     NeedsReplacement,
     ResourceLifecycle,
@@ -122,7 +122,7 @@ class Deployment:
     stream_arns: dict[str, str] = field(default_factory=dict)  # region -> stream ARN
     keys: dict[str, dict[str, str]] = field(default_factory=dict)  # stack/logical -> attrs
     log: list[str] = field(default_factory=list)
-    aurora: Any = None  # offline.aurora.AuroraEmulation, when the templates define a global database
+    aurora: Any = None  # offline.emulator.aurora.AuroraEmulation, when the templates define a global database
     recorded: dict[str, list[str]] = field(default_factory=dict)  # resource type -> stack/logical ids (no-ops)
 
     def function(self, region: str, kind: str) -> FunctionSpec:
@@ -738,10 +738,10 @@ class Provisioner(ResourceLifecycle):
             "SecretString"
         ]
 
-    # --- RDS: Aurora PostgreSQL global database on real PostgreSQL servers (offline/aurora.py) --
+    # --- RDS: Aurora PostgreSQL global database on real PostgreSQL servers (offline/emulator/aurora.py) --
     def _aurora(self, d: Deployment) -> Any:
         if d.aurora is None:
-            from offline.aurora import AuroraEmulation
+            from offline.emulator.aurora import AuroraEmulation
 
             d.aurora = AuroraEmulation()
         return d.aurora
@@ -767,7 +767,7 @@ class Provisioner(ResourceLifecycle):
     def _create_aws_rds_dbcluster(
         self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment
     ) -> tuple[str, dict[str, str]]:
-        from offline.aurora import dynamic_secret
+        from offline.emulator.aurora import dynamic_secret
 
         aurora = self._aurora(d)
         read = self._read_secret(stack.region)
@@ -780,7 +780,7 @@ class Provisioner(ResourceLifecycle):
     def _create_custom_recordsschema(
         self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment
     ) -> tuple[str, dict[str, str]]:
-        from offline.aurora import run_custom_resource
+        from offline.emulator.aurora import run_custom_resource
 
         response = run_custom_resource(self, stack, lid, p, d)
         return str(response.get("PhysicalResourceId", lid)), {k: str(v) for k, v in response.get("Data", {}).items()}

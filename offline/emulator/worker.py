@@ -40,7 +40,7 @@ def main() -> None:
     os.dup2(2, 1)  # the handler's prints and logs go to the function's log, not the protocol
     sys.stdout = sys.stderr
 
-    from offline.iam_gate import record_calls
+    from offline.emulator.iam_gate import record_calls
 
     calls: list[dict[str, Any]] = []
     record_calls(os.environ["MRK_TOOLKIT_ACCOUNT"], calls.append)

@@ -1,5 +1,5 @@
 """Failover drills for the Aurora PostgreSQL store, on real PostgreSQL servers (one per region,
-the primary streaming to the others: offline/postgres.py) with the runtime's own RecordService
+the primary streaming to the others: offline/emulator/postgres.py) with the runtime's own RecordService
 (KMS multi-region key and Secrets Manager on moto, in-process).
 
 * planned switchover: writes stop, every standby catches up with the writer's WAL position (LSN),
@@ -103,7 +103,7 @@ class KmsCalls:
 class DrillWorld:
     """The global database, the key and secrets, and a way to build each region's service."""
 
-    db: Any  # offline.postgres.GlobalDatabase
+    db: Any  # offline.emulator.postgres.GlobalDatabase
     key_arns: dict[str, str]
     secret_arns: dict[tuple[str, str], str]
 
@@ -132,8 +132,8 @@ def drill_world(regions: tuple[str, ...] = (PRIMARY, *SECONDARIES)) -> Iterator[
     from moto import mock_aws
     from record_crypto.pg_schema import READER_ROLE, WRITER_ROLE, password_statement, schema_statements
 
-    from offline.moto_patches import apply_moto_patches
-    from offline.postgres import GlobalDatabase
+    from offline.emulator.moto_patches import apply_moto_patches
+    from offline.emulator.postgres import GlobalDatabase
 
     apply_moto_patches()
     passwords = {WRITER_ROLE: secrets.token_urlsafe(18), READER_ROLE: secrets.token_urlsafe(18)}
@@ -257,7 +257,7 @@ def unplanned_failover(world: DrillWorld, load_seconds: float = 1.5, min_writes:
 
 
 def _most_advanced(db: Any, lost: str) -> str:
-    from offline.postgres import PostgresError
+    from offline.emulator.postgres import PostgresError
 
     positions = {}
     for region, server in db.servers.items():

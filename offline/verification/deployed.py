@@ -1,7 +1,7 @@
 """Verify a real deployment with the same scenario: `lambda invoke` the writer in the primary
 region and the readers in the others, poll through replication lag, report.
 
-Then the deployed invariants (offline/invariants.py), read back through the AWS APIs, and the
+Then the deployed invariants (offline/verification/invariants.py), read back through the AWS APIs, and the
 encryption-context conditions asked of IAM's policy simulator with the key policy and context.
 
 Needs AWS credentials that may: cloudformation:DescribeStacks on the toolkit's stacks,
@@ -23,10 +23,10 @@ from typing import Any
 
 import boto3
 
-from offline.invariants import DeployedReader, deployed_checks, required_context
-from offline.probes import foreign_contexts
-from offline.scenario import Invocation
-from offline.signals import SignalsReader, alarm_checks
+from offline.verification.invariants import DeployedReader, deployed_checks, required_context
+from offline.verification.probes import foreign_contexts
+from offline.verification.scenario import Invocation
+from offline.verification.signals import SignalsReader, alarm_checks
 
 
 class LambdaInvoker:

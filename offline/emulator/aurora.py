@@ -3,7 +3,7 @@ templates (the provisioner's ``_create_aws_rds_*`` methods call in here).
 
 * ``AWS::RDS::GlobalCluster``: recorded (engine, version, deletion protection);
 * the primary ``AWS::RDS::DBCluster`` (the one naming the global cluster by Ref, with a master
-  user): a PostgreSQL 16 server of its region (offline/postgres.py), its database created and
+  user): a PostgreSQL 16 server of its region (offline/emulator/postgres.py), its database created and
   owned by the master user, who gets the password the template resolves from Secrets Manager
   (``{{resolve:secretsmanager:...}}``) and CREATEROLE, not superuser (as Aurora's master user has
   rds_superuser, not superuser);
@@ -23,8 +23,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from offline.intrinsics import UnsupportedTemplate
-from offline.postgres import GlobalDatabase, PostgresError
+from cloud_assembly.intrinsics import UnsupportedTemplate
+from offline.emulator.postgres import GlobalDatabase, PostgresError
 
 _DYNAMIC_SECRET = re.compile(r"^\{\{resolve:secretsmanager:(?P<id>.+?):SecretString:(?P<key>[^:]+)::\}\}$")
 
@@ -154,7 +154,7 @@ def run_custom_resource(provisioner: Any, stack: Any, lid: str, props: dict[str,
     import tempfile
     from pathlib import Path
 
-    from offline.functions import EmulatedFunction
+    from offline.emulator.functions import EmulatedFunction
 
     token = props.get("ServiceToken")
     spec = next((f for f in d.functions if f.arn == token), None)

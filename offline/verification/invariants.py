@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from offline.iam_gate import request_target
+from offline.emulator.iam_gate import request_target
 from policy_engine import Caller, Request, as_list, authorize, statements
 
 NamedCheck = tuple[str, Callable[[], str]]

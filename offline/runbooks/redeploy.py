@@ -1,7 +1,7 @@
 """`python -m offline deploy`: the emulator's ``cdk deploy --all``. Tells the emulator that
 ``python -m offline up`` serves on this machine where a synthesized cloud assembly is (the
 endpoint and the emulated administrator's credentials come from the environment it printed);
-the emulator applies it as a stack update (offline/provisioner.py) and answers what changed."""
+the emulator applies it as a stack update (offline/emulator/provisioner.py) and answers what changed."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from offline.cli import UsageError
-from offline.served import DEPLOY_PATH
+from offline.emulator.served import DEPLOY_PATH
 
 
 def send_assembly(cdk_out: Path, *, timeout_s: float = 900.0) -> dict[str, Any]:

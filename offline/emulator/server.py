@@ -1,5 +1,5 @@
 """The embedded emulated AWS: a moto server on 127.0.0.1 (a free port), all regions, behind
-the emulated IAM (offline/gateway.py), in the account the assembly names."""
+the emulated IAM (offline/emulator/gateway.py), in the account the assembly names."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from types import TracebackType
 
 import boto3
 
-from offline.gateway import Gateway, Identity
+from offline.emulator.gateway import Gateway, Identity
 
 MOTO_ACCOUNT = "123456789012"  # moto's default account: for account-agnostic assemblies
 
@@ -62,7 +62,7 @@ class EmulatedAws:
         return self._server.gateway
 
     def start(self) -> EmulatedAws:
-        from offline.moto_patches import apply_moto_patches
+        from offline.emulator.moto_patches import apply_moto_patches
 
         apply_moto_patches()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)

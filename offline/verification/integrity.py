@@ -15,7 +15,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from offline.scenario import Verification
+    from offline.verification.scenario import Verification
 
 
 def _refusal(v: Verification, region: str, event: dict[str, Any], expected: str, record: dict[str, Any]) -> str:

@@ -2,7 +2,8 @@
 
 ``request_target`` maps one API call to what IAM evaluates (action, resource ARN, condition
 keys such as ``kms:EncryptionContext:*``, ``kms:EncryptionContextKeys``, ``kms:CallerAccount``,
-``kms:ReplicaRegion``, ``kms:PrimaryRegion``); offline/gateway.py decides it with ``policy_engine`` on the server side.
+``kms:ReplicaRegion``, ``kms:PrimaryRegion``); offline/emulator/gateway.py decides it with
+``policy_engine`` on the server side.
 ``record_calls`` lets a function's process report each call and what was decided.
 """
 
@@ -65,7 +66,7 @@ def _projection_keys(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def record_calls(account: str, on_call: Any) -> None:
     """Wrap botocore so every API call in this process is reported to ``on_call`` with what
-    the emulated IAM (offline/gateway.py, server side) decided: allowed, or denied and why."""
+    the emulated IAM (offline/emulator/gateway.py, server side) decided: allowed, or denied and why."""
     from botocore.client import BaseClient
     from botocore.exceptions import ClientError
 

@@ -10,7 +10,7 @@
   CloudFormation can still update and why the others cannot.
 - ``key_drift`` compares where the templates declare the primary with where KMS has it.
 
-The drill that runs every step of the README's runbook on the emulator is offline/drill.py.
+The drill that runs every step of the README's runbook on the emulator is offline/verification/drill.py.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from offline.assembly import CloudAssembly
+from cloud_assembly.reader import CloudAssembly
 from offline.cli import UsageError
-from offline.gateway import CONTROL_PATH
-from offline.replication import unavailable
-from offline.rotation import primary_key_arn
+from offline.emulator.gateway import CONTROL_PATH
+from offline.emulator.replication import unavailable
+from offline.runbooks.rotation import primary_key_arn
 
 # One attempt: an operator's command against a region that does not answer says so at once.
 ONE_ATTEMPT = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=30)

@@ -26,7 +26,7 @@ from lambda_src.record_crypto.observability import (
     NAMESPACE,
     SECURITY_REFUSALS,
 )
-from offline.emf import Datum, extract
+from offline.emulator.emf import Datum, extract
 from policy_engine import Caller, Decision, Request, authorize
 
 NamedCheck = tuple[str, Callable[[], str]]

@@ -16,11 +16,11 @@ import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from offline.intrinsics import UnsupportedTemplate
+from cloud_assembly.intrinsics import UnsupportedTemplate
 
 if TYPE_CHECKING:
-    from offline.assembly import StackArtifact
-    from offline.provisioner import DeployedResource, DeployedStack, Deployment
+    from cloud_assembly.reader import StackArtifact
+    from offline.emulator.provisioner import DeployedResource, DeployedStack, Deployment
 
 RETAINING = frozenset({"Retain", "RetainExceptOnCreate"})
 Updated = tuple[str, dict[str, str], str]
@@ -66,7 +66,7 @@ def protected_replica_message(table: str, region: str, doing: str) -> str:
 
 
 class ResourceLifecycle:
-    """Mixin of the Provisioner (offline/provisioner.py): updates and deletions per type."""
+    """Mixin of the Provisioner (offline/emulator/provisioner.py): updates and deletions per type."""
 
     client: Callable[[str, str], Any]
     progress: Callable[[str], None]

@@ -20,7 +20,7 @@ from typing import Any
 
 from botocore import xform_name
 
-from offline.resource_lifecycle import RETAINING
+from offline.emulator.resource_lifecycle import RETAINING
 
 ClientFactory = Callable[[str, str], Any]  # (service, region) -> boto3 client
 

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from offline.cli import UsageError
-from offline.outage import ONE_ATTEMPT, drift_line, promote_key, set_outage, stack_needs, stack_plan
-from offline.rotation import rotate
-from offline.scenario import Check, Report, read_until_replicated
+from offline.runbooks.outage import ONE_ATTEMPT, drift_line, promote_key, set_outage, stack_needs, stack_plan
+from offline.runbooks.rotation import rotate
+from offline.verification.scenario import Check, Report, read_until_replicated
 
 if TYPE_CHECKING:
-    from offline.emulated import EmulatedEnvironment
+    from offline.verification.emulated import EmulatedEnvironment
 
 PARTIAL_OUTAGE = ("dynamodb", "lambda")  # KMS answers again; DynamoDB (its streams too) and Lambda are still down
 
@@ -266,7 +266,7 @@ class OutageDrill:
         return f"{self.down} answers; replication caught up in {caught_up:.1f}s (nothing pending toward any region)"
 
     def verify_none_lost(self) -> str:
-        from offline.emulated import EmulatorInvoker  # emulated imports the drill
+        from offline.verification.emulated import EmulatorInvoker  # emulated imports the drill
 
         invoker, lost = EmulatorInvoker(self.env.host), self.ledger.lost
         for item_id, (version, record) in sorted(self.ledger.acked.items()):
@@ -294,7 +294,7 @@ class OutageDrill:
         )
 
     def reconcile(self) -> str:
-        from offline.outage import key_drift
+        from offline.runbooks.outage import key_drift
 
         lines: list[str] = []
         actual, line = key_drift(self._client, stack_prefix=self.prefix, region=self.home, home_region=self.home)
@@ -309,7 +309,7 @@ class OutageDrill:
         return " / ".join(lines)
 
     def _read_everywhere(self, regions: tuple[str, ...], *, ids: list[str]) -> None:
-        from offline.emulated import EmulatorInvoker
+        from offline.verification.emulated import EmulatorInvoker
 
         invoker = EmulatorInvoker(self.env.host)
         for item_id in ids:

@@ -29,7 +29,7 @@ Response = tuple[str, list[tuple[str, str]], bytes]
 class ServedApis:
     def __init__(self, deployment: Any, host: Any, state: Any, lifecycle: Any = None) -> None:
         self.deployment, self.host, self.state = deployment, host, state
-        self.lifecycle = lifecycle  # offline.emulated.EmulatedEnvironment: apply / delete_stack
+        self.lifecycle = lifecycle  # offline.verification.emulated.EmulatedEnvironment: apply / delete_stack
 
     def handle(self, environ: dict[str, Any], body: bytes, region: str, service: str) -> Response | None:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
@@ -51,9 +51,9 @@ class ServedApis:
         return None
 
     def _deploy(self, body: bytes) -> Response:
-        from offline.assembly import load_assembly
-        from offline.intrinsics import UnsupportedTemplate
-        from offline.provisioner import StackOperationFailed
+        from cloud_assembly.intrinsics import UnsupportedTemplate
+        from cloud_assembly.reader import load_assembly
+        from offline.emulator.provisioner import StackOperationFailed
 
         try:
             assembly = load_assembly(json.loads(body)["cdk_out"])
@@ -76,7 +76,7 @@ class ServedApis:
         stack = self._stack(region, name)
         if action == "DeleteStack":
             if stack is not None and self.lifecycle is not None:
-                from offline.provisioner import StackOperationFailed
+                from offline.emulator.provisioner import StackOperationFailed
 
                 # asynchronous in CloudFormation: a failure shows in DescribeStacks (DELETE_FAILED)
                 with contextlib.suppress(StackOperationFailed):
