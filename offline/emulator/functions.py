@@ -14,7 +14,7 @@ from typing import Any
 from offline.emulator.provisioner import Deployment, FunctionSpec
 from offline.emulator.server import EmulatedAws
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class FunctionError(RuntimeError):

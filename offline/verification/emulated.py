@@ -55,7 +55,7 @@ def synthesize(context_overrides: dict[str, Any], outdir: str | None = None) -> 
     from stacks.app_builder import add_compliance_checks, build_stacks
     from stacks.config import load_config
 
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     context = json.loads((repo / "cdk.json").read_text())["context"]
     context.update(context_overrides)
     key = json.dumps(context, sort_keys=True, default=str)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 # lambda_src is the root of the Lambda zip: its modules import each other as top-level modules.
-_LAMBDA_SRC = str(Path(__file__).resolve().parent.parent / "lambda_src")
+_LAMBDA_SRC = str(Path(__file__).resolve().parents[2] / "lambda_src")
 if _LAMBDA_SRC not in sys.path:
     sys.path.append(_LAMBDA_SRC)
 
