@@ -314,15 +314,6 @@ class Asked:
     def allowed(self) -> bool:
         return self.outcome.decision.allowed
 
-    def text(self) -> str:
-        where = (
-            self.target.arn
-            if self.target.label == "named in its policy"
-            else f"{self.target.label} ({self.target.arn})"
-        )
-        when = f" {self.variant.label}" if self.variant.label else ""
-        return f"{self.action} on {where}{when}"
-
 
 def _pools(actions: Sequence[str], found: Sequence[Target]) -> Iterable[tuple[str, list[Target]]]:
     """Each action with the targets of its service (and ``*``; the ``*`` action: all)."""
@@ -421,21 +412,39 @@ class RoleAccess:
     def evaluated(self) -> int:
         return sum(a.outcome.evaluated for a in self.asked)
 
-    def failure(self, limit: int = 4) -> str | None:
-        name = f"{self.role.stack}/{self.role.logical_id}"
-        parts = []
-        if self.contract is None:
-            parts.append(f"{self.title} ({name}) has no contract in cloud_assembly/contracts.py")
+    def failure(self, limit: int = 3) -> str | None:
+        """What is wrong, in one line: the requests beyond the contract (grouped by action and
+        resource, wildcard actions first, each with the statement that allows it) and the
+        contract's grants refused."""
+        who = f"{self.title} ({self.role.stack}/{self.role.logical_id})"
+        parts = [f"{who} has no contract in cloud_assembly/contracts.py"] if self.contract is None else []
         if self.beyond:
-            shown = "; ".join(f"{a.text()}, allowed by {_by(a)}" for a in self.beyond[:limit])
-            more = f" (and {len(self.beyond) - limit} more)" if len(self.beyond) > limit else ""
+            groups = _grouped(self.beyond)
+            by_service: dict[str, list[str]] = {}
+            for first, _ in groups:
+                actions = by_service.setdefault(service_of(first.action), [])
+                actions += [first.action] if first.action not in actions else []
+            named = "; ".join(
+                ", ".join(actions[:5]) + (f" and {len(actions) - 5} more" if len(actions) > 5 else "")
+                for actions in by_service.values()
+            )
+            # One example per service first (a wildcard action where there is one), then the rest.
+            firsts = list({service_of(first.action): (first, labels) for first, labels in reversed(groups)}.values())
+            examples = [*reversed(firsts), *(g for g in groups if g not in firsts)][:limit]
+            shown = "; ".join(f"{_text(first, labels)}, allowed by {_by(first)}" for first, labels in examples)
+            more = f" (and {len(groups) - len(examples)} more)" if len(groups) > len(examples) else ""
+            count = sum(len(a) for a in by_service.values())
             parts.append(
-                f"{self.title} ({name}) may do {len(self.beyond)} request(s) beyond its contract: {shown}{more}"
+                f"{who} may do {len(self.beyond)} request(s) beyond its contract, {count} action(s) "
+                f"({named}): {shown}{more}"
             )
         if self.missing:
-            shown = "; ".join(f"{a.text()} ({a.outcome.decision.reason})" for a in self.missing[:limit])
-            more = f" (and {len(self.missing) - limit} more)" if len(self.missing) > limit else ""
-            parts.append(f"{self.title} ({name}) is refused what its contract grants: {shown}{more}")
+            groups = _grouped(self.missing)
+            shown = "; ".join(
+                f"{_text(first, labels)} ({first.outcome.decision.reason})" for first, labels in groups[:limit]
+            )
+            more = f" (and {len(groups) - limit} more)" if len(groups) > limit else ""
+            parts.append(f"{who} is refused what its contract grants: {shown}{more}")
         return ". ".join(parts) if parts else None
 
     def summary(self) -> str:
@@ -445,6 +454,20 @@ class RoleAccess:
             f"{allowed} allowed requests ({actions} actions), all in its contract and all of it allowed; "
             f"{self.total} requests asked, {self.evaluated} evaluated by the policy engine"
         )
+
+
+def _grouped(asked: Sequence[Asked]) -> list[tuple[Asked, list[str]]]:
+    """The requests by (action, resource), wildcard actions first: each with its variants' labels."""
+    groups: dict[tuple[str, str], list[Asked]] = {}
+    for item in sorted(asked, key=lambda a: "*" not in a.action):
+        groups.setdefault((item.action, item.target.arn), []).append(item)
+    return [(items[0], [i.variant.label for i in items if i.variant.label]) for items in groups.values()]
+
+
+def _text(asked: Asked, labels: Sequence[str]) -> str:
+    target = asked.target
+    where = target.arn if target.label == "named in its policy" else f"{target.label} ({target.arn})"
+    return f"{asked.action} on {where}" + (f" ({' | '.join(labels)})" if labels else "")
 
 
 def _by(asked: Asked) -> str:

@@ -6,7 +6,8 @@ Checks: the schema and roles db_setup made; write in the primary; read and decry
 secondary with its replica key; only ciphertext at rest; the secondary refusing a direct write;
 the table-writer attacks (planted, changed, rolled back) made in the primary by the master user
 and refused by each secondary's reader; the database roles' privileges; the cross-role denials;
-a malformed event; clean logs.
+a malformed event; clean logs; every deployed role may do exactly its contract
+(offline/verification/permissions.py).
 """
 
 # The SQL below names the table the templates name, checked to be a plain SQL identifier first.
@@ -22,6 +23,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from offline.verification.invariants import DeployedReader
+from offline.verification.permissions import NamedCheck, permission_checks
 from offline.verification.scenario import Verification
 
 WRITER_ROLE, READER_ROLE = "records_writer", "records_reader"
@@ -73,7 +76,20 @@ class AuroraVerification(Verification):
         logs = env.function_logs()
         if logs is not None:
             self._check("function logs hold no plaintext", partial(self._clean_logs, logs))
+        for name, check in self._permission_checks():
+            self._check(name, check)
         return self.report
+
+    def _permission_checks(self) -> list[NamedCheck]:
+        env = self.env
+        deployment = env.deployment  # type: ignore[attr-defined]
+        reader = DeployedReader(
+            client=env.aws.client,  # type: ignore[attr-defined]
+            account=deployment.account,
+            table_name=self.table,
+            role_arns={(f.region, f.kind): f.role_arn for f in deployment.functions},
+        )
+        return permission_checks(reader, (env.primary_region, *env.replica_regions))
 
     # -- checks ---------------------------------------------------------------------------------
     def _schema(self) -> str:
@@ -226,6 +242,7 @@ class AuroraVerification(Verification):
 def aurora_environment(aws: Any, deployment: Any, say: Callable[[str], None], log_dir: Path | None) -> Iterator[Any]:
     """The deployed writer and reader functions of every region, running, with the servers."""
     from offline.emulator.functions import FunctionHost
+    from offline.emulator.served import ServedApis
     from offline.verification.emulated import EmulatedEnvironment
 
     aurora = deployment.aurora
@@ -237,6 +254,8 @@ def aurora_environment(aws: Any, deployment: Any, say: Callable[[str], None], lo
             for kind in ("writer", "reader"):
                 host.instance(region, kind).wait_ready()
         say(f"started writers and readers in {1 + len(secondaries)} regions, under their roles (logs: {host.log_dir})")
+        # CloudFormation's stack reads (and Lambda's) for the read-back of what is deployed.
+        aws.gateway.served = ServedApis(deployment, host, aws.gateway.state)
         yield EmulatedEnvironment(
             aws, deployment, host, primary, secondaries, sensitive, controls_replication_lag=False
         )

@@ -10,7 +10,10 @@ dynamodb:GetItem/PutItem (the tamper checks write a modified copy of a test item
 it), DescribeTable and DescribeContinuousBackups on the records table, kms:GetKeyPolicy and
 kms:GetKeyRotationStatus on its keys, iam:GetRole*/ListRolePolicies/ListAttachedRolePolicies/
 GetPolicy/GetPolicyVersion on its roles, iam:SimulatePrincipalPolicy and sts:GetCallerIdentity;
-for the alarms, cloudwatch:DescribeAlarms, sns:GetTopicAttributes and kms:DescribeKey.
+for the alarms, cloudwatch:DescribeAlarms, sns:GetTopicAttributes and kms:DescribeKey; for what
+every role may do (offline/verification/permissions.py), cloudformation:DescribeStacks and
+ListStackResources in each region, iam:GetRole, kms:GetKeyPolicy on every key of the stacks,
+dynamodb:DescribeTable and secretsmanager:DescribeSecret.
 """
 
 from __future__ import annotations

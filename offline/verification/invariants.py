@@ -5,7 +5,8 @@ account (`verify`). Policies read back are decided by ``policy_engine``.
 Per region: the table replica's SSE key is a key of that region, with rotation on; PITR and
 deletion protection are on; the SSE key is usable only through DynamoDB; the MRK's key policy
 and the functions' role policies bind its use to the encryption context; the writer's role
-cannot decrypt and the reader's role cannot generate data keys.
+cannot decrypt and the reader's role cannot generate data keys. Then every role of the
+deployment may do exactly its contract (offline/verification/permissions.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from offline.emulator.iam_gate import request_target
+from offline.verification.permissions import permission_checks
 from policy_engine import Caller, Request, as_list, authorize, statements
 
 NamedCheck = tuple[str, Callable[[], str]]
@@ -248,4 +250,4 @@ def deployed_checks(
     for region in regions:
         out += table_checks(reader, region) + key_checks(reader, region, record_context)
         out += writer_read_checks(reader, region)
-    return out
+    return out + permission_checks(reader, regions)

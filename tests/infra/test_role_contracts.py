@@ -130,7 +130,7 @@ def test_a_reader_decrypting_another_regions_key(default_view: DeploymentView) -
     assert {(a.action, a.target.arn, a.variant.tag) for a in access.beyond} == {
         ("kms:Decrypt", other_mrk, "record-context")
     }
-    assert "with the toolkit's encryption context, allowed by key policy ReadersDecryptWithRecordContext" in (
+    assert "(with the toolkit's encryption context), allowed by key policy ReadersDecryptWithRecordContext" in (
         access.failure() or ""
     )
 
@@ -152,7 +152,7 @@ def test_a_writer_that_may_decrypt(default_view: DeploymentView) -> None:
     )
     assert {(a.action, a.target.arn, a.variant.tag) for a in access.beyond} == {("kms:Decrypt", mrk, "record-context")}
     assert (
-        "kms:Decrypt on MrkToolkit-Keys-us-east-2/RecordsKey (" + mrk + ") with the toolkit's encryption context, "
+        "kms:Decrypt on MrkToolkit-Keys-us-east-2/RecordsKey (" + mrk + ") (with the toolkit's encryption context), "
         "allowed by key policy WritersGenerateDataKeysWithRecordContext delegates to IAM and "
         "MrkToolkit-Functions-us-east-2-RecordsWriterAccessPolicyB1DFA622 AlsoDecrypt"
     ) in (access.failure() or "")
