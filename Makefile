@@ -69,7 +69,7 @@ review: synth ## policy review of every key and role: review-out/policy-review.{
 lint-templates: synth ## cfn-lint + checkov on the templates (own venv: .venv-review)
 	$(BIN)/python -m review.lint --cdk-out cdk.out
 
-diagram: check-config ## regenerate README's architecture diagram (cdk.json's default deployment only)
+diagram: check-config ## regenerate README's architecture diagram and role contracts table (cdk.json's default deployment)
 	$(if $(REGIONS)$(ARGS),$(error make diagram draws cdk.json's default deployment into README.md and takes no \
 	REGIONS or ARGS; for another deployment: .venv/bin/python -m review readme OTHER.md -c mrk-toolkit:...))
 	$(BIN)/python -m review readme README.md
