@@ -485,6 +485,14 @@ class CdkJsonError(ValueError):
     """cdk.json is not valid JSON: the message gives the file, line and column."""
 
 
+class ContextOptionError(ValueError):
+    """A ``-c`` option that is not ``key=value``."""
+
+
+# The default deployment: the app's cdk.json (the tools synthesize it, with -c overrides).
+CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
+
+
 def read_cdk_json(path: Path) -> dict[str, Any]:
     """cdk.json as a dict, or CdkJsonError naming the line and column of the first syntax error
     (the CDK CLI reports only a character offset)."""
@@ -500,6 +508,29 @@ def read_cdk_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("context", {}), dict):
         raise CdkJsonError(f'{path}: expected a JSON object with a "context" object. Fix {path.name}')
     return data
+
+
+def cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
+    """The context of cdk.json (the default deployment), to which ``-c`` overrides apply."""
+    return dict(read_cdk_json(path).get("context", {}))
+
+
+def parse_context(pairs: list[str]) -> dict[str, Any]:
+    """``-c key=value`` options (as the CDK CLI takes them) into context overrides."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ContextOptionError(
+                f"-c expects key=value, got {pair!r}: e.g. -c {CONTEXT_PREFIX}replicaRegions=us-west-1"
+            )
+        overrides[key] = value
+    return overrides
+
+
+def config_with(overrides: Mapping[str, Any]) -> ToolkitConfig:
+    """cdk.json's deployment with ``-c`` overrides, validated (before anything is synthesized)."""
+    return load_config({**cdk_json_context(), **overrides})
 
 
 def main(argv: list[str] | None = None) -> int:

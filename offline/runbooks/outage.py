@@ -24,8 +24,8 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cli_support import UsageError
 from cloud_assembly.reader import CloudAssembly
-from offline.cli import UsageError
 from offline.emulator.gateway import CONTROL_PATH
 from offline.emulator.replication import unavailable
 from offline.runbooks.rotation import primary_key_arn

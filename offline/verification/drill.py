@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from offline.cli import UsageError
+from cli_support import UsageError
 from offline.runbooks.outage import ONE_ATTEMPT, drift_line, promote_key, set_outage, stack_needs, stack_plan
 from offline.runbooks.rotation import rotate
 from offline.verification.scenario import Check, Report, read_until_replicated

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,50 +24,10 @@ from offline.verification.invariants import DeployedReader, deployed_checks
 from offline.verification.probes import KmsProbes, condition_checks
 from offline.verification.scenario import Check, Invocation, Report, Verification
 from offline.verification.signals import SignalsReader, Watch, alarm_checks, breaching_periods, find_alarm, publish_emf
+from stacks.synthesize import synthesize
 
 # Function settings that say which config is tested (the suite, the cache), shown in the header.
 HEADER_SETTINGS = {"ALGORITHM_SUITE", "DATA_KEY_CACHE", "DATA_KEY_CACHE_MAX_AGE_SECONDS", "SENSITIVE_FIELDS"}
-
-
-def parse_context(pairs: list[str]) -> dict[str, Any]:
-    """``-c key=value`` options (as the CDK CLI takes them) into context overrides."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"-c expects key=value, got {pair!r}")
-        out[key] = value
-    return out
-
-
-_SYNTHESIZED: dict[str, Path] = {}  # context -> assembly synthesized into a temp dir by this process
-
-
-def synthesize(context_overrides: dict[str, Any], outdir: str | None = None) -> Path:
-    """Synthesize the app in-process with cdk.json's context plus overrides, without bundling
-    (the emulator runs lambda_src directly; bundling only shapes the deployable zip). Into a temp
-    dir (no ``outdir``), the same context is synthesized once per process (synth is deterministic)."""
-    import json
-
-    import aws_cdk as cdk
-
-    from stacks.app_builder import add_compliance_checks, build_stacks
-    from stacks.config import load_config
-
-    repo = Path(__file__).resolve().parents[2]
-    context = json.loads((repo / "cdk.json").read_text())["context"]
-    context.update(context_overrides)
-    key = json.dumps(context, sort_keys=True, default=str)
-    if outdir is None and key in _SYNTHESIZED and (_SYNTHESIZED[key] / "manifest.json").is_file():
-        return _SYNTHESIZED[key]
-    out = outdir or tempfile.mkdtemp(prefix="mrk-toolkit-cdk-out-")
-    app = cdk.App(context=context, outdir=out, post_cli_context={"aws:cdk:bundling-stacks": []})
-    build_stacks(app, load_config(app.node.get_all_context()))
-    add_compliance_checks(app)
-    app.synth()
-    if outdir is None:
-        _SYNTHESIZED[key] = Path(out)
-    return Path(out)
 
 
 class EmulatorInvoker:
