@@ -14,8 +14,9 @@ from typing import Any
 from cloud_assembly.intrinsics import UnsupportedTemplate
 from cloud_assembly.reader import CloudAssembly, load_assembly
 from lambda_src.record_crypto.observability import DIMENSION_OPERATION, DIMENSION_TABLE, NAMESPACE, SECURITY_REFUSALS
+from offline.emulator.deployment import Change, Deployment
 from offline.emulator.functions import FunctionHost
-from offline.emulator.provisioner import Change, Deployment, Provisioner
+from offline.emulator.provisioner import Provisioner
 from offline.emulator.replication import GlobalTablesEmulator
 from offline.emulator.served import ServedApis
 from offline.emulator.server import MOTO_ACCOUNT, EmulatedAws

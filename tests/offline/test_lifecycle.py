@@ -21,7 +21,7 @@ import pytest
 
 from cloud_assembly.reader import load_assembly
 from offline.__main__ import main
-from offline.emulator.provisioner import StackOperationFailed
+from offline.emulator.resource_lifecycle import StackOperationFailed
 from offline.runbooks.teardown import CliCommand
 from offline.verification import emulated
 from stacks.synthesize import synthesize
