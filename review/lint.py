@@ -56,16 +56,10 @@ def ensure_venv(venv: Path = VENV) -> Path:
 
 
 def templates_by_region(cdk_out: Path) -> dict[str, list[Path]]:
-    assembly = load_assembly(cdk_out)
-    manifest = json.loads((cdk_out / "manifest.json").read_text())
-    files = {
-        a.get("properties", {}).get("stackName", name): a["properties"]["templateFile"]
-        for name, a in manifest["artifacts"].items()
-        if a.get("type") == "aws:cloudformation:stack"
-    }
     out: dict[str, list[Path]] = {}
-    for name, stack in sorted(assembly.stacks.items()):
-        out.setdefault(stack.region, []).append(cdk_out / files[name])
+    for _name, stack in sorted(load_assembly(cdk_out).stacks.items()):
+        assert stack.template_file is not None  # read from the manifest
+        out.setdefault(stack.region, []).append(stack.template_file)
     return out
 
 

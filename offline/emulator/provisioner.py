@@ -29,7 +29,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from cloud_assembly.intrinsics import Resolver, UnsupportedTemplate
+from cloud_assembly.intrinsics import Resolver, UnsupportedTemplate, references
 from cloud_assembly.reader import CloudAssembly, StackArtifact
 from offline.emulator.aurora import AuroraEmulation, dynamic_secret, run_custom_resource
 from offline.emulator.deployment import Change, DeployedResource, DeployedStack, Deployment, FunctionSpec
@@ -42,27 +42,6 @@ from offline.emulator.resource_lifecycle import (
 
 IGNORED_TYPES = {"AWS::CDK::Metadata"}
 __all__ = ["Provisioner"]
-
-
-def _references(value: Any) -> set[str]:
-    found: set[str] = set()
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if k == "Ref" and isinstance(v, str) and not v.startswith("AWS::"):
-                found.add(v)
-            elif k == "Fn::GetAtt":
-                found.add(v[0] if isinstance(v, list) else v.split(".", 1)[0])
-            elif k == "Fn::Sub":
-                text = v if isinstance(v, str) else v[0]
-                found |= {m.split(".", 1)[0] for m in re.findall(r"\$\{([^}!]+)\}", text) if not m.startswith("AWS::")}
-                if not isinstance(v, str):
-                    found |= _references(v[1])
-            else:
-                found |= _references(v)
-    elif isinstance(value, list):
-        for v in value:
-            found |= _references(v)
-    return found
 
 
 def _suffix(type_name: str) -> str:
@@ -83,7 +62,7 @@ def _resource_order(template: dict[str, Any]) -> list[str]:
     resources = template.get("Resources", {})
     deps = {}
     for lid, res in resources.items():
-        refs = _references(res.get("Properties", {})) & set(resources)
+        refs = references(res.get("Properties", {})) & set(resources)
         depends = res.get("DependsOn", [])
         refs |= set(depends if isinstance(depends, list) else [depends])
         deps[lid] = refs
