@@ -57,11 +57,11 @@ from cdk_nag import IApplyRule, NagMessageLevel, NagPack, NagRuleCompliance
 from constructs import IConstruct
 
 from cloud_assembly.intrinsics import render_before_deploy
+from lambda_src.record_crypto.settings import REGION_NAME
 from policy_engine import as_list, role_kind, statements
 
 PACK_NAME = "MrkToolkit"
 
-_REGION_RE = re.compile(r"^(?:[a-z]{2}|us-gov|us-iso[a-z]?)-[a-z]+-\d{1,2}$")
 # A wildcard resource: "*", or an ARN whose resource part is only a wildcard ("key/*", "table/*",
 # "secret:*", "dbuser:*/*").
 _WILDCARD_RESOURCE_RE = re.compile(r"^(?:\*|[A-Za-z-]+[/:](?:\*|\*/\*))$")
@@ -192,7 +192,7 @@ class _Context:
                 assert isinstance(construct, CfnResource)
                 if construct.cfn_resource_type == "AWS::KMS::ReplicaKey":
                     region = Stack.of(construct).region
-                    if isinstance(region, str) and _REGION_RE.match(region):
+                    if isinstance(region, str) and REGION_NAME.match(region):
                         regions.add(region)
         return regions
 
@@ -339,7 +339,7 @@ def primary_replication_scoped(props: Mapping[str, Any], node: CfnResource, ctx:
                     if operator.lower() not in _REPLICA_REGION_OPERATORS:
                         values.append(None)  # StringLike, negations...: not an explicit list
                     values.extend(as_list(value))
-        explicit = bool(values) and all(isinstance(v, str) and _REGION_RE.match(v) for v in values)
+        explicit = bool(values) and all(isinstance(v, str) and REGION_NAME.match(v) for v in values)
         if not explicit or (allowed and not set(values) <= allowed):
             findings.append(_stmt_id(stmt, index))
     return findings

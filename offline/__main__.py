@@ -25,6 +25,7 @@ from typing import Any
 
 from cli_support import Parser, UsageError, add_debug, non_negative_seconds, quiet_jsii, require_assembly, run
 from cloud_assembly.reader import load_assembly
+from lambda_src.record_crypto.settings import STORE_AURORA_POSTGRESQL, STORE_DYNAMODB, STORES
 from stacks.config import config_with, known_regions, parse_context
 from stacks.synthesize import synthesize
 
@@ -138,10 +139,10 @@ def _outage_parsers(sub: Any) -> None:
     )
     drill.add_argument(
         "--store",
-        choices=["dynamodb", "aurora-postgresql"],
-        default="dynamodb",
-        help="dynamodb (default): the region outage runbook; aurora-postgresql: a planned switchover and an "
-        "unplanned failover on real PostgreSQL servers",
+        choices=STORES,
+        default=STORE_DYNAMODB,
+        help=f"{STORE_DYNAMODB} (default): the region outage runbook; {STORE_AURORA_POSTGRESQL}: a planned "
+        "switchover and an unplanned failover on real PostgreSQL servers",
     )
     drill.add_argument("--json", type=Path, help="also write the results as JSON here")
     add_debug(drill)
@@ -351,7 +352,7 @@ def _drill(args: argparse.Namespace) -> Any:
     from offline.verification.drill import OutageDrill
     from offline.verification.emulated import stood_up
 
-    if args.store == "aurora-postgresql":
+    if args.store == STORE_AURORA_POSTGRESQL:
         return _failover_drill(args)
     cdk_out, overrides = _source(args)
     with stood_up(load_assembly(cdk_out or synthesize(overrides)), lag_seconds=args.lag) as env:

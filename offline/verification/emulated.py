@@ -13,7 +13,20 @@ from typing import Any
 
 from cloud_assembly.intrinsics import UnsupportedTemplate
 from cloud_assembly.reader import CloudAssembly, load_assembly
-from lambda_src.record_crypto.observability import DIMENSION_OPERATION, DIMENSION_TABLE, NAMESPACE, SECURITY_REFUSALS
+from lambda_src.record_crypto.observability import (
+    DIMENSION_OPERATION,
+    DIMENSION_TABLE,
+    NAMESPACE,
+    OPERATION_READ,
+    SECURITY_REFUSALS,
+)
+from lambda_src.record_crypto.settings import (
+    ENV_ALGORITHM_SUITE,
+    ENV_CACHE_MAX_AGE,
+    ENV_DATA_KEY_CACHE,
+    ENV_SENSITIVE_FIELDS,
+    STORE_AURORA_POSTGRESQL,
+)
 from offline.emulator.deployment import Change, Deployment
 from offline.emulator.functions import FunctionHost
 from offline.emulator.provisioner import Provisioner
@@ -28,7 +41,7 @@ from offline.verification.signals import SignalsReader, Watch, alarm_checks, bre
 from stacks.synthesize import synthesize
 
 # Function settings that say which config is tested (the suite, the cache), shown in the header.
-HEADER_SETTINGS = {"ALGORITHM_SUITE", "DATA_KEY_CACHE", "DATA_KEY_CACHE_MAX_AGE_SECONDS", "SENSITIVE_FIELDS"}
+HEADER_SETTINGS = {ENV_ALGORITHM_SUITE, ENV_DATA_KEY_CACHE, ENV_CACHE_MAX_AGE, ENV_SENSITIVE_FIELDS}
 
 
 class EmulatorInvoker:
@@ -145,7 +158,7 @@ class EmulatedEnvironment:
         published = publish_emf(self.aws.client, self.host.logs_by_region())
         table = self.deployment.tables[self.primary_region]
         reader = SignalsReader(self.aws.client)
-        dims = tuple(sorted(((DIMENSION_TABLE, table), (DIMENSION_OPERATION, "read"))))
+        dims = tuple(sorted(((DIMENSION_TABLE, table), (DIMENSION_OPERATION, OPERATION_READ))))
         seen = []
         for region in self.replica_regions:
             refused = sum(
@@ -182,7 +195,7 @@ def aurora_header(env: EmulatedEnvironment, assembly: CloudAssembly) -> list[str
     )
     config, where = env.report_header(assembly)[:2]
     return [
-        config.replace("replicas", "secondaries") + ", store=aurora-postgresql",
+        config.replace("replicas", "secondaries") + f", store={STORE_AURORA_POSTGRESQL}",
         where,
         "EMULATED: the Aurora global database as one PostgreSQL 16.2 server per region, the primary streaming to "
         "hot standbys (physical replication, asynchronous); IAM/KMS/Secrets Manager policy evaluation "
@@ -229,7 +242,7 @@ def stood_up(
             raise RuntimeError("the assembly defines no writer function")
         primary = next(s.region for s in assembly.stacks.values() if s.resources("AWS::DynamoDB::GlobalTable"))
         replicas = tuple(r for r in deployment.tables if r != primary)
-        sensitive = tuple(deployment.function(primary, "writer").environment.get("SENSITIVE_FIELDS", "").split(","))
+        sensitive = tuple(deployment.function(primary, "writer").environment.get(ENV_SENSITIVE_FIELDS, "").split(","))
         replication = GlobalTablesEmulator(
             aws.session,
             aws.endpoint_url,
