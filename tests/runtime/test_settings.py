@@ -138,3 +138,41 @@ def test_the_algorithm_suite_type_lists_the_suites() -> None:
 
     assert get_args(AlgorithmSuite) == ALGORITHM_SUITES
     assert ALGORITHM_SUITES[0] == SUITE_SIGNING, "the default comes first"
+
+
+def test_no_other_module_spells_the_names_written_here() -> None:
+    """The variable names, suites, role names and the region pattern are imported, never copied:
+    a second copy drifts (two region patterns once disagreed on two-digit region numbers)."""
+    import ast
+    from pathlib import Path
+
+    from record_crypto import settings
+
+    root = Path(__file__).resolve().parents[2]
+    own = {
+        name: value
+        for name, value in vars(settings).items()
+        if isinstance(value, str)
+        and (name.startswith("ENV_") or name.startswith("SUITE_") or name.endswith("_ROLE") or name == "DB_MASTER_USER")
+    }
+    del own["ENV_REGION"]  # AWS_REGION is the Lambda runtime's (and boto3's) own variable
+    names = {value: name for name, value in own.items()}
+    copies = []
+    for path in sorted([*root.glob("*.py"), *root.glob("*/**/*.py")]):
+        rel = path.relative_to(root)
+        if rel.parts[0] in ("tests", ".venv", "node_modules") or path == Path(settings.__file__).resolve():
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            text = node.value if isinstance(node, ast.Constant) and id(node) not in docstrings else None
+            if isinstance(text, str) and (text in names or "[a-z]{2" in text):
+                copies.append(f"{rel}:{node.lineno} {text!r} ({names.get(text, 'a region pattern')})")
+    assert not copies, "import these from record_crypto.settings instead:\n" + "\n".join(copies)
