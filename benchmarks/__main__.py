@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks import aurora, coldstart, crypto, integrity, load, machine, report, synth
-from offline.cli import Parser, UsageError, add_debug, is_committed, non_negative_seconds, positive_int, run
+from cli_support import Parser, UsageError, add_debug, is_committed, non_negative_seconds, positive_int, run
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

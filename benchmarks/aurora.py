@@ -22,6 +22,14 @@ from typing import Any
 
 from benchmarks import machine
 from benchmarks.moto_env import REPO  # noqa: F401 (puts lambda_src on sys.path)
+from lambda_src.record_crypto.settings import (
+    ENV_MRK_ARN,
+    ENV_REGION,
+    ENV_SENSITIVE_FIELDS,
+    ENV_TABLE_NAME,
+    READER_ROLE,
+    WRITER_ROLE,
+)
 
 HERE = Path(__file__).resolve().parent
 OUTPUT = HERE.parent / "review-out" / "aurora.md"
@@ -53,7 +61,7 @@ def _timed(fn: Any, count: int) -> list[float]:
 def postgres_figures(world: Any, records: int) -> dict[str, Any]:
     from offline.verification.failover_drill import PRIMARY, SECONDARIES
 
-    writer, reader = world.service(PRIMARY, "records_writer"), world.service(SECONDARIES[0], "records_reader")
+    writer, reader = world.service(PRIMARY, WRITER_ROLE), world.service(SECONDARIES[0], READER_ROLE)
     writer.write({"id": "warm", "record": _record(0)})
     lags: list[float] = []
     standby = world.db.server(SECONDARIES[0]).connect(dbname="records")
@@ -96,10 +104,10 @@ def dynamodb_figures(world: Any, records: int) -> dict[str, Any]:
 
     def service(region: str) -> RecordService:
         env = {
-            "AWS_REGION": region,
-            "RECORDS_TABLE_NAME": table,
-            "RECORDS_MRK_ARN": world.key_arns[region],
-            "SENSITIVE_FIELDS": ",".join(SENSITIVE),
+            ENV_REGION: region,
+            ENV_TABLE_NAME: table,
+            ENV_MRK_ARN: world.key_arns[region],
+            ENV_SENSITIVE_FIELDS: ",".join(SENSITIVE),
         }
         return RecordService(Settings.from_env(env))
 

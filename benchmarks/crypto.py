@@ -20,6 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.moto_env import PRIMARY, REPLICA, TABLE, Keys, Recorder, in_process_aws, recording_session, service_env
+from lambda_src.record_crypto.settings import (
+    ENV_DATA_KEY_CACHE,
+    ENV_MAX_RECORD_BYTES,
+    SUITE_COMMITTING_UNSIGNED,
+    SUITE_SIGNING,
+)
 
 # (a)-(e) in the order of the report; "floor" and "baseline" are what ratios are taken against.
 BASELINE, DEFAULT, CACHED, UNSIGNED, RAW = "a", "b", "c", "d", "e"
@@ -187,7 +193,7 @@ class Paths:
 
             return trip, ra, rb
         if path in (DEFAULT, CACHED, UNSIGNED):
-            suite = "committing-unsigned" if path == UNSIGNED else "signing"
+            suite = SUITE_COMMITTING_UNSIGNED if path == UNSIGNED else SUITE_SIGNING
             cache = (
                 CacheSettings(CACHE_MAX_AGE_S, CACHE_MAX_MESSAGES, CACHE_MAX_BYTES, CACHE_CAPACITY)
                 if path == CACHED
@@ -238,9 +244,9 @@ class Paths:
         from record_crypto.settings import Settings
 
         # A 32 KB sensitive payload makes a record a little over the default 32768-byte limit.
-        extra = {"MAX_RECORD_BYTES": "65536", **({"DATA_KEY_CACHE": "on"} if cached else {})}
-        writer = RecordService(Settings.from_env(service_env(self.keys, PRIMARY, **extra)), botocore_session=sa)
-        reader = RecordService(Settings.from_env(service_env(self.keys, REPLICA, **extra)), botocore_session=sb)
+        extra = {ENV_MAX_RECORD_BYTES: "65536", **({ENV_DATA_KEY_CACHE: "on"} if cached else {})}
+        writer = RecordService(Settings.from_env(service_env(self.keys, PRIMARY, extra)), botocore_session=sa)
+        reader = RecordService(Settings.from_env(service_env(self.keys, REPLICA, extra)), botocore_session=sb)
         ddb_a, ddb_b = boto3.client("dynamodb", region_name=PRIMARY), boto3.client("dynamodb", region_name=REPLICA)
         size, tag = self.size, "c" if cached else "d"
 

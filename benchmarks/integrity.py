@@ -21,6 +21,7 @@ from typing import Any
 
 from benchmarks.moto_env import PRIMARY, REPLICA, TABLE, in_process_aws, recording_session, service_env
 from benchmarks.moto_env import Recorder as _Recorder
+from lambda_src.record_crypto.settings import ENV_SENSITIVE_FIELDS
 
 SIGNING_SHARE_TARGET = 0.05
 
@@ -72,12 +73,12 @@ def run(*, records: int, repeats: int, say: Callable[[str], None]) -> IntegrityR
 
     started = time.perf_counter()
     with in_process_aws() as keys:
-        env = {"SENSITIVE_FIELDS": "ssn,date_of_birth,card_number"}
+        env = {ENV_SENSITIVE_FIELDS: "ssn,date_of_birth,card_number"}
         writer = RecordService(
-            Settings.from_env(service_env(keys, PRIMARY, **env)), botocore_session=recording_session(_Recorder())
+            Settings.from_env(service_env(keys, PRIMARY, env)), botocore_session=recording_session(_Recorder())
         )
         reader = RecordService(
-            Settings.from_env(service_env(keys, REPLICA, **env)), botocore_session=recording_session(_Recorder())
+            Settings.from_env(service_env(keys, REPLICA, env)), botocore_session=recording_session(_Recorder())
         )
         ddb_a, ddb_b = boto3.client("dynamodb", region_name=PRIMARY), boto3.client("dynamodb", region_name=REPLICA)
         counter = iter(range(10**9))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.moto_env import PRIMARY, REPLICA, REPO, TABLE, create_resources, fake_credentials, service_env
+from lambda_src.record_crypto.settings import ENV_DATA_KEY_CACHE
 
 _FILLER = "lorem ipsum dolor sit amet " * 40
 
@@ -109,18 +110,14 @@ def _phase(name: str, keys: Any, *, writers: int, readers: int, seconds: float, 
     from record_crypto.settings import Settings
 
     phase = Phase(name, writers, readers, seconds)
-    extra = {"DATA_KEY_CACHE": "on"} if cache else {}
+    extra = {ENV_DATA_KEY_CACHE: "on"} if cache else {}
     # One service per thread, as one per warm Lambda container (each with its own clients and cache).
     writer_services = [
-        RecordService(
-            Settings.from_env(service_env(keys, PRIMARY, **extra)), botocore_session=botocore.session.Session()
-        )
+        RecordService(Settings.from_env(service_env(keys, PRIMARY, extra)), botocore_session=botocore.session.Session())
         for _ in range(writers)
     ]
     reader_services = [
-        RecordService(
-            Settings.from_env(service_env(keys, REPLICA, **extra)), botocore_session=botocore.session.Session()
-        )
+        RecordService(Settings.from_env(service_env(keys, REPLICA, extra)), botocore_session=botocore.session.Session())
         for _ in range(readers)
     ]
     session = boto3.session.Session()

@@ -27,25 +27,23 @@ from lambda_src.record_crypto.settings import (
     ENV_CACHE_MAX_BYTES,
     ENV_CACHE_MAX_MESSAGES,
     ENV_DATA_KEY_CACHE,
+    ENV_DB_HOST,
+    ENV_DB_NAME,
+    ENV_DB_PORT,
+    ENV_DB_PRIMARY_REGION,
+    ENV_DB_SECRET_ARN,
+    ENV_DB_WRITE_FORWARDING,
     ENV_MAX_RECORD_BYTES,
     ENV_MRK_ARN,
+    ENV_RECORD_STORE,
     ENV_SENSITIVE_FIELDS,
     ENV_TABLE_NAME,
     ENV_UNSIGNED_ATTRIBUTES,
     PARTITION_KEY,
+    STORE_AURORA_POSTGRESQL,
+    SUITE_SIGNING,
     VERSION_ATTRIBUTE,
 )
-
-# The Aurora store's function environment (/work/notes/aurora-contract.md; the functions' side,
-# lambda_src/record_crypto/settings.py, validates them).
-ENV_RECORD_STORE = "RECORD_STORE"
-ENV_DB_HOST = "DB_HOST"
-ENV_DB_PORT = "DB_PORT"
-ENV_DB_NAME = "DB_NAME"
-ENV_DB_SECRET_ARN = "DB_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
-ENV_DB_WRITE_FORWARDING = "DB_WRITE_FORWARDING"
-ENV_DB_PRIMARY_REGION = "DB_PRIMARY_REGION"  # named by a secondary's refusal of a write
-AURORA_STORE = "aurora-postgresql"
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,7 @@ class DatabaseAccess:
 
     def environment(self, secret_arn: str) -> dict[str, str]:
         return {
-            ENV_RECORD_STORE: AURORA_STORE,
+            ENV_RECORD_STORE: STORE_AURORA_POSTGRESQL,
             ENV_DB_HOST: self.host,
             ENV_DB_PORT: self.port,
             ENV_DB_NAME: self.database_name,
@@ -174,7 +172,7 @@ class CryptoOptions:
 
     sensitive_fields: tuple[str, ...]
     unsigned_attributes: tuple[str, ...] = ()
-    algorithm_suite: str = "signing"
+    algorithm_suite: str = SUITE_SIGNING
     data_key_cache: bool = False
     cache_max_age_seconds: int = 300
     cache_max_messages: int = 1000

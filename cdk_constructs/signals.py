@@ -39,6 +39,10 @@ from lambda_src.record_crypto.observability import (
     KMS_CALLS,
     KMS_THROTTLES,
     NAMESPACE,
+    OPERATION_OF,
+    OPERATION_READ,
+    OPERATION_WRITE,
+    OPERATIONS,
     RECORDS_READ,
     RECORDS_WRITTEN,
     REFUSALS,
@@ -47,7 +51,6 @@ from lambda_src.record_crypto.observability import (
 
 LAMBDA_NAMESPACE = "AWS/Lambda"
 DYNAMODB_NAMESPACE = "AWS/DynamoDB"
-OPERATION_OF = {"writer": "write", "reader": "read"}
 # Replication: sustained lag, not a blip (3 periods of 5 minutes in a row).
 REPLICATION_LATENCY_MS = 60_000
 PENDING_REPLICATION_ITEMS = 1_000
@@ -387,21 +390,20 @@ class SignalsDashboard(Construct):
             cloudwatch.GraphWidget(
                 title=f"Records ({region})",
                 region=region,
-                left=[ours(RECORDS_WRITTEN, "write"), ours(RECORDS_READ, "read")],
+                left=[ours(RECORDS_WRITTEN, OPERATION_WRITE), ours(RECORDS_READ, OPERATION_READ)],
                 width=6,
             ),
             cloudwatch.GraphWidget(
                 title=f"Refusals by type ({region})",
                 region=region,
-                left=[refusals, ours(SECURITY_REFUSALS, "write"), ours(SECURITY_REFUSALS, "read")],
+                left=[refusals, *(ours(SECURITY_REFUSALS, op) for op in OPERATIONS)],
                 width=6,
             ),
             cloudwatch.GraphWidget(
                 title=f"KMS ({region})",
                 region=region,
-                left=[ours(KMS_CALLS, op) for op in ("write", "read")]
-                + [ours(DATA_KEY_CACHE_HITS, op) for op in ("write", "read")],
-                right=[ours(KMS_THROTTLES, op) for op in ("write", "read")],
+                left=[ours(KMS_CALLS, op) for op in OPERATIONS] + [ours(DATA_KEY_CACHE_HITS, op) for op in OPERATIONS],
+                right=[ours(KMS_THROTTLES, op) for op in OPERATIONS],
                 width=6,
             ),
             cloudwatch.GraphWidget(title=f"Replication from {region}", region=region, left=replication, width=6),

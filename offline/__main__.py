@@ -23,7 +23,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from offline.cli import Parser, UsageError, add_debug, non_negative_seconds, quiet_jsii, require_assembly, run
+from cli_support import Parser, UsageError, add_debug, non_negative_seconds, quiet_jsii, require_assembly, run
+from cloud_assembly.reader import load_assembly
+from lambda_src.record_crypto.settings import STORE_AURORA_POSTGRESQL, STORE_DYNAMODB, STORES
+from stacks.config import config_with, known_regions, parse_context
+from stacks.synthesize import synthesize
 
 REPO = Path(__file__).resolve().parent.parent
 MAX_LAG_SECONDS = 30.0
@@ -135,10 +139,10 @@ def _outage_parsers(sub: Any) -> None:
     )
     drill.add_argument(
         "--store",
-        choices=["dynamodb", "aurora-postgresql"],
-        default="dynamodb",
-        help="dynamodb (default): the region outage runbook; aurora-postgresql: a planned switchover and an "
-        "unplanned failover on real PostgreSQL servers",
+        choices=STORES,
+        default=STORE_DYNAMODB,
+        help=f"{STORE_DYNAMODB} (default): the region outage runbook; {STORE_AURORA_POSTGRESQL}: a planned "
+        "switchover and an unplanned failover on real PostgreSQL servers",
     )
     drill.add_argument("--json", type=Path, help="also write the results as JSON here")
     add_debug(drill)
@@ -146,16 +150,8 @@ def _outage_parsers(sub: Any) -> None:
 
 def _overrides(pairs: list[str]) -> dict[str, Any]:
     """``-c key=value`` pairs, checked together with cdk.json before anything is synthesized."""
-    from stacks.config import load_config, read_cdk_json
-
-    overrides: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"-c expects key=value, got {pair!r}: e.g. -c mrk-toolkit:replicaRegions=us-west-1")
-        overrides[key] = value
-    context = read_cdk_json(REPO / "cdk.json").get("context", {})
-    load_config({**context, **overrides})
+    overrides = parse_context(pairs)
+    config_with(overrides)
     return overrides
 
 
@@ -193,8 +189,6 @@ def _demo(args: argparse.Namespace) -> Any:
 
 
 def _known_region(flag: str, region: str) -> None:
-    from stacks.config import known_regions
-
     if region not in known_regions():
         raise UsageError(f"{flag} {region}: not a known AWS region; e.g. --primary us-east-2 --replicas us-west-1")
 
@@ -250,8 +244,6 @@ def _deploy(args: argparse.Namespace) -> int:
     from offline.runbooks import redeploy
 
     if cdk_out is None:
-        from offline.verification.emulated import synthesize
-
         cdk_out = synthesize(overrides)
     for line in redeploy.render(redeploy.send_assembly(cdk_out)):
         print(line)
@@ -262,9 +254,8 @@ def _destroy(args: argparse.Namespace) -> int:
     import boto3
 
     from offline.runbooks.teardown import Teardown, TeardownFailed, deletion_waves, render_leftovers
-    from stacks.config import load_config, read_cdk_json
 
-    config = load_config({**read_cdk_json(REPO / "cdk.json").get("context", {}), **_overrides(args.context)})
+    config = config_with(_overrides(args.context))
     if args.region is not None:
         _known_region("--region", args.region)
         if args.region in config.regions:
@@ -329,9 +320,8 @@ def _promote(args: argparse.Namespace) -> int:
     import boto3
 
     from offline.runbooks.outage import clients_of, promote_key
-    from stacks.config import load_config, read_cdk_json
 
-    config = load_config({**read_cdk_json(REPO / "cdk.json").get("context", {}), **_overrides(args.context)})
+    config = config_with(_overrides(args.context))
     if args.to_region not in config.regions:
         raise UsageError(f"--to {args.to_region}: not a region of the deployment ({', '.join(config.regions)})")
     line = promote_key(
@@ -345,9 +335,7 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _stack_plan(args: argparse.Namespace) -> int:
-    from cloud_assembly.reader import load_assembly
     from offline.runbooks.outage import stack_plan
-    from offline.verification.emulated import synthesize
 
     cdk_out, overrides = _source(args)
     assembly = load_assembly(cdk_out or synthesize(overrides))
@@ -361,11 +349,10 @@ def _stack_plan(args: argparse.Namespace) -> int:
 
 
 def _drill(args: argparse.Namespace) -> Any:
-    from cloud_assembly.reader import load_assembly
     from offline.verification.drill import OutageDrill
-    from offline.verification.emulated import stood_up, synthesize
+    from offline.verification.emulated import stood_up
 
-    if args.store == "aurora-postgresql":
+    if args.store == STORE_AURORA_POSTGRESQL:
         return _failover_drill(args)
     cdk_out, overrides = _source(args)
     with stood_up(load_assembly(cdk_out or synthesize(overrides)), lag_seconds=args.lag) as env:

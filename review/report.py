@@ -12,9 +12,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cloud_assembly.intrinsics import partition, url_suffix
 from cloud_assembly.reader import CloudAssembly
 from review.alarms import alarm_entries, alarms_md
-from review.assembly_view import ACCOUNT, partition, url_suffix
+from review.assembly_view import ACCOUNT
 from review.diagram import mermaid_from_inventory
 from review.inventory import Cluster, Inventory, Key, Role, Secret, TableReplica
 from review.policy import (

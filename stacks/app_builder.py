@@ -15,6 +15,7 @@ from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks, 
 
 from cdk_constructs.encrypting_functions import DatabaseAccess
 from cdk_constructs.nag_rules import MrkToolkitChecks
+from lambda_src.record_crypto.settings import STORE_AURORA_POSTGRESQL, STORE_DYNAMODB
 from stacks.config import ToolkitConfig
 from stacks.database_stack import DatabaseStack
 from stacks.functions_stack import FunctionsStack
@@ -54,7 +55,7 @@ def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
     users = key_users(config)
     description = "Multi-region client-side encryption toolkit"
     primary = config.primary_region
-    store_keys = "table key" if config.store == "dynamodb" else "storage and secrets keys"
+    store_keys = "table key" if config.store == STORE_DYNAMODB else "storage and secrets keys"
     keys: dict[str, KeysStack] = {
         primary: KeysStack(
             app,
@@ -75,7 +76,7 @@ def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
             env=env(region),
             description=f"{description}: multi-region key (replica) and {store_keys}, {region}",
         )
-    if config.store == "aurora-postgresql":
+    if config.store == STORE_AURORA_POSTGRESQL:
         return _aurora_stacks(app, config, keys, env)
     table = TableStack(
         app,

@@ -32,6 +32,16 @@ from cdk_constructs.encrypting_functions import (
 from cdk_constructs.isolated_network import IsolatedNetwork
 from cdk_constructs.lambda_bundle import RUNTIME, function_code
 from cdk_constructs.logs_key import LogsKey, encrypted_log_group
+from lambda_src.record_crypto.settings import (
+    ENV_DB_HOST,
+    ENV_DB_MASTER_SECRET_ARN,
+    ENV_DB_NAME,
+    ENV_DB_PORT,
+    ENV_DB_READER_SECRET_ARN,
+    ENV_DB_WRITER_SECRET_ARN,
+    ENV_SENSITIVE_FIELDS,
+    ENV_TABLE_NAME,
+)
 from stacks.config import ToolkitConfig
 from stacks.shared import removal_policy
 
@@ -177,14 +187,14 @@ class DatabaseStack(Stack):
         aurora = config.aurora
         assert aurora is not None
         environment = {
-            "DB_HOST": self.member.endpoint,
-            "DB_PORT": self.member.port,
-            "DB_NAME": aurora.database_name,
-            "DB_MASTER_SECRET_ARN": secrets.master.secret_arn,
-            "DB_WRITER_SECRET_ARN": secrets.writer.secret_arn,
-            "DB_READER_SECRET_ARN": secrets.reader.secret_arn,
-            "RECORDS_TABLE_NAME": config.table_name,
-            "SENSITIVE_FIELDS": ",".join(config.sensitive_fields),
+            ENV_DB_HOST: self.member.endpoint,
+            ENV_DB_PORT: self.member.port,
+            ENV_DB_NAME: aurora.database_name,
+            ENV_DB_MASTER_SECRET_ARN: secrets.master.secret_arn,
+            ENV_DB_WRITER_SECRET_ARN: secrets.writer.secret_arn,
+            ENV_DB_READER_SECRET_ARN: secrets.reader.secret_arn,
+            ENV_TABLE_NAME: config.table_name,
+            ENV_SENSITIVE_FIELDS: ",".join(config.sensitive_fields),
         }
         self.schema_function = lambda_.Function(
             self,

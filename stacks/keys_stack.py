@@ -10,6 +10,7 @@ from constructs import Construct
 
 from cdk_constructs.multi_region_key import KeyUsers, MultiRegionKey
 from cdk_constructs.table_key import SECRETS_KEY, STORAGE_KEY, TABLE_KEY, ServiceKey
+from lambda_src.record_crypto.settings import STORE_DYNAMODB
 from stacks.config import ToolkitConfig
 from stacks.shared import removal_policy
 
@@ -52,7 +53,7 @@ class KeysStack(Stack):
             "pending_window_days": config.key_pending_window_days,
             "removal_policy": removal,
         }
-        if config.store == "dynamodb":
+        if config.store == STORE_DYNAMODB:
             self.table_key = ServiceKey(
                 self,
                 "TableKey",

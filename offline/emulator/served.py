@@ -17,6 +17,9 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
+from cloud_assembly.intrinsics import UnsupportedTemplate
+from cloud_assembly.reader import load_assembly
+from offline.emulator.resource_lifecycle import StackOperationFailed
 from policy_engine import Caller, Request, authorize
 
 _INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
@@ -51,10 +54,6 @@ class ServedApis:
         return None
 
     def _deploy(self, body: bytes) -> Response:
-        from cloud_assembly.intrinsics import UnsupportedTemplate
-        from cloud_assembly.reader import load_assembly
-        from offline.emulator.provisioner import StackOperationFailed
-
         try:
             assembly = load_assembly(json.loads(body)["cdk_out"])
             changes = self.lifecycle.apply(assembly)
@@ -76,8 +75,6 @@ class ServedApis:
         stack = self._stack(region, name)
         if action == "DeleteStack":
             if stack is not None and self.lifecycle is not None:
-                from offline.emulator.provisioner import StackOperationFailed
-
                 # asynchronous in CloudFormation: a failure shows in DescribeStacks (DELETE_FAILED)
                 with contextlib.suppress(StackOperationFailed):
                     self.lifecycle.delete_stack(name)

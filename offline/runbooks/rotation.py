@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from lambda_src.record_crypto.settings import ENV_MRK_ARN
 from offline.verification.scenario import read_until_replicated
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def rotation_check(env: EmulatedEnvironment, *, deadline_s: float = 30.0) -> tup
         from offline.verification.emulated import EmulatorInvoker  # emulated imports this module
 
         primary = env.primary_region
-        key_arn = env.deployment.function(primary, "writer").environment["RECORDS_MRK_ARN"]
+        key_arn = env.deployment.function(primary, "writer").environment[ENV_MRK_ARN]
         tag = uuid.uuid4().hex[:8]
         record = {"name": "rotation", **{f: f"SECRET-{f}-{tag}-rotation" for f in env.sensitive_fields}}
         before = _write(env, f"rotation-{tag}-before", record)
@@ -59,7 +60,7 @@ def rotation_check(env: EmulatedEnvironment, *, deadline_s: float = 30.0) -> tup
                 assert inv.result.get("ok") is True, f"{item_id} in {region}: {str(inv.result)[:200]}"
                 assert inv.result["record"] == record, f"{item_id} read in {region} differs from what was written"
         replica = env.replica_regions[0]
-        replica_arn = env.deployment.function(replica, "reader").environment["RECORDS_MRK_ARN"]
+        replica_arn = env.deployment.function(replica, "reader").environment[ENV_MRK_ARN]
         try:
             env.aws.client("kms", replica).rotate_key_on_demand(KeyId=replica_arn)
         except Exception as error:  # botocore ClientError: KMS refuses to rotate a replica

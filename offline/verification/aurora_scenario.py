@@ -16,15 +16,21 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from lambda_src.record_crypto.settings import (
+    ENV_DB_PRIMARY_REGION,
+    ENV_DB_SECRET_ARN,
+    ENV_SENSITIVE_FIELDS,
+    ENV_TABLE_NAME,
+    READER_ROLE,
+    SQL_IDENTIFIER,
+    WRITER_ROLE,
+)
 from offline.verification.scenario import Verification
-
-WRITER_ROLE, READER_ROLE = "records_writer", "records_reader"
 
 
 class AuroraVerification(Verification):
@@ -40,8 +46,8 @@ class AuroraVerification(Verification):
     @property
     def table(self) -> str:
         writer = self.env.deployment.function(self.env.primary_region, "writer")  # type: ignore[attr-defined]
-        name = writer.environment["RECORDS_TABLE_NAME"]
-        assert re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name), f"RECORDS_TABLE_NAME {name!r} is not an SQL identifier"
+        name = writer.environment[ENV_TABLE_NAME]
+        assert SQL_IDENTIFIER.fullmatch(name), f"{ENV_TABLE_NAME} {name!r} is not an SQL identifier"
         return str(name)
 
     def admin(self, statement: str, *params: Any, region: str | None = None) -> list[tuple[Any, ...]]:
@@ -121,7 +127,7 @@ class AuroraVerification(Verification):
         inv = self.invoker.invoke(region, "writer", {"id": item_id, "record": self.sample_record("d")})
         error = inv.result.get("error", {})
         assert error.get("type") == "ReadOnlyRegion", f"got {json.dumps(inv.result)[:240]}"
-        named = self.env.deployment.function(region, "writer").environment.get("DB_PRIMARY_REGION")  # type: ignore[attr-defined]
+        named = self.env.deployment.function(region, "writer").environment.get(ENV_DB_PRIMARY_REGION)  # type: ignore[attr-defined]
         if named:
             assert f"primary region {self.env.primary_region}" in error["message"], error["message"]
         assert not self.admin(f"SELECT 1 FROM {self.table} WHERE id = %s", item_id), "the row was written"
@@ -219,7 +225,7 @@ class AuroraVerification(Verification):
     def _role_secret(self, region: str, kind: str) -> dict[str, str]:
         spec = self.env.deployment.function(region, kind)  # type: ignore[attr-defined]
         client = self.env.aws.client("secretsmanager", region)  # type: ignore[attr-defined]
-        return json.loads(client.get_secret_value(SecretId=spec.environment["DB_SECRET_ARN"])["SecretString"])
+        return json.loads(client.get_secret_value(SecretId=spec.environment[ENV_DB_SECRET_ARN])["SecretString"])
 
 
 @contextlib.contextmanager
@@ -230,7 +236,7 @@ def aurora_environment(aws: Any, deployment: Any, say: Callable[[str], None], lo
 
     aurora = deployment.aurora
     primary, secondaries = aurora.primary_region, aurora.secondary_regions
-    sensitive = tuple(deployment.function(primary, "writer").environment.get("SENSITIVE_FIELDS", "").split(","))
+    sensitive = tuple(deployment.function(primary, "writer").environment.get(ENV_SENSITIVE_FIELDS, "").split(","))
     host = FunctionHost(aws, deployment, log_dir=log_dir)
     try:
         for region in (primary, *secondaries):

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from offline.cli import UsageError
+from cli_support import UsageError
+from lambda_src.record_crypto.settings import ENV_MRK_ARN
 from offline.runbooks.outage import ONE_ATTEMPT, drift_line, promote_key, set_outage, stack_needs, stack_plan
 from offline.runbooks.rotation import rotate
 from offline.verification.scenario import Check, Report, read_until_replicated
@@ -235,7 +236,7 @@ class OutageDrill:
     def promote(self) -> str:
         target = self.healthy[0]
         self._outage(self.down, down=True, services=PARTIAL_OUTAGE)
-        primary_arn = self.env.deployment.function(self.home, "writer").environment["RECORDS_MRK_ARN"]
+        primary_arn = self.env.deployment.function(self.home, "writer").environment[ENV_MRK_ARN]
         refused = []
         for kind in ("writer", "reader"):
             role = self.env.deployment.function(target, kind).role_arn
@@ -303,7 +304,7 @@ class OutageDrill:
             lines.append(self._promote(self.home))
         else:
             lines.append(drift_line(actual, self.home))
-        key_arn = self.env.deployment.function(self.home, "writer").environment["RECORDS_MRK_ARN"]
+        key_arn = self.env.deployment.function(self.home, "writer").environment[ENV_MRK_ARN]
         lines.append(rotate(self._client("kms", self.home), key_arn).split(";")[0])  # a primary-only operation
         self._read_everywhere(self.regions, ids=sorted(self.ledger.acked))
         return " / ".join(lines)

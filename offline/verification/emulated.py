@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,9 +13,23 @@ from typing import Any
 
 from cloud_assembly.intrinsics import UnsupportedTemplate
 from cloud_assembly.reader import CloudAssembly, load_assembly
-from lambda_src.record_crypto.observability import DIMENSION_OPERATION, DIMENSION_TABLE, NAMESPACE, SECURITY_REFUSALS
+from lambda_src.record_crypto.observability import (
+    DIMENSION_OPERATION,
+    DIMENSION_TABLE,
+    NAMESPACE,
+    OPERATION_READ,
+    SECURITY_REFUSALS,
+)
+from lambda_src.record_crypto.settings import (
+    ENV_ALGORITHM_SUITE,
+    ENV_CACHE_MAX_AGE,
+    ENV_DATA_KEY_CACHE,
+    ENV_SENSITIVE_FIELDS,
+    STORE_AURORA_POSTGRESQL,
+)
+from offline.emulator.deployment import Change, Deployment
 from offline.emulator.functions import FunctionHost
-from offline.emulator.provisioner import Change, Deployment, Provisioner
+from offline.emulator.provisioner import Provisioner
 from offline.emulator.replication import GlobalTablesEmulator
 from offline.emulator.served import ServedApis
 from offline.emulator.server import MOTO_ACCOUNT, EmulatedAws
@@ -25,50 +38,10 @@ from offline.verification.invariants import DeployedReader, deployed_checks
 from offline.verification.probes import KmsProbes, condition_checks
 from offline.verification.scenario import Check, Invocation, Report, Verification
 from offline.verification.signals import SignalsReader, Watch, alarm_checks, breaching_periods, find_alarm, publish_emf
+from stacks.synthesize import synthesize
 
 # Function settings that say which config is tested (the suite, the cache), shown in the header.
-HEADER_SETTINGS = {"ALGORITHM_SUITE", "DATA_KEY_CACHE", "DATA_KEY_CACHE_MAX_AGE_SECONDS", "SENSITIVE_FIELDS"}
-
-
-def parse_context(pairs: list[str]) -> dict[str, Any]:
-    """``-c key=value`` options (as the CDK CLI takes them) into context overrides."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"-c expects key=value, got {pair!r}")
-        out[key] = value
-    return out
-
-
-_SYNTHESIZED: dict[str, Path] = {}  # context -> assembly synthesized into a temp dir by this process
-
-
-def synthesize(context_overrides: dict[str, Any], outdir: str | None = None) -> Path:
-    """Synthesize the app in-process with cdk.json's context plus overrides, without bundling
-    (the emulator runs lambda_src directly; bundling only shapes the deployable zip). Into a temp
-    dir (no ``outdir``), the same context is synthesized once per process (synth is deterministic)."""
-    import json
-
-    import aws_cdk as cdk
-
-    from stacks.app_builder import add_compliance_checks, build_stacks
-    from stacks.config import load_config
-
-    repo = Path(__file__).resolve().parents[2]
-    context = json.loads((repo / "cdk.json").read_text())["context"]
-    context.update(context_overrides)
-    key = json.dumps(context, sort_keys=True, default=str)
-    if outdir is None and key in _SYNTHESIZED and (_SYNTHESIZED[key] / "manifest.json").is_file():
-        return _SYNTHESIZED[key]
-    out = outdir or tempfile.mkdtemp(prefix="mrk-toolkit-cdk-out-")
-    app = cdk.App(context=context, outdir=out, post_cli_context={"aws:cdk:bundling-stacks": []})
-    build_stacks(app, load_config(app.node.get_all_context()))
-    add_compliance_checks(app)
-    app.synth()
-    if outdir is None:
-        _SYNTHESIZED[key] = Path(out)
-    return Path(out)
+HEADER_SETTINGS = {ENV_ALGORITHM_SUITE, ENV_DATA_KEY_CACHE, ENV_CACHE_MAX_AGE, ENV_SENSITIVE_FIELDS}
 
 
 class EmulatorInvoker:
@@ -185,7 +158,7 @@ class EmulatedEnvironment:
         published = publish_emf(self.aws.client, self.host.logs_by_region())
         table = self.deployment.tables[self.primary_region]
         reader = SignalsReader(self.aws.client)
-        dims = tuple(sorted(((DIMENSION_TABLE, table), (DIMENSION_OPERATION, "read"))))
+        dims = tuple(sorted(((DIMENSION_TABLE, table), (DIMENSION_OPERATION, OPERATION_READ))))
         seen = []
         for region in self.replica_regions:
             refused = sum(
@@ -222,7 +195,7 @@ def aurora_header(env: EmulatedEnvironment, assembly: CloudAssembly) -> list[str
     )
     config, where = env.report_header(assembly)[:2]
     return [
-        config.replace("replicas", "secondaries") + ", store=aurora-postgresql",
+        config.replace("replicas", "secondaries") + f", store={STORE_AURORA_POSTGRESQL}",
         where,
         "EMULATED: the Aurora global database as one PostgreSQL 16.2 server per region, the primary streaming to "
         "hot standbys (physical replication, asynchronous); IAM/KMS/Secrets Manager policy evaluation "
@@ -269,7 +242,7 @@ def stood_up(
             raise RuntimeError("the assembly defines no writer function")
         primary = next(s.region for s in assembly.stacks.values() if s.resources("AWS::DynamoDB::GlobalTable"))
         replicas = tuple(r for r in deployment.tables if r != primary)
-        sensitive = tuple(deployment.function(primary, "writer").environment.get("SENSITIVE_FIELDS", "").split(","))
+        sensitive = tuple(deployment.function(primary, "writer").environment.get(ENV_SENSITIVE_FIELDS, "").split(","))
         replication = GlobalTablesEmulator(
             aws.session,
             aws.endpoint_url,

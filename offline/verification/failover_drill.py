@@ -30,6 +30,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lambda_src.record_crypto.settings import (
+    ENV_DB_HOST,
+    ENV_DB_NAME,
+    ENV_DB_PRIMARY_REGION,
+    ENV_DB_SECRET_ARN,
+    ENV_MRK_ARN,
+    ENV_RECORD_STORE,
+    ENV_REGION,
+    ENV_SENSITIVE_FIELDS,
+    ENV_TABLE_NAME,
+    READER_ROLE,
+    STORE_AURORA_POSTGRESQL,
+    WRITER_ROLE,
+)
+
 # lambda_src is the root of the Lambda zip: its modules import each other as top-level modules.
 _LAMBDA_SRC = str(Path(__file__).resolve().parents[2] / "lambda_src")
 if _LAMBDA_SRC not in sys.path:
@@ -112,15 +127,15 @@ class DrillWorld:
         from record_crypto.settings import Settings
 
         env = {
-            "AWS_REGION": region,
-            "RECORDS_TABLE_NAME": TABLE,
-            "RECORDS_MRK_ARN": self.key_arns[region],
-            "SENSITIVE_FIELDS": ",".join(SENSITIVE),
-            "RECORD_STORE": "aurora-postgresql",
-            "DB_HOST": str(self.db.server(region).socket_dir),
-            "DB_NAME": DATABASE,
-            "DB_SECRET_ARN": self.secret_arns[(region, role)],
-            "DB_PRIMARY_REGION": PRIMARY,
+            ENV_REGION: region,
+            ENV_TABLE_NAME: TABLE,
+            ENV_MRK_ARN: self.key_arns[region],
+            ENV_SENSITIVE_FIELDS: ",".join(SENSITIVE),
+            ENV_RECORD_STORE: STORE_AURORA_POSTGRESQL,
+            ENV_DB_HOST: str(self.db.server(region).socket_dir),
+            ENV_DB_NAME: DATABASE,
+            ENV_DB_SECRET_ARN: self.secret_arns[(region, role)],
+            ENV_DB_PRIMARY_REGION: PRIMARY,
         }
         return RecordService(Settings.from_env(env), botocore_session=(kms or KmsCalls()).session())
 
@@ -130,7 +145,7 @@ def drill_world(regions: tuple[str, ...] = (PRIMARY, *SECONDARIES)) -> Iterator[
     """Servers, schema and roles; an MRK with replicas and the roles' secrets on moto."""
     import boto3
     from moto import mock_aws
-    from record_crypto.pg_schema import READER_ROLE, WRITER_ROLE, password_statement, schema_statements
+    from record_crypto.pg_schema import password_statement, schema_statements
 
     from offline.emulator.moto_patches import apply_moto_patches
     from offline.emulator.postgres import GlobalDatabase
@@ -167,7 +182,7 @@ def _write_until_ok(world: DrillWorld, region: str, item_id: str, deadline_s: fl
     """Seconds until a write in ``region`` is acknowledged (a new writer: a fresh connection)."""
     started = time.monotonic()
     while True:
-        result = world.service(region, "records_writer").write({"id": item_id, "record": _record(0)})
+        result = world.service(region, WRITER_ROLE).write({"id": item_id, "record": _record(0)})
         if result.get("ok"):
             return time.monotonic() - started
         if time.monotonic() - started > deadline_s:
@@ -186,7 +201,7 @@ def _read_back(world: DrillWorld, result: DrillResult, regions: tuple[str, ...],
         if region != result.new_primary:
             world.db.wait_replayed(region, lsn)
         calls = KmsCalls()
-        reader = world.service(region, "records_reader", calls)
+        reader = world.service(region, READER_ROLE, calls)
         found = sum(1 for item_id in ids if reader.read({"id": item_id}).get("ok"))
         result.reads_ok[region] = found
         result.readers_kms_regions[region] = calls.regions
@@ -196,7 +211,7 @@ def _read_back(world: DrillWorld, result: DrillResult, regions: tuple[str, ...],
 def planned_switchover(world: DrillWorld, target: str, writes: int = 50) -> DrillResult:
     db = world.db
     old = db.writer_region
-    writer = world.service(old, "records_writer")
+    writer = world.service(old, WRITER_ROLE)
     acked = [f"planned-{i}" for i in range(writes) if writer.write({"id": f"planned-{i}", "record": _record(i)})["ok"]]
     stopped = time.monotonic()  # writes stop here
     lsn = db.writer_lsn()
@@ -208,7 +223,7 @@ def planned_switchover(world: DrillWorld, target: str, writes: int = 50) -> Dril
     seconds = time.monotonic() - stopped
     db.rejoin(old, target)
     db.wait_streaming()
-    new_writer = world.service(target, "records_reader")
+    new_writer = world.service(target, READER_ROLE)
     lost = sum(1 for item_id in acked if not new_writer.read({"id": item_id}).get("ok"))
     result = DrillResult("planned switchover", old, target, len(acked), lost, seconds, catch_up)
     result.notes.append(f"the write itself took {first_write:.2f} s; {old} rejoined as a standby of {target}")
@@ -223,7 +238,7 @@ def unplanned_failover(world: DrillWorld, load_seconds: float = 1.5, min_writes:
     stop = threading.Event()
 
     def load() -> None:
-        writer = world.service(old, "records_writer")
+        writer = world.service(old, WRITER_ROLE)
         i = 0
         while not stop.is_set():
             i += 1
@@ -245,7 +260,7 @@ def unplanned_failover(world: DrillWorld, load_seconds: float = 1.5, min_writes:
     db.follow(target)
     _write_until_ok(world, target, "unplanned-after")
     seconds = time.monotonic() - crashed
-    reader = world.service(target, "records_reader")
+    reader = world.service(target, READER_ROLE)
     lost = sum(1 for item_id in acked if not reader.read({"id": item_id}).get("ok"))
     result = DrillResult("unplanned failover", old, target, len(acked), lost, seconds, None)
     result.notes.append(

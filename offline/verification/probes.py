@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from offline.emulator.provisioner import Deployment
+from offline.emulator.deployment import Deployment
 
 
 class KmsProbes:

@@ -24,13 +24,13 @@ from lambda_src.record_crypto.observability import (
     DIMENSION_TABLE,
     KMS_THROTTLES,
     NAMESPACE,
+    OPERATION_OF,
     SECURITY_REFUSALS,
 )
 from offline.emulator.emf import Datum, extract
 from policy_engine import Caller, Decision, Request, authorize
 
 NamedCheck = tuple[str, Callable[[], str]]
-OPERATION_OF = {"writer": "write", "reader": "read"}
 FIRES_ON_ONE = ("GreaterThanOrEqualToThreshold", "GreaterThanThreshold")
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from offline.verification.emulated import synthesize
+from stacks.synthesize import synthesize
 from tests.offline.edits import drop_condition_keys, edited, failures, resources, run
 
 pytestmark = pytest.mark.e2e
