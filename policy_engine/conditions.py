@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -69,6 +70,13 @@ def substitute(text: str, context: Mapping[str, Any], *, literal_wildcards: bool
 
 def wildcard_match(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
     """``*`` matches any run of characters, ``?`` exactly one (``\\x00`` marks a literal)."""
+    return _wildcard_regex(pattern, ignore_case).fullmatch(value) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _wildcard_regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
+    # Compiled once per pattern: exhaustive questions (offline/verification/permissions.py) match
+    # the same few patterns against tens of thousands of actions and resources.
     out, i = [], 0
     while i < len(pattern):
         ch = pattern[i]
@@ -79,7 +87,7 @@ def wildcard_match(pattern: str, value: str, *, ignore_case: bool = False) -> bo
         out.append(".*" if ch == "*" else "." if ch == "?" else re.escape(ch))
         i += 1
     flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
-    return re.fullmatch("".join(out), value, flags) is not None
+    return re.compile("".join(out), flags)
 
 
 def arn_match(pattern: str, value: str) -> bool:

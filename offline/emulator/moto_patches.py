@@ -24,6 +24,12 @@ it (see the function's docstring).
 4. moto's ReplicateKey gives the replica the primary's own aliases dict (a shallow copy), so
 deleting the alias in a replica's region (its keys stack deleted) deletes the primary's alias too.
 ``apply_moto_replica_alias_patch`` gives each replica its own (empty) aliases, as in KMS.
+
+5. moto loads AWS managed policies only when told to (all ~1,400 of them, for every account),
+so a role that attaches one (RDS enhanced monitoring's ``AmazonRDSEnhancedMonitoringRole``)
+would hold none of its permissions, and what it may do would not be what AWS decides.
+``apply_moto_managed_policy_patch`` loads, on attach, the one policy asked for, from moto's own
+copy of AWS's documents (``aws_managed_policy`` reads one for other tools).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ def apply_moto_patches() -> None:
     apply_moto_rotation_patch()
     apply_moto_replica_alias_patch()
     apply_moto_primary_region_patch()
+    apply_moto_managed_policy_patch()
 
 
 def needs_moto_mrk_patch() -> bool:
@@ -312,3 +319,50 @@ def apply_moto_primary_region_patch() -> None:
     models.KmsBackend.update_primary_region = update_primary_region  # type: ignore[attr-defined]
     KmsResponse.update_primary_region = respond  # type: ignore[attr-defined]
     setattr(models, _PRIMARY_REGION_MARK, True)
+
+
+# -- AWS managed policies -----------------------------------------------------------------------
+_MANAGED_MARK = "_mrk_toolkit_managed_policies"
+
+
+def _managed_policy_data(name: str) -> dict[str, Any] | None:
+    """moto's record of one AWS managed policy (without parsing the other ~1,400)."""
+    import json
+
+    from moto.iam.aws_managed_policies import aws_managed_policies_data as data
+
+    start = data.find(f'\n "{name}":')
+    if start < 0:
+        return None
+    value, _ = json.JSONDecoder().raw_decode(data, data.index("{", start + len(name) + 4))
+    return dict(value)
+
+
+def aws_managed_policy(arn: str) -> dict[str, Any] | None:
+    """The document of an AWS managed policy (``arn:aws:iam::aws:policy/...``), None if unknown."""
+    path, _, name = arn.partition(":iam::aws:policy")[2].rpartition("/")
+    record = _managed_policy_data(name)
+    if record is None or record.get("Path", "/") != f"{path}/":
+        return None
+    return dict(record["Document"])
+
+
+def apply_moto_managed_policy_patch() -> None:
+    """AttachRolePolicy of an AWS managed policy moto has not loaded loads that one. Idempotent."""
+    from moto.iam import models
+
+    if getattr(models, _MANAGED_MARK, False):
+        return
+    original = models.IAMBackend.attach_role_policy
+
+    def attach_role_policy(self, policy_arn, role_name):  # type: ignore[no-untyped-def]
+        if policy_arn not in self.managed_policies and ":iam::aws:policy/" in policy_arn:
+            name = policy_arn.rsplit("/", 1)[-1]
+            record = _managed_policy_data(name)
+            if record is not None and aws_managed_policy(policy_arn) is not None:
+                policy = models.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, record)
+                self.managed_policies[policy.arn] = policy
+        return original(self, policy_arn, role_name)
+
+    models.IAMBackend.attach_role_policy = attach_role_policy
+    setattr(models, _MANAGED_MARK, True)

@@ -168,3 +168,27 @@ def test_update_primary_region_promotes_a_replica_and_keeps_id_material_and_old_
         for client in kms.values():
             assert client.decrypt(CiphertextBlob=before)["Plaintext"] == b"before"
             assert client.decrypt(CiphertextBlob=after)["Plaintext"] == b"after"
+
+
+MONITORING = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+
+
+def test_an_aws_managed_policy_attaches_with_its_document() -> None:
+    """RDS enhanced monitoring's role holds AWS's policy, as on AWS (moto alone refuses the attach
+    unless it loads all ~1,400 AWS managed policies)."""
+    from offline.emulator.moto_patches import aws_managed_policy
+
+    apply_moto_patches()
+    apply_moto_patches()
+    with mock_aws():
+        iam = boto3.client("iam", region_name="us-east-1")
+        iam.create_role(RoleName="monitoring", AssumeRolePolicyDocument="{}")
+        iam.attach_role_policy(RoleName="monitoring", PolicyArn=MONITORING)
+        (attached,) = iam.list_attached_role_policies(RoleName="monitoring")["AttachedPolicies"]
+        assert attached["PolicyArn"] == MONITORING
+        version = iam.get_policy(PolicyArn=MONITORING)["Policy"]["DefaultVersionId"]
+        document = iam.get_policy_version(PolicyArn=MONITORING, VersionId=version)["PolicyVersion"]["Document"]
+    assert document == aws_managed_policy(MONITORING)
+    assert document["Statement"][0]["Resource"] == ["arn:aws:logs:*:*:log-group:RDS*"]
+    assert aws_managed_policy("arn:aws:iam::aws:policy/AmazonRDSEnhancedMonitoringRole") is None  # wrong path
+    assert aws_managed_policy("arn:aws:iam::aws:policy/service-role/NoSuchPolicy") is None

@@ -1,0 +1,283 @@
+"""What each role the toolkit deploys may do: its contract, written down once.
+
+A contract is the whole of what a role may do: every request the policy engine allows the role
+(its own policies and, for KMS keys, the key policy, over a catalogue of every action and every
+resource it could reach) must be one of these grants, and every grant must be allowed.
+``offline/verification/permissions.py`` checks that on the deployment (the main job and
+``verify``); the README's table of roles is generated from this module (``python -m review
+readme``).
+
+Resources are named relative to the role (its region, its account) and resolved on the
+deployment; a role is recognised by the logical id of its ``AWS::IAM::Role`` (without CDK's hash
+suffix). A role with no contract here fails the check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+DYNAMODB, AURORA = "dynamodb", "aurora-postgresql"
+KEY_TYPES = ("AWS::KMS::Key", "AWS::KMS::ReplicaKey")
+TABLE_TYPES = ("AWS::DynamoDB::GlobalTable", "AWS::DynamoDB::Table")
+SECRET_TYPES = ("AWS::SecretsManager::Secret",)
+LOG_GROUP_TYPES = ("AWS::Logs::LogGroup",)
+
+
+@dataclass(frozen=True)
+class ResourceKind:
+    """A resource named relative to the role: one of the deployment's resources in the role's
+    region (by type and logical-id stem), or an ARN pattern ({partition}, {region}, {account})."""
+
+    text: str
+    types: tuple[str, ...] = ()
+    stems: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Condition:
+    """What a request must carry for the grant to hold: ``variant`` names the request variants
+    (offline/verification/permissions.py asks every request with each) it allows; ``subject``,
+    for a request made through Secrets Manager, the secrets it may be for."""
+
+    text: str
+    variant: str = ""  # "" = any request
+    subject: ResourceKind | None = None
+
+
+@dataclass(frozen=True)
+class Grant:
+    actions: tuple[str, ...]
+    on: ResourceKind
+    why: str
+    when: Condition = field(default_factory=lambda: ANY_REQUEST)
+    store: str | None = None  # only with this store (None: both)
+
+
+@dataclass(frozen=True)
+class RoleContract:
+    kind: str
+    title: str  # "the writer's role", as check names and the README say it
+    roles: tuple[str, ...]  # logical-id stems of its AWS::IAM::Role
+    purpose: str
+    grants: tuple[Grant, ...]
+
+    def applies(self, store: str) -> tuple[Grant, ...]:
+        return tuple(g for g in self.grants if g.store in (None, store))
+
+
+# -- the vocabulary ----------------------------------------------------------------------------
+ANY_RESOURCE = ResourceKind("any resource (`*`)", patterns=("*",))
+OWN_MRK = ResourceKind("its region's multi-region key", KEY_TYPES, ("RecordsKey",))
+OWN_TABLE = ResourceKind("its region's table replica", TABLE_TYPES, ("RecordsTable",))
+OWN_SECRETS_KEY = ResourceKind("its region's secrets key", KEY_TYPES, ("SecretsKey",))
+WRITER_SECRET = ResourceKind("the writer's database secret (its region's replica)", SECRET_TYPES, ("SecretsWriter",))
+READER_SECRET = ResourceKind("the reader's database secret (its region's replica)", SECRET_TYPES, ("SecretsReader",))
+DATABASE_SECRETS = ResourceKind(
+    "the master, writer and reader database secrets", SECRET_TYPES, ("SecretsMaster", "SecretsWriter", "SecretsReader")
+)
+NETWORK_INTERFACES = ResourceKind(
+    "its region's network interfaces", patterns=("arn:{partition}:ec2:{region}:{account}:network-interface/*",)
+)
+CLIENTS_SECURITY_GROUP = ResourceKind(
+    "its region's database clients' security group", ("AWS::EC2::SecurityGroup",), ("NetworkClientsSecurityGroup",)
+)
+ISOLATED_SUBNETS = ResourceKind(
+    "its region's isolated subnets",
+    ("AWS::EC2::Subnet",),
+    ("NetworkVpcIsolatedSubnet1Subnet", "NetworkVpcIsolatedSubnet2Subnet"),
+)
+SETUP_FUNCTION = ResourceKind("the schema setup function", ("AWS::Lambda::Function",), ("SchemaSetupFunction",))
+RDS_LOG_GROUPS = ResourceKind(
+    "RDS's log groups and streams, any region and account (`log-group:RDS*`)",
+    patterns=("arn:{partition}:logs:*:*:log-group:RDS*", "arn:{partition}:logs:*:*:log-group:RDS*:log-stream:*"),
+)
+RDS_LOG_STREAMS = ResourceKind(
+    "RDS's log streams, any region and account (`log-group:RDS*:log-stream:*`)",
+    patterns=("arn:{partition}:logs:*:*:log-group:RDS*:log-stream:*",),
+)
+
+
+def own_log_group(stem: str) -> ResourceKind:
+    return ResourceKind(f"its own log group ({stem})", LOG_GROUP_TYPES, (stem,))
+
+
+ANY_REQUEST = Condition("")
+RECORD_CONTEXT = Condition("with the toolkit's encryption context", "record-context")
+VERSION_ATTRIBUTES = ("id", "_version")
+VERSION_ONLY = Condition(f"projecting {' and '.join(f'`{a}`' for a in VERSION_ATTRIBUTES)} only", "version-attributes")
+
+
+def through_secrets_manager(secrets: ResourceKind) -> Condition:
+    return Condition(f"through Secrets Manager, for {secrets.text}", "via-secretsmanager", secrets)
+
+
+def logs(stem: str, *actions: str) -> Grant:
+    return Grant(actions or ("logs:CreateLogStream", "logs:PutLogEvents"), own_log_group(stem), "its own logs")
+
+
+TRACING = Grant(
+    ("xray:PutTelemetryRecords", "xray:PutTraceSegments"),
+    ANY_RESOURCE,
+    "X-Ray active tracing (X-Ray has no resource-level permissions)",
+)
+VPC_WRITES = ("ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface")
+VPC_WRITES += ("ec2:UnassignPrivateIpAddresses",)
+IN_VPC = (
+    Grant(
+        ("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"),
+        ANY_RESOURCE,
+        "Lambda places the function in the VPC (describing takes no resource)",
+        store=AURORA,
+    ),
+    *(
+        Grant(VPC_WRITES, kind, "the function's network interfaces, in its subnets and security group", store=AURORA)
+        for kind in (NETWORK_INTERFACES, CLIENTS_SECURITY_GROUP, ISOLATED_SUBNETS)
+    ),
+)
+
+
+def database_secret(secret: ResourceKind, why: str) -> tuple[Grant, ...]:
+    return (
+        Grant(("secretsmanager:GetSecretValue",), secret, why, store=AURORA),
+        Grant(
+            ("kms:Decrypt",),
+            OWN_SECRETS_KEY,
+            "Secrets Manager decrypts the secret with the region's secrets key",
+            through_secrets_manager(secret),
+            store=AURORA,
+        ),
+    )
+
+
+# -- the contracts -----------------------------------------------------------------------------
+WRITER = RoleContract(
+    "writer",
+    "the writer's role",
+    ("RecordsWriterRole",),
+    "encrypts a record's sensitive fields with its region's multi-region key and stores it",
+    (
+        Grant(
+            ("kms:GenerateDataKey",),
+            OWN_MRK,
+            "a data key per record (or per cached key), for records only",
+            RECORD_CONTEXT,
+        ),
+        Grant(("dynamodb:PutItem",), OWN_TABLE, "store the record", store=DYNAMODB),
+        Grant(
+            ("dynamodb:GetItem",),
+            OWN_TABLE,
+            "read the stored version before a conditional write; no other attribute",
+            VERSION_ONLY,
+            store=DYNAMODB,
+        ),
+        *database_secret(WRITER_SECRET, "its database login (records_writer)"),
+        logs("RecordsWriterLogs"),
+        TRACING,
+        *IN_VPC,
+    ),
+)
+
+READER = RoleContract(
+    "reader",
+    "the reader's role",
+    ("RecordsReaderRole",),
+    "reads a record from its region's replica and decrypts it with its region's multi-region key",
+    (
+        Grant(("kms:Decrypt",), OWN_MRK, "decrypt a record's data key, for records only", RECORD_CONTEXT),
+        Grant(("dynamodb:GetItem",), OWN_TABLE, "read the record", store=DYNAMODB),
+        *database_secret(READER_SECRET, "its database login (records_reader)"),
+        logs("RecordsReaderLogs"),
+        TRACING,
+        *IN_VPC,
+    ),
+)
+
+SCHEMA_SETUP = RoleContract(
+    "schema-setup",
+    "the schema setup role",
+    ("SchemaSetupRole",),
+    "the db_setup custom resource: creates the records table and the writer's and reader's database roles",
+    (
+        *database_secret(DATABASE_SECRETS, "the master login, and the writer's and reader's passwords to set"),
+        logs("SchemaSetupLogs"),
+        *IN_VPC,
+    ),
+)
+
+SCHEMA_PROVIDER = RoleContract(
+    "schema-provider",
+    "the schema custom resource provider's role",
+    ("SchemaProviderRole",),
+    "CDK's provider framework: runs the schema setup function for CloudFormation",
+    (
+        Grant(("lambda:GetFunction", "lambda:InvokeFunction"), SETUP_FUNCTION, "invoke the setup function"),
+        logs("SchemaProviderLogs"),
+    ),
+)
+
+RDS_MONITORING = RoleContract(
+    "rds-monitoring",
+    "the RDS enhanced monitoring role",
+    ("PrimaryMonitoringRole", "SecondaryMonitoringRole"),
+    "RDS publishes the instances' OS metrics (AWS's managed policy AmazonRDSEnhancedMonitoringRole)",
+    (
+        Grant(
+            ("logs:CreateLogGroup", "logs:PutRetentionPolicy"),
+            RDS_LOG_GROUPS,
+            "RDS creates its RDSOSMetrics log group",
+        ),
+        Grant(
+            ("logs:CreateLogStream", "logs:DescribeLogStreams", "logs:GetLogEvents", "logs:PutLogEvents"),
+            RDS_LOG_STREAMS,
+            "RDS writes the metrics",
+        ),
+    ),
+)
+
+FLOW_LOGS = RoleContract(
+    "flow-logs",
+    "the VPC flow logs role",
+    ("NetworkFlowLogsRole",),
+    "VPC flow logs of the isolated network",
+    (logs("NetworkFlowLogs", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"),),
+)
+
+CONTRACTS: tuple[RoleContract, ...] = (WRITER, READER, SCHEMA_SETUP, SCHEMA_PROVIDER, RDS_MONITORING, FLOW_LOGS)
+
+
+def contract_for(stem: str) -> RoleContract | None:
+    """The contract of the role whose logical id (without hash) is ``stem``."""
+    return next((c for c in CONTRACTS if stem in c.roles), None)
+
+
+# -- the README's table ------------------------------------------------------------------------
+_STORES = {None: "any", DYNAMODB: "DynamoDB", AURORA: "Aurora"}
+
+
+def _code(actions: Iterable[str]) -> str:
+    return ", ".join(f"`{a}`" for a in actions)
+
+
+def _rows(contract: RoleContract) -> list[tuple[str, str, str, str, str]]:
+    """(may, on, only when, store, why), one per grant; grants that differ only in the resource
+    share a row."""
+    rows: list[tuple[str, str, str, str, str]] = []
+    for grant in contract.grants:
+        row = (_code(grant.actions), grant.on.text, grant.when.text or "any request", _STORES[grant.store], grant.why)
+        if rows and rows[-1][0] == row[0] and rows[-1][2:] == row[2:]:
+            rows[-1] = (row[0], f"{rows[-1][1]}; {row[1]}", *row[2:])
+        else:
+            rows.append(row)
+    return rows
+
+
+def markdown_table() -> str:
+    """One row per grant: the role, what it may do, on what, when, with which store, and why."""
+    lines = ["| role | may | on | only when | store | why |", "|---|---|---|---|---|---|"]
+    for contract in CONTRACTS:
+        for i, row in enumerate(_rows(contract)):
+            role = f"**{contract.title}**: {contract.purpose}" if i == 0 else ""
+            lines.append(f"| {role} | {' | '.join(row)} |")
+    return "\n".join(lines) + "\n"
