@@ -24,6 +24,11 @@ it (see the function's docstring).
 4. moto's ReplicateKey gives the replica the primary's own aliases dict (a shallow copy), so
 deleting the alias in a replica's region (its keys stack deleted) deletes the primary's alias too.
 ``apply_moto_replica_alias_patch`` gives each replica its own (empty) aliases, as in KMS.
+
+5. moto makes the key of a table encrypted with "the AWS managed key" (``alias/aws/dynamodb``) a
+customer-managed key (DescribeKey's ``KeyManager`` is ``CUSTOMER``), so a replica without its own
+key would read back as encrypted with a customer-managed key. ``apply_moto_aws_managed_key_patch``
+marks that key ``AWS``-managed, as KMS reports it.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ def apply_moto_patches() -> None:
     apply_moto_rotation_patch()
     apply_moto_replica_alias_patch()
     apply_moto_primary_region_patch()
+    apply_moto_aws_managed_key_patch()
 
 
 def needs_moto_mrk_patch() -> bool:
@@ -312,3 +318,42 @@ def apply_moto_primary_region_patch() -> None:
     models.KmsBackend.update_primary_region = update_primary_region  # type: ignore[attr-defined]
     KmsResponse.update_primary_region = respond  # type: ignore[attr-defined]
     setattr(models, _PRIMARY_REGION_MARK, True)
+
+
+# -- the AWS managed key of DynamoDB -------------------------------------------------------------
+_AWS_MANAGED_MARK = "_mrk_toolkit_aws_managed"
+
+
+def needs_moto_aws_managed_key_patch() -> bool:
+    """True if moto's DynamoDB makes its default key (alias/aws/dynamodb) a customer-managed key."""
+    from moto.dynamodb.models.table import Table
+    from moto.kms.models import kms_backends
+
+    original = getattr(Table, "_mrk_toolkit_original_default_key", Table._get_default_encryption_key)
+    account, region = "000000000000", "eu-north-1"
+    arn = original(Table.__new__(Table), account, region)
+    backend = kms_backends[account][region]
+    try:
+        return bool(backend.describe_key(arn).key_manager == "CUSTOMER")
+    finally:
+        backend.delete_alias("alias/aws/dynamodb")
+        backend.keys.pop(arn.rsplit("/", 1)[1], None)
+
+
+def apply_moto_aws_managed_key_patch() -> None:
+    """DynamoDB's default key is managed by AWS, as in KMS. Idempotent; a no-op once fixed."""
+    from moto.dynamodb.models.table import Table
+    from moto.kms.models import kms_backends
+
+    if getattr(Table, _AWS_MANAGED_MARK, False) or not needs_moto_aws_managed_key_patch():
+        return
+    original = Table._get_default_encryption_key
+
+    def default_key(self, account_id, region):  # type: ignore[no-untyped-def]
+        arn = original(self, account_id, region)
+        kms_backends[account_id][region].describe_key(arn).key_manager = "AWS"
+        return arn
+
+    Table._mrk_toolkit_original_default_key = original  # type: ignore[attr-defined]
+    Table._get_default_encryption_key = default_key  # type: ignore[method-assign]
+    setattr(Table, _AWS_MANAGED_MARK, True)

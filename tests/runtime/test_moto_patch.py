@@ -168,3 +168,26 @@ def test_update_primary_region_promotes_a_replica_and_keeps_id_material_and_old_
         for client in kms.values():
             assert client.decrypt(CiphertextBlob=before)["Plaintext"] == b"before"
             assert client.decrypt(CiphertextBlob=after)["Plaintext"] == b"after"
+
+
+def test_installed_moto_still_needs_the_aws_managed_key_patch() -> None:
+    from offline.emulator.moto_patches import needs_moto_aws_managed_key_patch
+
+    assert needs_moto_aws_managed_key_patch(), (
+        "moto's DynamoDB default key is no longer customer-managed: remove apply_moto_aws_managed_key_patch"
+    )
+
+
+@mock_aws
+def test_a_table_without_its_own_key_is_encrypted_with_an_aws_managed_key() -> None:
+    apply_moto_patches()
+    ddb, kms = boto3.client("dynamodb", region_name="us-west-1"), boto3.client("kms", region_name="us-west-1")
+    table = ddb.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        SSESpecification={"Enabled": True, "SSEType": "KMS"},
+    )["TableDescription"]
+    key = kms.describe_key(KeyId=table["SSEDescription"]["KMSMasterKeyArn"])["KeyMetadata"]
+    assert key["KeyManager"] == "AWS", key
