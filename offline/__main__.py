@@ -214,6 +214,7 @@ def _verify(args: argparse.Namespace) -> Any:
         sensitive_fields=tuple(args.sensitive_fields.split(",")),
         table_name=args.table,
         function_names=names,
+        stack_prefix=args.stack_prefix,
     )
     return Verification(
         LambdaInvoker(names), env, replication_deadline_s=args.deadline, extra_checks=env.extra_checks

@@ -30,6 +30,11 @@ so a role that attaches one (RDS enhanced monitoring's ``AmazonRDSEnhancedMonito
 would hold none of its permissions, and what it may do would not be what AWS decides.
 ``apply_moto_managed_policy_patch`` loads, on attach, the one policy asked for, from moto's own
 copy of AWS's documents (``aws_managed_policy`` reads one for other tools).
+
+6. moto makes the key of a table encrypted with "the AWS managed key" (``alias/aws/dynamodb``) a
+customer-managed key (DescribeKey's ``KeyManager`` is ``CUSTOMER``), so a replica without its own
+key would read back as encrypted with a customer-managed key. ``apply_moto_aws_managed_key_patch``
+marks that key ``AWS``-managed, as KMS reports it.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ def apply_moto_patches() -> None:
     apply_moto_replica_alias_patch()
     apply_moto_primary_region_patch()
     apply_moto_managed_policy_patch()
+    apply_moto_aws_managed_key_patch()
 
 
 def needs_moto_mrk_patch() -> bool:
@@ -366,3 +372,42 @@ def apply_moto_managed_policy_patch() -> None:
 
     models.IAMBackend.attach_role_policy = attach_role_policy
     setattr(models, _MANAGED_MARK, True)
+
+
+# -- the AWS managed key of DynamoDB -------------------------------------------------------------
+_AWS_MANAGED_MARK = "_mrk_toolkit_aws_managed"
+
+
+def needs_moto_aws_managed_key_patch() -> bool:
+    """True if moto's DynamoDB makes its default key (alias/aws/dynamodb) a customer-managed key."""
+    from moto.dynamodb.models.table import Table
+    from moto.kms.models import kms_backends
+
+    original = getattr(Table, "_mrk_toolkit_original_default_key", Table._get_default_encryption_key)
+    account, region = "000000000000", "eu-north-1"
+    arn = original(Table.__new__(Table), account, region)
+    backend = kms_backends[account][region]
+    try:
+        return bool(backend.describe_key(arn).key_manager == "CUSTOMER")
+    finally:
+        backend.delete_alias("alias/aws/dynamodb")
+        backend.keys.pop(arn.rsplit("/", 1)[1], None)
+
+
+def apply_moto_aws_managed_key_patch() -> None:
+    """DynamoDB's default key is managed by AWS, as in KMS. Idempotent; a no-op once fixed."""
+    from moto.dynamodb.models.table import Table
+    from moto.kms.models import kms_backends
+
+    if getattr(Table, _AWS_MANAGED_MARK, False) or not needs_moto_aws_managed_key_patch():
+        return
+    original = Table._get_default_encryption_key
+
+    def default_key(self, account_id, region):  # type: ignore[no-untyped-def]
+        arn = original(self, account_id, region)
+        kms_backends[account_id][region].describe_key(arn).key_manager = "AWS"
+        return arn
+
+    Table._mrk_toolkit_original_default_key = original  # type: ignore[attr-defined]
+    Table._get_default_encryption_key = default_key  # type: ignore[method-assign]
+    setattr(Table, _AWS_MANAGED_MARK, True)

@@ -691,9 +691,11 @@ def _secret_string(p: dict[str, Any]) -> str:
 
 
 def _set_replica_key(account: str, region: str, arn: str, key: str | None) -> None:
-    """moto keeps no key on a replica secret: set the one the template names (the gateway checks it)."""
+    """moto keeps no key on a replica secret: set the one the template names (the gateway checks it,
+    and the primary's DescribeSecret reports it in ReplicationStatus, as Secrets Manager does)."""
     from moto.secretsmanager.models import secretsmanager_backends
 
     secret = secretsmanager_backends[account][region].secrets.get(arn)
     if secret is not None and key:
         secret.kms_key_id = key
+        secret.config["KmsKeyId"] = key

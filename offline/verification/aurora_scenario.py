@@ -6,7 +6,8 @@ Checks: the schema and roles db_setup made; write in the primary; read and decry
 secondary with its replica key; only ciphertext at rest; the secondary refusing a direct write;
 the table-writer attacks (planted, changed, rolled back) made in the primary by the master user
 and refused by each secondary's reader; the database roles' privileges; the cross-role denials;
-a malformed event; clean logs.
+a malformed event; clean logs; then the extra checks (the resource policies and encryption at rest
+of every deployed resource, offline/verification/resources.py).
 """
 
 # The SQL below names the table the templates name, checked to be a plain SQL identifier first.
@@ -79,6 +80,8 @@ class AuroraVerification(Verification):
         logs = env.function_logs()
         if logs is not None:
             self._check("function logs hold no plaintext", partial(self._clean_logs, logs))
+        for name, check in self.extra_checks():
+            self._check(name, check)
         return self.report
 
     # -- checks ---------------------------------------------------------------------------------
@@ -232,12 +235,14 @@ class AuroraVerification(Verification):
 def aurora_environment(aws: Any, deployment: Any, say: Callable[[str], None], log_dir: Path | None) -> Iterator[Any]:
     """The deployed writer and reader functions of every region, running, with the servers."""
     from offline.emulator.functions import FunctionHost
+    from offline.emulator.served import ServedApis
     from offline.verification.emulated import EmulatedEnvironment
 
     aurora = deployment.aurora
     primary, secondaries = aurora.primary_region, aurora.secondary_regions
     sensitive = tuple(deployment.function(primary, "writer").environment.get(ENV_SENSITIVE_FIELDS, "").split(","))
     host = FunctionHost(aws, deployment, log_dir=log_dir)
+    aws.gateway.served = ServedApis(deployment, host, aws.gateway.state)  # the stacks, read back
     try:
         for region in (primary, *secondaries):
             for kind in ("writer", "reader"):

@@ -10,7 +10,13 @@ dynamodb:GetItem/PutItem (the tamper checks write a modified copy of a test item
 it), DescribeTable and DescribeContinuousBackups on the records table, kms:GetKeyPolicy and
 kms:GetKeyRotationStatus on its keys, iam:GetRole*/ListRolePolicies/ListAttachedRolePolicies/
 GetPolicy/GetPolicyVersion on its roles, iam:SimulatePrincipalPolicy and sts:GetCallerIdentity;
-for the alarms, cloudwatch:DescribeAlarms, sns:GetTopicAttributes and kms:DescribeKey.
+for the alarms, cloudwatch:DescribeAlarms, sns:GetTopicAttributes and kms:DescribeKey; for the
+resource policies and encryption at rest of every resource of its stacks
+(offline/verification/resources.py), cloudformation:ListStackResources, kms:DescribeKey and
+kms:GetKeyPolicy on every key, logs:DescribeLogGroups, sns:GetTopicAttributes,
+dynamodb:DescribeTable and dynamodb:GetResourcePolicy, secretsmanager:DescribeSecret and
+secretsmanager:GetResourcePolicy, rds:DescribeDBClusters and rds:DescribeDBInstances, iam:GetRole
+and lambda:GetPolicy.
 """
 
 from __future__ import annotations
@@ -118,6 +124,7 @@ class DeployedEnvironment:
     table_name: str
     function_names: dict[tuple[str, str], str]
     controls_replication_lag: bool = False
+    stack_prefix: str = "MrkToolkit"
     client: Any = _client_factory  # (service, region) -> client: only the endpoint may differ
 
     def _ddb(self, region: str) -> Any:
@@ -136,7 +143,7 @@ class DeployedEnvironment:
 
     @cached_property
     def reader(self) -> DeployedReader:
-        return DeployedReader(self.client, self.account, self.table_name, self.role_arns)
+        return DeployedReader(self.client, self.account, self.table_name, self.role_arns, self.stack_prefix)
 
     def _record_context(self, region: str) -> dict[str, str]:
         return required_context(self.reader.key_policy(region, self.reader.mrk_arn(region)))

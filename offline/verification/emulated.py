@@ -36,6 +36,7 @@ from offline.emulator.server import MOTO_ACCOUNT, EmulatedAws
 from offline.runbooks.rotation import rotation_check
 from offline.verification.invariants import DeployedReader, deployed_checks
 from offline.verification.probes import KmsProbes, condition_checks
+from offline.verification.resources import ResourceReader, resource_checks
 from offline.verification.scenario import Check, Invocation, Report, Verification
 from offline.verification.signals import SignalsReader, Watch, alarm_checks, breaching_periods, find_alarm, publish_emf
 from stacks.synthesize import synthesize
@@ -134,6 +135,21 @@ class EmulatedEnvironment:
             f"{kms_action} on the {region} MRK denied too ({why})"
         )
 
+    @property
+    def role_arns(self) -> dict[tuple[str, str], str]:
+        return {(f.region, f.kind): f.role_arn for f in self.deployment.functions}
+
+    @property
+    def stack_prefix(self) -> str:
+        """The stackPrefix the templates were synthesized with (the writer's stack is <prefix>-Functions-<primary>)."""
+        return self.deployment.function(self.primary_region, "writer").stack.removesuffix(
+            f"-Functions-{self.primary_region}"
+        )
+
+    def resource_reader(self) -> ResourceReader:
+        regions = (self.primary_region, *self.replica_regions)
+        return ResourceReader(self.aws.client, self.deployment.account, self.role_arns, self.stack_prefix, regions)
+
     def extra_checks(self) -> list[tuple[str, Callable[[], str]]]:
         """Conditions decided by the emulated KMS, then the invariants read back from the deployment."""
         regions = (self.primary_region, *self.replica_regions)
@@ -142,7 +158,8 @@ class EmulatedEnvironment:
             client=self.aws.client,
             account=self.deployment.account,
             table_name=table,
-            role_arns={(f.region, f.kind): f.role_arn for f in self.deployment.functions},
+            role_arns=self.role_arns,
+            stack_prefix=self.stack_prefix,
         )
         record_context = lambda: self.host.seen_contexts.get("kms:GenerateDataKey")  # noqa: E731
         checks = condition_checks(self.probes, regions, table) + deployed_checks(reader, regions, record_context)
@@ -307,6 +324,7 @@ def run_offline(
                 replication_deadline_s=10.0,
                 progress=say,
                 header=aurora_header(env, assembly),
+                extra_checks=lambda: resource_checks(env.resource_reader()),
             ).run()
             say(f"finished in {time.monotonic() - t0:.1f}s")
             return report

@@ -43,6 +43,10 @@ def test_default_deployment_end_to_end(default_assembly: Path, tmp_path: Path) -
     assert "reader decrypts in us-west-1 after replication" in names
     assert "the reader's role in us-west-1 cannot write" in names
     assert "tampered item in us-west-1 is refused" in names
+    for region in ("us-east-2", "us-west-1"):
+        assert f"deployed: every resource policy in {region} names only its contract's principals" in names
+        at_rest = f"deployed: everything at rest in {region} is encrypted with a customer-managed key of {region}"
+        assert at_rest in names
     assert len(names) >= 11
 
 

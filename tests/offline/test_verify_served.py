@@ -75,6 +75,8 @@ def test_up_serves_verify_and_ordinary_clients(
     assert "IAM refuses the reader's role in us-west-1 a foreign encryption context" in seen["out"]
     assert "deployed: point-in-time recovery is on in us-west-1" in seen["out"]
     assert "PASS  deployed: us-west-1 alarms on its functions and replication notify an encrypted topic" in seen["out"]
+    assert "PASS  deployed: every resource policy in us-west-1 names only its contract's principals" in seen["out"]
+    assert "PASS  deployed: everything at rest in us-west-1 is encrypted with a customer-managed key" in seen["out"]
 
 
 def test_verify_catches_an_edited_deployment(
@@ -89,10 +91,15 @@ def test_verify_catches_an_edited_deployment(
     def unbound(template: dict[str, Any]) -> None:
         drop_condition_keys(template, "kms:EncryptionContext:", kinds=("KeyPolicy", "PolicyDocument"))
 
+    def unbound_and_reader_logs_unencrypted(template: dict[str, Any]) -> None:
+        unbound(template)
+        (logs,) = resources(template, "AWS::Logs::LogGroup", "RecordsReaderLogs")
+        del logs["Properties"]["KmsKeyId"]
+
     edits = {
         "MrkToolkit-Table": pitr_off,
         "MrkToolkit-Keys-us-west-1": unbound,
-        "MrkToolkit-Functions-us-west-1": unbound,
+        "MrkToolkit-Functions-us-west-1": unbound_and_reader_logs_unencrypted,
     }
     served(edited(default_assembly, tmp_path / "cdk.out", edits))
     code = main(VERIFY)
@@ -102,6 +109,7 @@ def test_verify_catches_an_edited_deployment(
     assert any("point-in-time recovery is DISABLED on the us-west-1 replica" in line for line in fails), out
     assert any("IAM's simulator lets the reader's role kms:Decrypt with" in line for line in fails), out
     assert any("the key policy lets" in line for line in fails), out
+    assert any("RecordsReaderLogs1E5F709A: not encrypted with a customer-managed key" in line for line in fails), out
 
 
 def test_rotate_rotates_the_primary_and_refuses_a_replica_region(
