@@ -4,8 +4,8 @@ package, subpackages included, imports inside functions and under TYPE_CHECKING 
 - no import cycle among the project's modules;
 - the emulator (offline/emulator) reads templates: it imports neither the verification, the
   runbooks, the command line nor the CDK code that made the templates;
-- the tools decide with ``policy_engine`` and read assemblies with ``cloud_assembly``, which import
-  no tool; a construct library never imports a tool; the function code imports no CDK and nothing
+- the tools decide with ``policy_engine`` and read assemblies with ``cloud_assembly`` (which sits on
+  the engine), neither of which imports a tool; a construct library never imports a tool; the function code imports no CDK and nothing
   of the toolkit around it;
 - review, benchmarks and the nag rules never import offline to read an assembly, to synthesize or
   for the command line (``stacks.synthesize``, ``cloud_assembly``, ``cli_support``).
@@ -51,7 +51,9 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "cdk_constructs": (*TOOLS, "stacks"),  # a construct library never imports a tool (nag_rules included)
     "stacks": TOOLS,
     "policy_engine": (*TOOLS, *CDK, "cloud_assembly", "lambda_src"),
-    "cloud_assembly": (*TOOLS, *CDK, "policy_engine", "lambda_src"),
+    # The assembly reader sits on the engine: the roles' access is decided with it (role_access), the
+    # engine never reads an assembly.
+    "cloud_assembly": (*TOOLS, *CDK, "lambda_src"),
     "cli_support": ("offline", "review", "benchmarks", "aws_cdk", "cdk_constructs", "stacks.app_builder"),
     "lambda_src": (*TOOLS, *CDK, "policy_engine", "cloud_assembly"),
     # The benchmarks measure the emulator (its moto patches, its server under load) and the Aurora
