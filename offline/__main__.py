@@ -16,7 +16,6 @@ refused: the assembly was made with whatever options it was made with)."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -209,21 +208,20 @@ def _regions(primary: str, replicas_text: str) -> tuple[str, ...]:
 
 
 def _verify(args: argparse.Namespace) -> Any:
+    """The main job's list of checks (the one `demo` runs) against a real deployment."""
     replicas = _regions(args.primary, args.replicas)
-    from offline.verification.deployed import DeployedEnvironment, LambdaInvoker, discover_functions
-    from offline.verification.scenario import Verification
+    from offline.verification.deployed import DeployedEnvironment, discover_functions
+    from offline.verification.scenario import run_main_job
 
-    names = discover_functions(args.stack_prefix, (args.primary, *replicas))
     env = DeployedEnvironment(
         primary_region=args.primary,
         replica_regions=replicas,
         sensitive_fields=tuple(args.sensitive_fields.split(",")),
         table_name=args.table,
-        function_names=names,
+        function_names=discover_functions(args.stack_prefix, (args.primary, *replicas)),
+        replication_deadline_s=args.deadline,
     )
-    return Verification(
-        LambdaInvoker(names), env, replication_deadline_s=args.deadline, extra_checks=env.extra_checks
-    ).run()
+    return run_main_job(env)
 
 
 def _rotate(args: argparse.Namespace) -> int:
@@ -414,7 +412,7 @@ def _main(argv: list[str]) -> int:
         return report
     print(report.render())
     if getattr(args, "json", None):
-        args.json.write_text(json.dumps([c.__dict__ for c in report.checks], indent=2))
+        args.json.write_text(report.as_json())
     return 0 if report.ok else 1
 
 

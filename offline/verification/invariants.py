@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from offline.emulator.iam_gate import request_target
+from offline.verification.checks import NamedCheck
 from policy_engine import Caller, Request, as_list, authorize, statements
-
-NamedCheck = tuple[str, Callable[[], str]]
 
 
 @dataclass
