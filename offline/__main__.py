@@ -370,14 +370,14 @@ def _drill(args: argparse.Namespace) -> Any:
         return OutageDrill(env, down=args.region).run()
 
 
-def _failover_drill(args: argparse.Namespace) -> int:
-    from offline.verification.failover_drill import as_json, render, run_drills
+def _failover_drill(args: argparse.Namespace) -> Any:
+    """The failover drills on the synthesized Aurora assembly stood up as the Aurora main job stands it up."""
+    from offline.verification.failover_drill import drill_world, failover_report
 
-    results = run_drills(progress=lambda line: print(line, file=sys.stderr, flush=True))
-    print(render(results))
-    if args.json:
-        args.json.write_text(as_json(results))
-    return 0 if all(r.ok for r in results) else 1
+    cdk_out, overrides = _source(args)
+    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    with drill_world(cdk_out, context=overrides, progress=say) as world:
+        return failover_report(world, say)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -408,8 +408,6 @@ def _main(argv: list[str]) -> int:
     if args.command in simple:
         return simple[args.command](args)
     report = {"demo": _demo, "drill": _drill}.get(args.command, _verify)(args)
-    if isinstance(report, int):  # the failover drills print their own report
-        return report
     print(report.render())
     if getattr(args, "json", None):
         args.json.write_text(report.as_json())
