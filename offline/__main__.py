@@ -137,7 +137,7 @@ def _outage_parsers(sub: Any) -> None:
         choices=["dynamodb", "aurora-postgresql"],
         default="dynamodb",
         help="dynamodb (default): the region outage runbook; aurora-postgresql: a planned switchover and an "
-        "unplanned failover on real PostgreSQL servers",
+        "unplanned failover on the real PostgreSQL servers of the Aurora assembly stood up (-c: as for demo)",
     )
     drill.add_argument("--json", type=Path, help="also write the results as JSON here")
     add_debug(drill)

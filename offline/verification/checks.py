@@ -60,15 +60,20 @@ class Environment(Protocol):
     """What a check may use: the deployment's shape, the functions, the deployed resources read back
     through the AWS APIs, and the capabilities it declares (the others raise ``NotApplicable``)."""
 
-    store: str  # "dynamodb" or "aurora-postgresql"
     primary_region: str
     replica_regions: tuple[str, ...]
     sensitive_fields: tuple[str, ...]
-    table_name: str
-    function_names: Mapping[tuple[str, str], str]  # (region, "writer"|"reader") -> function name
     replication_deadline_s: float
-    capabilities: frozenset[Capability]
     kms_decider: str  # who decides ``kms_allowed``: "the emulated KMS", "IAM's policy simulator"
+
+    @property
+    def store(self) -> str: ...  # "dynamodb" or "aurora-postgresql"
+    @property
+    def table_name(self) -> str: ...
+    @property
+    def function_names(self) -> Mapping[tuple[str, str], str]: ...  # (region, "writer"|"reader") -> name
+    @property
+    def capabilities(self) -> frozenset[Capability]: ...
 
     def invoke(self, region: str, kind: str, event: dict[str, Any]) -> Invocation: ...
     def client(self, service: str, region: str) -> Any: ...
