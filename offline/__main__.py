@@ -16,7 +16,6 @@ refused: the assembly was made with whatever options it was made with)."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -142,7 +141,8 @@ def _outage_parsers(sub: Any) -> None:
         choices=STORES,
         default=STORE_DYNAMODB,
         help=f"{STORE_DYNAMODB} (default): the region outage runbook; {STORE_AURORA_POSTGRESQL}: a planned "
-        "switchover and an unplanned failover on real PostgreSQL servers",
+        "switchover and an unplanned failover on the real PostgreSQL servers of the Aurora assembly stood up "
+        "(-c: as for demo)",
     )
     drill.add_argument("--json", type=Path, help="also write the results as JSON here")
     add_debug(drill)
@@ -203,22 +203,21 @@ def _regions(primary: str, replicas_text: str) -> tuple[str, ...]:
 
 
 def _verify(args: argparse.Namespace) -> Any:
+    """The main job's list of checks (the one `demo` runs) against a real deployment."""
     replicas = _regions(args.primary, args.replicas)
-    from offline.verification.deployed import DeployedEnvironment, LambdaInvoker, discover_functions
-    from offline.verification.scenario import Verification
+    from offline.verification.deployed import DeployedEnvironment, discover_functions
+    from offline.verification.scenario import run_main_job
 
-    names = discover_functions(args.stack_prefix, (args.primary, *replicas))
     env = DeployedEnvironment(
         primary_region=args.primary,
         replica_regions=replicas,
         sensitive_fields=tuple(args.sensitive_fields.split(",")),
         table_name=args.table,
-        function_names=names,
+        function_names=discover_functions(args.stack_prefix, (args.primary, *replicas)),
+        replication_deadline_s=args.deadline,
         stack_prefix=args.stack_prefix,
     )
-    return Verification(
-        LambdaInvoker(names), env, replication_deadline_s=args.deadline, extra_checks=env.extra_checks
-    ).run()
+    return run_main_job(env)
 
 
 def _rotate(args: argparse.Namespace) -> int:
@@ -360,14 +359,14 @@ def _drill(args: argparse.Namespace) -> Any:
         return OutageDrill(env, down=args.region).run()
 
 
-def _failover_drill(args: argparse.Namespace) -> int:
-    from offline.verification.failover_drill import as_json, render, run_drills
+def _failover_drill(args: argparse.Namespace) -> Any:
+    """The failover drills on the synthesized Aurora assembly stood up as the Aurora main job stands it up."""
+    from offline.verification.failover_drill import drill_world, failover_report
 
-    results = run_drills(progress=lambda line: print(line, file=sys.stderr, flush=True))
-    print(render(results))
-    if args.json:
-        args.json.write_text(as_json(results))
-    return 0 if all(r.ok for r in results) else 1
+    cdk_out, overrides = _source(args)
+    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    with drill_world(cdk_out, context=overrides, progress=say) as world:
+        return failover_report(world, say)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -398,11 +397,9 @@ def _main(argv: list[str]) -> int:
     if args.command in simple:
         return simple[args.command](args)
     report = {"demo": _demo, "drill": _drill}.get(args.command, _verify)(args)
-    if isinstance(report, int):  # the failover drills print their own report
-        return report
     print(report.render())
     if getattr(args, "json", None):
-        args.json.write_text(json.dumps([c.__dict__ for c in report.checks], indent=2))
+        args.json.write_text(report.as_json())
     return 0 if report.ok else 1
 
 

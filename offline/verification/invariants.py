@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from offline.emulator.iam_gate import request_target
+from offline.verification.checks import NamedCheck
 from offline.verification.resources import ResourceReader, resource_checks
 from policy_engine import Caller, Request, as_list, authorize, statements
-
-NamedCheck = tuple[str, Callable[[], str]]
 
 
 @dataclass

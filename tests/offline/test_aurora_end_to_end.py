@@ -14,8 +14,8 @@ import pytest
 
 from cloud_assembly.intrinsics import UnsupportedTemplate
 from offline.emulator.postgres import GlobalDatabase, server_processes
+from offline.verification.checks import Report
 from offline.verification.emulated import run_offline
-from offline.verification.scenario import Report
 from stacks.synthesize import synthesize
 
 pytestmark = pytest.mark.e2e

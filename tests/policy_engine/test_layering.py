@@ -1,12 +1,12 @@
 """The layering the packages exist for, checked on the whole import graph (every module of every
 package, subpackages included, imports inside functions and under TYPE_CHECKING too):
 
-- no import cycle among the project's modules;
+- no import cycle among the project's modules (none is allowed);
 - the emulator (offline/emulator) reads templates: it imports neither the verification, the
   runbooks, the command line nor the CDK code that made the templates;
 - the tools decide with ``policy_engine`` and read assemblies with ``cloud_assembly`` (which sits on
-  the engine), neither of which imports a tool; a construct library never imports a tool; the function code imports no CDK and nothing
-  of the toolkit around it;
+  the engine), neither of which imports a tool; a construct library never imports a tool; the
+  function code imports no CDK and nothing of the toolkit around it;
 - review, benchmarks and the nag rules never import offline to read an assembly, to synthesize or
   for the command line (``stacks.synthesize``, ``cloud_assembly``, ``cli_support``).
 """
@@ -14,7 +14,6 @@ package, subpackages included, imports inside functions and under TYPE_CHECKING 
 from __future__ import annotations
 
 import ast
-import warnings
 from functools import cache
 from pathlib import Path
 
@@ -24,21 +23,6 @@ ROOT = Path(__file__).resolve().parents[2]
 NOT_PROJECT = {"tests", "node_modules", "cdk.out", "review-out"}
 # lambda_src is the root of the function zip: its modules import each other as top-level modules.
 LAMBDA_ROOT = "lambda_src"
-
-# Import cycles that exist today, each to be broken by the work named beside it. The list only
-# shrinks: a new cycle fails, and so does an entry that no longer matches a cycle exactly (update
-# or delete it). What remains is reported as a warning on every run.
-ALLOWED_CYCLES: dict[frozenset[str], str] = {
-    # The integrity checks take the Verification that runs them (a type), which lists them: one check
-    # type for the whole verification removes it (issue 19, item 3, "one verification").
-    frozenset({"offline.verification.integrity", "offline.verification.scenario"}): "issue 19 item 3",
-    # The emulated environment runs the rotation check (kept with the rotation runbook), which takes
-    # the emulated environment; the Aurora scenario and the environment build each other. Moving the
-    # checks into the verification with one environment interface removes it (issue 19, item 3).
-    frozenset(
-        {"offline.runbooks.rotation", "offline.verification.aurora_scenario", "offline.verification.emulated"}
-    ): "issue 19 item 3",
-}
 
 # package (or module) -> the packages and modules it must never import (a prefix matches submodules).
 CDK = ("aws_cdk", "cdk_nag", "constructs", "stacks", "cdk_constructs", "app")
@@ -62,12 +46,6 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
 }
 # (module, what it imports) that breaks a rule above today, with the work that removes it: the list
 # only shrinks.
-ALLOWED_CROSSINGS: dict[tuple[str, str], str] = {
-    # The rotation check lives with the rotation runbook and runs on the emulated environment; it
-    # moves to the verification with the one check type (issue 19, item 3).
-    ("offline.runbooks.rotation", "offline.verification.scenario"): "issue 19 item 3",
-    ("offline.runbooks.rotation", "offline.verification.emulated"): "issue 19 item 3",
-}
 BENCHMARKS_MAY_IMPORT = ("offline.emulator", "offline.verification.failover_drill")
 # Modules that run only as programs: nothing imports them.
 ENTRY_POINTS = ("offline.__main__", "review.__main__", "benchmarks.__main__", "app")
@@ -186,17 +164,9 @@ def test_the_graph_sees_the_packages_and_their_subpackages() -> None:
     ]
 
 
-def test_no_import_cycles_beyond_the_allowed_ones_which_only_shrink() -> None:
+def test_no_import_cycles() -> None:
     cycles = strongly_connected(import_graph())
-    new = [sorted(c) for c in cycles if not any(c <= allowed for allowed in ALLOWED_CYCLES)]
-    assert not new, f"import cycles: {new}"
-    stale = [sorted(a) for a in ALLOWED_CYCLES if a not in cycles]
-    now = [sorted(c) for c in cycles]
-    assert not stale, f"ALLOWED_CYCLES entries that are no longer cycles as listed: {stale}; the cycles now: {now}"
-    if ALLOWED_CYCLES:
-        remaining = "; ".join(f"{' <-> '.join(sorted(c))} ({why})" for c, why in ALLOWED_CYCLES.items())
-        print(f"allowed import cycles remaining: {remaining}")
-        warnings.warn(f"{len(ALLOWED_CYCLES)} allowed import cycles remain: {remaining}", stacklevel=1)
+    assert not cycles, f"import cycles: {[sorted(c) for c in cycles]}"
 
 
 def _modules_of(package: str) -> list[str]:
@@ -213,15 +183,9 @@ def test_package_imports_respect_the_layers(package: str) -> None:
             names |= {
                 n for n in imported_names(module) if _under(n, ("offline",)) and not _under(n, BENCHMARKS_MAY_IMPORT)
             }
-        names = {n for n in names if (module, _resolve(n)) not in ALLOWED_CROSSINGS}
         if names:
             bad[module] = sorted(names)
     assert not bad, bad
-
-
-def test_the_allowed_crossings_still_cross() -> None:
-    stale = [pair for pair in ALLOWED_CROSSINGS if pair[1] not in import_graph()[pair[0]]]
-    assert not stale, f"remove these from ALLOWED_CROSSINGS: {stale}"
 
 
 def test_no_module_imports_a_command_line() -> None:
