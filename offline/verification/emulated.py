@@ -382,6 +382,7 @@ def _aurora_environment(
     aurora = deployment.aurora
     primary, secondaries = aurora.primary_region, aurora.secondary_regions
     host = FunctionHost(aws, deployment, log_dir=log_dir)
+    aws.gateway.served = ServedApis(deployment, host, aws.gateway.state)  # the stacks, read back
     try:
         for region in (primary, *secondaries):
             for kind in ("writer", "reader"):

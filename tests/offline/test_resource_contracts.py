@@ -136,8 +136,9 @@ def test_a_policy_within_its_contract_passes(contract: PolicyContract, resource:
             },
             [
                 "statement AllBut allows everyone but ['arn:aws:iam::444455556666:root'] (NotPrincipal)",
-                "statement AllBut lets arn:aws:iam::999999999999:root and arn:aws:iam::999999999999:role/outsider: "
-                "kms:Decrypt",
+                # NotPrincipal naming an account's root excepts the root alone, not that account's roles
+                "statement AllBut lets arn:aws:iam::444455556666:role/outsider and arn:aws:iam::999999999999:root "
+                "and arn:aws:iam::999999999999:role/outsider: kms:Decrypt",
             ],
         ),
         (
