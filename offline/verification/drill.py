@@ -20,8 +20,9 @@ from botocore.exceptions import ClientError
 
 from cli_support import UsageError
 from lambda_src.record_crypto.settings import ENV_MRK_ARN
-from offline.runbooks.outage import ONE_ATTEMPT, drift_line, promote_key, set_outage, stack_needs, stack_plan
+from offline.runbooks.outage import ONE_ATTEMPT, drift_line, key_drift, promote_key, set_outage, stack_needs, stack_plan
 from offline.runbooks.rotation import rotate
+from offline.verification.emulated import EmulatorInvoker
 from offline.verification.scenario import Check, Report, read_until_replicated
 
 if TYPE_CHECKING:
@@ -267,8 +268,6 @@ class OutageDrill:
         return f"{self.down} answers; replication caught up in {caught_up:.1f}s (nothing pending toward any region)"
 
     def verify_none_lost(self) -> str:
-        from offline.verification.emulated import EmulatorInvoker  # emulated imports the drill
-
         invoker, lost = EmulatorInvoker(self.env.host), self.ledger.lost
         for item_id, (version, record) in sorted(self.ledger.acked.items()):
             for region in self.regions:
@@ -295,8 +294,6 @@ class OutageDrill:
         )
 
     def reconcile(self) -> str:
-        from offline.runbooks.outage import key_drift
-
         lines: list[str] = []
         actual, line = key_drift(self._client, stack_prefix=self.prefix, region=self.home, home_region=self.home)
         if actual != self.home:
@@ -310,8 +307,6 @@ class OutageDrill:
         return " / ".join(lines)
 
     def _read_everywhere(self, regions: tuple[str, ...], *, ids: list[str]) -> None:
-        from offline.verification.emulated import EmulatorInvoker
-
         invoker = EmulatorInvoker(self.env.host)
         for item_id in ids:
             version, record = self.ledger.acked[item_id]
