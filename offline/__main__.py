@@ -36,68 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m offline", description=__doc__)
     add_debug(parser)
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="synthesize, stand up on the embedded emulated AWS, verify cross-region decrypt")
-    source = demo.add_mutually_exclusive_group()
-    source.add_argument("--cdk-out", type=Path, help="use this synthesized assembly (no -c) instead of synthesizing")
-    source.add_argument("--synth-to", type=Path, help="synthesize with the CDK CLI (and the -c options) into this dir")
-    demo.add_argument(
-        "-c",
-        "--context",
-        action="append",
-        default=[],
-        help="context override, e.g. mrk-toolkit:replicaRegions=us-west-1,eu-west-1",
-    )
-    demo.add_argument(
-        "--lag",
-        type=non_negative_seconds(MAX_LAG_SECONDS),
-        default=1.0,
-        help=f"emulated replication lag in seconds, 0 to {MAX_LAG_SECONDS:g} (default 1.0)",
-    )
-    demo.add_argument("--log-dir", type=Path, help="where the functions' logs go (default: a temp dir)")
-    demo.add_argument("--json", type=Path, help="also write the report as JSON here")
-    add_debug(demo)
-
-    up = sub.add_parser("up", help="stand the deployment up on 127.0.0.1 for ordinary clients until stdin closes")
-    up.add_argument("--cdk-out", type=Path, help="use this synthesized assembly (no -c) instead of synthesizing")
-    up.add_argument("-c", "--context", action="append", default=[], help="context override (as for demo)")
-    up.add_argument(
-        "--lag",
-        type=non_negative_seconds(MAX_LAG_SECONDS),
-        default=1.0,
-        help=f"emulated replication lag in seconds, 0 to {MAX_LAG_SECONDS:g} (default 1.0)",
-    )
-    add_debug(up)
-
-    deploy = sub.add_parser(
-        "deploy", help="apply a changed config to the emulator `up` serves, as a stack update (cdk deploy --all)"
-    )
-    deploy_source = deploy.add_mutually_exclusive_group()
-    deploy_source.add_argument("--cdk-out", type=Path, help="send this synthesized assembly (no -c)")
-    deploy_source.add_argument("--synth-to", type=Path, help="synthesize with the CDK CLI (and the -c options) here")
-    deploy.add_argument("-c", "--context", action="append", default=[], help="context override (as for demo)")
-    add_debug(deploy)
-
-    destroy = sub.add_parser(
-        "destroy",
-        help="delete the toolkit's stacks in reverse dependency order (a real account, or `up`), then list "
-        "what stays behind with the commands that remove it",
-    )
-    destroy.add_argument("-c", "--context", action="append", default=[], help="context override (as for demo)")
-    destroy.add_argument(
-        "--region", help="only the stacks of this former replica region (taken out of replicaRegions and deployed)"
-    )
-    destroy.add_argument("--yes", action="store_true", help="delete without asking")
-    add_debug(destroy)
-
-    rotate = sub.add_parser(
-        "rotate", help="rotate the multi-region key on demand, in its primary region (replicas follow)"
-    )
-    rotate.add_argument("--primary", required=True, help="the primary region, e.g. us-east-2")
-    rotate.add_argument("--stack-prefix", default="MrkToolkit")
-    add_debug(rotate)
-
+    _main_job_parsers(sub)
+    _lifecycle_parsers(sub)
     _outage_parsers(sub)
-
     verify = sub.add_parser("verify", help="verify a real deployment (needs AWS credentials)")
     verify.add_argument("--stack-prefix", default="MrkToolkit")
     verify.add_argument("--primary", required=True, help="primary region, e.g. us-east-2")
@@ -111,6 +52,69 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_context(parser: argparse.ArgumentParser, help_text: str = "context override (as for demo)") -> None:
+    parser.add_argument("-c", "--context", action="append", default=[], help=help_text)
+
+
+def _add_lag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lag",
+        type=non_negative_seconds(MAX_LAG_SECONDS),
+        default=1.0,
+        help=f"emulated replication lag in seconds, 0 to {MAX_LAG_SECONDS:g} (default 1.0)",
+    )
+
+
+def _main_job_parsers(sub: Any) -> None:
+    """demo (the main job) and up (the deployment kept up for ordinary clients)."""
+    demo = sub.add_parser("demo", help="synthesize, stand up on the embedded emulated AWS, verify cross-region decrypt")
+    source = demo.add_mutually_exclusive_group()
+    source.add_argument("--cdk-out", type=Path, help="use this synthesized assembly (no -c) instead of synthesizing")
+    source.add_argument("--synth-to", type=Path, help="synthesize with the CDK CLI (and the -c options) into this dir")
+    _add_context(demo, "context override, e.g. mrk-toolkit:replicaRegions=us-west-1,eu-west-1")
+    _add_lag(demo)
+    demo.add_argument("--log-dir", type=Path, help="where the functions' logs go (default: a temp dir)")
+    demo.add_argument("--json", type=Path, help="also write the report as JSON here")
+    add_debug(demo)
+
+    up = sub.add_parser("up", help="stand the deployment up on 127.0.0.1 for ordinary clients until stdin closes")
+    up.add_argument("--cdk-out", type=Path, help="use this synthesized assembly (no -c) instead of synthesizing")
+    _add_context(up)
+    _add_lag(up)
+    add_debug(up)
+
+
+def _lifecycle_parsers(sub: Any) -> None:
+    """deploy, destroy and rotate: the runbook verbs of a deployment's life."""
+    deploy = sub.add_parser(
+        "deploy", help="apply a changed config to the emulator `up` serves, as a stack update (cdk deploy --all)"
+    )
+    deploy_source = deploy.add_mutually_exclusive_group()
+    deploy_source.add_argument("--cdk-out", type=Path, help="send this synthesized assembly (no -c)")
+    deploy_source.add_argument("--synth-to", type=Path, help="synthesize with the CDK CLI (and the -c options) here")
+    _add_context(deploy)
+    add_debug(deploy)
+
+    destroy = sub.add_parser(
+        "destroy",
+        help="delete the toolkit's stacks in reverse dependency order (a real account, or `up`), then list "
+        "what stays behind with the commands that remove it",
+    )
+    _add_context(destroy)
+    destroy.add_argument(
+        "--region", help="only the stacks of this former replica region (taken out of replicaRegions and deployed)"
+    )
+    destroy.add_argument("--yes", action="store_true", help="delete without asking")
+    add_debug(destroy)
+
+    rotate = sub.add_parser(
+        "rotate", help="rotate the multi-region key on demand, in its primary region (replicas follow)"
+    )
+    rotate.add_argument("--primary", required=True, help="the primary region, e.g. us-east-2")
+    rotate.add_argument("--stack-prefix", default="MrkToolkit")
+    add_debug(rotate)
+
+
 def _outage_parsers(sub: Any) -> None:
     for verb, text in (("outage", "start an emulated outage of a region"), ("recover", "end it")):
         cmd = sub.add_parser(verb, help=f"{text} (`python -m offline up` only: AWS_ENDPOINT_URL)")
@@ -122,16 +126,16 @@ def _outage_parsers(sub: Any) -> None:
         "promote-key", help="move the multi-region key's primary to another region (kms:UpdatePrimaryRegion)"
     )
     promote.add_argument("--to", required=True, dest="to_region", help="the region whose replica becomes primary")
-    promote.add_argument("-c", "--context", action="append", default=[], help="context override (as for demo)")
+    _add_context(promote)
     add_debug(promote)
     plan = sub.add_parser("stack-plan", help="which stacks CloudFormation can update while regions are down")
     plan.add_argument("--down", required=True, help="comma-separated regions that are down")
     plan.add_argument("--cdk-out", type=Path, help="a synthesized assembly (default: synthesize cdk.json's, with -c)")
-    plan.add_argument("-c", "--context", action="append", default=[], help="context override (as for demo)")
+    _add_context(plan)
     add_debug(plan)
     drill = sub.add_parser("drill", help="the region outage runbook, every step, on the embedded emulated AWS")
     drill.add_argument("--cdk-out", type=Path, help="use this synthesized assembly (no -c) instead of synthesizing")
-    drill.add_argument("-c", "--context", action="append", default=[], help="context override (as for demo)")
+    _add_context(drill)
     drill.add_argument("--region", help="the region that goes down (default: the primary)")
     drill.add_argument(
         "--lag", type=non_negative_seconds(MAX_LAG_SECONDS), default=0.5, help="emulated replication lag (default 0.5)"

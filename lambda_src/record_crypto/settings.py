@@ -240,42 +240,12 @@ class Settings:
             raise ConfigurationError(ENV_TABLE_NAME, table_name, "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)")
         if store == STORE_AURORA_POSTGRESQL and not SQL_IDENTIFIER.match(table_name):
             raise ConfigurationError(ENV_TABLE_NAME, table_name, f"an SQL table name ({SQL_IDENTIFIER_RULE})")
-        mrk_arn = get(ENV_MRK_ARN)
-        match = _MRK_ARN.match(mrk_arn)
-        if not match:
-            raise ConfigurationError(
-                ENV_MRK_ARN,
-                mrk_arn,
-                "the ARN of a multi-region key: arn:aws:kms:<region>:<account>:key/mrk-...",
-            )
-        if match["region"] != region:
-            raise ConfigurationError(
-                ENV_MRK_ARN,
-                mrk_arn,
-                f"the multi-region key of this function's own region {region} (no cross-region KMS calls)",
-            )
-        fields = _names(get, ENV_SENSITIVE_FIELDS, required=True)
-        unsigned = _names(get, ENV_UNSIGNED_ATTRIBUTES, required=False)
-        if set(unsigned) & set(fields):
-            raise ConfigurationError(
-                ENV_UNSIGNED_ATTRIBUTES,
-                get(ENV_UNSIGNED_ATTRIBUTES),
-                f"no sensitive field may be unsigned (both list {sorted(set(unsigned) & set(fields))})",
-            )
+        mrk_arn = _mrk_arn(get, region)
+        fields, unsigned = _fields(get)
         suite = get(ENV_ALGORITHM_SUITE)
         if suite not in ALGORITHM_SUITES:
             raise ConfigurationError(ENV_ALGORITHM_SUITE, suite, f"one of {', '.join(ALGORITHM_SUITES)}")
-        cache_switch = get(ENV_DATA_KEY_CACHE)
-        if cache_switch not in ("on", "off"):
-            raise ConfigurationError(ENV_DATA_KEY_CACHE, cache_switch, "on or off")
-        cache = None
-        if cache_switch == "on":
-            cache = CacheSettings(
-                max_age_seconds=float(_int(environ, get, ENV_CACHE_MAX_AGE, 1, 86_400)),
-                max_messages=_int(environ, get, ENV_CACHE_MAX_MESSAGES, 1, 2**32),
-                max_bytes=_int(environ, get, ENV_CACHE_MAX_BYTES, 1, 2**63 - 1),
-                capacity=_int(environ, get, ENV_CACHE_CAPACITY, 1, 10_000),
-            )
+        cache = _cache(environ, get)
         max_record_bytes = _int(environ, get, ENV_MAX_RECORD_BYTES, 1, MAX_RECORD_BYTES_LIMIT)
         return cls(
             table_name=table_name,
@@ -288,6 +258,53 @@ class Settings:
             max_record_bytes=max_record_bytes,
             database=_database(environ, get, region) if store == STORE_AURORA_POSTGRESQL else None,
         )
+
+
+def _mrk_arn(get, region: str) -> str:  # type: ignore[no-untyped-def]
+    """The multi-region key's ARN in this function's own region (no cross-region KMS calls)."""
+    mrk_arn = get(ENV_MRK_ARN)
+    match = _MRK_ARN.match(mrk_arn)
+    if not match:
+        raise ConfigurationError(
+            ENV_MRK_ARN,
+            mrk_arn,
+            "the ARN of a multi-region key: arn:aws:kms:<region>:<account>:key/mrk-...",
+        )
+    if match["region"] != region:
+        raise ConfigurationError(
+            ENV_MRK_ARN,
+            mrk_arn,
+            f"the multi-region key of this function's own region {region} (no cross-region KMS calls)",
+        )
+    return str(mrk_arn)
+
+
+def _fields(get) -> tuple[tuple[str, ...], tuple[str, ...]]:  # type: ignore[no-untyped-def]
+    """The sensitive fields and the unsigned attributes (never a sensitive field)."""
+    fields = _names(get, ENV_SENSITIVE_FIELDS, required=True)
+    unsigned = _names(get, ENV_UNSIGNED_ATTRIBUTES, required=False)
+    if set(unsigned) & set(fields):
+        raise ConfigurationError(
+            ENV_UNSIGNED_ATTRIBUTES,
+            get(ENV_UNSIGNED_ATTRIBUTES),
+            f"no sensitive field may be unsigned (both list {sorted(set(unsigned) & set(fields))})",
+        )
+    return fields, unsigned
+
+
+def _cache(environ: Mapping[str, str], get) -> CacheSettings | None:  # type: ignore[no-untyped-def]
+    """The data-key cache's bounds, or None when it is off."""
+    cache_switch = get(ENV_DATA_KEY_CACHE)
+    if cache_switch not in ("on", "off"):
+        raise ConfigurationError(ENV_DATA_KEY_CACHE, cache_switch, "on or off")
+    if cache_switch == "off":
+        return None
+    return CacheSettings(
+        max_age_seconds=float(_int(environ, get, ENV_CACHE_MAX_AGE, 1, 86_400)),
+        max_messages=_int(environ, get, ENV_CACHE_MAX_MESSAGES, 1, 2**32),
+        max_bytes=_int(environ, get, ENV_CACHE_MAX_BYTES, 1, 2**63 - 1),
+        capacity=_int(environ, get, ENV_CACHE_CAPACITY, 1, 10_000),
+    )
 
 
 def _database(environ: Mapping[str, str], get, region: str) -> DatabaseSettings:  # type: ignore[no-untyped-def]

@@ -260,6 +260,35 @@ def _kms_error(code: str, message: str) -> Exception:
     return JsonRESTError(code, message)
 
 
+def _update_primary_region(self, key_id, primary_region):  # type: ignore[no-untyped-def]
+    """KmsBackend.update_primary_region (see apply_moto_primary_region_patch): the refusals, then the move."""
+    key = self.keys[self.get_key_id(key_id)]
+    if not key.multi_region:
+        raise _kms_error("UnsupportedOperationException", f"{key.arn} is not a multi-Region key")
+    home = key.multi_region_configuration["PrimaryKey"]["Region"]
+    if home != self.region_name:
+        raise _kms_error(
+            "UnsupportedOperationException",
+            f"{key.arn} is a multi-Region replica key: call UpdatePrimaryRegion in {home}, the region of "
+            "its primary key",
+        )
+    if not key.enabled:
+        raise _kms_error("DisabledException", f"{key.arn} is disabled")
+    if primary_region == self.region_name:
+        return
+    keys = _related_keys(self.account_id, key.id)
+    replica = keys.get(primary_region)
+    if replica is None:
+        raise _kms_error(
+            "NotFoundException",
+            f"{key.id} has no replica key in {primary_region}: replicate it there first (ReplicateKey)",
+        )
+    if not replica.enabled:
+        raise _kms_error("DisabledException", f"{replica.arn} is disabled")
+    replica.key_rotation_status = key.key_rotation_status
+    _set_configurations(self.account_id, key.id, primary_region)
+
+
 def apply_moto_primary_region_patch() -> None:
     """``UpdatePrimaryRegion`` in this process, per the KMS API reference: called in the region of
     the CURRENT primary with ``KeyId`` = that primary and ``PrimaryRegion`` = the region of an
@@ -287,42 +316,15 @@ def apply_moto_primary_region_patch() -> None:
         _set_configurations(self.account_id, replica.id, self.region_name)
         return replica
 
-    def update_primary_region(self, key_id, primary_region):  # type: ignore[no-untyped-def]
-        key = self.keys[self.get_key_id(key_id)]
-        if not key.multi_region:
-            raise _kms_error("UnsupportedOperationException", f"{key.arn} is not a multi-Region key")
-        home = key.multi_region_configuration["PrimaryKey"]["Region"]
-        if home != self.region_name:
-            raise _kms_error(
-                "UnsupportedOperationException",
-                f"{key.arn} is a multi-Region replica key: call UpdatePrimaryRegion in {home}, the region of "
-                "its primary key",
-            )
-        if not key.enabled:
-            raise _kms_error("DisabledException", f"{key.arn} is disabled")
-        if primary_region == self.region_name:
-            return
-        keys = _related_keys(self.account_id, key.id)
-        replica = keys.get(primary_region)
-        if replica is None:
-            raise _kms_error(
-                "NotFoundException",
-                f"{key.id} has no replica key in {primary_region}: replicate it there first (ReplicateKey)",
-            )
-        if not replica.enabled:
-            raise _kms_error("DisabledException", f"{replica.arn} is disabled")
-        replica.key_rotation_status = key.key_rotation_status
-        _set_configurations(self.account_id, key.id, primary_region)
-
     def respond(self):  # type: ignore[no-untyped-def]
         key_id = self._get_param("KeyId")
         self._validate_cmk_id(key_id)
         self.kms_backend.update_primary_region(key_id, self._get_param("PrimaryRegion"))
         return "{}"
 
-    setattr(update_primary_region, _PRIMARY_REGION_MARK, True)
+    setattr(_update_primary_region, _PRIMARY_REGION_MARK, True)
     models.KmsBackend.replicate_key = replicate_key
-    models.KmsBackend.update_primary_region = update_primary_region  # type: ignore[attr-defined]
+    models.KmsBackend.update_primary_region = _update_primary_region  # type: ignore[attr-defined]
     KmsResponse.update_primary_region = respond  # type: ignore[attr-defined]
     setattr(models, _PRIMARY_REGION_MARK, True)
 

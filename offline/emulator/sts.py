@@ -66,16 +66,7 @@ def handle(gateway: Any, identity: Any, environ: dict[str, Any], body: bytes) ->
 
 def _assume_role(gateway: Any, identity: Any, form: dict[str, str]) -> Response:
     role_arn, session = form.get("RoleArn", ""), form.get("RoleSessionName", "")
-    refused = [p.rstrip(".") for p in NOT_EMULATED if any(k == p or (p[-1] == "." and k.startswith(p)) for k in form)]
-    if refused:
-        raise StsError("403 Forbidden", "AccessDenied", f"emulated STS: {', '.join(refused)} not emulated (refused)")
-    if not _SESSION_NAME.fullmatch(session):
-        raise StsError("400 Bad Request", "ValidationError", f"RoleSessionName {session!r}: 2 to 64 of [\\w+=,.@-]")
-    duration = form.get("DurationSeconds") or "3600"
-    if not duration.isdigit():
-        raise StsError("400 Bad Request", "ValidationError", f"DurationSeconds {duration!r}")
-    tags = _tags(form)
-    transitive = [v for k, v in sorted(form.items()) if k.startswith("TransitiveTagKeys.member.")]
+    duration, tags, transitive = _validated_request(form, session)
     inherited = dict(identity.tags) if not identity.admin else {}
     carried = {k.lower() for k in identity.transitive}
     clash = sorted(k for k in tags if k.lower() in carried and tags[k] != _get(inherited, k))
@@ -83,44 +74,11 @@ def _assume_role(gateway: Any, identity: Any, form: dict[str, str]) -> Response:
         raise StsError(
             "400 Bad Request", "InvalidParameterValue", f"transitive session tags cannot be changed: {clash}"
         )
-
     role = gateway.state.role(identity.account, role_arn)
-    context: dict[str, Any] = {"sts:RoleSessionName": session}
-    if role is not None:
-        context.update({f"aws:ResourceTag/{t['Key']}": t["Value"] for t in role.tags or []})
-    if form.get("ExternalId"):
-        context["sts:ExternalId"] = form["ExternalId"]
-    if tags:
-        context.update({f"aws:RequestTag/{k}": v for k, v in tags.items()})
-        context["aws:TagKeys"] = sorted(tags)
-    if transitive:
-        context["sts:TransitiveTagKeys"] = transitive
-    context.update(identity.principal_tags())
+    context = _request_context(identity, role, form, session, tags, transitive)
     # Tags passed, or transitive tags carried into a chained session: sts:TagSession too.
-    actions = ["sts:AssumeRole", *(["sts:TagSession"] if tags or carried else [])]
-    for action in actions:
-        if role_arn.split(":")[4:5] != [identity.account]:
-            reason = "cross-account AssumeRole is not emulated"
-        elif role is None:
-            reason = f"no role {role_arn} in account {identity.account}"
-        else:
-            decision = authorize(
-                Request(identity.caller, action, role_arn, context),
-                identity_policies=[] if identity.admin else gateway.state.role_policies(identity.account, identity.arn),
-                resource_policy=(f"trust policy of {role_arn}", _document(role.assume_role_policy_document)),
-                resource_policy_required=True,
-                identity_allows_all=identity.admin,
-            )
-            gateway._record(identity, action, role_arn, decision)
-            if decision.allowed:
-                continue
-            reason = decision.reason
-        raise StsError(
-            "403 Forbidden",
-            "AccessDenied",
-            f"User: {identity.session_arn or identity.arn} is not authorized to perform: {action} on resource: "
-            f"{role_arn} (emulated IAM: {reason})",
-        )
+    for action in ["sts:AssumeRole", *(["sts:TagSession"] if tags or carried else [])]:
+        _authorize_assume(gateway, identity, role_arn, role, action, context)
 
     principal_tags = {t["Key"].lower(): (t["Key"], t["Value"]) for t in role.tags or []}
     for key, value in [*((k, v) for k, v in inherited.items() if k.lower() in carried), *tags.items()]:
@@ -146,6 +104,67 @@ def _assume_role(gateway: Any, identity: Any, form: dict[str, str]) -> Response:
         f"<Arn>{escape(session_arn)}</Arn></AssumedRoleUser>"
     )
     return _xml("AssumeRole", result)
+
+
+def _validated_request(form: dict[str, str], session: str) -> tuple[str, dict[str, str], list[str]]:
+    """The duration, session tags and transitive tag keys asked for; what is not emulated is refused."""
+    refused = [p.rstrip(".") for p in NOT_EMULATED if any(k == p or (p[-1] == "." and k.startswith(p)) for k in form)]
+    if refused:
+        raise StsError("403 Forbidden", "AccessDenied", f"emulated STS: {', '.join(refused)} not emulated (refused)")
+    if not _SESSION_NAME.fullmatch(session):
+        raise StsError("400 Bad Request", "ValidationError", f"RoleSessionName {session!r}: 2 to 64 of [\\w+=,.@-]")
+    duration = form.get("DurationSeconds") or "3600"
+    if not duration.isdigit():
+        raise StsError("400 Bad Request", "ValidationError", f"DurationSeconds {duration!r}")
+    transitive = [v for k, v in sorted(form.items()) if k.startswith("TransitiveTagKeys.member.")]
+    return duration, _tags(form), transitive
+
+
+def _request_context(
+    identity: Any, role: Any, form: dict[str, str], session: str, tags: dict[str, str], transitive: list[str]
+) -> dict[str, Any]:
+    """The condition keys an AssumeRole request carries (the trust policy and the caller's policies read them)."""
+    context: dict[str, Any] = {"sts:RoleSessionName": session}
+    if role is not None:
+        context.update({f"aws:ResourceTag/{t['Key']}": t["Value"] for t in role.tags or []})
+    if form.get("ExternalId"):
+        context["sts:ExternalId"] = form["ExternalId"]
+    if tags:
+        context.update({f"aws:RequestTag/{k}": v for k, v in tags.items()})
+        context["aws:TagKeys"] = sorted(tags)
+    if transitive:
+        context["sts:TransitiveTagKeys"] = transitive
+    context.update(identity.principal_tags())
+    return context
+
+
+def _authorize_assume(
+    gateway: Any, identity: Any, role_arn: str, role: Any, action: str, context: dict[str, Any]
+) -> None:
+    """The role's trust policy is a resource policy that must allow; an account's callers need their
+    identity policy too (the engine decides both)."""
+    if role_arn.split(":")[4:5] != [identity.account]:
+        reason = "cross-account AssumeRole is not emulated"
+    elif role is None:
+        reason = f"no role {role_arn} in account {identity.account}"
+    else:
+        decision = authorize(
+            Request(identity.caller, action, role_arn, context),
+            identity_policies=[] if identity.admin else gateway.state.role_policies(identity.account, identity.arn),
+            resource_policy=(f"trust policy of {role_arn}", _document(role.assume_role_policy_document)),
+            resource_policy_required=True,
+            identity_allows_all=identity.admin,
+        )
+        gateway._record(identity, action, role_arn, decision)
+        if decision.allowed:
+            return
+        reason = decision.reason
+    raise StsError(
+        "403 Forbidden",
+        "AccessDenied",
+        f"User: {identity.session_arn or identity.arn} is not authorized to perform: {action} on resource: "
+        f"{role_arn} (emulated IAM: {reason})",
+    )
 
 
 def _tags(form: dict[str, str]) -> dict[str, str]:

@@ -8,7 +8,8 @@ package, subpackages included, imports inside functions and under TYPE_CHECKING 
   the engine), neither of which imports a tool; a construct library never imports a tool; the
   function code imports no CDK and nothing of the toolkit around it;
 - review, benchmarks and the nag rules never import offline to read an assembly, to synthesize or
-  for the command line (``stacks.synthesize``, ``cloud_assembly``, ``cli_support``).
+  for the command line (``stacks.synthesize``, ``cloud_assembly``, ``cli_support``);
+- and, while the whole tree is parsed anyway, functions stay short (STYLE.md item 10).
 """
 
 from __future__ import annotations
@@ -205,3 +206,19 @@ def test_the_tools_read_assemblies_with_one_reader_and_decide_with_one_engine() 
         assert any(_under(n, ("cloud_assembly",)) for n in imported_names(module)), module
     for module in ("offline.__main__", "review.__main__"):
         assert "stacks.synthesize" in imported_names(module), module
+
+
+# About 60 lines (STYLE.md item 10), counted from ``def`` to the last line, so a construct's keyword-only
+# props count too: the ceiling leaves room for them, not for a second screenful of body.
+MAX_FUNCTION_LINES = 70
+
+
+def test_functions_stay_short() -> None:
+    long = {}
+    for module, path in project_modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long[f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"] = lines
+    assert not long, f"split these (about 60 lines at most): {long}"
