@@ -46,7 +46,7 @@ setup: $(BIN)/.installed node_modules/.installed ## install Python (.venv) and t
 test: setup ## run the whole test suite
 	$(BIN)/python -m pytest
 
-check-config: setup ## check cdk.json (JSON syntax by line and column, then the mrk-toolkit:* config)
+check-config: setup ## check cdk.json (JSON syntax by line and column, then the mrk-toolkit:* config: stacks/config.py)
 	$(BIN)/python -m stacks.config cdk.json
 
 synth: check-config ## synthesize every stack into cdk.out (REGIONS=..., ARGS="-c mrk-toolkit:<field>=...")
@@ -54,19 +54,19 @@ synth: check-config ## synthesize every stack into cdk.out (REGIONS=..., ARGS="-
 	cdk synth -q -o cdk.out $(CONTEXT) $(ARGS)
 	@echo "Synthesized: $$(ls cdk.out/*.template.json | xargs -n1 basename | sed 's/.template.json//' | tr '\n' ' ')"
 
-demo: check-config ## the main job offline: synth with the CDK CLI, stand up on the emulated AWS, verify (REGIONS, ARGS)
+demo: check-config ## the main job offline: synth with the CDK CLI, stand up on the emulated AWS (offline/emulator), verify (offline/verification) (REGIONS, ARGS)
 	$(BIN)/python -m offline demo --synth-to cdk.out $(CONTEXT) $(ARGS)
 
-drill: check-config ## the region outage runbook, every step, on the emulator (the primary goes down; ARGS="--region R": another)
+drill: check-config ## the region outage runbook (offline/runbooks), every step, on the emulator (the primary goes down; ARGS="--region R": another)
 	$(BIN)/python -m offline drill $(CONTEXT) $(ARGS)
 
-destroy: check-config ## delete the stacks (credentials' account, or `offline up`) in reverse order; list what stays and how to remove it (asks first; ARGS=--yes)
+destroy: check-config ## delete the stacks (credentials' account, or `offline up`) in reverse order; list what stays and how to remove it (offline/runbooks; asks first; ARGS=--yes)
 	$(BIN)/python -m offline destroy $(CONTEXT) $(ARGS)
 
-review: synth ## policy review of every key and role: review-out/policy-review.{md,json}
+review: synth ## policy review of every key and role (review/): review-out/policy-review.{md,json}
 	$(BIN)/python -m review --cdk-out cdk.out --out review-out
 
-lint-templates: synth ## cfn-lint + checkov on the templates (own venv: .venv-review)
+lint-templates: synth ## cfn-lint + checkov on the templates (review/lint.py; own venv: .venv-review)
 	$(BIN)/python -m review.lint --cdk-out cdk.out
 
 diagram: check-config ## regenerate README's architecture diagram and role contracts table (cdk.json's default deployment)
@@ -74,7 +74,7 @@ diagram: check-config ## regenerate README's architecture diagram and role contr
 	REGIONS or ARGS; for another deployment: .venv/bin/python -m review readme OTHER.md -c mrk-toolkit:...))
 	$(BIN)/python -m review readme README.md
 
-bench: setup ## the benchmarks (5-10 min; writes benchmarks/RESULTS.md; QUICK=1: ~2 min smoke run into review-out/)
+bench: setup ## the benchmarks (benchmarks/; 5-10 min; writes benchmarks/RESULTS.md; QUICK=1: ~2 min smoke run into review-out/)
 	$(BIN)/python -m benchmarks $(if $(QUICK),--quick)
 
 lint: setup ## ruff lint + format check

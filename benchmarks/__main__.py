@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks import aurora, coldstart, crypto, integrity, load, machine, report, synth
-from offline.cli import Parser, UsageError, add_debug, is_committed, non_negative_seconds, positive_int, run
+from cli_support import Parser, UsageError, add_debug, is_committed, non_negative_seconds, positive_int, run
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -74,43 +74,37 @@ def main(argv: list[str] | None = None) -> int:
     return run(_main, argv)
 
 
-def _main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    args.output = output_path(args)
-    _check_prerequisites()
-    command = shlex.join(["python", "-m", "benchmarks", *argv])
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
-    def say(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
 
-    say(f"$ {command}")
+def _measure(args: argparse.Namespace, command: str) -> report.Run:
+    """Every section in turn, progress on stderr; the run's results."""
     started = time.perf_counter()
-    say("1-2. per-record crypto and KMS calls (moto, in-process) ...")
-    crypto_results = crypto.run(crypto.Plan.make(quick=args.quick, latency_ms=args.kms_latency_ms), say)
-    say(f"     {crypto_results.seconds:.0f} s")
-    say("6. record integrity (format 2) ...")
-    integrity_results = integrity.run(records=10 if args.quick else 40, repeats=3 if args.quick else 7, say=say)
-    say(f"     {integrity_results.seconds:.0f} s")
-    say("3. cold start ...")
-    cold = coldstart.run(runs=3 if args.quick else 9, say=say)
-    say(f"     {cold.seconds:.0f} s")
-    say("5. throughput under load (moto server) ...")
+    _say("1-2. per-record crypto and KMS calls (moto, in-process) ...")
+    crypto_results = crypto.run(crypto.Plan.make(quick=args.quick, latency_ms=args.kms_latency_ms), _say)
+    _say(f"     {crypto_results.seconds:.0f} s")
+    _say("6. record integrity (format 2) ...")
+    integrity_results = integrity.run(records=10 if args.quick else 40, repeats=3 if args.quick else 7, say=_say)
+    _say(f"     {integrity_results.seconds:.0f} s")
+    _say("3. cold start ...")
+    cold = coldstart.run(runs=3 if args.quick else 9, say=_say)
+    _say(f"     {cold.seconds:.0f} s")
+    _say("5. throughput under load (moto server) ...")
     seconds = args.load_seconds or (5.0 if args.quick else 20.0)
-    load_results = load.run(seconds=seconds, writers=args.writers, readers=args.readers, say=say)
-    say(f"     {load_results.seconds:.0f} s")
-    say("4. synth scale (cdk synth) ...")
-    synth_results = synth.run(repeats=1 if args.quick else 5, warm_up=not args.quick, say=say)
-    say(f"     {synth_results.seconds:.0f} s")
-    say("7. Aurora PostgreSQL store: per record vs DynamoDB, replication lag, failover (real PostgreSQL) ...")
+    load_results = load.run(seconds=seconds, writers=args.writers, readers=args.readers, say=_say)
+    _say(f"     {load_results.seconds:.0f} s")
+    _say("4. synth scale (cdk synth) ...")
+    synth_results = synth.run(repeats=1 if args.quick else 5, warm_up=not args.quick, say=_say)
+    _say(f"     {synth_results.seconds:.0f} s")
+    _say("7. Aurora PostgreSQL store: per record vs DynamoDB, replication lag, failover (real PostgreSQL) ...")
     aurora_records = 40 if args.quick else 200
     aurora_started = time.perf_counter()
     aurora_figures = aurora.run(aurora_records)
     aurora_seconds = time.perf_counter() - aurora_started
-    say(f"     {aurora_seconds:.0f} s")
+    _say(f"     {aurora_seconds:.0f} s")
 
-    result = report.Run(
+    return report.Run(
         command=command,
         quick=args.quick,
         date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -127,12 +121,24 @@ def _main(argv: list[str]) -> int:
         aurora_records=aurora_records,
         aurora_seconds=aurora_seconds,
     )
+
+
+def _main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    args.output = output_path(args)
+    _check_prerequisites()
+    command = shlex.join(["python", "-m", "benchmarks", *argv])
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+
+    _say(f"$ {command}")
+    result = _measure(args, command)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(report.render(result))
-    say(f"wrote {args.output} ({result.total_seconds:.0f} s)")
+    _say(f"wrote {args.output} ({result.total_seconds:.0f} s)")
     missed = [t for t in report.targets(result) if not t.met]
     for t in missed:
-        say(f"target missed: {t.name}: {t.measured} ({t.gap})")
+        _say(f"target missed: {t.name}: {t.measured} ({t.gap})")
     # A missed performance target is reported, not fatal; a lost or undecryptable record is a bug.
     return 1 if any(t.name.startswith("zero lost") for t in missed) else 0
 

@@ -2,10 +2,13 @@
 
 * replication lag: a write acknowledged in the primary until its row is visible in a secondary
   (real PostgreSQL streaming replication between local servers: a floor, no network);
-* write and read time per record, PostgreSQL store vs DynamoDB store (moto, in-process), the same
-  RecordService, the same key (moto KMS), the same records;
+* write and read time per record, PostgreSQL store vs DynamoDB store, the same RecordService in this
+  process, the same key, the same records; KMS, Secrets Manager and DynamoDB are the emulator's
+  (moto behind the emulated IAM, on 127.0.0.1), the PostgreSQL servers local;
 * a planned switchover and an unplanned failover (offline/verification/failover_drill.py): seconds to the first write
   in the new primary, acknowledged writes lost.
+
+All on the world the failover drills use: the synthesized Aurora assembly stood up on the emulator.
 
 The full ``make bench`` runs it as section 7 of benchmarks/RESULTS.md (the committed figures). Run
 alone, it writes review-out/aurora.md (never a committed file)."""
@@ -22,6 +25,7 @@ from typing import Any
 
 from benchmarks import machine
 from benchmarks.moto_env import REPO  # noqa: F401 (puts lambda_src on sys.path)
+from lambda_src.record_crypto.settings import ENV_RECORD_STORE, ENV_REGION, STORE_DYNAMODB
 
 HERE = Path(__file__).resolve().parent
 OUTPUT = HERE.parent / "review-out" / "aurora.md"
@@ -50,26 +54,66 @@ def _timed(fn: Any, count: int) -> list[float]:
     return out
 
 
+def _session(world: Any, role_arn: str, *, admin_for: tuple[str, ...] = ()) -> Any:
+    """A botocore session on the drills' emulator with the function role's credentials, or the
+    administrator's for the services in ``admin_for``."""
+    import botocore.session
+
+    aws = world.env.aws
+    role = aws.credentials_for(role_arn)
+    create = botocore.session.get_session().create_client
+
+    def create_client(service: str, *args: Any, **kwargs: Any) -> Any:
+        if service in admin_for:
+            keys = {"aws_access_key_id": aws.admin_key, "aws_secret_access_key": "emulator-admin"}
+        else:
+            keys = {
+                "aws_access_key_id": role["AccessKeyId"],
+                "aws_secret_access_key": role["SecretAccessKey"],
+                "aws_session_token": role["SessionToken"],
+            }
+        return create(service, *args, **{**kwargs, **keys, "endpoint_url": aws.endpoint_url})
+
+    session = botocore.session.get_session()
+    session.create_client = create_client  # type: ignore[method-assign]
+    return session
+
+
+def _service(world: Any, region: str, kind: str, **settings: str) -> Any:
+    """The deployed function's code in this process, with its settings (or ``settings`` changed) and
+    its role's credentials; a table of another store is the administrator's (no role may use it),
+    the key stays the function's (its key policy allows only the functions' roles)."""
+    from record_crypto.service import RecordService
+    from record_crypto.settings import Settings
+
+    spec = world.env.deployment.function(region, kind)
+    environment = {**spec.environment, ENV_REGION: region, **settings}
+    session = _session(world, spec.role_arn, admin_for=("dynamodb",) if settings else ())
+    return RecordService(Settings.from_env(environment), botocore_session=session)
+
+
 def postgres_figures(world: Any, records: int) -> dict[str, Any]:
     from offline.verification.failover_drill import PRIMARY, SECONDARIES
 
-    writer, reader = world.service(PRIMARY, "records_writer"), world.service(SECONDARIES[0], "records_reader")
+    primary, secondary = PRIMARY, SECONDARIES[0]
+    writer, reader = _service(world, primary, "writer"), _service(world, secondary, "reader")
     writer.write({"id": "warm", "record": _record(0)})
     lags: list[float] = []
-    standby = world.db.server(SECONDARIES[0]).connect(dbname="records")
+    database = world.env.database()
+    standby = world.db.server(secondary).connect(dbname=database.name)
     try:
 
         def write_and_wait(i: int) -> dict[str, Any]:
             result = writer.write({"id": f"pg-{i}", "record": _record(i)})
             acked = time.perf_counter()
-            while not standby.execute("SELECT 1 FROM records WHERE id = %s", (f"pg-{i}",)).fetchone():
+            while not standby.execute(f"SELECT 1 FROM {database.table} WHERE id = %s", (f"pg-{i}",)).fetchone():
                 time.sleep(0.0002)
             lags.append(time.perf_counter() - acked)
             return result
 
         _timed(write_and_wait, records)  # lag pass
         writes = _timed(lambda i: writer.write({"id": f"pg-{i}", "record": _record(i)}), records)
-        world.db.wait_replayed(SECONDARIES[0], world.db.writer_lsn())
+        world.db.wait_replayed(secondary, world.db.writer_lsn())
         reader.read({"id": "pg-0"})
         reads = _timed(lambda i: reader.read({"id": f"pg-{i}"}), records)
     finally:
@@ -78,35 +122,25 @@ def postgres_figures(world: Any, records: int) -> dict[str, Any]:
 
 
 def dynamodb_figures(world: Any, records: int) -> dict[str, Any]:
-    """The DynamoDB store on moto in the same process, same key and records."""
-    import boto3
-    from record_crypto.service import RecordService
-    from record_crypto.settings import Settings
+    """The DynamoDB store on the same emulator, same key and records (a plain table per region, named
+    as the deployed table: the encryption context the key policy requires names it)."""
+    from offline.verification.failover_drill import PRIMARY, SECONDARIES
 
-    from offline.verification.failover_drill import PRIMARY, SECONDARIES, SENSITIVE
-
-    table = "mrk-toolkit-records"
-    for region in (PRIMARY, SECONDARIES[0]):
-        boto3.client("dynamodb", region).create_table(
+    primary_region, secondary_region = PRIMARY, SECONDARIES[0]
+    table = world.env.database().table
+    for region in (primary_region, secondary_region):
+        world.env.client("dynamodb", region).create_table(
             TableName=table,
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
-
-    def service(region: str) -> RecordService:
-        env = {
-            "AWS_REGION": region,
-            "RECORDS_TABLE_NAME": table,
-            "RECORDS_MRK_ARN": world.key_arns[region],
-            "SENSITIVE_FIELDS": ",".join(SENSITIVE),
-        }
-        return RecordService(Settings.from_env(env))
-
-    writer, reader = service(PRIMARY), service(SECONDARIES[0])
+    dynamodb = {ENV_RECORD_STORE: STORE_DYNAMODB}
+    writer = _service(world, primary_region, "writer", **dynamodb)
+    reader = _service(world, secondary_region, "reader", **dynamodb)
     writer.write({"id": "warm", "record": _record(0)})
     writes = _timed(lambda i: writer.write({"id": f"ddb-{i}", "record": _record(i)}), records)
-    primary, secondary = boto3.client("dynamodb", PRIMARY), boto3.client("dynamodb", SECONDARIES[0])
+    primary, secondary = world.env.client("dynamodb", primary_region), world.env.client("dynamodb", secondary_region)
     for i in range(records):  # replicated by copying, as global tables would (not timed)
         item = primary.get_item(TableName=table, Key={"id": {"S": f"ddb-{i}"}})["Item"]
         secondary.put_item(TableName=table, Item=item)
@@ -121,18 +155,15 @@ def _machine() -> str:
 
 def run(records: int) -> dict[str, Any]:
     import logging
-    import os
 
-    from offline.verification.failover_drill import drill_world, planned_switchover, unplanned_failover
+    from cli_support import quiet_jsii
+    from offline.verification.failover_drill import SECONDARIES, drill_world, planned_switchover, unplanned_failover
 
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        os.environ.setdefault(name, value)
-    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
-    os.environ.pop("AWS_ENDPOINT_URL", None)
+    quiet_jsii()  # the drills' world is synthesized in this process
     logging.getLogger("mrk_toolkit").addHandler(logging.NullHandler())
     with drill_world() as world:
         figures = {"postgres": postgres_figures(world, records), "dynamodb": dynamodb_figures(world, records)}
-        figures["planned"] = planned_switchover(world, "us-west-1")
+        figures["planned"] = planned_switchover(world, SECONDARIES[0])
         figures["unplanned"] = unplanned_failover(world)
     return figures
 
@@ -143,10 +174,12 @@ def section(figures: dict[str, Any], records: int, level: str = "##") -> list[st
     planned, unplanned = figures["planned"], figures["unplanned"]
     ratio = lambda a, b: f"{a / b:.2f}x" if b else "n/a"  # noqa: E731
     lines = [
-        "PostgreSQL: real PostgreSQL 16.2 servers on this machine (pgserver), unix sockets, the primary streaming "
-        "to two hot standbys; the functions' code (RecordService, PostgresStore, psycopg 3) with moto's KMS in "
-        "process. DynamoDB: the same RecordService with the DynamoDB store on moto in process. Neither has a "
-        "network: compare within this run, as ratios; a real Aurora or DynamoDB call adds network round trips.",
+        "PostgreSQL: real PostgreSQL 16.2 servers on this machine (pgserver), stood up from the synthesized Aurora "
+        "assembly, unix sockets, the primary streaming to two hot standbys; the functions' code (RecordService, "
+        "PostgresStore, psycopg 3) in this process, KMS and Secrets Manager on the emulator (moto behind the "
+        "emulated IAM, 127.0.0.1). DynamoDB: the same RecordService with the DynamoDB store, tables on the same "
+        "emulator. No real network: compare within this run, as ratios; a real Aurora or DynamoDB call adds "
+        "network round trips.",
         "",
         f"{level} Per record ({records} records, signing suite, data-key cache off; median / p95 / max ms)",
         "",

@@ -15,15 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.moto_env import LAMBDA_SRC, REPO
+from lambda_src.record_crypto.settings import ENV_MRK_ARN, ENV_REGION, ENV_SENSITIVE_FIELDS, ENV_TABLE_NAME
 
 BUNDLE_TARGET_MB = 6.0
 IMPORT_TARGET_RATIO = 2.0
 # A valid function environment (writer.py validates it at import, as the Lambda runtime would).
 FAKE_FUNCTION_ENV = {
-    "AWS_REGION": "us-east-2",
-    "RECORDS_TABLE_NAME": "t-records",
-    "RECORDS_MRK_ARN": "arn:aws:kms:us-east-2:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab",
-    "SENSITIVE_FIELDS": "ssn",
+    ENV_REGION: "us-east-2",
+    ENV_TABLE_NAME: "t-records",
+    ENV_MRK_ARN: "arn:aws:kms:us-east-2:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab",
+    ENV_SENSITIVE_FIELDS: "ssn",
     "AWS_EC2_METADATA_DISABLED": "true",
 }
 BOTO3 = "boto3"

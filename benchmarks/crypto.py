@@ -20,6 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.moto_env import PRIMARY, REPLICA, TABLE, Keys, Recorder, in_process_aws, recording_session, service_env
+from lambda_src.record_crypto.settings import (
+    ENV_DATA_KEY_CACHE,
+    ENV_MAX_RECORD_BYTES,
+    SUITE_COMMITTING_UNSIGNED,
+    SUITE_SIGNING,
+)
 
 # (a)-(e) in the order of the report; "floor" and "baseline" are what ratios are taken against.
 BASELINE, DEFAULT, CACHED, UNSIGNED, RAW = "a", "b", "c", "d", "e"
@@ -155,82 +161,93 @@ class Paths:
         )
 
     def build(self, path: str) -> tuple[Trip, Recorder, Recorder]:
+        ra, rb, sa, sb = self.sessions()
+        if path == BASELINE:
+            return self._sdk_trip(sa, sb), ra, rb
+        if path in (DEFAULT, CACHED, UNSIGNED):
+            return self._cipher_trip(path, sa, sb), ra, rb
+        if path == RAW:
+            return self._raw_trip(), ra, rb
+        if path in (SERVICE_DEFAULT, SERVICE_CACHED):
+            return self._service_trip(path == SERVICE_CACHED, sa, sb), ra, rb
+        raise ValueError(path)
+
+    def _data(self, i: int) -> tuple[str, bytes]:
+        return item_id(self.size, i % len(self.pool)), self.pool[i % len(self.pool)]
+
+    def _sdk_trip(self, sa: Any, sb: Any) -> Trip:
+        """The Encryption SDK alone, MRK-aware strict providers, one context per item."""
+        from aws_encryption_sdk import EncryptionSDKClient
+        from aws_encryption_sdk.key_providers.kms import MRKAwareStrictAwsKmsMasterKeyProvider
+        from record_crypto.context import expected_context
+
+        client = EncryptionSDKClient()
+        enc = MRKAwareStrictAwsKmsMasterKeyProvider(key_ids=[self.keys.primary_arn], botocore_session=sa)
+        dec = MRKAwareStrictAwsKmsMasterKeyProvider(key_ids=[self.keys.replica_arn], botocore_session=sb)
+
+        def trip(i: int) -> float:
+            ident, plain = self._data(i)
+            started = time.perf_counter()
+            ct, _ = client.encrypt(
+                source=plain, key_provider=enc, encryption_context=expected_context(table=TABLE, item_id=ident)
+            )
+            out, _ = client.decrypt(source=ct, key_provider=dec)
+            elapsed = time.perf_counter() - started
+            _same(out, plain)
+            self.last_ciphertext = ct
+            return elapsed
+
+        return trip
+
+    def _cipher_trip(self, path: str, sa: Any, sb: Any) -> Trip:
+        """The toolkit's RecordCipher: the default, the cached and the unsigned paths."""
         from record_crypto.context import check_context, expected_context
         from record_crypto.envelope import RecordCipher
         from record_crypto.settings import CacheSettings
 
-        ra, rb, sa, sb = self.sessions()
-        pool, size = self.pool, self.size
+        suite = SUITE_COMMITTING_UNSIGNED if path == UNSIGNED else SUITE_SIGNING
+        cache = (
+            CacheSettings(CACHE_MAX_AGE_S, CACHE_MAX_MESSAGES, CACHE_MAX_BYTES, CACHE_CAPACITY)
+            if path == CACHED
+            else None
+        )
+        a = RecordCipher(key_arn=self.keys.primary_arn, algorithm_suite=suite, cache=cache, botocore_session=sa)
+        b = RecordCipher(key_arn=self.keys.replica_arn, algorithm_suite=suite, cache=cache, botocore_session=sb)
 
-        def data(i: int) -> tuple[str, bytes]:
-            return item_id(size, i % len(pool)), pool[i % len(pool)]
+        def trip(i: int) -> float:
+            ident, plain = self._data(i)
+            # As RecordService does: with the cache on, the item id is bound inside the payload.
+            context = expected_context(table=TABLE, item_id=None if cache else ident)
+            started = time.perf_counter()
+            ct = a.encrypt(plain, context)
+            out = b.decrypt(ct, lambda ctx: check_context(ctx, table=TABLE, item_id=ident))
+            elapsed = time.perf_counter() - started
+            _same(out, plain)
+            self.last_ciphertext = ct
+            return elapsed
 
-        if path == BASELINE:
-            from aws_encryption_sdk import EncryptionSDKClient
-            from aws_encryption_sdk.key_providers.kms import MRKAwareStrictAwsKmsMasterKeyProvider
+        return trip
 
-            client = EncryptionSDKClient()
-            enc = MRKAwareStrictAwsKmsMasterKeyProvider(key_ids=[self.keys.primary_arn], botocore_session=sa)
-            dec = MRKAwareStrictAwsKmsMasterKeyProvider(key_ids=[self.keys.replica_arn], botocore_session=sb)
+    def _raw_trip(self) -> Trip:
+        """AES-256-GCM on the same bytes, no KMS: the floor."""
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-            def trip(i: int) -> float:
-                ident, plain = data(i)
-                started = time.perf_counter()
-                ct, _ = client.encrypt(
-                    source=plain, key_provider=enc, encryption_context=expected_context(table=TABLE, item_id=ident)
-                )
-                out, _ = client.decrypt(source=ct, key_provider=dec)
-                elapsed = time.perf_counter() - started
-                _same(out, plain)
-                self.last_ciphertext = ct
-                return elapsed
+        key = AESGCM.generate_key(bit_length=256)
+        ga, gb = AESGCM(key), AESGCM(key)
 
-            return trip, ra, rb
-        if path in (DEFAULT, CACHED, UNSIGNED):
-            suite = "committing-unsigned" if path == UNSIGNED else "signing"
-            cache = (
-                CacheSettings(CACHE_MAX_AGE_S, CACHE_MAX_MESSAGES, CACHE_MAX_BYTES, CACHE_CAPACITY)
-                if path == CACHED
-                else None
-            )
-            a = RecordCipher(key_arn=self.keys.primary_arn, algorithm_suite=suite, cache=cache, botocore_session=sa)
-            b = RecordCipher(key_arn=self.keys.replica_arn, algorithm_suite=suite, cache=cache, botocore_session=sb)
+        def trip(i: int) -> float:
+            ident, plain = self._data(i)
+            aad = ident.encode()
+            started = time.perf_counter()
+            nonce = os.urandom(12)
+            ct = nonce + ga.encrypt(nonce, plain, aad)
+            out = gb.decrypt(ct[:12], ct[12:], aad)
+            elapsed = time.perf_counter() - started
+            _same(out, plain)
+            self.last_ciphertext = ct
+            return elapsed
 
-            def trip(i: int) -> float:
-                ident, plain = data(i)
-                # As RecordService does: with the cache on, the item id is bound inside the payload.
-                context = expected_context(table=TABLE, item_id=None if cache else ident)
-                started = time.perf_counter()
-                ct = a.encrypt(plain, context)
-                out = b.decrypt(ct, lambda ctx: check_context(ctx, table=TABLE, item_id=ident))
-                elapsed = time.perf_counter() - started
-                _same(out, plain)
-                self.last_ciphertext = ct
-                return elapsed
-
-            return trip, ra, rb
-        if path == RAW:
-            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-            key = AESGCM.generate_key(bit_length=256)
-            ga, gb = AESGCM(key), AESGCM(key)
-
-            def trip(i: int) -> float:
-                ident, plain = data(i)
-                aad = ident.encode()
-                started = time.perf_counter()
-                nonce = os.urandom(12)
-                ct = nonce + ga.encrypt(nonce, plain, aad)
-                out = gb.decrypt(ct[:12], ct[12:], aad)
-                elapsed = time.perf_counter() - started
-                _same(out, plain)
-                self.last_ciphertext = ct
-                return elapsed
-
-            return trip, ra, rb
-        if path in (SERVICE_DEFAULT, SERVICE_CACHED):
-            return self._service_trip(path == SERVICE_CACHED, sa, sb), ra, rb
-        raise ValueError(path)
+        return trip
 
     def _service_trip(self, cached: bool, sa: Any, sb: Any) -> Trip:
         import boto3
@@ -238,9 +255,9 @@ class Paths:
         from record_crypto.settings import Settings
 
         # A 32 KB sensitive payload makes a record a little over the default 32768-byte limit.
-        extra = {"MAX_RECORD_BYTES": "65536", **({"DATA_KEY_CACHE": "on"} if cached else {})}
-        writer = RecordService(Settings.from_env(service_env(self.keys, PRIMARY, **extra)), botocore_session=sa)
-        reader = RecordService(Settings.from_env(service_env(self.keys, REPLICA, **extra)), botocore_session=sb)
+        extra = {ENV_MAX_RECORD_BYTES: "65536", **({ENV_DATA_KEY_CACHE: "on"} if cached else {})}
+        writer = RecordService(Settings.from_env(service_env(self.keys, PRIMARY, extra)), botocore_session=sa)
+        reader = RecordService(Settings.from_env(service_env(self.keys, REPLICA, extra)), botocore_session=sb)
         ddb_a, ddb_b = boto3.client("dynamodb", region_name=PRIMARY), boto3.client("dynamodb", region_name=REPLICA)
         size, tag = self.size, "c" if cached else "d"
 

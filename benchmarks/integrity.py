@@ -21,6 +21,7 @@ from typing import Any
 
 from benchmarks.moto_env import PRIMARY, REPLICA, TABLE, in_process_aws, recording_session, service_env
 from benchmarks.moto_env import Recorder as _Recorder
+from lambda_src.record_crypto.settings import ENV_SENSITIVE_FIELDS
 
 SIGNING_SHARE_TARGET = 0.05
 
@@ -65,69 +66,19 @@ def _record(i: int) -> dict[str, Any]:
 
 
 def run(*, records: int, repeats: int, say: Callable[[str], None]) -> IntegrityResults:
-    import boto3
-    from record_crypto.records import Sealed, attribute_digest, verify_attributes
-    from record_crypto.service import RecordService
-    from record_crypto.settings import Settings
-
     started = time.perf_counter()
     with in_process_aws() as keys:
-        env = {"SENSITIVE_FIELDS": "ssn,date_of_birth,card_number"}
-        writer = RecordService(
-            Settings.from_env(service_env(keys, PRIMARY, **env)), botocore_session=recording_session(_Recorder())
-        )
-        reader = RecordService(
-            Settings.from_env(service_env(keys, REPLICA, **env)), botocore_session=recording_session(_Recorder())
-        )
-        ddb_a, ddb_b = boto3.client("dynamodb", region_name=PRIMARY), boto3.client("dynamodb", region_name=REPLICA)
-        counter = iter(range(10**9))
-
-        def stored(ident: str) -> dict[str, Any]:
-            return ddb_a.get_item(TableName=TABLE, Key={"id": {"S": ident}})["Item"]
-
-        def write(expected: bool) -> float:
-            i = next(counter)
-            event: dict[str, Any] = {"id": f"r-{i}", "record": _record(i)}
-            if expected:
-                event["expected_version"] = 0
-            t = time.perf_counter()
-            result = writer.write(event)
-            elapsed = time.perf_counter() - t
-            if not result.get("ok"):
-                raise RuntimeError(f"write failed: {result}")
-            return elapsed
-
-        def read() -> float:
-            i = next(counter)
-            ident = f"r-{i}"
-            assert writer.write({"id": ident, "record": _record(i)})["ok"]
-            ddb_b.put_item(TableName=TABLE, Item=stored(ident))  # replication, emulated, not timed
-            t = time.perf_counter()
-            result = reader.read({"id": ident})
-            elapsed = time.perf_counter() - t
-            if not result.get("ok") or result["record"] != _record(i):
-                raise RuntimeError(f"read back a different record: {str(result)[:200]}")
-            return elapsed
-
-        _warm(write, read)
-        assert writer.write({"id": "sample", "record": _record(0)})["ok"]
-        sample = stored("sample")
+        trips = _ServiceTrips(keys)
+        _warm(trips.write, trips.read)
+        assert trips.writer.write({"id": "sample", "record": _record(0)})["ok"]
+        sample = trips.stored("sample")
         signed = {k: v for k, v in sample.items() if k != "_ciphertext"}
-        digest = attribute_digest(signed)
-        sealed = Sealed(2, "x", {}, 1, PRIMARY, "t", tuple(sorted(signed)), digest)
-
-        def sign() -> float:
-            t = time.perf_counter()
-            attribute_digest(signed)
-            return time.perf_counter() - t
-
-        def verify() -> float:
-            t = time.perf_counter()
-            verify_attributes(sample, sealed, ())
-            return time.perf_counter() - t
-
-        paths = {"write": lambda: write(False), "write-expected": lambda: write(True), "read": read}
-        paths |= {"sign": sign, "verify": verify}
+        paths: dict[str, Callable[[], float]] = {
+            "write": lambda: trips.write(False),
+            "write-expected": lambda: trips.write(True),
+            "read": trips.read,
+        }
+        paths |= _digest_paths(sample, signed)
         results = IntegrityResults(records=records, repeats=repeats, attributes=len(signed))
         say(f"  integrity: {len(signed)} signed attributes, {records} records x {repeats} runs per path ...")
         for _ in range(repeats):
@@ -137,6 +88,73 @@ def run(*, records: int, repeats: int, say: Callable[[str], None]) -> IntegrityR
                 results.runs.setdefault(name, []).append(sum(fn() for _ in range(n)) / n * 1000)
     results.seconds = time.perf_counter() - started
     return results
+
+
+class _ServiceTrips:
+    """A writer in the primary and a reader in the replica (RecordService, as the functions run it)."""
+
+    def __init__(self, keys: Any) -> None:
+        import boto3
+        from record_crypto.service import RecordService
+        from record_crypto.settings import Settings
+
+        env = {ENV_SENSITIVE_FIELDS: "ssn,date_of_birth,card_number"}
+        self.writer = RecordService(
+            Settings.from_env(service_env(keys, PRIMARY, env)), botocore_session=recording_session(_Recorder())
+        )
+        self.reader = RecordService(
+            Settings.from_env(service_env(keys, REPLICA, env)), botocore_session=recording_session(_Recorder())
+        )
+        self.ddb_a = boto3.client("dynamodb", region_name=PRIMARY)
+        self.ddb_b = boto3.client("dynamodb", region_name=REPLICA)
+        self.counter = iter(range(10**9))
+
+    def stored(self, ident: str) -> dict[str, Any]:
+        return self.ddb_a.get_item(TableName=TABLE, Key={"id": {"S": ident}})["Item"]  # type: ignore[no-any-return]
+
+    def write(self, expected: bool) -> float:
+        i = next(self.counter)
+        event: dict[str, Any] = {"id": f"r-{i}", "record": _record(i)}
+        if expected:
+            event["expected_version"] = 0
+        t = time.perf_counter()
+        result = self.writer.write(event)
+        elapsed = time.perf_counter() - t
+        if not result.get("ok"):
+            raise RuntimeError(f"write failed: {result}")
+        return elapsed
+
+    def read(self) -> float:
+        i = next(self.counter)
+        ident = f"r-{i}"
+        assert self.writer.write({"id": ident, "record": _record(i)})["ok"]
+        self.ddb_b.put_item(TableName=TABLE, Item=self.stored(ident))  # replication, emulated, not timed
+        t = time.perf_counter()
+        result = self.reader.read({"id": ident})
+        elapsed = time.perf_counter() - t
+        if not result.get("ok") or result["record"] != _record(i):
+            raise RuntimeError(f"read back a different record: {str(result)[:200]}")
+        return elapsed
+
+
+def _digest_paths(sample: dict[str, Any], signed: dict[str, Any]) -> dict[str, Callable[[], float]]:
+    """The attribute signature alone: computing it (the writer's part) and checking it (the reader's)."""
+    from record_crypto.records import Sealed, attribute_digest, verify_attributes
+
+    digest = attribute_digest(signed)
+    sealed = Sealed(2, "x", {}, 1, PRIMARY, "t", tuple(sorted(signed)), digest)
+
+    def sign() -> float:
+        t = time.perf_counter()
+        attribute_digest(signed)
+        return time.perf_counter() - t
+
+    def verify() -> float:
+        t = time.perf_counter()
+        verify_attributes(sample, sealed, ())
+        return time.perf_counter() - t
+
+    return {"sign": sign, "verify": verify}
 
 
 def _warm(write: Callable[[bool], float], read: Callable[[], float]) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.moto_env import PRIMARY, REPLICA, REPO, TABLE, create_resources, fake_credentials, service_env
+from lambda_src.record_crypto.settings import ENV_DATA_KEY_CACHE
 
 _FILLER = "lorem ipsum dolor sit amet " * 40
 
@@ -108,123 +109,136 @@ def _phase(name: str, keys: Any, *, writers: int, readers: int, seconds: float, 
     from record_crypto.service import RecordService
     from record_crypto.settings import Settings
 
-    phase = Phase(name, writers, readers, seconds)
-    extra = {"DATA_KEY_CACHE": "on"} if cache else {}
+    extra = {ENV_DATA_KEY_CACHE: "on"} if cache else {}
     # One service per thread, as one per warm Lambda container (each with its own clients and cache).
     writer_services = [
-        RecordService(
-            Settings.from_env(service_env(keys, PRIMARY, **extra)), botocore_session=botocore.session.Session()
-        )
+        RecordService(Settings.from_env(service_env(keys, PRIMARY, extra)), botocore_session=botocore.session.Session())
         for _ in range(writers)
     ]
     reader_services = [
-        RecordService(
-            Settings.from_env(service_env(keys, REPLICA, **extra)), botocore_session=botocore.session.Session()
-        )
+        RecordService(Settings.from_env(service_env(keys, REPLICA, extra)), botocore_session=botocore.session.Session())
         for _ in range(readers)
     ]
     session = boto3.session.Session()
-    ddb_a, ddb_b = session.client("dynamodb", region_name=PRIMARY), session.client("dynamodb", region_name=REPLICA)
-    expected: dict[str, dict[str, Any]] = {}
-    to_replicate: queue.Queue[str | None] = queue.Queue()
-    to_read: queue.Queue[str | None] = queue.Queue()
-    lock = threading.Lock()
-    window_over = threading.Event()
-    counter = iter(range(10**9))
-    tag = "c" if cache else "d"
+    run = _LoadRun(
+        Phase(name, writers, readers, seconds),
+        source=session.client("dynamodb", region_name=PRIMARY),
+        target=session.client("dynamodb", region_name=REPLICA),
+        tag="c" if cache else "d",
+    )
+    return run.run(writer_services, reader_services, seconds)
 
-    def note(message: str) -> None:
-        with lock:
-            if len(phase.errors) < 5:
-                phase.errors.append(message[:300])
 
-    def write_loop(service: RecordService) -> None:
-        while not window_over.is_set():
-            with lock:
-                i = next(counter)
-            ident, record = f"load-{tag}-{i:08d}", record_for(i)
+class _LoadRun:
+    """Writers in the primary, a replicator (batched copies, as global tables would), readers in
+    the replica, for ``seconds``; then the queues drain and every record is accounted for."""
+
+    def __init__(self, phase: Phase, *, source: Any, target: Any, tag: str) -> None:
+        self.phase, self.source, self.target, self.tag = phase, source, target, tag
+        self.expected: dict[str, dict[str, Any]] = {}
+        self.to_replicate: queue.Queue[str | None] = queue.Queue()
+        self.to_read: queue.Queue[str | None] = queue.Queue()
+        # Re-entrant: a failed read is noted (which takes the lock) while the lock is held.
+        self.lock = threading.RLock()
+        self.window_over = threading.Event()
+        self.counter = iter(range(10**9))
+
+    def run(self, writer_services: list[Any], reader_services: list[Any], seconds: float) -> Phase:
+        threads_w = [threading.Thread(target=self.write_loop, args=(s,), daemon=True) for s in writer_services]
+        threads_r = [threading.Thread(target=self.read_loop, args=(s,), daemon=True) for s in reader_services]
+        replicator = threading.Thread(target=self.replicate_loop, daemon=True)
+        for t in (*threads_w, *threads_r, replicator):
+            t.start()
+        time.sleep(seconds)
+        self.window_over.set()
+        for t in threads_w:
+            t.join()
+        self.to_replicate.put(None)
+        replicator.join()
+        for _ in threads_r:
+            self.to_read.put(None)
+        for t in threads_r:
+            t.join()
+        # Whatever was written but never read back counts as lost.
+        phase = self.phase
+        accounted = phase.read_ok + phase.undecryptable + phase.mismatched + phase.lost
+        phase.lost += max(0, phase.written - accounted)
+        return phase
+
+    def note(self, message: str) -> None:
+        with self.lock:
+            if len(self.phase.errors) < 5:
+                self.phase.errors.append(message[:300])
+
+    def write_loop(self, service: Any) -> None:
+        phase = self.phase
+        while not self.window_over.is_set():
+            with self.lock:
+                i = next(self.counter)
+            ident, record = f"load-{self.tag}-{i:08d}", record_for(i)
             started = time.perf_counter()
             result = service.write({"id": ident, "record": record})
             elapsed = (time.perf_counter() - started) * 1000
-            with lock:
+            with self.lock:
                 if result.get("ok"):
-                    expected[ident] = record
+                    self.expected[ident] = record
                     phase.written += 1
-                    if not window_over.is_set():
+                    if not self.window_over.is_set():
                         phase.write_ms.append(elapsed)
                 else:
                     phase.write_errors += 1
             if result.get("ok"):
-                to_replicate.put(ident)
+                self.to_replicate.put(ident)
             else:
-                note(f"write {ident}: {result.get('error')}")
+                self.note(f"write {ident}: {result.get('error')}")
 
-    def replicate_loop() -> None:
+    def replicate_loop(self) -> None:
         # Batched (up to 25 items a call), so the emulated replication never throttles the readers.
         done = False
         while not done:
-            batch = [to_replicate.get()]
+            batch = [self.to_replicate.get()]
             while len(batch) < 25:
                 try:
-                    batch.append(to_replicate.get_nowait())
+                    batch.append(self.to_replicate.get_nowait())
                 except queue.Empty:
                     break
             done = None in batch
             ids = [i for i in batch if i is not None]
             if not ids:
                 continue
-            items = _batch_get(ddb_a, ids)
+            items = _batch_get(self.source, ids)
             for ident in set(ids) - {item["id"]["S"] for item in items}:
-                note(f"replicate {ident}: not in {PRIMARY}")
-                with lock:
-                    phase.lost += 1
-            _batch_put(ddb_b, items)
+                self.note(f"replicate {ident}: not in {PRIMARY}")
+                with self.lock:
+                    self.phase.lost += 1
+            _batch_put(self.target, items)
             for item in items:
-                to_read.put(item["id"]["S"])
+                self.to_read.put(item["id"]["S"])
 
-    def read_loop(service: RecordService) -> None:
-        while (ident := to_read.get()) is not None:
+    def read_loop(self, service: Any) -> None:
+        phase = self.phase
+        while (ident := self.to_read.get()) is not None:
             started = time.perf_counter()
             result = service.read({"id": ident})
             elapsed = (time.perf_counter() - started) * 1000
-            in_window = not window_over.is_set()
-            with lock:
+            in_window = not self.window_over.is_set()
+            with self.lock:
                 if not result.get("ok"):
                     kind = result.get("error", {}).get("type")
                     if kind == "NotFound":
                         phase.lost += 1
                     else:
                         phase.undecryptable += 1
-                    note(f"read {ident}: {result.get('error')}")
-                elif result["record"] != expected[ident]:
+                    self.note(f"read {ident}: {result.get('error')}")
+                elif result["record"] != self.expected[ident]:
                     phase.mismatched += 1
-                    note(f"read {ident}: a different record came back")
+                    self.note(f"read {ident}: a different record came back")
                 else:
                     phase.read_ok += 1
                 if in_window:
                     phase.read_ms.append(elapsed)
                 else:
                     phase.drained_reads += 1
-
-    threads_w = [threading.Thread(target=write_loop, args=(s,), daemon=True) for s in writer_services]
-    threads_r = [threading.Thread(target=read_loop, args=(s,), daemon=True) for s in reader_services]
-    replicator = threading.Thread(target=replicate_loop, daemon=True)
-    for t in (*threads_w, *threads_r, replicator):
-        t.start()
-    time.sleep(seconds)
-    window_over.set()
-    for t in threads_w:
-        t.join()
-    to_replicate.put(None)
-    replicator.join()
-    for _ in threads_r:
-        to_read.put(None)
-    for t in threads_r:
-        t.join()
-    # Whatever was written but never read back counts as lost.
-    accounted = phase.read_ok + phase.undecryptable + phase.mismatched + phase.lost
-    phase.lost += max(0, phase.written - accounted)
-    return phase
 
 
 def _batch_get(client: Any, ids: list[str]) -> list[dict[str, Any]]:

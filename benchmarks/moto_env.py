@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,8 @@ for _path in (REPO, LAMBDA_SRC):
 
 import boto3  # noqa: E402
 import botocore.session  # noqa: E402
+
+from lambda_src.record_crypto.settings import ENV_MRK_ARN, ENV_REGION, ENV_SENSITIVE_FIELDS, ENV_TABLE_NAME  # noqa: E402
 
 PRIMARY, REPLICA = "us-east-2", "us-west-1"
 TABLE = "mrk-toolkit-records"
@@ -96,15 +98,15 @@ def create_resources(client_factory: Any) -> Keys:
     return Keys(primary_arn=key["Arn"], replica_arn=replica["Arn"])
 
 
-def service_env(keys: Keys, region: str, **overrides: str) -> dict[str, str]:
+def service_env(keys: Keys, region: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     """The function environment the stacks set (validated by Settings.from_env)."""
     env = {
-        "AWS_REGION": region,
-        "RECORDS_TABLE_NAME": TABLE,
-        "RECORDS_MRK_ARN": keys.arn(region),
-        "SENSITIVE_FIELDS": ",".join(SENSITIVE),
+        ENV_REGION: region,
+        ENV_TABLE_NAME: TABLE,
+        ENV_MRK_ARN: keys.arn(region),
+        ENV_SENSITIVE_FIELDS: ",".join(SENSITIVE),
     }
-    env.update(overrides)
+    env.update(overrides or {})
     return env
 
 

@@ -89,10 +89,29 @@ def import_target(cold: coldstart.ColdStartResults) -> Target:
 
 
 def targets(run: Run) -> list[Target]:
-    cold, syn, ld = run.cold, run.synth, run.load
-    out: list[Target] = []
+    cold = run.cold
+    out = _crypto_targets(run.crypto)
+    out += integrity_targets(run.integrity)
+    mb = cold.bundle_mb
+    top, top_bytes = cold.largest[0] if cold.largest else ("?", 0)
+    out.append(
+        Target(
+            f"function bundle <= {coldstart.BUNDLE_TARGET_MB:g} MB zipped",
+            f"{mb:.2f} MB",
+            mb <= coldstart.BUNDLE_TARGET_MB,
+            f"over by {mb - coldstart.BUNDLE_TARGET_MB:.2f} MB; the largest part is {top} "
+            f"({top_bytes / 1e6:.2f} MB zipped)",
+        )
+    )
+    out.append(import_target(cold))
+    out += _synth_targets(run.synth)
+    out.append(_load_target(run.load))
+    return out
 
-    res = run.crypto
+
+def _crypto_targets(res: Any) -> list[Target]:
+    """KMS calls of the cached path, and how much faster it is than the baseline, per record size."""
+    out: list[Target] = []
     cached = [c for c in res.counts if c.path == crypto.CACHED]
     if cached:
         per_record = max(sum(c.per_record) for c in cached)
@@ -125,57 +144,42 @@ def targets(run: Run) -> list[Target]:
                 f"not remove (the unsigned suite row shows that share).{modelled}",
             )
         )
+    return out
 
-    out += integrity_targets(run.integrity)
-    mb = cold.bundle_mb
-    top, top_bytes = cold.largest[0] if cold.largest else ("?", 0)
-    out.append(
-        Target(
-            f"function bundle <= {coldstart.BUNDLE_TARGET_MB:g} MB zipped",
-            f"{mb:.2f} MB",
-            mb <= coldstart.BUNDLE_TARGET_MB,
-            f"over by {mb - coldstart.BUNDLE_TARGET_MB:.2f} MB; the largest part is {top} "
-            f"({top_bytes / 1e6:.2f} MB zipped)",
-        )
-    )
 
-    out.append(import_target(cold))
-
+def _synth_targets(syn: Any) -> list[Target]:
+    """Synth time grows less than linearly with regions; the deploy depth does not grow."""
     runs = {c.name: c for c in syn.configs}
     lo, hi = runs[f"{synth.REGION_COUNTS[0]} regions"], runs[f"{synth.REGION_COUNTS[-1]} regions"]
     proportional = synth.REGION_COUNTS[-1] / synth.REGION_COUNTS[0]
     growth = hi.median_s / lo.median_s
-    out.append(
+    depths = {c.name: c.depth for c in syn.configs if c.name != synth.ONE_STACK}
+    return [
         Target(
             f"synth time grows less than linearly with regions ({synth.REGION_COUNTS[0]} -> "
             f"{synth.REGION_COUNTS[-1]} regions: < {proportional:g}x)",
             f"{growth:.2f}x ({lo.median_s:.1f} s -> {hi.median_s:.1f} s)",
             growth < proportional,
             f"grew {growth:.2f}x for {proportional:g}x the regions",
-        )
-    )
-
-    depths = {c.name: c.depth for c in syn.configs if c.name != synth.ONE_STACK}
-    out.append(
+        ),
         Target(
             "deploy depth constant with regions",
             ", ".join(f"{d} ({n})" for n, d in depths.items()),
             len(set(depths.values())) == 1,
             "the number of deploy waves changes with the number of regions",
-        )
-    )
+        ),
+    ]
 
+
+def _load_target(ld: Any) -> Target:
     bad = sum(p.lost + p.undecryptable + p.mismatched + p.write_errors for p in ld.phases)
     written = sum(p.written for p in ld.phases)
-    out.append(
-        Target(
-            "zero lost or undecryptable records under load",
-            f"{bad} of {written} written",
-            bad == 0 and written > 0,
-            "; ".join(e for p in ld.phases for e in p.errors[:2]) or "no record was written",
-        )
+    return Target(
+        "zero lost or undecryptable records under load",
+        f"{bad} of {written} written",
+        bad == 0 and written > 0,
+        "; ".join(e for p in ld.phases for e in p.errors[:2]) or "no record was written",
     )
-    return out
 
 
 # -- sections ----------------------------------------------------------------------------------
@@ -226,39 +230,7 @@ def crypto_section(run: Run) -> list[str]:
         "",
     ]
     for size in plan.sizes:
-        base = res.ms(crypto.BASELINE, size)
-        floor = res.ms(crypto.RAW, size)
-        rows = []
-        for path in (crypto.BASELINE, crypto.DEFAULT, crypto.CACHED, crypto.UNSIGNED, crypto.RAW):
-            value = res.ms(path, size)
-            low, high = res.spread(path, size)
-            rows.append(
-                [
-                    crypto.PATH_LABELS[path],
-                    f"`{res.suites[path]}`" if path != crypto.RAW else res.suites[path],
-                    f"{res.ciphertext_bytes[(path, size)]:,}",
-                    ms(value),
-                    f"{ms(low)}-{ms(high)}",
-                    ratio(value / base),
-                    ratio(value / floor),
-                ]
-            )
-        for path in (crypto.SERVICE_DEFAULT, crypto.SERVICE_CACHED):
-            value = res.ms(path, size)
-            low, high = res.spread(path, size)
-            rows.append(
-                [crypto.SERVICE_LABELS[path], "", "", ms(value), f"{ms(low)}-{ms(high)}", ratio(value / base), ""]
-            )
-        lines += [
-            f"### {size:,}-byte records ({size // 1024} KB)",
-            "",
-            table(
-                ["path", "suite", "ciphertext bytes", "ms/record", "min-max of runs", "x baseline", "x floor"],
-                rows,
-                "llrrrrr",
-            ),
-            "",
-        ]
+        lines += _crypto_size_table(res, size)
     size = plan.sizes[0]
     d, c, u = (res.ms(p, size) for p in (crypto.DEFAULT, crypto.CACHED, crypto.UNSIGNED))
     sd, sc = res.ms(crypto.SERVICE_DEFAULT, size), res.ms(crypto.SERVICE_CACHED, size)
@@ -272,23 +244,64 @@ def crypto_section(run: Run) -> list[str]:
         "",
     ]
     if res.latency_runs:
-        lat = {p: statistics.median(v) for p, v in res.latency_runs.items()}
-        rows = [
-            [crypto.PATH_LABELS[p], ms(lat[p]), ratio(lat[p] / lat[crypto.BASELINE])]
-            for p in (crypto.BASELINE, crypto.DEFAULT, crypto.CACHED, crypto.UNSIGNED)
-        ]
-        lines += [
-            f"### With a modelled KMS latency ({plan.latency_ms:g} ms per KMS call, {plan.sizes[0]:,}-byte records)",
-            "",
-            f"A sleep of {plan.latency_ms:g} ms before every KMS call (configurable: `--kms-latency-ms`) stands in for "
-            "an in-region KMS round trip, which moto does not have; median of "
-            f"{plan.latency_repeats} runs of {plan.latency_records} records. This is a model, not a measurement "
-            "of KMS.",
-            "",
-            table(["path", "ms/record", "x baseline"], rows, "lrr"),
-            "",
-        ]
+        lines += _crypto_latency_table(res)
     return lines
+
+
+def _crypto_size_table(res: Any, size: int) -> list[str]:
+    """Every path at one record size: suite, ciphertext bytes, ms/record and its spread, ratios."""
+    base = res.ms(crypto.BASELINE, size)
+    floor = res.ms(crypto.RAW, size)
+    rows = []
+    for path in (crypto.BASELINE, crypto.DEFAULT, crypto.CACHED, crypto.UNSIGNED, crypto.RAW):
+        value = res.ms(path, size)
+        low, high = res.spread(path, size)
+        rows.append(
+            [
+                crypto.PATH_LABELS[path],
+                f"`{res.suites[path]}`" if path != crypto.RAW else res.suites[path],
+                f"{res.ciphertext_bytes[(path, size)]:,}",
+                ms(value),
+                f"{ms(low)}-{ms(high)}",
+                ratio(value / base),
+                ratio(value / floor),
+            ]
+        )
+    for path in (crypto.SERVICE_DEFAULT, crypto.SERVICE_CACHED):
+        value = res.ms(path, size)
+        low, high = res.spread(path, size)
+        rows.append([crypto.SERVICE_LABELS[path], "", "", ms(value), f"{ms(low)}-{ms(high)}", ratio(value / base), ""])
+    return [
+        f"### {size:,}-byte records ({size // 1024} KB)",
+        "",
+        table(
+            ["path", "suite", "ciphertext bytes", "ms/record", "min-max of runs", "x baseline", "x floor"],
+            rows,
+            "llrrrrr",
+        ),
+        "",
+    ]
+
+
+def _crypto_latency_table(res: Any) -> list[str]:
+    """The paths again, with a modelled KMS latency per call."""
+    plan = res.plan
+    lat = {p: statistics.median(v) for p, v in res.latency_runs.items()}
+    rows = [
+        [crypto.PATH_LABELS[p], ms(lat[p]), ratio(lat[p] / lat[crypto.BASELINE])]
+        for p in (crypto.BASELINE, crypto.DEFAULT, crypto.CACHED, crypto.UNSIGNED)
+    ]
+    return [
+        f"### With a modelled KMS latency ({plan.latency_ms:g} ms per KMS call, {plan.sizes[0]:,}-byte records)",
+        "",
+        f"A sleep of {plan.latency_ms:g} ms before every KMS call (configurable: `--kms-latency-ms`) stands in for "
+        "an in-region KMS round trip, which moto does not have; median of "
+        f"{plan.latency_repeats} runs of {plan.latency_records} records. This is a model, not a measurement "
+        "of KMS.",
+        "",
+        table(["path", "ms/record", "x baseline"], rows, "lrr"),
+        "",
+    ]
 
 
 def kms_section(run: Run) -> list[str]:
@@ -429,44 +442,7 @@ def synth_section(run: Run) -> list[str]:
         "(`cloud_assembly.reader.load_assembly(...).waves()`).",
         "",
     ]
-    rows = []
-    for c in syn.configs:
-        regions = len(c.regions)
-        rows.append(
-            [
-                c.name if c.name == synth.ONE_STACK else f"{c.name} ({', '.join(c.regions)})",
-                str(c.stacks),
-                str(c.depth),
-                str(c.width),
-                f"{c.median_s:.1f}",
-                f"{min(c.seconds):.1f}-{max(c.seconds):.1f}",
-                ratio(c.median_s / one.median_s),
-                "" if c.name == synth.ONE_STACK else f"{c.median_s / regions:.2f}",
-                f"{c.peak_mb:,.0f}",
-                f"{max(c.largest_process_mb):,.0f}",
-                f"{c.template_bytes / 1024:,.0f}",
-            ]
-        )
-    lines += [
-        table(
-            [
-                "app",
-                "stacks",
-                "depth",
-                "width",
-                "synth s (median)",
-                "min-max",
-                "x one-stack",
-                "s per region",
-                "peak RSS tree MB",
-                "largest process MB",
-                "templates KB",
-            ],
-            rows,
-            "lrrrrrrrrrr",
-        ),
-        "",
-    ]
+    lines += _synth_table(syn, one)
     apps = [syn.by_name(f"{n} regions") for n in synth.REGION_COUNTS]
     steps = []
     for before, after in itertools.pairwise(apps):
@@ -487,6 +463,48 @@ def synth_section(run: Run) -> list[str]:
         "",
     ]
     return lines
+
+
+def _synth_table(syn: Any, one: Any) -> list[str]:
+    """One row per app: stacks, deploy waves, synth time and its spread, memory, template size."""
+    rows = []
+    for c in syn.configs:
+        regions = len(c.regions)
+        rows.append(
+            [
+                c.name if c.name == synth.ONE_STACK else f"{c.name} ({', '.join(c.regions)})",
+                str(c.stacks),
+                str(c.depth),
+                str(c.width),
+                f"{c.median_s:.1f}",
+                f"{min(c.seconds):.1f}-{max(c.seconds):.1f}",
+                ratio(c.median_s / one.median_s),
+                "" if c.name == synth.ONE_STACK else f"{c.median_s / regions:.2f}",
+                f"{c.peak_mb:,.0f}",
+                f"{max(c.largest_process_mb):,.0f}",
+                f"{c.template_bytes / 1024:,.0f}",
+            ]
+        )
+    return [
+        table(
+            [
+                "app",
+                "stacks",
+                "depth",
+                "width",
+                "synth s (median)",
+                "min-max",
+                "x one-stack",
+                "s per region",
+                "peak RSS tree MB",
+                "largest process MB",
+                "templates KB",
+            ],
+            rows,
+            "lrrrrrrrrrr",
+        ),
+        "",
+    ]
 
 
 def load_section(run: Run) -> list[str]:

@@ -99,6 +99,34 @@ class AuroraClusterMember(Construct):
         storage_key_arn: str,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.cluster = self._cluster(
+            global_cluster_identifier=global_cluster_identifier,
+            primary=primary,
+            write_forwarding=write_forwarding,
+            options=options,
+            vpc=vpc,
+            subnets=subnets,
+            security_group=security_group,
+            storage_key_arn=storage_key_arn,
+        )
+        self.instance = self._instance(options, storage_key_arn)
+        self.endpoint: str = self.cluster.attr_endpoint_address
+        self.read_endpoint: str = self.cluster.attr_read_endpoint_address
+        self.port: str = self.cluster.attr_endpoint_port
+
+    def _cluster(
+        self,
+        *,
+        global_cluster_identifier: str,
+        primary: PrimaryCredentials | None,
+        write_forwarding: bool,
+        options: ClusterOptions,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        security_group: ec2.ISecurityGroup,
+        storage_key_arn: str,
+    ) -> rds.CfnDBCluster:
+        """The cluster, its subnet group and parameter group; master credentials for the primary only."""
         role = "primary" if primary else "secondary"
         subnet_group = rds.SubnetGroup(
             self,
@@ -122,7 +150,7 @@ class AuroraClusterMember(Construct):
                 "master_user_password": primary.master_secret.secret_value_from_json("password").unsafe_unwrap(),
                 "database_name": primary.database_name,
             }
-        self.cluster = rds.CfnDBCluster(
+        cluster = rds.CfnDBCluster(
             self,
             "Cluster",
             engine=ENGINE,
@@ -146,8 +174,11 @@ class AuroraClusterMember(Construct):
             port=POSTGRES_PORT,
             **credentials,
         )
-        self.cluster.apply_removal_policy(options.removal(RemovalPolicy.SNAPSHOT))
+        cluster.apply_removal_policy(options.removal(RemovalPolicy.SNAPSHOT))
+        return cluster
 
+    def _instance(self, options: ClusterOptions, storage_key_arn: str) -> rds.CfnDBInstance:
+        """The cluster's instance, with enhanced monitoring (its own role) and Performance Insights."""
         monitoring_role = iam.Role(
             self,
             "MonitoringRole",
@@ -158,7 +189,7 @@ class AuroraClusterMember(Construct):
             ],
         )
         self.monitoring_role = monitoring_role
-        self.instance = rds.CfnDBInstance(
+        instance = rds.CfnDBInstance(
             self,
             "Instance",
             engine=ENGINE,
@@ -176,7 +207,5 @@ class AuroraClusterMember(Construct):
             performance_insights_retention_period=PERFORMANCE_INSIGHTS_RETENTION_DAYS,
             preferred_maintenance_window=MAINTENANCE_WINDOW,
         )
-        self.instance.apply_removal_policy(options.removal(RemovalPolicy.DESTROY))
-        self.endpoint: str = self.cluster.attr_endpoint_address
-        self.read_endpoint: str = self.cluster.attr_read_endpoint_address
-        self.port: str = self.cluster.attr_endpoint_port
+        instance.apply_removal_policy(options.removal(RemovalPolicy.DESTROY))
+        return instance

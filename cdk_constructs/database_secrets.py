@@ -16,9 +16,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-MASTER_USERNAME = "records_admin"
-WRITER_ROLE = "records_writer"
-READER_ROLE = "records_reader"
+from lambda_src.record_crypto.settings import DB_MASTER_USER, READER_ROLE, WRITER_ROLE
+
+MASTER_USERNAME = DB_MASTER_USER
 PASSWORD_LENGTH = 40
 
 

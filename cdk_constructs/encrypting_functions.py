@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
@@ -27,25 +28,23 @@ from lambda_src.record_crypto.settings import (
     ENV_CACHE_MAX_BYTES,
     ENV_CACHE_MAX_MESSAGES,
     ENV_DATA_KEY_CACHE,
+    ENV_DB_HOST,
+    ENV_DB_NAME,
+    ENV_DB_PORT,
+    ENV_DB_PRIMARY_REGION,
+    ENV_DB_SECRET_ARN,
+    ENV_DB_WRITE_FORWARDING,
     ENV_MAX_RECORD_BYTES,
     ENV_MRK_ARN,
+    ENV_RECORD_STORE,
     ENV_SENSITIVE_FIELDS,
     ENV_TABLE_NAME,
     ENV_UNSIGNED_ATTRIBUTES,
     PARTITION_KEY,
+    STORE_AURORA_POSTGRESQL,
+    SUITE_SIGNING,
     VERSION_ATTRIBUTE,
 )
-
-# The Aurora store's function environment (/work/notes/aurora-contract.md; the functions' side,
-# lambda_src/record_crypto/settings.py, validates them).
-ENV_RECORD_STORE = "RECORD_STORE"
-ENV_DB_HOST = "DB_HOST"
-ENV_DB_PORT = "DB_PORT"
-ENV_DB_NAME = "DB_NAME"
-ENV_DB_SECRET_ARN = "DB_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
-ENV_DB_WRITE_FORWARDING = "DB_WRITE_FORWARDING"
-ENV_DB_PRIMARY_REGION = "DB_PRIMARY_REGION"  # named by a secondary's refusal of a write
-AURORA_STORE = "aurora-postgresql"
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ class DatabaseAccess:
 
     def environment(self, secret_arn: str) -> dict[str, str]:
         return {
-            ENV_RECORD_STORE: AURORA_STORE,
+            ENV_RECORD_STORE: STORE_AURORA_POSTGRESQL,
             ENV_DB_HOST: self.host,
             ENV_DB_PORT: self.port,
             ENV_DB_NAME: self.database_name,
@@ -174,7 +173,7 @@ class CryptoOptions:
 
     sensitive_fields: tuple[str, ...]
     unsigned_attributes: tuple[str, ...] = ()
-    algorithm_suite: str = "signing"
+    algorithm_suite: str = SUITE_SIGNING
     data_key_cache: bool = False
     cache_max_age_seconds: int = 300
     cache_max_messages: int = 1000
@@ -232,76 +231,61 @@ class EncryptingFunction(Construct):
         database_secret_arn: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        region = Stack.of(self).region
         self.log_group = encrypted_log_group(
             self, "Logs", key=logs_key, retention_days=log_retention_days, removal_policy=removal_policy
         )
-
-        role = iam.Role(
+        self.role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             path=role_path,
             description=description,
         )
-        key_statement = iam.PolicyStatement(
-            sid="LocalMultiRegionKey",
-            actions=[kms_action],
-            resources=[mrk_arn],
-            conditions={"StringEquals": {f"kms:EncryptionContext:{k}": v for k, v in encryption_context.items()}},
-        )
         if database is None:
-            store_statements = [
-                iam.PolicyStatement(sid="LocalTableReplica", actions=list(table_actions), resources=[table_arn]),
-                *_attribute_read(table_arn, readable_attributes),
-            ]
-            what = "local table replica"
+            what, store_statements = (
+                "local table replica",
+                _table_statements(table_arn, table_actions, readable_attributes),
+            )
         else:
             assert database_secret_arn is not None
-            store_statements = database.statements(database_secret_arn, region)
-            what = "own database secret"
+            what, store_statements = (
+                "own database secret",
+                database.statements(database_secret_arn, Stack.of(self).region),
+            )
         # Everything the code needs, in one customer-managed policy (no inline policies).
         self.access_policy = iam.ManagedPolicy(
             self,
             "AccessPolicy",
             description=f"{construct_id}: local multi-region key, {what}, own log group",
             path=role_path,
-            roles=[role],
+            roles=[self.role],
             statements=[
-                key_statement,
+                _key_statement(kms_action, mrk_arn, encryption_context),
                 *store_statements,
                 own_log_group(self.log_group),
             ],
         )
-        # X-Ray has no resource-level permissions: its "*" lives alone in its own policy.
-        self.tracing_policy = iam.ManagedPolicy(
-            self,
-            "TracingPolicy",
-            description=f"{construct_id}: X-Ray active tracing",
-            path=role_path,
-            roles=[role],
-            statements=[
-                iam.PolicyStatement(
-                    sid="XRayTracing",
-                    actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
-                    resources=["*"],
-                )
-            ],
+        self.tracing_policy = self._tracing_policy(construct_id, role_path)
+        self.function = self._function(
+            description=description,
+            handler=handler,
+            code=code,
+            environment=environment,
+            reserved_concurrency=reserved_concurrency,
+            network=self._network(database, role_path),
         )
-        self.role = role
-        self.network_policy: iam.ManagedPolicy | None = None
-        network: dict[str, object] = {}
-        if database is not None:
-            placement = {"vpc": database.vpc, "subnets": database.subnets, "security_group": database.security_group}
-            self.network_policy = vpc_access_policy(self, "NetworkPolicy", role=role, path=role_path, **placement)
-            network = {
-                "vpc": database.vpc,
-                "vpc_subnets": database.subnets,
-                "security_groups": [database.security_group],
-                "allow_public_subnet": False,
-            }
 
-        self.function = lambda_.Function(
+    def _function(
+        self,
+        *,
+        description: str,
+        handler: str,
+        code: lambda_.Code,
+        environment: Mapping[str, str],
+        reserved_concurrency: int,
+        network: Mapping[str, Any],
+    ) -> lambda_.Function:
+        function = lambda_.Function(
             self,
             "Function",
             description=description,
@@ -311,7 +295,7 @@ class EncryptingFunction(Construct):
             code=code,
             # The Lambda service would add tracing permissions as an inline policy; they are
             # already in TracingPolicy.
-            role=role.without_policy_updates(),
+            role=self.role.without_policy_updates(),
             environment=dict(environment),
             memory_size=512,
             timeout=Duration.seconds(15),
@@ -319,12 +303,64 @@ class EncryptingFunction(Construct):
             reserved_concurrent_executions=reserved_concurrency,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
-            **network,  # type: ignore[arg-type]
+            **network,
         )
         # The function must not start before it can write its logs and reach its key and table.
-        self.function.node.add_dependency(self.access_policy, self.tracing_policy)
+        function.node.add_dependency(self.access_policy, self.tracing_policy)
         if self.network_policy is not None:
-            self.function.node.add_dependency(self.network_policy)
+            function.node.add_dependency(self.network_policy)
+        return function
+
+    def _tracing_policy(self, construct_id: str, role_path: str) -> iam.ManagedPolicy:
+        """X-Ray has no resource-level permissions: its "*" lives alone in its own policy."""
+        return iam.ManagedPolicy(
+            self,
+            "TracingPolicy",
+            description=f"{construct_id}: X-Ray active tracing",
+            path=role_path,
+            roles=[self.role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="XRayTracing",
+                    actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                    resources=["*"],
+                )
+            ],
+        )
+
+    def _network(self, database: DatabaseAccess | None, role_path: str) -> dict[str, Any]:
+        """The Aurora store's functions run in the VPC (their own policy for the interfaces); the
+        DynamoDB store's do not. The function's network properties."""
+        self.network_policy: iam.ManagedPolicy | None = None
+        if database is None:
+            return {}
+        placement = {"vpc": database.vpc, "subnets": database.subnets, "security_group": database.security_group}
+        self.network_policy = vpc_access_policy(self, "NetworkPolicy", role=self.role, path=role_path, **placement)
+        return {
+            "vpc": database.vpc,
+            "vpc_subnets": database.subnets,
+            "security_groups": [database.security_group],
+            "allow_public_subnet": False,
+        }
+
+
+def _key_statement(action: str, key_arn: str, encryption_context: Mapping[str, str]) -> iam.PolicyStatement:
+    """The one KMS action on the local multi-region key, only with the toolkit's encryption context."""
+    return iam.PolicyStatement(
+        sid="LocalMultiRegionKey",
+        actions=[action],
+        resources=[key_arn],
+        conditions={"StringEquals": {f"kms:EncryptionContext:{k}": v for k, v in encryption_context.items()}},
+    )
+
+
+def _table_statements(
+    table_arn: str, actions: tuple[str, ...], readable_attributes: tuple[str, ...]
+) -> list[iam.PolicyStatement]:
+    return [
+        iam.PolicyStatement(sid="LocalTableReplica", actions=list(actions), resources=[table_arn]),
+        *_attribute_read(table_arn, readable_attributes),
+    ]
 
 
 def _attribute_read(table_arn: str, attributes: tuple[str, ...]) -> list[iam.PolicyStatement]:
@@ -343,6 +379,21 @@ def _attribute_read(table_arn: str, attributes: tuple[str, ...]) -> list[iam.Pol
             },
         )
     ]
+
+
+def _store_props(database: DatabaseAccess | None, environment: Mapping[str, str]) -> dict[str, dict[str, object]]:
+    """Per function kind, what the Aurora store adds to its props (its own secret, the database
+    environment); nothing for the DynamoDB store."""
+    if database is None:
+        return {"writer": {}, "reader": {}}
+    return {
+        kind: {
+            "database": database,
+            "database_secret_arn": secret_arn,
+            "environment": {**environment, **database.environment(secret_arn)},
+        }
+        for kind, secret_arn in (("writer", database.writer_secret_arn), ("reader", database.reader_secret_arn))
+    }
 
 
 class EncryptingFunctions(Construct):
@@ -383,14 +434,7 @@ class EncryptingFunctions(Construct):
         stack = Stack.of(self)
         table_arn = stack.format_arn(service="dynamodb", resource="table", resource_name=table_name)
         environment = {ENV_TABLE_NAME: table_name, ENV_MRK_ARN: mrk_arn, **crypto.environment()}
-        store: dict[str, dict[str, object]] = {"writer": {}, "reader": {}}
-        if database is not None:
-            for kind, secret_arn in (("writer", database.writer_secret_arn), ("reader", database.reader_secret_arn)):
-                store[kind] = {
-                    "database": database,
-                    "database_secret_arn": secret_arn,
-                    "environment": {**environment, **database.environment(secret_arn)},
-                }
+        store = _store_props(database, environment)
         self.logs_key = LogsKey(self, "LogsKey", admin_arns=admin_arns, removal_policy=removal_policy)
         common = {
             "code": code,

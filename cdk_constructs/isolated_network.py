@@ -67,6 +67,12 @@ class IsolatedNetwork(Construct):
         )
         self.subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
 
+        self._flow_logs(log_retention_days, admin_arns, removal_policy)
+        self._security_groups()
+        self.interface_endpoints = self._interface_endpoints()
+
+    def _flow_logs(self, log_retention_days: int, admin_arns: Sequence[str], removal_policy: RemovalPolicy) -> None:
+        """Flow logs of every subnet, to a log group encrypted with a key of this region."""
         self.flow_logs_key = LogsKey(self, "FlowLogsKey", admin_arns=admin_arns, removal_policy=removal_policy)
         flow_log_group = encrypted_log_group(
             self,
@@ -102,6 +108,9 @@ class IsolatedNetwork(Construct):
             traffic_type=ec2.FlowLogTrafficType.ALL,
         )
 
+    def _security_groups(self) -> None:
+        """clients -> database on 5432, clients -> endpoints on 443; nothing else in or out."""
+
         def group(name: str, description: str) -> ec2.SecurityGroup:
             return ec2.SecurityGroup(self, name, vpc=self.vpc, description=description, allow_all_outbound=False)
 
@@ -115,9 +124,11 @@ class IsolatedNetwork(Construct):
         self.endpoints.add_ingress_rule(self.clients, ec2.Port.tcp(443), "HTTPS from the database clients")
         self.clients.add_egress_rule(self.endpoints, ec2.Port.tcp(443), "HTTPS to the interface endpoints")
 
-        self.interface_endpoints: dict[str, ec2.InterfaceVpcEndpoint] = {}
+    def _interface_endpoints(self) -> dict[str, ec2.InterfaceVpcEndpoint]:
+        """The services the functions and the schema setup reach without a route out of the VPC."""
+        endpoints: dict[str, ec2.InterfaceVpcEndpoint] = {}
         for name, service in ENDPOINT_SERVICES:
-            self.interface_endpoints[name] = self.vpc.add_interface_endpoint(
+            endpoints[name] = self.vpc.add_interface_endpoint(
                 f"{name}Endpoint",
                 service=service,
                 subnets=self.subnets,
@@ -125,3 +136,4 @@ class IsolatedNetwork(Construct):
                 private_dns_enabled=True,
                 open=False,  # the rule above, not the VPC CIDR
             )
+        return endpoints

@@ -23,11 +23,13 @@ import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_lambda as lambda_
 
+from lambda_src.record_crypto.settings import STORE_AURORA_POSTGRESQL, STORE_DYNAMODB
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAMBDA_SRC = REPO_ROOT / "lambda_src"
 REQUIREMENTS = LAMBDA_SRC / "requirements.txt"
 # The store's own dependencies on top (psycopg for PostgreSQL): the DynamoDB bundle stays lean.
-STORE_REQUIREMENTS = {"dynamodb": (), "aurora-postgresql": (LAMBDA_SRC / "requirements-postgres.txt",)}
+STORE_REQUIREMENTS = {STORE_DYNAMODB: (), STORE_AURORA_POSTGRESQL: (LAMBDA_SRC / "requirements-postgres.txt",)}
 # Wheels are cached per requirements hash so a second synth does not call pip at all.
 WHEEL_CACHE = REPO_ROOT / ".bundle-cache"
 
@@ -52,10 +54,10 @@ def _requirements(store: str) -> tuple[Path, ...]:
 
 
 @functools.cache
-def source_hash(store: str = "dynamodb") -> str:
+def source_hash(store: str = STORE_DYNAMODB) -> str:
     """Hash of the function sources, requirements and target platform (not of the machine)."""
     _requirements(store)
-    suffix = "" if store == "dynamodb" else f"|{store}"  # the DynamoDB hash input keeps its form
+    suffix = "" if store == STORE_DYNAMODB else f"|{store}"  # the DynamoDB hash input keeps its form
     digest = hashlib.sha256(f"{PYTHON_VERSION}|{PLATFORM}|no-boto3{suffix}".encode())
     for path in _source_files():
         digest.update(path.relative_to(LAMBDA_SRC).as_posix().encode())
@@ -65,12 +67,12 @@ def source_hash(store: str = "dynamodb") -> str:
     return digest.hexdigest()
 
 
-def _requirements_hash(store: str = "dynamodb") -> str:
+def _requirements_hash(store: str = STORE_DYNAMODB) -> str:
     files = b"".join(path.read_bytes() for path in _requirements(store))
     return hashlib.sha256(files + f"{PYTHON_VERSION}|{PLATFORM}".encode()).hexdigest()[:16]
 
 
-def install_dependencies(store: str = "dynamodb") -> Path:
+def install_dependencies(store: str = STORE_DYNAMODB) -> Path:
     """pip-install the store's requirements for the Lambda platform into the cache; return its dir."""
     target = WHEEL_CACHE / f"deps-{_requirements_hash(store)}"
     if (target / ".complete").exists():
@@ -106,7 +108,7 @@ def install_dependencies(store: str = "dynamodb") -> Path:
     return target
 
 
-def build_bundle(output_dir: Path, store: str = "dynamodb") -> None:
+def build_bundle(output_dir: Path, store: str = STORE_DYNAMODB) -> None:
     """Write the deployable function code (sources + dependencies) into ``output_dir``."""
     deps = install_dependencies(store)
     shutil.copytree(deps, output_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
@@ -122,7 +124,7 @@ def build_bundle(output_dir: Path, store: str = "dynamodb") -> None:
 class LocalPipBundling:
     """CDK's local bundling hook: build the bundle with pip on this machine, never with Docker."""
 
-    def __init__(self, store: str = "dynamodb") -> None:
+    def __init__(self, store: str = STORE_DYNAMODB) -> None:
         self.store = store
 
     def try_bundle(self, output_dir: str, options: Any = None) -> bool:
@@ -133,7 +135,7 @@ class LocalPipBundling:
 _BUNDLERS = {store: LocalPipBundling(store) for store in STORE_REQUIREMENTS}
 
 
-def function_code(store: str = "dynamodb") -> lambda_.Code:
+def function_code(store: str = STORE_DYNAMODB) -> lambda_.Code:
     """The function code asset of a store. Call once per stack: every call for one store shares
     one hash and one bundle."""
     return lambda_.Code.from_asset(

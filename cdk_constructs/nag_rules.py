@@ -56,11 +56,12 @@ from aws_cdk import CfnResource, Stack, Stage
 from cdk_nag import IApplyRule, NagMessageLevel, NagPack, NagRuleCompliance
 from constructs import IConstruct
 
+from cloud_assembly.intrinsics import render_before_deploy
+from lambda_src.record_crypto.settings import REGION_NAME
 from policy_engine import as_list, role_kind, statements
 
 PACK_NAME = "MrkToolkit"
 
-_REGION_RE = re.compile(r"^(?:[a-z]{2}|us-gov|us-iso[a-z]?)-[a-z]+-\d{1,2}$")
 # A wildcard resource: "*", or an ARN whose resource part is only a wildcard ("key/*", "table/*",
 # "secret:*", "dbuser:*/*").
 _WILDCARD_RESOURCE_RE = re.compile(r"^(?:\*|[A-Za-z-]+[/:](?:\*|\*/\*))$")
@@ -191,7 +192,7 @@ class _Context:
                 assert isinstance(construct, CfnResource)
                 if construct.cfn_resource_type == "AWS::KMS::ReplicaKey":
                     region = Stack.of(construct).region
-                    if isinstance(region, str) and _REGION_RE.match(region):
+                    if isinstance(region, str) and REGION_NAME.match(region):
                         regions.add(region)
         return regions
 
@@ -257,31 +258,12 @@ def key_region(value: Any, stack_region: str, resources: Mapping[str, Any]) -> s
     if fn == "Fn::ImportValue":
         return stack_region  # exports are imported from the same region only
     if fn in ("Fn::Join", "Fn::Sub"):
-        text = _render_with_region(value, stack_region)
+        text = render_before_deploy(value, stack_region)
         if text.startswith("arn:"):
             parts = text.split(":")
             return parts[3] if len(parts) > 5 and parts[3] and "?" not in parts[3] else None
         return _LOCAL if text and "?" not in text else None
     return None
-
-
-def _render_with_region(value: Any, region: str) -> str:
-    """Render a Join/Sub with AWS::Region known and every other token as '?'."""
-    if isinstance(value, str):
-        return value
-    if not isinstance(value, Mapping) or len(value) != 1:
-        return "?"
-    ((fn, arg),) = value.items()
-    if fn == "Ref":
-        return region if arg == "AWS::Region" else "?"
-    if fn == "Fn::Join" and isinstance(arg, list) and len(arg) == 2 and isinstance(arg[1], list):
-        return str(arg[0]).join(_render_with_region(p, region) for p in arg[1])
-    if fn == "Fn::Sub":
-        text = arg if isinstance(arg, str) else arg[0] if isinstance(arg, list) and arg else ""
-        if not isinstance(text, str):
-            return "?"
-        return re.sub(r"\$\{([^}]+)\}", lambda m: region if m.group(1) == "AWS::Region" else "?", text)
-    return "?"
 
 
 @_only_global_tables
@@ -357,7 +339,7 @@ def primary_replication_scoped(props: Mapping[str, Any], node: CfnResource, ctx:
                     if operator.lower() not in _REPLICA_REGION_OPERATORS:
                         values.append(None)  # StringLike, negations...: not an explicit list
                     values.extend(as_list(value))
-        explicit = bool(values) and all(isinstance(v, str) and _REGION_RE.match(v) for v in values)
+        explicit = bool(values) and all(isinstance(v, str) and REGION_NAME.match(v) for v in values)
         if not explicit or (allowed and not set(values) <= allowed):
             findings.append(_stmt_id(stmt, index))
     return findings

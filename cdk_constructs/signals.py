@@ -39,6 +39,10 @@ from lambda_src.record_crypto.observability import (
     KMS_CALLS,
     KMS_THROTTLES,
     NAMESPACE,
+    OPERATION_OF,
+    OPERATION_READ,
+    OPERATION_WRITE,
+    OPERATIONS,
     RECORDS_READ,
     RECORDS_WRITTEN,
     REFUSALS,
@@ -47,7 +51,6 @@ from lambda_src.record_crypto.observability import (
 
 LAMBDA_NAMESPACE = "AWS/Lambda"
 DYNAMODB_NAMESPACE = "AWS/DynamoDB"
-OPERATION_OF = {"writer": "write", "reader": "read"}
 # Replication: sustained lag, not a blip (3 periods of 5 minutes in a row).
 REPLICATION_LATENCY_MS = 60_000
 PENDING_REPLICATION_ITEMS = 1_000
@@ -84,112 +87,130 @@ def region_alarm_specs(*, prefix: str, region: str, regions: Sequence[str], tabl
     throttling; per other region, replication latency and pending items toward it."""
     specs: list[AlarmSpec] = []
     for kind, operation in OPERATION_OF.items():
-        ours = ((DIMENSION_TABLE, table_name), (DIMENSION_OPERATION, operation))
-        specs += [
-            _spec(
-                prefix,
-                region,
-                f"{kind}-errors",
-                namespace=LAMBDA_NAMESPACE,
-                metric="Errors",
-                dimensions=(),
-                statistic="Sum",
-                period_seconds=300,
-                threshold=1,
-                evaluation_periods=1,
-                description=(
-                    f"The {kind} function failed (crash, timeout or failed cold start) in {region}; refusals are "
-                    "results, not errors"
-                ),
-                function=kind,
-            ),
-            _spec(
-                prefix,
-                region,
-                f"{kind}-throttles",
-                namespace=LAMBDA_NAMESPACE,
-                metric="Throttles",
-                dimensions=(),
-                statistic="Sum",
-                period_seconds=300,
-                threshold=1,
-                evaluation_periods=1,
-                description=(f"Lambda throttled the {kind} function in {region} (reserved concurrency reached)"),
-                function=kind,
-            ),
-            _spec(
-                prefix,
-                region,
-                f"{kind}-security-refusals",
-                namespace=NAMESPACE,
-                metric=SECURITY_REFUSALS,
-                dimensions=ours,
-                statistic="Sum",
-                period_seconds=60,
-                threshold=1,
-                evaluation_periods=1,
-                description=(
-                    f"SECURITY: the {kind} in {region} refused a record that was tampered with or made with a wrong "
-                    "key (TamperedRecord, TamperedCiphertext, ContextMismatch, UnexpectedAlgorithm, WrongKey); "
-                    "one is enough to investigate"
-                ),
-            ),
-            _spec(
-                prefix,
-                region,
-                f"{kind}-kms-throttles",
-                namespace=NAMESPACE,
-                metric=KMS_THROTTLES,
-                dimensions=ours,
-                statistic="Sum",
-                period_seconds=300,
-                threshold=1,
-                evaluation_periods=1,
-                description=(
-                    f"KMS throttled the {kind}'s calls in {region} (retried or refused): the account's KMS request "
-                    "quota is near; consider the data-key cache or a quota increase"
-                ),
-            ),
-        ]
+        specs += _lambda_alarm_specs(prefix, region, kind)
+        specs += _record_alarm_specs(
+            prefix, region, kind, ((DIMENSION_TABLE, table_name), (DIMENSION_OPERATION, operation))
+        )
     for receiving in regions:
-        if receiving == region:
-            continue
-        replica = (("ReceivingRegion", receiving), ("TableName", table_name))
-        specs += [
-            _spec(
-                prefix,
-                region,
-                f"replication-latency-to-{receiving}",
-                namespace=DYNAMODB_NAMESPACE,
-                metric="ReplicationLatency",
-                dimensions=replica,
-                statistic="Average",
-                period_seconds=300,
-                threshold=REPLICATION_LATENCY_MS,
-                evaluation_periods=3,
-                description=(
-                    f"Writes made in {region} take over {REPLICATION_LATENCY_MS // 1000} s to reach {receiving} "
-                    "(15 minutes in a row)"
-                ),
-            ),
-            _spec(
-                prefix,
-                region,
-                f"pending-replication-to-{receiving}",
-                namespace=DYNAMODB_NAMESPACE,
-                metric="PendingReplicationCount",
-                dimensions=replica,
-                statistic="Maximum",
-                period_seconds=300,
-                threshold=PENDING_REPLICATION_ITEMS,
-                evaluation_periods=3,
-                description=(
-                    f"Over {PENDING_REPLICATION_ITEMS} writes made in {region} wait to reach {receiving} "
-                    "(15 minutes in a row)"
-                ),
-            ),
-        ]
+        if receiving != region:
+            specs += _replication_alarm_specs(prefix, region, receiving, table_name)
     return specs
+
+
+def _lambda_alarm_specs(prefix: str, region: str, kind: str) -> list[AlarmSpec]:
+    """Lambda's own metrics of one function: Errors and Throttles."""
+    return [
+        _spec(
+            prefix,
+            region,
+            f"{kind}-errors",
+            namespace=LAMBDA_NAMESPACE,
+            metric="Errors",
+            dimensions=(),
+            statistic="Sum",
+            period_seconds=300,
+            threshold=1,
+            evaluation_periods=1,
+            description=(
+                f"The {kind} function failed (crash, timeout or failed cold start) in {region}; refusals are "
+                "results, not errors"
+            ),
+            function=kind,
+        ),
+        _spec(
+            prefix,
+            region,
+            f"{kind}-throttles",
+            namespace=LAMBDA_NAMESPACE,
+            metric="Throttles",
+            dimensions=(),
+            statistic="Sum",
+            period_seconds=300,
+            threshold=1,
+            evaluation_periods=1,
+            description=(f"Lambda throttled the {kind} function in {region} (reserved concurrency reached)"),
+            function=kind,
+        ),
+    ]
+
+
+def _record_alarm_specs(prefix: str, region: str, kind: str, ours: tuple[tuple[str, str], ...]) -> list[AlarmSpec]:
+    """The toolkit's metrics of one function (``ours``: its table and operation): security
+    refusals and KMS throttling."""
+    return [
+        _spec(
+            prefix,
+            region,
+            f"{kind}-security-refusals",
+            namespace=NAMESPACE,
+            metric=SECURITY_REFUSALS,
+            dimensions=ours,
+            statistic="Sum",
+            period_seconds=60,
+            threshold=1,
+            evaluation_periods=1,
+            description=(
+                f"SECURITY: the {kind} in {region} refused a record that was tampered with or made with a wrong "
+                "key (TamperedRecord, TamperedCiphertext, ContextMismatch, UnexpectedAlgorithm, WrongKey); "
+                "one is enough to investigate"
+            ),
+        ),
+        _spec(
+            prefix,
+            region,
+            f"{kind}-kms-throttles",
+            namespace=NAMESPACE,
+            metric=KMS_THROTTLES,
+            dimensions=ours,
+            statistic="Sum",
+            period_seconds=300,
+            threshold=1,
+            evaluation_periods=1,
+            description=(
+                f"KMS throttled the {kind}'s calls in {region} (retried or refused): the account's KMS request "
+                "quota is near; consider the data-key cache or a quota increase"
+            ),
+        ),
+    ]
+
+
+def _replication_alarm_specs(prefix: str, region: str, receiving: str, table_name: str) -> list[AlarmSpec]:
+    """DynamoDB's replication metrics from ``region`` toward ``receiving``: latency and pending items."""
+    replica = (("ReceivingRegion", receiving), ("TableName", table_name))
+    return [
+        _spec(
+            prefix,
+            region,
+            f"replication-latency-to-{receiving}",
+            namespace=DYNAMODB_NAMESPACE,
+            metric="ReplicationLatency",
+            dimensions=replica,
+            statistic="Average",
+            period_seconds=300,
+            threshold=REPLICATION_LATENCY_MS,
+            evaluation_periods=3,
+            description=(
+                f"Writes made in {region} take over {REPLICATION_LATENCY_MS // 1000} s to reach {receiving} "
+                "(15 minutes in a row)"
+            ),
+        ),
+        _spec(
+            prefix,
+            region,
+            f"pending-replication-to-{receiving}",
+            namespace=DYNAMODB_NAMESPACE,
+            metric="PendingReplicationCount",
+            dimensions=replica,
+            statistic="Maximum",
+            period_seconds=300,
+            threshold=PENDING_REPLICATION_ITEMS,
+            evaluation_periods=3,
+            description=(
+                f"Over {PENDING_REPLICATION_ITEMS} writes made in {region} wait to reach {receiving} "
+                "(15 minutes in a row)"
+            ),
+        ),
+    ]
 
 
 def alarm_arn(region: str, name: str) -> str:
@@ -226,7 +247,29 @@ class AlarmTopic(Construct):
             "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
             "ArnLike": {"aws:SourceArn": alarms},
         }
-        self.key = kms.CfnKey(
+        self.key = self._key(topic_name, admin_arns, from_alarms)
+        self.key.apply_removal_policy(removal_policy)
+        self.topic = sns.Topic(
+            self,
+            "Topic",
+            topic_name=topic_name,
+            display_name=f"{alarm_name_prefix.rstrip('-')} alarms",
+            master_key=kms.Key.from_key_arn(self, "ImportedKey", self.key.attr_arn),
+            enforce_ssl=True,
+        )
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions=from_alarms,
+            )
+        )
+
+    def _key(self, topic_name: str, admin_arns: Sequence[str], from_alarms: dict[str, Any]) -> kms.CfnKey:
+        """The topic's key: CloudWatch may use it only for this topic, on behalf of the alarms."""
+        return kms.CfnKey(
             self,
             "Key",
             description=(f"Encrypts the alarm topic {topic_name}"),
@@ -252,24 +295,6 @@ class AlarmTopic(Construct):
                     ),
                 ]
             ),
-        )
-        self.key.apply_removal_policy(removal_policy)
-        self.topic = sns.Topic(
-            self,
-            "Topic",
-            topic_name=topic_name,
-            display_name=f"{alarm_name_prefix.rstrip('-')} alarms",
-            master_key=kms.Key.from_key_arn(self, "ImportedKey", self.key.attr_arn),
-            enforce_ssl=True,
-        )
-        self.topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="CloudWatchAlarmsPublish",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["sns:Publish"],
-                resources=[self.topic.topic_arn],
-                conditions=from_alarms,
-            )
         )
 
 
@@ -387,21 +412,20 @@ class SignalsDashboard(Construct):
             cloudwatch.GraphWidget(
                 title=f"Records ({region})",
                 region=region,
-                left=[ours(RECORDS_WRITTEN, "write"), ours(RECORDS_READ, "read")],
+                left=[ours(RECORDS_WRITTEN, OPERATION_WRITE), ours(RECORDS_READ, OPERATION_READ)],
                 width=6,
             ),
             cloudwatch.GraphWidget(
                 title=f"Refusals by type ({region})",
                 region=region,
-                left=[refusals, ours(SECURITY_REFUSALS, "write"), ours(SECURITY_REFUSALS, "read")],
+                left=[refusals, *(ours(SECURITY_REFUSALS, op) for op in OPERATIONS)],
                 width=6,
             ),
             cloudwatch.GraphWidget(
                 title=f"KMS ({region})",
                 region=region,
-                left=[ours(KMS_CALLS, op) for op in ("write", "read")]
-                + [ours(DATA_KEY_CACHE_HITS, op) for op in ("write", "read")],
-                right=[ours(KMS_THROTTLES, op) for op in ("write", "read")],
+                left=[ours(KMS_CALLS, op) for op in OPERATIONS] + [ours(DATA_KEY_CACHE_HITS, op) for op in OPERATIONS],
+                right=[ours(KMS_THROTTLES, op) for op in OPERATIONS],
                 width=6,
             ),
             cloudwatch.GraphWidget(title=f"Replication from {region}", region=region, left=replication, width=6),

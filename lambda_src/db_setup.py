@@ -24,17 +24,23 @@ from typing import Any
 
 import botocore.session
 from record_crypto.pg_schema import READER_ROLE, WRITER_ROLE, password_statement, schema_statements
-from record_crypto.settings import SQL_IDENTIFIER, SQL_IDENTIFIER_RULE
+from record_crypto.settings import (
+    DB_SETUP_REQUIRED_ENV_VARS,
+    ENV_DB_HOST,
+    ENV_DB_MASTER_SECRET_ARN,
+    ENV_DB_NAME,
+    ENV_DB_PORT,
+    ENV_DB_READER_SECRET_ARN,
+    ENV_DB_WRITER_SECRET_ARN,
+    ENV_REGION,
+    ENV_TABLE_NAME,
+    OPTIONAL_ENV_VARS,
+    SQL_IDENTIFIER,
+    SQL_IDENTIFIER_RULE,
+)
 
 LOG = logging.getLogger("db_setup")
-REQUIRED = (
-    "DB_HOST",
-    "DB_NAME",
-    "DB_MASTER_SECRET_ARN",
-    "DB_WRITER_SECRET_ARN",
-    "DB_READER_SECRET_ARN",
-    "RECORDS_TABLE_NAME",
-)
+REQUIRED = DB_SETUP_REQUIRED_ENV_VARS
 
 
 class SetupError(Exception):
@@ -45,10 +51,10 @@ def _environment(environ: Mapping[str, str]) -> dict[str, str]:
     missing = [name for name in REQUIRED if not environ.get(name)]
     if missing:
         raise SetupError(f"db_setup: missing environment variable(s) {missing}")
-    for name in ("DB_NAME", "RECORDS_TABLE_NAME"):
+    for name in (ENV_DB_NAME, ENV_TABLE_NAME):
         if not SQL_IDENTIFIER.match(environ[name]):
             raise SetupError(f"db_setup: {name}={environ[name]!r} must be {SQL_IDENTIFIER_RULE}")
-    return {name: environ[name] for name in (*REQUIRED, "DB_PORT", "AWS_REGION") if environ.get(name)}
+    return {name: environ[name] for name in (*REQUIRED, ENV_DB_PORT, ENV_REGION) if environ.get(name)}
 
 
 def _secret(client: Any, arn: str) -> dict[str, str]:
@@ -62,29 +68,29 @@ def setup(environ: Mapping[str, str], session: botocore.session.Session | None =
 
     env = _environment(environ)
     secrets = (session or botocore.session.get_session()).create_client(
-        "secretsmanager", region_name=env.get("AWS_REGION")
+        "secretsmanager", region_name=env.get(ENV_REGION)
     )
-    master = _secret(secrets, env["DB_MASTER_SECRET_ARN"])
+    master = _secret(secrets, env[ENV_DB_MASTER_SECRET_ARN])
     roles = {
-        WRITER_ROLE: _secret(secrets, env["DB_WRITER_SECRET_ARN"]),
-        READER_ROLE: _secret(secrets, env["DB_READER_SECRET_ARN"]),
+        WRITER_ROLE: _secret(secrets, env[ENV_DB_WRITER_SECRET_ARN]),
+        READER_ROLE: _secret(secrets, env[ENV_DB_READER_SECRET_ARN]),
     }
     for role, secret in roles.items():
         if secret["username"] != role:
             raise SetupError(f"db_setup: the secret for the role {role} names the user {secret['username']!r}")
-    table = env["RECORDS_TABLE_NAME"]
+    table = env[ENV_TABLE_NAME]
     with (
         psycopg.connect(
-            host=env["DB_HOST"],
-            port=int(env.get("DB_PORT", "5432")),
-            dbname=env["DB_NAME"],
+            host=env[ENV_DB_HOST],
+            port=int(env.get(ENV_DB_PORT, OPTIONAL_ENV_VARS[ENV_DB_PORT])),
+            dbname=env[ENV_DB_NAME],
             user=master["username"],
             password=master["password"],
             connect_timeout=10,
         ) as conn,
         conn.transaction(),
     ):
-        for statement in schema_statements(table, database=env["DB_NAME"]):
+        for statement in schema_statements(table, database=env[ENV_DB_NAME]):
             conn.execute(statement)
         for role, secret in roles.items():
             conn.execute(password_statement(role, secret["password"]))
@@ -94,7 +100,7 @@ def setup(environ: Mapping[str, str], session: botocore.session.Session | None =
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = event.get("RequestType")
-    physical = event.get("PhysicalResourceId") or f"mrk-toolkit-db-setup-{os.environ.get('RECORDS_TABLE_NAME', '')}"
+    physical = event.get("PhysicalResourceId") or f"mrk-toolkit-db-setup-{os.environ.get(ENV_TABLE_NAME, '')}"
     status, reason, data = "SUCCESS", "", {}
     try:
         if request in ("Create", "Update"):

@@ -16,14 +16,17 @@ refused: the assembly was made with whatever options it was made with)."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from offline.cli import Parser, UsageError, add_debug, non_negative_seconds, quiet_jsii, require_assembly, run
+from cli_support import Parser, UsageError, add_debug, non_negative_seconds, quiet_jsii, require_assembly, run
+from cloud_assembly.reader import load_assembly
+from lambda_src.record_crypto.settings import STORE_AURORA_POSTGRESQL, STORE_DYNAMODB, STORES
+from stacks.config import config_with, known_regions, parse_context
+from stacks.synthesize import synthesize
 
 REPO = Path(__file__).resolve().parent.parent
 MAX_LAG_SECONDS = 30.0
@@ -33,68 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m offline", description=__doc__)
     add_debug(parser)
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="synthesize, stand up on the embedded emulated AWS, verify cross-region decrypt")
-    source = demo.add_mutually_exclusive_group()
-    source.add_argument("--cdk-out", type=Path, help="use this synthesized assembly (no -c) instead of synthesizing")
-    source.add_argument("--synth-to", type=Path, help="synthesize with the CDK CLI (and the -c options) into this dir")
-    demo.add_argument(
-        "-c",
-        "--context",
-        action="append",
-        default=[],
-        help="context override, e.g. mrk-toolkit:replicaRegions=us-west-1,eu-west-1",
-    )
-    demo.add_argument(
-        "--lag",
-        type=non_negative_seconds(MAX_LAG_SECONDS),
-        default=1.0,
-        help=f"emulated replication lag in seconds, 0 to {MAX_LAG_SECONDS:g} (default 1.0)",
-    )
-    demo.add_argument("--log-dir", type=Path, help="where the functions' logs go (default: a temp dir)")
-    demo.add_argument("--json", type=Path, help="also write the report as JSON here")
-    add_debug(demo)
-
-    up = sub.add_parser("up", help="stand the deployment up on 127.0.0.1 for ordinary clients until stdin closes")
-    up.add_argument("--cdk-out", type=Path, help="use this synthesized assembly (no -c) instead of synthesizing")
-    up.add_argument("-c", "--context", action="append", default=[], help="context override (as for demo)")
-    up.add_argument(
-        "--lag",
-        type=non_negative_seconds(MAX_LAG_SECONDS),
-        default=1.0,
-        help=f"emulated replication lag in seconds, 0 to {MAX_LAG_SECONDS:g} (default 1.0)",
-    )
-    add_debug(up)
-
-    deploy = sub.add_parser(
-        "deploy", help="apply a changed config to the emulator `up` serves, as a stack update (cdk deploy --all)"
-    )
-    deploy_source = deploy.add_mutually_exclusive_group()
-    deploy_source.add_argument("--cdk-out", type=Path, help="send this synthesized assembly (no -c)")
-    deploy_source.add_argument("--synth-to", type=Path, help="synthesize with the CDK CLI (and the -c options) here")
-    deploy.add_argument("-c", "--context", action="append", default=[], help="context override (as for demo)")
-    add_debug(deploy)
-
-    destroy = sub.add_parser(
-        "destroy",
-        help="delete the toolkit's stacks in reverse dependency order (a real account, or `up`), then list "
-        "what stays behind with the commands that remove it",
-    )
-    destroy.add_argument("-c", "--context", action="append", default=[], help="context override (as for demo)")
-    destroy.add_argument(
-        "--region", help="only the stacks of this former replica region (taken out of replicaRegions and deployed)"
-    )
-    destroy.add_argument("--yes", action="store_true", help="delete without asking")
-    add_debug(destroy)
-
-    rotate = sub.add_parser(
-        "rotate", help="rotate the multi-region key on demand, in its primary region (replicas follow)"
-    )
-    rotate.add_argument("--primary", required=True, help="the primary region, e.g. us-east-2")
-    rotate.add_argument("--stack-prefix", default="MrkToolkit")
-    add_debug(rotate)
-
+    _main_job_parsers(sub)
+    _lifecycle_parsers(sub)
     _outage_parsers(sub)
-
     verify = sub.add_parser("verify", help="verify a real deployment (needs AWS credentials)")
     verify.add_argument("--stack-prefix", default="MrkToolkit")
     verify.add_argument("--primary", required=True, help="primary region, e.g. us-east-2")
@@ -108,6 +52,69 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_context(parser: argparse.ArgumentParser, help_text: str = "context override (as for demo)") -> None:
+    parser.add_argument("-c", "--context", action="append", default=[], help=help_text)
+
+
+def _add_lag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lag",
+        type=non_negative_seconds(MAX_LAG_SECONDS),
+        default=1.0,
+        help=f"emulated replication lag in seconds, 0 to {MAX_LAG_SECONDS:g} (default 1.0)",
+    )
+
+
+def _main_job_parsers(sub: Any) -> None:
+    """demo (the main job) and up (the deployment kept up for ordinary clients)."""
+    demo = sub.add_parser("demo", help="synthesize, stand up on the embedded emulated AWS, verify cross-region decrypt")
+    source = demo.add_mutually_exclusive_group()
+    source.add_argument("--cdk-out", type=Path, help="use this synthesized assembly (no -c) instead of synthesizing")
+    source.add_argument("--synth-to", type=Path, help="synthesize with the CDK CLI (and the -c options) into this dir")
+    _add_context(demo, "context override, e.g. mrk-toolkit:replicaRegions=us-west-1,eu-west-1")
+    _add_lag(demo)
+    demo.add_argument("--log-dir", type=Path, help="where the functions' logs go (default: a temp dir)")
+    demo.add_argument("--json", type=Path, help="also write the report as JSON here")
+    add_debug(demo)
+
+    up = sub.add_parser("up", help="stand the deployment up on 127.0.0.1 for ordinary clients until stdin closes")
+    up.add_argument("--cdk-out", type=Path, help="use this synthesized assembly (no -c) instead of synthesizing")
+    _add_context(up)
+    _add_lag(up)
+    add_debug(up)
+
+
+def _lifecycle_parsers(sub: Any) -> None:
+    """deploy, destroy and rotate: the runbook verbs of a deployment's life."""
+    deploy = sub.add_parser(
+        "deploy", help="apply a changed config to the emulator `up` serves, as a stack update (cdk deploy --all)"
+    )
+    deploy_source = deploy.add_mutually_exclusive_group()
+    deploy_source.add_argument("--cdk-out", type=Path, help="send this synthesized assembly (no -c)")
+    deploy_source.add_argument("--synth-to", type=Path, help="synthesize with the CDK CLI (and the -c options) here")
+    _add_context(deploy)
+    add_debug(deploy)
+
+    destroy = sub.add_parser(
+        "destroy",
+        help="delete the toolkit's stacks in reverse dependency order (a real account, or `up`), then list "
+        "what stays behind with the commands that remove it",
+    )
+    _add_context(destroy)
+    destroy.add_argument(
+        "--region", help="only the stacks of this former replica region (taken out of replicaRegions and deployed)"
+    )
+    destroy.add_argument("--yes", action="store_true", help="delete without asking")
+    add_debug(destroy)
+
+    rotate = sub.add_parser(
+        "rotate", help="rotate the multi-region key on demand, in its primary region (replicas follow)"
+    )
+    rotate.add_argument("--primary", required=True, help="the primary region, e.g. us-east-2")
+    rotate.add_argument("--stack-prefix", default="MrkToolkit")
+    add_debug(rotate)
+
+
 def _outage_parsers(sub: Any) -> None:
     for verb, text in (("outage", "start an emulated outage of a region"), ("recover", "end it")):
         cmd = sub.add_parser(verb, help=f"{text} (`python -m offline up` only: AWS_ENDPOINT_URL)")
@@ -119,26 +126,27 @@ def _outage_parsers(sub: Any) -> None:
         "promote-key", help="move the multi-region key's primary to another region (kms:UpdatePrimaryRegion)"
     )
     promote.add_argument("--to", required=True, dest="to_region", help="the region whose replica becomes primary")
-    promote.add_argument("-c", "--context", action="append", default=[], help="context override (as for demo)")
+    _add_context(promote)
     add_debug(promote)
     plan = sub.add_parser("stack-plan", help="which stacks CloudFormation can update while regions are down")
     plan.add_argument("--down", required=True, help="comma-separated regions that are down")
     plan.add_argument("--cdk-out", type=Path, help="a synthesized assembly (default: synthesize cdk.json's, with -c)")
-    plan.add_argument("-c", "--context", action="append", default=[], help="context override (as for demo)")
+    _add_context(plan)
     add_debug(plan)
     drill = sub.add_parser("drill", help="the region outage runbook, every step, on the embedded emulated AWS")
     drill.add_argument("--cdk-out", type=Path, help="use this synthesized assembly (no -c) instead of synthesizing")
-    drill.add_argument("-c", "--context", action="append", default=[], help="context override (as for demo)")
+    _add_context(drill)
     drill.add_argument("--region", help="the region that goes down (default: the primary)")
     drill.add_argument(
         "--lag", type=non_negative_seconds(MAX_LAG_SECONDS), default=0.5, help="emulated replication lag (default 0.5)"
     )
     drill.add_argument(
         "--store",
-        choices=["dynamodb", "aurora-postgresql"],
-        default="dynamodb",
-        help="dynamodb (default): the region outage runbook; aurora-postgresql: a planned switchover and an "
-        "unplanned failover on real PostgreSQL servers",
+        choices=STORES,
+        default=STORE_DYNAMODB,
+        help=f"{STORE_DYNAMODB} (default): the region outage runbook; {STORE_AURORA_POSTGRESQL}: a planned "
+        "switchover and an unplanned failover on the real PostgreSQL servers of the Aurora assembly stood up "
+        "(-c: as for demo)",
     )
     drill.add_argument("--json", type=Path, help="also write the results as JSON here")
     add_debug(drill)
@@ -146,16 +154,8 @@ def _outage_parsers(sub: Any) -> None:
 
 def _overrides(pairs: list[str]) -> dict[str, Any]:
     """``-c key=value`` pairs, checked together with cdk.json before anything is synthesized."""
-    from stacks.config import load_config, read_cdk_json
-
-    overrides: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"-c expects key=value, got {pair!r}: e.g. -c mrk-toolkit:replicaRegions=us-west-1")
-        overrides[key] = value
-    context = read_cdk_json(REPO / "cdk.json").get("context", {})
-    load_config({**context, **overrides})
+    overrides = parse_context(pairs)
+    config_with(overrides)
     return overrides
 
 
@@ -193,8 +193,6 @@ def _demo(args: argparse.Namespace) -> Any:
 
 
 def _known_region(flag: str, region: str) -> None:
-    from stacks.config import known_regions
-
     if region not in known_regions():
         raise UsageError(f"{flag} {region}: not a known AWS region; e.g. --primary us-east-2 --replicas us-west-1")
 
@@ -209,21 +207,21 @@ def _regions(primary: str, replicas_text: str) -> tuple[str, ...]:
 
 
 def _verify(args: argparse.Namespace) -> Any:
+    """The main job's list of checks (the one `demo` runs) against a real deployment."""
     replicas = _regions(args.primary, args.replicas)
-    from offline.verification.deployed import DeployedEnvironment, LambdaInvoker, discover_functions
-    from offline.verification.scenario import Verification
+    from offline.verification.deployed import DeployedEnvironment, discover_functions
+    from offline.verification.scenario import run_main_job
 
-    names = discover_functions(args.stack_prefix, (args.primary, *replicas))
     env = DeployedEnvironment(
         primary_region=args.primary,
         replica_regions=replicas,
         sensitive_fields=tuple(args.sensitive_fields.split(",")),
         table_name=args.table,
-        function_names=names,
+        function_names=discover_functions(args.stack_prefix, (args.primary, *replicas)),
+        replication_deadline_s=args.deadline,
+        stack_prefix=args.stack_prefix,
     )
-    return Verification(
-        LambdaInvoker(names), env, replication_deadline_s=args.deadline, extra_checks=env.extra_checks
-    ).run()
+    return run_main_job(env)
 
 
 def _rotate(args: argparse.Namespace) -> int:
@@ -250,8 +248,6 @@ def _deploy(args: argparse.Namespace) -> int:
     from offline.runbooks import redeploy
 
     if cdk_out is None:
-        from offline.verification.emulated import synthesize
-
         cdk_out = synthesize(overrides)
     for line in redeploy.render(redeploy.send_assembly(cdk_out)):
         print(line)
@@ -262,9 +258,8 @@ def _destroy(args: argparse.Namespace) -> int:
     import boto3
 
     from offline.runbooks.teardown import Teardown, TeardownFailed, deletion_waves, render_leftovers
-    from stacks.config import load_config, read_cdk_json
 
-    config = load_config({**read_cdk_json(REPO / "cdk.json").get("context", {}), **_overrides(args.context)})
+    config = config_with(_overrides(args.context))
     if args.region is not None:
         _known_region("--region", args.region)
         if args.region in config.regions:
@@ -329,9 +324,8 @@ def _promote(args: argparse.Namespace) -> int:
     import boto3
 
     from offline.runbooks.outage import clients_of, promote_key
-    from stacks.config import load_config, read_cdk_json
 
-    config = load_config({**read_cdk_json(REPO / "cdk.json").get("context", {}), **_overrides(args.context)})
+    config = config_with(_overrides(args.context))
     if args.to_region not in config.regions:
         raise UsageError(f"--to {args.to_region}: not a region of the deployment ({', '.join(config.regions)})")
     line = promote_key(
@@ -345,9 +339,7 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _stack_plan(args: argparse.Namespace) -> int:
-    from cloud_assembly.reader import load_assembly
     from offline.runbooks.outage import stack_plan
-    from offline.verification.emulated import synthesize
 
     cdk_out, overrides = _source(args)
     assembly = load_assembly(cdk_out or synthesize(overrides))
@@ -361,25 +353,24 @@ def _stack_plan(args: argparse.Namespace) -> int:
 
 
 def _drill(args: argparse.Namespace) -> Any:
-    from cloud_assembly.reader import load_assembly
     from offline.verification.drill import OutageDrill
-    from offline.verification.emulated import stood_up, synthesize
+    from offline.verification.emulated import stood_up
 
-    if args.store == "aurora-postgresql":
+    if args.store == STORE_AURORA_POSTGRESQL:
         return _failover_drill(args)
     cdk_out, overrides = _source(args)
     with stood_up(load_assembly(cdk_out or synthesize(overrides)), lag_seconds=args.lag) as env:
         return OutageDrill(env, down=args.region).run()
 
 
-def _failover_drill(args: argparse.Namespace) -> int:
-    from offline.verification.failover_drill import as_json, render, run_drills
+def _failover_drill(args: argparse.Namespace) -> Any:
+    """The failover drills on the synthesized Aurora assembly stood up as the Aurora main job stands it up."""
+    from offline.verification.failover_drill import drill_world, failover_report
 
-    results = run_drills(progress=lambda line: print(line, file=sys.stderr, flush=True))
-    print(render(results))
-    if args.json:
-        args.json.write_text(as_json(results))
-    return 0 if all(r.ok for r in results) else 1
+    cdk_out, overrides = _source(args)
+    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    with drill_world(cdk_out, context=overrides, progress=say) as world:
+        return failover_report(world, say)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -410,11 +401,9 @@ def _main(argv: list[str]) -> int:
     if args.command in simple:
         return simple[args.command](args)
     report = {"demo": _demo, "drill": _drill}.get(args.command, _verify)(args)
-    if isinstance(report, int):  # the failover drills print their own report
-        return report
     print(report.render())
     if getattr(args, "json", None):
-        args.json.write_text(json.dumps([c.__dict__ for c in report.checks], indent=2))
+        args.json.write_text(report.as_json())
     return 0 if report.ok else 1
 
 

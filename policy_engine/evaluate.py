@@ -11,6 +11,14 @@
 Statement elements: Effect, Action / NotAction, Resource / NotResource, Principal /
 NotPrincipal (AWS principals, service principals, ``*``), Condition. ``*`` and ``?`` are
 wildcards in actions and resources; actions are case-insensitive.
+
+``Principal`` naming the account (its root ARN or id) names every principal of the account
+(delegation to IAM). ``NotPrincipal`` is read as the IAM User Guide's "NotPrincipal" page
+describes it: AWS may validate the account, then the user or role, then the role session, and
+a statement excepts a caller only if it names every one of them; the account ARN there
+excepts the account principal itself, not its users and roles. When the caller's own identity
+is named but not everything above it, whether AWS excepts it is not documented: unknown
+(a Deny applies, an Allow does not).
 """
 
 from __future__ import annotations
@@ -45,7 +53,8 @@ def statements(document: Any) -> list[Mapping[str, Any]]:
 @dataclass(frozen=True)
 class Caller:
     """Who makes the request. ``arn``: the IAM principal (a role, not its session) or the
-    account root; ``service``: a service principal (``dynamodb.amazonaws.com``)."""
+    account root; ``service``: a service principal (``dynamodb.amazonaws.com``);
+    ``session_arn``: a role's session (``arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION``), when known."""
 
     account: str
     arn: str | None = None
@@ -125,6 +134,8 @@ def _principal(stmt: Mapping[str, Any], caller: Caller) -> str | None:
             entries += [(kind, str(v)) for v in as_list(values)]
     else:
         raise Unknown(f"principal {raw!r}")
+    if key == "NotPrincipal":
+        return None if _excepted(entries, caller) else "direct"
     names = caller.names()
     direct = account = False
     for kind, value in entries:
@@ -135,9 +146,37 @@ def _principal(stmt: Mapping[str, Any], caller: Caller) -> str | None:
                 account = True
             else:
                 direct = True
-    if key == "NotPrincipal":
-        return None if direct or account else "direct"
     return "direct" if direct else "account" if account else None
+
+
+def _excepted(entries: list[tuple[str, str]], caller: Caller) -> bool:
+    """Does a NotPrincipal element except the caller? Every identity AWS may validate (the
+    account, the user or role, the role session) must be named; the account ARN names only the
+    account principal. Raises Unknown when the caller itself is named but not all above it."""
+    aws = {value for kind, value in entries if kind == "AWS"}
+    if "*" in aws:
+        return True
+    if caller.service is not None:
+        return ("Service", caller.service) in entries
+    if caller.arn is None:
+        return False
+    named: list[bool | None] = [bool(aws & {caller.root, caller.account})]  # the account
+    if not caller.is_root:
+        named.append(caller.arn in aws)  # the user or role
+        if ":role/" in caller.arn:  # a role acts only through a session
+            if caller.session_arn is not None:
+                named.append(caller.session_arn in aws)
+            else:
+                prefix = f"arn:{caller.partition}:sts::{caller.account}:assumed-role/{caller.arn.rsplit('/', 1)[-1]}/"
+                named.append(None if any(v.startswith(prefix) for v in aws) else False)
+    if named[-1] is False:
+        return False  # the caller itself is not named: the statement applies to it
+    if all(named):
+        return True
+    raise Unknown(
+        f"NotPrincipal names {caller.session_arn or caller.arn} but not every identity AWS may validate "
+        "first (the account ARN, the role ARN, the role session ARN)"
+    )
 
 
 def match_statement(

@@ -17,7 +17,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from offline.cli import Parser, UsageError, add_debug, is_committed, quiet_jsii, require_assembly, run
+from cli_support import Parser, UsageError, add_debug, is_committed, quiet_jsii, require_assembly, run
+from cloud_assembly.reader import load_assembly
+from stacks.config import config_with, parse_context
+from stacks.synthesize import synthesize
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -34,12 +37,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     add_debug(parser)
 
 
-REPO = Path(__file__).resolve().parent.parent
-
-
 def load(cdk_out: Path | None, context: list[str]) -> Any:
-    from cloud_assembly.reader import load_assembly
-
     if cdk_out is not None:
         if context:
             raise UsageError(
@@ -47,20 +45,15 @@ def load(cdk_out: Path | None, context: list[str]) -> Any:
                 "drop --cdk-out (the review then synthesizes with -c) or synthesize that folder with those options"
             )
         return load_assembly(require_assembly(cdk_out))
-    from offline.verification.emulated import parse_context, synthesize
-    from stacks.config import load_config, read_cdk_json
-
     overrides = parse_context(context)
-    load_config({**read_cdk_json(REPO / "cdk.json").get("context", {}), **overrides})
+    config_with(overrides)
 
     print("synthesizing cdk.json's deployment in-process ...", file=sys.stderr)
     return load_assembly(synthesize(overrides, tempfile.mkdtemp(prefix="mrk-toolkit-review-")))
 
 
 def default_regions() -> tuple[str, ...]:
-    from stacks.config import load_config, read_cdk_json
-
-    return load_config(read_cdk_json(REPO / "cdk.json").get("context", {})).regions
+    return config_with({}).regions
 
 
 def guard_committed(readme: Path, context: list[str], assembly: Any | None) -> None:

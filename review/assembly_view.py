@@ -1,4 +1,5 @@
-"""A synthesized cloud assembly with every value resolved to a readable, account-free form.
+"""The review's view of a synthesized cloud assembly: every value resolved to a readable,
+account-free form (the reading itself, construct paths and intrinsics, is cloud_assembly's).
 
 Physical names do not exist before deploy, so each resource gets a deterministic symbolic one
 built from its construct path (``<MrkToolkit-Keys-us-west-1/TableKey/Key>``); the account is
@@ -11,25 +12,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from cloud_assembly.intrinsics import Resolver, UnsupportedTemplate
+from cloud_assembly.intrinsics import Resolver, UnsupportedTemplate, partition
 from cloud_assembly.reader import CloudAssembly, StackArtifact
 
 ACCOUNT = "<account>"
-
-
-def partition(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
-
-
-def url_suffix(region: str) -> str:
-    return "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
 
 
 @dataclass(frozen=True)
@@ -43,37 +31,6 @@ class Resource:
     @property
     def region(self) -> str:
         return self.stack.region
-
-
-def _logical_id_paths(assembly: CloudAssembly) -> dict[str, dict[str, str]]:
-    """stack name -> logical id -> construct path, from the assembly's stack metadata (written
-    whether or not templates carry ``aws:cdk:path``, which only the CLI turns on)."""
-    manifest_path = Path(assembly.directory) / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    out: dict[str, dict[str, str]] = {}
-    for artifact_id, artifact in manifest.get("artifacts", {}).items():
-        if artifact.get("type") != "aws:cloudformation:stack":
-            continue
-        metadata = dict(artifact.get("metadata") or {})
-        extra = artifact.get("additionalMetadataFile")
-        if extra and (Path(assembly.directory) / extra).is_file():
-            metadata.update(json.loads((Path(assembly.directory) / extra).read_text()))
-        paths = out.setdefault(artifact.get("properties", {}).get("stackName", artifact_id), {})
-        for path, entries in metadata.items():
-            for entry in entries:
-                if entry.get("type") == "aws:cdk:logicalId" and isinstance(entry.get("data"), str):
-                    paths[entry["data"]] = path.lstrip("/")
-    return out
-
-
-def _construct_path(stack: StackArtifact, logical_id: str, known: dict[str, dict[str, str]]) -> str:
-    resource = stack.template["Resources"][logical_id]
-    path = (
-        known.get(stack.name, {}).get(logical_id)
-        or (resource.get("Metadata") or {}).get("aws:cdk:path")
-        or f"{stack.name}/{logical_id}"
-    )
-    return path.removesuffix("/Resource").removesuffix("/Default")
 
 
 class _SymbolicResolver(Resolver):
@@ -91,13 +48,6 @@ class _SymbolicResolver(Resolver):
         self.view = view
         self.stack = stack
 
-    def pseudo(self, name: str) -> str | None:
-        if name == "AWS::Partition":
-            return partition(self.region)
-        if name == "AWS::URLSuffix":
-            return url_suffix(self.region)
-        return super().pseudo(name)
-
     def ref(self, name: str) -> Any:
         if name.startswith("AWS::") or name in self.parameters:
             return super().ref(name)
@@ -106,11 +56,8 @@ class _SymbolicResolver(Resolver):
     def get_att(self, logical_id: str, attribute: str) -> str:
         return self.view.physical(self.stack, logical_id, attribute)
 
-    def resolve(self, value: Any) -> Any:
-        try:
-            return super().resolve(value)
-        except UnsupportedTemplate:
-            return f"<unresolved {json.dumps(value, sort_keys=True)}>"
+    def unresolved(self, value: Any, error: UnsupportedTemplate) -> Any:
+        return f"<unresolved {json.dumps(value, sort_keys=True)}>"
 
 
 class AssemblyView:
@@ -119,7 +66,6 @@ class AssemblyView:
     def __init__(self, assembly: CloudAssembly) -> None:
         self.assembly = assembly
         self.accounts = sorted({s.account for s in assembly.stacks.values() if s.account})
-        self._paths = _logical_id_paths(assembly)
         self._resolvers = {name: _SymbolicResolver(self, s) for name, s in assembly.stacks.items()}
         self._physical: dict[tuple[str, str, str], str] = {}
         self._resolving: set[tuple[str, str, str]] = set()
@@ -164,7 +110,7 @@ class AssemblyView:
         )
 
     def construct_path(self, stack: StackArtifact, logical_id: str) -> str:
-        return _construct_path(stack, logical_id, self._paths)
+        return stack.construct_path(logical_id)
 
     def physical(self, stack: StackArtifact, logical_id: str, attribute: str) -> str:
         """The symbolic value of ``Ref``/``Fn::GetAtt`` on a resource."""

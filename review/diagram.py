@@ -8,11 +8,11 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from review.inventory import Inventory
 from review.policy import as_list, matches, statements
 
 if TYPE_CHECKING:
     from cloud_assembly.reader import CloudAssembly
-    from review.inventory import Inventory
 
 _SHORT_KIND = {
     "multi-region key (primary)": "MRK primary",
@@ -36,54 +36,61 @@ def _label(*lines: str) -> str:
 
 def mermaid(assembly: CloudAssembly) -> str:
     """The diagram source (no ``` fences), deterministic for a given assembly."""
-    from review.inventory import Inventory
-
     return mermaid_from_inventory(Inventory(assembly))
 
 
 def mermaid_from_inventory(inventory: Inventory) -> str:
+    """Regions (subgraphs) holding their stacks' keys, functions and tables, then the edges:
+    replica keys, table encryption, replication, and what each function's role may do to what."""
     lines = ["flowchart LR"]
     nodes: dict[str, str] = {}  # arn or path -> node id
-    edges: set[str] = set()
-
-    def node_for_key(arn: str | None) -> str | None:
-        return nodes.get(arn) if arn else None
-
     for region in inventory.regions:
-        title = f"{region} (primary)" if region == inventory.primary_region else region
-        lines.append(f"  subgraph {_id('region', region)}[{_label(title)}]")
-        lines.append("    direction TB")
-        stacks = sorted({s.name for s in inventory.assembly.stacks.values() if s.region == region})
-        for stack in stacks:
-            body = []
-            for key in inventory.keys_in(region):
-                if key.resource.stack.name == stack:
-                    node = _id("key", region, _relative(key.resource.path))
-                    nodes[key.arn] = node
-                    name = key.aliases[0] if key.aliases else _relative(key.resource.path)
-                    body.append(f"      {node}[{_label(name, _SHORT_KIND[key.kind])}]")
-            for fn in inventory.functions:
-                if fn.resource.stack.name == stack:
-                    node = _id("fn", region, _relative(fn.resource.path))
-                    nodes[fn.resource.path] = node
-                    body.append(f"      {node}([{_label(fn.label.removesuffix(f' ({region})'))}])")
-            for table in inventory.tables_in(region):
-                if table.resource.stack.name == stack:
-                    body.append(_table_node(table.region, table.name, table.arn, nodes, "global table"))
-            if body:
-                lines.append(f"    subgraph {_id('stack', stack)}[{_label(stack)}]")
-                lines += body
-                lines.append("    end")
-        # Replicas of a global table defined in another region's stack sit in their own region.
-        for table in inventory.tables_in(region):
-            if table.arn not in nodes:
-                owner = table.resource.stack.name
-                lines.append(_table_node(table.region, table.name, table.arn, nodes, f"replica, in {owner}", indent=4))
-        lines.append("  end")
+        lines += _region_lines(inventory, region, nodes)
+    edges = _structure_edges(inventory, nodes) | _access_edges(inventory, nodes)
+    return "\n".join([*lines, *sorted(edges)]) + "\n"
 
+
+def _region_lines(inventory: Inventory, region: str, nodes: dict[str, str]) -> list[str]:
+    title = f"{region} (primary)" if region == inventory.primary_region else region
+    lines = [f"  subgraph {_id('region', region)}[{_label(title)}]", "    direction TB"]
+    for stack in sorted({s.name for s in inventory.assembly.stacks.values() if s.region == region}):
+        body = _stack_body(inventory, region, stack, nodes)
+        if body:
+            lines += [f"    subgraph {_id('stack', stack)}[{_label(stack)}]", *body, "    end"]
+    # Replicas of a global table defined in another region's stack sit in their own region.
+    for table in inventory.tables_in(region):
+        if table.arn not in nodes:
+            owner = table.resource.stack.name
+            lines.append(_table_node(table.region, table.name, table.arn, nodes, f"replica, in {owner}", indent=4))
+    lines.append("  end")
+    return lines
+
+
+def _stack_body(inventory: Inventory, region: str, stack: str, nodes: dict[str, str]) -> list[str]:
+    body = []
+    for key in inventory.keys_in(region):
+        if key.resource.stack.name == stack:
+            node = _id("key", region, _relative(key.resource.path))
+            nodes[key.arn] = node
+            name = key.aliases[0] if key.aliases else _relative(key.resource.path)
+            body.append(f"      {node}[{_label(name, _SHORT_KIND[key.kind])}]")
+    for fn in inventory.functions:
+        if fn.resource.stack.name == stack:
+            node = _id("fn", region, _relative(fn.resource.path))
+            nodes[fn.resource.path] = node
+            body.append(f"      {node}([{_label(fn.label.removesuffix(f' ({region})'))}])")
+    for table in inventory.tables_in(region):
+        if table.resource.stack.name == stack:
+            body.append(_table_node(table.region, table.name, table.arn, nodes, "global table"))
+    return body
+
+
+def _structure_edges(inventory: Inventory, nodes: dict[str, str]) -> set[str]:
+    """Replica keys to their primary, tables to their SSE key, and replication between replicas."""
+    edges: set[str] = set()
     for key in inventory.keys:
         primary = key.resource.properties.get("PrimaryKeyArn")
-        if isinstance(primary, str) and node_for_key(primary):
+        if isinstance(primary, str) and primary in nodes:
             edges.add(f"  {nodes[key.arn]} -. replica of .-> {nodes[primary]}")
     by_name: dict[str, list[str]] = {}
     for table in inventory.tables:
@@ -95,6 +102,12 @@ def mermaid_from_inventory(inventory: Inventory) -> str:
         ordered = sorted(arns, key=lambda a: (a.split(":")[3] != inventory.primary_region, a))
         for other in ordered[1:]:
             edges.add(f"  {nodes[ordered[0]]} <-. replication .-> {nodes[other]}")
+    return edges
+
+
+def _access_edges(inventory: Inventory, nodes: dict[str, str]) -> set[str]:
+    """What each function's role allows on the keys and tables drawn (and the key of its logs)."""
+    edges: set[str] = set()
     targets = [(k.arn, nodes[k.arn]) for k in inventory.keys] + [(t.arn, nodes[t.arn]) for t in inventory.tables]
     for fn in inventory.functions:
         source = nodes[fn.resource.path]
@@ -112,7 +125,7 @@ def mermaid_from_inventory(inventory: Inventory) -> str:
             edges.add(f"  {source} -->|{_edge_label(actions)}| {node}")
         if fn.log_key_arn and fn.log_key_arn in nodes:
             edges.add(f"  {source} -. logs .-> {nodes[fn.log_key_arn]}")
-    return "\n".join([*lines, *sorted(edges)]) + "\n"
+    return edges
 
 
 def _relative(path: str) -> str:

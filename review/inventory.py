@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cloud_assembly.intrinsics import partition, url_suffix
 from cloud_assembly.reader import CloudAssembly
-from review.assembly_view import ACCOUNT, AssemblyView, Resource, partition, url_suffix
+from review.assembly_view import ACCOUNT, AssemblyView, Resource
 from review.policy import as_list, principal_text, role_kind, statements
 
 KEY_TYPES = ("AWS::KMS::Key", "AWS::KMS::ReplicaKey")

@@ -20,6 +20,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from cli_support import Parser, UsageError, add_debug, require_assembly, run
+from cloud_assembly.reader import load_assembly
+
 REPO = Path(__file__).resolve().parent.parent
 REQUIREMENTS = REPO / "requirements-review.txt"
 VENV = REPO / ".venv-review"
@@ -53,18 +56,10 @@ def ensure_venv(venv: Path = VENV) -> Path:
 
 
 def templates_by_region(cdk_out: Path) -> dict[str, list[Path]]:
-    from cloud_assembly.reader import load_assembly
-
-    assembly = load_assembly(cdk_out)
-    manifest = json.loads((cdk_out / "manifest.json").read_text())
-    files = {
-        a.get("properties", {}).get("stackName", name): a["properties"]["templateFile"]
-        for name, a in manifest["artifacts"].items()
-        if a.get("type") == "aws:cloudformation:stack"
-    }
     out: dict[str, list[Path]] = {}
-    for name, stack in sorted(assembly.stacks.items()):
-        out.setdefault(stack.region, []).append(cdk_out / files[name])
+    for _name, stack in sorted(load_assembly(cdk_out).stacks.items()):
+        assert stack.template_file is not None  # read from the manifest
+        out.setdefault(stack.region, []).append(stack.template_file)
     return out
 
 
@@ -108,14 +103,10 @@ def run_checkov(bin_dir: Path, templates: list[Path]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """The command; an expected error is one line on stderr and exit code 2."""
-    from offline.cli import run
-
     return run(_main, argv)
 
 
 def _linters() -> Path:
-    from offline.cli import UsageError
-
     try:
         return ensure_venv()
     except subprocess.CalledProcessError as exc:
@@ -126,8 +117,6 @@ def _linters() -> Path:
 
 
 def _main(argv: list[str]) -> int:
-    from offline.cli import Parser, UsageError, add_debug, require_assembly
-
     parser = Parser(prog="python -m review.lint", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cdk-out", type=Path, default=Path("cdk.out"), help="synthesized assembly (default cdk.out)")
     add_debug(parser)

@@ -14,7 +14,9 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks, PCIDSS321Checks
 
 from cdk_constructs.encrypting_functions import DatabaseAccess
+from cdk_constructs.isolated_network import IsolatedNetwork
 from cdk_constructs.nag_rules import MrkToolkitChecks
+from lambda_src.record_crypto.settings import STORE_AURORA_POSTGRESQL, STORE_DYNAMODB
 from stacks.config import ToolkitConfig
 from stacks.database_stack import DatabaseStack
 from stacks.functions_stack import FunctionsStack
@@ -22,6 +24,8 @@ from stacks.keys_stack import KeysStack
 from stacks.network_stack import NetworkStack
 from stacks.shared import key_users
 from stacks.table_stack import TableStack
+
+DESCRIPTION = "Multi-region client-side encryption toolkit"
 
 
 @dataclass(frozen=True)
@@ -52,9 +56,9 @@ def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
 
     prefix = config.stack_prefix
     users = key_users(config)
-    description = "Multi-region client-side encryption toolkit"
+    description = DESCRIPTION
     primary = config.primary_region
-    store_keys = "table key" if config.store == "dynamodb" else "storage and secrets keys"
+    store_keys = "table key" if config.store == STORE_DYNAMODB else "storage and secrets keys"
     keys: dict[str, KeysStack] = {
         primary: KeysStack(
             app,
@@ -75,7 +79,7 @@ def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
             env=env(region),
             description=f"{description}: multi-region key (replica) and {store_keys}, {region}",
         )
-    if config.store == "aurora-postgresql":
+    if config.store == STORE_AURORA_POSTGRESQL:
         return _aurora_stacks(app, config, keys, env)
     table = TableStack(
         app,
@@ -105,19 +109,32 @@ def _aurora_stacks(
     app: cdk.App, config: ToolkitConfig, keys: dict[str, KeysStack], env: Callable[[str], cdk.Environment]
 ) -> ToolkitStacks:
     """Per region: network, database (the primary's first: it creates the global cluster), functions."""
-    prefix = config.stack_prefix
-    description = "Multi-region client-side encryption toolkit"
-    primary = config.primary_region
     networks = {
         region: NetworkStack(
             app,
-            f"{prefix}-Network-{region}",
+            f"{config.stack_prefix}-Network-{region}",
             config=config,
             env=env(region),
-            description=f"{description}: isolated VPC, interface endpoints, security groups, {region}",
+            description=f"{DESCRIPTION}: isolated VPC, interface endpoints, security groups, {region}",
         )
         for region in config.regions
     }
+    databases = _database_stacks(app, config, keys, networks, env)
+    functions = {
+        region: _aurora_functions_stack(app, config, region, keys[region], networks[region].network, databases, env)
+        for region in config.regions
+    }
+    return ToolkitStacks(keys=keys, table=None, functions=functions, networks=networks, databases=databases)
+
+
+def _database_stacks(
+    app: cdk.App,
+    config: ToolkitConfig,
+    keys: dict[str, KeysStack],
+    networks: dict[str, NetworkStack],
+    env: Callable[[str], cdk.Environment],
+) -> dict[str, DatabaseStack]:
+    primary = config.primary_region
     secrets_keys = {region: stack.secrets_key_arn for region, stack in keys.items()}
     databases: dict[str, DatabaseStack] = {}
     for region in config.regions:
@@ -125,7 +142,7 @@ def _aurora_stacks(
         assert storage_key is not None
         databases[region] = DatabaseStack(
             app,
-            f"{prefix}-Database-{region}",
+            f"{config.stack_prefix}-Database-{region}",
             config=config,
             network=networks[region].network,
             storage_key_arn=storage_key,
@@ -133,42 +150,49 @@ def _aurora_stacks(
             primary=None if region == primary else databases[primary],
             env=env(region),
             description=(
-                f"{description}: Aurora PostgreSQL global database, "
+                f"{DESCRIPTION}: Aurora PostgreSQL global database, "
                 f"{'primary cluster and credentials' if region == primary else 'secondary cluster'}, {region}"
             ),
         )
-    aurora = config.aurora
-    assert aurora is not None
-    functions: dict[str, FunctionsStack] = {}
-    for region in config.regions:
-        database = databases[region]
-        network = networks[region].network
-        secrets_key = keys[region].secrets_key_arn
-        assert secrets_key is not None
-        functions[region] = FunctionsStack(
-            app,
-            f"{prefix}-Functions-{region}",
-            config=config,
-            mrk_arn=keys[region].mrk_arn,
-            database=DatabaseAccess(
-                vpc=network.vpc,
-                subnets=network.subnets,
-                security_group=network.clients,
-                host=database.host,
-                port=database.port,
-                database_name=database.database_name,
-                writer_secret_arn=database.writer_secret_arn,
-                reader_secret_arn=database.reader_secret_arn,
-                secrets_key_arn=secrets_key,
-                primary_region=primary,
-                write_forwarding=aurora.write_forwarding,
-            ),
-            env=env(region),
-            description=f"{description}: writer and reader functions (Aurora PostgreSQL store), {region}",
-        )
-        # The schema (table and database roles) exists before any function runs.
-        functions[region].add_stack_dependency(databases[primary])
-    return ToolkitStacks(keys=keys, table=None, functions=functions, networks=networks, databases=databases)
+    return databases
+
+
+def _aurora_functions_stack(
+    app: cdk.App,
+    config: ToolkitConfig,
+    region: str,
+    keys: KeysStack,
+    network: IsolatedNetwork,
+    databases: dict[str, DatabaseStack],
+    env: Callable[[str], cdk.Environment],
+) -> FunctionsStack:
+    """One region's functions, pointed at that region's cluster with their own secrets."""
+    aurora, database = config.aurora, databases[region]
+    assert aurora is not None and keys.secrets_key_arn is not None
+    functions = FunctionsStack(
+        app,
+        f"{config.stack_prefix}-Functions-{region}",
+        config=config,
+        mrk_arn=keys.mrk_arn,
+        database=DatabaseAccess(
+            vpc=network.vpc,
+            subnets=network.subnets,
+            security_group=network.clients,
+            host=database.host,
+            port=database.port,
+            database_name=database.database_name,
+            writer_secret_arn=database.writer_secret_arn,
+            reader_secret_arn=database.reader_secret_arn,
+            secrets_key_arn=keys.secrets_key_arn,
+            primary_region=config.primary_region,
+            write_forwarding=aurora.write_forwarding,
+        ),
+        env=env(region),
+        description=f"{DESCRIPTION}: writer and reader functions (Aurora PostgreSQL store), {region}",
+    )
+    # The schema (table and database roles) exists before any function runs.
+    functions.add_stack_dependency(databases[config.primary_region])
+    return functions
 
 
 def add_compliance_checks(app: cdk.App) -> None:

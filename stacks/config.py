@@ -18,20 +18,27 @@ from pathlib import Path
 from typing import Any
 
 # The functions' own field-name rule (lambda_src never imports CDK; this side may import it).
-from lambda_src.record_crypto.settings import FIELD_NAME_RULE, is_field_name
+from lambda_src.record_crypto.settings import (
+    ALGORITHM_SUITES,
+    FIELD_NAME_RULE,
+    PARTITION_PATTERN,
+    REGION_NAME,
+    STORE_AURORA_POSTGRESQL,
+    STORE_DYNAMODB,
+    STORES,
+    SUITE_SIGNING,
+    is_field_name,
+)
 
 CONTEXT_PREFIX = "mrk-toolkit:"
 
-_REGION_RE = re.compile(r"^(?:[a-z]{2}|us-gov|us-iso[a-z]?)-[a-z]+-\d{1,2}$")
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _TABLE_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _ALIAS_RE = re.compile(r"^alias/(?!aws/)[A-Za-z0-9/_-]{1,250}$")
 _PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,39}$")
-_IAM_ARN_RE = re.compile(r"^arn:aws(?:-cn|-us-gov)?:iam::\d{12}:(?:root|role/[\w+=,.@/-]+|user/[\w+=,.@/-]+)$")
+_IAM_ARN_RE = re.compile(rf"^arn:{PARTITION_PATTERN}:iam::\d{{12}}:(?:root|role/[\w+=,.@/-]+|user/[\w+=,.@/-]+)$")
 
-ALGORITHM_SUITES = ("signing", "committing-unsigned")
 REMOVAL_POLICIES = ("retain", "destroy")
-STORES = ("dynamodb", "aurora-postgresql")
 # Aurora PostgreSQL 16 versions that support global databases, each a CDK
 # rds.AuroraPostgresEngineVersion (tests/infra check it); Limitless versions do not.
 AURORA_ENGINE_VERSIONS = ("16.1", "16.2", "16.3", "16.4", "16.5", "16.6", "16.8", "16.9", "16.10", "16.11", "16.13")
@@ -133,14 +140,14 @@ class ToolkitConfig:
     key_admin_arns: tuple[str, ...] = ()
     sensitive_fields: tuple[str, ...] = ("ssn", "date_of_birth", "card_number")
     unsigned_attributes: tuple[str, ...] = ()
-    algorithm_suite: str = "signing"
+    algorithm_suite: str = SUITE_SIGNING
     data_key_cache: DataKeyCacheConfig = field(default_factory=DataKeyCacheConfig)
     log_retention_days: int = 30
     reserved_concurrency: int = 10
     max_record_bytes: int = 32768
     # "dynamodb" (the global table) or "aurora-postgresql" (then ``aurora`` is set and
     # ``table_name`` is the SQL table's name, see sql_table_name).
-    store: str = "dynamodb"
+    store: str = STORE_DYNAMODB
     aurora: AuroraConfig | None = None
 
     @property
@@ -210,7 +217,7 @@ def _did_you_mean(value: str, choices: Any) -> str:
 
 
 def _region(field_name: str, value: Any) -> str:
-    if not isinstance(value, str) or not _REGION_RE.match(value):
+    if not isinstance(value, str) or not REGION_NAME.match(value):
         raise ConfigError(field_name, value, "expected an AWS region name such as us-east-2")
     regions = known_regions()
     if value not in regions:
@@ -276,20 +283,9 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
     ``default_account`` is CDK_DEFAULT_ACCOUNT (set by the CLI when credentials are found);
     an explicit ``mrk-toolkit:account`` wins. With neither, the stacks are account-agnostic
     (``${AWS::AccountId}``), which is what synth in CI without credentials produces.
+    Fields are checked in a fixed order, so a config with several mistakes names the same first one.
     """
-    raw = {k[len(CONTEXT_PREFIX) :]: v for k, v in context.items() if k.startswith(CONTEXT_PREFIX)}
-    unknown = sorted(set(raw) - set(KNOWN_FIELDS))
-    if unknown:
-        name = unknown[0]
-        close = difflib.get_close_matches(name, KNOWN_FIELDS, n=1, cutoff=0.6)
-        raise ConfigError(
-            name,
-            raw[name],
-            f"unknown option{_did_you_mean(name, KNOWN_FIELDS)}; known options are {', '.join(KNOWN_FIELDS)}",
-            f"Rename it: {CONTEXT_PREFIX}{close[0]} in cdk.json, -c {CONTEXT_PREFIX}{close[0]}=... on the command line"
-            if close
-            else f"Remove it, or fix its name in cdk.json or in -c {CONTEXT_PREFIX}...",
-        )
+    raw = _toolkit_fields(context)
 
     def get(name: str, default: Any = None) -> Any:
         return raw.get(name, default)
@@ -297,80 +293,18 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
     account = get("account") or default_account or None
     if account is not None:
         account = _pattern("account", str(account), _ACCOUNT_RE, "expected a 12-digit AWS account id")
-
-    if "primaryRegion" not in raw:
-        raise ConfigError("primaryRegion", None, "required; e.g. us-east-2")
-    primary = _region("primaryRegion", get("primaryRegion"))
-
-    replicas = _list("replicaRegions", get("replicaRegions", []))
-    if not replicas:
-        raise ConfigError(
-            "replicaRegions", get("replicaRegions"), "at least one replica region is required, e.g. us-west-1"
-        )
-    for region in replicas:
-        _region("replicaRegions", region)
-    if primary in replicas:
-        raise ConfigError("replicaRegions", replicas, f"must not list the primary region {primary}")
-    duplicates = sorted({r for r in replicas if replicas.count(r) > 1})
-    if duplicates:
-        raise ConfigError(
-            "replicaRegions", replicas, f"each region may appear once; duplicated: {', '.join(duplicates)}"
-        )
-    partitions = {_partition(r) for r in (primary, *replicas)}
-    if len(partitions) > 1:
-        raise ConfigError(
-            "replicaRegions", replicas, "all regions must be in the same AWS partition as the primary region"
-        )
-
+    primary, replicas = _regions(raw)
     admin_arns = _list("keyAdminArns", get("keyAdminArns", []))
     for arn in admin_arns:
         _pattern("keyAdminArns", arn, _IAM_ARN_RE, "expected IAM role, user or account root ARNs")
-
-    sensitive = _field_names("sensitiveFields", get("sensitiveFields", list(ToolkitConfig.sensitive_fields)))
-    if not sensitive:
-        raise ConfigError("sensitiveFields", sensitive, "name at least one attribute to encrypt")
-    unsigned = _field_names("unsignedAttributes", get("unsignedAttributes", []))
-    if set(unsigned) & set(sensitive):
-        raise ConfigError(
-            "unsignedAttributes",
-            unsigned,
-            f"a sensitive field is always encrypted and signed; remove {sorted(set(unsigned) & set(sensitive))}",
-        )
-
-    cache_raw = get("dataKeyCache", False)
-    cache = DataKeyCacheConfig(
-        enabled=_bool("dataKeyCache", cache_raw),
-        max_age_seconds=_int("dataKeyCacheMaxAgeSeconds", get("dataKeyCacheMaxAgeSeconds", 300), 1, 86_400),
-        max_messages=_int("dataKeyCacheMaxMessages", get("dataKeyCacheMaxMessages", 1000), 1, 2**32),
-        max_bytes=_int("dataKeyCacheMaxBytes", get("dataKeyCacheMaxBytes", 100_000_000), 1, 2**62),
-        capacity=_int("dataKeyCacheCapacity", get("dataKeyCacheCapacity", 100), 1, 10_000),
-    )
-
+    sensitive, unsigned = _record_fields(raw)
+    cache = _data_key_cache(raw)
     retention = _int("logRetentionDays", get("logRetentionDays", 30), 1, 3653)
     if retention not in LOG_RETENTION_DAYS:
         raise ConfigError(
             "logRetentionDays", retention, f"CloudWatch Logs accepts {', '.join(map(str, LOG_RETENTION_DAYS))}"
         )
-
-    store = _store(get("store", "dynamodb"))
-    table_name = _pattern(
-        "tableName", get("tableName", "mrk-toolkit-records"), _TABLE_NAME_RE, "3-255 of A-Z a-z 0-9 _ . -"
-    )
-    aurora = None
-    if store == "aurora-postgresql":
-        table_name = sql_table_name(table_name)
-        aurora = _aurora(raw)
-    else:
-        given = [name for name in AURORA_FIELDS if name in raw]
-        if given:
-            raise ConfigError(
-                given[0],
-                raw[given[0]],
-                f"applies only to store aurora-postgresql (store is {store})",
-                f"Remove {CONTEXT_PREFIX}{given[0]}, or deploy the Aurora store: "
-                f"-c {CONTEXT_PREFIX}store=aurora-postgresql",
-            )
-
+    store, table_name, aurora = _store_and_table(raw)
     return ToolkitConfig(
         account=account,
         primary_region=primary,
@@ -394,7 +328,7 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
         key_admin_arns=tuple(admin_arns),
         sensitive_fields=sensitive,
         unsigned_attributes=unsigned,
-        algorithm_suite=_choice("algorithmSuite", get("algorithmSuite", "signing"), ALGORITHM_SUITES),
+        algorithm_suite=_choice("algorithmSuite", get("algorithmSuite", SUITE_SIGNING), ALGORITHM_SUITES),
         data_key_cache=cache,
         log_retention_days=retention,
         reserved_concurrency=_int("reservedConcurrency", get("reservedConcurrency", 10), 1, 1000),
@@ -402,6 +336,97 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
         store=store,
         aurora=aurora,
     )
+
+
+def _toolkit_fields(context: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``mrk-toolkit:`` entries without their prefix; an unknown one is an error."""
+    raw = {k[len(CONTEXT_PREFIX) :]: v for k, v in context.items() if k.startswith(CONTEXT_PREFIX)}
+    unknown = sorted(set(raw) - set(KNOWN_FIELDS))
+    if unknown:
+        name = unknown[0]
+        close = difflib.get_close_matches(name, KNOWN_FIELDS, n=1, cutoff=0.6)
+        raise ConfigError(
+            name,
+            raw[name],
+            f"unknown option{_did_you_mean(name, KNOWN_FIELDS)}; known options are {', '.join(KNOWN_FIELDS)}",
+            f"Rename it: {CONTEXT_PREFIX}{close[0]} in cdk.json, -c {CONTEXT_PREFIX}{close[0]}=... on the command line"
+            if close
+            else f"Remove it, or fix its name in cdk.json or in -c {CONTEXT_PREFIX}...",
+        )
+    return raw
+
+
+def _regions(raw: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """The primary region and the replica regions: known, distinct, in one partition."""
+    if "primaryRegion" not in raw:
+        raise ConfigError("primaryRegion", None, "required; e.g. us-east-2")
+    primary = _region("primaryRegion", raw.get("primaryRegion"))
+    replicas = _list("replicaRegions", raw.get("replicaRegions", []))
+    if not replicas:
+        raise ConfigError(
+            "replicaRegions", raw.get("replicaRegions"), "at least one replica region is required, e.g. us-west-1"
+        )
+    for region in replicas:
+        _region("replicaRegions", region)
+    if primary in replicas:
+        raise ConfigError("replicaRegions", replicas, f"must not list the primary region {primary}")
+    duplicates = sorted({r for r in replicas if replicas.count(r) > 1})
+    if duplicates:
+        raise ConfigError(
+            "replicaRegions", replicas, f"each region may appear once; duplicated: {', '.join(duplicates)}"
+        )
+    partitions = {_partition(r) for r in (primary, *replicas)}
+    if len(partitions) > 1:
+        raise ConfigError(
+            "replicaRegions", replicas, "all regions must be in the same AWS partition as the primary region"
+        )
+    return primary, replicas
+
+
+def _record_fields(raw: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The sensitive fields (at least one) and the unsigned attributes (never a sensitive field)."""
+    sensitive = _field_names("sensitiveFields", raw.get("sensitiveFields", list(ToolkitConfig.sensitive_fields)))
+    if not sensitive:
+        raise ConfigError("sensitiveFields", sensitive, "name at least one attribute to encrypt")
+    unsigned = _field_names("unsignedAttributes", raw.get("unsignedAttributes", []))
+    if set(unsigned) & set(sensitive):
+        raise ConfigError(
+            "unsignedAttributes",
+            unsigned,
+            f"a sensitive field is always encrypted and signed; remove {sorted(set(unsigned) & set(sensitive))}",
+        )
+    return sensitive, unsigned
+
+
+def _data_key_cache(raw: Mapping[str, Any]) -> DataKeyCacheConfig:
+    return DataKeyCacheConfig(
+        enabled=_bool("dataKeyCache", raw.get("dataKeyCache", False)),
+        max_age_seconds=_int("dataKeyCacheMaxAgeSeconds", raw.get("dataKeyCacheMaxAgeSeconds", 300), 1, 86_400),
+        max_messages=_int("dataKeyCacheMaxMessages", raw.get("dataKeyCacheMaxMessages", 1000), 1, 2**32),
+        max_bytes=_int("dataKeyCacheMaxBytes", raw.get("dataKeyCacheMaxBytes", 100_000_000), 1, 2**62),
+        capacity=_int("dataKeyCacheCapacity", raw.get("dataKeyCacheCapacity", 100), 1, 10_000),
+    )
+
+
+def _store_and_table(raw: Mapping[str, Any]) -> tuple[str, str, AuroraConfig | None]:
+    """The store, the table name (an SQL identifier for the Aurora store) and the Aurora options
+    (refused with the DynamoDB store)."""
+    store = _store(raw.get("store", STORE_DYNAMODB))
+    table_name = _pattern(
+        "tableName", raw.get("tableName", "mrk-toolkit-records"), _TABLE_NAME_RE, "3-255 of A-Z a-z 0-9 _ . -"
+    )
+    if store == STORE_AURORA_POSTGRESQL:
+        return store, sql_table_name(table_name), _aurora(raw)
+    given = [name for name in AURORA_FIELDS if name in raw]
+    if given:
+        raise ConfigError(
+            given[0],
+            raw[given[0]],
+            f"applies only to store {STORE_AURORA_POSTGRESQL} (store is {store})",
+            f"Remove {CONTEXT_PREFIX}{given[0]}, or deploy the Aurora store: "
+            f"-c {CONTEXT_PREFIX}store={STORE_AURORA_POSTGRESQL}",
+        )
+    return store, table_name, None
 
 
 def _store(value: Any) -> str:
@@ -435,7 +460,8 @@ def sql_table_name(table_name: str) -> str:
         raise ConfigError(
             "tableName",
             table_name,
-            f"with store aurora-postgresql it names the SQL table {derived!r}, which must be {SQL_IDENTIFIER_RULE}",
+            f"with store {STORE_AURORA_POSTGRESQL} it names the SQL table {derived!r}, "
+            f"which must be {SQL_IDENTIFIER_RULE}",
         ) from None
 
 
@@ -485,6 +511,14 @@ class CdkJsonError(ValueError):
     """cdk.json is not valid JSON: the message gives the file, line and column."""
 
 
+class ContextOptionError(ValueError):
+    """A ``-c`` option that is not ``key=value``."""
+
+
+# The default deployment: the app's cdk.json (the tools synthesize it, with -c overrides).
+CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
+
+
 def read_cdk_json(path: Path) -> dict[str, Any]:
     """cdk.json as a dict, or CdkJsonError naming the line and column of the first syntax error
     (the CDK CLI reports only a character offset)."""
@@ -500,6 +534,29 @@ def read_cdk_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("context", {}), dict):
         raise CdkJsonError(f'{path}: expected a JSON object with a "context" object. Fix {path.name}')
     return data
+
+
+def cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
+    """The context of cdk.json (the default deployment), to which ``-c`` overrides apply."""
+    return dict(read_cdk_json(path).get("context", {}))
+
+
+def parse_context(pairs: list[str]) -> dict[str, Any]:
+    """``-c key=value`` options (as the CDK CLI takes them) into context overrides."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ContextOptionError(
+                f"-c expects key=value, got {pair!r}: e.g. -c {CONTEXT_PREFIX}replicaRegions=us-west-1"
+            )
+        overrides[key] = value
+    return overrides
+
+
+def config_with(overrides: Mapping[str, Any]) -> ToolkitConfig:
+    """cdk.json's deployment with ``-c`` overrides, validated (before anything is synthesized)."""
+    return load_config({**cdk_json_context(), **overrides})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,16 @@ from cdk_constructs.encrypting_functions import (
 from cdk_constructs.isolated_network import IsolatedNetwork
 from cdk_constructs.lambda_bundle import RUNTIME, function_code
 from cdk_constructs.logs_key import LogsKey, encrypted_log_group
+from lambda_src.record_crypto.settings import (
+    ENV_DB_HOST,
+    ENV_DB_MASTER_SECRET_ARN,
+    ENV_DB_NAME,
+    ENV_DB_PORT,
+    ENV_DB_READER_SECRET_ARN,
+    ENV_DB_WRITER_SECRET_ARN,
+    ENV_SENSITIVE_FIELDS,
+    ENV_TABLE_NAME,
+)
 from stacks.config import ToolkitConfig
 from stacks.shared import removal_policy
 
@@ -70,14 +80,13 @@ class DatabaseStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         aurora = config.aurora
         assert aurora is not None, "DatabaseStack is for store aurora-postgresql"
-        removal = removal_policy(config)
         options = ClusterOptions(
             engine_version=aurora.engine_version,
             instance_class=aurora.instance_class,
             backup_retention_days=aurora.backup_retention_days,
-            removal_policy=removal,
+            removal_policy=removal_policy(config),
         )
-        placement = {
+        placement: dict[str, Any] = {
             "options": options,
             "vpc": network.vpc,
             "subnets": network.subnets,
@@ -86,47 +95,9 @@ class DatabaseStack(Stack):
         }
         self.is_primary = primary is None
         if primary is None:
-            self.secrets = DatabaseSecrets(
-                self,
-                "Secrets",
-                name_prefix=secret_name_prefix(config),
-                primary_region=config.primary_region,
-                secrets_key_arns=secrets_key_arns,
-                removal_policy=removal,
-            )
-            self.global_cluster = global_cluster(
-                self, "GlobalCluster", identifier=global_cluster_identifier(config), options=options
-            )
-            self.member = AuroraClusterMember(
-                self,
-                "Primary",
-                global_cluster_identifier=self.global_cluster.ref,
-                primary=PrimaryCredentials(master_secret=self.secrets.master, database_name=aurora.database_name),
-                **placement,  # type: ignore[arg-type]
-            )
-            # The secrets' "name-suffix" (the same in every replica region), computed here: a
-            # secondary reads it from these outputs and builds its region's ARN.
-            CfnOutput(self, "WriterSecretId", value=secret_id(self.secrets.writer.secret_arn))
-            CfnOutput(self, "ReaderSecretId", value=secret_id(self.secrets.reader.secret_arn))
-            self.writer_secret_arn = self.secrets.writer.secret_arn
-            self.reader_secret_arn = self.secrets.reader.secret_arn
-            host = self.member.endpoint
-            self.schema = self._schema_setup(config, network, secrets_key_arns[config.primary_region])
-            CfnOutput(self, "MasterSecretArn", value=self.secrets.master.secret_arn)
+            host = self._primary_member(config, placement, secrets_key_arns, network)
         else:
-            self.member = AuroraClusterMember(
-                self,
-                "Secondary",
-                global_cluster_identifier=global_cluster_identifier(config),
-                primary=None,
-                write_forwarding=aurora.write_forwarding,
-                **placement,  # type: ignore[arg-type]
-            )
-            # The secondary joins the global cluster the primary's stack creates.
-            self.add_stack_dependency(primary)
-            self.writer_secret_arn = secret_arn_in_region(primary.output_value("WriterSecretId"), self.region)
-            self.reader_secret_arn = secret_arn_in_region(primary.output_value("ReaderSecretId"), self.region)
-            host = self.member.read_endpoint
+            host = self._secondary_member(config, placement, primary)
         acknowledge_member_findings(self)
         # The endpoint this region's functions use (see the contract: writer endpoint in the
         # primary, the secondary cluster's reader endpoint elsewhere).
@@ -142,18 +113,97 @@ class DatabaseStack(Stack):
         CfnOutput(self, "WriterSecretArn", value=self.writer_secret_arn)
         CfnOutput(self, "ReaderSecretArn", value=self.reader_secret_arn)
 
+    def _primary_member(
+        self,
+        config: ToolkitConfig,
+        placement: dict[str, Any],
+        secrets_key_arns: Mapping[str, str],
+        network: IsolatedNetwork,
+    ) -> str:
+        """The secrets, the global cluster, its primary member and the schema; the writer endpoint."""
+        aurora = config.aurora
+        assert aurora is not None
+        self.secrets = DatabaseSecrets(
+            self,
+            "Secrets",
+            name_prefix=secret_name_prefix(config),
+            primary_region=config.primary_region,
+            secrets_key_arns=secrets_key_arns,
+            removal_policy=removal_policy(config),
+        )
+        self.global_cluster = global_cluster(
+            self, "GlobalCluster", identifier=global_cluster_identifier(config), options=placement["options"]
+        )
+        self.member = AuroraClusterMember(
+            self,
+            "Primary",
+            global_cluster_identifier=self.global_cluster.ref,
+            primary=PrimaryCredentials(master_secret=self.secrets.master, database_name=aurora.database_name),
+            **placement,
+        )
+        # The secrets' "name-suffix" (the same in every replica region), computed here: a
+        # secondary reads it from these outputs and builds its region's ARN.
+        CfnOutput(self, "WriterSecretId", value=secret_id(self.secrets.writer.secret_arn))
+        CfnOutput(self, "ReaderSecretId", value=secret_id(self.secrets.reader.secret_arn))
+        self.writer_secret_arn = self.secrets.writer.secret_arn
+        self.reader_secret_arn = self.secrets.reader.secret_arn
+        host = self.member.endpoint
+        self.schema = self._schema_setup(config, network, secrets_key_arns[config.primary_region])
+        CfnOutput(self, "MasterSecretArn", value=self.secrets.master.secret_arn)
+        return host
+
+    def _secondary_member(self, config: ToolkitConfig, placement: dict[str, Any], primary: DatabaseStack) -> str:
+        """A secondary member of the primary's global cluster; its reader endpoint."""
+        aurora = config.aurora
+        assert aurora is not None
+        self.member = AuroraClusterMember(
+            self,
+            "Secondary",
+            global_cluster_identifier=global_cluster_identifier(config),
+            primary=None,
+            write_forwarding=aurora.write_forwarding,
+            **placement,
+        )
+        # The secondary joins the global cluster the primary's stack creates.
+        self.add_stack_dependency(primary)
+        self.writer_secret_arn = secret_arn_in_region(primary.output_value("WriterSecretId"), self.region)
+        self.reader_secret_arn = secret_arn_in_region(primary.output_value("ReaderSecretId"), self.region)
+        return self.member.read_endpoint
+
     def output_value(self, output_name: str) -> str:
         """A weak reference (``Fn::GetStackOutput``) to one of this stack's outputs."""
         return Fn.get_stack_output(self.stack_name, output_name, self.region)
 
     def _schema_setup(self, config: ToolkitConfig, network: IsolatedNetwork, secrets_key_arn: str) -> CustomResource:
         """The custom resource that creates the table and the database roles in the primary."""
+        logs_key = LogsKey(
+            self, "SchemaSetupLogsKey", admin_arns=config.key_admin_arns, removal_policy=removal_policy(config)
+        )
+        logs_options = {
+            "key": logs_key.key,
+            "retention_days": config.log_retention_days,
+            "removal_policy": removal_policy(config),
+        }
+        environment = self._schema_function(config, network, secrets_key_arn, logs_options)
+        provider = self._schema_provider(config, logs_options)
+        schema = CustomResource(
+            self,
+            "Schema",
+            service_token=provider.service_token,
+            resource_type="Custom::RecordsSchema",
+            properties={**environment},
+        )
+        # Connect only once the instance is up.
+        schema.node.add_dependency(self.member.instance)
+        return schema
+
+    def _schema_function(
+        self, config: ToolkitConfig, network: IsolatedNetwork, secrets_key_arn: str, logs_options: dict[str, Any]
+    ) -> dict[str, str]:
+        """The setup function (db_setup, in the VPC) with its role; the environment it is given."""
         path = db_setup_role_path(config)
-        removal = removal_policy(config)
         secrets = self.secrets
-        logs_key = LogsKey(self, "SchemaSetupLogsKey", admin_arns=config.key_admin_arns, removal_policy=removal)
-        logs_options = {"key": logs_key.key, "retention_days": config.log_retention_days, "removal_policy": removal}
-        log_group = encrypted_log_group(self, "SchemaSetupLogs", **logs_options)  # type: ignore[arg-type]
+        log_group = encrypted_log_group(self, "SchemaSetupLogs", **logs_options)
         role, access = function_role(
             self,
             "SchemaSetupRole",
@@ -174,18 +224,7 @@ class DatabaseStack(Stack):
         self.schema_network_policy = vpc_access_policy(
             self, "SchemaSetupNetworkPolicy", role=role, path=path, **placement
         )
-        aurora = config.aurora
-        assert aurora is not None
-        environment = {
-            "DB_HOST": self.member.endpoint,
-            "DB_PORT": self.member.port,
-            "DB_NAME": aurora.database_name,
-            "DB_MASTER_SECRET_ARN": secrets.master.secret_arn,
-            "DB_WRITER_SECRET_ARN": secrets.writer.secret_arn,
-            "DB_READER_SECRET_ARN": secrets.reader.secret_arn,
-            "RECORDS_TABLE_NAME": config.table_name,
-            "SENSITIVE_FIELDS": ",".join(config.sensitive_fields),
-        }
+        environment = self._setup_environment(config)
         self.schema_function = lambda_.Function(
             self,
             "SchemaSetupFunction",
@@ -208,15 +247,33 @@ class DatabaseStack(Stack):
         self.schema_function.node.add_dependency(access, self.schema_network_policy)
         self.schema_role = role
         self.schema_access_policy = access
-        # The provider framework's function (CDK's, outside the VPC: it only invokes the setup
-        # function and answers CloudFormation's pre-signed S3 URL) gets its own role and an
-        # encrypted log group instead of CDK's inline policy and AWS managed policy.
-        framework_logs = encrypted_log_group(self, "SchemaProviderLogs", **logs_options)  # type: ignore[arg-type]
+        return environment
+
+    def _setup_environment(self, config: ToolkitConfig) -> dict[str, str]:
+        """What db_setup is given (lambda_src/db_setup.py), as its environment and the resource's properties."""
+        aurora = config.aurora
+        assert aurora is not None
+        return {
+            ENV_DB_HOST: self.member.endpoint,
+            ENV_DB_PORT: self.member.port,
+            ENV_DB_NAME: aurora.database_name,
+            ENV_DB_MASTER_SECRET_ARN: self.secrets.master.secret_arn,
+            ENV_DB_WRITER_SECRET_ARN: self.secrets.writer.secret_arn,
+            ENV_DB_READER_SECRET_ARN: self.secrets.reader.secret_arn,
+            ENV_TABLE_NAME: config.table_name,
+            ENV_SENSITIVE_FIELDS: ",".join(config.sensitive_fields),
+        }
+
+    def _schema_provider(self, config: ToolkitConfig, logs_options: dict[str, Any]) -> cr.Provider:
+        """The provider framework's function (CDK's, outside the VPC: it only invokes the setup
+        function and answers CloudFormation's pre-signed S3 URL), with its own role and an
+        encrypted log group instead of CDK's inline policy and AWS managed policy."""
+        framework_logs = encrypted_log_group(self, "SchemaProviderLogs", **logs_options)
         framework_role, framework_policy = function_role(
             self,
             "SchemaProviderRole",
             "SchemaProviderPolicy",
-            path=path,
+            path=db_setup_role_path(config),
             description="CDK provider framework of the schema custom resource: invokes the setup function",
             policy_description="Schema provider framework: invoke the setup function, own log group",
             statements=[
@@ -239,16 +296,7 @@ class DatabaseStack(Stack):
         framework_function.node.add_dependency(framework_policy)
         acknowledge_schema_findings(self, framework_function)
         self.schema_provider = provider
-        schema = CustomResource(
-            self,
-            "Schema",
-            service_token=provider.service_token,
-            resource_type="Custom::RecordsSchema",
-            properties={**environment},
-        )
-        # Connect only once the instance is up.
-        schema.node.add_dependency(self.member.instance)
-        return schema
+        return provider
 
 
 def _ack(scope: Construct, rule_id: str, reason: str) -> None:

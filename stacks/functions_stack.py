@@ -22,6 +22,7 @@ from cdk_constructs.signals import (
     SignalsDashboard,
     region_alarm_specs,
 )
+from lambda_src.record_crypto.settings import STORE_DYNAMODB
 from stacks.config import ToolkitConfig
 from stacks.database_stack import ENV_NO_SECRET_REASON, acknowledge_network_policy
 from stacks.shared import reader_role_path, removal_policy, writer_role_path
@@ -108,7 +109,7 @@ def store_alarm_specs(config: ToolkitConfig, region: str) -> list[AlarmSpec]:
     specs = region_alarm_specs(
         prefix=config.stack_prefix, region=region, regions=config.regions, table_name=config.table_name
     )
-    return [s for s in specs if config.store == "dynamodb" or s.namespace != DYNAMODB_NAMESPACE]
+    return [s for s in specs if config.store == STORE_DYNAMODB or s.namespace != DYNAMODB_NAMESPACE]
 
 
 def alarm_topic_name(config: ToolkitConfig) -> str:

@@ -10,6 +10,7 @@ from constructs import Construct
 
 from cdk_constructs.multi_region_key import KeyUsers, MultiRegionKey
 from cdk_constructs.table_key import SECRETS_KEY, STORAGE_KEY, TABLE_KEY, ServiceKey
+from lambda_src.record_crypto.settings import STORE_DYNAMODB
 from stacks.config import ToolkitConfig
 from stacks.shared import removal_policy
 
@@ -47,37 +48,31 @@ class KeysStack(Stack):
         self.table_key_arn: str | None = None
         self.storage_key_arn: str | None = None
         self.secrets_key_arn: str | None = None
-        common = {
+        common: dict[str, Any] = {
             "admin_arns": config.key_admin_arns,
             "pending_window_days": config.key_pending_window_days,
             "removal_policy": removal,
         }
-        if config.store == "dynamodb":
-            self.table_key = ServiceKey(
-                self,
-                "TableKey",
-                spec=TABLE_KEY,
-                alias=f"{config.key_alias}-table",
-                **common,  # type: ignore[arg-type]
-            )
-            self.table_key_arn = self.table_key.key_arn
+        if config.store == STORE_DYNAMODB:
+            self._table_key(config, common)
         else:
-            self.storage_key = ServiceKey(
-                self,
-                "StorageKey",
-                spec=STORAGE_KEY,
-                alias=f"{config.key_alias}-storage",
-                **common,  # type: ignore[arg-type]
-            )
-            self.secrets_key = ServiceKey(
-                self,
-                "SecretsKey",
-                spec=SECRETS_KEY,
-                alias=f"{config.key_alias}-secrets",
-                **common,  # type: ignore[arg-type]
-            )
-            self.storage_key_arn = self.storage_key.key_arn
-            self.secrets_key_arn = self.secrets_key.key_arn
-            CfnOutput(self, "StorageKeyArn", value=self.storage_key_arn, description="Storage key of this region")
-            CfnOutput(self, "SecretsKeyArn", value=self.secrets_key_arn, description="Secrets key of this region")
+            self._database_keys(config, common)
         CfnOutput(self, "RecordsKeyArn", value=self.mrk_arn, description="Multi-region key ARN in this region")
+
+    def _table_key(self, config: ToolkitConfig, common: dict[str, Any]) -> None:
+        """The DynamoDB store: the table's SSE key."""
+        self.table_key = ServiceKey(self, "TableKey", spec=TABLE_KEY, alias=f"{config.key_alias}-table", **common)
+        self.table_key_arn = self.table_key.key_arn
+
+    def _database_keys(self, config: ToolkitConfig, common: dict[str, Any]) -> None:
+        """The Aurora store: the cluster storage key and the secrets key, both exported."""
+        self.storage_key = ServiceKey(
+            self, "StorageKey", spec=STORAGE_KEY, alias=f"{config.key_alias}-storage", **common
+        )
+        self.secrets_key = ServiceKey(
+            self, "SecretsKey", spec=SECRETS_KEY, alias=f"{config.key_alias}-secrets", **common
+        )
+        self.storage_key_arn = self.storage_key.key_arn
+        self.secrets_key_arn = self.secrets_key.key_arn
+        CfnOutput(self, "StorageKeyArn", value=self.storage_key_arn, description="Storage key of this region")
+        CfnOutput(self, "SecretsKeyArn", value=self.secrets_key_arn, description="Secrets key of this region")

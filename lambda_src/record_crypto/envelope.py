@@ -53,13 +53,20 @@ from record_crypto.errors import (
     UnexpectedAlgorithm,
     WrongKey,
 )
-from record_crypto.settings import AlgorithmSuite, CacheSettings
+from record_crypto.settings import (
+    PARTITION_PATTERN,
+    REGION_PATTERN,
+    SUITE_COMMITTING_UNSIGNED,
+    SUITE_SIGNING,
+    AlgorithmSuite,
+    CacheSettings,
+)
 
 logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)
 
 ALGORITHMS: dict[str, Algorithm] = {
-    "signing": Algorithm.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384,
-    "committing-unsigned": Algorithm.AES_256_GCM_HKDF_SHA512_COMMIT_KEY,
+    SUITE_SIGNING: Algorithm.AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384,
+    SUITE_COMMITTING_UNSIGNED: Algorithm.AES_256_GCM_HKDF_SHA512_COMMIT_KEY,
 }
 KMS_PROVIDER_ID = "aws-kms"
 _THROTTLING = frozenset(
@@ -92,7 +99,7 @@ DEFAULT_KMS_MAX_ATTEMPTS = 4
 
 ContextCheck = Callable[[Mapping[str, str]], None]
 _KEY_ARN = re.compile(
-    r"arn:(?P<partition>[a-z-]+):kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):key/(?P<key_id>[^/]+)"
+    rf"arn:(?P<partition>{PARTITION_PATTERN}):kms:(?P<region>{REGION_PATTERN}):(?P<account>\d{{12}}):key/(?P<key_id>[^/]+)"
 )
 
 
@@ -108,7 +115,7 @@ class RecordCipher:
         self,
         *,
         key_arn: str,
-        algorithm_suite: AlgorithmSuite = "signing",
+        algorithm_suite: AlgorithmSuite = SUITE_SIGNING,
         cache: CacheSettings | None = None,
         botocore_session: botocore.session.Session | None = None,
         kms_max_attempts: int = DEFAULT_KMS_MAX_ATTEMPTS,
@@ -260,7 +267,7 @@ class RecordCipher:
             raise WrongKey("the ciphertext's data key was not encrypted by AWS KMS")
         key_info = first.key_provider.key_info.decode("utf-8", errors="replace")
         self._check_key(key_info)
-        if self.algorithm_suite == "signing" and not header.algorithm.is_signing():
+        if self.algorithm_suite == SUITE_SIGNING and not header.algorithm.is_signing():
             raise UnexpectedAlgorithm("an unsigned message where signed messages are required")
         try:
             check_context(header.encryption_context)

@@ -60,7 +60,11 @@ NAMESPACE = "MrkToolkit"
 DIMENSION_TABLE = "Table"
 DIMENSION_OPERATION = "Operation"
 DIMENSION_ERROR_TYPE = "ErrorType"
-OPERATIONS = ("write", "read")
+OPERATION_WRITE = "write"
+OPERATION_READ = "read"
+OPERATIONS = (OPERATION_WRITE, OPERATION_READ)
+# The operation of each function kind (the writer writes, the reader reads).
+OPERATION_OF = {"writer": OPERATION_WRITE, "reader": OPERATION_READ}
 
 RECORDS_WRITTEN = "RecordsWritten"
 RECORDS_READ = "RecordsRead"
@@ -94,8 +98,8 @@ def emf_document(table: str, counts: OperationCounts, *, timestamp_ms: int | Non
     if counts.error_type is not None and counts.error_type not in ERROR_TYPES:
         raise ValueError(f"unknown error type {counts.error_type!r}")  # never a free-form string
     values = {
-        RECORDS_WRITTEN: int(counts.ok and counts.operation == "write"),
-        RECORDS_READ: int(counts.ok and counts.operation == "read"),
+        RECORDS_WRITTEN: int(counts.ok and counts.operation == OPERATION_WRITE),
+        RECORDS_READ: int(counts.ok and counts.operation == OPERATION_READ),
         SECURITY_REFUSALS: int(counts.error_type in SECURITY_ERROR_TYPES),
         KMS_CALLS: counts.kms_calls,
         KMS_THROTTLES: counts.kms_throttles,

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from psycopg import sql
 
-WRITER_ROLE = "records_writer"
-READER_ROLE = "records_reader"
+from record_crypto.settings import READER_ROLE, WRITER_ROLE
+
+__all__ = ["READER_ROLE", "WRITER_ROLE", "password_statement", "schema_statements", "table_statement"]
 
 
 def table_statement(table: str) -> sql.Composed:

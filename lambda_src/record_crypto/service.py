@@ -28,7 +28,7 @@ from record_crypto.errors import (
     TamperedCiphertext,
     VersionConflict,
 )
-from record_crypto.observability import EmfMetrics, OperationCounts, log_event
+from record_crypto.observability import OPERATION_READ, OPERATION_WRITE, EmfMetrics, OperationCounts, log_event
 from record_crypto.records import (
     CIPHERTEXT_ATTRIBUTE,
     FORMAT,
@@ -97,10 +97,10 @@ class RecordService:
 
     # -- operations ----------------------------------------------------------------------------
     def write(self, event: Any) -> dict[str, Any]:
-        return self._run("write", lambda: self._write(event))
+        return self._run(OPERATION_WRITE, lambda: self._write(event))
 
     def read(self, event: Any) -> dict[str, Any]:
-        return self._run("read", lambda: self._read(event))
+        return self._run(OPERATION_READ, lambda: self._read(event))
 
     def _write(self, event: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         s = self.settings
@@ -286,7 +286,7 @@ class RecordService:
         event: dict[str, Any] = {"id": item_id, "record": dict(record)}
         if expected_version is not None:
             event["expected_version"] = expected_version
-        result, _ = self._observed("write", lambda: self._write(event))
+        result, _ = self._observed(OPERATION_WRITE, lambda: self._write(event))
         return WriteResult(**{k: v for k, v in result.items() if k != "ok"})
 
     def get(self, item_id: str, *, min_version: int | None = None) -> ReadResult:
@@ -294,7 +294,7 @@ class RecordService:
         event: dict[str, Any] = {"id": item_id}
         if min_version is not None:
             event["min_version"] = min_version
-        result, _ = self._observed("read", lambda: self._read(event))
+        result, _ = self._observed(OPERATION_READ, lambda: self._read(event))
         return ReadResult(**{k: v for k, v in result.items() if k != "ok"})
 
 

@@ -4,6 +4,12 @@ cdk_constructs/encrypting_functions.py sets these variables; tests/infra checks 
 templates set is accepted here. Validated once, at cold start: a function with a bad
 environment fails to initialize with a message naming the variable, rather than failing later
 with a KMS or DynamoDB error.
+
+The names both sides share are written here once and imported by the others (the constructs,
+the stacks, the emulator, the review, the benchmarks): the variables, the store kinds, the
+algorithm suites, the database role names, and the patterns of a region and an ARN partition.
+Plain Python without imports from the toolkit, so the CDK app may import it as
+``lambda_src.record_crypto.settings`` without loading the function code.
 """
 
 from __future__ import annotations
@@ -33,40 +39,69 @@ ENV_DB_NAME = "DB_NAME"
 ENV_DB_SECRET_ARN = "DB_SECRET_ARN"  # noqa: S105 (a variable name, not a secret)
 ENV_DB_WRITE_FORWARDING = "DB_WRITE_FORWARDING"
 ENV_DB_PRIMARY_REGION = "DB_PRIMARY_REGION"
-STORES: tuple[str, ...] = ("dynamodb", "aurora-postgresql")
+# The schema-setup custom resource (lambda_src/db_setup.py), as the database stack sets it.
+ENV_DB_MASTER_SECRET_ARN = "DB_MASTER_SECRET_ARN"  # noqa: S105 (a variable name, not a secret)
+ENV_DB_WRITER_SECRET_ARN = "DB_WRITER_SECRET_ARN"  # noqa: S105
+ENV_DB_READER_SECRET_ARN = "DB_READER_SECRET_ARN"  # noqa: S105
+DB_SETUP_REQUIRED_ENV_VARS = (
+    ENV_DB_HOST,
+    ENV_DB_NAME,
+    ENV_DB_MASTER_SECRET_ARN,
+    ENV_DB_WRITER_SECRET_ARN,
+    ENV_DB_READER_SECRET_ARN,
+    ENV_TABLE_NAME,
+)
+
+# Where records are kept (the deployment config's ``store`` and the functions' RECORD_STORE).
+STORE_DYNAMODB = "dynamodb"
+STORE_AURORA_POSTGRESQL = "aurora-postgresql"
+STORES: tuple[str, ...] = (STORE_DYNAMODB, STORE_AURORA_POSTGRESQL)
+# The PostgreSQL roles (record_crypto/pg_schema.py grants them; one secret each, named after them).
+DB_MASTER_USER = "records_admin"
+WRITER_ROLE = "records_writer"
+READER_ROLE = "records_reader"
 DATABASE_ENV_VARS = (ENV_DB_HOST, ENV_DB_NAME, ENV_DB_SECRET_ARN)
+
+# The default signs (ECDSA P-384: a holder of kms:Decrypt cannot forge a record); the other is
+# the unsigned committing suite, about twice as fast (README, "Algorithm suite").
+SUITE_SIGNING = "signing"
+SUITE_COMMITTING_UNSIGNED = "committing-unsigned"
+AlgorithmSuite = Literal["signing", "committing-unsigned"]  # SUITE_SIGNING, SUITE_COMMITTING_UNSIGNED
+ALGORITHM_SUITES: tuple[str, ...] = (SUITE_SIGNING, SUITE_COMMITTING_UNSIGNED)
 
 REQUIRED_ENV_VARS = (ENV_TABLE_NAME, ENV_MRK_ARN, ENV_SENSITIVE_FIELDS, ENV_REGION)
 OPTIONAL_ENV_VARS: dict[str, str] = {
     ENV_UNSIGNED_ATTRIBUTES: "",
-    ENV_ALGORITHM_SUITE: "signing",
+    ENV_ALGORITHM_SUITE: SUITE_SIGNING,
     ENV_DATA_KEY_CACHE: "off",
     ENV_CACHE_MAX_AGE: "300",
     ENV_CACHE_MAX_MESSAGES: "1000",
     ENV_CACHE_MAX_BYTES: "100000000",
     ENV_CACHE_CAPACITY: "100",
     ENV_MAX_RECORD_BYTES: "32768",
-    ENV_RECORD_STORE: "dynamodb",
+    ENV_RECORD_STORE: STORE_DYNAMODB,
     ENV_DB_PORT: "5432",
     ENV_DB_WRITE_FORWARDING: "off",
     ENV_DB_PRIMARY_REGION: "",
 }
 
-AlgorithmSuite = Literal["signing", "committing-unsigned"]
-ALGORITHM_SUITES: tuple[str, ...] = ("signing", "committing-unsigned")
-
+# A region name (us-east-2, us-gov-west-1, eu-isoe-west-1, eusc-de-east-1; numbers may reach two
+# digits) and an ARN partition: the one pattern of each (tests/runtime/test_settings.py holds them
+# against botocore's list of regions and partitions).
+REGION_PATTERN = r"[a-z]{2,}(?:-[a-z]+)+-\d{1,2}"
+PARTITION_PATTERN = r"aws(?:-cn|-us-gov|-iso(?:-[a-z])?|-eusc)?"
+REGION_NAME = re.compile(rf"^{REGION_PATTERN}$")
 # Real MRK ids are "mrk-" + 32 hex digits; moto's are "mrk-" + a dashed uuid4. Both are accepted.
 _MRK_ARN = re.compile(
-    r"^arn:(?P<partition>aws|aws-cn|aws-us-gov|aws-iso(?:-[a-z])?):kms:"
-    r"(?P<region>[a-z]{2}(?:-[a-z]+)+-\d):(?P<account>\d{12}):key/(?P<key_id>mrk-(?:[0-9a-f]{32}|[0-9a-f-]{36}))$"
+    rf"^arn:(?P<partition>{PARTITION_PATTERN}):kms:"
+    rf"(?P<region>{REGION_PATTERN}):(?P<account>\d{{12}}):key/(?P<key_id>mrk-(?:[0-9a-f]{{32}}|[0-9a-f-]{{36}}))$"
 )
-_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 # An unquoted PostgreSQL identifier (lower case, at most 63 bytes): table and database names.
 SQL_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 SQL_IDENTIFIER_RULE = "1-63 characters from a-z 0-9 _, starting with a letter or _"
 _SECRET_ARN = re.compile(
-    r"^arn:(?:aws|aws-cn|aws-us-gov|aws-iso(?:-[a-z])?):secretsmanager:(?P<region>[a-z]{2}(?:-[a-z]+)+-\d):"
+    rf"^arn:{PARTITION_PATTERN}:secretsmanager:(?P<region>{REGION_PATTERN}):"
     r"\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}$"
 )
 # A DNS name, or (offline, and for a local socket) an absolute socket directory.
@@ -126,14 +161,14 @@ class Settings:
     region: str
     sensitive_fields: tuple[str, ...]
     unsigned_attributes: tuple[str, ...] = ()
-    algorithm_suite: AlgorithmSuite = "signing"
+    algorithm_suite: AlgorithmSuite = SUITE_SIGNING
     cache: CacheSettings | None = None
     max_record_bytes: int = 32768
     database: DatabaseSettings | None = None  # None: the DynamoDB store
 
     @property
     def store(self) -> str:
-        return "dynamodb" if self.database is None else "aurora-postgresql"
+        return STORE_DYNAMODB if self.database is None else STORE_AURORA_POSTGRESQL
 
     @property
     def key_id(self) -> str:
@@ -149,7 +184,7 @@ class Settings:
         region: str,
         sensitive_fields: tuple[str, ...] | list[str],
         unsigned_attributes: tuple[str, ...] | list[str] = (),
-        algorithm_suite: str = "signing",
+        algorithm_suite: str = SUITE_SIGNING,
         cache: CacheSettings | None = None,
         max_record_bytes: int = 32768,
         database: DatabaseSettings | None = None,
@@ -174,7 +209,7 @@ class Settings:
             }
         if database is not None:
             environ |= {
-                ENV_RECORD_STORE: "aurora-postgresql",
+                ENV_RECORD_STORE: STORE_AURORA_POSTGRESQL,
                 ENV_DB_HOST: database.host,
                 ENV_DB_PORT: str(database.port),
                 ENV_DB_NAME: database.name,
@@ -195,52 +230,22 @@ class Settings:
             return value.strip()
 
         region = get(ENV_REGION)
-        if not _REGION.match(region):
+        if not REGION_NAME.match(region):
             raise ConfigurationError(ENV_REGION, region, "an AWS region such as us-east-2")
         store = get(ENV_RECORD_STORE)
         if store not in STORES:
             raise ConfigurationError(ENV_RECORD_STORE, store, f"one of {', '.join(STORES)}")
         table_name = get(ENV_TABLE_NAME)
-        if store == "dynamodb" and not _TABLE_NAME.match(table_name):
+        if store == STORE_DYNAMODB and not _TABLE_NAME.match(table_name):
             raise ConfigurationError(ENV_TABLE_NAME, table_name, "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)")
-        if store == "aurora-postgresql" and not SQL_IDENTIFIER.match(table_name):
+        if store == STORE_AURORA_POSTGRESQL and not SQL_IDENTIFIER.match(table_name):
             raise ConfigurationError(ENV_TABLE_NAME, table_name, f"an SQL table name ({SQL_IDENTIFIER_RULE})")
-        mrk_arn = get(ENV_MRK_ARN)
-        match = _MRK_ARN.match(mrk_arn)
-        if not match:
-            raise ConfigurationError(
-                ENV_MRK_ARN,
-                mrk_arn,
-                "the ARN of a multi-region key: arn:aws:kms:<region>:<account>:key/mrk-...",
-            )
-        if match["region"] != region:
-            raise ConfigurationError(
-                ENV_MRK_ARN,
-                mrk_arn,
-                f"the multi-region key of this function's own region {region} (no cross-region KMS calls)",
-            )
-        fields = _names(get, ENV_SENSITIVE_FIELDS, required=True)
-        unsigned = _names(get, ENV_UNSIGNED_ATTRIBUTES, required=False)
-        if set(unsigned) & set(fields):
-            raise ConfigurationError(
-                ENV_UNSIGNED_ATTRIBUTES,
-                get(ENV_UNSIGNED_ATTRIBUTES),
-                f"no sensitive field may be unsigned (both list {sorted(set(unsigned) & set(fields))})",
-            )
+        mrk_arn = _mrk_arn(get, region)
+        fields, unsigned = _fields(get)
         suite = get(ENV_ALGORITHM_SUITE)
         if suite not in ALGORITHM_SUITES:
             raise ConfigurationError(ENV_ALGORITHM_SUITE, suite, f"one of {', '.join(ALGORITHM_SUITES)}")
-        cache_switch = get(ENV_DATA_KEY_CACHE)
-        if cache_switch not in ("on", "off"):
-            raise ConfigurationError(ENV_DATA_KEY_CACHE, cache_switch, "on or off")
-        cache = None
-        if cache_switch == "on":
-            cache = CacheSettings(
-                max_age_seconds=float(_int(environ, get, ENV_CACHE_MAX_AGE, 1, 86_400)),
-                max_messages=_int(environ, get, ENV_CACHE_MAX_MESSAGES, 1, 2**32),
-                max_bytes=_int(environ, get, ENV_CACHE_MAX_BYTES, 1, 2**63 - 1),
-                capacity=_int(environ, get, ENV_CACHE_CAPACITY, 1, 10_000),
-            )
+        cache = _cache(environ, get)
         max_record_bytes = _int(environ, get, ENV_MAX_RECORD_BYTES, 1, MAX_RECORD_BYTES_LIMIT)
         return cls(
             table_name=table_name,
@@ -251,8 +256,55 @@ class Settings:
             algorithm_suite=suite,  # type: ignore[arg-type]
             cache=cache,
             max_record_bytes=max_record_bytes,
-            database=_database(environ, get, region) if store == "aurora-postgresql" else None,
+            database=_database(environ, get, region) if store == STORE_AURORA_POSTGRESQL else None,
         )
+
+
+def _mrk_arn(get, region: str) -> str:  # type: ignore[no-untyped-def]
+    """The multi-region key's ARN in this function's own region (no cross-region KMS calls)."""
+    mrk_arn = get(ENV_MRK_ARN)
+    match = _MRK_ARN.match(mrk_arn)
+    if not match:
+        raise ConfigurationError(
+            ENV_MRK_ARN,
+            mrk_arn,
+            "the ARN of a multi-region key: arn:aws:kms:<region>:<account>:key/mrk-...",
+        )
+    if match["region"] != region:
+        raise ConfigurationError(
+            ENV_MRK_ARN,
+            mrk_arn,
+            f"the multi-region key of this function's own region {region} (no cross-region KMS calls)",
+        )
+    return str(mrk_arn)
+
+
+def _fields(get) -> tuple[tuple[str, ...], tuple[str, ...]]:  # type: ignore[no-untyped-def]
+    """The sensitive fields and the unsigned attributes (never a sensitive field)."""
+    fields = _names(get, ENV_SENSITIVE_FIELDS, required=True)
+    unsigned = _names(get, ENV_UNSIGNED_ATTRIBUTES, required=False)
+    if set(unsigned) & set(fields):
+        raise ConfigurationError(
+            ENV_UNSIGNED_ATTRIBUTES,
+            get(ENV_UNSIGNED_ATTRIBUTES),
+            f"no sensitive field may be unsigned (both list {sorted(set(unsigned) & set(fields))})",
+        )
+    return fields, unsigned
+
+
+def _cache(environ: Mapping[str, str], get) -> CacheSettings | None:  # type: ignore[no-untyped-def]
+    """The data-key cache's bounds, or None when it is off."""
+    cache_switch = get(ENV_DATA_KEY_CACHE)
+    if cache_switch not in ("on", "off"):
+        raise ConfigurationError(ENV_DATA_KEY_CACHE, cache_switch, "on or off")
+    if cache_switch == "off":
+        return None
+    return CacheSettings(
+        max_age_seconds=float(_int(environ, get, ENV_CACHE_MAX_AGE, 1, 86_400)),
+        max_messages=_int(environ, get, ENV_CACHE_MAX_MESSAGES, 1, 2**32),
+        max_bytes=_int(environ, get, ENV_CACHE_MAX_BYTES, 1, 2**63 - 1),
+        capacity=_int(environ, get, ENV_CACHE_CAPACITY, 1, 10_000),
+    )
 
 
 def _database(environ: Mapping[str, str], get, region: str) -> DatabaseSettings:  # type: ignore[no-untyped-def]
@@ -276,7 +328,7 @@ def _database(environ: Mapping[str, str], get, region: str) -> DatabaseSettings:
     if forwarding not in ("on", "off"):
         raise ConfigurationError(ENV_DB_WRITE_FORWARDING, forwarding, "on or off")
     primary = get(ENV_DB_PRIMARY_REGION)
-    if primary and not _REGION.match(primary):
+    if primary and not REGION_NAME.match(primary):
         raise ConfigurationError(ENV_DB_PRIMARY_REGION, primary, "an AWS region such as us-east-2, or unset")
     return DatabaseSettings(
         host=host,

@@ -20,10 +20,13 @@ parameter group, write forwarding (the writer of a secondary then reaches the pr
 from __future__ import annotations
 
 import re
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cloud_assembly.intrinsics import UnsupportedTemplate
+from offline.emulator.functions import EmulatedFunction
 from offline.emulator.postgres import GlobalDatabase, PostgresError
 
 _DYNAMIC_SECRET = re.compile(r"^\{\{resolve:secretsmanager:(?P<id>.+?):SecretString:(?P<key>[^:]+)::\}\}$")
@@ -151,11 +154,6 @@ def run_custom_resource(provisioner: Any, stack: Any, lid: str, props: dict[str,
     """Invoke the handler behind a custom resource's ServiceToken, as CloudFormation would: the
     real handler code (lambda_src) under its own role's credentials. The CDK provider framework's
     onEvent function is followed to the user function it calls (USER_ON_EVENT_FUNCTION_ARN)."""
-    import tempfile
-    from pathlib import Path
-
-    from offline.emulator.functions import EmulatedFunction
-
     token = props.get("ServiceToken")
     spec = next((f for f in d.functions if f.arn == token), None)
     if spec is not None and spec.handler == PROVIDER_FRAMEWORK_HANDLER:

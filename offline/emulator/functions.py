@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from offline.emulator.provisioner import Deployment, FunctionSpec
+from offline.emulator.deployment import Deployment, FunctionSpec
 from offline.emulator.server import EmulatedAws
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

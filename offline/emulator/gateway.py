@@ -5,6 +5,8 @@ request to the emulated AWS passes through this WSGI layer first:
 
 - the caller is known by its access key id (the administrator of an account, or a role whose
   temporary credentials the emulator issued); an unknown key is refused;
+- ``sts:AssumeRole`` is decided with the role's trust policy (offline/emulator/sts.py): the
+  credentials it issues act as the role session, with its principal tags;
 - the request is served in the caller's account (moto serves several: ``x-moto-account-id``);
 - a role's KMS and DynamoDB requests are decided by ``policy_engine`` with the role's identity
   policies and, for KMS, the key policy, both read live from the emulated AWS; any other
@@ -35,6 +37,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from offline.emulator import sts
 from offline.emulator.iam_gate import request_target
 from policy_engine import Caller, Decision, Request, authorize
 
@@ -52,10 +55,16 @@ class Identity:
     account: str
     arn: str  # a role ARN, or the account root for the administrator
     admin: bool = False
+    session_arn: str | None = None  # arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION (emulated STS)
+    tags: tuple[tuple[str, str], ...] = ()  # the session's principal tags
+    transitive: frozenset[str] = frozenset()  # lower-cased keys of its transitive session tags
 
     @property
     def caller(self) -> Caller:
-        return Caller(account=self.account, arn=self.arn)
+        return Caller(account=self.account, arn=self.arn, session_arn=self.session_arn)
+
+    def principal_tags(self) -> dict[str, str]:
+        return {f"aws:PrincipalTag/{key}": value for key, value in self.tags}
 
 
 class Denied(Exception):
@@ -93,6 +102,14 @@ class Outages:
 
 class MotoState:
     """What is deployed, read live from moto's backends."""
+
+    def role(self, account: str, role_arn: str) -> Any | None:
+        from moto.iam.models import iam_backends
+
+        try:
+            return iam_backends[account]["aws"].get_role_by_arn(role_arn)
+        except Exception:
+            return None
 
     def role_policies(self, account: str, role_arn: str) -> list[tuple[str, Any]]:
         from moto.iam.models import iam_backends
@@ -183,12 +200,13 @@ class Gateway:
         environ["HTTP_X_MOTO_ACCOUNT_ID"] = identity.account
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         environ["wsgi.input"] = io.BytesIO(body)
-        if identity.admin and self.served is not None:
+        answer = sts.handle(self, identity, environ, body) if match.group(3) == "sts" else None
+        if answer is None and identity.admin and self.served is not None:
             answer = self.served.handle(environ, body, match.group(2), match.group(3))
-            if answer is not None:
-                status, headers, payload = answer
-                start_response(status, [*headers, ("Content-Length", str(len(payload)))])
-                return [payload]
+        if answer is not None:
+            status, headers, payload = answer
+            start_response(status, [*headers, ("Content-Length", str(len(payload)))])
+            return [payload]
         service, _, operation = environ.get("HTTP_X_AMZ_TARGET", "").partition(".")
         try:
             self.check(identity, _TARGETS.get(service, match.group(3)), operation, body, match.group(2))
@@ -261,6 +279,7 @@ class Gateway:
         self, identity: Identity, action: str, resource: str, context: dict[str, Any], region: str
     ) -> Decision:
         identity_policies = [] if identity.admin else self.state.role_policies(identity.account, identity.arn)
+        context = {**context, **identity.principal_tags()}
         if not action.startswith("kms:") or resource == "*":
             return authorize(
                 Request(identity.caller, action, resource, context),

@@ -30,6 +30,11 @@ so a role that attaches one (RDS enhanced monitoring's ``AmazonRDSEnhancedMonito
 would hold none of its permissions, and what it may do would not be what AWS decides.
 ``apply_moto_managed_policy_patch`` loads, on attach, the one policy asked for, from moto's own
 copy of AWS's documents (``aws_managed_policy`` reads one for other tools).
+
+6. moto makes the key of a table encrypted with "the AWS managed key" (``alias/aws/dynamodb``) a
+customer-managed key (DescribeKey's ``KeyManager`` is ``CUSTOMER``), so a replica without its own
+key would read back as encrypted with a customer-managed key. ``apply_moto_aws_managed_key_patch``
+marks that key ``AWS``-managed, as KMS reports it.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ def apply_moto_patches() -> None:
     apply_moto_replica_alias_patch()
     apply_moto_primary_region_patch()
     apply_moto_managed_policy_patch()
+    apply_moto_aws_managed_key_patch()
 
 
 def needs_moto_mrk_patch() -> bool:
@@ -254,6 +260,35 @@ def _kms_error(code: str, message: str) -> Exception:
     return JsonRESTError(code, message)
 
 
+def _update_primary_region(self, key_id, primary_region):  # type: ignore[no-untyped-def]
+    """KmsBackend.update_primary_region (see apply_moto_primary_region_patch): the refusals, then the move."""
+    key = self.keys[self.get_key_id(key_id)]
+    if not key.multi_region:
+        raise _kms_error("UnsupportedOperationException", f"{key.arn} is not a multi-Region key")
+    home = key.multi_region_configuration["PrimaryKey"]["Region"]
+    if home != self.region_name:
+        raise _kms_error(
+            "UnsupportedOperationException",
+            f"{key.arn} is a multi-Region replica key: call UpdatePrimaryRegion in {home}, the region of "
+            "its primary key",
+        )
+    if not key.enabled:
+        raise _kms_error("DisabledException", f"{key.arn} is disabled")
+    if primary_region == self.region_name:
+        return
+    keys = _related_keys(self.account_id, key.id)
+    replica = keys.get(primary_region)
+    if replica is None:
+        raise _kms_error(
+            "NotFoundException",
+            f"{key.id} has no replica key in {primary_region}: replicate it there first (ReplicateKey)",
+        )
+    if not replica.enabled:
+        raise _kms_error("DisabledException", f"{replica.arn} is disabled")
+    replica.key_rotation_status = key.key_rotation_status
+    _set_configurations(self.account_id, key.id, primary_region)
+
+
 def apply_moto_primary_region_patch() -> None:
     """``UpdatePrimaryRegion`` in this process, per the KMS API reference: called in the region of
     the CURRENT primary with ``KeyId`` = that primary and ``PrimaryRegion`` = the region of an
@@ -281,42 +316,15 @@ def apply_moto_primary_region_patch() -> None:
         _set_configurations(self.account_id, replica.id, self.region_name)
         return replica
 
-    def update_primary_region(self, key_id, primary_region):  # type: ignore[no-untyped-def]
-        key = self.keys[self.get_key_id(key_id)]
-        if not key.multi_region:
-            raise _kms_error("UnsupportedOperationException", f"{key.arn} is not a multi-Region key")
-        home = key.multi_region_configuration["PrimaryKey"]["Region"]
-        if home != self.region_name:
-            raise _kms_error(
-                "UnsupportedOperationException",
-                f"{key.arn} is a multi-Region replica key: call UpdatePrimaryRegion in {home}, the region of "
-                "its primary key",
-            )
-        if not key.enabled:
-            raise _kms_error("DisabledException", f"{key.arn} is disabled")
-        if primary_region == self.region_name:
-            return
-        keys = _related_keys(self.account_id, key.id)
-        replica = keys.get(primary_region)
-        if replica is None:
-            raise _kms_error(
-                "NotFoundException",
-                f"{key.id} has no replica key in {primary_region}: replicate it there first (ReplicateKey)",
-            )
-        if not replica.enabled:
-            raise _kms_error("DisabledException", f"{replica.arn} is disabled")
-        replica.key_rotation_status = key.key_rotation_status
-        _set_configurations(self.account_id, key.id, primary_region)
-
     def respond(self):  # type: ignore[no-untyped-def]
         key_id = self._get_param("KeyId")
         self._validate_cmk_id(key_id)
         self.kms_backend.update_primary_region(key_id, self._get_param("PrimaryRegion"))
         return "{}"
 
-    setattr(update_primary_region, _PRIMARY_REGION_MARK, True)
+    setattr(_update_primary_region, _PRIMARY_REGION_MARK, True)
     models.KmsBackend.replicate_key = replicate_key
-    models.KmsBackend.update_primary_region = update_primary_region  # type: ignore[attr-defined]
+    models.KmsBackend.update_primary_region = _update_primary_region  # type: ignore[attr-defined]
     KmsResponse.update_primary_region = respond  # type: ignore[attr-defined]
     setattr(models, _PRIMARY_REGION_MARK, True)
 
@@ -366,3 +374,42 @@ def apply_moto_managed_policy_patch() -> None:
 
     models.IAMBackend.attach_role_policy = attach_role_policy
     setattr(models, _MANAGED_MARK, True)
+
+
+# -- the AWS managed key of DynamoDB -------------------------------------------------------------
+_AWS_MANAGED_MARK = "_mrk_toolkit_aws_managed"
+
+
+def needs_moto_aws_managed_key_patch() -> bool:
+    """True if moto's DynamoDB makes its default key (alias/aws/dynamodb) a customer-managed key."""
+    from moto.dynamodb.models.table import Table
+    from moto.kms.models import kms_backends
+
+    original = getattr(Table, "_mrk_toolkit_original_default_key", Table._get_default_encryption_key)
+    account, region = "000000000000", "eu-north-1"
+    arn = original(Table.__new__(Table), account, region)
+    backend = kms_backends[account][region]
+    try:
+        return bool(backend.describe_key(arn).key_manager == "CUSTOMER")
+    finally:
+        backend.delete_alias("alias/aws/dynamodb")
+        backend.keys.pop(arn.rsplit("/", 1)[1], None)
+
+
+def apply_moto_aws_managed_key_patch() -> None:
+    """DynamoDB's default key is managed by AWS, as in KMS. Idempotent; a no-op once fixed."""
+    from moto.dynamodb.models.table import Table
+    from moto.kms.models import kms_backends
+
+    if getattr(Table, _AWS_MANAGED_MARK, False) or not needs_moto_aws_managed_key_patch():
+        return
+    original = Table._get_default_encryption_key
+
+    def default_key(self, account_id, region):  # type: ignore[no-untyped-def]
+        arn = original(self, account_id, region)
+        kms_backends[account_id][region].describe_key(arn).key_manager = "AWS"
+        return arn
+
+    Table._mrk_toolkit_original_default_key = original  # type: ignore[attr-defined]
+    Table._get_default_encryption_key = default_key  # type: ignore[method-assign]
+    setattr(Table, _AWS_MANAGED_MARK, True)

@@ -24,14 +24,15 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 
-from cloud_assembly.intrinsics import Resolver, UnsupportedTemplate
+from cloud_assembly.intrinsics import Resolver, UnsupportedTemplate, references
 from cloud_assembly.reader import CloudAssembly, StackArtifact
+from offline.emulator.aurora import AuroraEmulation, dynamic_secret, run_custom_resource
+from offline.emulator.deployment import Change, DeployedResource, DeployedStack, Deployment, FunctionSpec
 from offline.emulator.resource_lifecycle import (
     RETAINING,
     NeedsReplacement,
@@ -40,117 +41,7 @@ from offline.emulator.resource_lifecycle import (
 )
 
 IGNORED_TYPES = {"AWS::CDK::Metadata"}
-__all__ = ["Change", "Deployment", "FunctionSpec", "Provisioner", "StackOperationFailed"]
-
-
-@dataclass
-class FunctionSpec:
-    """A function as the template defines it (moto's Lambda is not used to run it)."""
-
-    stack: str
-    logical_id: str
-    region: str
-    name: str
-    arn: str
-    handler: str
-    runtime: str
-    role_arn: str
-    environment: dict[str, str]
-    log_group: str | None
-    timeout: int
-    memory: int
-
-    @property
-    def kind(self) -> str:
-        return self.handler.split(".", 1)[0]
-
-
-@dataclass
-class DeployedResource:
-    """One resource as deployed: its physical id (what Ref returns), attributes and the
-    properties it was deployed with (resolved), and what happens to it when it goes."""
-
-    logical_id: str
-    type: str
-    physical_id: str
-    attributes: dict[str, str]
-    properties: dict[str, Any]
-    deletion_policy: str = "Delete"
-    update_replace_policy: str = "Delete"
-
-
-@dataclass
-class DeployedStack:
-    artifact: StackArtifact  # the template it was last deployed with
-    resources: dict[str, DeployedResource] = field(default_factory=dict)
-    status: str = "CREATE_IN_PROGRESS"
-    reason: str = ""
-
-    @property
-    def name(self) -> str:
-        return self.artifact.name
-
-    @property
-    def region(self) -> str:
-        return self.artifact.region
-
-
-@dataclass(frozen=True)
-class Change:
-    """What an update or a deletion did to one resource."""
-
-    stack: str
-    logical_id: str
-    type: str
-    action: str  # create, update, replace, delete, retain
-    detail: str = ""
-
-    def render(self) -> str:
-        return f"{self.action:<7} {self.stack}/{self.logical_id} ({self.type})" + (
-            f": {self.detail}" if self.detail else ""
-        )
-
-
-@dataclass
-class Deployment:
-    account: str
-    assembly: CloudAssembly  # the assembly last applied
-    stacks: dict[str, DeployedStack] = field(default_factory=dict)  # what is deployed now
-    outputs: dict[str, dict[str, str]] = field(default_factory=dict)  # stack -> name -> value
-    functions: list[FunctionSpec] = field(default_factory=list)
-    tables: dict[str, str] = field(default_factory=dict)  # region -> table name
-    stream_arns: dict[str, str] = field(default_factory=dict)  # region -> stream ARN
-    keys: dict[str, dict[str, str]] = field(default_factory=dict)  # stack/logical -> attrs
-    log: list[str] = field(default_factory=list)
-    aurora: Any = None  # offline.emulator.aurora.AuroraEmulation, when the templates define a global database
-    recorded: dict[str, list[str]] = field(default_factory=dict)  # resource type -> stack/logical ids (no-ops)
-
-    def function(self, region: str, kind: str) -> FunctionSpec:
-        for fn in self.functions:
-            if fn.region == region and fn.kind == kind:
-                return fn
-        raise KeyError(f"no {kind} function in {region}")
-
-
-def _references(value: Any) -> set[str]:
-    found: set[str] = set()
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if k == "Ref" and isinstance(v, str) and not v.startswith("AWS::"):
-                found.add(v)
-            elif k == "Fn::GetAtt":
-                found.add(v[0] if isinstance(v, list) else v.split(".", 1)[0])
-            elif k == "Fn::Sub":
-                text = v if isinstance(v, str) else v[0]
-                found |= {m.split(".", 1)[0] for m in re.findall(r"\$\{([^}!]+)\}", text) if not m.startswith("AWS::")}
-                if not isinstance(v, str):
-                    found |= _references(v[1])
-            else:
-                found |= _references(v)
-    elif isinstance(value, list):
-        for v in value:
-            found |= _references(v)
-    return found
+__all__ = ["Provisioner"]
 
 
 def _suffix(type_name: str) -> str:
@@ -171,7 +62,7 @@ def _resource_order(template: dict[str, Any]) -> list[str]:
     resources = template.get("Resources", {})
     deps = {}
     for lid, res in resources.items():
-        refs = _references(res.get("Properties", {})) & set(resources)
+        refs = references(res.get("Properties", {})) & set(resources)
         depends = res.get("DependsOn", [])
         refs |= set(depends if isinstance(depends, list) else [depends])
         deps[lid] = refs
@@ -741,8 +632,6 @@ class Provisioner(ResourceLifecycle):
     # --- RDS: Aurora PostgreSQL global database on real PostgreSQL servers (offline/emulator/aurora.py) --
     def _aurora(self, d: Deployment) -> Any:
         if d.aurora is None:
-            from offline.emulator.aurora import AuroraEmulation
-
             d.aurora = AuroraEmulation()
         return d.aurora
 
@@ -767,8 +656,6 @@ class Provisioner(ResourceLifecycle):
     def _create_aws_rds_dbcluster(
         self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment
     ) -> tuple[str, dict[str, str]]:
-        from offline.emulator.aurora import dynamic_secret
-
         aurora = self._aurora(d)
         read = self._read_secret(stack.region)
         attrs = aurora.add_cluster(stack.region, lid, p, lambda value: dynamic_secret(value, read))
@@ -780,8 +667,6 @@ class Provisioner(ResourceLifecycle):
     def _create_custom_recordsschema(
         self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment
     ) -> tuple[str, dict[str, str]]:
-        from offline.emulator.aurora import run_custom_resource
-
         response = run_custom_resource(self, stack, lid, p, d)
         return str(response.get("PhysicalResourceId", lid)), {k: str(v) for k, v in response.get("Data", {}).items()}
 
@@ -806,9 +691,11 @@ def _secret_string(p: dict[str, Any]) -> str:
 
 
 def _set_replica_key(account: str, region: str, arn: str, key: str | None) -> None:
-    """moto keeps no key on a replica secret: set the one the template names (the gateway checks it)."""
+    """moto keeps no key on a replica secret: set the one the template names (the gateway checks it,
+    and the primary's DescribeSecret reports it in ReplicationStatus, as Secrets Manager does)."""
     from moto.secretsmanager.models import secretsmanager_backends
 
     secret = secretsmanager_backends[account][region].secrets.get(arn)
     if secret is not None and key:
         secret.kms_key_id = key
+        secret.config["KmsKeyId"] = key

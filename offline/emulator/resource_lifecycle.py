@@ -14,13 +14,11 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cloud_assembly.intrinsics import UnsupportedTemplate
-
-if TYPE_CHECKING:
-    from cloud_assembly.reader import StackArtifact
-    from offline.emulator.provisioner import DeployedResource, DeployedStack, Deployment
+from cloud_assembly.reader import StackArtifact
+from offline.emulator.deployment import DeployedResource, DeployedStack, Deployment
 
 RETAINING = frozenset({"Retain", "RetainExceptOnCreate"})
 Updated = tuple[str, dict[str, str], str]

@@ -3,9 +3,12 @@
 real handlers, run under their roles), CloudFormation DescribeStacks (the stacks' status and
 outputs), ListStackResources, GetTemplate and DeleteStack (deletes the stack's resources
 honouring DeletionPolicy), IAM SimulatePrincipalPolicy (decided by ``policy_engine``, key policy
-and context entries included), and the emulator's own ``POST /_offline/deploy`` (a changed
-cloud assembly applied as a stack update: ``python -m offline deploy``). Only the account's
-administrator reaches these.
+and context entries included), Lambda GetPolicy (no function has a resource policy: the emulator
+deploys no AWS::Lambda::Permission), RDS DescribeDBClusters and DescribeDBInstances (the Aurora
+clusters and instances as deployed: their encryption and Performance Insights settings, from the
+properties they were deployed with; moto holds no RDS resource of the emulated Aurora), and the
+emulator's own ``POST /_offline/deploy`` (a changed cloud assembly applied as a stack update:
+``python -m offline deploy``). Only the account's administrator reaches these.
 """
 
 from __future__ import annotations
@@ -17,11 +20,16 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
+from cloud_assembly.intrinsics import UnsupportedTemplate
+from cloud_assembly.reader import load_assembly
+from offline.emulator.resource_lifecycle import StackOperationFailed
 from policy_engine import Caller, Request, authorize
 
 _INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
 _CONFIGURATION = re.compile(r"^/2015-03-31/functions/([^/]+)/configuration$")
+_POLICY = re.compile(r"^/2015-03-31/functions/([^/]+)/policy$")
 DEPLOY_PATH = "/_offline/deploy"
+_NO_POLICY = "The resource you requested does not exist."
 _CFN = "http://cloudformation.amazonaws.com/doc/2010-05-15/"
 Response = tuple[str, list[tuple[str, str]], bytes]
 
@@ -37,9 +45,14 @@ class ServedApis:
             return self._invoke(region, m.group(1), body)
         if service == "lambda" and (m := _CONFIGURATION.match(path)):
             return self._configuration(region, m.group(1))
+        if service == "lambda" and (m := _POLICY.match(path)) and method == "GET":
+            found = self._function(region, m.group(1)) is not None
+            return _json_error(
+                404, "ResourceNotFoundException", _NO_POLICY if found else f"Function not found: {m.group(1)}"
+            )
         if path == DEPLOY_PATH and method == "POST" and self.lifecycle is not None:
             return self._deploy(body)
-        if service in ("cloudformation", "iam") and method == "POST":
+        if service in ("cloudformation", "iam", "rds") and method == "POST":
             form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
             action, name = form.get("Action"), form.get("StackName", "")
             if action == "DescribeStacks":
@@ -48,13 +61,11 @@ class ServedApis:
                 return self._stack_action(action, region, name)
             if action == "SimulatePrincipalPolicy":
                 return self._simulate(form)
+            if action in ("DescribeDBClusters", "DescribeDBInstances"):
+                return self._describe_rds(action, region, form)
         return None
 
     def _deploy(self, body: bytes) -> Response:
-        from cloud_assembly.intrinsics import UnsupportedTemplate
-        from cloud_assembly.reader import load_assembly
-        from offline.emulator.provisioner import StackOperationFailed
-
         try:
             assembly = load_assembly(json.loads(body)["cdk_out"])
             changes = self.lifecycle.apply(assembly)
@@ -76,8 +87,6 @@ class ServedApis:
         stack = self._stack(region, name)
         if action == "DeleteStack":
             if stack is not None and self.lifecycle is not None:
-                from offline.emulator.provisioner import StackOperationFailed
-
                 # asynchronous in CloudFormation: a failure shows in DescribeStacks (DELETE_FAILED)
                 with contextlib.suppress(StackOperationFailed):
                     self.lifecycle.delete_stack(name)
@@ -151,6 +160,23 @@ class ServedApis:
         result = f"<DescribeStacksResult><Stacks>{''.join(members)}</Stacks></DescribeStacksResult>"
         return _xml("DescribeStacks", _CFN, result)
 
+    def _describe_rds(self, action: str, region: str, form: dict[str, str]) -> Response:
+        """The deployed clusters (or instances) of ``region``, or the one named: what RDS reports of
+        their encryption at rest, from the properties they were deployed with."""
+        kind = "DBCluster" if action == "DescribeDBClusters" else "DBInstance"
+        wanted = form.get(f"{kind}Identifier")
+        members = []
+        for stack in self.deployment.stacks.values():
+            for r in stack.resources.values():
+                if r.type == f"AWS::RDS::{kind}" and stack.region == region and wanted in (None, r.physical_id):
+                    fields = _rds_fields(kind, r, f"arn:aws:kms:{region}:{self.deployment.account}:alias/aws/rds")
+                    body = "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in fields.items() if v is not None)
+                    members.append(f"<{kind}>{body}</{kind}>")
+        if wanted is not None and not members:
+            return _xml_error(f"{kind}NotFoundFault", f"{kind} {wanted} not found.")
+        result = f"<{action}Result><{kind}s>{''.join(members)}</{kind}s></{action}Result>"
+        return _xml(action, "http://rds.amazonaws.com/doc/2014-10-31/", result)
+
     def _simulate(self, form: dict[str, str]) -> Response:
         role, account = form["PolicySourceArn"], self.deployment.account
         actions = _members(form, "ActionNames")
@@ -179,6 +205,26 @@ class ServedApis:
             f"{''.join(results)}</EvaluationResults></SimulatePrincipalPolicyResult>"
         )
         return _xml("SimulatePrincipalPolicy", "https://iam.amazonaws.com/doc/2010-05-08/", body)
+
+
+def _rds_fields(kind: str, resource: Any, aws_key: str) -> dict[str, Any]:
+    """A cluster's storage encryption, or an instance's Performance Insights store (no key named:
+    the AWS managed key aws/rds, as RDS does)."""
+    p = resource.properties
+    if kind == "DBCluster":
+        encrypted = bool(p.get("StorageEncrypted"))
+        return {
+            "DBClusterIdentifier": resource.physical_id,
+            "DBClusterArn": resource.attributes.get("DBClusterArn", ""),
+            "StorageEncrypted": str(encrypted).lower(),
+            "KmsKeyId": p.get("KmsKeyId", aws_key) if encrypted else None,
+        }
+    insights = bool(p.get("EnablePerformanceInsights"))
+    return {
+        "DBInstanceIdentifier": resource.physical_id,
+        "PerformanceInsightsEnabled": str(insights).lower(),
+        "PerformanceInsightsKMSKeyId": p.get("PerformanceInsightsKMSKeyId", aws_key) if insights else None,
+    }
 
 
 def _members(form: dict[str, str], name: str) -> list[str]:

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cli_support import UsageError
+from cloud_assembly.intrinsics import stack_outputs_read
 from cloud_assembly.reader import CloudAssembly
-from offline.cli import UsageError
 from offline.emulator.gateway import CONTROL_PATH
 from offline.emulator.replication import unavailable
 from offline.runbooks.rotation import primary_key_arn
@@ -138,25 +139,13 @@ class StackImpact:
         return f"CANNOT update {self.stack} ({self.region}): {why}"
 
 
-def _stack_outputs_read(value: Any) -> Iterator[tuple[str, str]]:
-    if isinstance(value, dict):
-        ref = value.get("Fn::GetStackOutput")
-        if isinstance(ref, dict) and isinstance(ref.get("Region"), str):
-            yield ref["Region"], str(ref.get("StackName"))
-        for item in value.values():
-            yield from _stack_outputs_read(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _stack_outputs_read(item)
-
-
 def stack_needs(assembly: CloudAssembly, stack_name: str) -> StackImpact:
     """The regions an update of the stack needs, read from its template: its own region (the
     CloudFormation that runs it), every region whose stack outputs it reads (Fn::GetStackOutput:
     CloudFormation reads them at each deployment) and every replica region of a global table."""
     stack = assembly.stacks[stack_name]
     needs = {stack.region: "the stack's own region (CloudFormation there runs the update)"}
-    for region, source in _stack_outputs_read(stack.template):
+    for region, source in stack_outputs_read(stack.template):
         needs.setdefault(region, f"it reads outputs of {source} there (Fn::GetStackOutput, at every deployment)")
     for table in stack.resources("AWS::DynamoDB::GlobalTable").values():
         for replica in table.get("Properties", {}).get("Replicas", []):

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from offline.cli import UsageError
+from cli_support import UsageError
 from offline.emulator.served import DEPLOY_PATH
 
 

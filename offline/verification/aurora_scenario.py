@@ -1,13 +1,14 @@
-"""The main job for the Aurora PostgreSQL store: the deployed functions (real handlers, under
-their roles, through the emulated IAM) against real PostgreSQL servers, one per region, the
+"""The main job's checks for the Aurora PostgreSQL store: the deployed functions (real handlers,
+under their roles, through the emulated IAM) against real PostgreSQL servers, one per region, the
 primary streaming to the others (offline/emulator/aurora.py).
 
 Checks: the schema and roles db_setup made; write in the primary; read and decrypt in every
 secondary with its replica key; only ciphertext at rest; the secondary refusing a direct write;
 the table-writer attacks (planted, changed, rolled back) made in the primary by the master user
 and refused by each secondary's reader; the database roles' privileges; the cross-role denials;
-a malformed event; clean logs; every deployed role may do exactly its contract
-(offline/verification/permissions.py).
+a malformed event; clean logs; what every deployed role may do (permissions.py). What needs an
+SQL session on the databases declares it (``DATABASE_SESSIONS``: the emulator's servers are local,
+Aurora's are inside the VPC).
 """
 
 # The SQL below names the table the templates name, checked to be a plain SQL identifier first.
@@ -15,249 +16,175 @@ a malformed event; clean logs; every deployed role may do exactly its contract
 
 from __future__ import annotations
 
-import contextlib
 import json
-import re
-from collections.abc import Callable, Iterator
 from functools import partial
-from pathlib import Path
 from typing import Any
 
-from offline.verification.invariants import DeployedReader
-from offline.verification.permissions import NamedCheck, permission_checks
-from offline.verification.scenario import Verification
+from lambda_src.record_crypto.settings import READER_ROLE, STORES, WRITER_ROLE
+from offline.verification.basics import (
+    Run,
+    closing_checks,
+    cross_role_checks,
+    failure,
+    no_plaintext,
+    refused,
+    roundtrip_checks,
+    written_once,
+)
+from offline.verification.checks import Capability, Check, Environment, NamedCheck, check
+from offline.verification.permissions import permission_checks
+from offline.verification.resources import ResourceReader, resource_checks
 
-WRITER_ROLE, READER_ROLE = "records_writer", "records_reader"
+DYNAMODB, AURORA = STORES
+SQL = Capability.DATABASE_SESSIONS
 
 
-class AuroraVerification(Verification):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        regions = ", ".join(self.env.replica_regions)
-        self.report.title = f"Aurora PostgreSQL store: write in {self.env.primary_region}, read in {regions}"
-
-    @property
-    def aurora(self) -> Any:
-        return self.env.deployment.aurora  # type: ignore[attr-defined]
-
-    @property
-    def table(self) -> str:
-        writer = self.env.deployment.function(self.env.primary_region, "writer")  # type: ignore[attr-defined]
-        name = writer.environment["RECORDS_TABLE_NAME"]
-        assert re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name), f"RECORDS_TABLE_NAME {name!r} is not an SQL identifier"
-        return str(name)
-
-    def admin(self, statement: str, *params: Any, region: str | None = None) -> list[tuple[Any, ...]]:
-        """The master user's (here: the superuser's) session in the primary (or ``region``)."""
-        database = self.aurora.clusters[self.aurora.primary_region].database
-        server = self.aurora.db.server(region or self.aurora.db.writer_region)
-        return server.query(statement, *params, dbname=database)
-
-    def replicated(self) -> None:
-        lsn = self.aurora.db.writer_lsn()
-        for region in self.env.replica_regions:
-            self.aurora.db.wait_replayed(region, lsn)
-
-    def run(self) -> Any:
-        env = self.env
-        state: dict[str, Any] = {}
-        self._check(f"db_setup made the table and least-privilege roles in {env.primary_region}", self._schema)
-        if not self._written_and_read_everywhere(state, "cluster"):
-            return self.report
-        for region in env.replica_regions:
-            self._check(f"the writer in {region} is refused a direct write", partial(self._read_only, region))
-            self._attacks(region)
-            self._check(f"the reader's role in {region} cannot write", partial(self._reader_cannot_write, region))
-            self._check(
-                f"the writer's role in {region} cannot decrypt", partial(self._writer_cannot_decrypt, region, state)
-            )
-        self._check(f"the reader's database role cannot write ({env.primary_region})", self._reader_role_sql)
-        self._check("a malformed event gets a 4xx error and no AWS call", self._invalid_event)
-        logs = env.function_logs()
-        if logs is not None:
-            self._check("function logs hold no plaintext", partial(self._clean_logs, logs))
-        for name, check in self._permission_checks():
-            self._check(name, check)
-        return self.report
-
-    def _permission_checks(self) -> list[NamedCheck]:
-        env = self.env
-        deployment = env.deployment  # type: ignore[attr-defined]
-        reader = DeployedReader(
-            client=env.aws.client,  # type: ignore[attr-defined]
-            account=deployment.account,
-            table_name=self.table,
-            role_arns={(f.region, f.kind): f.role_arn for f in deployment.functions},
-        )
-        return permission_checks(reader, (env.primary_region, *env.replica_regions))
-
-    # -- checks ---------------------------------------------------------------------------------
-    def _schema(self) -> str:
-        t = self.table
-        asked = [
-            ("table", WRITER_ROLE, "INSERT"),
-            ("table", WRITER_ROLE, "UPDATE"),
-            ("table", WRITER_ROLE, "DELETE"),
-            ("table", WRITER_ROLE, "TRUNCATE"),
-            ("version", WRITER_ROLE, "SELECT"),
-            ("ciphertext", WRITER_ROLE, "SELECT"),
-            ("table", READER_ROLE, "SELECT"),
-            ("table", READER_ROLE, "INSERT"),
-            ("table", READER_ROLE, "UPDATE"),
-            ("table", READER_ROLE, "DELETE"),
+def aurora_checks(run: Run, env: Environment) -> list[Check | NamedCheck]:
+    out = [check(f"db_setup made the table and least-privilege roles in {env.primary_region}", _schema, SQL)]
+    out += roundtrip_checks(run, env, _at_rest, "cluster")
+    for region in env.replica_regions:
+        state: dict[str, Any] = {}  # the row this region's attacks alter
+        out += [
+            check(f"the writer in {region} is refused a direct write", partial(_read_only, run, region), SQL),
+            check(f"planted sensitive value in {region} is refused", partial(_planted, run, region, state), SQL),
+            check(f"changed plaintext attribute in {region} is refused", partial(_changed, run, region, state), SQL),
+            check(
+                f"rolled-back row in {region} is refused with min_version",
+                partial(_rolled_back, run, region, state),
+                SQL,
+            ),
+            *cross_role_checks(run, region),
         ]
-        got = tuple(
-            self.admin("SELECT has_table_privilege(%s, %s, %s)", role, t, privilege)[0][0]
-            if what == "table"
-            else self.admin("SELECT has_column_privilege(%s, %s, %s, %s)", role, t, what, privilege)[0][0]
-            for what, role, privilege in asked
-        )
-        expected = (True, True, False, False, True, False, True, False, False, False)
-        assert got == expected, f"privileges {got}, expected {expected}"
-        owner = self.admin("SELECT tableowner FROM pg_tables WHERE tablename = %s", t)
-        assert owner and owner[0][0] not in (WRITER_ROLE, READER_ROLE), f"the table is owned by {owner}"
-        return (
-            f"table {t} owned by {owner[0][0]}; {WRITER_ROLE}: INSERT, UPDATE, SELECT(id, version) only; "
-            f"{READER_ROLE}: SELECT only"
-        )
-
-    def _at_rest(self, region: str, state: dict[str, Any]) -> str:
-        rows = self.admin(
-            f"SELECT attributes, ciphertext FROM {self.table} WHERE id = %s", state["item_id"], region=region
-        )
-        assert rows, f"row missing in {region}"
-        attributes, ciphertext = rows[0]
-        self._no_plaintext(attributes, state["record"])
-        assert not set(attributes) & set(self.env.sensitive_fields), "a sensitive field in plaintext"
-        assert {"name", "country"} <= set(attributes), "non-sensitive attributes should stay queryable"
-        return f"sensitive fields only inside the bytea 'ciphertext' ({len(ciphertext)} bytes); attributes queryable"
-
-    def _read_only(self, region: str) -> str:
-        item_id = self._item_id(f"direct-{region}")
-        inv = self.invoker.invoke(region, "writer", {"id": item_id, "record": self.sample_record("d")})
-        error = inv.result.get("error", {})
-        assert error.get("type") == "ReadOnlyRegion", f"got {json.dumps(inv.result)[:240]}"
-        named = self.env.deployment.function(region, "writer").environment.get("DB_PRIMARY_REGION")  # type: ignore[attr-defined]
-        if named:
-            assert f"primary region {self.env.primary_region}" in error["message"], error["message"]
-        assert not self.admin(f"SELECT 1 FROM {self.table} WHERE id = %s", item_id), "the row was written"
-        return f"ReadOnlyRegion ({error['status']}): {error['message'][:90]}..."
-
-    def _attacks(self, region: str) -> None:
-        from offline.verification.integrity import written_once
-
-        state: dict[str, Any] = {}
-        written = partial(written_once, self, region, state)
-
-        def refused(event: dict[str, Any], expected: str, record: dict[str, Any]) -> str:
-            inv = self.invoker.invoke(region, "reader", event)
-            assert self._error_type(inv) == expected, f"expected {expected}, got {json.dumps(inv.result)[:240]}"
-            self._no_plaintext(inv.result, record)
-            return str(inv.result["error"]["message"])
-
-        def altered(statement: str, item_id: str) -> Callable[[], None]:
-            saved = self.admin(f"SELECT attributes::text, writer_region FROM {self.table} WHERE id = %s", item_id)[0]
-            self.admin(statement, item_id)
-            self.replicated()
-
-            def restore() -> None:
-                self.admin(
-                    f"UPDATE {self.table} SET attributes = %s::jsonb, writer_region = %s WHERE id = %s", *saved, item_id
-                )
-                self.replicated()
-
-            return restore
-
-        planted = self.env.sensitive_fields[0]
-
-        def planted_value() -> str:
-            item_id, record = written()
-            restore = altered(
-                f'UPDATE {self.table} SET attributes = attributes || \'{{"{planted}": "planted"}}\' WHERE id = %s',
-                item_id,
-            )
-            try:
-                message = refused({"id": item_id}, "TamperedRecord", record)
-            finally:
-                restore()
-            return f"a plaintext '{planted}' in the attributes is refused (TamperedRecord: {message[:60]}...)"
-
-        def changed() -> str:
-            item_id, record = written()
-            restore = altered(
-                f'UPDATE {self.table} SET attributes = attributes || \'{{"name": "Mallory", "role": "admin"}}\' '
-                "WHERE id = %s",
-                item_id,
-            )
-            try:
-                refused({"id": item_id}, "TamperedRecord", record)
-            finally:
-                restore()
-            return "'name' changed and 'role: admin' added by the master user: refused with TamperedRecord"
-
-        def rolled_back() -> str:
-            item_id, record = written()
-            columns = "attributes::text, ciphertext, version, schema, writer_region, written_at"
-            saved = self.admin(f"SELECT {columns} FROM {self.table} WHERE id = %s", item_id)[0]
-            newer = self.invoker.invoke(self.env.primary_region, "writer", {"id": item_id, "record": record})
-            assert newer.result.get("ok") is True, self._failure("writer", newer)
-            current = newer.result["version"]
-            self.admin(
-                f"UPDATE {self.table} SET attributes = %s::jsonb, ciphertext = %s, version = %s, schema = %s, "
-                "writer_region = %s, written_at = %s WHERE id = %s",
-                *saved,
-                item_id,
-            )
-            self.replicated()
-            message = refused({"id": item_id, "min_version": current}, "StaleRecord", record)
-            return f"version {saved[2]} restored over {current}: StaleRecord with min_version ({message[:50]}...)"
-
-        self._check(f"planted sensitive value in {region} is refused", planted_value)
-        self._check(f"changed plaintext attribute in {region} is refused", changed)
-        self._check(f"rolled-back row in {region} is refused with min_version", rolled_back)
-
-    def _reader_role_sql(self) -> str:
-        import psycopg
-
-        secret = self._role_secret(self.env.primary_region, "reader")
-        server = self.aurora.db.server(self.aurora.db.writer_region)
-        database = self.aurora.clusters[self.aurora.primary_region].database
-        denied = []
-        with psycopg.connect(server.conninfo(secret["username"], database, secret["password"]), autocommit=True) as c:
-            for statement in (f"DELETE FROM {self.table}", f"UPDATE {self.table} SET version = version + 1"):
-                try:
-                    c.execute(statement)
-                except psycopg.errors.InsufficientPrivilege:
-                    denied.append(statement.split()[0])
-        assert denied == ["DELETE", "UPDATE"], f"the reader's role could run {denied}"
-        return f"{secret['username']} (password from its secret) is refused DELETE and UPDATE: permission denied"
-
-    def _role_secret(self, region: str, kind: str) -> dict[str, str]:
-        spec = self.env.deployment.function(region, kind)  # type: ignore[attr-defined]
-        client = self.env.aws.client("secretsmanager", region)  # type: ignore[attr-defined]
-        return json.loads(client.get_secret_value(SecretId=spec.environment["DB_SECRET_ARN"])["SecretString"])
+    out.append(check(f"the reader's database role cannot write ({env.primary_region})", _reader_role_sql, SQL))
+    regions = (env.primary_region, *env.replica_regions)
+    return [*out, *closing_checks(run), *_resource_checks(env), *permission_checks(env.reader, regions)]
 
 
-@contextlib.contextmanager
-def aurora_environment(aws: Any, deployment: Any, say: Callable[[str], None], log_dir: Path | None) -> Iterator[Any]:
-    """The deployed writer and reader functions of every region, running, with the servers."""
-    from offline.emulator.functions import FunctionHost
-    from offline.emulator.served import ServedApis
-    from offline.verification.emulated import EmulatedEnvironment
+def _resource_checks(env: Environment) -> list[NamedCheck]:
+    """The resource policies and encryption at rest of every deployed resource (resources.py)."""
+    r, regions = env.reader, (env.primary_region, *env.replica_regions)
+    return resource_checks(ResourceReader(r.client, r.account, r.role_arns, r.stack_prefix, regions))
 
-    aurora = deployment.aurora
-    primary, secondaries = aurora.primary_region, aurora.secondary_regions
-    sensitive = tuple(deployment.function(primary, "writer").environment.get("SENSITIVE_FIELDS", "").split(","))
-    host = FunctionHost(aws, deployment, log_dir=log_dir)
+
+PRIVILEGES_ASKED = (
+    ("table", WRITER_ROLE, "INSERT", True),
+    ("table", WRITER_ROLE, "UPDATE", True),
+    ("table", WRITER_ROLE, "DELETE", False),
+    ("table", WRITER_ROLE, "TRUNCATE", False),
+    ("version", WRITER_ROLE, "SELECT", True),
+    ("ciphertext", WRITER_ROLE, "SELECT", False),
+    ("table", READER_ROLE, "SELECT", True),
+    ("table", READER_ROLE, "INSERT", False),
+    ("table", READER_ROLE, "UPDATE", False),
+    ("table", READER_ROLE, "DELETE", False),
+)
+
+
+def _schema(env: Environment) -> str:
+    db = env.database()
+    t = db.table
+    got = tuple(
+        db.admin("SELECT has_table_privilege(%s, %s, %s)", role, t, privilege)[0][0]
+        if what == "table"
+        else db.admin("SELECT has_column_privilege(%s, %s, %s, %s)", role, t, what, privilege)[0][0]
+        for what, role, privilege, _ in PRIVILEGES_ASKED
+    )
+    expected = tuple(allowed for *_, allowed in PRIVILEGES_ASKED)
+    assert got == expected, f"privileges {got}, expected {expected}"
+    owner = db.admin("SELECT tableowner FROM pg_tables WHERE tablename = %s", t)
+    assert owner and owner[0][0] not in (WRITER_ROLE, READER_ROLE), f"the table is owned by {owner}"
+    return (
+        f"table {t} owned by {owner[0][0]}; {WRITER_ROLE}: INSERT, UPDATE, SELECT(id, version) only; "
+        f"{READER_ROLE}: SELECT only"
+    )
+
+
+def _at_rest(run: Run, region: str, env: Environment) -> str:
+    db = env.database()
+    rows = db.admin(f"SELECT attributes, ciphertext FROM {db.table} WHERE id = %s", run.main["item_id"], region=region)
+    assert rows, f"row missing in {region}"
+    attributes, ciphertext = rows[0]
+    no_plaintext(env, attributes, run.main["record"])
+    assert not set(attributes) & set(env.sensitive_fields), "a sensitive field in plaintext"
+    assert {"name", "country"} <= set(attributes), "non-sensitive attributes should stay queryable"
+    return f"sensitive fields only inside the bytea 'ciphertext' ({len(ciphertext)} bytes); attributes queryable"
+
+
+def _read_only(run: Run, region: str, env: Environment) -> str:
+    db = env.database()
+    item_id = run.item_id(f"direct-{region}")
+    inv = env.invoke(region, "writer", {"id": item_id, "record": run.sample_record(env, "d")})
+    error = inv.result.get("error", {})
+    assert error.get("type") == "ReadOnlyRegion", f"got {json.dumps(inv.result)[:240]}"
+    if db.primary_named(region):
+        assert f"primary region {env.primary_region}" in error["message"], error["message"]
+    assert not db.admin(f"SELECT 1 FROM {db.table} WHERE id = %s", item_id), "the row was written"
+    return f"ReadOnlyRegion ({error['status']}): {error['message'][:90]}..."
+
+
+def _altered(env: Environment, statement: str, item_id: str) -> tuple[Any, ...]:
+    """Run ``statement`` on the row as the master user, in the primary; returns what to restore."""
+    db = env.database()
+    saved = db.admin(f"SELECT attributes::text, writer_region FROM {db.table} WHERE id = %s", item_id)[0]
+    db.admin(statement, item_id)
+    db.replicated()
+    return tuple(saved)
+
+
+def _restore(env: Environment, saved: tuple[Any, ...], item_id: str) -> None:
+    db = env.database()
+    db.admin(f"UPDATE {db.table} SET attributes = %s::jsonb, writer_region = %s WHERE id = %s", *saved, item_id)
+    db.replicated()
+
+
+def _planted(run: Run, region: str, state: dict[str, Any], env: Environment) -> str:
+    planted, table = env.sensitive_fields[0], env.database().table
+    item_id, record = written_once(run, env, region, state)
+    saved = _altered(
+        env, f'UPDATE {table} SET attributes = attributes || \'{{"{planted}": "planted"}}\' WHERE id = %s', item_id
+    )
     try:
-        for region in (primary, *secondaries):
-            for kind in ("writer", "reader"):
-                host.instance(region, kind).wait_ready()
-        say(f"started writers and readers in {1 + len(secondaries)} regions, under their roles (logs: {host.log_dir})")
-        # CloudFormation's stack reads (and Lambda's) for the read-back of what is deployed.
-        aws.gateway.served = ServedApis(deployment, host, aws.gateway.state)
-        yield EmulatedEnvironment(
-            aws, deployment, host, primary, secondaries, sensitive, controls_replication_lag=False
-        )
+        message = refused(env, region, {"id": item_id}, "TamperedRecord", record)
     finally:
-        host.stop()
+        _restore(env, saved, item_id)
+    return f"a plaintext '{planted}' in the attributes is refused (TamperedRecord: {message[:60]}...)"
+
+
+def _changed(run: Run, region: str, state: dict[str, Any], env: Environment) -> str:
+    table = env.database().table
+    item_id, record = written_once(run, env, region, state)
+    change = 'attributes = attributes || \'{"name": "Mallory", "role": "admin"}\''
+    saved = _altered(env, f"UPDATE {table} SET {change} WHERE id = %s", item_id)
+    try:
+        refused(env, region, {"id": item_id}, "TamperedRecord", record)
+    finally:
+        _restore(env, saved, item_id)
+    return "'name' changed and 'role: admin' added by the master user: refused with TamperedRecord"
+
+
+def _rolled_back(run: Run, region: str, state: dict[str, Any], env: Environment) -> str:
+    db = env.database()
+    item_id, record = written_once(run, env, region, state)
+    columns = "attributes::text, ciphertext, version, schema, writer_region, written_at"
+    saved = db.admin(f"SELECT {columns} FROM {db.table} WHERE id = %s", item_id)[0]
+    newer = env.invoke(env.primary_region, "writer", {"id": item_id, "record": record})
+    assert newer.result.get("ok") is True, failure("writer", newer)
+    current = newer.result["version"]
+    db.admin(
+        f"UPDATE {db.table} SET attributes = %s::jsonb, ciphertext = %s, version = %s, schema = %s, "
+        "writer_region = %s, written_at = %s WHERE id = %s",
+        *saved,
+        item_id,
+    )
+    db.replicated()
+    message = refused(env, region, {"id": item_id, "min_version": current}, "StaleRecord", record)
+    return f"version {saved[2]} restored over {current}: StaleRecord with min_version ({message[:50]}...)"
+
+
+def _reader_role_sql(env: Environment) -> str:
+    db = env.database()
+    statements = (f"DELETE FROM {db.table}", f"UPDATE {db.table} SET version = version + 1")
+    user, denied = db.refused_to(env.primary_region, "reader", statements)
+    allowed = [s for s in statements if s not in denied]
+    assert not allowed, f"the reader's role could run {allowed}"
+    return f"{user} (password from its secret) is refused DELETE and UPDATE: permission denied"

@@ -1,8 +1,10 @@
-"""Verify a real deployment with the same scenario: `lambda invoke` the writer in the primary
-region and the readers in the others, poll through replication lag, report.
-
-Then the deployed invariants (offline/verification/invariants.py), read back through the AWS APIs, and the
-encryption-context conditions asked of IAM's policy simulator with the key policy and context.
+"""A real account behind the one ``Environment`` interface (offline/verification/checks.py):
+``python -m offline verify`` runs the main job's list of checks on it (scenario.py ``main_job``),
+the same list ``demo`` runs on the emulator. The functions are invoked with `lambda invoke`; the
+deployment is read back through the AWS APIs; the encryption-context conditions are asked of
+IAM's policy simulator with the key policy and context. It has none of the emulator's
+capabilities: the checks that need one (holding replication, the functions' logs, an alarm
+evaluated at once, a rotation at will) are reported N/A.
 
 Needs AWS credentials that may: cloudformation:DescribeStacks on the toolkit's stacks,
 lambda:InvokeFunction and lambda:GetFunctionConfiguration on its functions,
@@ -10,26 +12,30 @@ dynamodb:GetItem/PutItem (the tamper checks write a modified copy of a test item
 it), DescribeTable and DescribeContinuousBackups on the records table, kms:GetKeyPolicy and
 kms:GetKeyRotationStatus on its keys, iam:GetRole*/ListRolePolicies/ListAttachedRolePolicies/
 GetPolicy/GetPolicyVersion on its roles, iam:SimulatePrincipalPolicy and sts:GetCallerIdentity;
-for the alarms, cloudwatch:DescribeAlarms, sns:GetTopicAttributes and kms:DescribeKey; for what
-every role may do (offline/verification/permissions.py), cloudformation:DescribeStacks and
-ListStackResources in each region, iam:GetRole, kms:GetKeyPolicy on every key of the stacks,
-dynamodb:DescribeTable and secretsmanager:DescribeSecret.
+for the alarms, cloudwatch:DescribeAlarms, sns:GetTopicAttributes and kms:DescribeKey; for the
+resource policies and encryption at rest of every resource of its stacks
+(offline/verification/resources.py), cloudformation:ListStackResources, kms:DescribeKey and
+kms:GetKeyPolicy on every key, logs:DescribeLogGroups, sns:GetTopicAttributes,
+dynamodb:DescribeTable and dynamodb:GetResourcePolicy, secretsmanager:DescribeSecret and
+secretsmanager:GetResourcePolicy, rds:DescribeDBClusters and rds:DescribeDBInstances, iam:GetRole
+and lambda:GetPolicy; for what every role of the stacks may do (offline/verification/permissions.py),
+the same stack and key reads and the roles' policy reads above.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import boto3
 
-from offline.verification.invariants import DeployedReader, deployed_checks, required_context
-from offline.verification.probes import foreign_contexts
-from offline.verification.scenario import Invocation
-from offline.verification.signals import SignalsReader, alarm_checks
+from offline.verification.aurora_scenario import DYNAMODB
+from offline.verification.checks import Capability, Invocation, NotApplicable
+from offline.verification.invariants import DeployedReader, required_context
 
 
 class LambdaInvoker:
@@ -120,8 +126,20 @@ class DeployedEnvironment:
     sensitive_fields: tuple[str, ...]
     table_name: str
     function_names: dict[tuple[str, str], str]
-    controls_replication_lag: bool = False
+    replication_deadline_s: float = 60.0
+    stack_prefix: str = "MrkToolkit"
     client: Any = _client_factory  # (service, region) -> client: only the endpoint may differ
+    invoker: Any = None  # a LambdaInvoker of function_names (the default)
+    store: str = DYNAMODB
+    kms_decider: str = "IAM's policy simulator"
+    capabilities: frozenset[Capability] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        if self.invoker is None:
+            self.invoker = LambdaInvoker(self.function_names, lambda region: self.client("lambda", region))
+
+    def invoke(self, region: str, kind: str, event: dict[str, Any]) -> Invocation:
+        return self.invoker.invoke(region, kind, event)  # type: ignore[no-any-return]
 
     def _ddb(self, region: str) -> Any:
         return self.client("dynamodb", region)
@@ -139,32 +157,18 @@ class DeployedEnvironment:
 
     @cached_property
     def reader(self) -> DeployedReader:
-        return DeployedReader(self.client, self.account, self.table_name, self.role_arns)
+        return DeployedReader(self.client, self.account, self.table_name, self.role_arns, self.stack_prefix)
 
     def _record_context(self, region: str) -> dict[str, str]:
         return required_context(self.reader.key_policy(region, self.reader.mrk_arn(region)))
 
-    def extra_checks(self) -> list[tuple[str, Callable[[], str]]]:
-        """The conditions asked of IAM's simulator, then the invariants read back from the account."""
-        regions = (self.primary_region, *self.replica_regions)
+    def observed_context(self) -> Mapping[str, str] | None:
+        return None  # what the writers send is not observable here: the key policy's context is used
+
+    def kms_allowed(self, region: str, kind: str, action: str, context: Mapping[str, str]) -> tuple[bool, str]:
         simulator = PolicySimulator(self.client, self.account)
-        out: list[tuple[str, Callable[[], str]]] = []
-        for region in regions:
-            for kind, action in (("writer", "kms:GenerateDataKey"), ("reader", "kms:Decrypt")):
-
-                def check(region: str = region, kind: str = kind, action: str = action) -> str:
-                    role, key = self.role_arns[(region, kind)], self.reader.mrk_arn(region)
-                    context = self._record_context(region)
-                    allowed, why = simulator.kms_allowed(region, role, action, key, context)
-                    assert allowed, f"the {kind}'s role may not {action} even with the record context: {why}"
-                    for label, foreign in foreign_contexts(context, self.table_name).items():
-                        allowed, why = simulator.kms_allowed(region, role, action, key, foreign)
-                        assert not allowed, f"IAM's simulator lets the {kind}'s role {action} with {label}"
-                    return f"allowed with the record context, refused with foreign ones ({why})"
-
-                out.append((f"IAM refuses the {kind}'s role in {region} a foreign encryption context", check))
-        signals = alarm_checks(SignalsReader(self.client), regions, self.table_name, self.function_names)
-        return out + deployed_checks(self.reader, regions) + signals
+        key = self.reader.mrk_arn(region)
+        return simulator.kms_allowed(region, self.role_arns[(region, kind)], action, key, dict(context))
 
     def raw_item(self, region: str, item_id: str) -> dict[str, Any] | None:
         return (
@@ -179,13 +183,27 @@ class DeployedEnvironment:
     def cross_role_denied(self, region: str, code_of: str, role_of: str, event: dict[str, Any]) -> tuple[bool, str]:
         """On AWS a function cannot run under another's role: ask IAM's policy simulator, with the
         key policy and the record context (a context-conditioned grant must not read as denied)."""
-        role_arn, key = self.role_arns[(region, role_of)], self.reader.mrk_arn(region)
         action = "kms:GenerateDataKey" if code_of == "writer" else "kms:Decrypt"
-        simulator = PolicySimulator(self.client, self.account)
-        allowed, why = simulator.kms_allowed(region, role_arn, action, key, self._record_context(region))
+        allowed, why = self.kms_allowed(region, role_of, action, self._record_context(region))
         if allowed:
             return False, f"the {role_of} role may {action} on the {region} MRK with the record context ({why})"
         return True, f"the {role_of} role may not {action} on the {region} MRK with the record context ({why})"
 
-    def function_logs(self) -> str | None:
-        return None
+    def problems(self) -> list[tuple[str, str]]:
+        return []
+
+    # -- what only the emulator can do: never called (the checks that need it are N/A here) --------
+    def held_replication(self) -> contextlib.AbstractContextManager[None]:
+        raise NotApplicable(Capability.HOLD_REPLICATION)
+
+    def outage(self, region: str, *, down: bool, services: Iterable[str] = ()) -> None:
+        raise NotApplicable(Capability.OUTAGES)
+
+    def function_logs(self) -> str:
+        raise NotApplicable(Capability.FUNCTION_LOGS)
+
+    def logs_by_region(self) -> Mapping[str, str]:
+        raise NotApplicable(Capability.FUNCTION_LOGS)
+
+    def database(self) -> Any:
+        raise NotApplicable(Capability.DATABASE_SESSIONS)

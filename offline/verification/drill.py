@@ -14,17 +14,24 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from offline.cli import UsageError
-from offline.runbooks.outage import ONE_ATTEMPT, drift_line, promote_key, set_outage, stack_needs, stack_plan
+from cli_support import UsageError
+from lambda_src.record_crypto.settings import ENV_MRK_ARN
+from offline.runbooks.outage import (
+    ONE_ATTEMPT,
+    drift_line,
+    key_drift,
+    promote_key,
+    stack_needs,
+    stack_plan,
+)
 from offline.runbooks.rotation import rotate
-from offline.verification.scenario import Check, Report, read_until_replicated
-
-if TYPE_CHECKING:
-    from offline.verification.emulated import EmulatedEnvironment
+from offline.verification.basics import read_until_replicated
+from offline.verification.checks import Capability, Check, Report, check, run_checks
+from offline.verification.emulated import EmulatedEnvironment
 
 PARTIAL_OUTAGE = ("dynamodb", "lambda")  # KMS answers again; DynamoDB (its streams too) and Lambda are still down
 
@@ -72,15 +79,14 @@ class OutageDrill:
 
     def _write(self, region: str, item_id: str, during_outage: bool = False) -> dict[str, Any]:
         record = self._record(f"{item_id}-{time.monotonic_ns()}")
-        result = self.env.host.invoke(region, "writer", {"id": item_id, "record": record}).get("result") or {}
+        result = self.env.invoke(region, "writer", {"id": item_id, "record": record}).result
         if result.get("ok") is True:
             self.ledger.acked[item_id] = (int(result["version"]), record)
             self.ledger.acked_during_outage += during_outage
         return result
 
-    def _outage(self, region: str, *, down: bool, services: tuple[str, ...] = ()) -> dict[str, Any]:
-        credentials = self.env.aws.session.get_credentials()
-        return set_outage(self.env.aws.endpoint_url, credentials, region, down=down, services=services)
+    def _outage(self, region: str, *, down: bool, services: tuple[str, ...] = ()) -> None:
+        self.env.outage(region, down=down, services=services)
 
     def _promote(self, to_region: str) -> str:
         return promote_key(self._client, stack_prefix=self.prefix, to_region=to_region, home_region=self.home)
@@ -105,7 +111,8 @@ class OutageDrill:
         return True
 
     # -- the runbook, step by step ---------------------------------------------------------------
-    def steps(self) -> list[tuple[str, Callable[[], str]]]:
+    def checks(self) -> list[Check]:
+        """The runbook's steps, in order: each a check that takes the region down or needs it down."""
         d, h = self.down, ", ".join(self.healthy)
         steps = [
             (f"before: records written in {d} are acknowledged and replicated", self.baseline),
@@ -120,24 +127,19 @@ class OutageDrill:
                 (f"no promotion: the key's primary cannot move while KMS in {d} is down", self.promotion_impossible),
                 (f"promote: KMS in {d} answers again; only a key administrator moves the primary", self.promote),
             ]
-        return [
-            *steps,
+        steps += [
             (f"recovery: {d} returns and replication catches up", self.recover),
             ("verify: no acknowledged record is lost, each decrypts in every region", self.verify_none_lost),
             ("reconcile: the key's primary is back where the templates declare it", self.reconcile),
         ]
+        return [check(name, step, Capability.OUTAGES, Capability.HOLD_REPLICATION) for name, step in steps]
 
     def run(self) -> Report:
         report = Report(f"Region outage drill: {self.down} down, {', '.join(self.healthy)} healthy")
-        for name, step in self.steps():
-            started = time.monotonic()
-            try:
-                detail, ok = step(), True
-            except Exception as exc:  # a failed step is reported; the drill carries on to recover
-                detail, ok = f"{type(exc).__name__}: {exc}", False
-            report.checks.append(Check(name, ok, detail, time.monotonic() - started))
-            self.say(f"  {'ok  ' if ok else 'FAIL'} {name}: {detail}")
-        self._outage(self.down, down=False)  # whatever happened, the region comes back
+        try:  # a failed step is reported; the drill carries on to recover
+            run_checks(self.checks(), self.env, report, self.say)
+        finally:
+            self._outage(self.down, down=False)  # whatever happened, the region comes back
         led = self.ledger
         report.header = [
             f"acknowledged writes: {len(led.acked)} ({led.acked_during_outage} during the outage); "
@@ -145,7 +147,7 @@ class OutageDrill:
         ]
         return report
 
-    def baseline(self) -> str:
+    def baseline(self, env: EmulatedEnvironment) -> str:
         for i in range(self.writes):
             result = self._write(self.down, f"drill-{self.tag}-before-{i}")
             assert result.get("ok") is True, f"write in {self.down} before the outage failed: {str(result)[:200]}"
@@ -153,12 +155,12 @@ class OutageDrill:
         healthy = ", ".join(self.healthy)
         return f"{len(self.ledger.acked)} records written in {self.down}, read and decrypted in {healthy}"
 
-    def start_outage(self) -> str:
+    def start_outage(self, env: EmulatedEnvironment) -> str:
         last = self._write(self.down, f"drill-{self.tag}-last-second")  # acknowledged, not yet replicated
         assert last.get("ok") is True, f"write in {self.down} just before the outage: {str(last)[:200]}"
         self.ledger.held.append(last["id"])
         self._outage(self.down, down=True)
-        writer = self.env.deployment.function(self.down, "writer").name
+        writer = env.deployment.function(self.down, "writer").name
         lambda_answers = self._answers("lambda", self.down, lambda c: c.get_function_configuration(FunctionName=writer))
         assert not lambda_answers, f"Lambda in {self.down} still answers"
         assert not self._answers("cloudformation", self.down, lambda c: c.describe_stacks())
@@ -168,7 +170,7 @@ class OutageDrill:
             f"write acknowledged in {self.down} just before, not yet replicated"
         )
 
-    def writes_refused(self) -> str:
+    def writes_refused(self, env: EmulatedEnvironment) -> str:
         seen, message = set(), ""
         for i in range(2):
             item_id = f"drill-{self.tag}-refused-{i}"
@@ -182,7 +184,7 @@ class OutageDrill:
             message = error["message"]
         return f"{len(self.ledger.refused)} writes refused: {', '.join(sorted(seen))} ({message[:90]}...)"
 
-    def healthy_regions_serve(self) -> str:
+    def healthy_regions_serve(self, env: EmulatedEnvironment) -> str:
         before = list(self.ledger.acked)
         for region in self.healthy:
             for i in range(self.writes):
@@ -198,8 +200,8 @@ class OutageDrill:
             f"{len(self.ledger.held)} held in {self.down} waits for it)"
         )
 
-    def changes_queued(self) -> str:
-        replication = self.env.replication
+    def changes_queued(self, env: EmulatedEnvironment) -> str:
+        replication = env.replication
         assert replication is not None, "no replication emulator"
         time.sleep(replication.lag_seconds + 0.5)  # their delivery is due: they must wait, not vanish
         waiting = replication.pending_toward()[self.down]
@@ -208,8 +210,8 @@ class OutageDrill:
         self.numbers["queued_toward_down"] = waiting
         return f"{waiting} changes wait for {self.down} (PendingReplicationCount), {replication.deferred} deferrals"
 
-    def cloudformation(self) -> str:
-        assembly = self.env.deployment.assembly
+    def cloudformation(self, env: EmulatedEnvironment) -> str:
+        assembly = env.deployment.assembly
         plan = stack_plan(assembly, [self.down])
         can = [line.split()[2] for line in plan if line.startswith("CAN ")]
         cannot = [line.split()[2] for line in plan if line.startswith("CANNOT ")]
@@ -224,7 +226,7 @@ class OutageDrill:
             assert all(answering.values()) == (name in can), f"{name}: plan {name in can}, answers {answering}"
         return f"CAN update {', '.join(can)}; CANNOT update {', '.join(cannot)} (python -m offline stack-plan)"
 
-    def promotion_impossible(self) -> str:
+    def promotion_impossible(self, env: EmulatedEnvironment) -> str:
         try:
             self._promote(self.healthy[0])
         except UsageError as refused:
@@ -232,14 +234,14 @@ class OutageDrill:
             return f"refused: {str(refused)[:150]}..."
         raise AssertionError(f"the primary moved to {self.healthy[0]} while KMS in {self.down} was down")
 
-    def promote(self) -> str:
+    def promote(self, env: EmulatedEnvironment) -> str:
         target = self.healthy[0]
         self._outage(self.down, down=True, services=PARTIAL_OUTAGE)
-        primary_arn = self.env.deployment.function(self.home, "writer").environment["RECORDS_MRK_ARN"]
+        primary_arn = env.deployment.function(self.home, "writer").environment[ENV_MRK_ARN]
         refused = []
         for kind in ("writer", "reader"):
-            role = self.env.deployment.function(target, kind).role_arn
-            kms = self._client("kms", self.home, self.env.aws.role_session(role))
+            role = env.deployment.function(target, kind).role_arn
+            kms = self._client("kms", self.home, env.aws.role_session(role))
             try:
                 kms.update_primary_region(KeyId=primary_arn, PrimaryRegion=target)
             except ClientError as error:
@@ -252,8 +254,8 @@ class OutageDrill:
         assert result.get("ok") is True, f"write in {target} after the promotion: {str(result)[:200]}"
         return f"the {' and '.join(refused)} roles: AccessDenied; the administrator {done[:200]}"
 
-    def recover(self) -> str:
-        replication = self.env.replication
+    def recover(self, env: EmulatedEnvironment) -> str:
+        replication = env.replication
         assert replication is not None, "no replication emulator"
         started = time.monotonic()
         self._outage(self.down, down=False)
@@ -265,14 +267,12 @@ class OutageDrill:
         self.numbers["catch_up_s"] = round(caught_up, 2)
         return f"{self.down} answers; replication caught up in {caught_up:.1f}s (nothing pending toward any region)"
 
-    def verify_none_lost(self) -> str:
-        from offline.verification.emulated import EmulatorInvoker  # emulated imports the drill
-
-        invoker, lost = EmulatorInvoker(self.env.host), self.ledger.lost
+    def verify_none_lost(self, env: EmulatedEnvironment) -> str:
+        lost = self.ledger.lost
         for item_id, (version, record) in sorted(self.ledger.acked.items()):
             for region in self.regions:
                 try:
-                    inv = read_until_replicated(invoker, region, item_id, self.deadline_s, min_version=version)
+                    inv = read_until_replicated(env, region, item_id, min_version=version, deadline_s=self.deadline_s)
                     ok = inv.result.get("ok") is True and (inv.result["version"], inv.result["record"]) == (
                         version,
                         record,
@@ -284,7 +284,7 @@ class OutageDrill:
         assert not lost, f"LOST {len(lost)} acknowledged record(s): {', '.join(lost[:5])}"
         for item_id in self.ledger.refused:
             for region in self.regions:
-                error = invoker.invoke(region, "reader", {"id": item_id}).result.get("error") or {}
+                error = env.invoke(region, "reader", {"id": item_id}).result.get("error") or {}
                 assert error.get("type") == "NotFound", f"refused write {item_id} found in {region}: {error}"
         reads = len(self.ledger.acked) * len(self.regions)
         return (
@@ -293,9 +293,7 @@ class OutageDrill:
             "nowhere"
         )
 
-    def reconcile(self) -> str:
-        from offline.runbooks.outage import key_drift
-
+    def reconcile(self, env: EmulatedEnvironment) -> str:
         lines: list[str] = []
         actual, line = key_drift(self._client, stack_prefix=self.prefix, region=self.home, home_region=self.home)
         if actual != self.home:
@@ -303,18 +301,15 @@ class OutageDrill:
             lines.append(self._promote(self.home))
         else:
             lines.append(drift_line(actual, self.home))
-        key_arn = self.env.deployment.function(self.home, "writer").environment["RECORDS_MRK_ARN"]
+        key_arn = env.deployment.function(self.home, "writer").environment[ENV_MRK_ARN]
         lines.append(rotate(self._client("kms", self.home), key_arn).split(";")[0])  # a primary-only operation
         self._read_everywhere(self.regions, ids=sorted(self.ledger.acked))
         return " / ".join(lines)
 
     def _read_everywhere(self, regions: tuple[str, ...], *, ids: list[str]) -> None:
-        from offline.verification.emulated import EmulatorInvoker
-
-        invoker = EmulatorInvoker(self.env.host)
         for item_id in ids:
             version, record = self.ledger.acked[item_id]
             for region in regions:
-                inv = read_until_replicated(invoker, region, item_id, self.deadline_s, min_version=version)
+                inv = read_until_replicated(self.env, region, item_id, min_version=version, deadline_s=self.deadline_s)
                 assert inv.result.get("ok") is True, f"{item_id} in {region}: {str(inv.result)[:200]}"
                 assert inv.result["record"] == record, f"{item_id} read in {region} differs from what was written"

@@ -3,77 +3,102 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cloud_assembly.intrinsics import UnsupportedTemplate
 from cloud_assembly.reader import CloudAssembly, load_assembly
-from lambda_src.record_crypto.observability import DIMENSION_OPERATION, DIMENSION_TABLE, NAMESPACE, SECURITY_REFUSALS
+from lambda_src.record_crypto.settings import (
+    ENV_ALGORITHM_SUITE,
+    ENV_CACHE_MAX_AGE,
+    ENV_DATA_KEY_CACHE,
+    ENV_DB_PRIMARY_REGION,
+    ENV_DB_SECRET_ARN,
+    ENV_SENSITIVE_FIELDS,
+    ENV_TABLE_NAME,
+    SQL_IDENTIFIER,
+)
+from offline.emulator.deployment import Change, Deployment
 from offline.emulator.functions import FunctionHost
-from offline.emulator.provisioner import Change, Deployment, Provisioner
+from offline.emulator.provisioner import Provisioner
 from offline.emulator.replication import GlobalTablesEmulator
 from offline.emulator.served import ServedApis
 from offline.emulator.server import MOTO_ACCOUNT, EmulatedAws
-from offline.runbooks.rotation import rotation_check
-from offline.verification.invariants import DeployedReader, deployed_checks
-from offline.verification.probes import KmsProbes, condition_checks
-from offline.verification.scenario import Check, Invocation, Report, Verification
-from offline.verification.signals import SignalsReader, Watch, alarm_checks, breaching_periods, find_alarm, publish_emf
+from offline.runbooks.outage import set_outage
+from offline.verification.aurora_scenario import AURORA, DYNAMODB
+from offline.verification.checks import Capability, Invocation, NotApplicable, Report
+from offline.verification.invariants import DeployedReader
+from offline.verification.probes import KmsProbes
+from offline.verification.scenario import run_main_job
+from stacks.synthesize import synthesize
 
 # Function settings that say which config is tested (the suite, the cache), shown in the header.
-HEADER_SETTINGS = {"ALGORITHM_SUITE", "DATA_KEY_CACHE", "DATA_KEY_CACHE_MAX_AGE_SECONDS", "SENSITIVE_FIELDS"}
+HEADER_SETTINGS = {ENV_ALGORITHM_SUITE, ENV_DATA_KEY_CACHE, ENV_CACHE_MAX_AGE, ENV_SENSITIVE_FIELDS}
 
 
-def parse_context(pairs: list[str]) -> dict[str, Any]:
-    """``-c key=value`` options (as the CDK CLI takes them) into context overrides."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"-c expects key=value, got {pair!r}")
-        out[key] = value
-    return out
+EMULATOR_CAPABILITIES = frozenset(
+    {Capability.OUTAGES, Capability.FUNCTION_LOGS, Capability.EVALUATE_ALARMS, Capability.ROTATE_AT_WILL}
+)
 
 
-_SYNTHESIZED: dict[str, Path] = {}  # context -> assembly synthesized into a temp dir by this process
+@dataclass
+class EmulatedEnvironment:
+    """The emulator behind the one ``Environment`` interface (offline/verification/checks.py)."""
 
+    aws: EmulatedAws
+    deployment: Deployment
+    host: FunctionHost
+    primary_region: str
+    replica_regions: tuple[str, ...]
+    sensitive_fields: tuple[str, ...]
+    replication: GlobalTablesEmulator | None = None
+    provisioner: Provisioner | None = None
+    replication_deadline_s: float = 10.0
+    kms_decider: str = "the emulated KMS"
+    _lifecycle_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-def synthesize(context_overrides: dict[str, Any], outdir: str | None = None) -> Path:
-    """Synthesize the app in-process with cdk.json's context plus overrides, without bundling
-    (the emulator runs lambda_src directly; bundling only shapes the deployable zip). Into a temp
-    dir (no ``outdir``), the same context is synthesized once per process (synth is deterministic)."""
-    import json
+    @property
+    def store(self) -> str:
+        return AURORA if self.deployment.aurora is not None else DYNAMODB
 
-    import aws_cdk as cdk
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        held = {Capability.HOLD_REPLICATION} if self.replication is not None else set()
+        aurora = self.deployment.aurora is not None
+        sql = {Capability.DATABASE_SESSIONS, Capability.DATABASE_SERVERS} if aurora else set()
+        return EMULATOR_CAPABILITIES | held | sql
 
-    from stacks.app_builder import add_compliance_checks, build_stacks
-    from stacks.config import load_config
+    @property
+    def table_name(self) -> str:
+        writer = self.deployment.function(self.primary_region, "writer")
+        return self.deployment.tables.get(self.primary_region) or writer.environment[ENV_TABLE_NAME]
 
-    repo = Path(__file__).resolve().parents[2]
-    context = json.loads((repo / "cdk.json").read_text())["context"]
-    context.update(context_overrides)
-    key = json.dumps(context, sort_keys=True, default=str)
-    if outdir is None and key in _SYNTHESIZED and (_SYNTHESIZED[key] / "manifest.json").is_file():
-        return _SYNTHESIZED[key]
-    out = outdir or tempfile.mkdtemp(prefix="mrk-toolkit-cdk-out-")
-    app = cdk.App(context=context, outdir=out, post_cli_context={"aws:cdk:bundling-stacks": []})
-    build_stacks(app, load_config(app.node.get_all_context()))
-    add_compliance_checks(app)
-    app.synth()
-    if outdir is None:
-        _SYNTHESIZED[key] = Path(out)
-    return Path(out)
+    @property
+    def function_names(self) -> dict[tuple[str, str], str]:
+        return {(f.region, f.kind): f.name for f in self.deployment.functions if f.kind in ("writer", "reader")}
 
+    @property
+    def role_arns(self) -> dict[tuple[str, str], str]:
+        return {(f.region, f.kind): f.role_arn for f in self.deployment.functions}
 
-class EmulatorInvoker:
-    def __init__(self, host: FunctionHost) -> None:
-        self.host = host
+    @property
+    def stack_prefix(self) -> str:
+        """The stackPrefix the templates were synthesized with (the writer's stack is <prefix>-Functions-<primary>)."""
+        return self.deployment.function(self.primary_region, "writer").stack.removesuffix(
+            f"-Functions-{self.primary_region}"
+        )
+
+    @property
+    def reader(self) -> DeployedReader:
+        return DeployedReader(
+            self.aws.client, self.deployment.account, self.table_name, self.role_arns, self.stack_prefix
+        )
 
     def invoke(self, region: str, kind: str, event: dict[str, Any]) -> Invocation:
         reply = self.host.invoke(region, kind, event)
@@ -84,19 +109,8 @@ class EmulatorInvoker:
             function_error=reply.get("function_error"),
         )
 
-
-@dataclass
-class EmulatedEnvironment:
-    aws: EmulatedAws
-    deployment: Deployment
-    host: FunctionHost
-    primary_region: str
-    replica_regions: tuple[str, ...]
-    sensitive_fields: tuple[str, ...]
-    controls_replication_lag: bool = True
-    replication: GlobalTablesEmulator | None = None
-    provisioner: Provisioner | None = None
-    _lifecycle_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    def client(self, service: str, region: str) -> Any:
+        return self.aws.client(service, region)
 
     def apply(self, assembly: CloudAssembly) -> list[Change]:
         """Deploy a changed assembly over the running deployment, as a stack UPDATE
@@ -127,10 +141,20 @@ class EmulatedEnvironment:
     def probes(self) -> KmsProbes:
         return KmsProbes(self.aws, self.deployment, self.host)
 
-    def add_replication_check(self, report: Report) -> None:
+    def problems(self) -> list[tuple[str, str]]:
         if self.replication is not None and self.replication.errors:
-            errors = "; ".join(self.replication.errors[:3])
-            report.checks.append(Check("replication emulation ran without errors", False, errors, 0.0))
+            return [("replication emulation ran without errors", "; ".join(self.replication.errors[:3]))]
+        return []
+
+    def observed_context(self) -> dict[str, str] | None:
+        """The encryption context the writers really send (seen by the emulated KMS)."""
+        return self.host.seen_contexts.get("kms:GenerateDataKey")
+
+    def kms_allowed(self, region: str, kind: str, action: str, context: Mapping[str, str]) -> tuple[bool, str]:
+        """Asked of the emulated KMS directly with the role's credentials (Decrypt: of a data key the
+        region's writer made with the record's context)."""
+        blob = self.probes.ciphertext(region, self.probes.record_context()) if action == "kms:Decrypt" else None
+        return self.probes.kms_as(region, kind, action, dict(context), blob)
 
     def _ddb(self, region: str) -> Any:
         return self.aws.client("dynamodb", region)
@@ -161,44 +185,6 @@ class EmulatedEnvironment:
             f"{kms_action} on the {region} MRK denied too ({why})"
         )
 
-    def extra_checks(self) -> list[tuple[str, Callable[[], str]]]:
-        """Conditions decided by the emulated KMS, then the invariants read back from the deployment."""
-        regions = (self.primary_region, *self.replica_regions)
-        table = self.deployment.tables[self.primary_region]
-        reader = DeployedReader(
-            client=self.aws.client,
-            account=self.deployment.account,
-            table_name=table,
-            role_arns={(f.region, f.kind): f.role_arn for f in self.deployment.functions},
-        )
-        record_context = lambda: self.host.seen_contexts.get("kms:GenerateDataKey")  # noqa: E731
-        checks = condition_checks(self.probes, regions, table) + deployed_checks(reader, regions, record_context)
-        names = {(f.region, f.kind): f.name for f in self.deployment.functions}
-        checks += alarm_checks(SignalsReader(self.aws.client), regions, table, names)
-        tamper = "signals: the main job's tamper refusals reach the security alarms, which fire (emulated evaluation)"
-        return [*checks, rotation_check(self), (tamper, self._tamper_alarms)]
-
-    def _tamper_alarms(self) -> str:
-        """The functions' metric lines go to CloudWatch as CloudWatch Logs would put them; the
-        reader's security alarm of each replica region, where the main job tampered with records,
-        must then breach."""
-        published = publish_emf(self.aws.client, self.host.logs_by_region())
-        table = self.deployment.tables[self.primary_region]
-        reader = SignalsReader(self.aws.client)
-        dims = tuple(sorted(((DIMENSION_TABLE, table), (DIMENSION_OPERATION, "read"))))
-        seen = []
-        for region in self.replica_regions:
-            refused = sum(
-                d.value for d in published.get(region, []) if d.name == SECURITY_REFUSALS and d.dimensions == dims
-            )
-            assert refused >= 1, f"the tamper checks in {region} left no SecurityRefusals metric line"
-            alarm = find_alarm(reader.alarms(region), Watch("", NAMESPACE, SECURITY_REFUSALS, dims))
-            assert alarm is not None, f"no alarm in {region} watches the reader's SecurityRefusals"
-            breaching = breaching_periods(self.aws.client, region, alarm)
-            assert breaching, f"{alarm['AlarmName']} would not fire on {refused:.0f} security refusals"
-            seen.append(f"{region}: {refused:.0f} refusals, {alarm['AlarmName']} breached")
-        return "; ".join(seen)
-
     def report_header(self, assembly: CloudAssembly) -> list[str]:
         writer_env = self.deployment.function(self.primary_region, "writer").environment
         options = ", ".join(f"{k}={v}" for k, v in sorted(writer_env.items()) if k in HEADER_SETTINGS)
@@ -212,8 +198,82 @@ class EmulatedEnvironment:
             "(lambda_src) under their roles' credentials",
         ]
 
-    def function_logs(self) -> str | None:
+    # -- what only the emulator can do ----------------------------------------------------------
+    def held_replication(self) -> contextlib.AbstractContextManager[None]:
+        if self.replication is None:
+            raise NotApplicable(Capability.HOLD_REPLICATION)
+        return self.replication.held()
+
+    def outage(self, region: str, *, down: bool, services: Iterable[str] = ()) -> None:
+        """The emulator's outage switch: ``region``'s endpoints (or only ``services``) answer 503."""
+        set_outage(self.aws.endpoint_url, self.aws.session.get_credentials(), region, down=down, services=services)
+
+    def function_logs(self) -> str:
         return "\n".join(self.host.logs().values())
+
+    def logs_by_region(self) -> dict[str, str]:
+        return self.host.logs_by_region()
+
+    def database(self) -> EmulatedDatabase:
+        if self.deployment.aurora is None:
+            raise NotApplicable(Capability.DATABASE_SESSIONS)
+        return EmulatedDatabase(self)
+
+
+@dataclass
+class EmulatedDatabase:
+    """SQL sessions on the servers of the emulated Aurora global database (offline/emulator/aurora.py):
+    the master user's (here the superuser's) and the functions' database roles'."""
+
+    env: EmulatedEnvironment
+
+    @property
+    def aurora(self) -> Any:
+        return self.env.deployment.aurora
+
+    @property
+    def table(self) -> str:
+        name = self.env.deployment.function(self.env.primary_region, "writer").environment[ENV_TABLE_NAME]
+        assert SQL_IDENTIFIER.fullmatch(name), f"{ENV_TABLE_NAME} {name!r} is not an SQL identifier"
+        return str(name)
+
+    @property
+    def name(self) -> str:
+        return str(self.aurora.clusters[self.aurora.primary_region].database)
+
+    def admin(self, statement: str, *params: Any, region: str | None = None) -> list[tuple[Any, ...]]:
+        """The master user's session in the current writer's region (or ``region``)."""
+        server = self.aurora.db.server(region or self.aurora.db.writer_region)
+        return server.query(statement, *params, dbname=self.name)
+
+    def replicated(self) -> None:
+        """Every standby has replayed the writer's WAL so far."""
+        lsn = self.aurora.db.writer_lsn()
+        for region in self.aurora.db.servers:
+            if region != self.aurora.db.writer_region:
+                self.aurora.db.wait_replayed(region, lsn)
+
+    def primary_named(self, region: str) -> str:
+        """The primary region the writer of ``region`` names in its refusals (DB_PRIMARY_REGION)."""
+        return str(self.env.deployment.function(region, "writer").environment.get(ENV_DB_PRIMARY_REGION, ""))
+
+    def refused_to(self, region: str, kind: str, statements: tuple[str, ...]) -> tuple[str, list[str]]:
+        """(the database user of the function ``kind`` of ``region``, the statements refused to it for
+        lack of privilege), in a session on the writer opened with the password from its secret."""
+        spec = self.env.deployment.function(region, kind)
+        secrets = self.env.aws.client("secretsmanager", region)
+        secret = json.loads(secrets.get_secret_value(SecretId=spec.environment[ENV_DB_SECRET_ARN])["SecretString"])
+        server = self.aurora.db.server(self.aurora.db.writer_region)
+        denied = []
+        with server.connect(secret["username"], self.name, password=secret["password"]) as session:
+            for statement in statements:
+                try:
+                    session.execute(statement)
+                except Exception as error:  # psycopg.errors.InsufficientPrivilege: SQLSTATE 42501
+                    if getattr(error, "sqlstate", None) != "42501":
+                        raise
+                    denied.append(statement)
+        return str(secret["username"]), denied
 
 
 def aurora_header(env: EmulatedEnvironment, assembly: CloudAssembly) -> list[str]:
@@ -250,7 +310,8 @@ def stood_up(
     progress: Callable[[str], None] | None = None,
     log_dir: Path | None = None,
 ) -> Iterator[EmulatedEnvironment]:
-    """The assembly deployed on a fresh emulated AWS with replication and functions running."""
+    """The assembly deployed on a fresh emulated AWS with replication (the global table's, or the
+    PostgreSQL servers' streaming) and the functions running."""
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     with EmulatedAws(assembly_account(assembly)) as aws:
         say(f"emulated AWS (moto) on {aws.endpoint_url}, account {aws.account}")
@@ -259,40 +320,81 @@ def stood_up(
         with _database_servers_stopped_on_exit(provisioner):
             deployment = provisioner.deploy(assembly)
             if deployment.aurora is not None:
-                from offline.verification.aurora_scenario import aurora_environment
-
-                with aurora_environment(aws, deployment, say, log_dir) as env:
+                with _aurora_environment(aws, deployment, say, log_dir) as env:
                     yield env
                 return
-        writers = [f for f in deployment.functions if f.kind == "writer"]
-        if not writers:
-            raise RuntimeError("the assembly defines no writer function")
-        primary = next(s.region for s in assembly.stacks.values() if s.resources("AWS::DynamoDB::GlobalTable"))
-        replicas = tuple(r for r in deployment.tables if r != primary)
-        sensitive = tuple(deployment.function(primary, "writer").environment.get("SENSITIVE_FIELDS", "").split(","))
-        replication = GlobalTablesEmulator(
-            aws.session,
-            aws.endpoint_url,
-            tables=deployment.tables,
-            stream_arns=deployment.stream_arns,
-            lag_seconds=lag_seconds,
-        ).start()
-        say(
-            f"EMULATED global tables replication between {', '.join(deployment.tables)} "
-            f"(lag {lag_seconds:.1f}s, last writer wins)"
-        )
-        host = FunctionHost(aws, deployment, log_dir=log_dir)
-        env = EmulatedEnvironment(
-            aws, deployment, host, primary, replicas, sensitive, replication=replication, provisioner=provisioner
-        )
-        aws.gateway.served = ServedApis(deployment, host, aws.gateway.state, lifecycle=env)
-        try:
-            host.start_all()
-            say(f"started {len(deployment.functions)} functions under their own roles (logs in {host.log_dir})")
+        with _global_table_environment(aws, provisioner, deployment, assembly, lag_seconds, say, log_dir) as env:
             yield env
-        finally:
-            replication.stop()
-            host.stop()
+
+
+@contextlib.contextmanager
+def _global_table_environment(
+    aws: EmulatedAws,
+    provisioner: Provisioner,
+    deployment: Deployment,
+    assembly: CloudAssembly,
+    lag_seconds: float,
+    say: Callable[[str], None],
+    log_dir: Path | None,
+) -> Iterator[EmulatedEnvironment]:
+    if not any(f.kind == "writer" for f in deployment.functions):
+        raise RuntimeError("the assembly defines no writer function")
+    primary = next(s.region for s in assembly.stacks.values() if s.resources("AWS::DynamoDB::GlobalTable"))
+    replicas = tuple(r for r in deployment.tables if r != primary)
+    replication = GlobalTablesEmulator(
+        aws.session,
+        aws.endpoint_url,
+        tables=deployment.tables,
+        stream_arns=deployment.stream_arns,
+        lag_seconds=lag_seconds,
+    ).start()
+    say(
+        f"EMULATED global tables replication between {', '.join(deployment.tables)} "
+        f"(lag {lag_seconds:.1f}s, last writer wins)"
+    )
+    host = FunctionHost(aws, deployment, log_dir=log_dir)
+    env = EmulatedEnvironment(
+        aws,
+        deployment,
+        host,
+        primary,
+        replicas,
+        _sensitive_fields(deployment, primary),
+        replication=replication,
+        provisioner=provisioner,
+        replication_deadline_s=max(10.0, lag_seconds * 10),
+    )
+    aws.gateway.served = ServedApis(deployment, host, aws.gateway.state, lifecycle=env)
+    try:
+        host.start_all()
+        say(f"started {len(deployment.functions)} functions under their own roles (logs in {host.log_dir})")
+        yield env
+    finally:
+        replication.stop()
+        host.stop()
+
+
+@contextlib.contextmanager
+def _aurora_environment(
+    aws: EmulatedAws, deployment: Deployment, say: Callable[[str], None], log_dir: Path | None
+) -> Iterator[EmulatedEnvironment]:
+    """The deployed writer and reader functions of every region, running, with the servers."""
+    aurora = deployment.aurora
+    primary, secondaries = aurora.primary_region, aurora.secondary_regions
+    host = FunctionHost(aws, deployment, log_dir=log_dir)
+    aws.gateway.served = ServedApis(deployment, host, aws.gateway.state)  # the stacks, read back
+    try:
+        for region in (primary, *secondaries):
+            for kind in ("writer", "reader"):
+                host.instance(region, kind).wait_ready()
+        say(f"started writers and readers in {1 + len(secondaries)} regions, under their roles (logs: {host.log_dir})")
+        yield EmulatedEnvironment(aws, deployment, host, primary, secondaries, _sensitive_fields(deployment, primary))
+    finally:
+        host.stop()
+
+
+def _sensitive_fields(deployment: Deployment, primary: str) -> tuple[str, ...]:
+    return tuple(deployment.function(primary, "writer").environment.get(ENV_SENSITIVE_FIELDS, "").split(","))
 
 
 @contextlib.contextmanager
@@ -306,15 +408,8 @@ def _database_servers_stopped_on_exit(provisioner: Provisioner) -> Iterator[None
                 deployment.aurora.stop()
 
 
-def run_offline(
-    *,
-    cdk_out: Path | None = None,
-    context_overrides: dict[str, Any] | None = None,
-    lag_seconds: float = 1.0,
-    progress: Callable[[str], None] | None = None,
-    log_dir: Path | None = None,
-) -> Report:
-    say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+def load(cdk_out: Path | None, context_overrides: dict[str, Any] | None, say: Callable[[str], None]) -> CloudAssembly:
+    """The assembly in ``cdk_out``, or cdk.json's deployment (plus the overrides) synthesized."""
     t0 = time.monotonic()
     if cdk_out is None:
         say("synthesizing the deployment (cdk.json context, all compliance packs) ...")
@@ -324,28 +419,24 @@ def run_offline(
         f"cloud assembly {cdk_out}: {len(assembly.stacks)} stacks in {len(assembly.waves())} waves "
         f"({time.monotonic() - t0:.1f}s)"
     )
-    with stood_up(assembly, lag_seconds=lag_seconds, progress=say, log_dir=log_dir) as env:
-        if env.deployment.aurora is not None:
-            from offline.verification.aurora_scenario import AuroraVerification
+    return assembly
 
-            report = AuroraVerification(
-                EmulatorInvoker(env.host),
-                env,
-                replication_deadline_s=10.0,
-                progress=say,
-                header=aurora_header(env, assembly),
-            ).run()
-            say(f"finished in {time.monotonic() - t0:.1f}s")
-            return report
-        report = Verification(
-            EmulatorInvoker(env.host),
-            env,
-            replication_deadline_s=max(10.0, lag_seconds * 10),
-            progress=say,
-            extra_checks=env.extra_checks,
-            header=env.report_header(assembly),
-        ).run()
-        env.add_replication_check(report)
+
+def run_offline(
+    *,
+    cdk_out: Path | None = None,
+    context_overrides: dict[str, Any] | None = None,
+    lag_seconds: float = 1.0,
+    progress: Callable[[str], None] | None = None,
+    log_dir: Path | None = None,
+) -> Report:
+    """The main job on the emulator: the same list of checks ``verify`` runs on an account."""
+    say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+    t0 = time.monotonic()
+    assembly = load(cdk_out, context_overrides, say)
+    with stood_up(assembly, lag_seconds=lag_seconds, progress=say, log_dir=log_dir) as env:
+        header = aurora_header(env, assembly) if env.store == AURORA else env.report_header(assembly)
+        report = run_main_job(env, header=header, progress=say)
     say(f"finished in {time.monotonic() - t0:.1f}s")
     return report
 

@@ -1,6 +1,8 @@
-"""Failover drills for the Aurora PostgreSQL store, on real PostgreSQL servers (one per region,
-the primary streaming to the others: offline/emulator/postgres.py) with the runtime's own RecordService
-(KMS multi-region key and Secrets Manager on moto, in-process).
+"""Failover drills for the Aurora PostgreSQL store, in the world the Aurora main job runs in: the
+synthesized Aurora assembly stood up on the emulator (offline/verification/emulated.py
+``stood_up``), with one real PostgreSQL server per region, the primary streaming to the others
+(offline/emulator/aurora.py), and the deployed writer and reader functions (the real handlers,
+under their roles, through the emulated IAM, KMS and Secrets Manager).
 
 * planned switchover: writes stop, every standby catches up with the writer's WAL position (LSN),
   the old primary shuts down cleanly, a secondary is promoted, the other standbys follow it and
@@ -12,38 +14,100 @@ the primary streaming to the others: offline/emulator/postgres.py) with the runt
   streaming is asynchronous, as Aurora's storage replication is, so it may be above 0), and the
   seconds from the loss to the first successful write in the new primary.
 
-Both drills end with the readers of the promoted region decrypting with their LOCAL replica of
-the multi-region key: the old primary region's key is disabled first, and every KMS call the
-readers make is recorded with its region.
+Both end with each remaining region's reader decrypting every surviving record with its LOCAL
+replica of the multi-region key while KMS is down in every other region; the emulator records the
+region of every KMS call each reader makes. Each drill is a check of the one report; what it
+measured (``Failover``) is also what benchmarks/aurora.py reports.
 """
 
 from __future__ import annotations
 
-import json
-import secrets
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-# lambda_src is the root of the Lambda zip: its modules import each other as top-level modules.
-_LAMBDA_SRC = str(Path(__file__).resolve().parents[2] / "lambda_src")
-if _LAMBDA_SRC not in sys.path:
-    sys.path.append(_LAMBDA_SRC)
+from cli_support import UsageError
+from lambda_src.record_crypto.settings import ENV_MRK_ARN
+from offline.emulator.postgres import PostgresError
+from offline.verification.aurora_scenario import AURORA
+from offline.verification.checks import Capability, Check, Failed, Invocation, Outcome, Report, check, run_checks
+from offline.verification.emulated import EmulatedEnvironment, load, stood_up
 
 PRIMARY = "us-east-2"
-SECONDARIES = ("us-west-1", "eu-west-1")
-DATABASE = "records"
-TABLE = "records"
-SENSITIVE = ("ssn", "card_number")
+SECONDARIES = ("us-west-1", "eu-west-1")  # three regions: the failover has a standby to choose
+DRILL_CONTEXT = {
+    "mrk-toolkit:store": AURORA,
+    "mrk-toolkit:primaryRegion": PRIMARY,
+    "mrk-toolkit:replicaRegions": ",".join(SECONDARIES),
+}
+NEEDS = (Capability.DATABASE_SERVERS, Capability.OUTAGES)
+TITLE = "Failover drills: Aurora PostgreSQL store on real PostgreSQL (offline)"
+HEADER = [
+    "REAL: PostgreSQL 16.2 servers (pgserver) stood up from the synthesized Aurora assembly, physical streaming "
+    "replication, promotion; the deployed writer and reader functions (lambda_src) under their roles' credentials "
+    "and the Encryption SDK; EMULATED: KMS, Secrets Manager and IAM (moto behind the emulated IAM), Aurora's "
+    "managed switchover/failover (done here with pg_ctl promote and primary_conninfo)",
+]
 
 
 @dataclass
-class DrillResult:
+class DrillWorld:
+    """The stood-up Aurora deployment the drills act on: its servers, keys and functions."""
+
+    env: EmulatedEnvironment
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+
+    @property
+    def db(self) -> Any:  # offline.emulator.postgres.GlobalDatabase
+        return self.env.deployment.aurora.db
+
+    @property
+    def key_arns(self) -> dict[str, str]:
+        regions = (self.env.primary_region, *self.env.replica_regions)
+        return {r: self.env.deployment.function(r, "writer").environment[ENV_MRK_ARN] for r in regions}
+
+    def record(self, i: int) -> dict[str, Any]:
+        return {"name": f"Drill {i}", "country": "NZ", **{f: f"SECRET-{f}-{i:06d}" for f in self.env.sensitive_fields}}
+
+    def write(self, region: str, item_id: str, i: int = 0) -> dict[str, Any]:
+        """The deployed writer of ``region``; its result."""
+        return self.env.invoke(region, "writer", {"id": item_id, "record": self.record(i)}).result
+
+    def read(self, region: str, item_id: str) -> Invocation:
+        return self.env.invoke(region, "reader", {"id": item_id})
+
+
+@contextmanager
+def drill_world(
+    cdk_out: Path | None = None,
+    *,
+    context: dict[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
+    log_dir: Path | None = None,
+) -> Iterator[DrillWorld]:
+    """The Aurora assembly (``cdk_out``, or cdk.json's with ``DRILL_CONTEXT`` and ``context``
+    synthesized) stood up on the emulator, as the Aurora main job stands it up."""
+    say = progress or (lambda line: None)
+    assembly = load(cdk_out, {**DRILL_CONTEXT, **(context or {})}, say)
+    with stood_up(assembly, progress=say, log_dir=log_dir) as env:
+        if env.store != AURORA:
+            raise UsageError(f"the failover drills need an assembly with store={AURORA}; {assembly.directory} has none")
+        if not env.replica_regions:
+            raise UsageError("the failover drills need at least one secondary region")
+        yield DrillWorld(env)
+
+
+@dataclass
+class Failover:
+    """What one drill measured."""
+
     name: str
     old_primary: str
     new_primary: str
@@ -55,180 +119,136 @@ class DrillResult:
     reads_ok: dict[str, int] = field(default_factory=dict)  # region -> acknowledged records decrypted
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def ok(self) -> bool:
-        local = all(regions and set(regions) == {r} for r, regions in self.readers_kms_regions.items())
-        everywhere = bool(self.reads_ok) and all(n == self.acknowledged - self.lost for n in self.reads_ok.values())
-        return local and everywhere and (self.name != "planned switchover" or self.lost == 0)
+    def problems(self, *, lossless: bool) -> list[str]:
+        out = [f"lost {self.lost} of {self.acknowledged} acknowledged writes"] if lossless and self.lost else []
+        for region, regions in self.readers_kms_regions.items():
+            if not regions or set(regions) != {region}:
+                out.append(f"the reader of {region} called KMS in {sorted(set(regions)) or 'no region'}")
+        survivors = self.acknowledged - self.lost
+        out += [f"{r}: {n} of {survivors} records decrypted" for r, n in self.reads_ok.items() if n != survivors]
+        return out + ([] if self.reads_ok else ["nothing was read back"])
 
-    def render(self) -> list[str]:
-        lines = [
-            f"{'PASS' if self.ok else 'FAIL'}  {self.name}: {self.old_primary} -> {self.new_primary}",
-            f"      acknowledged writes {self.acknowledged}, lost {self.lost} (RPO counted)",
-            f"      first successful write in {self.new_primary} after {self.seconds_to_first_write:.2f} s",
-        ]
+    def outcome(self) -> Outcome:
+        lines = [f"first successful write in {self.new_primary} after {self.seconds_to_first_write:.2f} s"]
         if self.catch_up_seconds is not None:
-            lines.append(f"      standbys caught up with the writer's LSN in {self.catch_up_seconds:.3f} s")
+            lines.append(f"standbys caught up with the writer's LSN in {self.catch_up_seconds:.3f} s")
         for region, count in self.reads_ok.items():
             kms = sorted(set(self.readers_kms_regions.get(region, [])))
-            lines.append(f"      {region}: {count} records decrypted; reader's KMS calls in {kms}")
-        lines += [f"      {note}" for note in self.notes]
-        return lines
+            lines.append(f"{region}: {count} records decrypted; reader's KMS calls in {kms}")
+        detail = (
+            f"{self.old_primary} -> {self.new_primary}: acknowledged writes {self.acknowledged}, "
+            f"lost {self.lost} (RPO counted)"
+        )
+        return Outcome(detail, lines + self.notes, asdict(self))
 
 
-class KmsCalls:
-    """Records the region of every KMS call made through a botocore session."""
-
-    def __init__(self) -> None:
-        self.regions: list[str] = []
-
-    def session(self) -> Any:
-        import botocore.session
-
-        session = botocore.session.get_session()
-        create = session.create_client
-
-        def create_client(service_name: str, *args: Any, **kwargs: Any) -> Any:
-            client = create(service_name, *args, **kwargs)
-            if service_name == "kms":
-                region = client.meta.region_name
-                client.meta.events.register("before-call", lambda **_: self.regions.append(region))
-            return client
-
-        session.create_client = create_client  # type: ignore[method-assign]
-        return session
+def judged(failover: Failover, *, lossless: bool) -> Outcome:
+    """The drill's figures as a check's outcome; it fails on a lost write (``lossless``), a read
+    that did not come back or a reader calling KMS outside its region."""
+    problems = failover.problems(lossless=lossless)
+    if problems:
+        raise Failed("; ".join(problems), failover.outcome())
+    return failover.outcome()
 
 
-@dataclass
-class DrillWorld:
-    """The global database, the key and secrets, and a way to build each region's service."""
-
-    db: Any  # offline.emulator.postgres.GlobalDatabase
-    key_arns: dict[str, str]
-    secret_arns: dict[tuple[str, str], str]
-
-    def service(self, region: str, role: str, kms: KmsCalls | None = None) -> Any:
-        from record_crypto.service import RecordService
-        from record_crypto.settings import Settings
-
-        env = {
-            "AWS_REGION": region,
-            "RECORDS_TABLE_NAME": TABLE,
-            "RECORDS_MRK_ARN": self.key_arns[region],
-            "SENSITIVE_FIELDS": ",".join(SENSITIVE),
-            "RECORD_STORE": "aurora-postgresql",
-            "DB_HOST": str(self.db.server(region).socket_dir),
-            "DB_NAME": DATABASE,
-            "DB_SECRET_ARN": self.secret_arns[(region, role)],
-            "DB_PRIMARY_REGION": PRIMARY,
-        }
-        return RecordService(Settings.from_env(env), botocore_session=(kms or KmsCalls()).session())
+def failover_checks(env: EmulatedEnvironment) -> list[Check]:
+    """The drills, in order: a planned switchover to the first secondary (``SECONDARIES[0]`` when
+    the deployment has it), then that new primary's server killed under write load."""
+    target = SECONDARIES[0] if SECONDARIES[0] in env.replica_regions else env.replica_regions[0]
+    return [
+        check(f"planned switchover: {env.primary_region} -> {target}", partial(_planned, target), *NEEDS),
+        check("unplanned failover: the primary's server killed under write load", _unplanned, *NEEDS),
+    ]
 
 
-@contextmanager
-def drill_world(regions: tuple[str, ...] = (PRIMARY, *SECONDARIES)) -> Iterator[DrillWorld]:
-    """Servers, schema and roles; an MRK with replicas and the roles' secrets on moto."""
-    import boto3
-    from moto import mock_aws
-    from record_crypto.pg_schema import READER_ROLE, WRITER_ROLE, password_statement, schema_statements
-
-    from offline.emulator.moto_patches import apply_moto_patches
-    from offline.emulator.postgres import GlobalDatabase
-
-    apply_moto_patches()
-    passwords = {WRITER_ROLE: secrets.token_urlsafe(18), READER_ROLE: secrets.token_urlsafe(18)}
-    with mock_aws(), GlobalDatabase(regions[0], regions[1:]) as db:
-        primary = db.server(regions[0])
-        primary.query(f"CREATE DATABASE {DATABASE}")
-        with primary.connect(dbname=DATABASE) as conn, conn.transaction():
-            for statement in [*schema_statements(TABLE, database=DATABASE)]:
-                conn.execute(statement)
-            for role, password in passwords.items():
-                conn.execute(password_statement(role, password))
-        kms = boto3.client("kms", regions[0])
-        key = kms.create_key(MultiRegion=True, Description="records MRK")["KeyMetadata"]
-        arns = {regions[0]: key["Arn"]}
-        for region in regions[1:]:
-            arns[region] = kms.replicate_key(KeyId=key["KeyId"], ReplicaRegion=region)["ReplicaKeyMetadata"]["Arn"]
-        secret_arns = {}
-        for region in regions:
-            client = boto3.client("secretsmanager", region)
-            for role, password in passwords.items():
-                value = json.dumps({"username": role, "password": password})
-                secret_arns[(region, role)] = client.create_secret(Name=f"drill/{role}", SecretString=value)["ARN"]
-        yield DrillWorld(db, arns, secret_arns)
+def _planned(target: str, env: EmulatedEnvironment) -> Outcome:
+    return judged(planned_switchover(DrillWorld(env), target), lossless=True)
 
 
-def _record(i: int) -> dict[str, Any]:
-    return {"name": f"Drill {i}", "country": "NZ", "ssn": f"SECRET-{i:06d}", "card_number": f"4111-{i:08d}"}
+def _unplanned(env: EmulatedEnvironment) -> Outcome:
+    return judged(unplanned_failover(DrillWorld(env)), lossless=False)
 
 
+def failover_report(world: DrillWorld, progress: Callable[[str], None] | None = None) -> Report:
+    say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+    return run_checks(failover_checks(world.env), world.env, Report(TITLE, header=list(HEADER)), say)
+
+
+# -- the drills -----------------------------------------------------------------------------------
 def _write_until_ok(world: DrillWorld, region: str, item_id: str, deadline_s: float = 60.0) -> float:
-    """Seconds until a write in ``region`` is acknowledged (a new writer: a fresh connection)."""
+    """Seconds until a write in ``region`` is acknowledged by its writer."""
     started = time.monotonic()
     while True:
-        result = world.service(region, "records_writer").write({"id": item_id, "record": _record(0)})
+        result = world.write(region, item_id)
         if result.get("ok"):
             return time.monotonic() - started
         if time.monotonic() - started > deadline_s:
-            raise RuntimeError(f"no write acknowledged in {region} within {deadline_s:.0f}s: {result}")
+            raise AssertionError(f"no write acknowledged in {region} within {deadline_s:.0f}s: {result}")
         time.sleep(0.01)
 
 
-def _read_back(world: DrillWorld, result: DrillResult, regions: tuple[str, ...], ids: list[str]) -> None:
-    """Every acknowledged id in every running region, decrypted by that region's reader (with the
-    old primary region's key disabled: a call to it would fail)."""
-    import boto3
-
-    boto3.client("kms", result.old_primary).disable_key(KeyId=world.key_arns[result.old_primary].rsplit("/", 1)[1])
+def _read_back(world: DrillWorld, result: Failover, regions: tuple[str, ...], ids: list[str]) -> None:
+    """Every acknowledged id in every running region, decrypted by that region's reader while KMS
+    answers in no other region (a call to another region's key would fail)."""
     lsn = world.db.writer_lsn()
+    everywhere = tuple(world.key_arns)
     for region in regions:
         if region != result.new_primary:
             world.db.wait_replayed(region, lsn)
-        calls = KmsCalls()
-        reader = world.service(region, "records_reader", calls)
-        found = sum(1 for item_id in ids if reader.read({"id": item_id}).get("ok"))
-        result.reads_ok[region] = found
-        result.readers_kms_regions[region] = calls.regions
-    boto3.client("kms", result.old_primary).enable_key(KeyId=world.key_arns[result.old_primary].rsplit("/", 1)[1])
+        others = [r for r in everywhere if r != region]
+        for other in others:
+            world.env.outage(other, down=True, services=("kms",))
+        try:
+            reads = [world.read(region, item_id) for item_id in ids]
+        finally:
+            for other in others:
+                world.env.outage(other, down=False)
+        result.reads_ok[region] = sum(1 for inv in reads if inv.result.get("ok"))
+        result.readers_kms_regions[region] = _kms_regions(reads)
 
 
-def planned_switchover(world: DrillWorld, target: str, writes: int = 50) -> DrillResult:
+def _kms_regions(reads: list[Invocation]) -> list[str]:
+    return [c["resource"].split(":")[3] for inv in reads for c in inv.calls or [] if c["action"].startswith("kms:")]
+
+
+def _lost(world: DrillWorld, region: str, ids: list[str]) -> int:
+    return sum(1 for item_id in ids if not world.read(region, item_id).result.get("ok"))
+
+
+def planned_switchover(world: DrillWorld, target: str, writes: int = 50) -> Failover:
     db = world.db
     old = db.writer_region
-    writer = world.service(old, "records_writer")
-    acked = [f"planned-{i}" for i in range(writes) if writer.write({"id": f"planned-{i}", "record": _record(i)})["ok"]]
+    ids = [f"planned-{world.tag}-{i}" for i in range(writes)]
+    acked = [item_id for i, item_id in enumerate(ids) if world.write(old, item_id, i).get("ok")]
     stopped = time.monotonic()  # writes stop here
     lsn = db.writer_lsn()
     catch_up = max(db.wait_replayed(r, lsn) for r in db.servers if r != old)
     db.server(old).stop("fast")  # a clean shutdown sends the last WAL to the standbys
     db.promote(target)
     db.follow(target)
-    first_write = _write_until_ok(world, target, "planned-after")
+    first_write = _write_until_ok(world, target, f"planned-{world.tag}-after")
     seconds = time.monotonic() - stopped
     db.rejoin(old, target)
     db.wait_streaming()
-    new_writer = world.service(target, "records_reader")
-    lost = sum(1 for item_id in acked if not new_writer.read({"id": item_id}).get("ok"))
-    result = DrillResult("planned switchover", old, target, len(acked), lost, seconds, catch_up)
+    result = Failover("planned switchover", old, target, len(acked), _lost(world, target, acked), seconds, catch_up)
     result.notes.append(f"the write itself took {first_write:.2f} s; {old} rejoined as a standby of {target}")
     _read_back(world, result, tuple(db.servers), acked)
     return result
 
 
-def unplanned_failover(world: DrillWorld, load_seconds: float = 1.5, min_writes: int = 10) -> DrillResult:
+def unplanned_failover(world: DrillWorld, load_seconds: float = 1.5, min_writes: int = 10) -> Failover:
     db = world.db
     old = db.writer_region
     acked: list[str] = []
     stop = threading.Event()
 
     def load() -> None:
-        writer = world.service(old, "records_writer")
         i = 0
         while not stop.is_set():
             i += 1
-            if writer.write({"id": f"unplanned-{i}", "record": _record(i)}).get("ok"):
-                acked.append(f"unplanned-{i}")
+            item_id = f"unplanned-{world.tag}-{i}"
+            if world.write(old, item_id, i).get("ok"):
+                acked.append(item_id)
 
     thread = threading.Thread(target=load, daemon=True)
     thread.start()
@@ -243,11 +263,9 @@ def unplanned_failover(world: DrillWorld, load_seconds: float = 1.5, min_writes:
     target = _most_advanced(db, old)
     db.promote(target)
     db.follow(target)
-    _write_until_ok(world, target, "unplanned-after")
+    _write_until_ok(world, target, f"unplanned-{world.tag}-after")
     seconds = time.monotonic() - crashed
-    reader = world.service(target, "records_reader")
-    lost = sum(1 for item_id in acked if not reader.read({"id": item_id}).get("ok"))
-    result = DrillResult("unplanned failover", old, target, len(acked), lost, seconds, None)
+    result = Failover("unplanned failover", old, target, len(acked), _lost(world, target, acked), seconds, None)
     result.notes.append(
         f"promoted {target} (the standby with the highest replayed LSN); {old} stays down "
         "(a crashed primary is rebuilt from the new one before it rejoins)"
@@ -257,8 +275,6 @@ def unplanned_failover(world: DrillWorld, load_seconds: float = 1.5, min_writes:
 
 
 def _most_advanced(db: Any, lost: str) -> str:
-    from offline.emulator.postgres import PostgresError
-
     positions = {}
     for region, server in db.servers.items():
         if region != lost and server.running():
@@ -266,38 +282,3 @@ def _most_advanced(db: Any, lost: str) -> str:
     if not positions:
         raise PostgresError("no standby left to promote")
     return max(sorted(positions), key=lambda r: positions[r])
-
-
-def run_drills(progress: Callable[[str], None] | None = None) -> list[DrillResult]:
-    import logging
-
-    say = progress or (lambda line: None)
-    # The refused writes during the failover are expected: keep their log lines off the terminal.
-    logging.getLogger("mrk_toolkit").addHandler(logging.NullHandler())
-    with drill_world() as world:
-        say(f"global database up: {PRIMARY} streaming to {', '.join(SECONDARIES)} ({world.db.root})")
-        planned = planned_switchover(world, SECONDARIES[0])
-        say(f"planned switchover done: {planned.old_primary} -> {planned.new_primary}, lost {planned.lost}")
-        unplanned = unplanned_failover(world)
-        say(f"unplanned failover done: {unplanned.old_primary} -> {unplanned.new_primary}, lost {unplanned.lost}")
-    return [planned, unplanned]
-
-
-def render(results: list[DrillResult]) -> str:
-    title = "Failover drills: Aurora PostgreSQL store on real PostgreSQL (offline)"
-    lines = [title, "=" * len(title)]
-    lines += [
-        "REAL: PostgreSQL 16.2 servers (pgserver), physical streaming replication, promotion, the runtime "
-        "(record_crypto) and the Encryption SDK; EMULATED: KMS and Secrets Manager (moto), Aurora's "
-        "managed switchover/failover (done here with pg_ctl promote and primary_conninfo)",
-        "",
-    ]
-    for result in results:
-        lines += result.render()
-    passed = sum(r.ok for r in results)
-    lines.append(f"{passed} passed, {len(results) - passed} failed")
-    return "\n".join(lines)
-
-
-def as_json(results: list[DrillResult]) -> str:
-    return json.dumps([{**asdict(r), "ok": r.ok} for r in results], indent=2)

@@ -17,21 +17,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from offline.emulator.iam_gate import request_target
+from offline.verification.checks import NamedCheck
 from offline.verification.permissions import permission_checks
+from offline.verification.resources import ResourceReader, resource_checks
 from policy_engine import Caller, Request, as_list, authorize, statements
-
-NamedCheck = tuple[str, Callable[[], str]]
 
 
 @dataclass
 class DeployedReader:
     """Reads the deployment back. ``client(service, region)`` gives an API client;
-    ``role_arns``: (region, "writer"|"reader") -> the role the function runs under."""
+    ``role_arns``: (region, "writer"|"reader") -> the role the function runs under; the stacks are
+    named ``<stack_prefix>-...``."""
 
     client: Callable[[str, str], Any]
     account: str
     table_name: str
     role_arns: Mapping[tuple[str, str], str]
+    stack_prefix: str = "MrkToolkit"
     _cache: dict[Any, Any] = field(default_factory=dict)
 
     def table(self, region: str) -> dict[str, Any]:
@@ -250,4 +252,7 @@ def deployed_checks(
     for region in regions:
         out += table_checks(reader, region) + key_checks(reader, region, record_context)
         out += writer_read_checks(reader, region)
+    out += resource_checks(
+        ResourceReader(reader.client, reader.account, reader.role_arns, reader.stack_prefix, regions)
+    )
     return out + permission_checks(reader, regions)

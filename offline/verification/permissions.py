@@ -18,15 +18,15 @@ secretsmanager:DescribeSecret.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
 from cloud_assembly.contracts import CONTRACTS, contract_for
 from cloud_assembly.role_access import DeployedRole, DeploymentView, StackResource, arn_of, role_access
+from offline.verification.checks import NamedCheck
 
-NamedCheck = tuple[str, Callable[[], str]]
 KEY_TYPES = ("AWS::KMS::Key", "AWS::KMS::ReplicaKey")
 
 
@@ -35,24 +35,20 @@ class Reader(Protocol):
 
     client: Callable[[str, str], Any]
     account: str
-    role_arns: Any  # (region, kind) -> role ARN of the functions
+    stack_prefix: str  # the stacks are named <stack_prefix>-...
 
     def role_policies(self, role_arn: str) -> list[tuple[str, Any]]: ...
     def key_policy(self, region: str, key_arn: str) -> dict[str, Any]: ...
 
 
-def stack_prefix(role_arns: Iterable[str]) -> str:
-    """The stacks' prefix: the first segment of the functions' role path (/<stackPrefix>/writer/)."""
-    for arn in sorted(role_arns):
-        segments = [s for s in arn.split(":role/", 1)[-1].split("/")[:-1] if s]
-        if segments:
-            return segments[0]
-    raise AssertionError("no function role has a path /<stackPrefix>/...: cannot tell the toolkit's stacks")
-
-
-def _stacks(reader: Reader, region: str, prefix: str) -> list[str]:
+def _stacks(reader: Reader, region: str) -> list[str]:
     pages = reader.client("cloudformation", region).get_paginator("describe_stacks").paginate()
-    return sorted(s["StackName"] for page in pages for s in page["Stacks"] if s["StackName"].startswith(f"{prefix}-"))
+    return sorted(
+        s["StackName"]
+        for page in pages
+        for s in page["Stacks"]
+        if s["StackName"].startswith(f"{reader.stack_prefix}-") and s["StackStatus"] != "DELETE_COMPLETE"
+    )
 
 
 def _summaries(reader: Reader, region: str, stack: str) -> list[dict[str, Any]]:
@@ -101,14 +97,13 @@ def _resources(
 
 def deployed_view(reader: Reader, regions: tuple[str, ...]) -> DeploymentView:
     """The toolkit's stacks in ``regions`` as deployed: their resources, roles and key policies."""
-    prefix = stack_prefix(reader.role_arns.values())
     iam = reader.client("iam", "us-east-1")
     resources: list[StackResource] = []
     roles: list[DeployedRole] = []
     key_policies: dict[str, Any] = {}
     for region in regions:
-        stacks = _stacks(reader, region, prefix)
-        assert stacks, f"no stack named {prefix}-* in {region}"
+        stacks = _stacks(reader, region)
+        assert stacks, f"no stack named {reader.stack_prefix}-... is deployed in {region}"
         for stack in stacks:
             for summary in _summaries(reader, region, stack):
                 if summary["ResourceType"] == "AWS::IAM::Role":

@@ -1,13 +1,18 @@
 """Direct KMS requests with a function role's own credentials (past the reader's header check):
-the emulated KMS must decide them by the key and role policies' conditions."""
+the emulated KMS must decide them by the key and role policies' conditions; and the main job's
+check that each role is refused a foreign encryption context (on the emulator, these requests; on
+an account, IAM's policy simulator)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from offline.emulator.provisioner import Deployment
+from offline.emulator.deployment import Deployment
+from offline.verification.checks import Check, Environment, check
+from offline.verification.invariants import required_context
 
 
 class KmsProbes:
@@ -70,25 +75,28 @@ def foreign_contexts(context: dict[str, str], table: str) -> dict[str, dict[str,
     return out
 
 
-def condition_checks(probes: KmsProbes, regions: tuple[str, ...], table: str) -> list[tuple[str, Any]]:
-    """Per region: each role's own KMS action, asked directly of the emulated KMS, is allowed with
-    the record context and refused with a foreign one (the policies' conditions decide)."""
-    out = []
-    for region in regions:
-        for kind, action in (("writer", "kms:GenerateDataKey"), ("reader", "kms:Decrypt")):
+def context_checks(env: Environment) -> list[Check]:
+    """Per region: each role's own KMS action is allowed with the record's encryption context and
+    refused with a foreign one, decided by the key and role policies' conditions: asked directly
+    of the emulated KMS with the role's credentials, or of IAM's policy simulator on an account."""
+    return [
+        check(
+            f"KMS refuses the {kind}'s role in {region} a foreign encryption context",
+            partial(_foreign_context_refused, region, kind, action),
+        )
+        for region in (env.primary_region, *env.replica_regions)
+        for kind, action in (("writer", "kms:GenerateDataKey"), ("reader", "kms:Decrypt"))
+    ]
 
-            def check(region: str = region, kind: str = kind, action: str = action) -> str:
-                context = probes.record_context()
-                blob = probes.ciphertext(region, context) if action == "kms:Decrypt" else None
-                allowed, why = probes.kms_as(region, kind, action, context, blob)
-                assert allowed, f"the {kind}'s role may not {action} even with the record context: {why}"
-                refused = []
-                for label, foreign in foreign_contexts(context, table).items():
-                    allowed, why = probes.kms_as(region, kind, action, foreign, blob)
-                    assert not allowed, f"the emulated KMS let the {kind}'s role {action} with {label}: {why}"
-                    refused.append(label)
-                return f"allowed with the record context; refused with {' and '.join(refused)} ({why})"
 
-            name = f"the emulated KMS refuses the {kind}'s role in {region} a foreign encryption context"
-            out.append((name, check))
-    return out
+def _foreign_context_refused(region: str, kind: str, action: str, env: Environment) -> str:
+    reader = env.reader
+    context = dict(env.observed_context() or required_context(reader.key_policy(region, reader.mrk_arn(region))))
+    allowed, why = env.kms_allowed(region, kind, action, context)
+    assert allowed, f"the {kind}'s role may not {action} even with the record context: {why}"
+    refused = []
+    for label, foreign in foreign_contexts(context, env.table_name).items():
+        allowed, why = env.kms_allowed(region, kind, action, foreign)
+        assert not allowed, f"{env.kms_decider} allowed the {kind}'s role {action} with {label}: {why}"
+        refused.append(label)
+    return f"allowed with the record context; refused with {' and '.join(refused)} ({env.kms_decider}: {why})"

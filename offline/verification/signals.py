@@ -24,13 +24,13 @@ from lambda_src.record_crypto.observability import (
     DIMENSION_TABLE,
     KMS_THROTTLES,
     NAMESPACE,
+    OPERATION_OF,
     SECURITY_REFUSALS,
 )
 from offline.emulator.emf import Datum, extract
+from offline.verification.checks import Capability, Check, Environment, NamedCheck, check
 from policy_engine import Caller, Decision, Request, authorize
 
-NamedCheck = tuple[str, Callable[[], str]]
-OPERATION_OF = {"writer": "write", "reader": "read"}
 FIRES_ON_ONE = ("GreaterThanOrEqualToThreshold", "GreaterThanThreshold")
 
 
@@ -194,6 +194,36 @@ def publish_emf(client: Callable[[str, str], Any], logs_by_region: Mapping[str, 
             for namespace, metric_data in by_namespace.items():
                 cloudwatch.put_metric_data(Namespace=namespace, MetricData=metric_data)
     return out
+
+
+def tamper_alarms_check() -> Check:
+    return check(
+        "signals: the main job's tamper refusals reach the security alarms, which fire (emulated evaluation)",
+        _tamper_alarms,
+        Capability.FUNCTION_LOGS,
+        Capability.EVALUATE_ALARMS,
+    )
+
+
+def _tamper_alarms(env: Environment) -> str:
+    """The functions' metric lines go to CloudWatch as CloudWatch Logs would put them; the reader's
+    security alarm of each replica region, where the main job tampered with records, must then
+    breach (on AWS, CloudWatch does both itself, minutes later)."""
+    published = publish_emf(env.client, env.logs_by_region())
+    reader = SignalsReader(env.client)
+    dims = tuple(sorted(((DIMENSION_TABLE, env.table_name), (DIMENSION_OPERATION, "read"))))
+    seen = []
+    for region in env.replica_regions:
+        refused = sum(
+            d.value for d in published.get(region, []) if d.name == SECURITY_REFUSALS and d.dimensions == dims
+        )
+        assert refused >= 1, f"the tamper checks in {region} left no SecurityRefusals metric line"
+        alarm = find_alarm(reader.alarms(region), Watch("", NAMESPACE, SECURITY_REFUSALS, dims))
+        assert alarm is not None, f"no alarm in {region} watches the reader's SecurityRefusals"
+        breaching = breaching_periods(env.client, region, alarm)
+        assert breaching, f"{alarm['AlarmName']} would not fire on {refused:.0f} security refusals"
+        seen.append(f"{region}: {refused:.0f} refusals, {alarm['AlarmName']} breached")
+    return "; ".join(seen)
 
 
 def breaching_periods(client: Callable[[str, str], Any], region: str, alarm: Mapping[str, Any]) -> list[float]:

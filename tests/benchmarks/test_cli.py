@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.__main__ import COMMITTED, SCRATCH, _parser, output_path
-from offline.cli import UsageError
+from cli_support import UsageError
 from tests.offline.test_cli import assert_one_line, run_cli
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from offline.verification.emulated import synthesize
+from stacks.synthesize import synthesize
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from offline.verification.checks import Report
 from offline.verification.emulated import run_offline
-from offline.verification.scenario import Report
 
 LAG = 0.3
 Mutation = Callable[[dict[str, Any]], None]

@@ -14,8 +14,9 @@ import pytest
 
 from cloud_assembly.intrinsics import UnsupportedTemplate
 from offline.emulator.postgres import GlobalDatabase, server_processes
-from offline.verification.emulated import run_offline, synthesize
-from offline.verification.scenario import Report
+from offline.verification.checks import Report
+from offline.verification.emulated import run_offline
+from stacks.synthesize import synthesize
 
 pytestmark = pytest.mark.e2e
 
@@ -56,8 +57,23 @@ def test_aurora_deployment_end_to_end(aurora_assembly: Path, tmp_path: Path) -> 
         "planted sensitive value in us-west-1 is refused",
         "rolled-back row in us-west-1 is refused with min_version",
         "the reader's database role cannot write (us-east-2)",
+        "deployed: every resource policy in us-west-1 names only its contract's principals",
+        "deployed: everything at rest in us-west-1 is encrypted with a customer-managed key of us-west-1",
+        *(
+            f"deployed: {role} may do exactly its contract"
+            for role in (
+                "the writer's role in us-west-1",
+                "the reader's role in us-east-2",
+                "the schema setup role in us-east-2",
+                "the schema custom resource provider's role in us-east-2",
+                "the RDS enhanced monitoring role in us-west-1",
+                "the VPC flow logs role in us-east-2",
+            )
+        ),
     ):
         assert name in names, names
+    at_rest = next(c.detail for c in report.checks if c.name.startswith("deployed: everything at rest in us-west-1"))
+    assert "cluster x1" in at_rest and "secret replica x2" in at_rest, at_rest
     assert _postgres_left() == [], "the demo stopped its PostgreSQL servers"
 
 
@@ -83,6 +99,31 @@ def test_a_reader_given_the_writers_secret_fails_the_run(aurora_assembly: Path, 
     failed = {c.name: c.detail for c in report.checks if not c.ok}
     assert "reader decrypts in us-west-1 after replication" in failed, report.render()
     assert "secretsmanager:GetSecretValue" in failed["reader decrypts in us-west-1 after replication"]
+
+
+def test_secrets_without_a_customer_managed_key_of_their_region_fail_the_run(
+    aurora_assembly: Path, tmp_path: Path
+) -> None:
+    """The master user's secret on the AWS managed key, and the writer's secret replicated to us-west-1
+    with the primary region's key: the read-back of what is at rest names both (issue 19, item 2)."""
+
+    def weakened(template: dict[str, Any]) -> None:
+        secrets = {lid: r["Properties"] for lid, r in template["Resources"].items() if "SecretsManager" in r["Type"]}
+        del next(p for lid, p in secrets.items() if "Master" in lid)["KmsKeyId"]
+        writer = next(p for lid, p in secrets.items() if "Writer" in lid)
+        writer["ReplicaRegions"][0]["KmsKeyId"] = writer["KmsKeyId"]
+
+    report = _run(_edited(aurora_assembly, tmp_path, "MrkToolkit-Database-us-east-2", weakened), tmp_path)
+    failed = {c.name: c.detail for c in report.checks if not c.ok}
+    east = failed["deployed: everything at rest in us-east-2 is encrypted with a customer-managed key of us-east-2"]
+    assert "secret arn:aws:secretsmanager:us-east-2:123456789012:secret:MrkToolkit/aurora/records_admin-" in east
+    assert "not encrypted with a customer-managed key (no KmsKeyId: the AWS managed key aws/secretsmanager)" in east
+    west = failed["deployed: everything at rest in us-west-1 is encrypted with a customer-managed key of us-west-1"]
+    assert (
+        "secret replica arn:aws:secretsmanager:us-west-1:123456789012:secret:MrkToolkit/aurora/records_writer-" in west
+    )
+    assert ", a key of us-east-2, not of us-west-1" in west, west
+    assert _postgres_left() == [], "the run stopped its PostgreSQL servers"
 
 
 def test_a_secondary_cluster_encrypted_with_another_regions_key_is_refused(

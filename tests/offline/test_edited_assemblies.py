@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from offline.verification.emulated import synthesize
+from stacks.synthesize import synthesize
 from tests.offline.edits import drop_condition_keys, edited, failures, resources, run
 
 pytestmark = pytest.mark.e2e
@@ -99,8 +99,8 @@ def test_key_and_role_policies_without_encryption_context_conditions(default_ass
     edits = {KEYS_WEST: unbound, FUNCTIONS_WEST: unbound}
     failed = _failed(default_assembly, tmp_path, edits)
     for kind, action in (("reader", "kms:Decrypt"), ("writer", "kms:GenerateDataKey")):
-        line = failed[f"the emulated KMS refuses the {kind}'s role in us-west-1 a foreign encryption context"]
-        assert f"the emulated KMS let the {kind}'s role {action} with" in line, line
+        line = failed[f"KMS refuses the {kind}'s role in us-west-1 a foreign encryption context"]
+        assert f"the emulated KMS allowed the {kind}'s role {action} with" in line, line
     key_line = failed["deployed: the MRK key policy in us-west-1 binds use to the encryption context"]
     assert "the key policy lets" in key_line, key_line
     role_line = failed["deployed: the role policies in us-west-1 bind MRK use to the encryption context"]

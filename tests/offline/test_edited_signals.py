@@ -14,6 +14,8 @@ from tests.offline.edits import edited, failures, resources, run
 pytestmark = pytest.mark.e2e
 FUNCTIONS_WEST = "MrkToolkit-Functions-us-west-1"
 ALARMS_WEST = "deployed: us-west-1 alarms on its functions and replication notify an encrypted topic"
+POLICIES_WEST = "deployed: every resource policy in us-west-1 names only its contract's principals"
+AT_REST_WEST = "deployed: everything at rest in us-west-1 is encrypted with a customer-managed key of us-west-1"
 TAMPER = "signals: the main job's tamper refusals reach the security alarms, which fire (emulated evaluation)"
 
 
@@ -48,7 +50,17 @@ def _key_for_other_alarms(template: dict[str, Any]) -> None:
                 TAMPER: "no alarm in us-west-1 watches the reader's SecurityRefusals",
             },
         ),
-        (_unencrypted_topic, {ALARMS_WEST: "is not encrypted (no KmsMasterKeyId)"}),
+        (
+            _unencrypted_topic,
+            {
+                ALARMS_WEST: "is not encrypted (no KmsMasterKeyId)",
+                AT_REST_WEST: "topic arn:aws:sns:us-west-1:123456789012:MrkToolkit-alarms: not encrypted with a "
+                "customer-managed key (no KmsMasterKeyId)",
+                # the topic's key, now unused, may name the account root only
+                POLICIES_WEST: "(key nothing deployed uses): statement CloudWatchAlarmsThroughSns names principal "
+                "cloudwatch.amazonaws.com, not in the contract of a key nothing deployed uses",
+            },
+        ),
         (_key_for_other_alarms, {ALARMS_WEST: "CloudWatch may not use"}),
     ],
     ids=["no-security-alarm", "unencrypted-topic", "topic-key-for-other-alarms"],

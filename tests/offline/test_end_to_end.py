@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from cloud_assembly.reader import load_assembly
-from offline.verification.deployed import LambdaInvoker, discover_functions
+from offline.verification.checks import Check, Report, as_check
+from offline.verification.deployed import DeployedEnvironment, LambdaInvoker, discover_functions
 from offline.verification.emulated import run_offline, stood_up
-from offline.verification.scenario import Report, Verification
+from offline.verification.scenario import main_job, run_main_job
 
 pytestmark = pytest.mark.e2e
 LAG = 0.3
@@ -43,6 +44,12 @@ def test_default_deployment_end_to_end(default_assembly: Path, tmp_path: Path) -
     assert "reader decrypts in us-west-1 after replication" in names
     assert "the reader's role in us-west-1 cannot write" in names
     assert "tampered item in us-west-1 is refused" in names
+    for region in ("us-east-2", "us-west-1"):
+        assert f"deployed: every resource policy in {region} names only its contract's principals" in names
+        at_rest = f"deployed: everything at rest in {region} is encrypted with a customer-managed key of {region}"
+        assert at_rest in names
+        for kind in ("writer", "reader"):
+            assert f"deployed: the {kind}'s role in {region} may do exactly its contract" in names
     assert len(names) >= 11
 
 
@@ -92,6 +99,8 @@ class _FakeCloudFormation:
 
 
 def test_verify_command_logic_against_the_emulator(default_assembly: Path, tmp_path: Path) -> None:
+    """verify's environment (the real-account one) on the emulator, with only `lambda invoke`
+    swapped: it runs the main job's list, and reports N/A (not leaves out) what only the emulator can do."""
     with stood_up(
         load_assembly(default_assembly), lag_seconds=LAG, progress=lambda _line: None, log_dir=tmp_path
     ) as env:
@@ -102,13 +111,29 @@ def test_verify_command_logic_against_the_emulator(default_assembly: Path, tmp_p
         def factory(region: str) -> _FakeLambda:
             return clients.setdefault(region, _FakeLambda(region, env, names))
 
-        report = Verification(LambdaInvoker(names, client_factory=factory), env, replication_deadline_s=10).run()
+        account = DeployedEnvironment(
+            primary_region=env.primary_region,
+            replica_regions=env.replica_regions,
+            sensitive_fields=env.sensitive_fields,
+            table_name=env.table_name,
+            function_names=names,
+            replication_deadline_s=10,
+            client=env.aws.client,
+            invoker=LambdaInvoker(names, client_factory=factory),
+        )
+        assert [c.name for c in _checks(account)] == [c.name for c in _checks(env)], "verify runs the main job's list"
+        report = run_main_job(account, progress=lambda _line: None)
     assert report.ok, report.render()
+    not_applicable = {c.name for c in report.checks if not c.applicable}
+    assert not_applicable == {c.name for c in _checks(env) if c.needs}, "only what needs the emulator is N/A"
+    assert "two regions (us-east-2, us-west-1) write one id at once" in not_applicable
     assert clients["us-east-2"].invocations and clients["us-west-1"].invocations
-    replica_calls = clients["us-west-1"].invocations
-    # Replicas run readers, and one writer call: the two-regions-at-once (last writer wins) check.
-    assert set(replica_calls) == {names[("us-west-1", "reader")], names[("us-west-1", "writer")]}
-    assert replica_calls.count(names[("us-west-1", "writer")]) == 1
+    # Replicas run readers only: the one check that writes there (two regions at once) needs the emulator.
+    assert set(clients["us-west-1"].invocations) == {names[("us-west-1", "reader")]}
+
+
+def _checks(env: Any) -> list[Check]:
+    return [as_check(c) for c in main_job(env)]
 
 
 # -- broken templates: the run fails and says what broke ------------------------------------

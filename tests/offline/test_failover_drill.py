@@ -1,28 +1,40 @@
-"""The failover drills on real PostgreSQL servers (offline/verification/failover_drill.py): what `python -m offline
-drill --store aurora-postgresql` runs in CI, checked here by what it counts, not by its timing."""
+"""The failover drills (offline/verification/failover_drill.py) on the servers stood up from the
+synthesized Aurora assembly, as the Aurora main job stands them up: what `python -m offline drill
+--store aurora-postgresql` runs in CI, checked here by what it counts, not by its timing."""
 
 from __future__ import annotations
+
+import pytest
 
 from offline.emulator.postgres import server_processes
 from offline.verification.failover_drill import (
     PRIMARY,
     SECONDARIES,
+    Failover,
     drill_world,
+    failover_checks,
+    judged,
     planned_switchover,
     unplanned_failover,
 )
+
+pytestmark = pytest.mark.e2e
 
 
 def test_a_switchover_loses_nothing_a_failover_counts_its_loss_and_readers_stay_local() -> None:
     with drill_world() as world:
         root = world.db.root
+        names = [c.name for c in failover_checks(world.env)]
+        assert world.db.server(PRIMARY).primary, "the drills start from the deployed primary"
         planned = planned_switchover(world, SECONDARIES[0], writes=20)
         unplanned = unplanned_failover(world, load_seconds=0.5)
 
+    assert names[0] == f"planned switchover: {PRIMARY} -> {SECONDARIES[0]}"
     assert (planned.old_primary, planned.new_primary, planned.acknowledged) == (PRIMARY, SECONDARIES[0], 20)
     assert planned.lost == 0, "a planned switchover waits for the standbys: nothing acknowledged is lost"
     assert planned.reads_ok == {PRIMARY: 20, SECONDARIES[0]: 20, SECONDARIES[1]: 20}, "old primary rejoined"
-    assert planned.ok and unplanned.ok, (planned, unplanned)
+    judged(planned, lossless=True)
+    judged(unplanned, lossless=False)
 
     assert unplanned.old_primary == SECONDARIES[0] and unplanned.new_primary != SECONDARIES[0]
     assert unplanned.acknowledged > 0 and 0 <= unplanned.lost <= unplanned.acknowledged
@@ -33,3 +45,18 @@ def test_a_switchover_loses_nothing_a_failover_counts_its_loss_and_readers_stay_
             assert calls and set(calls) == {region}, f"{result.name}: {region}'s reader called KMS in {set(calls)}"
         assert result.seconds_to_first_write > 0
     assert server_processes(root) == [], "no postgres process outlives the drill"
+
+
+def test_a_lost_write_fails_a_planned_switchover_and_keeps_its_figures() -> None:
+    measured = Failover(
+        "planned switchover", PRIMARY, SECONDARIES[0], 20, 1, 0.5, 0.01, {PRIMARY: [PRIMARY]}, {PRIMARY: 19}
+    )
+    with pytest.raises(AssertionError, match="lost 1 of 20 acknowledged writes") as failed:
+        judged(measured, lossless=True)
+    assert failed.value.outcome.figures["lost"] == 1  # type: ignore[attr-defined]
+    assert any("19 records decrypted" in line for line in failed.value.outcome.lines)  # type: ignore[attr-defined]
+    elsewhere = Failover(
+        "unplanned failover", PRIMARY, SECONDARIES[0], 20, 0, 0.5, None, {PRIMARY: ["eu-west-1"]}, {PRIMARY: 20}
+    )
+    with pytest.raises(AssertionError, match=r"the reader of us-east-2 called KMS in \['eu-west-1'\]"):
+        judged(elsewhere, lossless=False)

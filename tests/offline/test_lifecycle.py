@@ -21,9 +21,10 @@ import pytest
 
 from cloud_assembly.reader import load_assembly
 from offline.__main__ import main
-from offline.emulator.provisioner import StackOperationFailed
+from offline.emulator.resource_lifecycle import StackOperationFailed
 from offline.runbooks.teardown import CliCommand
 from offline.verification import emulated
+from stacks.synthesize import synthesize
 from tests.offline.edits import LAG, edited, resources
 
 pytestmark = pytest.mark.e2e
@@ -325,7 +326,7 @@ def test_a_region_the_primary_key_policy_does_not_name_gets_no_replica_key(
     """The emulated KMS decides ReplicateKey with the primary's key policy as deployed: an edited
     assembly whose primary keys stack still limits kms:ReplicaRegion to us-west-1 fails to add
     eu-west-1 at its replica key, and the table gets no replica there."""
-    three = emulated.synthesize({"mrk-toolkit:replicaRegions": "us-west-1,eu-west-1"})
+    three = synthesize({"mrk-toolkit:replicaRegions": "us-west-1,eu-west-1"})
 
     def stale_policy(template: dict[str, Any]) -> None:
         (mrk,) = resources(template, "AWS::KMS::Key", "RecordsKey")

@@ -68,8 +68,8 @@ def test_a_replica_region_goes_down_and_no_acknowledged_record_is_lost(env: Emul
 
 def test_every_drill_step_is_a_step_of_the_readme_runbook(env: EmulatedEnvironment) -> None:
     section = _runbook_section()
-    for name, _ in OutageDrill(env, progress=lambda _: None).steps():
-        label = name.split(":")[0]
+    for step in OutageDrill(env, progress=lambda _: None).checks():
+        label = step.name.split(":")[0]
         assert f"**{label}**" in section, f"the README's runbook has no step {label!r} (the drill runs it)"
     for verb in ("outage", "recover", "promote-key", "stack-plan", "drill"):
         assert f"python -m offline {verb}" in section

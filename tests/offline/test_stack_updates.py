@@ -15,7 +15,9 @@ import pytest
 
 from cloud_assembly.intrinsics import UnsupportedTemplate
 from cloud_assembly.reader import CloudAssembly, StackArtifact
-from offline.emulator.provisioner import DeployedResource, DeployedStack, Deployment, Provisioner, StackOperationFailed
+from offline.emulator.deployment import DeployedResource, DeployedStack, Deployment
+from offline.emulator.provisioner import Provisioner
+from offline.emulator.resource_lifecycle import StackOperationFailed
 from offline.emulator.server import EmulatedAws
 
 REGION = "us-east-2"

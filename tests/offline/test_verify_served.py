@@ -19,6 +19,13 @@ from tests.offline.edits import LAG, drop_condition_keys, edited, resources
 
 pytestmark = pytest.mark.e2e
 VERIFY = ["verify", "--primary", "us-east-2", "--replicas", "us-west-1", "--deadline", "10"]
+# The main job's checks that need what only the emulator can do: verify lists them as N/A.
+EMULATOR_ONLY = [
+    "two regions (us-east-2, us-west-1) write one id at once",
+    "function logs hold no plaintext",
+    "the multi-region key rotates on demand, and every region decrypts across the rotation",
+    "signals: the main job's tamper refusals reach the security alarms, which fire (emulated evaluation)",
+]
 
 
 def _exports(env: EmulatedEnvironment) -> dict[str, str]:
@@ -72,9 +79,13 @@ def test_up_serves_verify_and_ordinary_clients(
     serve(cdk_out=default_assembly, context_overrides={}, lag_seconds=LAG, wait=while_up)
     assert seen["invoke"]["ok"] is True, "an ordinary boto3 client invokes the real writer"
     assert seen["code"] == 0, seen["out"]
-    assert "IAM refuses the reader's role in us-west-1 a foreign encryption context" in seen["out"]
+    assert "PASS  KMS refuses the reader's role in us-west-1 a foreign encryption context" in seen["out"]
     assert "deployed: point-in-time recovery is on in us-west-1" in seen["out"]
     assert "PASS  deployed: us-west-1 alarms on its functions and replication notify an encrypted topic" in seen["out"]
+    assert "PASS  deployed: every resource policy in us-west-1 names only its contract's principals" in seen["out"]
+    assert "PASS  deployed: everything at rest in us-west-1 is encrypted with a customer-managed key" in seen["out"]
+    not_applicable = [line.split("  ")[1].strip() for line in seen["out"].splitlines() if line.startswith("N/A ")]
+    assert sorted(not_applicable) == sorted(EMULATOR_ONLY), seen["out"]
 
 
 def test_verify_catches_an_edited_deployment(
@@ -89,10 +100,15 @@ def test_verify_catches_an_edited_deployment(
     def unbound(template: dict[str, Any]) -> None:
         drop_condition_keys(template, "kms:EncryptionContext:", kinds=("KeyPolicy", "PolicyDocument"))
 
+    def unbound_and_reader_logs_unencrypted(template: dict[str, Any]) -> None:
+        unbound(template)
+        (logs,) = resources(template, "AWS::Logs::LogGroup", "RecordsReaderLogs")
+        del logs["Properties"]["KmsKeyId"]
+
     edits = {
         "MrkToolkit-Table": pitr_off,
         "MrkToolkit-Keys-us-west-1": unbound,
-        "MrkToolkit-Functions-us-west-1": unbound,
+        "MrkToolkit-Functions-us-west-1": unbound_and_reader_logs_unencrypted,
     }
     served(edited(default_assembly, tmp_path / "cdk.out", edits))
     code = main(VERIFY)
@@ -100,8 +116,9 @@ def test_verify_catches_an_edited_deployment(
     assert code == 1, out
     fails = [line for line in out.splitlines() if line.startswith("FAIL")]
     assert any("point-in-time recovery is DISABLED on the us-west-1 replica" in line for line in fails), out
-    assert any("IAM's simulator lets the reader's role kms:Decrypt with" in line for line in fails), out
+    assert any("IAM's policy simulator allowed the reader's role kms:Decrypt with" in line for line in fails), out
     assert any("the key policy lets" in line for line in fails), out
+    assert any("RecordsReaderLogs1E5F709A: not encrypted with a customer-managed key" in line for line in fails), out
 
 
 def test_rotate_rotates_the_primary_and_refuses_a_replica_region(

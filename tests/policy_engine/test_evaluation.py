@@ -89,9 +89,19 @@ def test_not_action_and_not_resource() -> None:
 
 
 def test_not_principal_and_service_principals() -> None:
-    others_denied = {"Effect": "Deny", "NotPrincipal": {"AWS": ROLE}, "Action": "kms:*", "Resource": "*"}
+    # NotPrincipal excepts a role's session only if it names the session, the role and the account.
+    r1_session = f"arn:aws:sts::{ACCOUNT}:assumed-role/r1/fn"
+    others_denied = {
+        "Effect": "Deny",
+        "NotPrincipal": {"AWS": [r1_session, ROLE, ROOT]},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
     ident = [allow("kms:Decrypt", KEY)]
-    assert decide("kms:Decrypt", ident, [ACCOUNT_DELEGATES, others_denied])
+    r1 = Caller(ACCOUNT, arn=ROLE, session_arn=r1_session)
+    assert decide("kms:Decrypt", ident, [ACCOUNT_DELEGATES, others_denied], caller=r1)
+    role_only = {**others_denied, "NotPrincipal": {"AWS": ROLE}}
+    assert not decide("kms:Decrypt", ident, [ACCOUNT_DELEGATES, role_only], caller=r1), "its session is not named"
     other = Caller(ACCOUNT, arn=f"arn:aws:iam::{ACCOUNT}:role/app/writer/w1")
     assert not decide("kms:Decrypt", ident, [ACCOUNT_DELEGATES, others_denied], caller=other)
     service = allow("kms:DescribeKey", Principal={"Service": "dynamodb.amazonaws.com"})

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from cloud_assembly.reader import load_assembly
-from offline.verification.emulated import synthesize
 from review.__main__ import main
 from review.diagram import mermaid
 from review.readme import END, START, MarkersMissing, refresh, with_diagram
 from review.report import build_review, render_markdown
+from stacks.synthesize import synthesize
 
 ACCOUNT = "111122223333"  # must never appear in the output
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from cloud_assembly.reader import load_assembly
-from offline.verification.emulated import synthesize
 from review.report import build_review, render_markdown
+from stacks.synthesize import synthesize
 from tests.review.test_report import who
 
 ACCOUNT = "111122223333"

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from cloud_assembly.reader import load_assembly
-from offline.verification.emulated import synthesize
 from review.report import (
     KEY_ADMIN_ACTIONS,
     KEY_READ_ACTIONS,
@@ -18,6 +17,7 @@ from review.report import (
     build_review,
     render_markdown,
 )
+from stacks.synthesize import synthesize
 
 REGIONS = ["us-east-2", "us-west-1"]
 

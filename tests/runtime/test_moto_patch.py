@@ -192,3 +192,26 @@ def test_an_aws_managed_policy_attaches_with_its_document() -> None:
     assert document["Statement"][0]["Resource"] == ["arn:aws:logs:*:*:log-group:RDS*"]
     assert aws_managed_policy("arn:aws:iam::aws:policy/AmazonRDSEnhancedMonitoringRole") is None  # wrong path
     assert aws_managed_policy("arn:aws:iam::aws:policy/service-role/NoSuchPolicy") is None
+
+
+def test_installed_moto_still_needs_the_aws_managed_key_patch() -> None:
+    from offline.emulator.moto_patches import needs_moto_aws_managed_key_patch
+
+    assert needs_moto_aws_managed_key_patch(), (
+        "moto's DynamoDB default key is no longer customer-managed: remove apply_moto_aws_managed_key_patch"
+    )
+
+
+@mock_aws
+def test_a_table_without_its_own_key_is_encrypted_with_an_aws_managed_key() -> None:
+    apply_moto_patches()
+    ddb, kms = boto3.client("dynamodb", region_name="us-west-1"), boto3.client("kms", region_name="us-west-1")
+    table = ddb.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        SSESpecification={"Enabled": True, "SSEType": "KMS"},
+    )["TableDescription"]
+    key = kms.describe_key(KeyId=table["SSEDescription"]["KMSMasterKeyArn"])["KeyMetadata"]
+    assert key["KeyManager"] == "AWS", key

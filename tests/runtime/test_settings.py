@@ -100,3 +100,79 @@ def test_each_bad_value_is_named_with_what_is_allowed(name: str, value: str, all
 def test_cache_bounds_are_validated_when_cache_is_on(name: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
         Settings.from_env({**GOOD, ENV_DATA_KEY_CACHE: "on", name: "-1"})
+
+
+# -- the names written once here (the constructs, the stacks, the emulator and the tools import them) --
+def _botocore_partitions() -> list[dict[str, object]]:
+    from botocore.loaders import create_loader
+
+    return list(create_loader().load_data("endpoints")["partitions"])
+
+
+def test_the_region_pattern_accepts_every_region_botocore_knows_and_only_region_names() -> None:
+    import re
+
+    from record_crypto.settings import PARTITION_PATTERN, REGION_NAME
+
+    partitions = _botocore_partitions()
+    regions = [region for p in partitions for region in p["regions"]]  # type: ignore[attr-defined]
+    assert len(regions) > 30
+    assert [r for r in regions if not REGION_NAME.match(r)] == []
+    assert [p["partition"] for p in partitions if not re.fullmatch(PARTITION_PATTERN, str(p["partition"]))] == []
+    for name in ("ap-southeast-12", "us-gov-west-1", "eu-isoe-west-1", "eusc-de-east-1"):
+        assert REGION_NAME.match(name), f"{name}: a region number may have two digits"
+    for name in ("us-east", "us-east-123", "US-EAST-1", "useast1", "us-east-1 ", "u-east-1", "us-east-1a"):
+        assert not REGION_NAME.match(name), name
+
+
+def test_a_two_digit_region_passes_the_function_contract() -> None:
+    region = "ap-southeast-12"
+    env = {**GOOD, ENV_REGION: region, ENV_MRK_ARN: REAL_ARN.replace("us-east-2", region)}
+    assert Settings.from_env(env).region == region
+
+
+def test_the_algorithm_suite_type_lists_the_suites() -> None:
+    from typing import get_args
+
+    from record_crypto.settings import ALGORITHM_SUITES, SUITE_SIGNING, AlgorithmSuite
+
+    assert get_args(AlgorithmSuite) == ALGORITHM_SUITES
+    assert ALGORITHM_SUITES[0] == SUITE_SIGNING, "the default comes first"
+
+
+def test_no_other_module_spells_the_names_written_here() -> None:
+    """The variable names, suites, role names and the region pattern are imported, never copied:
+    a second copy drifts (two region patterns once disagreed on two-digit region numbers)."""
+    import ast
+    from pathlib import Path
+
+    from record_crypto import settings
+
+    root = Path(__file__).resolve().parents[2]
+    own = {
+        name: value
+        for name, value in vars(settings).items()
+        if isinstance(value, str)
+        and (name.startswith("ENV_") or name.startswith("SUITE_") or name.endswith("_ROLE") or name == "DB_MASTER_USER")
+    }
+    del own["ENV_REGION"]  # AWS_REGION is the Lambda runtime's (and boto3's) own variable
+    names = {value: name for name, value in own.items()}
+    copies = []
+    for path in sorted([*root.glob("*.py"), *root.glob("*/**/*.py")]):
+        rel = path.relative_to(root)
+        if rel.parts[0] in ("tests", ".venv", "node_modules") or path == Path(settings.__file__).resolve():
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            text = node.value if isinstance(node, ast.Constant) and id(node) not in docstrings else None
+            if isinstance(text, str) and (text in names or "[a-z]{2" in text):
+                copies.append(f"{rel}:{node.lineno} {text!r} ({names.get(text, 'a region pattern')})")
+    assert not copies, "import these from record_crypto.settings instead:\n" + "\n".join(copies)

@@ -1,6 +1,8 @@
-"""What the project's command lines (``offline``, ``review``, ``benchmarks``) share: an expected
-error becomes one line on stderr naming the problem and the fix, and a non-zero exit; ``--debug``
-shows the traceback instead. Anything unexpected (a bug) still raises with its traceback."""
+"""What the project's three command lines (``python -m offline``, ``python -m review``, ``python -m
+benchmarks``) share: an expected error becomes one line on stderr naming the problem and the fix,
+and a non-zero exit; ``--debug`` shows the traceback instead. Anything unexpected (a bug) still
+raises with its traceback. A module of its own, beside the tools, so that no tool imports another
+for it."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
+
+from stacks.config import CdkJsonError, ConfigError, ContextOptionError
 
 EXIT_ERROR = 2
 DEBUG_HELP = "show the traceback of an error instead of the one-line message"
@@ -107,9 +111,7 @@ def _aws_message(exc: Exception) -> str | None:
 
 def one_line(exc: BaseException) -> str | None:
     """The one-line message of an expected error, or None for a bug."""
-    from stacks.config import CdkJsonError, ConfigError
-
-    if isinstance(exc, UsageError | ConfigError | CdkJsonError):
+    if isinstance(exc, UsageError | ConfigError | CdkJsonError | ContextOptionError):
         return str(exc)
     if isinstance(exc, Exception) and (message := _aws_message(exc)):
         return message
