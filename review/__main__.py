@@ -4,7 +4,8 @@ python -m review [--cdk-out cdk.out] [--out review-out] [-c key=value ...]
     write policy-review.md and policy-review.json (synthesizes cdk.json's deployment in-process,
     with the -c overrides, when --cdk-out is not given)
 python -m review readme README.md [--check] [--cdk-out cdk.out] [-c key=value ...]
-    rewrite the architecture diagram between the README's markers (--check: exit 1 if stale); a
+    rewrite the README's generated blocks: the architecture diagram and the table of what each role
+    may do, between their markers (--check: exit 1 if either is stale); a
     committed file gets only cdk.json's default deployment (no -c, an assembly of its regions)
 Add --debug to see the traceback of an error.
 """
@@ -93,9 +94,9 @@ def readme_main(argv: list[str]) -> int:
     except MarkersMissing as exc:
         raise UsageError(f"{args.readme}: {exc}") from None
     if args.check and changed:
-        print(f"{args.readme}: the architecture diagram is stale; run: make diagram")
+        print(f"{args.readme}: the architecture diagram or the role table is stale; run: make diagram")
         return 1
-    print(f"{args.readme}: architecture diagram {'updated' if changed else 'up to date'}")
+    print(f"{args.readme}: architecture diagram and role table {'updated' if changed else 'up to date'}")
     return 0
 
 

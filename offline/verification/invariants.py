@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cloud_assembly.role_access import required_context
 from offline.emulator.iam_gate import request_target
 from offline.verification.checks import NamedCheck
 from offline.verification.permissions import permission_checks
@@ -84,17 +85,6 @@ def _document(doc: Any) -> Any:
 
         return json.loads(unquote(doc) if doc.startswith("%7B") else doc)
     return doc
-
-
-def required_context(key_policy: Mapping[str, Any]) -> dict[str, str]:
-    """The encryption context the key policy's Allow statements require (StringEquals values)."""
-    out: dict[str, str] = {}
-    for stmt in statements(key_policy):
-        for op, pairs in (stmt.get("Condition") or {}).items():
-            for key, value in (pairs or {}).items():
-                if op == "StringEquals" and key.lower().startswith("kms:encryptioncontext:"):
-                    out[key.split(":", 2)[2]] = str(as_list(value)[0])
-    return out
 
 
 def _decide(
