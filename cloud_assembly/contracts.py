@@ -17,7 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-DYNAMODB, AURORA = "dynamodb", "aurora-postgresql"
+from lambda_src.record_crypto.settings import STORE_AURORA_POSTGRESQL, STORE_DYNAMODB
+
+DYNAMODB, AURORA = STORE_DYNAMODB, STORE_AURORA_POSTGRESQL
 KEY_TYPES = ("AWS::KMS::Key", "AWS::KMS::ReplicaKey")
 TABLE_TYPES = ("AWS::DynamoDB::GlobalTable", "AWS::DynamoDB::Table")
 SECRET_TYPES = ("AWS::SecretsManager::Secret",)
