@@ -104,6 +104,26 @@ class ConfigError(ValueError):
         super().__init__(f"Invalid config {CONTEXT_PREFIX}{field_name}={value!r}: {allowed}. {fix}")
 
 
+class MisspeltKeyError(ConfigError):
+    """A context key that looks like a misspelt ``mrk-toolkit:<field>``: read by nothing, it would
+    be ignored silently (the deployment made without the option the user meant to set)."""
+
+    def __init__(self, key: str, meant_field: str, known: bool) -> None:
+        meant = f"{CONTEXT_PREFIX}{meant_field}"
+        self.key = key
+        self.meant = meant
+        self.field_name = meant_field
+        self.value = key
+        options = "" if known else f"; known options are {', '.join(KNOWN_FIELDS)}"
+        # ConfigError's own message names a key with the toolkit prefix; this one names the key given.
+        ValueError.__init__(
+            self,
+            f"Unknown context key {key!r} (did you mean {meant}?): the toolkit reads only "
+            f"{CONTEXT_PREFIX}<option> keys, so this one would be ignored silently{options}. "
+            f"Rename it: {meant} in cdk.json, -c {meant}=... on the command line",
+        )
+
+
 @dataclass(frozen=True)
 class DataKeyCacheConfig:
     enabled: bool = False
@@ -338,8 +358,51 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
     )
 
 
+# Keys the CDK itself reads or writes (cdk.json's feature flags, the CLI's settings,
+# cdk.context.json's lookups): never taken for a misspelt toolkit key.
+_CDK_KEY_RE = re.compile(r"^(?:@aws-cdk/|aws:|aws-cdk:|cdk[-:]|acknowledged-issue-numbers$)|:account=")
+_KEY_SEPARATORS = " .:;/_=-"
+# difflib's ratio of a one- or two-character slip of "mrk-toolkit" is 0.8 to 0.95; "toolkit" is 0.78.
+_PREFIX_CUTOFF = 0.75
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    """``prefix:field`` as (prefix, field); without a ``:``, a known field at the end is the field
+    (``mrk-toolkit.store``, ``dataKeyCache``)."""
+    head, sep, tail = key.partition(":")
+    if sep:
+        return head, tail
+    for name in sorted(KNOWN_FIELDS, key=len, reverse=True):
+        if key.lower().endswith(name.lower()):
+            return key[: -len(name)], key[-len(name) :]
+    return key, ""
+
+
+def misspelt_toolkit_key(key: str) -> MisspeltKeyError | None:
+    """The error for a key that looks meant for the toolkit but misses its prefix: a prefix close
+    to ``mrk-toolkit``, or a known field under another prefix (or none)."""
+    if key.startswith(CONTEXT_PREFIX) or _CDK_KEY_RE.search(key):
+        return None
+    head, tail = _split_key(key)
+    prefix = head.rstrip(_KEY_SEPARATORS).lower()
+    prefix_close = bool(prefix) and (
+        difflib.SequenceMatcher(None, prefix, CONTEXT_PREFIX[:-1]).ratio() >= _PREFIX_CUTOFF
+    )
+    exact = [name for name in KNOWN_FIELDS if name.lower() == tail.lower()]
+    if exact:
+        return MisspeltKeyError(key, exact[0], known=True)
+    if not prefix_close or not tail:
+        return None
+    close = difflib.get_close_matches(tail, KNOWN_FIELDS, n=1, cutoff=0.6)
+    return MisspeltKeyError(key, close[0] if close else tail, known=bool(close))
+
+
 def _toolkit_fields(context: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``mrk-toolkit:`` entries without their prefix; an unknown one is an error."""
+    """The ``mrk-toolkit:`` entries without their prefix; an unknown one, or a key that looks like
+    a misspelt one, is an error."""
+    for key in sorted(context):
+        if error := misspelt_toolkit_key(key):
+            raise error
     raw = {k[len(CONTEXT_PREFIX) :]: v for k, v in context.items() if k.startswith(CONTEXT_PREFIX)}
     unknown = sorted(set(raw) - set(KNOWN_FIELDS))
     if unknown:

@@ -61,6 +61,7 @@ def test_debug_shows_the_traceback() -> None:
         (["demo", "-c", "mrk-toolkit:replicaRegions=us-nowhere-1"], ["us-nowhere-1", "did you mean us-west-1"]),
         (["demo", "-c", "mrk-toolkit:replicaRegion=eu-west-1"], ["did you mean replicaRegions"]),
         (["demo", "-c", "replicaRegions"], ["-c expects key=value"]),
+        (["demo", "-c", "mrk-tolkit:dataKeyCache=true"], ["'mrk-tolkit:dataKeyCache'", "mrk-toolkit:dataKeyCache?"]),
         (["demo", "--cdk-out", "/nonexistent/cdk.out"], ["/nonexistent/cdk.out does not exist", "make synth"]),
         (["demo", "--cdk-out", "cdk.out", "-c", "mrk-toolkit:algorithmSuite=committing-unsigned"], ["drop --cdk-out"]),
         (["demo", "--lag", "-1"], ["--lag", "0 to 30"]),
