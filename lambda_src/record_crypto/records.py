@@ -26,6 +26,7 @@ are reserved for the toolkit. Validation happens before any AWS call and never e
 from __future__ import annotations
 
 import base64
+import difflib
 import hashlib
 import json
 import math
@@ -86,12 +87,30 @@ class Sealed:
 
 
 # -- events ------------------------------------------------------------------------------------
-def _require_mapping(event: Any, allowed: set[str]) -> Mapping[str, Any]:
+# A key is a name the caller chose, never a value: it may be named, but cut short (a key can be any string).
+_SHOWN_KEY_CHARS = 64
+_SHOWN_KEYS = 5
+
+
+def _shown_key(key: Any) -> str:
+    text = key if isinstance(key, str) else str(key)
+    return repr(text[:_SHOWN_KEY_CHARS] + ("..." if len(text) > _SHOWN_KEY_CHARS else ""))
+
+
+def _require_mapping(event: Any, allowed: set[str], required: tuple[str, ...]) -> Mapping[str, Any]:
     if not isinstance(event, Mapping):
         raise InvalidEvent(f"the event must be a JSON object with keys {sorted(allowed)}, got {type(event).__name__}")
     unknown = [k for k in event if k not in allowed]
     if unknown:
-        raise InvalidEvent(f"the event has {len(unknown)} unknown key(s); allowed keys are {sorted(allowed)}")
+        names = ", ".join(_shown_key(k) for k in unknown[:_SHOWN_KEYS])
+        more = f" and {len(unknown) - _SHOWN_KEYS} more" if len(unknown) > _SHOWN_KEYS else ""
+        close = difflib.get_close_matches(str(unknown[0]), sorted(allowed), n=1) if isinstance(unknown[0], str) else []
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise InvalidEvent(f"the event has unknown key(s) {names}{more}{hint}; allowed keys are {sorted(allowed)}")
+    missing = [name for name in required if name not in event]
+    if missing:
+        names = " and ".join(f"'{name}'" for name in missing)
+        raise InvalidEvent(f"{names} {'is' if len(missing) == 1 else 'are'} missing: the event needs {list(required)}")
     return event
 
 
@@ -149,7 +168,7 @@ def _check_value(name: str, value: Any) -> None:
 
 
 def parse_write_event(event: Any, *, max_record_bytes: int) -> WriteRequest:
-    event = _require_mapping(event, {"id", "record", "expected_version"})
+    event = _require_mapping(event, {"id", "record", "expected_version"}, ("id", "record"))
     item_id = _item_id(event)
     expected = _optional_version(event, "expected_version", 0)
     record = event.get("record")
@@ -170,7 +189,7 @@ def parse_write_event(event: Any, *, max_record_bytes: int) -> WriteRequest:
 
 
 def parse_read_event(event: Any) -> ReadRequest:
-    event = _require_mapping(event, {"id", "min_version"})
+    event = _require_mapping(event, {"id", "min_version"}, ("id",))
     return ReadRequest(item_id=_item_id(event), min_version=_optional_version(event, "min_version", 1))
 
 

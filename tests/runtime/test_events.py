@@ -150,3 +150,31 @@ def test_arbitrary_events_never_raise_and_never_leak(aws: TwoRegions, event: Any
     assert marker not in repr(result)
     read = aws.shared_service(REPLICA).read({"id": event.get("id")} if isinstance(event, dict) else event)
     assert isinstance(read, dict) and read["ok"] in (True, False)
+
+
+@pytest.mark.parametrize(
+    ("event", "needles"),
+    [
+        ({"id": "x", "record": {"ssn": SECRET}, "extra": SECRET}, ["unknown key(s) 'extra'", "allowed keys"]),
+        (
+            {"id": "x", "record": {"ssn": SECRET}, "expectedVersion": 1},
+            ["'expectedVersion'", "did you mean 'expected_version'"],
+        ),
+        ({"record": {"ssn": SECRET}}, ["'id' is missing"]),
+        ({"id": "x"}, ["'record' is missing"]),
+        ({}, ["'id' and 'record' are missing"]),
+        ({"id": "x", "record": {"ssn": SECRET}, "k" * 500: 1}, ["'" + "k" * 64 + "...'"]),
+    ],
+)
+def test_a_write_event_names_its_unknown_and_missing_keys_never_a_value(
+    aws: TwoRegions, event: dict[str, Any], needles: list[str]
+) -> None:
+    message = aws.service(PRIMARY).write(event)["error"]["message"]
+    assert all(needle in message for needle in needles), message
+    assert SECRET not in message and "k" * 65 not in message
+
+
+def test_a_read_event_names_its_unknown_and_missing_keys(aws: TwoRegions) -> None:
+    reader = aws.service(REPLICA)
+    assert "unknown key(s) 'minVersion'" in reader.read({"id": "x", "minVersion": 1})["error"]["message"]
+    assert "'id' is missing" in reader.read({"min_version": 1})["error"]["message"]
