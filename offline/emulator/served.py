@@ -116,7 +116,11 @@ class ServedApis:
         spec = self._function(region, name)
         if spec is None:
             return _json_error(404, "ResourceNotFoundException", f"Function not found: {name}")
-        reply = self.host.invoke(region, spec.kind, json.loads(body or b"{}"))
+        try:
+            event = _invoke_payload(body)
+        except InvalidPayload as exc:
+            return _json_error(400, "InvalidRequestContentException", str(exc))
+        reply = self.host.invoke(region, spec.kind, event)
         headers = [("Content-Type", "application/json"), ("X-Amz-Executed-Version", "$LATEST")]
         if reply.get("function_error"):
             headers.append(("X-Amz-Function-Error", "Unhandled"))
@@ -252,6 +256,26 @@ def _xml(action: str, namespace: str, result: str) -> Response:
         f"<ResponseMetadata><RequestId>emulated</RequestId></ResponseMetadata></{action}Response>"
     )
     return "200 OK", [("Content-Type", "text/xml")], body.encode()
+
+
+class InvalidPayload(ValueError):
+    """An Invoke payload that is not JSON: Lambda answers 400 InvalidRequestContentException."""
+
+
+def _invoke_payload(body: bytes) -> Any:
+    """The event, parsed as Lambda does (an empty payload is ``{}``). The refusal names where the
+    JSON broke, never the payload's text: it may hold a record's plaintext."""
+    if not body:
+        return {}
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        reason = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    except UnicodeDecodeError as exc:
+        reason = f"invalid UTF-8 at byte {exc.start}"
+    except RecursionError:
+        reason = "the JSON is nested too deeply"
+    raise InvalidPayload(f"Could not parse request body into json: Could not parse payload into json: {reason}")
 
 
 def _xml_error(code: str, message: str) -> Response:
