@@ -16,10 +16,14 @@ refused: the assembly was made with whatever options it was made with)."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from cli_support import Parser, UsageError, add_debug, non_negative_seconds, quiet_jsii, require_assembly, run
@@ -29,7 +33,11 @@ from stacks.config import config_with, known_regions, parse_context
 from stacks.synthesize import synthesize
 
 REPO = Path(__file__).resolve().parent.parent
+VENV = REPO / ".venv"
 MAX_LAG_SECONDS = 30.0
+UP_PORT = 4577  # `up`'s default port on 127.0.0.1 (README: Deploy for real)
+UP_ENV_SHOWN = "cdk.out/offline-up.env"  # `up`'s exports, for `source` (cdk.out/ is gitignored)
+UP_ENV_FILE = REPO / UP_ENV_SHOWN
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,11 +85,29 @@ def _main_job_parsers(sub: Any) -> None:
     demo.add_argument("--json", type=Path, help="also write the report as JSON here")
     add_debug(demo)
 
-    up = sub.add_parser("up", help="stand the deployment up on 127.0.0.1 for ordinary clients until stdin closes")
+    serves = "serve the deployment on 127.0.0.1 for ordinary clients until SIGINT (Ctrl-C) or SIGTERM"
+    up = sub.add_parser("up", help=serves, description=f"{serves}; stdin plays no part (it may be closed).")
     up.add_argument("--cdk-out", type=Path, help="use this synthesized assembly (no -c) instead of synthesizing")
+    up.add_argument("--port", type=_port, default=UP_PORT, help=f"the port on 127.0.0.1 (default {UP_PORT})")
+    up.add_argument(
+        "--env-file",
+        type=Path,
+        default=UP_ENV_FILE,
+        help=f"write the export lines here, for `source` (default {UP_ENV_SHOWN})",
+    )
     _add_context(up)
     _add_lag(up)
     add_debug(up)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1 to 65535)")
+    return port
 
 
 def _lifecycle_parsers(sub: Any) -> None:
@@ -306,13 +332,14 @@ def _outage_switch(args: argparse.Namespace) -> int:
     if not endpoint:
         raise UsageError(
             f"{args.command} acts on the emulator only (there is no outage switch in a real account): start "
-            "`python -m offline up` and export the AWS_ENDPOINT_URL and keys it prints"
+            f"`python -m offline up` and `source {UP_ENV_SHOWN}` (the AWS_ENDPOINT_URL and keys it "
+            "prints)"
         )
     _known_region(args.command, args.region)
     services = [s.strip() for s in getattr(args, "services", "").split(",") if s.strip()]
     credentials = boto3.Session().get_credentials()
     if credentials is None:
-        raise UsageError("no AWS credentials: export the emulator's keys that `python -m offline up` prints")
+        raise UsageError(f"no AWS credentials: `source {UP_ENV_SHOWN}` (the keys `python -m offline up` prints)")
     down = args.command == "outage"
     outages = set_outage(endpoint, credentials, args.region, down=down, services=services)
     what = ", ".join(services) if services else "every service"
@@ -373,16 +400,83 @@ def _failover_drill(args: argparse.Namespace) -> Any:
         return failover_report(world, say)
 
 
+class _Signalled(BaseException):  # as KeyboardInterrupt: no `except Exception` swallows it
+    """SIGINT or SIGTERM reached `up`: unwind the stand-up (servers, functions) and stop."""
+
+
+def _raise_on_signals() -> dict[int, Any]:
+    """SIGINT and SIGTERM raise _Signalled once (a second one, while stopping, is ignored);
+    returns the handlers to restore."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        for each in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(each, signal.SIG_IGN)
+        raise _Signalled(signal.Signals(signum).name)
+
+    return {each: signal.signal(each, handler) for each in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _until_signalled() -> None:
+    """`up` serves until a signal raises _Signalled (stdin plays no part: it may be closed)."""
+    forever = threading.Event()
+    while not forever.wait(3600):
+        pass
+
+
 def _up(args: argparse.Namespace) -> int:
+    from offline.emulator.server import PortTaken, check_port_free
+
     cdk_out, overrides = _source(args)
+    taken = f"pick another with --port (the default is {UP_PORT}), or stop what is using it"
+    try:
+        check_port_free(args.port)
+    except PortTaken as exc:
+        raise UsageError(f"{exc}: {taken}") from None
     from offline.verification.emulated import serve
 
-    serve(cdk_out=cdk_out, context_overrides=overrides, lag_seconds=args.lag, wait=sys.stdin.read)
+    previous = _raise_on_signals()
+    try:
+        serve(
+            cdk_out=cdk_out,
+            context_overrides=overrides,
+            lag_seconds=args.lag,
+            wait=_until_signalled,
+            port=args.port,
+            env_file=args.env_file,
+        )
+    except _Signalled as signalled:
+        print(f"offline up: stopped ({signalled}): the emulated deployment is gone", flush=True)
+        return 0
+    except PortTaken as exc:
+        raise UsageError(f"{exc}: {taken}") from None
+    finally:
+        for each, handler in previous.items():
+            signal.signal(each, handler)
+    print("offline up: stopped", flush=True)
     return 0
+
+
+def _rerun_under_venv() -> None:
+    """`python -m offline ...` with a python that lacks aws_cdk (.venv not activated): run the same
+    command with .venv/bin/python (as app.py does for `npx cdk`), else say how to get one."""
+    if importlib.util.find_spec("aws_cdk") is not None:
+        return
+    venv_python = VENV / "bin" / "python"
+    if venv_python.exists() and Path(sys.prefix).resolve() != VENV.resolve():
+        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+        os.execve(venv_python, [str(venv_python), "-m", "offline", *sys.argv[1:]], {**os.environ, "PYTHONPATH": path})  # noqa: S606
+    print(
+        f"error: aws_cdk is not installed for {sys.executable}: run `make setup` (creates .venv, which "
+        "`python -m offline` then uses), or activate the virtualenv that has requirements.txt installed",
+        file=sys.stderr,
+    )
+    sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> int:
     """The command; an expected error is one line on stderr and exit code 2."""
+    if argv is None:
+        _rerun_under_venv()
     return run(_main, argv)
 
 
