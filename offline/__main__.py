@@ -29,7 +29,7 @@ from typing import Any
 from cli_support import Parser, UsageError, add_debug, non_negative_seconds, quiet_jsii, require_assembly, run
 from cloud_assembly.reader import load_assembly
 from lambda_src.record_crypto.settings import STORE_AURORA_POSTGRESQL, STORE_DYNAMODB, STORES
-from stacks.config import config_with, known_regions, parse_context
+from stacks.config import CONTEXT_PREFIX, config_with, known_regions, parse_context
 from stacks.synthesize import synthesize
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--deadline", type=non_negative_seconds(3600), default=60.0, help="seconds to wait for replication"
     )
+    _add_context(verify, f"the deployment's context (as for demo): its store; {STORE_DYNAMODB} only")
     add_debug(verify)
     return parser
 
@@ -169,10 +170,9 @@ def _outage_parsers(sub: Any) -> None:
     drill.add_argument(
         "--store",
         choices=STORES,
-        default=STORE_DYNAMODB,
-        help=f"{STORE_DYNAMODB} (default): the region outage runbook; {STORE_AURORA_POSTGRESQL}: a planned "
-        "switchover and an unplanned failover on the real PostgreSQL servers of the Aurora assembly stood up "
-        "(-c: as for demo)",
+        help=f"default: the config's ({CONTEXT_PREFIX}store, -c over cdk.json) or the --cdk-out assembly's; "
+        f"{STORE_DYNAMODB}: the region outage runbook; {STORE_AURORA_POSTGRESQL}: a planned switchover and an "
+        "unplanned failover on the real PostgreSQL servers of the Aurora assembly stood up (-c: as for demo)",
     )
     drill.add_argument("--json", type=Path, help="also write the results as JSON here")
     add_debug(drill)
@@ -209,6 +209,23 @@ def _source(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
     return (require_assembly(args.cdk_out) if args.cdk_out is not None else None), overrides
 
 
+def _store_of(cdk_out: Path | None, overrides: dict[str, Any]) -> str:
+    """The store of the --cdk-out assembly, or of the config (cdk.json with the -c overrides)."""
+    if cdk_out is None:
+        return config_with(overrides).store
+    stacks = load_assembly(cdk_out).stacks.values()
+    return STORE_AURORA_POSTGRESQL if any(s.resources("AWS::RDS::GlobalCluster") for s in stacks) else STORE_DYNAMODB
+
+
+def _dynamodb_store_only(verb: str, store: str, instead: str) -> None:
+    """A verb that knows the DynamoDB store only refuses another store in one line."""
+    if store != STORE_DYNAMODB:
+        raise UsageError(f"{verb} does not apply to store {store} (only {STORE_DYNAMODB}): {instead}")
+
+
+AURORA_C = f"-c {CONTEXT_PREFIX}store={STORE_AURORA_POSTGRESQL}"
+
+
 def _demo(args: argparse.Namespace) -> Any:
     cdk_out, overrides = _source(args)
     if args.synth_to is not None:
@@ -234,6 +251,12 @@ def _regions(primary: str, replicas_text: str) -> tuple[str, ...]:
 
 def _verify(args: argparse.Namespace) -> Any:
     """The main job's list of checks (the one `demo` runs) against a real deployment."""
+    _dynamodb_store_only(
+        "verify",
+        config_with(_overrides(args.context)).store,
+        f"offline, `python -m offline demo {AURORA_C}` runs the Aurora main job; `verify` of a real Aurora "
+        "deployment is not implemented",
+    )
     replicas = _regions(args.primary, args.replicas)
     from offline.verification.deployed import DeployedEnvironment, discover_functions
     from offline.verification.scenario import run_main_job
@@ -269,6 +292,13 @@ def _rotate(args: argparse.Namespace) -> int:
 
 def _deploy(args: argparse.Namespace) -> int:
     cdk_out, overrides = _source(args)
+    _dynamodb_store_only(
+        "deploy",
+        _store_of(cdk_out, overrides),
+        "the emulator applies stack updates to the DynamoDB deployment only; offline, stand the changed config "
+        f"up afresh with `python -m offline demo {AURORA_C} -c ...`; in an account: npx cdk deploy --all "
+        f"{AURORA_C} -c ...",
+    )
     if args.synth_to is not None:
         cdk_out = _cdk_cli_synth(args.synth_to, args.context)
     from offline.runbooks import redeploy
@@ -286,6 +316,12 @@ def _destroy(args: argparse.Namespace) -> int:
     from offline.runbooks.teardown import Teardown, TeardownFailed, deletion_waves, render_leftovers
 
     config = config_with(_overrides(args.context))
+    _dynamodb_store_only(
+        "destroy",
+        config.store,
+        "it deletes the DynamoDB deployment's stacks and lists what they retain; the Aurora deployment's stacks "
+        f"(Network and Database too): npx cdk destroy --all {AURORA_C} with the options you deployed with",
+    )
     if args.region is not None:
         _known_region("--region", args.region)
         if args.region in config.regions:
@@ -380,21 +416,34 @@ def _stack_plan(args: argparse.Namespace) -> int:
 
 
 def _drill(args: argparse.Namespace) -> Any:
+    """The store's drills: the config's store (-c over cdk.json) or the --cdk-out assembly's, --store overriding."""
     from offline.verification.drill import OutageDrill
     from offline.verification.emulated import stood_up
 
-    if args.store == STORE_AURORA_POSTGRESQL:
-        return _failover_drill(args)
     cdk_out, overrides = _source(args)
+    if args.store is not None and cdk_out is None:
+        overrides = {**overrides, f"{CONTEXT_PREFIX}store": args.store}
+    store = _store_of(cdk_out, overrides)
+    if args.store is not None and args.store != store:
+        raise UsageError(
+            f"--store {args.store}: the assembly in --cdk-out {cdk_out} has store {store}; drop --store or "
+            f"--cdk-out (drill then synthesizes with store {args.store})"
+        )
+    if store == STORE_AURORA_POSTGRESQL:
+        if args.region is not None:
+            raise UsageError(
+                f"--region {args.region} takes a region down in the {STORE_DYNAMODB} store's outage runbook; the "
+                f"{STORE_AURORA_POSTGRESQL} failover drills move the primary themselves: drop --region"
+            )
+        return _failover_drill(cdk_out, overrides)
     with stood_up(load_assembly(cdk_out or synthesize(overrides)), lag_seconds=args.lag) as env:
         return OutageDrill(env, down=args.region).run()
 
 
-def _failover_drill(args: argparse.Namespace) -> Any:
+def _failover_drill(cdk_out: Path | None, overrides: dict[str, Any]) -> Any:
     """The failover drills on the synthesized Aurora assembly stood up as the Aurora main job stands it up."""
     from offline.verification.failover_drill import drill_world, failover_report
 
-    cdk_out, overrides = _source(args)
     say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     with drill_world(cdk_out, context=overrides, progress=say) as world:
         return failover_report(world, say)

@@ -478,9 +478,15 @@ def up_instructions(env: EmulatedEnvironment) -> list[str]:
         f"# aws lambda invoke --function-name {writer} "
         """--payload '{"id":"p1","record":{"ssn":"1"}}' out.json""",
         "#   (AWS CLI v2: add --cli-binary-format raw-in-base64-out)",
-        f"# python -m offline verify --primary {env.primary_region} --replicas {','.join(regions[1:])}",
-        "# python -m offline deploy -c mrk-toolkit:<field>=...   (a changed config, applied as an update)",
-        "# python -m offline destroy                             (delete the stacks; lists what stays)",
+        *(
+            [f"# python -m offline drill --store {AURORA}   (its failover drills; verify, deploy, destroy refuse it)"]
+            if env.store == AURORA
+            else [
+                f"# python -m offline verify --primary {env.primary_region} --replicas {','.join(regions[1:])}",
+                "# python -m offline deploy -c mrk-toolkit:<field>=...   (a changed config, applied as an update)",
+                "# python -m offline destroy                             (delete the stacks; lists what stays)",
+            ]
+        ),
         f"# region outage runbook: python -m offline outage {env.primary_region} | recover {env.primary_region} | "
         f"promote-key --to {regions[1]}",
     ]
