@@ -15,7 +15,7 @@ export AWS_EC2_METADATA_DISABLED := true
 # Variables (`make help` lists the lines marked `#:`):
 #: REGIONS=us-west-1,eu-west-1   replica regions for synth, demo, destroy, review, lint-templates (the primary stays cdk.json's)
 REGIONS ?=
-#: ARGS="..."                    demo: -c key=value and demo options (--lag 2, --json out.json); drill: -c and --region R; destroy: --yes, --region R, -c ...; synth/review/lint-templates: cdk synth options (-c ...)
+#: ARGS="..."                    demo: -c key=value and demo options (--lag 2, --json out.json); drill: -c (the store too) and --region R; destroy: --yes, --region R, -c ...; synth/review/lint-templates: cdk synth options (-c ...)
 ARGS ?=
 #: QUICK=1                       bench: a ~2 min smoke run, written to review-out/benchmarks.md (never the committed RESULTS.md)
 QUICK ?=
@@ -57,7 +57,7 @@ synth: check-config ## synthesize every stack into cdk.out (REGIONS=..., ARGS="-
 demo: check-config ## the main job offline: synth with the CDK CLI, stand up on the emulated AWS (offline/emulator), verify (offline/verification) (REGIONS, ARGS)
 	$(BIN)/python -m offline demo --synth-to cdk.out $(CONTEXT) $(ARGS)
 
-drill: check-config ## the region outage runbook (offline/runbooks), every step, on the emulator (the primary goes down; ARGS="--region R": another)
+drill: check-config ## the store's drills on the emulator: DynamoDB, the region outage runbook (offline/runbooks; the primary goes down; ARGS="--region R": another); ARGS="-c mrk-toolkit:store=aurora-postgresql" (or that store in cdk.json): the Aurora failover drills
 	$(BIN)/python -m offline drill $(CONTEXT) $(ARGS)
 
 destroy: check-config ## delete the stacks (credentials' account, or `offline up`) in reverse order; list what stays and how to remove it (offline/runbooks; asks first; ARGS=--yes)

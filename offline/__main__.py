@@ -16,20 +16,28 @@ refused: the assembly was made with whatever options it was made with)."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from cli_support import Parser, UsageError, add_debug, non_negative_seconds, quiet_jsii, require_assembly, run
 from cloud_assembly.reader import load_assembly
 from lambda_src.record_crypto.settings import STORE_AURORA_POSTGRESQL, STORE_DYNAMODB, STORES
-from stacks.config import config_with, known_regions, parse_context
+from stacks.config import CONTEXT_PREFIX, config_with, known_regions, parse_context
 from stacks.synthesize import synthesize
 
 REPO = Path(__file__).resolve().parent.parent
+VENV = REPO / ".venv"
 MAX_LAG_SECONDS = 30.0
+UP_PORT = 4577  # `up`'s default port on 127.0.0.1 (README: Deploy for real)
+UP_ENV_SHOWN = "cdk.out/offline-up.env"  # `up`'s exports, for `source` (cdk.out/ is gitignored)
+UP_ENV_FILE = REPO / UP_ENV_SHOWN
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--deadline", type=non_negative_seconds(3600), default=60.0, help="seconds to wait for replication"
     )
+    _add_context(verify, f"the deployment's context (as for demo): its store; {STORE_DYNAMODB} only")
     add_debug(verify)
     return parser
 
@@ -77,11 +86,29 @@ def _main_job_parsers(sub: Any) -> None:
     demo.add_argument("--json", type=Path, help="also write the report as JSON here")
     add_debug(demo)
 
-    up = sub.add_parser("up", help="stand the deployment up on 127.0.0.1 for ordinary clients until stdin closes")
+    serves = "serve the deployment on 127.0.0.1 for ordinary clients until SIGINT (Ctrl-C) or SIGTERM"
+    up = sub.add_parser("up", help=serves, description=f"{serves}; stdin plays no part (it may be closed).")
     up.add_argument("--cdk-out", type=Path, help="use this synthesized assembly (no -c) instead of synthesizing")
+    up.add_argument("--port", type=_port, default=UP_PORT, help=f"the port on 127.0.0.1 (default {UP_PORT})")
+    up.add_argument(
+        "--env-file",
+        type=Path,
+        default=UP_ENV_FILE,
+        help=f"write the export lines here, for `source` (default {UP_ENV_SHOWN})",
+    )
     _add_context(up)
     _add_lag(up)
     add_debug(up)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1 to 65535)")
+    return port
 
 
 def _lifecycle_parsers(sub: Any) -> None:
@@ -143,10 +170,9 @@ def _outage_parsers(sub: Any) -> None:
     drill.add_argument(
         "--store",
         choices=STORES,
-        default=STORE_DYNAMODB,
-        help=f"{STORE_DYNAMODB} (default): the region outage runbook; {STORE_AURORA_POSTGRESQL}: a planned "
-        "switchover and an unplanned failover on the real PostgreSQL servers of the Aurora assembly stood up "
-        "(-c: as for demo)",
+        help=f"default: the config's ({CONTEXT_PREFIX}store, -c over cdk.json) or the --cdk-out assembly's; "
+        f"{STORE_DYNAMODB}: the region outage runbook; {STORE_AURORA_POSTGRESQL}: a planned switchover and an "
+        "unplanned failover on the real PostgreSQL servers of the Aurora assembly stood up (-c: as for demo)",
     )
     drill.add_argument("--json", type=Path, help="also write the results as JSON here")
     add_debug(drill)
@@ -183,6 +209,23 @@ def _source(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
     return (require_assembly(args.cdk_out) if args.cdk_out is not None else None), overrides
 
 
+def _store_of(cdk_out: Path | None, overrides: dict[str, Any]) -> str:
+    """The store of the --cdk-out assembly, or of the config (cdk.json with the -c overrides)."""
+    if cdk_out is None:
+        return config_with(overrides).store
+    stacks = load_assembly(cdk_out).stacks.values()
+    return STORE_AURORA_POSTGRESQL if any(s.resources("AWS::RDS::GlobalCluster") for s in stacks) else STORE_DYNAMODB
+
+
+def _dynamodb_store_only(verb: str, store: str, instead: str) -> None:
+    """A verb that knows the DynamoDB store only refuses another store in one line."""
+    if store != STORE_DYNAMODB:
+        raise UsageError(f"{verb} does not apply to store {store} (only {STORE_DYNAMODB}): {instead}")
+
+
+AURORA_C = f"-c {CONTEXT_PREFIX}store={STORE_AURORA_POSTGRESQL}"
+
+
 def _demo(args: argparse.Namespace) -> Any:
     cdk_out, overrides = _source(args)
     if args.synth_to is not None:
@@ -208,6 +251,12 @@ def _regions(primary: str, replicas_text: str) -> tuple[str, ...]:
 
 def _verify(args: argparse.Namespace) -> Any:
     """The main job's list of checks (the one `demo` runs) against a real deployment."""
+    _dynamodb_store_only(
+        "verify",
+        config_with(_overrides(args.context)).store,
+        f"offline, `python -m offline demo {AURORA_C}` runs the Aurora main job; `verify` of a real Aurora "
+        "deployment is not implemented",
+    )
     replicas = _regions(args.primary, args.replicas)
     from offline.verification.deployed import DeployedEnvironment, discover_functions
     from offline.verification.scenario import run_main_job
@@ -243,6 +292,13 @@ def _rotate(args: argparse.Namespace) -> int:
 
 def _deploy(args: argparse.Namespace) -> int:
     cdk_out, overrides = _source(args)
+    _dynamodb_store_only(
+        "deploy",
+        _store_of(cdk_out, overrides),
+        "the emulator applies stack updates to the DynamoDB deployment only; offline, stand the changed config "
+        f"up afresh with `python -m offline demo {AURORA_C} -c ...`; in an account: npx cdk deploy --all "
+        f"{AURORA_C} -c ...",
+    )
     if args.synth_to is not None:
         cdk_out = _cdk_cli_synth(args.synth_to, args.context)
     from offline.runbooks import redeploy
@@ -260,6 +316,12 @@ def _destroy(args: argparse.Namespace) -> int:
     from offline.runbooks.teardown import Teardown, TeardownFailed, deletion_waves, render_leftovers
 
     config = config_with(_overrides(args.context))
+    _dynamodb_store_only(
+        "destroy",
+        config.store,
+        "it deletes the DynamoDB deployment's stacks and lists what they retain; the Aurora deployment's stacks "
+        f"(Network and Database too): npx cdk destroy --all {AURORA_C} with the options you deployed with",
+    )
     if args.region is not None:
         _known_region("--region", args.region)
         if args.region in config.regions:
@@ -306,13 +368,14 @@ def _outage_switch(args: argparse.Namespace) -> int:
     if not endpoint:
         raise UsageError(
             f"{args.command} acts on the emulator only (there is no outage switch in a real account): start "
-            "`python -m offline up` and export the AWS_ENDPOINT_URL and keys it prints"
+            f"`python -m offline up` and `source {UP_ENV_SHOWN}` (the AWS_ENDPOINT_URL and keys it "
+            "prints)"
         )
     _known_region(args.command, args.region)
     services = [s.strip() for s in getattr(args, "services", "").split(",") if s.strip()]
     credentials = boto3.Session().get_credentials()
     if credentials is None:
-        raise UsageError("no AWS credentials: export the emulator's keys that `python -m offline up` prints")
+        raise UsageError(f"no AWS credentials: `source {UP_ENV_SHOWN}` (the keys `python -m offline up` prints)")
     down = args.command == "outage"
     outages = set_outage(endpoint, credentials, args.region, down=down, services=services)
     what = ", ".join(services) if services else "every service"
@@ -353,36 +416,116 @@ def _stack_plan(args: argparse.Namespace) -> int:
 
 
 def _drill(args: argparse.Namespace) -> Any:
+    """The store's drills: the config's store (-c over cdk.json) or the --cdk-out assembly's, --store overriding."""
     from offline.verification.drill import OutageDrill
     from offline.verification.emulated import stood_up
 
-    if args.store == STORE_AURORA_POSTGRESQL:
-        return _failover_drill(args)
     cdk_out, overrides = _source(args)
+    if args.store is not None and cdk_out is None:
+        overrides = {**overrides, f"{CONTEXT_PREFIX}store": args.store}
+    store = _store_of(cdk_out, overrides)
+    if args.store is not None and args.store != store:
+        raise UsageError(
+            f"--store {args.store}: the assembly in --cdk-out {cdk_out} has store {store}; drop --store or "
+            f"--cdk-out (drill then synthesizes with store {args.store})"
+        )
+    if store == STORE_AURORA_POSTGRESQL:
+        if args.region is not None:
+            raise UsageError(
+                f"--region {args.region} takes a region down in the {STORE_DYNAMODB} store's outage runbook; the "
+                f"{STORE_AURORA_POSTGRESQL} failover drills move the primary themselves: drop --region"
+            )
+        return _failover_drill(cdk_out, overrides)
     with stood_up(load_assembly(cdk_out or synthesize(overrides)), lag_seconds=args.lag) as env:
         return OutageDrill(env, down=args.region).run()
 
 
-def _failover_drill(args: argparse.Namespace) -> Any:
+def _failover_drill(cdk_out: Path | None, overrides: dict[str, Any]) -> Any:
     """The failover drills on the synthesized Aurora assembly stood up as the Aurora main job stands it up."""
     from offline.verification.failover_drill import drill_world, failover_report
 
-    cdk_out, overrides = _source(args)
     say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     with drill_world(cdk_out, context=overrides, progress=say) as world:
         return failover_report(world, say)
 
 
+class _Signalled(BaseException):  # as KeyboardInterrupt: no `except Exception` swallows it
+    """SIGINT or SIGTERM reached `up`: unwind the stand-up (servers, functions) and stop."""
+
+
+def _raise_on_signals() -> dict[int, Any]:
+    """SIGINT and SIGTERM raise _Signalled once (a second one, while stopping, is ignored);
+    returns the handlers to restore."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        for each in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(each, signal.SIG_IGN)
+        raise _Signalled(signal.Signals(signum).name)
+
+    return {each: signal.signal(each, handler) for each in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _until_signalled() -> None:
+    """`up` serves until a signal raises _Signalled (stdin plays no part: it may be closed)."""
+    forever = threading.Event()
+    while not forever.wait(3600):
+        pass
+
+
 def _up(args: argparse.Namespace) -> int:
+    from offline.emulator.server import PortTaken, check_port_free
+
     cdk_out, overrides = _source(args)
+    taken = f"pick another with --port (the default is {UP_PORT}), or stop what is using it"
+    try:
+        check_port_free(args.port)
+    except PortTaken as exc:
+        raise UsageError(f"{exc}: {taken}") from None
     from offline.verification.emulated import serve
 
-    serve(cdk_out=cdk_out, context_overrides=overrides, lag_seconds=args.lag, wait=sys.stdin.read)
+    previous = _raise_on_signals()
+    try:
+        serve(
+            cdk_out=cdk_out,
+            context_overrides=overrides,
+            lag_seconds=args.lag,
+            wait=_until_signalled,
+            port=args.port,
+            env_file=args.env_file,
+        )
+    except _Signalled as signalled:
+        print(f"offline up: stopped ({signalled}): the emulated deployment is gone", flush=True)
+        return 0
+    except PortTaken as exc:
+        raise UsageError(f"{exc}: {taken}") from None
+    finally:
+        for each, handler in previous.items():
+            signal.signal(each, handler)
+    print("offline up: stopped", flush=True)
     return 0
+
+
+def _rerun_under_venv() -> None:
+    """`python -m offline ...` with a python that lacks aws_cdk (.venv not activated): run the same
+    command with .venv/bin/python (as app.py does for `npx cdk`), else say how to get one."""
+    if importlib.util.find_spec("aws_cdk") is not None:
+        return
+    venv_python = VENV / "bin" / "python"
+    if venv_python.exists() and Path(sys.prefix).resolve() != VENV.resolve():
+        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+        os.execve(venv_python, [str(venv_python), "-m", "offline", *sys.argv[1:]], {**os.environ, "PYTHONPATH": path})  # noqa: S606
+    print(
+        f"error: aws_cdk is not installed for {sys.executable}: run `make setup` (creates .venv, which "
+        "`python -m offline` then uses), or activate the virtualenv that has requirements.txt installed",
+        file=sys.stderr,
+    )
+    sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> int:
     """The command; an expected error is one line on stderr and exit code 2."""
+    if argv is None:
+        _rerun_under_venv()
     return run(_main, argv)
 
 

@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from lambda_src.record_crypto.settings import STORE_AURORA_POSTGRESQL
 from tests.infra.synth import REPO_ROOT
 
 MAKEFILE = (REPO_ROOT / "Makefile").read_text()
@@ -85,3 +86,14 @@ def test_destroy_passes_regions_and_args_to_the_command() -> None:
     assert line.endswith(
         "-m offline destroy -c mrk-toolkit:replicaRegions=us-west-1,eu-west-1 --yes --region ap-south-1"
     )
+
+
+def test_drill_runs_the_aurora_failover_drills_with_the_aurora_store() -> None:
+    """`make help` says so, and the store in ARGS reaches `offline drill` (which takes it from the config)."""
+    store = f"mrk-toolkit:store={STORE_AURORA_POSTGRESQL}"
+    (drill,) = [x for x in make("help").stdout.splitlines() if x.startswith("  drill ")]
+    assert f'ARGS="-c {store}"' in drill and "Aurora failover drills" in drill, drill
+    result = make("-n", "drill", f"ARGS=-c {store}")
+    assert result.returncode == 0, result.stderr
+    (line,) = [x for x in result.stdout.splitlines() if "-m offline drill" in x]
+    assert line.split()[-4:] == ["offline", "drill", "-c", store], line

@@ -1,10 +1,11 @@
-"""The embedded emulated AWS: a moto server on 127.0.0.1 (a free port), all regions, behind
+"""The embedded emulated AWS: a moto server on 127.0.0.1 (a free port, or the one asked for), all regions, behind
 the emulated IAM (offline/emulator/gateway.py), in the account the assembly names."""
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import urllib.request
 from types import TracebackType
 
@@ -24,16 +25,36 @@ def _server_class():  # type: ignore[no-untyped-def]
         """moto's threaded server with the emulated IAM in front of it."""
 
         gateway: Gateway
+        error: OSError | None = None
 
         def _server_entry(self) -> None:
             self.gateway = Gateway(DomainDispatcherApplication(create_backend_app))
-            self._server = make_server(
-                self._ip_address, self._port, self.gateway, True, request_handler=MotoRequestHandler
-            )
+            try:
+                self._server = make_server(
+                    self._ip_address, self._port, self.gateway, True, request_handler=MotoRequestHandler
+                )
+            except OSError as exc:  # the port is taken: start() raises it instead of waiting forever
+                self.error = exc
+                self._server_ready_event.set()
+                return
             self._server_ready_event.set()
             self._server.serve_forever()
 
     return GatedMotoServer
+
+
+class PortTaken(Exception):
+    """The port asked for is in use on 127.0.0.1."""
+
+
+def check_port_free(port: int) -> None:
+    """Raise PortTaken if ``port`` cannot be bound on 127.0.0.1 (as the server binds it: SO_REUSEADDR)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise PortTaken(f"127.0.0.1:{port} is in use ({exc.strerror})") from None
 
 
 class EmulatedAws:
@@ -41,8 +62,9 @@ class EmulatedAws:
     account administrator's credentials (the root user) for provisioning and inspection;
     functions and probes get role credentials from ``credentials_for``."""
 
-    def __init__(self, account: str | None = None) -> None:
+    def __init__(self, account: str | None = None, port: int = 0) -> None:
         self._server = None
+        self.port = port  # 0: a free port
         self.endpoint_url = ""
         self.account = account or MOTO_ACCOUNT
         self.admin_key = f"EMULATORADMIN{self.account}"
@@ -67,8 +89,11 @@ class EmulatedAws:
         apply_moto_patches()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-        self._server = _server_class()(ip_address="127.0.0.1", port=0, verbose=False)
-        self._server.start()
+        server = _server_class()(ip_address="127.0.0.1", port=self.port, verbose=False)
+        server.start()
+        if server.error is not None:
+            raise PortTaken(f"127.0.0.1:{self.port} is in use ({server.error.strerror})")
+        self._server = server
         self.gateway.register(self.admin_key, Identity(self.account, self.root_arn, admin=True))
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"

@@ -309,11 +309,12 @@ def stood_up(
     lag_seconds: float = 1.0,
     progress: Callable[[str], None] | None = None,
     log_dir: Path | None = None,
+    port: int = 0,
 ) -> Iterator[EmulatedEnvironment]:
-    """The assembly deployed on a fresh emulated AWS with replication (the global table's, or the
-    PostgreSQL servers' streaming) and the functions running."""
+    """The assembly deployed on a fresh emulated AWS (on ``port``, 0: a free one) with replication
+    (the global table's, or the PostgreSQL servers' streaming) and the functions running."""
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
-    with EmulatedAws(assembly_account(assembly)) as aws:
+    with EmulatedAws(assembly_account(assembly), port=port) as aws:
         say(f"emulated AWS (moto) on {aws.endpoint_url}, account {aws.account}")
         provisioner = Provisioner(aws.session, aws.account, aws.endpoint_url, say)
         provisioner.credentials_for = aws.credentials_for
@@ -442,13 +443,25 @@ def run_offline(
 
 
 def serve(
-    *, cdk_out: Path | None, context_overrides: dict[str, Any], lag_seconds: float, wait: Callable[[], None]
+    *,
+    cdk_out: Path | None,
+    context_overrides: dict[str, Any],
+    lag_seconds: float,
+    wait: Callable[[], None],
+    port: int = 0,
+    env_file: Path | None = None,
 ) -> None:
-    """`python -m offline up`: the deployment stays up on 127.0.0.1 for ordinary clients until
-    ``wait`` returns (stdin closed or Ctrl-C)."""
+    """`python -m offline up`: the deployment stays up on 127.0.0.1:``port`` for ordinary clients
+    until ``wait`` returns (or raises: the stand-up is undone either way). The ``export`` lines it
+    prints also go to ``env_file``, for `source`."""
     assembly = load_assembly(cdk_out or synthesize(context_overrides))
-    with stood_up(assembly, lag_seconds=lag_seconds) as env:
-        for line in up_instructions(env):
+    with stood_up(assembly, lag_seconds=lag_seconds, port=port) as env:
+        lines = up_instructions(env)
+        if env_file is not None:
+            env_file.parent.mkdir(parents=True, exist_ok=True)
+            env_file.write_text("".join(f"{line}\n" for line in lines if line.startswith("export ")))
+            lines.insert(4, f"# the exports above are also in {env_file}: source {env_file}")
+        for line in lines:
             print(line, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             wait()
@@ -465,9 +478,15 @@ def up_instructions(env: EmulatedEnvironment) -> list[str]:
         f"# aws lambda invoke --function-name {writer} "
         """--payload '{"id":"p1","record":{"ssn":"1"}}' out.json""",
         "#   (AWS CLI v2: add --cli-binary-format raw-in-base64-out)",
-        f"# python -m offline verify --primary {env.primary_region} --replicas {','.join(regions[1:])}",
-        "# python -m offline deploy -c mrk-toolkit:<field>=...   (a changed config, applied as an update)",
-        "# python -m offline destroy                             (delete the stacks; lists what stays)",
+        *(
+            [f"# python -m offline drill --store {AURORA}   (its failover drills; verify, deploy, destroy refuse it)"]
+            if env.store == AURORA
+            else [
+                f"# python -m offline verify --primary {env.primary_region} --replicas {','.join(regions[1:])}",
+                "# python -m offline deploy -c mrk-toolkit:<field>=...   (a changed config, applied as an update)",
+                "# python -m offline destroy                             (delete the stacks; lists what stays)",
+            ]
+        ),
         f"# region outage runbook: python -m offline outage {env.primary_region} | recover {env.primary_region} | "
         f"promote-key --to {regions[1]}",
     ]

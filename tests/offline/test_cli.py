@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from lambda_src.record_crypto.settings import STORE_AURORA_POSTGRESQL
 from offline.__main__ import main
 from tests.infra.synth import REPO_ROOT
 
@@ -106,3 +107,63 @@ def test_context_overrides_on_an_already_synthesized_assembly_are_refused(comman
     """-c cannot change an assembly that exists: refused in one line, before anything starts."""
     result = run_cli("-m", "offline", command, "--cdk-out", str(tmp_path), "-c", "mrk-toolkit:replicaRegions=eu-west-1")
     assert_one_line(result, "cannot apply to --cdk-out", f"{command} then synthesizes with -c")
+
+
+AURORA_C = ["-c", f"mrk-toolkit:store={STORE_AURORA_POSTGRESQL}"]
+
+
+@pytest.mark.parametrize(
+    ("verb", "instead"),
+    [
+        (["deploy"], f"python -m offline demo -c mrk-toolkit:store={STORE_AURORA_POSTGRESQL}"),
+        (["destroy", "--yes"], f"npx cdk destroy --all -c mrk-toolkit:store={STORE_AURORA_POSTGRESQL}"),
+        (
+            ["verify", "--primary", "us-east-2", "--replicas", "us-west-1"],
+            f"python -m offline demo -c mrk-toolkit:store={STORE_AURORA_POSTGRESQL}",
+        ),
+    ],
+)
+def test_a_verb_for_the_dynamodb_store_only_refuses_the_aurora_store(verb: list[str], instead: str) -> None:
+    """Refused in one line naming the store and what to use instead, before anything is synthesized or called."""
+    result = run_cli("-m", "offline", *verb, *AURORA_C)
+    assert_one_line(result, f"{verb[0]} does not apply to store {STORE_AURORA_POSTGRESQL}", instead)
+
+
+@pytest.mark.parametrize(
+    "store_args",
+    [AURORA_C, ["--store", STORE_AURORA_POSTGRESQL]],
+    ids=["store-from-the-config", "store-flag"],
+)
+def test_drill_with_the_aurora_store_runs_the_failover_drills(
+    store_args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make drill ARGS="-c mrk-toolkit:store=aurora-postgresql"` and `drill --store aurora-postgresql` alike."""
+    import offline.__main__ as cli
+
+    ran: list[dict[str, object]] = []
+
+    class Report:
+        ok = True
+
+        def render(self) -> str:
+            return "failover drills ran"
+
+    def failover_drill(cdk_out: Path | None, overrides: dict[str, object]) -> Report:
+        ran.append({"cdk_out": cdk_out, **overrides})
+        return Report()
+
+    monkeypatch.setattr(cli, "_failover_drill", failover_drill)
+    assert main(["drill", *store_args, "-c", "mrk-toolkit:replicaRegions=us-west-1"]) == 0
+    assert ran == [
+        {
+            "cdk_out": None,
+            "mrk-toolkit:store": STORE_AURORA_POSTGRESQL,
+            "mrk-toolkit:replicaRegions": "us-west-1",
+        }
+    ]
+    assert "failover drills ran" in capsys.readouterr().out
+
+
+def test_drill_refuses_region_with_the_aurora_store() -> None:
+    result = run_cli("-m", "offline", "drill", "--region", "us-west-1", *AURORA_C)
+    assert_one_line(result, "--region us-west-1", "failover drills move the primary themselves", "drop --region")

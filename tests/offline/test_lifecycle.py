@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import pytest
 
+import offline.__main__ as cli
 from cloud_assembly.reader import load_assembly
 from offline.__main__ import main
 from offline.emulator.resource_lifecycle import StackOperationFailed
@@ -86,9 +87,11 @@ def table_exists(region: str) -> bool:
 
 
 @pytest.fixture
-def up(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., Any]]:
-    """Run README's `python -m offline up` line; ``while_up(env)`` runs while it serves (its
-    stdin), with the printed exports in the environment. Returns what ``while_up`` returns."""
+def up(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> Iterator[Callable[..., Any]]:
+    """Run README's `python -m offline up` line; ``while_up(env)`` runs while it serves (until it
+    is signalled), with the printed exports in the environment. Returns what ``while_up`` returns."""
     seen: dict[str, Any] = {}
     real_stood_up = emulated.stood_up
 
@@ -99,18 +102,18 @@ def up(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> I
             yield env
 
     def run(line: str, while_up: Callable[[Any], Any]) -> Any:
-        class Stdin:
-            def read(self) -> str:
-                for export in [x for x in capsys.readouterr().out.splitlines() if x.startswith("export ")]:
-                    for name, value in (pair.split("=", 1) for pair in export.removeprefix("export ").split()):
-                        monkeypatch.setenv(name, value)
-                for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-                    monkeypatch.delenv(name, raising=False)
-                seen["result"] = while_up(seen["env"])
-                return ""
+        def until_signalled() -> None:
+            for export in [x for x in capsys.readouterr().out.splitlines() if x.startswith("export ")]:
+                for name, value in (pair.split("=", 1) for pair in export.removeprefix("export ").split()):
+                    monkeypatch.setenv(name, value)
+            for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+                monkeypatch.delenv(name, raising=False)
+            seen["result"] = while_up(seen["env"])
 
         monkeypatch.setattr(emulated, "stood_up", stood_up)
-        monkeypatch.setattr("sys.stdin", Stdin())
+        monkeypatch.setattr(cli, "_until_signalled", until_signalled)
+        monkeypatch.setattr(cli, "UP_PORT", 0)  # a free port: other runs may hold the default
+        monkeypatch.setattr(cli, "UP_ENV_FILE", tmp_path / "offline-up.env")
         assert main(argv(line)) == 0
         return seen["result"]
 
