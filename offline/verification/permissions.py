@@ -24,8 +24,10 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from cloud_assembly.contracts import CONTRACTS, contract_for
+from cloud_assembly.intrinsics import partition as partition_of
 from cloud_assembly.role_access import DeployedRole, DeploymentView, StackResource, arn_of, role_access
 from offline.verification.checks import NamedCheck
+from offline.verification.resources import deployed_stack_resources
 
 KEY_TYPES = ("AWS::KMS::Key", "AWS::KMS::ReplicaKey")
 
@@ -39,21 +41,6 @@ class Reader(Protocol):
 
     def role_policies(self, role_arn: str) -> list[tuple[str, Any]]: ...
     def key_policy(self, region: str, key_arn: str) -> dict[str, Any]: ...
-
-
-def _stacks(reader: Reader, region: str) -> list[str]:
-    pages = reader.client("cloudformation", region).get_paginator("describe_stacks").paginate()
-    return sorted(
-        s["StackName"]
-        for page in pages
-        for s in page["Stacks"]
-        if s["StackName"].startswith(f"{reader.stack_prefix}-") and s["StackStatus"] != "DELETE_COMPLETE"
-    )
-
-
-def _summaries(reader: Reader, region: str, stack: str) -> list[dict[str, Any]]:
-    pages = reader.client("cloudformation", region).get_paginator("list_stack_resources").paginate(StackName=stack)
-    return [s for page in pages for s in page["StackResourceSummaries"]]
 
 
 def _table_regions(reader: Reader, region: str, name: str, regions: tuple[str, ...]) -> list[str]:
@@ -79,7 +66,7 @@ def _resources(
     reader: Reader, region: str, stack: str, summary: dict[str, Any], regions: tuple[str, ...]
 ) -> list[StackResource]:
     kind, physical, lid = summary["ResourceType"], summary["PhysicalResourceId"], summary["LogicalResourceId"]
-    partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+    partition = partition_of(region)
     if kind == "AWS::DynamoDB::GlobalTable":
         return [
             StackResource(stack, r, lid, kind, arn_of(kind, r, reader.account, partition, physical))
@@ -102,19 +89,16 @@ def deployed_view(reader: Reader, regions: tuple[str, ...]) -> DeploymentView:
     roles: list[DeployedRole] = []
     key_policies: dict[str, Any] = {}
     for region in regions:
-        stacks = _stacks(reader, region)
-        assert stacks, f"no stack named {reader.stack_prefix}-... is deployed in {region}"
-        for stack in stacks:
-            for summary in _summaries(reader, region, stack):
-                if summary["ResourceType"] == "AWS::IAM::Role":
-                    arn = iam.get_role(RoleName=summary["PhysicalResourceId"])["Role"]["Arn"]
-                    policies = tuple(reader.role_policies(arn))
-                    roles.append(DeployedRole(stack, region, summary["LogicalResourceId"], arn, policies))
-                    continue
-                for item in _resources(reader, region, stack, summary, regions):
-                    resources.append(item)
-                    if item.type in KEY_TYPES and item.arn:
-                        key_policies[item.arn] = reader.key_policy(item.region, item.arn)
+        for stack, summary in deployed_stack_resources(reader.client, reader.stack_prefix, region):
+            if summary["ResourceType"] == "AWS::IAM::Role":
+                arn = iam.get_role(RoleName=summary["PhysicalResourceId"])["Role"]["Arn"]
+                policies = tuple(reader.role_policies(arn))
+                roles.append(DeployedRole(stack, region, summary["LogicalResourceId"], arn, policies))
+                continue
+            for item in _resources(reader, region, stack, summary, regions):
+                resources.append(item)
+                if item.type in KEY_TYPES and item.arn:
+                    key_policies[item.arn] = reader.key_policy(item.region, item.arn)
     partition = roles[0].arn.split(":")[1] if roles else "aws"
     return DeploymentView(reader.account, partition, tuple(resources), tuple(roles), key_policies)
 

@@ -78,6 +78,28 @@ class Inventory:
     keys: list[tuple[str, str]] = field(default_factory=list)  # (region, key id)
 
 
+def deployed_stack_resources(
+    client: Callable[[str, str], Any], stack_prefix: str, region: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """(stack, resource summary) of every resource of the ``<stack_prefix>-...`` stacks deployed in
+    ``region`` (DescribeStacks, ListStackResources): what the read-back checks enumerate, never a list
+    of ours. No such stack is a failure."""
+    cfn = client("cloudformation", region)
+    stacks = sorted(
+        s["StackName"]
+        for page in cfn.get_paginator("describe_stacks").paginate()
+        for s in page["Stacks"]
+        if s["StackName"].startswith(f"{stack_prefix}-") and s["StackStatus"] != "DELETE_COMPLETE"
+    )
+    assert stacks, f"no stack named {stack_prefix}-... is deployed in {region}"
+    return [
+        (stack, resource)
+        for stack in stacks
+        for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack)
+        for resource in page["StackResourceSummaries"]
+    ]
+
+
 @dataclass
 class ResourceReader:
     """``client(service, region)`` gives an API client; ``role_arns``: (region, kind) -> the role a
@@ -120,18 +142,8 @@ class ResourceReader:
 
     def _stack_resources(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
         for region in self.regions:
-            cfn = self.client("cloudformation", region)
-            stacks = [
-                s["StackName"]
-                for page in cfn.get_paginator("describe_stacks").paginate()
-                for s in page["Stacks"]
-                if s["StackName"].startswith(f"{self.stack_prefix}-") and s["StackStatus"] != "DELETE_COMPLETE"
-            ]
-            assert stacks, f"no stack named {self.stack_prefix}-... is deployed in {region}"
-            for stack in stacks:
-                for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack):
-                    for resource in page["StackResourceSummaries"]:
-                        yield region, stack, resource
+            for stack, resource in deployed_stack_resources(self.client, self.stack_prefix, region):
+                yield region, stack, resource
 
     def _key_policy(self, found: Inventory, region: str, key_id: str) -> Policy:
         meta = self.key(region, key_id)
