@@ -8,7 +8,7 @@ Cross-region values travel as weak references (``Fn::GetStackOutput``, see cdk.j
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks, PCIDSS321Checks
@@ -17,6 +17,7 @@ from cdk_constructs.encrypting_functions import DatabaseAccess
 from cdk_constructs.isolated_network import IsolatedNetwork
 from cdk_constructs.nag_rules import MrkToolkitChecks
 from lambda_src.record_crypto.settings import STORE_AURORA_POSTGRESQL, STORE_DYNAMODB
+from stacks.audit_stack import AuditStack
 from stacks.config import ToolkitConfig
 from stacks.database_stack import DatabaseStack
 from stacks.functions_stack import FunctionsStack
@@ -38,10 +39,13 @@ class ToolkitStacks:
     functions: dict[str, FunctionsStack]
     networks: dict[str, NetworkStack] = field(default_factory=dict)
     databases: dict[str, DatabaseStack] = field(default_factory=dict)
+    audit: AuditStack | None = None  # the trail (None: audit off, or an existing trail named)
 
     def all(self) -> list[cdk.Stack]:
         table = [self.table] if self.table is not None else []
+        audit = [self.audit] if self.audit is not None else []
         return [
+            *audit,
             *self.keys.values(),
             *table,
             *self.networks.values(),
@@ -79,8 +83,9 @@ def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
             env=env(region),
             description=f"{description}: multi-region key (replica) and {store_keys}, {region}",
         )
+    audit = _audit_stack(app, config, env)
     if config.store == STORE_AURORA_POSTGRESQL:
-        return _aurora_stacks(app, config, keys, env)
+        return replace(_aurora_stacks(app, config, keys, env), audit=audit)
     table = TableStack(
         app,
         f"{prefix}-Table",
@@ -102,7 +107,20 @@ def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
         # The functions need the table replica, which they name (no reference to follow).
         stack.add_stack_dependency(table)
         functions[region] = stack
-    return ToolkitStacks(keys=keys, table=table, functions=functions)
+    return ToolkitStacks(keys=keys, table=table, functions=functions, audit=audit)
+
+
+def _audit_stack(app: cdk.App, config: ToolkitConfig, env: Callable[[str], cdk.Environment]) -> AuditStack | None:
+    """The trail, in the primary region, depending on nothing (a multi-region trail records every region)."""
+    if not config.audit.creates_trail:
+        return None
+    return AuditStack(
+        app,
+        f"{config.stack_prefix}-Audit",
+        config=config,
+        env=env(config.primary_region),
+        description=f"{DESCRIPTION}: audit trail (every region's management events, KMS use included)",
+    )
 
 
 def _aurora_stacks(

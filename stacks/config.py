@@ -67,6 +67,8 @@ AURORA_FIELDS = (
     "auroraBackupRetentionDays",
     "writeForwarding",
 )
+AUDIT_FIELDS = ("audit", "auditTrailArn", "auditReaderArns", "auditRetentionDays")
+_TRAIL_ARN_RE = re.compile(rf"^arn:{PARTITION_PATTERN}:cloudtrail:[a-z0-9-]+:\d{{12}}:trail/[A-Za-z0-9._-]{{3,128}}$")
 # CloudWatch Logs accepts only these retention values.
 LOG_RETENTION_DAYS = (
     1,
@@ -134,6 +136,25 @@ class DataKeyCacheConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """The audit trail and its alerts (README "Audit").
+
+    ``enabled``: the EventBridge alert rules in every region (they need a trail recording the
+    account's management events); ``existing_trail_arn``: a trail that already does (an
+    organization trail), so none is created; ``reader_arns``: who may read the trail's log files
+    (none: the account's IAM policies decide); ``retention_days``: how long log files are kept."""
+
+    enabled: bool = True
+    existing_trail_arn: str | None = None
+    reader_arns: tuple[str, ...] = ()
+    retention_days: int = 365
+
+    @property
+    def creates_trail(self) -> bool:
+        return self.enabled and not self.existing_trail_arn
+
+
+@dataclass(frozen=True)
 class AuroraConfig:
     """The Aurora PostgreSQL global database (``store: aurora-postgresql`` only)."""
 
@@ -169,6 +190,7 @@ class ToolkitConfig:
     # ``table_name`` is the SQL table's name, see sql_table_name).
     store: str = STORE_DYNAMODB
     aurora: AuroraConfig | None = None
+    audit: AuditConfig = field(default_factory=AuditConfig)
 
     @property
     def regions(self) -> tuple[str, ...]:
@@ -294,6 +316,7 @@ KNOWN_FIELDS = (
     "maxRecordBytes",
     "store",
     *AURORA_FIELDS,
+    *AUDIT_FIELDS,
 )
 
 
@@ -355,6 +378,7 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
         max_record_bytes=_int("maxRecordBytes", get("maxRecordBytes", 32768), 256, 300_000),
         store=store,
         aurora=aurora,
+        audit=_audit(raw),
     )
 
 
@@ -468,6 +492,23 @@ def _data_key_cache(raw: Mapping[str, Any]) -> DataKeyCacheConfig:
         max_messages=_int("dataKeyCacheMaxMessages", raw.get("dataKeyCacheMaxMessages", 1000), 1, 2**32),
         max_bytes=_int("dataKeyCacheMaxBytes", raw.get("dataKeyCacheMaxBytes", 100_000_000), 1, 2**62),
         capacity=_int("dataKeyCacheCapacity", raw.get("dataKeyCacheCapacity", 100), 1, 10_000),
+    )
+
+
+def _audit(raw: Mapping[str, Any]) -> AuditConfig:
+    trail = raw.get("auditTrailArn") or None
+    if trail is not None:
+        _pattern(
+            "auditTrailArn", trail, _TRAIL_ARN_RE, "expected a CloudTrail trail ARN (arn:aws:cloudtrail:R:A:trail/N)"
+        )
+    readers = _list("auditReaderArns", raw.get("auditReaderArns", []))
+    for arn in readers:
+        _pattern("auditReaderArns", arn, _IAM_ARN_RE, "expected IAM role, user or account root ARNs")
+    return AuditConfig(
+        enabled=_bool("audit", raw.get("audit", True)),
+        existing_trail_arn=trail,
+        reader_arns=tuple(readers),
+        retention_days=_int("auditRetentionDays", raw.get("auditRetentionDays", 365), 90, 3653),
     )
 
 
