@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from record_crypto.errors import ContextMismatch
+from record_crypto.settings import ITEM_CONTEXT_KEY
 
 PURPOSE = "mrk-toolkit:record"
 SCHEMA_VERSION = "1"
-ITEM_KEY = "item"
+ITEM_KEY = ITEM_CONTEXT_KEY
 # Keys the Encryption SDK writes itself (the signing suite adds the public verification key).
 RESERVED_PREFIX = "aws-crypto-"
 SDK_KEYS = frozenset({"aws-crypto-public-key"})

@@ -109,6 +109,8 @@ _DB_HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A
 FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 FIELD_NAME_RULE = "1-64 characters from A-Z a-z 0-9 _, starting with a letter, and not 'id'"
 PARTITION_KEY = "id"
+# The encryption context's key naming the record (data-key cache off): record_crypto/context.py, `audit`.
+ITEM_CONTEXT_KEY = "item"
 # The stored version: the writer's role may read this attribute (and the key) and no other.
 VERSION_ATTRIBUTE = "_version"
 # DynamoDB's item limit is 400 KB; the ciphertext adds headers, a signature and base64-free bytes.

@@ -38,6 +38,7 @@ class Capability(StrEnum):
     ROTATE_AT_WILL = "rotate the key on demand at will (AWS allows 10 on-demand rotations per key, for life)"
     DATABASE_SESSIONS = "open SQL sessions on each region's database (the master user's, the functions' roles')"
     DATABASE_SERVERS = "stop, kill and promote each region's database server"
+    AUDIT_ALERTS = "see at once what EventBridge delivered for the audit rules (on AWS: subscribe to the alarm topic)"
 
 
 class NotApplicable(Exception):
@@ -91,6 +92,7 @@ class Environment(Protocol):
     def function_logs(self) -> str: ...  # FUNCTION_LOGS
     def logs_by_region(self) -> Mapping[str, str]: ...  # FUNCTION_LOGS
     def database(self) -> Any: ...  # DATABASE_SESSIONS (and _SERVERS): emulated.py EmulatedDatabase
+    def audit_deliveries(self) -> list[dict[str, Any]]: ...  # AUDIT_ALERTS: offline/emulator/cloudtrail.py
 
 
 NamedCheck = tuple[str, Callable[[], str]]

@@ -202,6 +202,9 @@ class DeployedEnvironment:
     def function_logs(self) -> str:
         raise NotApplicable(Capability.FUNCTION_LOGS)
 
+    def audit_deliveries(self) -> list[dict[str, Any]]:
+        raise NotApplicable(Capability.AUDIT_ALERTS)
+
     def logs_by_region(self) -> Mapping[str, str]:
         raise NotApplicable(Capability.FUNCTION_LOGS)
 

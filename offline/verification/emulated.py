@@ -43,7 +43,13 @@ HEADER_SETTINGS = {ENV_ALGORITHM_SUITE, ENV_DATA_KEY_CACHE, ENV_CACHE_MAX_AGE, E
 
 
 EMULATOR_CAPABILITIES = frozenset(
-    {Capability.OUTAGES, Capability.FUNCTION_LOGS, Capability.EVALUATE_ALARMS, Capability.ROTATE_AT_WILL}
+    {
+        Capability.OUTAGES,
+        Capability.FUNCTION_LOGS,
+        Capability.EVALUATE_ALARMS,
+        Capability.ROTATE_AT_WILL,
+        Capability.AUDIT_ALERTS,
+    }
 )
 
 
@@ -210,6 +216,10 @@ class EmulatedEnvironment:
 
     def function_logs(self) -> str:
         return "\n".join(self.host.logs().values())
+
+    def audit_deliveries(self) -> list[dict[str, Any]]:
+        """What the emulated EventBridge delivered (or could not) for each matching rule."""
+        return list(self.aws.gateway.trail.deliveries)
 
     def logs_by_region(self) -> dict[str, str]:
         return self.host.logs_by_region()

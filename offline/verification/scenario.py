@@ -7,7 +7,8 @@ the read before replication, the table-writer attacks (offline/verification/inte
 cross-role refusals; a malformed event; clean logs; then the deployment read back: each role
 refused a foreign encryption context, the deployed invariants (invariants.py, and the checks
 appended to ``deployed_checks``), the alarms (signals.py), the key's rotation, the tamper
-refusals reaching the alarms. The Aurora PostgreSQL store's list: aurora_scenario.py.
+refusals reaching the alarms; last, the audit trail read back and the audit alerts (audit.py).
+The Aurora PostgreSQL store's list: aurora_scenario.py.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from functools import partial
 from typing import Any
 
 from offline.runbooks.rotation import rotate
+from offline.verification.audit import audit_checks
 from offline.verification.aurora_scenario import AURORA, aurora_checks
 from offline.verification.basics import (
     Run,
@@ -80,7 +82,7 @@ def dynamodb_checks(run: Run, env: Environment) -> list[Check | NamedCheck]:
             check(f"reader in {replica} before replication gets a retryable NotFound", partial(_before, run, replica))
         )
         out += integrity_checks(run, env, replica) + cross_role_checks(run, replica)
-    return [*out, *closing_checks(run), *read_back_checks(env)]
+    return [*out, *closing_checks(run), *read_back_checks(env), *audit_checks(run, env)]
 
 
 def read_back_checks(env: Environment) -> list[Check | NamedCheck]:
