@@ -6,7 +6,8 @@ changed config applied to it as a stack update, as `cdk deploy --all` would),
 `python -m offline verify` (the same checks against a real deployment), the region outage runbook:
 `outage` / `recover` (the emulator's outage switch), `promote-key` (move the key's primary),
 `stack-plan` (what CloudFormation can update while regions are down) and `drill` (every step of
-the runbook on the emulator), and `python -m offline drill --store aurora-postgresql` (the Aurora
+the runbook on the emulator), `python -m offline audit` (who used which key, where, for which
+record, from CloudTrail), and `python -m offline drill --store aurora-postgresql` (the Aurora
 store's failover drills on real PostgreSQL servers).
 
 demo synthesizes cdk.json's deployment (plus the -c overrides) in-process, or with the CDK CLI
@@ -58,7 +59,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_context(verify, f"the deployment's context (as for demo): its store; {STORE_DYNAMODB} only")
     add_debug(verify)
+    _audit_parser(sub)
     return parser
+
+
+def _audit_parser(sub: Any) -> None:
+    audit = sub.add_parser(
+        "audit",
+        help="who used which toolkit key, where, for which record; denials; key administration (CloudTrail)",
+        description="Reads each region's CloudTrail event history (LookupEvents) of the records keys: "
+        "`python -m offline up` (AWS_ENDPOINT_URL) or a real account (AWS credentials), with the same code.",
+    )
+    audit.add_argument("--region", action="append", help="a region to read (repeatable; default: cdk.json's regions)")
+    audit.add_argument("--record", help="only the uses whose encryption context names this record id")
+    audit.add_argument("--since", help="from this time on: ISO 8601 (UTC if no zone) or 30m, 12h, 7d")
+    audit.add_argument("--stack-prefix", default="MrkToolkit")
+    audit.add_argument("--json", action="store_true", help="JSON instead of the table")
+    add_debug(audit)
 
 
 def _add_context(parser: argparse.ArgumentParser, help_text: str = "context override (as for demo)") -> None:
@@ -271,6 +288,31 @@ def _verify(args: argparse.Namespace) -> Any:
         stack_prefix=args.stack_prefix,
     )
     return run_main_job(env)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    """`python -m offline audit`: the records keys' CloudTrail history as a table or JSON."""
+    import boto3
+
+    from offline.runbooks.audit_trail import collect, parse_since, render_json, render_table
+
+    regions = args.region or list(config_with({}).regions)
+    for region in regions:
+        _known_region("--region", region)
+    try:
+        since = parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    session = boto3.Session()
+    rows = collect(
+        lambda service, region: session.client(service, region_name=region),
+        regions,
+        args.stack_prefix,
+        since=since,
+        record=args.record,
+    )
+    print(render_json(rows, args.record) if args.json else render_table(rows, args.record))
+    return 0
 
 
 def _rotate(args: argparse.Namespace) -> int:
@@ -540,6 +582,8 @@ def _main(argv: list[str]) -> int:
         return _deploy(args)
     if args.command == "destroy":
         return _destroy(args)
+    if args.command == "audit":
+        return _audit(args)
     simple = {"outage": _outage_switch, "recover": _outage_switch, "promote-key": _promote, "stack-plan": _stack_plan}
     if args.command in simple:
         return simple[args.command](args)

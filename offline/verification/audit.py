@@ -18,8 +18,6 @@ the deployed audit rules through EventBridge's API, then (on the emulator) the a
 from __future__ import annotations
 
 import io
-import json
-from collections.abc import Iterator, Mapping
 from typing import Any
 
 from moto.events.models import EventPattern
@@ -36,46 +34,21 @@ from cloud_assembly.audit_events import (
 )
 from lambda_src.record_crypto.settings import ITEM_CONTEXT_KEY
 from offline.emulator.cloudtrail import rule_matches, user_identity
+from offline.runbooks.audit_trail import encryption_context, issuer, on_key, trail_records
 from offline.verification.basics import Run, as_bytes
 from offline.verification.checks import Capability, Check, Environment, check
 
 CloudTrailRecord = dict[str, Any]
 
 
-def trail_records(env: Environment, region: str, event_name: str) -> Iterator[CloudTrailRecord]:
-    """The region's CloudTrail records of ``event_name`` (LookupEvents, every page)."""
-    pages = env.client("cloudtrail", region).get_paginator("lookup_events")
-    for page in pages.paginate(LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": event_name}]):
-        for event in page["Events"]:
-            yield json.loads(event["CloudTrailEvent"])
-
-
 def _key_id(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
-
-
-def on_key(record: Mapping[str, Any], key_arn: str) -> bool:
-    """Is the record about this key (its ARN, or the same key id in the record's own region)?"""
-    arns = [str(r.get("ARN", "")) for r in record.get("resources") or []]
-    return any(
-        a == key_arn or (_key_id(a) == _key_id(key_arn) and a.split(":")[3:4] == [record["awsRegion"]]) for a in arns
-    )
-
-
-def issuer(record: Mapping[str, Any]) -> str:
-    """The role a session belongs to, or the caller's own ARN (the root, a user)."""
-    identity = record.get("userIdentity") or {}
-    return str((identity.get("sessionContext") or {}).get("sessionIssuer", {}).get("arn") or identity.get("arn", ""))
-
-
-def encryption_context(record: Mapping[str, Any]) -> dict[str, str]:
-    return dict((record.get("requestParameters") or {}).get("encryptionContext") or {})
 
 
 def _uses(env: Environment, region: str, event_name: str) -> tuple[list[CloudTrailRecord], list[CloudTrailRecord]]:
     """(allowed, refused) uses of the region's records key named ``event_name``."""
     key = env.reader.mrk_arn(region)
-    found = [r for r in trail_records(env, region, event_name) if on_key(r, key)]
+    found = [r for r in trail_records(env.client("cloudtrail", region), event_name) if on_key(r, key)]
     return [r for r in found if not r.get("errorCode")], [r for r in found if r.get("errorCode")]
 
 

@@ -25,6 +25,8 @@ EMULATOR_ONLY = [
     "function logs hold no plaintext",
     "the multi-region key rotates on demand, and every region decrypts across the rotation",
     "signals: the main job's tamper refusals reach the security alarms, which fire (emulated evaluation)",
+    "audit: the account's administrator decrypting a record in us-west-1 fires us-west-1's unexpected-use alert",
+    "audit: a change to the records key's policy in us-west-1 fires us-west-1's administration alert",
 ]
 
 
