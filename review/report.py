@@ -14,7 +14,7 @@ from typing import Any
 
 from cloud_assembly.intrinsics import partition, url_suffix
 from cloud_assembly.reader import CloudAssembly
-from review.alarms import alarm_entries, alarms_md
+from review.alarms import alarm_entries, alarms_md, audit_rule_entries, audit_rules_md
 from review.assembly_view import ACCOUNT
 from review.diagram import mermaid_from_inventory
 from review.inventory import Cluster, Inventory, Key, Role, Secret, TableReplica
@@ -488,6 +488,7 @@ def build_review(assembly: CloudAssembly) -> dict[str, Any]:
                 "roles": [_role_entry(r, inventory) for r in inventory.roles if r.region == region],
                 "matrix": matrix,
                 "alarms": alarm_entries(inventory, region),
+                "audit_rules": audit_rule_entries(inventory, region),
                 **aurora,
             }
         )
@@ -617,6 +618,7 @@ def render_markdown(review: Mapping[str, Any]) -> str:
         out += _tables_md(region)
         out += _aurora_md(region)
         out += alarms_md(region.get("alarms", []))
+        out += audit_rules_md(region.get("audit_rules", []))
         out += _roles_md(region)
     return "\n".join(out).rstrip("\n") + "\n"
 
