@@ -18,6 +18,7 @@ the deployed audit rules through EventBridge's API, then (on the emulator) the a
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 from moto.events.models import EventPattern
@@ -168,40 +169,47 @@ def _rules(region: str, env: Environment) -> str:
 
 
 # -- the alerts fire (the emulator: EventBridge's deliveries are seen at once) -----------------------
-def admin_decrypt_check(run: Run, region: str) -> Check:
+Ciphertext = Callable[[Environment, str, str], bytes]  # (env, region, item id) -> the stored message
+
+
+def table_ciphertext(env: Environment, region: str, item_id: str) -> bytes:
+    """The stored message of a record in the region's table replica (the DynamoDB store)."""
+    item = env.raw_item(region, item_id)
+    assert item is not None, f"the record {item_id} is not in {region}"
+    (blob,) = [as_bytes(v["B"]) for v in item.values() if isinstance(v, dict) and "B" in v]
+    return blob
+
+
+def admin_decrypt_check(run: Run, region: str, ciphertext: Ciphertext, *needs: Capability) -> Check:
     return check(
         f"audit: the account's administrator decrypting a record in {region} fires {region}'s unexpected-use alert",
-        lambda env: _admin_decrypt(run, region, env),
+        lambda env: _admin_decrypt(run, region, env, ciphertext),
         Capability.AUDIT_ALERTS,
+        *needs,
     )
 
 
-def _admin_decrypt(run: Run, region: str, env: Environment) -> str:
+def _admin_decrypt(run: Run, region: str, env: Environment, ciphertext: Ciphertext) -> str:
+    """The root asks KMS to decrypt the data key of the main record's stored message."""
     from aws_encryption_sdk.internal.formatting.deserialize import deserialize_header
 
-    item = env.raw_item(region, run.main["item_id"])
-    assert item is not None, f"the main record is not in {region}"
-    (blob,) = [as_bytes(v["B"]) for v in item.values() if isinstance(v, dict) and "B" in v]
-    header, _ = deserialize_header(io.BytesIO(blob))
-    context = {k: v for k, v in header.encryption_context.items() if not k.startswith("aws-crypto-")}
+    header, _ = deserialize_header(io.BytesIO(ciphertext(env, region, run.main["item_id"])))
     (edk,) = header.encrypted_data_keys
-    kms = env.client("kms", region)
     try:
-        kms.decrypt(CiphertextBlob=edk.encrypted_data_key, EncryptionContext=header.encryption_context)
+        env.client("kms", region).decrypt(
+            CiphertextBlob=edk.encrypted_data_key, EncryptionContext=header.encryption_context
+        )
         outcome = "allowed"
     except Exception as error:  # botocore ClientError: the key policy does not let the root decrypt
         outcome = f"refused ({type(error).__name__})"
-    prefix = env.reader.stack_prefix
-    fired = _delivered(env, rule_name(prefix, region, RULE_UNEXPECTED_KEY_USE), READER_USE)
+    fired = _delivered(env, rule_name(env.reader.stack_prefix, region, RULE_UNEXPECTED_KEY_USE), READER_USE)
     elsewhere = [
         d
-        for r in (*env.replica_regions, env.primary_region)
-        if r != region
         for d in env.audit_deliveries()
-        if d["region"] == r and d["rule"].endswith(RULE_UNEXPECTED_KEY_USE)
+        if d["region"] != region and d["rule"].endswith(RULE_UNEXPECTED_KEY_USE) and d["eventName"] == READER_USE
     ]
     assert not elsewhere, f"the decrypt in {region} alerted in {elsewhere[0]['region']}"
-    return f"root Decrypt of {context.get(ITEM_CONTEXT_KEY, 'a record')} {outcome}; {fired}"
+    return f"root Decrypt of {header.encryption_context.get(ITEM_CONTEXT_KEY, 'a record')} {outcome}; {fired}"
 
 
 def key_policy_check(region: str) -> Check:
@@ -228,9 +236,12 @@ def _delivered(env: Environment, rule: str, event_name: str) -> str:
     return f"{rule} delivered it to {last['target'].rsplit(':', 1)[-1]}"
 
 
-def audit_checks(run: Run, env: Environment) -> list[Check]:
-    """The trail read back in every region, the deployed rules, then the alerts made to fire."""
+def audit_checks(
+    run: Run, env: Environment, ciphertext: Ciphertext = table_ciphertext, *needs: Capability
+) -> list[Check]:
+    """The trail read back in every region, the deployed rules, then the alerts made to fire
+    (``ciphertext``: how to read a stored record's message, and what that ``needs``)."""
     regions = (env.primary_region, *env.replica_regions)
     out = [c for region in regions for c in (decrypts_check(run, region), data_keys_check(region), rules_check(region))]
     replica = env.replica_regions[0] if env.replica_regions else env.primary_region
-    return [*out, admin_decrypt_check(run, replica), key_policy_check(replica)]
+    return [*out, admin_decrypt_check(run, replica, ciphertext, *needs), key_policy_check(replica)]
