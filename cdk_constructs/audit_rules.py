@@ -15,6 +15,7 @@ has no target: the denied-calls alarm (cdk_constructs/signals.py) counts its ``M
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from aws_cdk import aws_events as events
@@ -29,19 +30,22 @@ from cloud_assembly.audit_events import (
     READER_USE,
     RULE_DENIED_KEY_CALLS,
     RULE_KEY_ADMINISTRATION,
+    RULE_TRAIL_CHANGES,
     RULE_UNEXPECTED_KEY_USE,
     RULE_WATCHES,
     STATE_ALL_MANAGEMENT_EVENTS,
+    TRAIL_BUCKET_EVENTS,
+    TRAIL_EVENTS,
     WRITER_USE,
     rule_name,
 )
 
 
-def _kms_event(key_arn: str, **detail: Any) -> dict[str, Any]:
+def _kms_event(key_arns: Sequence[str], **detail: Any) -> dict[str, Any]:
     return {
         "source": ["aws.kms"],
         "detail-type": [CLOUDTRAIL_DETAIL_TYPE],
-        "detail": {"eventSource": [KMS_EVENT_SOURCE], "resources": {"ARN": [key_arn]}, **detail},
+        "detail": {"eventSource": [KMS_EVENT_SOURCE], "resources": {"ARN": list(key_arns)}, **detail},
     }
 
 
@@ -49,14 +53,14 @@ def _issuer_other_than(role_arn: str) -> dict[str, Any]:
     return {"sessionContext": {"sessionIssuer": {"arn": [{"anything-but": [role_arn]}]}}}
 
 
-def administration_pattern(key_arn: str) -> dict[str, Any]:
-    return _kms_event(key_arn, eventName=list(KEY_ADMIN_EVENTS))
+def administration_pattern(key_arns: Sequence[str]) -> dict[str, Any]:
+    return _kms_event(key_arns, eventName=list(KEY_ADMIN_EVENTS))
 
 
 def unexpected_use_pattern(key_arn: str, writer_role_arn: str, reader_role_arn: str) -> dict[str, Any]:
     """Any use of the key except the writer role's GenerateDataKey and the reader role's Decrypt."""
     return _kms_event(
-        key_arn,
+        [key_arn],
         eventName=list(KEY_USE_EVENTS),
         **{
             "$or": [
@@ -70,13 +74,15 @@ def unexpected_use_pattern(key_arn: str, writer_role_arn: str, reader_role_arn: 
 
 
 def denied_pattern(key_arn: str) -> dict[str, Any]:
-    return _kms_event(key_arn, errorCode=[{"prefix": DENIED_ERROR_PREFIX}])
+    return _kms_event([key_arn], errorCode=[{"prefix": DENIED_ERROR_PREFIX}])
 
 
 class AuditRules(Construct):
     """Props: ``prefix`` (rule names ``<prefix>-<region>-<what>``; the topic's policy lets
     EventBridge publish for rules named so); ``region``; ``key_arn`` (the region's records key);
-    ``writer_role_arn`` / ``reader_role_arn``; ``topic_arn``. Attribute: ``rules`` (what -> CfnRule)."""
+    ``writer_role_arn`` / ``reader_role_arn``; ``topic_arn``; ``other_key_arns`` (the region's other
+    toolkit keys: table or storage and secrets, logs, topic; their administration is watched too).
+    Attribute: ``rules`` (what -> CfnRule)."""
 
     def __init__(
         self,
@@ -89,10 +95,11 @@ class AuditRules(Construct):
         writer_role_arn: str,
         reader_role_arn: str,
         topic_arn: str,
+        other_key_arns: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         patterns = {
-            RULE_KEY_ADMINISTRATION: (administration_pattern(key_arn), "ENABLED", True),
+            RULE_KEY_ADMINISTRATION: (administration_pattern([key_arn, *other_key_arns]), "ENABLED", True),
             RULE_UNEXPECTED_KEY_USE: (
                 unexpected_use_pattern(key_arn, writer_role_arn, reader_role_arn),
                 STATE_ALL_MANAGEMENT_EVENTS,
@@ -112,3 +119,56 @@ class AuditRules(Construct):
                 targets=[events.CfnRule.TargetProperty(id="AlarmTopic", arn=topic_arn)] if notify else None,
             )
             self.rules[what] = rule
+
+
+def trail_changes_pattern(trail_arn: str, trail_name: str, bucket_name: str, key_arn: str) -> dict[str, Any]:
+    """The trail stopped, deleted or changed; its bucket's protections changed; its key administered."""
+    api = {"detail-type": [CLOUDTRAIL_DETAIL_TYPE]}
+    return {
+        "$or": [
+            {
+                **api,
+                "source": ["aws.cloudtrail"],
+                "detail": {
+                    "eventName": list(TRAIL_EVENTS),
+                    "requestParameters": {"name": [trail_arn, trail_name]},
+                },
+            },
+            {
+                **api,
+                "source": ["aws.s3"],
+                "detail": {"eventName": list(TRAIL_BUCKET_EVENTS), "requestParameters": {"bucketName": [bucket_name]}},
+            },
+            administration_pattern([key_arn]),
+        ]
+    }
+
+
+class TrailChangesRule(Construct):
+    """The audit trail's own alert, in the trail's home region: ``rule`` (``CfnRule``) named
+    ``<prefix>-<region>-audit-trail-changes``, notifying ``topic_arn`` (the region's alarm topic, by
+    its fixed name: the topic's policy lets EventBridge publish for rules named so)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        prefix: str,
+        region: str,
+        trail_arn: str,
+        trail_name: str,
+        bucket_name: str,
+        key_arn: str,
+        topic_arn: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.rule = events.CfnRule(
+            self,
+            "Rule",
+            name=rule_name(prefix, region, RULE_TRAIL_CHANGES),
+            description=f"Watches {RULE_WATCHES[RULE_TRAIL_CHANGES]}"[:512],
+            event_pattern=trail_changes_pattern(trail_arn, trail_name, bucket_name, key_arn),
+            state="ENABLED",
+            targets=[events.CfnRule.TargetProperty(id="AlarmTopic", arn=topic_arn)],
+        )

@@ -65,12 +65,26 @@ RULE_KEY_ADMINISTRATION = "key-administration"
 RULE_UNEXPECTED_KEY_USE = "unexpected-key-use"
 RULE_DENIED_KEY_CALLS = "denied-key-calls"
 RULE_WATCHES = {
-    RULE_KEY_ADMINISTRATION: "any change to the administration of the region's records key "
-    "(policy, grants, state, deletion, primary region, replication, tags, aliases, rotation)",
+    RULE_KEY_ADMINISTRATION: "any change to the administration of the region's toolkit keys: records, table "
+    "(or storage and secrets), logs, alarm topic (policy, grants, state, deletion, primary region, replication, "
+    "tags, aliases, rotation)",
     RULE_UNEXPECTED_KEY_USE: f"any use of the region's records key other than {WRITER_USE} by the region's writer "
     f"role and {READER_USE} by its reader role (allowed or denied)",
     RULE_DENIED_KEY_CALLS: "every denied call on the region's records key (counted by the denied-calls alarm)",
 }
+# The audit trail's own changes (in the trail's home region): logging stopped, the trail deleted or
+# changed, its bucket's protections changed, its key administered.
+RULE_TRAIL_CHANGES = "audit-trail-changes"
+TRAIL_EVENTS = ("StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors", "PutInsightSelectors")
+TRAIL_BUCKET_EVENTS = (
+    *("PutBucketPolicy", "DeleteBucketPolicy", "DeleteBucket", "PutBucketLifecycle", "DeleteBucketLifecycle"),
+    *("PutBucketVersioning", "PutBucketEncryption", "DeleteBucketEncryption", "PutBucketPublicAccessBlock"),
+    *("DeleteBucketPublicAccessBlock", "PutBucketOwnershipControls", "PutBucketAcl"),
+)
+RULE_WATCHES[RULE_TRAIL_CHANGES] = (
+    "the audit trail's own changes: logging stopped, the trail deleted or changed, its bucket's policy, "
+    "lifecycle, versioning, encryption or public access block changed, its key administered"
+)
 # A burst of denials: the denied-calls alarm fires at this many matches of the rule in 5 minutes.
 DENIED_BURST_CALLS = 5
 DENIED_BURST_PERIOD_SECONDS = 300

@@ -69,18 +69,21 @@ def alarms_md(alarms: list[Mapping[str, Any]]) -> list[str]:
 
 
 def _pattern_text(pattern: Mapping[str, Any], inventory: Inventory, region: str) -> str:
-    """What a CloudTrail rule's pattern selects, in a line: events, key, who, errors."""
+    """What a CloudTrail rule's pattern selects, in a line: source, events, keys or names, who, errors."""
+    if "$or" in pattern:
+        return " | or | ".join(_pattern_text(p, inventory, region) for p in pattern["$or"])
     detail = pattern.get("detail") or {}
     names = detail.get("eventName") or []
+    source = ", ".join(str(x) for x in pattern.get("source", []))
+    shown = ", ".join(map(str, names[:4])) + (", ..." if len(names) > 4 else "")
+    parts = [f"{source}: {len(names)} events ({shown})" if names else f"{source}: any event"]
     keys = (detail.get("resources") or {}).get("ARN") or []
-    parts = [
-        f"{len(names)} events ({', '.join(map(str, names[:4]))}{', ...' if len(names) > 4 else ''})"
-        if names
-        else "any event"
-    ]
     named = [inventory.key_for(str(k), region) for k in keys]
     on = [f"the {k.kind} {k.label}" if k else str(arn) for k, arn in zip(named, keys, strict=True)]
-    parts.append(f"on {', '.join(on)}" if keys else "on any key")
+    if keys:
+        parts.append(f"on {', '.join(on)}")
+    for field, values in (detail.get("requestParameters") or {}).items():
+        parts.append(f"{field} {' or '.join(map(str, values))}")
     if "$or" in detail:
         parts.append("by anyone but the function roles named in the pattern")
     if "errorCode" in detail:

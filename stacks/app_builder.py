@@ -101,6 +101,7 @@ def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
             f"{prefix}-Functions-{region}",
             config=config,
             mrk_arn=keys[region].mrk_arn,
+            store_key_arns=[arn for arn in (keys[region].table_key_arn,) if arn is not None],
             env=env(region),
             description=f"{description}: writer and reader functions, {region}",
         )
@@ -192,6 +193,7 @@ def _aurora_functions_stack(
         f"{config.stack_prefix}-Functions-{region}",
         config=config,
         mrk_arn=keys.mrk_arn,
+        store_key_arns=[arn for arn in (keys.storage_key_arn, keys.secrets_key_arn) if arn is not None],
         database=DatabaseAccess(
             vpc=network.vpc,
             subnets=network.subnets,

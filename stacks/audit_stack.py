@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Acknowledgment, CfnOutput, Stack, Validations
+from aws_cdk import Acknowledgment, Aws, CfnOutput, Stack, Validations
 from constructs import Construct
 
+from cdk_constructs.audit_rules import TrailChangesRule
 from cdk_constructs.audit_trail import AuditTrail
 from stacks.config import ToolkitConfig
-from stacks.shared import removal_policy
+from stacks.shared import alarm_topic_name, removal_policy
 
 NO_ACCESS_LOGS_REASON = (
     "The trail bucket holds only CloudTrail's own log and digest files; who reads them is decided by the "
@@ -46,6 +47,20 @@ class AuditStack(Stack):
             removal_policy=removal_policy(config),
         )
         acknowledge_trail_findings(self.audit)
+        region, prefix = config.primary_region, config.stack_prefix
+        self.changes_rule = TrailChangesRule(
+            self,
+            "TrailChanges",
+            prefix=prefix,
+            region=region,
+            trail_arn=self.audit.trail_arn,
+            trail_name=trail_name(config),
+            bucket_name=self.audit.bucket.bucket_name,
+            key_arn=self.audit.key.attr_arn,
+            # The functions stack of this region makes the topic (fixed name); EventBridge accepts a
+            # target before it exists, and the topic's policy lets it publish for this rule's name.
+            topic_arn=f"arn:{Aws.PARTITION}:sns:{region}:{Aws.ACCOUNT_ID}:{alarm_topic_name(config)}",
+        )
         CfnOutput(self, "TrailArn", value=self.audit.trail_arn)
         CfnOutput(self, "TrailBucketName", value=self.audit.bucket.bucket_name)
 

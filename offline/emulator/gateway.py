@@ -210,9 +210,10 @@ class Gateway:
             status, headers, payload = answer
             start_response(status, [*headers, ("Content-Length", str(len(payload)))])
             return [payload]
-        service, _, operation = environ.get("HTTP_X_AMZ_TARGET", "").partition(".")
-        service = _TARGETS.get(service, match.group(3))
-        if service == "cloudtrail" and operation.endswith(".LookupEvents"):
+        # e.g. TrentService.Decrypt; CloudTrail's prefix has dots of its own (com.amazonaws.cloudtrail...)
+        prefix, _, operation = environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")
+        service = _TARGETS.get(prefix, match.group(3))
+        if service == "cloudtrail" and operation == "LookupEvents":
             return self._lookup_events(start_response, identity, body, match.group(2))
         operation = operation or _query_action(environ, body)
         try:

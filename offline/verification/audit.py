@@ -27,6 +27,7 @@ from cloud_assembly.audit_events import (
     DENIED_ERROR_PREFIX,
     READER_USE,
     RULE_KEY_ADMINISTRATION,
+    RULE_TRAIL_CHANGES,
     RULE_UNEXPECTED_KEY_USE,
     STATE_ALL_MANAGEMENT_EVENTS,
     WRITER_USE,
@@ -228,6 +229,53 @@ def _key_policy(region: str, env: Environment) -> str:
     return f"PutKeyPolicy (the same policy put back) by the account root; {fired}"
 
 
+def trail_check() -> Check:
+    return check(
+        "deployed: a multi-region trail records every management event, logging, with log file validation",
+        _trail,
+    )
+
+
+def _trail(env: Environment) -> str:
+    """Some trail of the account (this deployment's, or an organization trail) that the alerts rely on."""
+    cloudtrail = env.client("cloudtrail", env.primary_region)
+    found = []
+    for trail in cloudtrail.describe_trails(includeShadowTrails=True)["trailList"]:
+        if not trail.get("IsMultiRegionTrail"):
+            continue
+        home = env.client("cloudtrail", trail.get("HomeRegion") or env.primary_region)
+        logging = home.get_trail_status(Name=trail["TrailARN"]).get("IsLogging")
+        selectors = home.get_event_selectors(TrailName=trail["TrailARN"]).get("EventSelectors") or []
+        every = any(s.get("IncludeManagementEvents") and s.get("ReadWriteType") == "All" for s in selectors)
+        if logging and every and trail.get("LogFileValidationEnabled"):
+            found.append(trail)
+    assert found, (
+        "no multi-region trail records every management event with logging and log file validation on: the audit "
+        "rules receive no event (deploy the Audit stack, or name an organization trail in auditTrailArn)"
+    )
+    trail = found[0]
+    key = f", log files encrypted with {trail['KmsKeyId'].rsplit('/', 1)[-1]}" if trail.get("KmsKeyId") else ""
+    return f"{trail['Name']} (home {trail.get('HomeRegion')}) into {trail.get('S3BucketName')}{key}"
+
+
+def trail_alert_check() -> Check:
+    return check(
+        "audit: stopping the audit trail's logging fires the trail-changes alert in its home region",
+        _trail_alert,
+        Capability.AUDIT_ALERTS,
+    )
+
+
+def _trail_alert(env: Environment) -> str:
+    region, prefix = env.primary_region, env.reader.stack_prefix
+    cloudtrail = env.client("cloudtrail", region)
+    name = f"{prefix}-audit"
+    cloudtrail.stop_logging(Name=name)
+    cloudtrail.start_logging(Name=name)  # logging back on at once: the rest of the run is recorded
+    fired = _delivered(env, rule_name(prefix, region, RULE_TRAIL_CHANGES), "StopLogging")
+    return f"StopLogging on {name} (then StartLogging); {fired}"
+
+
 def _delivered(env: Environment, rule: str, event_name: str) -> str:
     mine = [d for d in env.audit_deliveries() if d["rule"] == rule and d["eventName"] == event_name]
     assert mine, f"no rule named {rule} matched the {event_name} (is the rule deployed, and does it still match?)"
@@ -244,4 +292,5 @@ def audit_checks(
     regions = (env.primary_region, *env.replica_regions)
     out = [c for region in regions for c in (decrypts_check(run, region), data_keys_check(region), rules_check(region))]
     replica = env.replica_regions[0] if env.replica_regions else env.primary_region
-    return [*out, admin_decrypt_check(run, replica, ciphertext, *needs), key_policy_check(replica)]
+    alerts = [admin_decrypt_check(run, replica, ciphertext, *needs), key_policy_check(replica), trail_alert_check()]
+    return [trail_check(), *out, *alerts]

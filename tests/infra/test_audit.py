@@ -14,10 +14,16 @@ from typing import Any
 import pytest
 from moto.events.models import EventPattern
 
-from cdk_constructs.audit_rules import administration_pattern, denied_pattern, unexpected_use_pattern
+from cdk_constructs.audit_rules import (
+    administration_pattern,
+    denied_pattern,
+    trail_changes_pattern,
+    unexpected_use_pattern,
+)
 from cloud_assembly.audit_events import (
     RULE_DENIED_KEY_CALLS,
     RULE_KEY_ADMINISTRATION,
+    RULE_TRAIL_CHANGES,
     RULE_UNEXPECTED_KEY_USE,
     STATE_ALL_MANAGEMENT_EVENTS,
     eventbridge_event,
@@ -159,9 +165,11 @@ def test_unexpected_use_is_any_use_but_the_writers_and_the_readers_own(
 
 
 def test_administration_and_denied_patterns() -> None:
-    assert _matches(administration_pattern(KEY), _event("PutKeyPolicy", role=None))
-    assert _matches(administration_pattern(KEY), _event("ScheduleKeyDeletion", role=WRITER))
-    assert not _matches(administration_pattern(KEY), _event("Decrypt", role=None))
+    other = KEY.replace("mrk-1234", "table-key")
+    assert _matches(administration_pattern([KEY, other]), _event("PutKeyPolicy", role=None))
+    assert _matches(administration_pattern([KEY, other]), _event("ScheduleKeyDeletion", role=WRITER, key=other))
+    assert not _matches(administration_pattern([KEY]), _event("ScheduleKeyDeletion", role=WRITER, key=other))
+    assert not _matches(administration_pattern([KEY]), _event("Decrypt", role=None))
     assert _matches(denied_pattern(KEY), _event("Decrypt", role=READER, error="AccessDeniedException"))
     assert not _matches(denied_pattern(KEY), _event("Decrypt", role=READER))
     assert not _matches(denied_pattern(KEY), _event("Decrypt", role=READER, error="NotFoundException"))
@@ -208,3 +216,45 @@ def test_audit_off_or_an_existing_trail() -> None:
 def test_a_bad_trail_arn_names_the_field() -> None:
     with pytest.raises(ConfigError, match="auditTrailArn"):
         synthesize(context_for(auditTrailArn="my-trail"))
+
+
+def test_the_administration_rule_watches_every_toolkit_key_of_its_region(default_app: Synthesized) -> None:
+    prefix = default_app.config.stack_prefix
+    for region, stack in default_app.stacks.functions.items():
+        tpl = default_app.raw(stack)
+        watched = _rules(default_app, region)[rule_name(prefix, region, RULE_KEY_ADMINISTRATION)]["EventPattern"]
+        arns = watched["detail"]["resources"]["ARN"]
+        local = {lid for lid in resources(tpl, "AWS::KMS::Key")}  # the logs key and the topic key
+        assert {a["Fn::GetAtt"][0] for a in arns if "Fn::GetAtt" in a} == local
+        outputs = [a["Fn::GetStackOutput"]["StackName"] for a in arns if "Fn::GetStackOutput" in a]
+        assert outputs == [f"{prefix}-Keys-{region}"] * 2  # the records key and the table key
+
+
+def test_the_trail_changes_rule_watches_this_trail_its_bucket_and_its_key(default_app: Synthesized) -> None:
+    assert default_app.stacks.audit is not None
+    tpl = default_app.raw(default_app.stacks.audit)
+    ((rule,),) = [[r["Properties"] for r in resources(tpl, "AWS::Events::Rule").values()]]
+    primary, prefix = default_app.config.primary_region, default_app.config.stack_prefix
+    assert rule["Name"] == rule_name(prefix, primary, RULE_TRAIL_CHANGES) and rule["State"] == "ENABLED"
+    assert rule["Targets"][0]["Arn"]["Fn::Join"][1][-1] == f":{prefix}-alarms"
+    trail = f"arn:aws:cloudtrail:{primary}:{ACCOUNT}:trail/{prefix}-audit"
+    pattern = trail_changes_pattern(trail, f"{prefix}-audit", "the-bucket", KEY)
+
+    def event(source: str, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        record = {
+            "eventID": "e",
+            "eventTime": "2026-01-01T00:00:00Z",
+            "eventSource": f"{source}.amazonaws.com",
+            "eventName": name,
+            "awsRegion": primary,
+            "userIdentity": user_identity(ACCOUNT, ROOT, True, None, "AKIA"),
+            "requestParameters": params,
+        }
+        return eventbridge_event(record, ACCOUNT)
+
+    assert _matches(pattern, event("cloudtrail", "StopLogging", {"name": f"{prefix}-audit"}))
+    assert _matches(pattern, event("cloudtrail", "DeleteTrail", {"name": trail}))
+    assert not _matches(pattern, event("cloudtrail", "StopLogging", {"name": "another-trail"}))
+    assert _matches(pattern, event("s3", "PutBucketPolicy", {"bucketName": "the-bucket"}))
+    assert not _matches(pattern, event("s3", "PutBucketPolicy", {"bucketName": "another-bucket"}))
+    assert _matches(pattern, _event("ScheduleKeyDeletion", role=None))

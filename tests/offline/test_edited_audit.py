@@ -88,3 +88,32 @@ def test_an_edited_audit_rule_fails_the_run(default_assembly: Path, tmp_path: Pa
     assert set(failed) == set(expected), failed
     for name, text in expected.items():
         assert text in failed[name], failed[name]
+
+
+AUDIT = "MrkToolkit-Audit"
+TRAIL = "deployed: a multi-region trail records every management event, logging, with log file validation"
+TRAIL_ALERT = "audit: stopping the audit trail's logging fires the trail-changes alert in its home region"
+
+
+def _without_trail_rule(template: dict[str, Any]) -> None:
+    _without_rules(template)
+
+
+def _trail_without_validation(template: dict[str, Any]) -> None:
+    (trail,) = resources(template, "AWS::CloudTrail::Trail")
+    trail["Properties"]["EnableLogFileValidation"] = False
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (_without_trail_rule, {TRAIL_ALERT: "no rule named MrkToolkit-us-east-2-audit-trail-changes matched"}),
+        (_trail_without_validation, {TRAIL: "no multi-region trail records every management event with logging"}),
+    ],
+    ids=["no-trail-rule", "trail-without-log-file-validation"],
+)
+def test_an_edited_audit_trail_fails_the_run(default_assembly: Path, tmp_path: Path, edit: Any, expected: dict) -> None:
+    failed = failures(run(edited(default_assembly, tmp_path / "cdk.out", {AUDIT: edit}), tmp_path))
+    assert set(failed) == set(expected), failed
+    for name, text in expected.items():
+        assert text in failed[name], failed[name]

@@ -27,6 +27,7 @@ EMULATOR_ONLY = [
     "signals: the main job's tamper refusals reach the security alarms, which fire (emulated evaluation)",
     "audit: the account's administrator decrypting a record in us-west-1 fires us-west-1's unexpected-use alert",
     "audit: a change to the records key's policy in us-west-1 fires us-west-1's administration alert",
+    "audit: stopping the audit trail's logging fires the trail-changes alert in its home region",
 ]
 
 

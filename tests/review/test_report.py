@@ -228,12 +228,14 @@ def test_review_lists_each_regions_audit_rules_and_what_they_watch(review: dict[
     for region in review["regions"]:
         name = region["region"]
         rules = {r["name"]: r for r in region["audit_rules"]}
+        trail = ["audit-trail-changes"] if region["primary"] else []  # the trail's home region
         assert sorted(rules) == sorted(
-            f"MrkToolkit-{name}-{what}" for what in ("key-administration", "unexpected-key-use", "denied-key-calls")
+            f"MrkToolkit-{name}-{what}"
+            for what in ("key-administration", "unexpected-key-use", "denied-key-calls", *trail)
         )
         mrk = "multi-region key (primary)" if region["primary"] else "multi-region key (replica)"
-        for rule in rules.values():
-            assert f"on the {mrk}" in rule["pattern"], rule
+        for what in ("key-administration", "unexpected-key-use", "denied-key-calls"):
+            assert f"on the {mrk}" in rules[f"MrkToolkit-{name}-{what}"]["pattern"], what
         use = rules[f"MrkToolkit-{name}-unexpected-key-use"]
         assert use["read_only_events"] is True and "by anyone but the function roles" in use["pattern"]
         assert use["watches"].startswith("any use of the region's records key other than GenerateDataKey")
