@@ -499,4 +499,5 @@ def up_instructions(env: EmulatedEnvironment) -> list[str]:
         ),
         f"# region outage runbook: python -m offline outage {env.primary_region} | recover {env.primary_region} | "
         f"promote-key --to {regions[1]}",
+        f"# python -m offline audit --region {regions[-1]}   (who used which key, where, for which record)",
     ]
