@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,7 @@ def load(cdk_out: Path | None, context: list[str]) -> Any:
     config_with(overrides)
 
     print("synthesizing cdk.json's deployment in-process ...", file=sys.stderr)
-    return load_assembly(synthesize(overrides, tempfile.mkdtemp(prefix="mrk-toolkit-review-")))
+    return load_assembly(synthesize(overrides))  # a temp dir, removed when the review exits
 
 
 def default_regions() -> tuple[str, ...]:

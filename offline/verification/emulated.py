@@ -43,7 +43,13 @@ HEADER_SETTINGS = {ENV_ALGORITHM_SUITE, ENV_DATA_KEY_CACHE, ENV_CACHE_MAX_AGE, E
 
 
 EMULATOR_CAPABILITIES = frozenset(
-    {Capability.OUTAGES, Capability.FUNCTION_LOGS, Capability.EVALUATE_ALARMS, Capability.ROTATE_AT_WILL}
+    {
+        Capability.OUTAGES,
+        Capability.FUNCTION_LOGS,
+        Capability.EVALUATE_ALARMS,
+        Capability.ROTATE_AT_WILL,
+        Capability.ALTER_ITEMS,
+    }
 )
 
 
@@ -165,6 +171,9 @@ class EmulatedEnvironment:
 
     def put_raw_item(self, region: str, item: dict[str, Any]) -> None:
         self._ddb(region).put_item(TableName=self.deployment.tables[region], Item=item)
+
+    def delete_raw_item(self, region: str, item_id: str) -> None:
+        self._ddb(region).delete_item(TableName=self.deployment.tables[region], Key={"id": {"S": item_id}})
 
     def cross_role_denied(self, region: str, code_of: str, role_of: str, event: dict[str, Any]) -> tuple[bool, str]:
         """Run one function's code under the other's role; the role must be refused. The code
@@ -368,7 +377,7 @@ def _global_table_environment(
     aws.gateway.served = ServedApis(deployment, host, aws.gateway.state, lifecycle=env)
     try:
         host.start_all()
-        say(f"started {len(deployment.functions)} functions under their own roles (logs in {host.log_dir})")
+        say(f"started {len(deployment.functions)} functions under their own roles ({_logs_where(host, log_dir)})")
         yield env
     finally:
         replication.stop()
@@ -388,10 +397,17 @@ def _aurora_environment(
         for region in (primary, *secondaries):
             for kind in ("writer", "reader"):
                 host.instance(region, kind).wait_ready()
-        say(f"started writers and readers in {1 + len(secondaries)} regions, under their roles (logs: {host.log_dir})")
+        where = _logs_where(host, log_dir)
+        say(f"started writers and readers in {1 + len(secondaries)} regions, under their roles ({where})")
         yield EmulatedEnvironment(aws, deployment, host, primary, secondaries, _sensitive_fields(deployment, primary))
     finally:
         host.stop()
+
+
+def _logs_where(host: FunctionHost, log_dir: Path | None) -> str:
+    if log_dir is not None:
+        return f"logs in {host.log_dir}"
+    return f"logs in {host.log_dir}, removed at the end: --log-dir DIR keeps them"
 
 
 def _sensitive_fields(deployment: Deployment, primary: str) -> tuple[str, ...]:
