@@ -8,6 +8,10 @@ cross-role refusals; a malformed event; clean logs; then the deployment read bac
 refused a foreign encryption context, the deployed invariants (invariants.py, and the checks
 appended to ``deployed_checks``), the alarms (signals.py), the key's rotation, the tamper
 refusals reaching the alarms. The Aurora PostgreSQL store's list: aurora_scenario.py.
+
+``run_main_job`` ends the DynamoDB store's run with the clean-up (basics.py ``clean_up``), whatever
+happened before it: every id the run used is deleted in every region, so that ``verify`` leaves a
+production table as it found it.
 """
 
 from __future__ import annotations
