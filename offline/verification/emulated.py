@@ -498,7 +498,8 @@ def up_instructions(env: EmulatedEnvironment) -> list[str]:
             [f"# python -m offline drill --store {AURORA}   (its failover drills; verify, deploy, destroy refuse it)"]
             if env.store == AURORA
             else [
-                f"# python -m offline verify --primary {env.primary_region} --replicas {','.join(regions[1:])}",
+                f"# python -m offline verify --primary {env.primary_region} --replicas {','.join(regions[1:])}"
+                "   (deletes what it writes; --no-tamper-checks: no alarm fires)",
                 "# python -m offline deploy -c mrk-toolkit:<field>=...   (a changed config, applied as an update)",
                 "# python -m offline destroy                             (delete the stacks; lists what stays)",
             ]
