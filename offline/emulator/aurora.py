@@ -20,6 +20,7 @@ parameter group, write forwarding (the writer of a secondary then reaches the pr
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,10 +190,11 @@ def run_custom_resource(provisioner: Any, stack: Any, lid: str, props: dict[str,
     finally:
         function.stop()
     if reply.get("function_error") or not isinstance(reply.get("result"), dict):
-        raise UnsupportedTemplate(
+        raise UnsupportedTemplate(  # its log stays where the message says
             f"{stack.name}/{lid}: {spec.handler} failed ({reply.get('error_type')}); see {function.log_path}:\n"
             f"{function.log_text()[-1500:]}"
         )
+    shutil.rmtree(function.log_path.parent, ignore_errors=True)
     provisioner.progress(f"custom resource {lid}: {spec.handler} ran under {spec.role_arn.rsplit('/', 1)[1]}")
     return reply["result"]
 
