@@ -402,7 +402,8 @@ def first_record_report(results: FirstRecordResults, *, when: str, seconds: floa
         "item; read = get the item and decrypt it. Wall time from spawn to exit; peak RSS is the VmHWM the child "
         "reports at exit; median of "
         f"{results.runs} runs, variants interleaved run by run. boto3/botocore come from a runtime directory with "
-        "bytecode (as the Lambda runtime provides them), the same for every variant.",
+        "bytecode (pip compiles at install; that the Lambda runtime's own boto3 ships bytecode is an assumption this "
+        "machine cannot check), the same for every variant.",
         "",
         "- **bare**: benchmarks/bare_sample.py, the same work with boto3 and the Encryption SDK as its samples do it "
         "(MRK-aware strict provider, committing policy, one DynamoDB client), beside the same dependencies as "

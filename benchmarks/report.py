@@ -444,21 +444,24 @@ def cold_section(run: Run) -> list[str]:
         "this machine's interpreter and its own cache, the next ones run the bundle as deployed.",
         "",
     ]
-    if cold.first is not None:
-        first = cold.first
-        lines += [
-            "### Process start to the first record",
-            "",
-            "What a cold start costs as users feel it (alone: `python -m benchmarks.coldstart`, "
-            "benchmarks/COLDSTART.md says how it is measured).",
-            "",
-            *coldstart.first_record_table(first),
-            "",
-            f"Function bundle zipped: {first.bundle_zip_bytes / 1e6:.2f} MB with bytecode, "
-            f"{first.bundle_zip_bytes_no_pyc / 1e6:.2f} MB without.",
-            "",
-        ]
-    return lines
+    return lines + first_record_section(cold.first)
+
+
+def first_record_section(first: coldstart.FirstRecordResults | None) -> list[str]:
+    if first is None:
+        return []
+    return [
+        "### Process start to the first record",
+        "",
+        "What a cold start costs as users feel it (alone: `python -m benchmarks.coldstart`, "
+        "benchmarks/COLDSTART.md says how it is measured).",
+        "",
+        *coldstart.first_record_table(first),
+        "",
+        f"Function bundle zipped: {first.bundle_zip_bytes / 1e6:.2f} MB with bytecode, "
+        f"{first.bundle_zip_bytes_no_pyc / 1e6:.2f} MB without.",
+        "",
+    ]
 
 
 def synth_section(run: Run) -> list[str]:
