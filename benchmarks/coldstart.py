@@ -3,17 +3,23 @@ what the handlers import, each in a fresh interpreter, against ``import boto3`` 
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from benchmarks import moto_env
 from benchmarks.moto_env import LAMBDA_SRC, REPO
 from lambda_src.record_crypto.settings import ENV_MRK_ARN, ENV_REGION, ENV_SENSITIVE_FIELDS, ENV_TABLE_NAME
 
@@ -58,6 +64,7 @@ class ColdStartResults:
     import_ms: dict[str, list[float]] = field(default_factory=dict)
     no_pyc_ms: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    first: FirstRecordResults | None = None  # process start to the first record (run_first_record)
 
     @property
     def bundle_mb(self) -> float:
@@ -141,5 +148,305 @@ def run(*, runs: int, say: Callable[[str], None]) -> ColdStartResults:
         for _ in range(max(3, runs // 2)):
             for module in NO_PYC_IMPORTS:
                 results.no_pyc_ms[module].append(_import_once(module, no_pyc_env))
+    results.first = run_first_record(runs=max(3, runs - 2), say=say)
     results.seconds = time.perf_counter() - started
     return results
+
+
+# -- Cold start as users feel it: process start to the first record written / read and decrypted --------------
+# Each run is a fresh interpreter of the functions' Python version (lambda_bundle.PYTHON_VERSION), started on a
+# code directory it cannot write bytecode to (PYTHONDONTWRITEBYTECODE, the directory made read-only), with the
+# runtime's boto3/botocore beside it (installed once by pip for that interpreter, with bytecode, as the Lambda
+# runtime provides them; the same for every variant). It imports the handler module, runs the cold-start init
+# and handles one event against the emulated AWS (a moto server on 127.0.0.1 in its own process), then exits.
+# Wall time from spawn to exit and the peak RSS (the child's VmHWM at exit: wait4's ru_maxrss would carry this
+# process's own RSS across the fork) are what is recorded.
+FIRST_RECORD_TARGET_RATIO = 0.5
+_CHILD = (
+    "import importlib, json, sys; handler = getattr(importlib.import_module(sys.argv[1]), sys.argv[2]); "
+    "result = handler(json.loads(sys.argv[3]), None); "
+    "sys.stderr.write(next(line for line in open('/proc/self/status') if line.startswith('VmHWM:'))); "
+    "sys.exit(0 if result.get('ok') else repr(result))"
+)
+BARE = "bare"  # the Encryption SDK's sample shape, dependencies without bytecode (as the issue measures it)
+BARE_PYC = "bare, bytecode"  # the same with its dependencies compiled too: what bytecode alone buys
+OURS = "toolkit"  # the writer/reader functions from the bundle CDK deploys
+VARIANTS = {  # variant -> (operation -> (module, function))
+    BARE: {"write": ("bare_sample", "write"), "read": ("bare_sample", "read")},
+    BARE_PYC: {"write": ("bare_sample", "write"), "read": ("bare_sample", "read")},
+    OURS: {"write": ("writer", "handler"), "read": ("reader", "handler")},
+}
+OPERATIONS = ("write", "read")
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "urllib3", "six")
+SAMPLE_RECORD = {"name": "Ada", "ssn": "123-45-6789", "dob": "1815-12-10", "diagnosis": "none", "visits": 3}
+
+
+@dataclass
+class FirstRecordResults:
+    runs: int = 0
+    python: str = ""
+    ms: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (variant, operation) -> runs
+    cpu_ms: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # the child's user + system CPU
+    peak_mb: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    bundle_zip_bytes: int = 0
+    bundle_zip_bytes_no_pyc: int = 0
+
+    def median(self, variant: str, operation: str, *, cpu: bool = False) -> float:
+        return statistics.median((self.cpu_ms if cpu else self.ms)[(variant, operation)])
+
+    def ratio(self, operation: str, reference: str = BARE, *, cpu: bool = False) -> float:
+        return self.median(OURS, operation, cpu=cpu) / self.median(reference, operation, cpu=cpu)
+
+    def memory(self, variant: str, operation: str) -> float:
+        return statistics.median(self.peak_mb[(variant, operation)])
+
+
+def _runtime_site(bundle_python: str, cache: Path) -> Path:
+    """boto3 and its dependencies for the runtime's interpreter, at this venv's versions (cached)."""
+    from importlib.metadata import version
+
+    pins = [f"{name}=={version(name)}" for name in RUNTIME_PROVIDED]
+    target = cache / ("runtime-" + "-".join(p.split("==")[1] for p in pins[:2]) + "-" + Path(bundle_python).name)
+    if not (target / ".complete").exists():
+        subprocess.run(
+            [
+                bundle_python,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--root-user-action=ignore",
+                "--target",
+                str(target),
+                *pins,
+            ],
+            check=True,
+        )
+        (target / ".complete").write_text("ok\n")
+    return target
+
+
+def _zip_size(root: Path, *, with_pyc: bool) -> int:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            if with_pyc or "__pycache__" not in path.parts:
+                zf.write(path, path.relative_to(root).as_posix())
+    return buffer.tell()
+
+
+# In a subprocess: cdk_constructs imports aws_cdk (a jsii/node runtime), which the benchmarks do not import.
+_BUILD = (
+    "import json, sys; from pathlib import Path; from cdk_constructs import lambda_bundle as b; "
+    "b.build_bundle(Path(sys.argv[1])); "
+    "print(json.dumps({'deps': str(b.install_dependencies()), 'python': b.bundle_python(), "
+    "'cache': str(b.WHEEL_CACHE)}))"
+)
+
+
+def _code_dirs(workdir: Path, results: FirstRecordResults) -> tuple[dict[str, Path], dict[str, str]]:
+    """The deployable bundle (ours), and the sample beside the same dependencies without and with bytecode."""
+    ours = workdir / "ours"
+    env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+    built = subprocess.run(
+        [sys.executable, "-c", _BUILD, str(ours)], cwd=REPO, env=env, check=True, capture_output=True, text=True
+    )
+    facts = json.loads(built.stdout.strip().splitlines()[-1])
+    results.bundle_zip_bytes = _zip_size(ours, with_pyc=True)
+    results.bundle_zip_bytes_no_pyc = _zip_size(ours, with_pyc=False)
+    dirs = {OURS: ours}
+    for variant in (BARE, BARE_PYC):
+        target = workdir / variant.replace(", ", "-")
+        ignore = shutil.ignore_patterns(".complete", *(() if variant == BARE_PYC else ("__pycache__",)))
+        shutil.copytree(facts["deps"], target, ignore=ignore)
+        shutil.copy2(Path(__file__).with_name("bare_sample.py"), target / "bare_sample.py")
+        if variant == BARE_PYC:
+            compile_sample = [facts["python"], "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash"]
+            subprocess.run([*compile_sample, str(target / "bare_sample.py")], check=True)
+        dirs[variant] = target
+    for target in dirs.values():  # read-only, as /var/task (root ignores the bits: PYTHONDONTWRITEBYTECODE too)
+        for path in target.rglob("*"):
+            path.chmod(path.stat().st_mode & ~0o222)
+    return dirs, facts
+
+
+@contextlib.contextmanager
+def _emulated_aws() -> Iterator[tuple[str, moto_env.Keys]]:
+    """The emulated AWS (benchmarks/moto_server.py) in its own process, with the MRK and the table."""
+    import boto3
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.moto_server"],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        endpoint = server.stdout.readline().strip()
+        with moto_env.fake_credentials():
+            keys = moto_env.create_resources(
+                lambda service, region: boto3.client(service, region_name=region, endpoint_url=endpoint)
+            )
+        yield endpoint, keys
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()
+        server.wait(timeout=60)
+
+
+def _spawn(
+    python: str, code: Path, runtime: Path, env: dict[str, str], target: tuple[str, str], event: Any
+) -> tuple[float, float, float]:
+    """One cold start: (ms from spawn to exit, ms of CPU the child used, peak RSS in MB). Fails loudly if the
+    handler did not succeed."""
+    env = {**env, "PYTHONPATH": f"{code}{os.pathsep}{runtime}"}
+    argv = [python, "-s", "-c", _CHILD, *target, json.dumps(event)]
+    with tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        child = subprocess.Popen(argv, cwd=code, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)
+        elapsed = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        text = err.read().decode(errors="replace")
+    if child.returncode != 0 or "VmHWM:" not in text:
+        raise RuntimeError(f"{target} in {code.name} failed: {text[-2000:]}")
+    peak_kb = int(text.rsplit("VmHWM:", 1)[1].split()[0])
+    return elapsed * 1000, (usage.ru_utime + usage.ru_stime) * 1000, peak_kb / 1024
+
+
+def _child_env(endpoint: str, keys: moto_env.Keys) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ")}
+    return {
+        **keep,
+        **moto_env.FAKE_CREDENTIALS,
+        **moto_env.service_env(keys, moto_env.PRIMARY),
+        "AWS_ENDPOINT_URL": endpoint,
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def run_first_record(*, runs: int, say: Callable[[str], None]) -> FirstRecordResults:
+    """Process start to the first record written and read, toolkit vs the bare sample, interleaved run by run."""
+    results = FirstRecordResults(runs=runs)
+    with tempfile.TemporaryDirectory(prefix="mrk-bench-first-record-") as tmp:
+        say("  first record: the bundles, and the runtime's boto3 for the runtime's Python ...")
+        dirs, facts = _code_dirs(Path(tmp), results)
+        python = results.python = facts["python"]
+        runtime = _runtime_site(python, Path(facts["cache"]))
+        with _emulated_aws() as (endpoint, keys):
+            env = _child_env(endpoint, keys)
+            say(f"  first record: {runs} cold starts per variant and operation ...")
+            for run_index in range(-1, runs):  # run -1 warms the page cache and writes what the readers read
+                for variant, operations in VARIANTS.items():
+                    slug = variant.replace(", ", "-")
+                    events = {
+                        "write": {"id": f"{slug}-{run_index}", "record": SAMPLE_RECORD},
+                        "read": {"id": f"{slug}--1"},
+                    }
+                    for operation in OPERATIONS:
+                        event = events[operation]
+                        elapsed, cpu, peak = _spawn(python, dirs[variant], runtime, env, operations[operation], event)
+                        if run_index >= 0:
+                            results.ms.setdefault((variant, operation), []).append(elapsed)
+                            results.cpu_ms.setdefault((variant, operation), []).append(cpu)
+                            results.peak_mb.setdefault((variant, operation), []).append(peak)
+        for path in Path(tmp).rglob("*"):
+            path.chmod(path.stat().st_mode | 0o200)
+    return results
+
+
+FIRST_RECORD_MD = Path(__file__).with_name("COLDSTART.md")
+FIRST_RECORD_COMMAND = "python -m benchmarks.coldstart --runs 7 --write"
+
+
+def first_record_table(results: FirstRecordResults) -> list[str]:
+    rows = [
+        "| variant | operation | wall ms, spawn to exit (median) | min-max | x bare | CPU ms (median) | x bare "
+        "| peak RSS MB (median) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for variant in VARIANTS:
+        for operation in OPERATIONS:
+            values = results.ms[(variant, operation)]
+            wall, cpu = results.median(variant, operation), results.median(variant, operation, cpu=True)
+            rows.append(
+                f"| {variant} | {operation} | {wall:.0f} | {min(values):.0f}-{max(values):.0f} "
+                f"| {wall / results.median(BARE, operation):.2f}x | {cpu:.0f} "
+                f"| {cpu / results.median(BARE, operation, cpu=True):.2f}x | {results.memory(variant, operation):.1f} |"
+            )
+    return rows
+
+
+def first_record_report(results: FirstRecordResults, *, when: str, seconds: float) -> str:
+    verdicts = ", ".join(
+        f"{op} {results.ratio(op):.2f}x wall, {results.ratio(op, cpu=True):.2f}x CPU "
+        f"({'met' if results.ratio(op) <= FIRST_RECORD_TARGET_RATIO else 'missed'})"
+        for op in OPERATIONS
+    )
+    lines = [
+        "# Cold start: process start to the first record",
+        "",
+        f"Command (repository root, `.venv/bin/python`): `{FIRST_RECORD_COMMAND}`. Date: {when}. "
+        f"Wall time {seconds:.0f} s.",
+        "Generated; do not edit by hand. Ratios compare figures of this one run.",
+        "",
+        f"Each figure: a fresh `{Path(results.python).name}` ({results.python}; the functions' runtime version, "
+        "cdk_constructs/lambda_bundle.py) spawned on a read-only code directory with `PYTHONDONTWRITEBYTECODE=1`, "
+        "importing the handler module, running its cold-start init and handling one event against the emulated AWS "
+        "(benchmarks/moto_server.py on 127.0.0.1, its own process): write = encrypt the sensitive fields and put the "
+        "item; read = get the item and decrypt it. Wall time from spawn to exit; peak RSS is the VmHWM the child "
+        "reports at exit; median of "
+        f"{results.runs} runs, variants interleaved run by run. boto3/botocore come from a runtime directory with "
+        "bytecode (pip compiles at install; that the Lambda runtime's own boto3 ships bytecode is an assumption this "
+        "machine cannot check), the same for every variant.",
+        "",
+        "- **bare**: benchmarks/bare_sample.py, the same work with boto3 and the Encryption SDK as its samples do it "
+        "(MRK-aware strict provider, committing policy, one DynamoDB client), beside the same dependencies as "
+        "`pip install -t` leaves them with no bytecode: the reference.",
+        "- **bare, bytecode**: the same with its dependencies and itself compiled (what bytecode alone buys).",
+        "- **toolkit**: `writer`/`reader` from the bundle CDK deploys (`build_bundle`: bytecode compiled at build "
+        "time by the runtime's Python, unchecked-hash).",
+        "",
+        *first_record_table(results),
+        "",
+        f"Target: toolkit <= {FIRST_RECORD_TARGET_RATIO:g}x bare: {verdicts}.",
+        "",
+        f"Function bundle zipped (deflate): {results.bundle_zip_bytes / 1e6:.2f} MB with bytecode, "
+        f"{results.bundle_zip_bytes_no_pyc / 1e6:.2f} MB without.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    from datetime import UTC, datetime
+
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.coldstart", description="cold start to the first record"
+    )
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument(
+        "--write", action="store_true", help=f"write {FIRST_RECORD_MD.name} (only with --runs 7 or more)"
+    )
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    results = run_first_record(runs=args.runs, say=print)
+    text = first_record_report(
+        results, when=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), seconds=time.perf_counter() - started
+    )
+    print(text)
+    if args.write:
+        if args.runs < 7:
+            parser.error("--write needs --runs 7 or more")
+        FIRST_RECORD_MD.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import base64
 import difflib
+import functools
 import hashlib
 import json
 import math
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -149,22 +151,48 @@ def _encodable(name: str, text: str) -> None:
         ) from None
 
 
-def _check_value(name: str, value: Any) -> None:
+def _check_value(name: str, value: Any, level: int = 0) -> None:
+    """Refuse, naming the field, what would not come back as it went in (or would fail later)."""
+    if level > MAX_DEPTH:  # before any recursion: a value that contains itself is refused here too
+        raise InvalidEvent(f"record field '{name}' is nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidEvent(f"record field '{name}' holds a non-finite number")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _int_bound():
+        raise InvalidEvent(
+            f"record field '{name}' holds an integer of more than {_int_digits()} digits (Python's limit for "
+            "converting integers to text); store it as a string"
+        )
     if isinstance(value, str):
         _encodable(name, value)
-    elif isinstance(value, Mapping):
+    elif isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
             raise InvalidEvent(f"record field '{name}' holds an object with non-string keys")
         for k, v in value.items():
             _encodable(name, k)
-            _check_value(name, v)
+            _check_value(name, v, level + 1)
     elif isinstance(value, list):
         for v in value:
-            _check_value(name, v)
+            _check_value(name, v, level + 1)
     elif not (value is None or isinstance(value, bool | int | float)):
-        raise InvalidEvent(f"record field '{name}' holds a {type(value).__name__}; only JSON values are allowed")
+        raise InvalidEvent(
+            f"record field '{name}' holds a {type(value).__name__}; only JSON values are allowed "
+            "(dict, list, str, int, float, bool, None)"
+        )
+
+
+def _int_digits() -> int:
+    """Python's limit on integer-to-text conversion: the default, or this process's if it set a lower one."""
+    current = sys.get_int_max_str_digits()
+    return min(current, sys.int_info.default_max_str_digits) if current else sys.int_info.default_max_str_digits
+
+
+def _int_bound() -> int:
+    return _power_of_ten(_int_digits())
+
+
+@functools.cache
+def _power_of_ten(digits: int) -> int:
+    return 10**digits
 
 
 def parse_write_event(event: Any, *, max_record_bytes: int) -> WriteRequest:
@@ -335,14 +363,44 @@ def to_attribute_values(plain: Mapping[str, Any]) -> dict[str, Any]:
     """Plaintext fields as DynamoDB attribute values (numbers as Decimal, max 38 digits)."""
     out: dict[str, Any] = {}
     for name, value in plain.items():
+        _refuse_unstorable_plaintext(name, value)
         try:
             native = json.loads(json.dumps(value), parse_float=Decimal, parse_int=Decimal)
             out[name] = _serializer.serialize(native)
         except (TypeError, ValueError, InvalidOperation, ArithmeticError):
             raise InvalidEvent(
-                f"record field '{name}' cannot be stored in DynamoDB (numbers have at most 38 significant digits)"
+                f"record field '{name}' cannot be stored in DynamoDB (numbers have at most 38 significant digits and "
+                "a magnitude from 1E-130 to 9.9E+125); store it as a string or list the field as sensitive"
             ) from None
     return out
+
+
+# DynamoDB's number range (its serializer's context lets some of what DynamoDB refuses through).
+_SMALLEST_NUMBER, _LARGEST_NUMBER = Decimal("1E-130"), Decimal("9.9999999999999999999999999999999999999E+125")
+_EXACT_FLOAT_INTEGERS = 2**53  # an integral float past this reads back as an int of another value
+
+
+def _refuse_unstorable_plaintext(name: str, value: Any) -> None:
+    """What a DynamoDB attribute would not give back as it went in, refused naming the field."""
+    fix = "list the field as sensitive (stored inside the ciphertext as JSON) or store it as a string"
+    if isinstance(value, float) and value.is_integer() and abs(value) >= _EXACT_FLOAT_INTEGERS:
+        raise InvalidEvent(f"record field '{name}' holds a float that DynamoDB would give back as an integer; {fix}")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        if number != 0 and not _SMALLEST_NUMBER <= abs(number) <= _LARGEST_NUMBER:
+            raise InvalidEvent(
+                f"record field '{name}' holds a number outside DynamoDB's range (1E-130 to 9.9E+125); {fix}"
+            )
+    if isinstance(value, dict):
+        if "" in value:
+            raise InvalidEvent(
+                f"record field '{name}' holds an object with an empty key, not stored in a map attribute; {fix}"
+            )
+        for inner in value.values():
+            _refuse_unstorable_plaintext(name, inner)
+    elif isinstance(value, list):
+        for inner in value:
+            _refuse_unstorable_plaintext(name, inner)
 
 
 def from_attribute_values(item: Mapping[str, Any], *, include_toolkit: bool = False) -> dict[str, Any]:

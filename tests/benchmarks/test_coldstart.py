@@ -24,3 +24,27 @@ def test_handlers_are_what_lambda_imports() -> None:
     assert set(coldstart.HANDLERS) <= set(timed) and set(coldstart.HANDLERS) <= set(coldstart.NO_PYC_IMPORTS)
     cold = results(boto3=100, writer=150, reader=190, **{coldstart.SERVICE: 120, "aws_encryption_sdk": 110})
     assert import_target(cold).met and "reader 190.0 vs 100.0 ms" in import_target(cold).measured
+
+
+def first(**ms_by_variant: tuple[float, float]) -> coldstart.FirstRecordResults:
+    """(write ms, read ms) per variant: wall and CPU alike, 50 MB each."""
+    results = coldstart.FirstRecordResults(runs=1)
+    for variant, pair in ms_by_variant.items():
+        for operation, value in zip(coldstart.OPERATIONS, pair, strict=True):
+            results.ms[(variant, operation)] = [value]
+            results.cpu_ms[(variant, operation)] = [value]
+            results.peak_mb[(variant, operation)] = [50.0]
+    return results
+
+
+def test_first_record_target_is_judged_per_operation_against_the_bare_script() -> None:
+    from benchmarks.report import first_record_targets
+
+    run = first(**{coldstart.BARE: (800, 600), coldstart.BARE_PYC: (600, 500), coldstart.OURS: (400, 360)})
+    write, read = first_record_targets(run)
+    assert write.met and write.measured.startswith("0.50x wall") and "(400 vs 800 ms)" in write.measured
+    assert not read.met and "over by 0.10x" in read.gap and "bytecode for all it imports is 0.83x" in read.gap
+    assert first_record_targets(None) == []
+    rows = coldstart.first_record_table(run)
+    assert len(rows) == 2 + len(coldstart.VARIANTS) * len(coldstart.OPERATIONS)
+    assert "| toolkit | read | 360 | 360-360 | 0.60x | 360 | 0.60x | 50.0 |" in rows

@@ -4,6 +4,7 @@ bundle is lean: the function code's dependencies without boto3/botocore, under 6
 from __future__ import annotations
 
 import io
+import subprocess
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -58,10 +59,52 @@ def test_bundle_has_the_code_and_its_dependencies_but_not_boto3(bundle: Path) ->
     assert {"writer.py", "reader.py", "record_crypto", "aws_encryption_sdk", "cryptography"} <= top, sorted(top)
     assert not {"boto3", "botocore", "s3transfer", "jmespath"} & top, "the Lambda runtime provides these"
     assert "requirements.txt" not in top
-    assert not list(bundle.rglob("__pycache__")), "no machine-specific bytecode"
+    tag = "cpython-" + lambda_bundle.PYTHON_VERSION.replace(".", "")
+    stray = [p.name for p in bundle.rglob("*.pyc") if f".{tag}." not in p.name]
+    assert not stray, f"bytecode of another Python than the runtime's: {stray[:5]}"
     # Built for the Lambda platform, not this machine.
     binaries = [p.name for p in bundle.rglob("*.so")]
     assert binaries and all("x86_64" in name or "abi3" in name for name in binaries), binaries
+
+
+def _runtime_magic() -> bytes:
+    done = subprocess.run(
+        [
+            lambda_bundle.bundle_python(),
+            "-c",
+            "import importlib.util, sys; sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return bytes.fromhex(done.stdout)
+
+
+def test_every_module_ships_bytecode_of_the_runtime_in_the_templates(bundle: Path, synthesized: Synthesized) -> None:
+    """A read-only code directory cannot cache bytecode: every module of ours and of the dependencies
+    ships its .pyc, compiled by the Python version the templates run, never revalidated (unchecked hash)."""
+    runtimes = {
+        function["Properties"]["Runtime"]
+        for stack in synthesized.stacks.functions.values()
+        for function in resources(synthesized.raw(stack), "AWS::Lambda::Function").values()
+    }
+    assert runtimes == {lambda_bundle.RUNTIME.name} == {f"python{lambda_bundle.PYTHON_VERSION}"}, runtimes
+    magic = _runtime_magic()
+    tag = "cpython-" + lambda_bundle.PYTHON_VERSION.replace(".", "")
+    skipped = lambda_bundle.NOT_IMPORTED_AT_RUN_TIME  # build-time-only Python code (cffi, pycparser)
+    sources = [
+        p
+        for p in bundle.rglob("*.py")
+        if "__pycache__" not in p.parts and p.relative_to(bundle).parts[0] not in skipped
+    ]
+    assert len(sources) > 100, len(sources)
+    missing = [s for s in sources if not (s.parent / "__pycache__" / f"{s.stem}.{tag}.pyc").is_file()]
+    assert not missing, f"{len(missing)} modules without bytecode, e.g. {missing[:3]}"
+    for source in (bundle / "writer.py", bundle / "record_crypto" / "service.py", *sources[::50]):
+        header = (source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc").read_bytes()[:8]
+        assert header[:4] == magic, (source, header[:4], magic)
+        assert int.from_bytes(header[4:8], "little") == 0b01, f"{source}: not an unchecked-hash pyc"
 
 
 def test_bundle_is_under_six_megabytes_zipped(bundle: Path) -> None:

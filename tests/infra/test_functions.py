@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import aws_cdk.aws_lambda as lambda_
-
+from cdk_constructs import lambda_bundle
 from cdk_constructs.encrypting_functions import ENV_MRK_ARN, ENV_TABLE_NAME, record_encryption_context
 from tests.infra.helpers import (
     actions,
@@ -138,16 +137,14 @@ def test_no_kms_or_dynamodb_statement_has_a_wildcard_resource(synthesized: Synth
 
 def test_functions_runtime_logs_tracing_concurrency_and_environment(synthesized: Synthesized) -> None:
     app = synthesized
-    latest = max(
-        (getattr(lambda_.Runtime, n) for n in dir(lambda_.Runtime) if n.startswith("PYTHON_3_")),
-        key=lambda r: tuple(int(x) for x in r.name.removeprefix("python").split(".")),
-    )
+    # The runtime whose bytecode the bundle ships (cdk_constructs/lambda_bundle.py says why 3.13).
+    runtime = lambda_bundle.RUNTIME
     for region, stack in app.stacks.functions.items():
         tpl = app.raw(stack)
         log_groups = resources(tpl, "AWS::Logs::LogGroup")
         for kind in EXPECTED:
             props = _function(tpl, kind)["Properties"]
-            assert props["Runtime"] == latest.name
+            assert props["Runtime"] == runtime.name == f"python{lambda_bundle.PYTHON_VERSION}"
             assert props["TracingConfig"] == {"Mode": "Active"}
             assert props["ReservedConcurrentExecutions"] == app.config.reserved_concurrency
             group = props["LoggingConfig"]["LogGroup"]["Ref"]
