@@ -9,7 +9,9 @@ database roles' privileges, the credentials from Secrets Manager.
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
 from typing import Any
 
 import psycopg
@@ -125,6 +127,76 @@ def test_an_added_column_with_a_value_is_refused_and_an_empty_one_is_not(pg: PgR
         assert "role" in error["message"]
     finally:
         pg.attack(f"ALTER TABLE {TABLE} DROP COLUMN role")
+
+
+def test_an_attribute_planted_1500_levels_deep_is_a_tampered_record_not_an_internal_error(pg: PgRegions) -> None:
+    pg.written()
+    deep = "(repeat('[', 1500) || repeat(']', 1500))::jsonb"
+    pg.attack(f"UPDATE {TABLE} SET attributes = attributes || jsonb_build_object('nested', {deep})")
+    error = _refused(pg.reader().read({"id": "person-1"}))
+    assert "nested deeper" in error["message"], error
+
+
+def test_a_column_planted_1500_levels_deep_is_a_tampered_record(pg: PgRegions) -> None:
+    pg.written()
+    pg.attack(f"ALTER TABLE {TABLE} ADD COLUMN extra jsonb")
+    try:
+        pg.attack(f"UPDATE {TABLE} SET extra = (repeat('[', 1500) || repeat(']', 1500))::jsonb")
+        _refused(pg.reader().read({"id": "person-1"}))
+    finally:
+        pg.attack(f"ALTER TABLE {TABLE} DROP COLUMN extra")
+
+
+def test_warm_readers_keep_reading_after_a_column_is_added(pg: PgRegions) -> None:
+    """psycopg prepares a statement after five runs; a schema migration must not break it."""
+    pg.written()
+    reader = pg.reader()
+    for _ in range(8):
+        assert reader.read({"id": "person-1"})["ok"]
+    pg.attack(f"ALTER TABLE {TABLE} ADD COLUMN beacon text")
+    try:
+        result = reader.read({"id": "person-1"})
+        assert result["ok"], result
+        pg.attack(f"UPDATE {TABLE} SET beacon = 'unsigned'")
+        assert "beacon" in _refused(reader.read({"id": "person-1"}))["message"]
+    finally:
+        pg.attack(f"ALTER TABLE {TABLE} DROP COLUMN beacon")
+    assert reader.read({"id": "person-1"})["ok"], "and again after it is dropped"
+
+
+def test_the_stores_code_never_selects_star() -> None:
+    import record_crypto.postgres_store as store
+
+    source = inspect.getsource(store)
+    assert re.search(r"SELECT\s+\*", source, re.IGNORECASE) is None
+
+
+@pytest.mark.parametrize(
+    "planted",
+    ['{"_version": 1}', '{"id": "person-1"}', '{"_ciphertext": "x"}', json.dumps({"_writer_region": PRIMARY})],
+)
+def test_attribute_keys_named_like_the_toolkits_columns_are_refused(pg: PgRegions, planted: str) -> None:
+    pg.written()
+    pg.attack(f"UPDATE {TABLE} SET attributes = attributes || %s::jsonb", planted)
+    error = _refused(pg.reader().read({"id": "person-1"}))
+    assert next(iter(json.loads(planted))) in error["message"], error
+
+
+def test_a_column_named_like_an_attribute_is_refused(pg: PgRegions) -> None:
+    pg.written()
+    pg.attack(f"ALTER TABLE {TABLE} ADD COLUMN country text")
+    try:
+        pg.attack(f"UPDATE {TABLE} SET country = attributes->>'country'")
+        assert "country" in _refused(pg.reader().read({"id": "person-1"}))["message"]
+    finally:
+        pg.attack(f"ALTER TABLE {TABLE} DROP COLUMN country")
+
+
+@pytest.mark.parametrize("microseconds", [1, 999])
+def test_a_change_of_written_at_below_a_millisecond_is_refused(pg: PgRegions, microseconds: int) -> None:
+    pg.written()
+    pg.attack(f"UPDATE {TABLE} SET written_at = written_at + interval '{microseconds} microseconds'")
+    _refused(pg.reader().read({"id": "person-1"}))
 
 
 def test_a_ciphertext_copied_onto_another_row_is_refused(pg: PgRegions) -> None:
