@@ -22,9 +22,7 @@ WHERE id = %s AND version = %s``; no row changed means another writer got there 
 
 Regions: a function connects to its own region's cluster. A secondary cluster is read-only: a
 write there is refused with ``ReadOnlyRegion`` (naming the primary region when DB_PRIMARY_REGION
-is set), unless write forwarding is configured (DB_WRITE_FORWARDING=on and the secondary cluster
-deployed with global write forwarding): the session then asks Aurora to forward writes to the
-primary with read-your-writes consistency (``apg_write_forward.consistency_level = SESSION``).
+is set). Aurora's write forwarding is not offered (nothing offline exercises it).
 
 Credentials: the function's own database role, from its Secrets Manager secret (DB_SECRET_ARN,
 read once per container and again if the password is refused: rotation).
@@ -181,14 +179,9 @@ class PostgresStore:
         region = self.settings.region
         primary = self.db.primary_region
         where = f"the primary region {primary}" if primary and primary != region else "the primary region"
-        if self.db.write_forwarding:
-            return ReadOnlyRegion(
-                f"the {region} cluster refused the write although DB_WRITE_FORWARDING is on: enable global "
-                f"write forwarding on the {region} secondary cluster, or write in {where}"
-            )
         return ReadOnlyRegion(
             f"the {region} cluster is a read-only secondary of the global database: write in {where} "
-            "(its writer function), or deploy with writeForwarding"
+            "(its writer function)"
         )
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -211,10 +204,6 @@ class PostgresStore:
             if "password authentication failed" in str(error):
                 raise _AuthenticationFailed from None
             raise
-        if self.db.write_forwarding:
-            # Aurora forwards this session's writes to the primary and waits for them to come
-            # back before the session reads (read-your-writes).
-            conn.execute("SET apg_write_forward.consistency_level = 'SESSION'")
         self._conn = conn
         return conn
 

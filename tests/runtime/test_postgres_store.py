@@ -280,12 +280,6 @@ def test_a_write_in_the_secondary_region_is_refused_naming_the_primary(pg: PgReg
     assert pg.row(PRIMARY, "from-replica") is None and pg.row(REPLICA, "from-replica") is None
 
 
-def test_write_forwarding_on_a_cluster_without_it_is_refused_with_what_to_enable(pg: PgRegions) -> None:
-    result = pg.writer(REPLICA, DB_WRITE_FORWARDING="on").write({"id": "fw", "record": {"name": "a"}})
-    error = _refused(result, "ReadOnlyRegion")
-    assert "enable global write forwarding" in error["message"], error
-
-
 def test_a_secondary_reader_says_not_found_until_replication_brings_the_row(pg: PgRegions) -> None:
     result = pg.reader().read({"id": "never-written"})
     error = _refused(result, "NotFound")
@@ -368,7 +362,6 @@ def test_a_wrong_password_is_access_denied_and_an_unreachable_cluster_is_retryab
         ("RECORDS_TABLE_NAME", "mrk-toolkit-records", "SQL table name"),
         ("DB_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:x-AbCdEf", "own region us-east-2"),
         ("DB_SECRET_ARN", "my-secret", "Secrets Manager secret"),
-        ("DB_WRITE_FORWARDING", "yes", "on or off"),
         ("DB_PORT", "0", "integer from 1 to 65535"),
         ("RECORD_STORE", "aurora", "one of dynamodb, aurora-postgresql"),
     ],
