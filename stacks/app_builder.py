@@ -205,7 +205,6 @@ def _aurora_functions_stack(
             reader_secret_arn=database.reader_secret_arn,
             secrets_key_arn=keys.secrets_key_arn,
             primary_region=config.primary_region,
-            write_forwarding=aurora.write_forwarding,
         ),
         env=env(region),
         description=f"{DESCRIPTION}: writer and reader functions (Aurora PostgreSQL store), {region}",

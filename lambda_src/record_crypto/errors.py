@@ -122,8 +122,8 @@ class Unavailable(RecordError):
 
 
 class ReadOnlyRegion(RecordError):
-    """A write reached a read-only secondary cluster of the Aurora global database (no write
-    forwarding): write in the primary region, or deploy with write forwarding."""
+    """A write reached a read-only secondary cluster of the Aurora global database: write in the
+    primary region."""
 
     type, status = "ReadOnlyRegion", 421
 

@@ -37,7 +37,6 @@ ENV_DB_HOST = "DB_HOST"
 ENV_DB_PORT = "DB_PORT"
 ENV_DB_NAME = "DB_NAME"
 ENV_DB_SECRET_ARN = "DB_SECRET_ARN"  # noqa: S105 (a variable name, not a secret)
-ENV_DB_WRITE_FORWARDING = "DB_WRITE_FORWARDING"
 ENV_DB_PRIMARY_REGION = "DB_PRIMARY_REGION"
 # The schema-setup custom resource (lambda_src/db_setup.py), as the database stack sets it.
 ENV_DB_MASTER_SECRET_ARN = "DB_MASTER_SECRET_ARN"  # noqa: S105 (a variable name, not a secret)
@@ -81,7 +80,6 @@ OPTIONAL_ENV_VARS: dict[str, str] = {
     ENV_MAX_RECORD_BYTES: "32768",
     ENV_RECORD_STORE: STORE_DYNAMODB,
     ENV_DB_PORT: "5432",
-    ENV_DB_WRITE_FORWARDING: "off",
     ENV_DB_PRIMARY_REGION: "",
 }
 
@@ -152,7 +150,6 @@ class DatabaseSettings:
     port: int
     name: str
     secret_arn: str
-    write_forwarding: bool = False
     primary_region: str | None = None
 
 
@@ -216,7 +213,6 @@ class Settings:
                 ENV_DB_PORT: str(database.port),
                 ENV_DB_NAME: database.name,
                 ENV_DB_SECRET_ARN: database.secret_arn,
-                ENV_DB_WRITE_FORWARDING: "on" if database.write_forwarding else "off",
                 ENV_DB_PRIMARY_REGION: database.primary_region or "",
             }
         return cls.from_env(environ)
@@ -326,9 +322,6 @@ def _database(environ: Mapping[str, str], get, region: str) -> DatabaseSettings:
         raise ConfigurationError(
             ENV_DB_SECRET_ARN, secret, f"the secret (or its replica) in this function's own region {region}"
         )
-    forwarding = get(ENV_DB_WRITE_FORWARDING)
-    if forwarding not in ("on", "off"):
-        raise ConfigurationError(ENV_DB_WRITE_FORWARDING, forwarding, "on or off")
     primary = get(ENV_DB_PRIMARY_REGION)
     if primary and not REGION_NAME.match(primary):
         raise ConfigurationError(ENV_DB_PRIMARY_REGION, primary, "an AWS region such as us-east-2, or unset")
@@ -337,7 +330,6 @@ def _database(environ: Mapping[str, str], get, region: str) -> DatabaseSettings:
         port=_int(environ, get, ENV_DB_PORT, 1, 65535),
         name=name,
         secret_arn=secret,
-        write_forwarding=forwarding == "on",
         primary_region=primary or None,
     )
 
