@@ -85,6 +85,18 @@ OPTIONAL_ENV_VARS: dict[str, str] = {
     ENV_DB_PRIMARY_REGION: "",
 }
 
+# Tenants (README "Tenants"): a tenant id is the encryption-context value, the KMS tag value, the
+# STS session tag value and a segment of the tenant key's alias, so it keeps to the characters all four
+# accept and compares equal byte for byte (IAM compares tag values case-sensitively: lower case only).
+TENANT_KEY = "tenant"  # the encryption-context key, the key tag and the session tag
+TENANT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+TENANT_ID_RULE = "1-32 characters from a-z 0-9 -, starting and ending with a letter or digit"
+# The functions carry every tenant's key id of their region in one environment variable, and Lambda
+# allows 4 KB of variables per function in all: 40 tenants with 32-character ids fit with room for the
+# others (tests/infra/test_tenants.py measures the synthesized environment at this limit). A SaaS with
+# more tenants wants hierarchical keys, not a KMS key per tenant (benchmarks/tenants.md).
+MAX_TENANTS = 40
+
 # A region name (us-east-2, us-gov-west-1, eu-isoe-west-1, eusc-de-east-1; numbers may reach two
 # digits) and an ARN partition: the one pattern of each (tests/runtime/test_settings.py holds them
 # against botocore's list of regions and partitions).
