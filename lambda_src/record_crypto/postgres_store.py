@@ -50,6 +50,7 @@ from record_crypto.errors import (
 from record_crypto.records import (
     CIPHERTEXT_ATTRIBUTE,
     SCHEMA_ATTRIBUTE,
+    TENANT_ATTRIBUTE,
     WRITER_REGION_ATTRIBUTE,
     WRITTEN_AT_ATTRIBUTE,
     from_attribute_values,
@@ -136,7 +137,7 @@ class PostgresStore:
     def _row(item: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "id": item[PARTITION_KEY]["S"],
-            ATTRIBUTES_COLUMN: Jsonb(from_attribute_values(item)),
+            ATTRIBUTES_COLUMN: Jsonb(_attributes(item)),
             "ciphertext": bytes(item[CIPHERTEXT_ATTRIBUTE]["B"]),
             "version": int(item[VERSION_ATTRIBUTE]["N"]),
             "schema": item[SCHEMA_ATTRIBUTE]["S"],
@@ -241,6 +242,15 @@ class PostgresStore:
 
 class _AuthenticationFailed(Exception):
     """The server refused the secret's password (rotated since it was read, or wrong)."""
+
+
+def _attributes(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``attributes`` column: the plaintext fields, and the tenant (deployments with tenants) under
+    ``_tenant``, a name no record field may take; it comes back as the signed item attribute."""
+    attributes = from_attribute_values(item)
+    if TENANT_ATTRIBUTE in item:
+        attributes[TENANT_ATTRIBUTE] = item[TENANT_ATTRIBUTE]["S"]
+    return attributes
 
 
 def item_from_row(row: Mapping[str, Any]) -> dict[str, Any]:

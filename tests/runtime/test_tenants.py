@@ -163,3 +163,28 @@ def test_tenant_keys_become_arns_of_this_region() -> None:
         "acme": "arn:aws:kms:us-east-2:111122223333:key/mrk-00001111222233334444555566667777",
         "globex": None,
     }
+
+
+# -- the PostgreSQL store (real PostgreSQL, a primary and its standby) ----------------------------
+def test_postgres_store_keeps_the_tenant_signed_and_refuses_another(tenants: Any, pg: Any) -> None:
+    from tests.runtime.pg import TABLE
+
+    env = {PRIMARY: tenant_keys_environment(tenants[PRIMARY]), REPLICA: tenant_keys_environment(tenants[REPLICA])}
+    writer = pg.writer(**{ENV_TENANT_KEYS: env[PRIMARY]})
+    assert writer.write({"id": "p-1", "record": sample_record("p-1"), TENANT_KEY: "acme"})["ok"]
+    pg.cluster.caught_up()
+    assert pg.row(REPLICA, "p-1")["attributes"][TENANT_ATTRIBUTE] == "acme"
+    reader = pg.reader(**{ENV_TENANT_KEYS: env[REPLICA]})
+    result = reader.read({"id": "p-1", TENANT_KEY: "acme"})
+    assert result["ok"] and result["tenant"] == "acme", result
+    pg.recorder.clear()
+    refused(reader.read({"id": "p-1", TENANT_KEY: "globex"}), "TenantMismatch")
+    assert pg.recorder.kms() == []
+    refused(
+        pg.reader(PRIMARY, **{ENV_TENANT_KEYS: env[PRIMARY]}).read({"id": "p-1", TENANT_KEY: "globex"}),
+        "TenantNotInRegion",
+    )
+    # A database administrator relabels the row: the signature (and the key) refuse it.
+    pg.attack(f"UPDATE {TABLE} SET attributes = jsonb_set(attributes, '{{_tenant}}', '\"globex\"')")
+    result = reader.read({"id": "p-1", TENANT_KEY: "globex"})
+    assert result["ok"] is False and ERROR_TYPES[result["error"]["type"]].security_signal, result
