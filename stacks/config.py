@@ -21,12 +21,15 @@ from typing import Any
 from lambda_src.record_crypto.settings import (
     ALGORITHM_SUITES,
     FIELD_NAME_RULE,
+    MAX_TENANTS,
     PARTITION_PATTERN,
     REGION_NAME,
     STORE_AURORA_POSTGRESQL,
     STORE_DYNAMODB,
     STORES,
     SUITE_SIGNING,
+    TENANT_ID,
+    TENANT_ID_RULE,
     is_field_name,
 )
 
@@ -167,6 +170,20 @@ class AuroraConfig:
 
 
 @dataclass(frozen=True)
+class TenantConfig:
+    """One tenant: its key exists, and its records may be decrypted, in ``regions`` only; the key's
+    primary is in ``primary_region`` (one of them)."""
+
+    tenant_id: str
+    regions: tuple[str, ...]
+    primary_region: str
+
+    @property
+    def replica_regions(self) -> tuple[str, ...]:
+        return tuple(r for r in self.regions if r != self.primary_region)
+
+
+@dataclass(frozen=True)
 class ToolkitConfig:
     """Everything the stacks need, validated. Regions: primary first, then replicas."""
 
@@ -192,10 +209,16 @@ class ToolkitConfig:
     store: str = STORE_DYNAMODB
     aurora: AuroraConfig | None = None
     audit: AuditConfig = field(default_factory=AuditConfig)
+    # Empty: one key for every record (the single-key deployment). Sorted by tenant id.
+    tenants: tuple[TenantConfig, ...] = ()
 
     @property
     def regions(self) -> tuple[str, ...]:
         return (self.primary_region, *self.replica_regions)
+
+    def tenants_in(self, region: str) -> tuple[TenantConfig, ...]:
+        """The tenants whose key exists (whose records may be decrypted) in ``region``."""
+        return tuple(t for t in self.tenants if region in t.regions)
 
 
 # field name in context -> (dataclass attribute, parser)
@@ -259,9 +282,9 @@ def _did_you_mean(value: str, choices: Any) -> str:
     return f" (did you mean {' or '.join(close)}?)" if close else ""
 
 
-def _region(field_name: str, value: Any) -> str:
+def _region(field_name: str, value: Any, fix: str | None = None) -> str:
     if not isinstance(value, str) or not REGION_NAME.match(value):
-        raise ConfigError(field_name, value, "expected an AWS region name such as us-east-2")
+        raise ConfigError(field_name, value, "expected an AWS region name such as us-east-2", fix)
     regions = known_regions()
     if value not in regions:
         import botocore
@@ -272,6 +295,7 @@ def _region(field_name: str, value: Any) -> str:
             value,
             f"not a region botocore {botocore.__version__} knows{_did_you_mean(value, same_kind)}; "
             f"known regions: {', '.join(sorted(same_kind))} (a region newer than botocore: upgrade boto3)",
+            fix,
         )
     return value
 
@@ -316,9 +340,11 @@ KNOWN_FIELDS = (
     "reservedConcurrency",
     "maxRecordBytes",
     "store",
+    "tenants",
     *AURORA_FIELDS,
     *AUDIT_FIELDS,
 )
+TENANT_FIELDS = ("regions", "primaryRegion")
 
 
 def load_config(context: Mapping[str, Any], default_account: str | None = None) -> ToolkitConfig:
@@ -349,6 +375,7 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
             "logRetentionDays", retention, f"CloudWatch Logs accepts {', '.join(map(str, LOG_RETENTION_DAYS))}"
         )
     store, table_name, aurora = _store_and_table(raw)
+    tenants = _tenants(raw.get("tenants", {}), (primary, *replicas))
     return ToolkitConfig(
         account=account,
         primary_region=primary,
@@ -380,6 +407,7 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
         store=store,
         aurora=aurora,
         audit=_audit(raw),
+        tenants=tenants,
     )
 
 
@@ -472,6 +500,80 @@ def _regions(raw: Mapping[str, Any]) -> tuple[str, list[str]]:
             "replicaRegions", replicas, "all regions must be in the same AWS partition as the primary region"
         )
     return primary, replicas
+
+
+_TENANTS_FIX = (
+    f"Fix it in cdk.json, or give the whole map on the command line: "
+    f"-c '{CONTEXT_PREFIX}tenants={{\"acme\": {{\"regions\": [\"us-east-2\"]}}}}'"
+)
+
+
+def _tenants(value: Any, deployment: tuple[str, ...]) -> tuple[TenantConfig, ...]:
+    """``tenants``: tenant id -> {regions (default: every region), primaryRegion (default: the
+    deployment's primary if among them, else the tenant's first)}; an object, or its JSON text (-c)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ConfigError("tenants", value, f"expected a JSON object ({exc.msg})", _TENANTS_FIX) from None
+    if not isinstance(value, dict):
+        raise ConfigError("tenants", value, "expected an object: tenant id -> {regions, primaryRegion}", _TENANTS_FIX)
+    if len(value) > MAX_TENANTS:
+        raise ConfigError(
+            "tenants",
+            f"<{len(value)} tenants>",
+            f"at most {MAX_TENANTS} tenants (a KMS key per tenant per region; see benchmarks/tenants.md "
+            f"for why and for what to use beyond)",
+            _TENANTS_FIX,
+        )
+    return tuple(_tenant(tenant_id, value[tenant_id], deployment) for tenant_id in sorted(value))
+
+
+def _tenant(tenant_id: Any, value: Any, deployment: tuple[str, ...]) -> TenantConfig:
+    where = f"tenants.{tenant_id}"
+    if not isinstance(tenant_id, str) or not TENANT_ID.match(tenant_id):
+        raise ConfigError("tenants", tenant_id, f"a tenant id is {TENANT_ID_RULE}", _TENANTS_FIX)
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ConfigError(where, value, f"expected an object with {' and/or '.join(TENANT_FIELDS)}", _TENANTS_FIX)
+    unknown = sorted(set(value) - set(TENANT_FIELDS))
+    if unknown:
+        raise ConfigError(
+            f"{where}.{unknown[0]}",
+            value[unknown[0]],
+            f"unknown tenant setting{_did_you_mean(str(unknown[0]), TENANT_FIELDS)}; "
+            f"a tenant has {', '.join(TENANT_FIELDS)}",
+            _TENANTS_FIX,
+        )
+    regions = _tenant_regions(where, value.get("regions", list(deployment)), deployment)
+    default_primary = deployment[0] if deployment[0] in regions else regions[0]
+    primary = _region(f"{where}.primaryRegion", value.get("primaryRegion", default_primary), _TENANTS_FIX)
+    if primary not in regions:
+        raise ConfigError(
+            f"{where}.primaryRegion", primary, f"must be one of the tenant's regions {', '.join(regions)}", _TENANTS_FIX
+        )
+    return TenantConfig(tenant_id=tenant_id, regions=regions, primary_region=primary)
+
+
+def _tenant_regions(where: str, value: Any, deployment: tuple[str, ...]) -> tuple[str, ...]:
+    """Known regions of the deployment, each once, at least one; in the deployment's order."""
+    field_name = f"{where}.regions"
+    regions = _list(field_name, value)
+    if not regions:
+        raise ConfigError(field_name, value, "at least one region (where the tenant's key exists)", _TENANTS_FIX)
+    for region in regions:
+        _region(field_name, region, _TENANTS_FIX)
+        if region not in deployment:
+            raise ConfigError(
+                field_name, region, f"not a region of the deployment ({', '.join(deployment)})", _TENANTS_FIX
+            )
+    duplicates = sorted({r for r in regions if regions.count(r) > 1})
+    if duplicates:
+        raise ConfigError(
+            field_name, regions, f"each region may appear once; duplicated: {', '.join(duplicates)}", _TENANTS_FIX
+        )
+    return tuple(r for r in deployment if r in regions)
 
 
 def _record_fields(raw: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:

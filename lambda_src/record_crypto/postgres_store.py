@@ -54,6 +54,7 @@ from record_crypto.records import (
     CIPHERTEXT_ATTRIBUTE,
     MAX_DEPTH,
     SCHEMA_ATTRIBUTE,
+    TENANT_ATTRIBUTE,
     WRITER_REGION_ATTRIBUTE,
     WRITTEN_AT_ATTRIBUTE,
     from_attribute_values,
@@ -139,7 +140,7 @@ class PostgresStore:
     def _row(item: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "id": item[PARTITION_KEY]["S"],
-            ATTRIBUTES_COLUMN: Jsonb(from_attribute_values(item)),
+            ATTRIBUTES_COLUMN: Jsonb(_attributes(item)),
             "ciphertext": bytes(item[CIPHERTEXT_ATTRIBUTE]["B"]),
             "version": int(item[VERSION_ATTRIBUTE]["N"]),
             "schema": item[SCHEMA_ATTRIBUTE]["S"],
@@ -253,6 +254,15 @@ def read_query(table: str) -> sql.Composed:
 READ_COLUMNS = ("id", ATTRIBUTES_COLUMN, "ciphertext", "version", "schema", "writer_region", "written_at", OTHERS)
 
 
+def _attributes(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``attributes`` column: the plaintext fields, and the tenant (deployments with tenants) under
+    ``_tenant``, a name no record field may take; it comes back as the signed item attribute."""
+    attributes = from_attribute_values(item)
+    if TENANT_ATTRIBUTE in item:
+        attributes[TENANT_ATTRIBUTE] = item[TENANT_ATTRIBUTE]["S"]
+    return attributes
+
+
 def item_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """A stored row (as read_query returns it) as the item the writer signed (attribute values).
 
@@ -264,7 +274,8 @@ def item_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
     item: dict[str, Any] = {}
     attributes = _parsed(row.get(ATTRIBUTES_COLUMN), "the attributes column")
     if isinstance(attributes, dict):
-        misnamed = sorted(name for name in attributes if not is_field_name(name))
+        # The tenant (deployments with tenants) is the one toolkit name kept there; it is signed.
+        misnamed = sorted(name for name in attributes if not is_field_name(name) and name != TENANT_ATTRIBUTE)
         if misnamed:
             raise TamperedRecord(
                 f"the row's attributes hold key(s) {misnamed} that no writer of this toolkit stores there "
