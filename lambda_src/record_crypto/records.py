@@ -192,7 +192,8 @@ def _int_bound() -> int:
 
 @functools.cache
 def _power_of_ten(digits: int) -> int:
-    return 10**digits
+    bound: int = 10**digits
+    return bound
 
 
 def parse_write_event(event: Any, *, max_record_bytes: int) -> WriteRequest:
