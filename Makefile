@@ -36,9 +36,11 @@ help: ## list the verbs and the variables they take
 	@echo "variables:"
 	@sed -n 's/^#: /  /p' $(firstword $(MAKEFILE_LIST))
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt lambda_src/requirements.txt
+$(BIN)/.installed: requirements.txt requirements-dev.txt lambda_src/requirements.txt lambda_src/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	# record_crypto as the package it is (lambda_src/pyproject.toml), editable: no sys.path edits anywhere.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e ./lambda_src
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -81,9 +83,10 @@ diagram: check-config ## regenerate README's architecture diagram and role contr
 bench: setup ## the benchmarks (benchmarks/; 5-10 min; writes benchmarks/RESULTS.md; QUICK=1: ~2 min smoke run into review-out/)
 	$(BIN)/python -m benchmarks $(if $(QUICK),--quick)
 
-lint: setup ## ruff lint + format check
+lint: setup ## ruff lint + format check, and a strict type check of the record_crypto package (mypy)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	cd lambda_src && $(CURDIR)/$(BIN)/mypy
 
 clean: ## remove generated output (cdk.out, review-out, caches); keeps .venv, .venv-review and node_modules
 	rm -rf cdk.out .bundle-cache .pytest_cache .hypothesis .ruff_cache review-out

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import machine
-from benchmarks.moto_env import REPO  # noqa: F401 (puts lambda_src on sys.path)
 from lambda_src.record_crypto.settings import ENV_RECORD_STORE, ENV_REGION, STORE_DYNAMODB
 
 HERE = Path(__file__).resolve().parent

@@ -48,8 +48,7 @@ IMPORTS = (
 )
 NO_PYC_IMPORTS = (BOTO3, *HANDLERS)
 _PROBE = (
-    "import sys, time; sys.path.insert(0, sys.argv[1]); started = time.perf_counter(); "
-    "__import__(sys.argv[2]); print(time.perf_counter() - started)"
+    "import sys, time; started = time.perf_counter(); __import__(sys.argv[1]); print(time.perf_counter() - started)"
 )
 
 
@@ -117,9 +116,9 @@ def _bundle(results: ColdStartResults, workdir: Path) -> None:
 
 def _import_once(module: str, env: dict[str, str]) -> float:
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE, str(LAMBDA_SRC), module],
+        [sys.executable, "-c", _PROBE, module],
         cwd=REPO,
-        env=env,
+        env={**env, "PYTHONPATH": str(LAMBDA_SRC)},  # the function code's root, as /var/task is
         check=True,
         capture_output=True,
         text=True,

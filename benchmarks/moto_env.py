@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -16,17 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
+import botocore.session
+
+from lambda_src.record_crypto.settings import ENV_MRK_ARN, ENV_REGION, ENV_SENSITIVE_FIELDS, ENV_TABLE_NAME
+
+# record_crypto is imported as the package it is (make setup installs lambda_src/pyproject.toml, editable).
 REPO = Path(__file__).resolve().parent.parent
 LAMBDA_SRC = REPO / "lambda_src"
-# lambda_src is the root of the Lambda zip: its modules import each other as top-level modules.
-for _path in (REPO, LAMBDA_SRC):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-import boto3  # noqa: E402
-import botocore.session  # noqa: E402
-
-from lambda_src.record_crypto.settings import ENV_MRK_ARN, ENV_REGION, ENV_SENSITIVE_FIELDS, ENV_TABLE_NAME  # noqa: E402
 
 PRIMARY, REPLICA = "us-east-2", "us-west-1"
 TABLE = "mrk-toolkit-records"

@@ -415,7 +415,7 @@ def cold_section(run: Run) -> list[str]:
         "",
         "### Import time",
         "",
-        f"Each module imported in a fresh interpreter (`python -c`, lambda_src on sys.path, bytecode cache warm), "
+        f"Each module imported in a fresh interpreter (`python -c`, PYTHONPATH=lambda_src, bytecode cache warm), "
         f"timed inside the interpreter around the import; median of {cold.runs} interpreters per module, modules "
         "interleaved. `writer` and `reader` are imported with a valid fake function environment (AWS_REGION=us-east-2, "
         "RECORDS_TABLE_NAME, RECORDS_MRK_ARN, SENSITIVE_FIELDS), so their figures include the cold-start init "

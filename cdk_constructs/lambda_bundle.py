@@ -24,6 +24,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +55,18 @@ NOT_IMPORTED_AT_RUN_TIME = ("cffi", "pycparser")
 # Part of the hashes: a bundle with bytecode (and which) is another asset.
 BYTECODE = "pyc-unchecked-hash-except-" + "-".join(NOT_IMPORTED_AT_RUN_TIME)
 PLATFORM = "manylinux2014_x86_64"
-_IGNORED = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
+_IGNORED = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", "build", "dist")
+# The package's own files (lambda_src/pyproject.toml makes record_crypto pip-installable): hashed, not deployed.
+PACKAGE_FILES = ("pyproject.toml", "README.md", "CHANGELOG.md", "LICENSE")
 
 
 def _source_files() -> list[Path]:
     return sorted(
         p
         for p in LAMBDA_SRC.rglob("*")
-        if p.is_file() and not any(part in _IGNORED for part in p.relative_to(LAMBDA_SRC).parts) and p.suffix != ".pyc"
+        if p.is_file()
+        and not any(part in _IGNORED or part.endswith(".egg-info") for part in p.relative_to(LAMBDA_SRC).parts)
+        and p.suffix != ".pyc"
     )
 
 
@@ -180,19 +186,47 @@ def install_dependencies(store: str = STORE_DYNAMODB) -> Path:
     return target
 
 
+def _package_files() -> list[Path]:
+    """What the record_crypto wheel is built from (lambda_src/pyproject.toml)."""
+    package = [p for p in _source_files() if p.relative_to(LAMBDA_SRC).parts[0] == "record_crypto"]
+    return sorted([*(LAMBDA_SRC / name for name in PACKAGE_FILES), *package])
+
+
+def record_crypto_wheel() -> Path:
+    """The record_crypto wheel (``pip wheel`` of lambda_src/pyproject.toml), built once per content: what an
+    application installs and what the functions' bundle is made from."""
+    digest = hashlib.sha256()
+    for path in _package_files():
+        digest.update(path.relative_to(LAMBDA_SRC).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    target = WHEEL_CACHE / f"wheel-{digest.hexdigest()[:16]}"
+    if not (target / ".complete").exists():
+        shutil.rmtree(target, ignore_errors=True)
+        with tempfile.TemporaryDirectory(prefix="record-crypto-src-") as tmp:  # keeps build/ out of lambda_src
+            for path in _package_files():
+                dest = Path(tmp) / path.relative_to(LAMBDA_SRC)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, dest)
+            pip_wheel = [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps"]
+            subprocess.run([*pip_wheel, "--wheel-dir", str(target), tmp], check=True)  # noqa: S603 - fixed argv
+        (target / ".complete").write_text("ok\n")
+    (wheel,) = target.glob("*.whl")
+    return wheel
+
+
 def build_bundle(output_dir: Path, store: str = STORE_DYNAMODB) -> None:
     """Write the deployable function code (sources + dependencies) into ``output_dir``."""
     deps = install_dependencies(store)
     shutil.copytree(deps, output_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
-    copied = []
+    with zipfile.ZipFile(record_crypto_wheel()) as wheel:  # a pure-Python wheel installs by unpacking
+        wheel.extractall(output_dir)
+    handlers = []  # the functions' own modules (writer.py, reader.py, db_setup.py): not part of the package
     for path in _source_files():
-        if path.name.startswith("requirements") and path.suffix == ".txt":
+        rel = path.relative_to(LAMBDA_SRC)
+        if path.suffix != ".py" or rel.parts[0] == "record_crypto":
             continue
-        dest = output_dir / path.relative_to(LAMBDA_SRC)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, dest)
-        copied.append(dest)
-    compile_bytecode(output_dir, [path for path in copied if path.suffix == ".py"])
+        shutil.copy2(path, output_dir / rel)
+        handlers.append(output_dir / rel)
+    compile_bytecode(output_dir, [*handlers, output_dir / "record_crypto"])
 
 
 @jsii.implements(cdk.ILocalBundling)

@@ -1,6 +1,7 @@
 """Use the toolkit's record encryption from your own Python code, outside Lambda.
 
-    PYTHONPATH=lambda_src python examples/records_from_python.py \
+    pip install ./lambda_src    # the record_crypto package (mrk-record-crypto), once
+    python examples/records_from_python.py \
         --region us-east-2 --table mrk-toolkit-records \
         --key-arn arn:aws:kms:us-east-2:111122223333:key/mrk-...
 
@@ -15,9 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lambda_src"))
 
 from record_crypto import RecordError, RecordService, Settings
 

@@ -13,7 +13,18 @@ The library API, imported lazily (the CDK app imports ``settings`` without loadi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"  # semantic versioning; CHANGELOG.md beside pyproject.toml
+
+if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ imports on first use
+    from record_crypto.errors import RecordError as RecordError
+    from record_crypto.service import ReadResult as ReadResult
+    from record_crypto.service import RecordService as RecordService
+    from record_crypto.service import WriteResult as WriteResult
+    from record_crypto.settings import CacheSettings as CacheSettings
+    from record_crypto.settings import ConfigurationError as ConfigurationError
+    from record_crypto.settings import Settings as Settings
 
 _EXPORTS = {
     "RecordService": "record_crypto.service",

@@ -26,7 +26,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import botocore.session
 from aws_encryption_sdk import (
@@ -192,7 +192,9 @@ class RecordCipher:
         if code in _THROTTLING:
             return KmsThrottled(f"KMS throttled {operation} on the local multi-region key after retries; retry later")
         if code in _DENIED:
-            return AccessDenied(f"KMS denied {operation} on {self.key_arn} to this function's role")
+            return AccessDenied(
+                f"KMS denied {operation} on {self.key_arn} to the caller's credentials (a function's: its role)"
+            )
         if code in _KEY_UNUSABLE:
             return AccessDenied(f"the multi-region key {self.key_arn} cannot be used ({code})")
         if code in _UNAVAILABLE:
@@ -223,7 +225,7 @@ class RecordCipher:
                 f"encryption failed ({type(error).__name__})"
             ) from None
         self._count_cache_hit(kms_calls)
-        return ciphertext
+        return cast(bytes, ciphertext)
 
     def decrypt(self, ciphertext: bytes, check_context: ContextCheck) -> bytes:
         """Decrypt one message with the local MRK; ``check_context`` raises on a foreign context.
@@ -253,7 +255,7 @@ class RecordCipher:
                 f"{len(ciphertext) - source.tell()} byte(s) follow the end of the Encryption SDK message"
             )
         check_context(header.encryption_context)
-        return plaintext
+        return cast(bytes, plaintext)
 
     def _check_header(self, ciphertext: bytes, check_context: ContextCheck) -> None:
         try:

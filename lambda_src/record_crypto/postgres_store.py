@@ -158,7 +158,7 @@ class PostgresStore:
                 raise self._read_only() from None
             except pg_errors.InsufficientPrivilege:
                 raise AccessDenied(
-                    f"the database denied this function's role the {what} on {self.settings.table_name}"
+                    f"the database denied the caller's database role the {what} on {self.settings.table_name}"
                 ) from None
             except (pg_errors.InvalidPassword, _AuthenticationFailed):
                 self._close(forget_credentials=True)  # rotated: read the secret again, once

@@ -204,7 +204,8 @@ def _int_bound() -> int:
 
 @functools.cache
 def _power_of_ten(digits: int) -> int:
-    return 10**digits
+    bound: int = 10**digits
+    return bound
 
 
 def _tenant_keys(event: Any, tenants: Mapping[str, Any] | None) -> tuple[set[str], tuple[str, ...]]:

@@ -156,6 +156,7 @@ class RecordService:
                 raise VersionConflict(
                     f"other writers changed the item {WRITE_ATTEMPTS} times while this write ran; retry", retryable=True
                 )
+        assert current is not None  # for type checkers: every pass of the loop sets it
         result = {
             "ok": True,
             "id": request.item_id,

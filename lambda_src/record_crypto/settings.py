@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 ENV_TABLE_NAME = "RECORDS_TABLE_NAME"
 ENV_MRK_ARN = "RECORDS_MRK_ARN"
@@ -67,8 +67,8 @@ DATABASE_ENV_VARS = (ENV_DB_HOST, ENV_DB_NAME, ENV_DB_SECRET_ARN)
 
 # The default signs (ECDSA P-384: a holder of kms:Decrypt cannot forge a record); the other is
 # the unsigned committing suite, about twice as fast (README, "Algorithm suite").
-SUITE_SIGNING = "signing"
-SUITE_COMMITTING_UNSIGNED = "committing-unsigned"
+SUITE_SIGNING: Final = "signing"
+SUITE_COMMITTING_UNSIGNED: Final = "committing-unsigned"
 AlgorithmSuite = Literal["signing", "committing-unsigned"]  # SUITE_SIGNING, SUITE_COMMITTING_UNSIGNED
 ALGORITHM_SUITES: tuple[str, ...] = (SUITE_SIGNING, SUITE_COMMITTING_UNSIGNED)
 

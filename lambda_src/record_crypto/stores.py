@@ -14,7 +14,7 @@ the checks and the refusals are the same code for both:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
@@ -118,7 +118,7 @@ class DynamoDbStore:
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         method = {"PutItem": self._table.put_item, "GetItem": self._table.get_item}[operation]
         try:
-            return method(**kwargs)
+            return cast(dict[str, Any], method(**kwargs))
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             if code == "ConditionalCheckFailedException":
@@ -127,7 +127,8 @@ class DynamoDbStore:
                 raise TableThrottled(f"DynamoDB throttled {operation} after retries; retry later") from None
             if code in ("AccessDeniedException", "UnrecognizedClientException"):
                 raise AccessDenied(
-                    f"DynamoDB denied {operation} on {self.settings.table_name} to this function's role"
+                    f"DynamoDB denied {operation} on {self.settings.table_name} to the caller's credentials "
+                    "(a function's: its role)"
                 ) from None
             if code in _UNAVAILABLE or error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
                 raise self._unavailable(operation, code) from None

@@ -40,7 +40,9 @@ class EmulatedFunction:
         self.log_path = log_dir / f"{spec.region}-{spec.kind}-as-{role_arn.rsplit('/', 1)[1]}.log"
         env = {
             "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": str(REPO_ROOT),
+            # The repository (the emulator's own modules) and lambda_src, the root of the function code as
+            # Lambda's /var/task is (the handlers are top-level modules there).
+            "PYTHONPATH": os.pathsep.join((str(REPO_ROOT), str(REPO_ROOT / "lambda_src"))),
             "PYTHONUNBUFFERED": "1",
             **spec.environment,
             "AWS_REGION": spec.region,

@@ -44,7 +44,6 @@ def main() -> None:
 
     calls: list[dict[str, Any]] = []
     record_calls(os.environ["MRK_TOOLKIT_ACCOUNT"], calls.append)
-    sys.path.insert(0, str(REPO_ROOT / "lambda_src"))
     module_name, function_name = os.environ["MRK_TOOLKIT_HANDLER"].rsplit(".", 1)
     started = time.perf_counter()
     handler = getattr(importlib.import_module(module_name), function_name)

@@ -67,6 +67,19 @@ def test_bundle_has_the_code_and_its_dependencies_but_not_boto3(bundle: Path) ->
     assert binaries and all("x86_64" in name or "abi3" in name for name in binaries), binaries
 
 
+def test_the_bundle_carries_record_crypto_from_its_wheel(bundle: Path) -> None:
+    """One source of truth: the functions run the package an application installs (lambda_src/pyproject.toml)."""
+    wheel = lambda_bundle.record_crypto_wheel()
+    with zipfile.ZipFile(wheel) as zf:
+        packaged = {name: zf.read(name) for name in zf.namelist() if not name.endswith("/")}
+    assert "record_crypto/py.typed" in packaged and "record_crypto/service.py" in packaged
+    for name, content in packaged.items():
+        assert (bundle / name).read_bytes() == content, name
+    shipped = {p.relative_to(bundle).as_posix() for p in (bundle / "record_crypto").rglob("*") if p.is_file()}
+    assert {n for n in shipped if "__pycache__" not in n} == {n for n in packaged if n.startswith("record_crypto/")}
+    assert not {"pyproject.toml", "CHANGELOG.md", "LICENSE", "README.md"} & {p.name for p in bundle.iterdir()}
+
+
 def _runtime_magic() -> bytes:
     done = subprocess.run(
         [
