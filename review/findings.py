@@ -114,9 +114,8 @@ def facts(review: Mapping[str, Any]) -> list[str]:
                         f", can self-grant via {', '.join(cell['self_grant'])}" if cell.get("self_grant") else ""
                     )
                     carry = "; ".join(cell.get("requires", []))
-                    lines.add(
-                        f"{block['resource']}: {row['principal']} {column} {what}{' when ' + carry if carry else ''}"
-                    )
+                    when = f" when {carry}" if carry else ""
+                    lines.add(f"{region['region']} {block['resource']}: {row['principal']} {column} {what}{when}")
     for ack in review.get("findings", {}).get("acknowledged") or []:
         lines |= {f"acknowledged {ack['rule']} on {r}: {ack['reason']}" for r in ack["resources"]}
     return sorted(lines)

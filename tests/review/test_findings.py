@@ -99,10 +99,16 @@ def test_a_changed_policy_shows_in_the_diff_against_the_previous_report(cdk_out:
     assert main(["--cdk-out", str(copy), "--out", str(out)]) == 0
     changes = json.loads((out / "policy-review.json").read_text())["changes"]
     assert changes["previous"] == str(out / "policy-review.json")
-    added = [line for line in changes["added"] if "alias/mrk-toolkit/records: " in line and " Decrypt " in line]
-    assert added, changes
+    added = [line for line in changes["added"] if "us-west-1 alias/mrk-toolkit/records: " in line]
+    writers = "any other role matching arn:aws:iam::<account>:role/MrkToolkit/writer/*"
+    assert f"us-west-1 alias/mrk-toolkit/records: {writers} Decrypt if-iam" in added, changes
+    removed = [line for line in changes["removed"] if "alias/mrk-toolkit/records: " in line]
+    assert removed and all(line.startswith("us-west-1 ") for line in removed), "us-east-2's key did not change"
+    assert f"us-west-1 alias/mrk-toolkit/records: {writers} Decrypt deny, can self-grant via kms:PutKeyPolicy" in (
+        removed
+    )
     findings = _section((out / "policy-review.md").read_text(), "## Findings")
-    assert "**Since the previous report**" in findings and "- added: alias/mrk-toolkit/records: " in findings
+    assert "**Since the previous report**" in findings and "- added: us-west-1 alias/mrk-toolkit/records: " in findings
     again = tmp_path / "again"
     assert main(["--cdk-out", str(copy), "--out", str(again), "--previous", str(out / "policy-review.json")]) == 0
     assert "nothing changed" in (again / "policy-review.md").read_text()
