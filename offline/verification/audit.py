@@ -18,7 +18,7 @@ the deployed audit rules through EventBridge's API, then (on the emulator) the a
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from moto.events.models import EventPattern
@@ -245,9 +245,8 @@ def _trail(env: Environment) -> str:
             continue
         home = env.client("cloudtrail", trail.get("HomeRegion") or env.primary_region)
         logging = home.get_trail_status(Name=trail["TrailARN"]).get("IsLogging")
-        selectors = home.get_event_selectors(TrailName=trail["TrailARN"]).get("EventSelectors") or []
-        every = any(s.get("IncludeManagementEvents") and s.get("ReadWriteType") == "All" for s in selectors)
-        if logging and every and trail.get("LogFileValidationEnabled"):
+        selectors = home.get_event_selectors(TrailName=trail["TrailARN"])
+        if logging and trail.get("LogFileValidationEnabled") and records_every_management_event(selectors):
             found.append(trail)
     assert found, (
         "no multi-region trail records every management event with logging and log file validation on: the audit "
@@ -256,6 +255,19 @@ def _trail(env: Environment) -> str:
     trail = found[0]
     key = f", log files encrypted with {trail['KmsKeyId'].rsplit('/', 1)[-1]}" if trail.get("KmsKeyId") else ""
     return f"{trail['Name']} (home {trail.get('HomeRegion')}) into {trail.get('S3BucketName')}{key}"
+
+
+def records_every_management_event(selectors: Mapping[str, Any]) -> bool:
+    """Basic selectors: management events, read and write; advanced: a selector of the management
+    category that filters nothing else (no readOnly, no eventSource exclusion)."""
+    basic = selectors.get("EventSelectors") or []
+    if any(s.get("IncludeManagementEvents") and s.get("ReadWriteType") == "All" for s in basic):
+        return True
+    for selector in selectors.get("AdvancedEventSelectors") or []:
+        fields = {f["Field"]: f for f in selector.get("FieldSelectors", [])}
+        if fields.get("eventCategory", {}).get("Equals") == ["Management"] and set(fields) == {"eventCategory"}:
+            return True
+    return False
 
 
 def trail_alert_check() -> Check:
