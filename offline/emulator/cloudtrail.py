@@ -129,6 +129,7 @@ class Trail:
         self._key_policy = key_policy
         self._records: dict[tuple[str, str], deque[dict[str, Any]]] = {}
         self.deliveries: list[dict[str, Any]] = []
+        self._delivered = 0
         self._lock = threading.Lock()
 
     # -- recording ---------------------------------------------------------------------------
@@ -222,8 +223,10 @@ class Trail:
 
             sns_backends[account][region].get_topic(arn).publish(json.dumps(event))
         with self._lock:
+            self._delivered += 1
             self.deliveries.append(
                 {
+                    "seq": self._delivered,  # never reused: the list keeps the last 5000
                     "region": region,
                     "rule": rule.name,
                     "target": arn,

@@ -196,6 +196,7 @@ def _admin_decrypt(run: Run, region: str, env: Environment, ciphertext: Cipherte
 
     header, _ = deserialize_header(io.BytesIO(ciphertext(env, region, run.main["item_id"])))
     (edk,) = header.encrypted_data_keys
+    before = _last_delivery(env)
     try:
         env.client("kms", region).decrypt(
             CiphertextBlob=edk.encrypted_data_key, EncryptionContext=header.encryption_context
@@ -203,12 +204,9 @@ def _admin_decrypt(run: Run, region: str, env: Environment, ciphertext: Cipherte
         outcome = "allowed"
     except Exception as error:  # botocore ClientError: the key policy does not let the root decrypt
         outcome = f"refused ({type(error).__name__})"
-    fired = _delivered(env, rule_name(env.reader.stack_prefix, region, RULE_UNEXPECTED_KEY_USE), READER_USE)
-    elsewhere = [
-        d
-        for d in env.audit_deliveries()
-        if d["region"] != region and d["rule"].endswith(RULE_UNEXPECTED_KEY_USE) and d["eventName"] == READER_USE
-    ]
+    rule = rule_name(env.reader.stack_prefix, region, RULE_UNEXPECTED_KEY_USE)
+    fired = _delivered(env, rule, READER_USE, before)
+    elsewhere = [d for d in env.audit_deliveries() if d["seq"] > before and d["region"] != region]
     assert not elsewhere, f"the decrypt in {region} alerted in {elsewhere[0]['region']}"
     return f"root Decrypt of {header.encryption_context.get(ITEM_CONTEXT_KEY, 'a record')} {outcome}; {fired}"
 
@@ -224,8 +222,9 @@ def key_policy_check(region: str) -> Check:
 def _key_policy(region: str, env: Environment) -> str:
     kms, key = env.client("kms", region), env.reader.mrk_arn(region)
     policy = kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"]
+    before = _last_delivery(env)
     kms.put_key_policy(KeyId=key, PolicyName="default", Policy=policy)  # the same policy: nothing else changes
-    fired = _delivered(env, rule_name(env.reader.stack_prefix, region, RULE_KEY_ADMINISTRATION), "PutKeyPolicy")
+    fired = _delivered(env, rule_name(env.reader.stack_prefix, region, RULE_KEY_ADMINISTRATION), "PutKeyPolicy", before)
     return f"PutKeyPolicy (the same policy put back) by the account root; {fired}"
 
 
@@ -282,14 +281,22 @@ def _trail_alert(env: Environment) -> str:
     region, prefix = env.primary_region, env.reader.stack_prefix
     cloudtrail = env.client("cloudtrail", region)
     name = f"{prefix}-audit"
+    before = _last_delivery(env)
     cloudtrail.stop_logging(Name=name)
     cloudtrail.start_logging(Name=name)  # logging back on at once: the rest of the run is recorded
-    fired = _delivered(env, rule_name(prefix, region, RULE_TRAIL_CHANGES), "StopLogging")
+    fired = _delivered(env, rule_name(prefix, region, RULE_TRAIL_CHANGES), "StopLogging", before)
     return f"StopLogging on {name} (then StartLogging); {fired}"
 
 
-def _delivered(env: Environment, rule: str, event_name: str) -> str:
-    mine = [d for d in env.audit_deliveries() if d["rule"] == rule and d["eventName"] == event_name]
+def _last_delivery(env: Environment) -> int:
+    return max((d["seq"] for d in env.audit_deliveries()), default=0)
+
+
+def _delivered(env: Environment, rule: str, event_name: str, since: int) -> str:
+    """What the rule delivered for the event made after delivery number ``since``."""
+    mine = [
+        d for d in env.audit_deliveries() if d["seq"] > since and d["rule"] == rule and d["eventName"] == event_name
+    ]
     assert mine, f"no rule named {rule} matched the {event_name} (is the rule deployed, and does it still match?)"
     last = mine[-1]
     assert last["delivered"], f"{rule} matched but could not notify {last['target']}: {last['reason']}"
