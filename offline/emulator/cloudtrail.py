@@ -16,8 +16,10 @@ language (``moto.events.models.EventPattern``): read-only events reach only rule
 its key's policy let EventBridge publish for that rule (decided by ``policy_engine``); every
 delivery, made or refused, is kept in ``deliveries``.
 
-Not emulated: S3 requests (REST, no operation name: S3 object requests are data events anyway), the
-emulator's own served APIs (Lambda Invoke is a data event), a trail's log files and digests.
+Not emulated: S3 requests (REST, no operation name: S3 object requests are data events anyway), STS
+(AssumeRole is answered before the decision the trail records), the emulator's own served APIs
+(CloudFormation reads, Lambda Invoke: a data event), a trail's log files and digests, and the
+delay (records are there at once; on AWS, minutes for the log files, seconds for EventBridge).
 """
 
 from __future__ import annotations
