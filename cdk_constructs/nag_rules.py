@@ -21,6 +21,11 @@ policy of an ``AWS::KMS::ReplicaKey`` or how far a multi-region key may be repli
   primary by ``Ref``, a secondary by identifier, in another region, same engine and version, no master
   credentials), and the global cluster is encrypted.
 - ``MrkToolkit-RDS4``: every RDS cluster keeps automated backups for 7 days or more.
+- ``MrkToolkit-AUD1``: an EventBridge rule that matches read-only CloudTrail events (``Decrypt``,
+  ``GenerateDataKey``, ``Describe*``..., or a named filter on ``eventName``) is in the state
+  ``ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS`` (the only one they are delivered to).
+- ``MrkToolkit-AUD2``: every CloudTrail trail is multi-region, logging, with log file validation, global
+  service events and a KMS key.
 - ``MrkToolkit-IAM1``: no identity policy allows a ``kms:``, ``dynamodb:``, ``rds:``, ``rds-db:`` or
   ``secretsmanager:`` action on a wildcard resource (a key policy's ``"*"`` means "this key" and is fine).
 - ``MrkToolkit-IAM2``: reader roles cannot create ciphertext (``kms:GenerateDataKey*``,
@@ -56,6 +61,7 @@ from aws_cdk import CfnResource, Stack, Stage
 from cdk_nag import IApplyRule, NagMessageLevel, NagPack, NagRuleCompliance
 from constructs import IConstruct
 
+from cloud_assembly.audit_events import KEY_USE_EVENTS, STATE_ALL_MANAGEMENT_EVENTS
 from cloud_assembly.intrinsics import render_before_deploy
 from lambda_src.record_crypto.settings import REGION_NAME
 from policy_engine import as_list, role_kind, statements
@@ -571,6 +577,49 @@ def rds_backup_retention(props: Mapping[str, Any], node: CfnResource, ctx: _Cont
     return [] if days is not None and days >= 7 else ["BackupRetentionPeriod"]
 
 
+def _event_names(pattern: Any) -> Iterator[Any]:
+    """Every value an ``eventName`` of the pattern may take (inside ``detail`` and ``$or`` too)."""
+    if isinstance(pattern, Mapping):
+        for key, value in pattern.items():
+            if key == "eventName":
+                yield from as_list(value)
+            else:
+                yield from _event_names(value)
+    elif isinstance(pattern, list):
+        for value in pattern:
+            yield from _event_names(value)
+
+
+_READ_ONLY_PREFIXES = ("Describe", "List", "Get")
+
+
+@_only_types(("AWS::Events::Rule",))
+def read_only_events_received(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
+    pattern = props.get("EventPattern")
+    if isinstance(pattern, str):
+        pattern = json.loads(pattern)
+    if props.get("State", "ENABLED") == STATE_ALL_MANAGEMENT_EVENTS:
+        return []
+    read_only = sorted(
+        {
+            str(name)
+            for name in _event_names(pattern)
+            if not isinstance(name, Mapping) and (name in KEY_USE_EVENTS or str(name).startswith(_READ_ONLY_PREFIXES))
+        }
+    )
+    # A named filter (anything-but, prefix...) may select read-only events too.
+    if read_only or any(isinstance(name, Mapping) for name in _event_names(pattern)):
+        return [read_only[0] if read_only else "Filter"]
+    return []
+
+
+@_only_types(("AWS::CloudTrail::Trail",))
+def trail_complete(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
+    wanted = ("IsMultiRegionTrail", "EnableLogFileValidation", "IsLogging", "IncludeGlobalServiceEvents")
+    missing = [name for name in wanted if not _is_true(props.get(name))]
+    return missing + ([] if props.get("KMSKeyId") else ["KMSKeyId"])
+
+
 @dataclass(frozen=True)
 class Rule:
     suffix: str
@@ -656,6 +705,22 @@ RULES: tuple[Rule, ...] = (
         "Point-in-time restore is the way back from a bad write that replicated to every region; a week is the "
         "shortest window the toolkit accepts.",
         rds_backup_retention,
+    ),
+    Rule(
+        "AUD1",
+        "An EventBridge rule that matches read-only CloudTrail events (Decrypt, GenerateDataKey, Describe*...) is "
+        f"not in the state {STATE_ALL_MANAGEMENT_EVENTS}.",
+        "EventBridge delivers read-only management events only to rules in that state: in any other state the rule "
+        "never sees a single Decrypt, and the alert it stands for is silent.",
+        read_only_events_received,
+    ),
+    Rule(
+        "AUD2",
+        "A CloudTrail trail is not multi-region, not logging, without log file validation, global service events "
+        "or a KMS key of its own.",
+        "The audit alerts and the audit trail rely on every region's management events, kept with proof that no "
+        "log file was changed, encrypted with a key whose policy names the trail.",
+        trail_complete,
     ),
     Rule(
         "IAM1",

@@ -16,8 +16,10 @@ language (``moto.events.models.EventPattern``): read-only events reach only rule
 its key's policy let EventBridge publish for that rule (decided by ``policy_engine``); every
 delivery, made or refused, is kept in ``deliveries``.
 
-Not emulated: S3 requests (REST, no operation name: S3 object requests are data events anyway), the
-emulator's own served APIs (Lambda Invoke is a data event), a trail's log files and digests.
+Not emulated: S3 requests (REST, no operation name: S3 object requests are data events anyway), STS
+(AssumeRole is answered before the decision the trail records), the emulator's own served APIs
+(CloudFormation reads, Lambda Invoke: a data event), a trail's log files and digests, and the
+delay (records are there at once; on AWS, minutes for the log files, seconds for EventBridge).
 """
 
 from __future__ import annotations
@@ -129,6 +131,7 @@ class Trail:
         self._key_policy = key_policy
         self._records: dict[tuple[str, str], deque[dict[str, Any]]] = {}
         self.deliveries: list[dict[str, Any]] = []
+        self._delivered = 0
         self._lock = threading.Lock()
 
     # -- recording ---------------------------------------------------------------------------
@@ -222,8 +225,10 @@ class Trail:
 
             sns_backends[account][region].get_topic(arn).publish(json.dumps(event))
         with self._lock:
+            self._delivered += 1
             self.deliveries.append(
                 {
+                    "seq": self._delivered,  # never reused: the list keeps the last 5000
                     "region": region,
                     "rule": rule.name,
                     "target": arn,

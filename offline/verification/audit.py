@@ -18,7 +18,7 @@ the deployed audit rules through EventBridge's API, then (on the emulator) the a
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from moto.events.models import EventPattern
@@ -196,6 +196,7 @@ def _admin_decrypt(run: Run, region: str, env: Environment, ciphertext: Cipherte
 
     header, _ = deserialize_header(io.BytesIO(ciphertext(env, region, run.main["item_id"])))
     (edk,) = header.encrypted_data_keys
+    before = _last_delivery(env)
     try:
         env.client("kms", region).decrypt(
             CiphertextBlob=edk.encrypted_data_key, EncryptionContext=header.encryption_context
@@ -203,12 +204,9 @@ def _admin_decrypt(run: Run, region: str, env: Environment, ciphertext: Cipherte
         outcome = "allowed"
     except Exception as error:  # botocore ClientError: the key policy does not let the root decrypt
         outcome = f"refused ({type(error).__name__})"
-    fired = _delivered(env, rule_name(env.reader.stack_prefix, region, RULE_UNEXPECTED_KEY_USE), READER_USE)
-    elsewhere = [
-        d
-        for d in env.audit_deliveries()
-        if d["region"] != region and d["rule"].endswith(RULE_UNEXPECTED_KEY_USE) and d["eventName"] == READER_USE
-    ]
+    rule = rule_name(env.reader.stack_prefix, region, RULE_UNEXPECTED_KEY_USE)
+    fired = _delivered(env, rule, READER_USE, before)
+    elsewhere = [d for d in env.audit_deliveries() if d["seq"] > before and d["region"] != region]
     assert not elsewhere, f"the decrypt in {region} alerted in {elsewhere[0]['region']}"
     return f"root Decrypt of {header.encryption_context.get(ITEM_CONTEXT_KEY, 'a record')} {outcome}; {fired}"
 
@@ -224,8 +222,9 @@ def key_policy_check(region: str) -> Check:
 def _key_policy(region: str, env: Environment) -> str:
     kms, key = env.client("kms", region), env.reader.mrk_arn(region)
     policy = kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"]
+    before = _last_delivery(env)
     kms.put_key_policy(KeyId=key, PolicyName="default", Policy=policy)  # the same policy: nothing else changes
-    fired = _delivered(env, rule_name(env.reader.stack_prefix, region, RULE_KEY_ADMINISTRATION), "PutKeyPolicy")
+    fired = _delivered(env, rule_name(env.reader.stack_prefix, region, RULE_KEY_ADMINISTRATION), "PutKeyPolicy", before)
     return f"PutKeyPolicy (the same policy put back) by the account root; {fired}"
 
 
@@ -245,9 +244,8 @@ def _trail(env: Environment) -> str:
             continue
         home = env.client("cloudtrail", trail.get("HomeRegion") or env.primary_region)
         logging = home.get_trail_status(Name=trail["TrailARN"]).get("IsLogging")
-        selectors = home.get_event_selectors(TrailName=trail["TrailARN"]).get("EventSelectors") or []
-        every = any(s.get("IncludeManagementEvents") and s.get("ReadWriteType") == "All" for s in selectors)
-        if logging and every and trail.get("LogFileValidationEnabled"):
+        selectors = home.get_event_selectors(TrailName=trail["TrailARN"])
+        if logging and trail.get("LogFileValidationEnabled") and records_every_management_event(selectors):
             found.append(trail)
     assert found, (
         "no multi-region trail records every management event with logging and log file validation on: the audit "
@@ -256,6 +254,19 @@ def _trail(env: Environment) -> str:
     trail = found[0]
     key = f", log files encrypted with {trail['KmsKeyId'].rsplit('/', 1)[-1]}" if trail.get("KmsKeyId") else ""
     return f"{trail['Name']} (home {trail.get('HomeRegion')}) into {trail.get('S3BucketName')}{key}"
+
+
+def records_every_management_event(selectors: Mapping[str, Any]) -> bool:
+    """Basic selectors: management events, read and write; advanced: a selector of the management
+    category that filters nothing else (no readOnly, no eventSource exclusion)."""
+    basic = selectors.get("EventSelectors") or []
+    if any(s.get("IncludeManagementEvents") and s.get("ReadWriteType") == "All" for s in basic):
+        return True
+    for selector in selectors.get("AdvancedEventSelectors") or []:
+        fields = {f["Field"]: f for f in selector.get("FieldSelectors", [])}
+        if fields.get("eventCategory", {}).get("Equals") == ["Management"] and set(fields) == {"eventCategory"}:
+            return True
+    return False
 
 
 def trail_alert_check() -> Check:
@@ -270,14 +281,22 @@ def _trail_alert(env: Environment) -> str:
     region, prefix = env.primary_region, env.reader.stack_prefix
     cloudtrail = env.client("cloudtrail", region)
     name = f"{prefix}-audit"
+    before = _last_delivery(env)
     cloudtrail.stop_logging(Name=name)
     cloudtrail.start_logging(Name=name)  # logging back on at once: the rest of the run is recorded
-    fired = _delivered(env, rule_name(prefix, region, RULE_TRAIL_CHANGES), "StopLogging")
+    fired = _delivered(env, rule_name(prefix, region, RULE_TRAIL_CHANGES), "StopLogging", before)
     return f"StopLogging on {name} (then StartLogging); {fired}"
 
 
-def _delivered(env: Environment, rule: str, event_name: str) -> str:
-    mine = [d for d in env.audit_deliveries() if d["rule"] == rule and d["eventName"] == event_name]
+def _last_delivery(env: Environment) -> int:
+    return max((d["seq"] for d in env.audit_deliveries()), default=0)
+
+
+def _delivered(env: Environment, rule: str, event_name: str, since: int) -> str:
+    """What the rule delivered for the event made after delivery number ``since``."""
+    mine = [
+        d for d in env.audit_deliveries() if d["seq"] > since and d["rule"] == rule and d["eventName"] == event_name
+    ]
     assert mine, f"no rule named {rule} matched the {event_name} (is the rule deployed, and does it still match?)"
     last = mine[-1]
     assert last["delivered"], f"{rule} matched but could not notify {last['target']}: {last['reason']}"

@@ -15,6 +15,7 @@ from moto.events.models import EventPattern
 
 from offline.emulator.cloudtrail import ruler_view
 from offline.emulator.server import EmulatedAws
+from offline.verification.audit import records_every_management_event
 
 REGION = "us-west-1"
 CONTEXT = {"purpose": "mrk-toolkit:record", "table": "records", "schema": "1", "item": "rec-42"}
@@ -119,3 +120,33 @@ def test_moto_still_needs_the_array_of_objects_view() -> None:
     event = {"detail": {"resources": [{"ARN": "arn:other"}, {"ARN": "arn:k", "type": "AWS::KMS::Key"}]}}
     assert not pattern.matches_event(event)
     assert pattern.matches_event(ruler_view(event))
+
+
+@pytest.mark.parametrize(
+    ("selectors", "expected"),
+    [
+        ({"EventSelectors": [{"IncludeManagementEvents": True, "ReadWriteType": "All"}]}, True),
+        ({"EventSelectors": [{"IncludeManagementEvents": True, "ReadWriteType": "WriteOnly"}]}, False),
+        (
+            {"AdvancedEventSelectors": [{"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}]}]},
+            True,
+        ),
+        (
+            {
+                "AdvancedEventSelectors": [
+                    {
+                        "FieldSelectors": [
+                            {"Field": "eventCategory", "Equals": ["Management"]},
+                            {"Field": "readOnly", "Equals": ["false"]},
+                        ]
+                    }
+                ]
+            },
+            False,
+        ),
+    ],
+    ids=["all", "write-only", "advanced-all", "advanced-write-only"],
+)
+def test_a_trail_the_alerts_can_rely_on_records_reads_too(selectors: dict, expected: bool) -> None:
+    """The read-only events (Decrypt, GenerateDataKey) reach the rules only from such a trail."""
+    assert records_every_management_event(selectors) is expected

@@ -10,7 +10,9 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_cloudtrail as cloudtrail
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
@@ -367,3 +369,50 @@ def test_toolkit_app_has_zero_findings(overrides: dict[str, Any]) -> None:
     report = MrkToolkitChecks(verbose=True).validate_scope(synthesized.stacks.table.node.root)
     assert [(v.rule_name, v.description) for v in report.violations] == []
     assert report.success
+
+
+# -- the audit rules and trail ---------------------------------------------------------------------
+def _use_pattern(*names: Any) -> dict[str, Any]:
+    return {"source": ["aws.kms"], "detail": {"eventName": list(names)}}
+
+
+@pytest.fixture(scope="module")
+def audit_findings() -> Findings:
+    app = new_app()
+    good, bad = cdk.Stack(app, "Good", env=env("us-east-2")), cdk.Stack(app, "Bad", env=env("us-east-2"))
+    all_events = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
+    events.CfnRule(good, "Uses", event_pattern=_use_pattern("Decrypt"), state=all_events)
+    events.CfnRule(good, "Admin", event_pattern=_use_pattern("PutKeyPolicy"), state="ENABLED")
+    events.CfnRule(bad, "Uses", event_pattern=_use_pattern("PutKeyPolicy", "Decrypt"), state="ENABLED")
+    events.CfnRule(bad, "Describe", event_pattern=_use_pattern("DescribeKey"))
+    events.CfnRule(bad, "Filter", event_pattern=_use_pattern({"anything-but": ["PutKeyPolicy"]}), state="ENABLED")
+    key = kms.CfnKey(good, "Key", key_policy=key_policy(), enable_key_rotation=True)
+    cloudtrail.CfnTrail(
+        good,
+        "Trail",
+        is_logging=True,
+        s3_bucket_name="b",
+        is_multi_region_trail=True,
+        enable_log_file_validation=True,
+        include_global_service_events=True,
+        kms_key_id=key.attr_arn,
+    )
+    cloudtrail.CfnTrail(bad, "Trail", is_logging=True, s3_bucket_name="b", is_multi_region_trail=False)
+    return run_pack(app)
+
+
+def test_rules_receiving_read_only_events_and_a_complete_trail_pass(audit_findings: Findings) -> None:
+    assert on(audit_findings, "Good") == {}
+
+
+def test_a_rule_that_cannot_receive_its_read_only_events_is_a_finding(audit_findings: Findings) -> None:
+    bad = on(audit_findings, "Bad")
+    assert bad["MrkToolkit-AUD1[Decrypt]"] == ["Bad/Uses"]
+    assert bad["MrkToolkit-AUD1[DescribeKey]"] == ["Bad/Describe"]
+    assert bad["MrkToolkit-AUD1[Filter]"] == ["Bad/Filter"]
+
+
+def test_a_single_region_trail_without_validation_or_key_is_a_finding(audit_findings: Findings) -> None:
+    bad = on(audit_findings, "Bad")
+    for missing in ("IsMultiRegionTrail", "EnableLogFileValidation", "IncludeGlobalServiceEvents", "KMSKeyId"):
+        assert bad[f"MrkToolkit-AUD2[{missing}]"] == ["Bad/Trail"], missing
