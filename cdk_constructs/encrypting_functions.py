@@ -39,11 +39,13 @@ from lambda_src.record_crypto.settings import (
     ENV_RECORD_STORE,
     ENV_SENSITIVE_FIELDS,
     ENV_TABLE_NAME,
+    ENV_TENANT_KEYS,
     ENV_UNSIGNED_ATTRIBUTES,
     PARTITION_KEY,
     STORE_AURORA_POSTGRESQL,
     SUITE_SIGNING,
     VERSION_ATTRIBUTE,
+    tenant_keys_environment,
 )
 
 
@@ -220,6 +222,7 @@ class EncryptingFunction(Construct):
         mrk_arn: str,
         kms_action: str,
         encryption_context: Mapping[str, str],
+        tenant_key_arns: Sequence[str] = (),
         table_arn: str,
         table_actions: tuple[str, ...],
         log_retention_days: int,
@@ -261,6 +264,7 @@ class EncryptingFunction(Construct):
             roles=[self.role],
             statements=[
                 _key_statement(kms_action, mrk_arn, encryption_context),
+                *_tenant_key_statements(kms_action, tenant_key_arns, encryption_context),
                 *store_statements,
                 own_log_group(self.log_group),
             ],
@@ -354,6 +358,23 @@ def _key_statement(action: str, key_arn: str, encryption_context: Mapping[str, s
     )
 
 
+def _tenant_key_statements(
+    action: str, key_arns: Sequence[str], encryption_context: Mapping[str, str]
+) -> list[iam.PolicyStatement]:
+    """The same action on this region's tenant keys, named one by one; each key's own policy
+    further requires its tenant in the encryption context (none without tenants)."""
+    if not key_arns:
+        return []
+    return [
+        iam.PolicyStatement(
+            sid="LocalTenantKeys",
+            actions=[action],
+            resources=list(key_arns),
+            conditions={"StringEquals": {f"kms:EncryptionContext:{k}": v for k, v in encryption_context.items()}},
+        )
+    ]
+
+
 def _table_statements(
     table_arn: str, actions: tuple[str, ...], readable_attributes: tuple[str, ...]
 ) -> list[iam.PolicyStatement]:
@@ -400,7 +421,9 @@ class EncryptingFunctions(Construct):
     """The writer and the reader of one region.
 
     Props (keyword-only): ``table_name`` (the local replica's name, same in every region);
-    ``mrk_arn`` (the multi-region key's ARN in this region); ``encryption_context`` (the
+    ``mrk_arn`` (the multi-region key's ARN in this region); ``tenant_key_ids`` (with tenants:
+    every tenant -> its key's id where it exists in this region, else None; default None: no
+    tenants) and ``tenant_key_arns`` (this region's tenant keys); ``encryption_context`` (the
     pairs every KMS request carries; the same pairs condition the role policies);
     ``writer_role_path`` / ``reader_role_path``; ``crypto`` (``CryptoOptions``);
     ``code`` (one asset per stack, shared by both);
@@ -420,6 +443,8 @@ class EncryptingFunctions(Construct):
         table_name: str,
         mrk_arn: str,
         encryption_context: Mapping[str, str],
+        tenant_key_ids: Mapping[str, str | None] | None = None,
+        tenant_key_arns: Sequence[str] = (),
         writer_role_path: str,
         reader_role_path: str,
         crypto: CryptoOptions,
@@ -434,6 +459,8 @@ class EncryptingFunctions(Construct):
         stack = Stack.of(self)
         table_arn = stack.format_arn(service="dynamodb", resource="table", resource_name=table_name)
         environment = {ENV_TABLE_NAME: table_name, ENV_MRK_ARN: mrk_arn, **crypto.environment()}
+        if tenant_key_ids is not None:
+            environment[ENV_TENANT_KEYS] = tenant_keys_environment(tenant_key_ids)
         store = _store_props(database, environment)
         self.logs_key = LogsKey(self, "LogsKey", admin_arns=admin_arns, removal_policy=removal_policy)
         common = {
@@ -441,6 +468,7 @@ class EncryptingFunctions(Construct):
             "environment": environment,
             "mrk_arn": mrk_arn,
             "encryption_context": encryption_context,
+            "tenant_key_arns": tuple(tenant_key_arns),
             "table_arn": table_arn,
             "log_retention_days": log_retention_days,
             "reserved_concurrency": reserved_concurrency,

@@ -96,11 +96,13 @@ OPTIONAL_ENV_VARS: dict[str, str] = {
 TENANT_KEY = "tenant"  # the encryption-context key, the key tag and the session tag
 TENANT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 TENANT_ID_RULE = "1-32 characters from a-z 0-9 -, starting and ending with a letter or digit"
-# The functions carry every tenant's key id of their region in one environment variable, and Lambda
-# allows 4 KB of variables per function in all: 40 tenants with 32-character ids fit with room for the
-# others (tests/infra/test_tenants.py measures the synthesized environment at this limit). A SaaS with
-# more tenants wants hierarchical keys, not a KMS key per tenant (benchmarks/tenants.md).
-MAX_TENANTS = 40
+# The functions carry every tenant's key id of their region in one environment variable (74 bytes a
+# tenant with a 32-character id), and Lambda allows 4 KB of variables per function in all. Measured
+# (tests/infra/test_tenant_functions.py, ids of 32 characters, the Aurora store's host and secret counted
+# at 128 bytes): 40 tenants take 3346 bytes (DynamoDB) and 4017 (Aurora), too close to 4096; 35 leave
+# ~450 bytes for the variables still to come (the tenant-access role). A SaaS with more tenants wants
+# hierarchical keys, not a KMS key per tenant (README "Tenants").
+MAX_TENANTS = 35
 
 # A region name (us-east-2, us-gov-west-1, eu-isoe-west-1, eusc-de-east-1; numbers may reach two
 # digits) and an ARN partition: the one pattern of each (tests/runtime/test_settings.py holds them
