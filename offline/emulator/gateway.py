@@ -130,6 +130,13 @@ class MotoState:
         except (KeyError, TypeError, AttributeError):
             return None
 
+    def key_tags(self, account: str, region: str, key_id: str) -> dict[str, str]:
+        """A key's tags as condition keys: ``aws:ResourceTag/<key>`` -> value."""
+        from moto.kms.models import kms_backends
+
+        tags = kms_backends[account][region].list_resource_tags(key_id).get("Tags", [])
+        return {f"aws:ResourceTag/{t['TagKey']}": t["TagValue"] for t in tags}
+
     def secret_key(self, account: str, region: str, secret_arn: str) -> tuple[bool, str | None]:
         """(the secret exists, the KMS key that encrypts it: None for the AWS managed key)."""
         from moto.secretsmanager.models import secretsmanager_backends
@@ -291,6 +298,8 @@ class Gateway:
         key = self.state.key(identity.account, region, resource)
         if key is None:
             return Decision(True, "no such key: KMS answers NotFound")
+        # KMS authorizes key use with the key's tags (aws:ResourceTag/*, e.g. a tenant key's "tenant").
+        context = {**context, **self.state.key_tags(identity.account, region, key.id)}
         request = Request(identity.caller, action, key.arn, context)
         return authorize(
             request,
