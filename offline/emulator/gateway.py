@@ -134,7 +134,8 @@ class MotoState:
         """A key's tags as condition keys: ``aws:ResourceTag/<key>`` -> value."""
         from moto.kms.models import kms_backends
 
-        tags = kms_backends[account][region].list_resource_tags(key_id).get("Tags", [])
+        backend = kms_backends[account][region]
+        tags = backend.list_resource_tags(backend.any_id_to_key_id(key_id)).get("Tags", [])
         return {f"aws:ResourceTag/{t['TagKey']}": t["TagValue"] for t in tags}
 
     def secret_key(self, account: str, region: str, secret_arn: str) -> tuple[bool, str | None]:
@@ -299,7 +300,7 @@ class Gateway:
         if key is None:
             return Decision(True, "no such key: KMS answers NotFound")
         # KMS authorizes key use with the key's tags (aws:ResourceTag/*, e.g. a tenant key's "tenant").
-        context = {**context, **self.state.key_tags(identity.account, region, key.id)}
+        context = {**context, **self.state.key_tags(identity.account, region, key.arn)}
         request = Request(identity.caller, action, key.arn, context)
         return authorize(
             request,
