@@ -69,6 +69,8 @@ class Environment(Protocol):
     @property
     def store(self) -> str: ...  # "dynamodb" or "aurora-postgresql"
     @property
+    def tenant_regions(self) -> Mapping[str, tuple[str, ...]]: ...  # tenant -> regions of its key ({}: none)
+    @property
     def table_name(self) -> str: ...
     @property
     def function_names(self) -> Mapping[tuple[str, str], str]: ...  # (region, "writer"|"reader") -> name

@@ -36,6 +36,7 @@ from offline.verification.checks import Capability, Invocation, NotApplicable, R
 from offline.verification.invariants import DeployedReader
 from offline.verification.probes import KmsProbes
 from offline.verification.scenario import run_main_job
+from offline.verification.tenants import tenant_regions
 from stacks.synthesize import synthesize
 
 # Function settings that say which config is tested (the suite, the cache), shown in the header.
@@ -66,6 +67,10 @@ class EmulatedEnvironment:
     @property
     def store(self) -> str:
         return AURORA if self.deployment.aurora is not None else DYNAMODB
+
+    @property
+    def tenant_regions(self) -> dict[str, tuple[str, ...]]:
+        return tenant_regions({f.region: f.environment for f in self.deployment.functions if f.kind == "reader"})
 
     @property
     def capabilities(self) -> frozenset[Capability]:
