@@ -40,10 +40,12 @@ from lambda_src.record_crypto.settings import (
     ENV_SENSITIVE_FIELDS,
     ENV_TABLE_NAME,
     ENV_TENANT_KEYS,
+    ENV_TENANT_ROLE_ARN,
     ENV_UNSIGNED_ATTRIBUTES,
     PARTITION_KEY,
     STORE_AURORA_POSTGRESQL,
     SUITE_SIGNING,
+    TENANT_KEY,
     VERSION_ATTRIBUTE,
     tenant_keys_environment,
 )
@@ -264,20 +266,79 @@ class EncryptingFunction(Construct):
             roles=[self.role],
             statements=[
                 _key_statement(kms_action, mrk_arn, encryption_context),
-                *_tenant_key_statements(kms_action, tenant_key_arns, encryption_context),
+                *self._tenant_access(construct_id, role_path, kms_action, tenant_key_arns, encryption_context),
                 *store_statements,
                 own_log_group(self.log_group),
             ],
         )
         self.tracing_policy = self._tracing_policy(construct_id, role_path)
+        tenant_role = {ENV_TENANT_ROLE_ARN: self.tenant_role.role_arn} if self.tenant_role is not None else {}
         self.function = self._function(
             description=description,
             handler=handler,
             code=code,
-            environment=environment,
+            environment={**environment, **tenant_role},
             reserved_concurrency=reserved_concurrency,
             network=self._network(database, role_path),
         )
+
+    def _tenant_access(
+        self,
+        construct_id: str,
+        role_path: str,
+        action: str,
+        key_arns: Sequence[str],
+        encryption_context: Mapping[str, str],
+    ) -> list[iam.PolicyStatement]:
+        """With tenant keys in this region: the tenant-access role (``tenant_role``), which the
+        function assumes with the session tag ``tenant`` and which may use a tenant key only where
+        the key's tag and the encryption context name the session's tenant; returns what the
+        function's own role needs for it (none without tenant keys here)."""
+        self.tenant_role: iam.Role | None = None
+        if not key_arns:
+            return []
+        self.tenant_role = iam.Role(
+            self,
+            "TenantRole",
+            assumed_by=iam.SessionTagsPrincipal(iam.ArnPrincipal(self.role.role_arn)).with_conditions(
+                {
+                    "ForAllValues:StringEquals": {"aws:TagKeys": [TENANT_KEY]},
+                    "Null": {f"aws:RequestTag/{TENANT_KEY}": "false"},
+                }
+            ),
+            path=role_path,
+            max_session_duration=Duration.hours(1),
+            description=f"{construct_id}: one tenant's session (session tag {TENANT_KEY}) with that tenant's key",
+        )
+        tenant = f"${{aws:PrincipalTag/{TENANT_KEY}}}"
+        iam.ManagedPolicy(
+            self,
+            "TenantAccessPolicy",
+            description=f"{construct_id}: the session's tenant's key only, with that tenant's context",
+            path=role_path,
+            roles=[self.tenant_role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="SessionTenantKeyOnly",
+                    actions=[action],
+                    resources=list(key_arns),
+                    conditions={
+                        "StringEquals": {
+                            f"aws:ResourceTag/{TENANT_KEY}": tenant,
+                            f"kms:EncryptionContext:{TENANT_KEY}": tenant,
+                            **{f"kms:EncryptionContext:{k}": v for k, v in encryption_context.items()},
+                        }
+                    },
+                )
+            ],
+        )
+        return [
+            iam.PolicyStatement(
+                sid="AssumeTenantRoleWithTenantTag",
+                actions=["sts:AssumeRole", "sts:TagSession"],
+                resources=[self.tenant_role.role_arn],
+            )
+        ]
 
     def _function(
         self,
@@ -356,23 +417,6 @@ def _key_statement(action: str, key_arn: str, encryption_context: Mapping[str, s
         resources=[key_arn],
         conditions={"StringEquals": {f"kms:EncryptionContext:{k}": v for k, v in encryption_context.items()}},
     )
-
-
-def _tenant_key_statements(
-    action: str, key_arns: Sequence[str], encryption_context: Mapping[str, str]
-) -> list[iam.PolicyStatement]:
-    """The same action on this region's tenant keys, named one by one; each key's own policy
-    further requires its tenant in the encryption context (none without tenants)."""
-    if not key_arns:
-        return []
-    return [
-        iam.PolicyStatement(
-            sid="LocalTenantKeys",
-            actions=[action],
-            resources=list(key_arns),
-            conditions={"StringEquals": {f"kms:EncryptionContext:{k}": v for k, v in encryption_context.items()}},
-        )
-    ]
 
 
 def _table_statements(

@@ -368,6 +368,9 @@ class Provisioner(ResourceLifecycle):
         self.client("kms", stack.region).put_key_policy(
             KeyId=replica["KeyId"], PolicyName="default", Policy=json.dumps(p["KeyPolicy"])
         )
+        if tags := _kms_tags(p):
+            # moto's ReplicateKey drops Tags; KMS tags the replica with them (tags are per key, not shared).
+            self.client("kms", stack.region).tag_resource(KeyId=replica["KeyId"], **tags)
         d.keys[f"{stack.name}/{lid}"] = {"Arn": replica["Arn"], "KeyId": replica["KeyId"], "Region": stack.region}
         return replica["KeyId"], {"Arn": replica["Arn"], "KeyId": replica["KeyId"]}
 

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from record_crypto.settings import ENV_MRK_ARN, ENV_REGION, ENV_TENANT_KEYS, MAX_TENANTS, Settings
+from record_crypto.settings import ENV_MRK_ARN, ENV_REGION, ENV_TENANT_KEYS, MAX_TENANTS, TENANT_KEY, Settings
 
 from tests.infra.conftest import AURORA
 from tests.infra.helpers import actions, iam_policy_documents, resources, stack_output_ref, statements
@@ -30,6 +30,9 @@ def resolved(region: str, value: Any, refs: list[dict[str, Any]]) -> str:
         return sep.join(resolved(region, p, refs) for p in parts)
     if value == {"Ref": "AWS::Partition"}:
         return "aws"
+    if "Fn::GetAtt" in value and "TenantRole" in value["Fn::GetAtt"][0]:
+        # As CloudFormation names it: path, then <stack>-<logical id prefix>-<suffix>, 64 at most.
+        return f"arn:aws:iam::{ACCOUNT}:role/MrkToolkit/writer/" + "r" * 64
     if "Fn::GetAtt" in value or "Ref" in value:
         return "h" * OTHER_VALUE_BYTES  # the Aurora store's host and secret: generous upper bounds
     ref = stack_output_ref(value)
@@ -73,22 +76,47 @@ def test_tenant_keys_name_every_tenant_and_only_this_regions_keys(tenants_app: S
         assert {r["StackName"] for r in refs} <= {key.node.scope.stack_name for key in keys_here.values()}  # type: ignore[union-attr]
 
 
-def test_roles_may_use_this_regions_tenant_keys_only(tenants_app: Synthesized) -> None:
+def _statements(tpl: dict[str, Any], sid: str) -> list[dict[str, Any]]:
+    return [s for _, doc in iam_policy_documents(tpl) for s in statements(doc) if s.get("Sid") == sid]
+
+
+def test_only_the_tenant_roles_use_tenant_keys_and_only_for_the_sessions_tenant(tenants_app: Synthesized) -> None:
     app = tenants_app
+    variable = f"${{aws:PrincipalTag/{TENANT_KEY}}}"
     for region, stack in app.stacks.functions.items():
         tpl = app.raw(stack)
-        tenant_statements = [
-            s for _, doc in iam_policy_documents(tpl) for s in statements(doc) if s.get("Sid") == "LocalTenantKeys"
-        ]
-        assert len(tenant_statements) == 2  # the writer's and the reader's
-        assert {a for s in tenant_statements for a in actions(s)} == {"kms:GenerateDataKey", "kms:Decrypt"}
-        for stmt in tenant_statements:
+        scoped = _statements(tpl, "SessionTenantKeyOnly")
+        assert len(scoped) == 2, region  # the writer's tenant role and the reader's
+        assert {a for s in scoped for a in actions(s)} == {"kms:GenerateDataKey", "kms:Decrypt"}
+        for stmt in scoped:
             arns = stmt["Resource"] if isinstance(stmt["Resource"], list) else [stmt["Resource"]]
             assert len(arns) == len(app.config.tenants_in(region)), region
-            for arn in arns:
-                ref = stack_output_ref(arn)
-                assert ref is not None and ref["Region"] == region, arn
-            assert stmt["Condition"]["StringEquals"]["kms:EncryptionContext:table"] == app.config.table_name
+            assert all((ref := stack_output_ref(arn)) is not None and ref["Region"] == region for arn in arns)
+            equals = stmt["Condition"]["StringEquals"]
+            assert equals[f"aws:ResourceTag/{TENANT_KEY}"] == variable
+            assert equals[f"kms:EncryptionContext:{TENANT_KEY}"] == variable
+            assert equals["kms:EncryptionContext:table"] == app.config.table_name
+        # The functions' own roles: no tenant key, only their tenant role, with the tag.
+        tenant_key_refs = [s for s in statements_using_tenant_keys(tpl) if s.get("Sid") != "SessionTenantKeyOnly"]
+        assert tenant_key_refs == [], region
+        assume = _statements(tpl, "AssumeTenantRoleWithTenantTag")
+        assert len(assume) == 2 and all(actions(s) == {"sts:AssumeRole", "sts:TagSession"} for s in assume)
+        for role in resources(tpl, "AWS::IAM::Role").values():
+            trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+            if any("sts:TagSession" in json.dumps(t) for t in trust):
+                (stmt,) = trust
+                assert stmt["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"] == [TENANT_KEY]
+                assert stmt["Condition"]["Null"][f"aws:RequestTag/{TENANT_KEY}"] == "false"
+                assert "Fn::GetAtt" in json.dumps(stmt["Principal"])  # the function's own role, no other
+
+
+def statements_using_tenant_keys(tpl: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for _, doc in iam_policy_documents(tpl):
+        for stmt in statements(doc):
+            if actions(stmt) & {"kms:GenerateDataKey", "kms:Decrypt"} and "TenantKeys-" in json.dumps(stmt):
+                out.append(stmt)
+    return out
 
 
 def test_without_tenants_the_functions_have_no_tenant_keys(default_app: Synthesized) -> None:
