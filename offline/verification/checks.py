@@ -38,6 +38,7 @@ class Capability(StrEnum):
     ROTATE_AT_WILL = "rotate the key on demand at will (AWS allows 10 on-demand rotations per key, for life)"
     DATABASE_SESSIONS = "open SQL sessions on each region's database (the master user's, the functions' roles')"
     DATABASE_SERVERS = "stop, kill and promote each region's database server"
+    TENANT_SESSIONS = "act as a function's role and take a tenant's session of its tenant-access role"
 
 
 class NotApplicable(Exception):
@@ -70,6 +71,8 @@ class Environment(Protocol):
     def store(self) -> str: ...  # "dynamodb" or "aurora-postgresql"
     @property
     def tenant_regions(self) -> Mapping[str, tuple[str, ...]]: ...  # tenant -> regions of its key ({}: none)
+    def tenant_session_kms(self, region: str, kind: str, tenant: str) -> tuple[Any, dict[str, str]]: ...
+    # TENANT_SESSIONS: (a KMS client under that function's tenant session, tenant -> key ARN in the region)
     @property
     def table_name(self) -> str: ...
     @property

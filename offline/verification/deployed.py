@@ -156,6 +156,9 @@ class DeployedEnvironment:
             for (region, kind), name in self.function_names.items()
         }
 
+    def tenant_session_kms(self, region: str, kind: str, tenant: str) -> tuple[Any, dict[str, str]]:
+        raise NotApplicable(Capability.TENANT_SESSIONS)  # an operator is not the function's role
+
     @cached_property
     def tenant_regions(self) -> dict[str, tuple[str, ...]]:
         """Tenant -> the regions of its key, from the deployed readers' TENANT_KEYS."""

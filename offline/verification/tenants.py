@@ -15,7 +15,7 @@ from typing import Any
 from lambda_src.record_crypto.errors import TenantMismatch, TenantNotInRegion, UnknownTenant
 from lambda_src.record_crypto.settings import ENV_TENANT_KEYS, TENANT_KEY
 from offline.verification.basics import Run, error_type, no_plaintext, read_until_replicated
-from offline.verification.checks import Check, Environment, NamedCheck, check
+from offline.verification.checks import Capability, Check, Environment, NamedCheck, check
 
 
 def tenant_regions(environments: Mapping[str, Mapping[str, str]]) -> dict[str, tuple[str, ...]]:
@@ -44,6 +44,13 @@ def tenant_checks(run: Run, env: Environment) -> list[Check | NamedCheck]:
         out.append(check("a record of one tenant read as another is refused", partial(_crossed, written)))
     out.append(check("a tenant's record outside its regions is there, and refused", partial(_outside, written)))
     out.append(check("an unknown tenant is a 400 naming it", _unknown))
+    out.append(
+        check(
+            "a function holding one tenant's session is refused KMS for another tenant's key and context",
+            _session_bound,
+            Capability.TENANT_SESSIONS,
+        )
+    )
     return out
 
 
@@ -111,3 +118,31 @@ def _unknown(env: Environment) -> str:
     assert error_type(inv) == UnknownTenant.type and inv.result["error"]["status"] == 400, str(inv.result)[:200]
     assert "no-such-tenant" in inv.result["error"]["message"]
     return f"{UnknownTenant.type} (400) naming the tenant"
+
+
+def _session_bound(env: Environment) -> str:
+    """Per region with two tenant keys or more, as the writer's role: the tenant's session may make a
+    data key with its key and its context, and is refused another tenant's key or context."""
+    seen = []
+    for region in (env.primary_region, *env.replica_regions):
+        here = [t for t, regions in env.tenant_regions.items() if region in regions]
+        if len(here) < 2:
+            continue
+        tenant, other = here[0], here[1]
+        kms, keys = env.tenant_session_kms(region, "writer", tenant)
+        context = {**(env.observed_context() or {}), TENANT_KEY: tenant}
+        kms.generate_data_key(KeyId=keys[tenant], KeySpec="AES_256", EncryptionContext=context)
+        for key, ctx in (
+            (keys[other], {**context, TENANT_KEY: other}),
+            (keys[other], context),
+            (keys[tenant], {**context, TENANT_KEY: other}),
+        ):
+            try:
+                kms.generate_data_key(KeyId=key, KeySpec="AES_256", EncryptionContext=ctx)
+            except Exception as error:  # botocore ClientError
+                assert "AccessDenied" in type(error).__name__ or "AccessDenied" in str(error), str(error)[:200]
+            else:
+                raise AssertionError(f"{tenant}'s session in {region} made a data key with {key} for {ctx[TENANT_KEY]}")
+        seen.append(f"{tenant}'s session in {region}: own key ok; {other}'s key or context refused")
+    assert seen, "no region holds two tenants' keys: nothing to cross"
+    return "; ".join(seen)

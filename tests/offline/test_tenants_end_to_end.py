@@ -32,6 +32,8 @@ def test_three_tenants_end_to_end(tmp_path: Path) -> None:
     outside = details["a tenant's record outside its regions is there, and refused"]
     for where in ("globex in us-east-2", "globex in eu-west-1", "initech in us-west-1"):
         assert where in outside
+    bound = details["a function holding one tenant's session is refused KMS for another tenant's key and context"]
+    assert "acme's session in us-east-2: own key ok; initech's key or context refused" in bound
 
 
 def test_tenant_regions_come_from_the_readers_tenant_keys() -> None:
