@@ -38,11 +38,15 @@ from lambda_src.record_crypto.settings import (
     ENV_RECORD_STORE,
     ENV_SENSITIVE_FIELDS,
     ENV_TABLE_NAME,
+    ENV_TENANT_KEYS,
+    ENV_TENANT_ROLE_ARN,
     ENV_UNSIGNED_ATTRIBUTES,
     PARTITION_KEY,
     STORE_AURORA_POSTGRESQL,
     SUITE_SIGNING,
+    TENANT_KEY,
     VERSION_ATTRIBUTE,
+    tenant_keys_environment,
 )
 
 
@@ -217,6 +221,7 @@ class EncryptingFunction(Construct):
         mrk_arn: str,
         kms_action: str,
         encryption_context: Mapping[str, str],
+        tenant_key_arns: Sequence[str] = (),
         table_arn: str,
         table_actions: tuple[str, ...],
         log_retention_days: int,
@@ -258,19 +263,79 @@ class EncryptingFunction(Construct):
             roles=[self.role],
             statements=[
                 _key_statement(kms_action, mrk_arn, encryption_context),
+                *self._tenant_access(construct_id, role_path, kms_action, tenant_key_arns, encryption_context),
                 *store_statements,
                 own_log_group(self.log_group),
             ],
         )
         self.tracing_policy = self._tracing_policy(construct_id, role_path)
+        tenant_role = {ENV_TENANT_ROLE_ARN: self.tenant_role.role_arn} if self.tenant_role is not None else {}
         self.function = self._function(
             description=description,
             handler=handler,
             code=code,
-            environment=environment,
+            environment={**environment, **tenant_role},
             reserved_concurrency=reserved_concurrency,
             network=self._network(database, role_path),
         )
+
+    def _tenant_access(
+        self,
+        construct_id: str,
+        role_path: str,
+        action: str,
+        key_arns: Sequence[str],
+        encryption_context: Mapping[str, str],
+    ) -> list[iam.PolicyStatement]:
+        """With tenant keys in this region: the tenant-access role (``tenant_role``), which the
+        function assumes with the session tag ``tenant`` and which may use a tenant key only where
+        the key's tag and the encryption context name the session's tenant; returns what the
+        function's own role needs for it (none without tenant keys here)."""
+        self.tenant_role: iam.Role | None = None
+        if not key_arns:
+            return []
+        self.tenant_role = iam.Role(
+            self,
+            "TenantRole",
+            assumed_by=iam.SessionTagsPrincipal(iam.ArnPrincipal(self.role.role_arn)).with_conditions(
+                {
+                    "ForAllValues:StringEquals": {"aws:TagKeys": [TENANT_KEY]},
+                    "Null": {f"aws:RequestTag/{TENANT_KEY}": "false"},
+                }
+            ),
+            path=role_path,
+            max_session_duration=Duration.hours(1),
+            description=f"{construct_id}: one tenant's session (session tag {TENANT_KEY}) with that tenant's key",
+        )
+        tenant = f"${{aws:PrincipalTag/{TENANT_KEY}}}"
+        iam.ManagedPolicy(
+            self,
+            "TenantAccessPolicy",
+            description=f"{construct_id}: the session's tenant's key only, with that tenant's context",
+            path=role_path,
+            roles=[self.tenant_role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="SessionTenantKeyOnly",
+                    actions=[action],
+                    resources=list(key_arns),
+                    conditions={
+                        "StringEquals": {
+                            f"aws:ResourceTag/{TENANT_KEY}": tenant,
+                            f"kms:EncryptionContext:{TENANT_KEY}": tenant,
+                            **{f"kms:EncryptionContext:{k}": v for k, v in encryption_context.items()},
+                        }
+                    },
+                )
+            ],
+        )
+        return [
+            iam.PolicyStatement(
+                sid="AssumeTenantRoleWithTenantTag",
+                actions=["sts:AssumeRole", "sts:TagSession"],
+                resources=[self.tenant_role.role_arn],
+            )
+        ]
 
     def _function(
         self,
@@ -397,7 +462,9 @@ class EncryptingFunctions(Construct):
     """The writer and the reader of one region.
 
     Props (keyword-only): ``table_name`` (the local replica's name, same in every region);
-    ``mrk_arn`` (the multi-region key's ARN in this region); ``encryption_context`` (the
+    ``mrk_arn`` (the multi-region key's ARN in this region); ``tenant_key_ids`` (with tenants:
+    every tenant -> its key's id where it exists in this region, else None; default None: no
+    tenants) and ``tenant_key_arns`` (this region's tenant keys); ``encryption_context`` (the
     pairs every KMS request carries; the same pairs condition the role policies);
     ``writer_role_path`` / ``reader_role_path``; ``crypto`` (``CryptoOptions``);
     ``code`` (one asset per stack, shared by both);
@@ -417,6 +484,8 @@ class EncryptingFunctions(Construct):
         table_name: str,
         mrk_arn: str,
         encryption_context: Mapping[str, str],
+        tenant_key_ids: Mapping[str, str | None] | None = None,
+        tenant_key_arns: Sequence[str] = (),
         writer_role_path: str,
         reader_role_path: str,
         crypto: CryptoOptions,
@@ -431,6 +500,8 @@ class EncryptingFunctions(Construct):
         stack = Stack.of(self)
         table_arn = stack.format_arn(service="dynamodb", resource="table", resource_name=table_name)
         environment = {ENV_TABLE_NAME: table_name, ENV_MRK_ARN: mrk_arn, **crypto.environment()}
+        if tenant_key_ids is not None:
+            environment[ENV_TENANT_KEYS] = tenant_keys_environment(tenant_key_ids)
         store = _store_props(database, environment)
         self.logs_key = LogsKey(self, "LogsKey", admin_arns=admin_arns, removal_policy=removal_policy)
         common = {
@@ -438,6 +509,7 @@ class EncryptingFunctions(Construct):
             "environment": environment,
             "mrk_arn": mrk_arn,
             "encryption_context": encryption_context,
+            "tenant_key_arns": tuple(tenant_key_arns),
             "table_arn": table_arn,
             "log_retention_days": log_retention_days,
             "reserved_concurrency": reserved_concurrency,

@@ -103,6 +103,13 @@ def mrk_key_policy(
     return iam.PolicyDocument(statements=statements)
 
 
+def _description_and_tags(tenant: str | None) -> tuple[str, list[CfnTag] | None]:
+    description = "Multi-region key for client-side (envelope) encryption of records"
+    if tenant is None:
+        return description, None  # the records key's template stays as it was
+    return f"{description} of tenant {tenant}", [CfnTag(key=TENANT_KEY, value=tenant)]
+
+
 class MultiRegionKey(Construct):
     """The multi-region key (MRK) in one region: the primary, or a replica of it.
 
@@ -123,7 +130,7 @@ class MultiRegionKey(Construct):
         ``tenant=<id>``, and ``users`` should be ``users.for_tenant(id)`` so that its key policy
         binds use to the tenant's encryption context.
 
-    Attributes: ``key_arn`` (the ARN in this region; same ``mrk-`` id everywhere),
+    Attributes: ``key_arn`` (the ARN in this region; same ``mrk-`` id everywhere), ``key_id``,
     ``cfn_key`` (``CfnKey`` or ``CfnReplicaKey``).
     """
 
@@ -158,11 +165,7 @@ class MultiRegionKey(Construct):
             replica_regions=replica_regions if self.is_primary else (),
             promotion_regions=promotion_regions,
         )
-        description = "Multi-region key for client-side (envelope) encryption of records"
-        if tenant is not None:
-            description += f" of tenant {tenant}"
-        # Only a tenant key is tagged: the records key's template stays as it was.
-        tags = [CfnTag(key=TENANT_KEY, value=tenant)] if tenant is not None else None
+        description, tags = _description_and_tags(tenant)
         self.cfn_key: kms.CfnKey | kms.CfnReplicaKey
         if primary_key_arn is None:
             key = kms.CfnKey(
@@ -195,5 +198,6 @@ class MultiRegionKey(Construct):
             self.cfn_key = replica
             self.key_arn = replica.attr_arn
             key_id = replica.attr_key_id
+        self.key_id: str = key_id
         self.cfn_key.apply_removal_policy(removal_policy)
         kms.CfnAlias(self, "Alias", alias_name=alias, target_key_id=key_id)

@@ -8,13 +8,14 @@ Cross-region values travel as weak references (``Fn::GetStackOutput``, see cdk.j
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks, PCIDSS321Checks
 
 from cdk_constructs.encrypting_functions import DatabaseAccess
 from cdk_constructs.isolated_network import IsolatedNetwork
+from cdk_constructs.multi_region_key import MultiRegionKey
 from cdk_constructs.nag_rules import MrkToolkitChecks
 from lambda_src.record_crypto.settings import STORE_AURORA_POSTGRESQL, STORE_DYNAMODB
 from stacks.audit_stack import AuditStack
@@ -44,10 +45,12 @@ class ToolkitStacks:
     # The regions homing a tenant key's primary (none without tenants).
     tenant_keys: dict[str, TenantKeysStack] = field(default_factory=dict)
 
+    def tenant_keys_in(self, region: str) -> dict[str, MultiRegionKey]:
+        """Tenant id -> its key in ``region``, for the tenants whose key exists there."""
+        return tenant_keys_in(self.tenant_keys, self.keys[region], region)
+
     def tenant_key_arns(self, region: str) -> dict[str, str]:
-        """Tenant id -> its key's ARN in ``region``, for the tenants whose key exists there."""
-        primaries = self.tenant_keys[region].tenant_key_arns if region in self.tenant_keys else {}
-        return dict(sorted({**primaries, **self.keys[region].tenant_key_arns}.items()))
+        return {tenant_id: key.key_arn for tenant_id, key in self.tenant_keys_in(region).items()}
 
     def all(self) -> list[cdk.Stack]:
         table = [self.table] if self.table is not None else []
@@ -61,6 +64,11 @@ class ToolkitStacks:
             *self.databases.values(),
             *self.functions.values(),
         ]
+
+
+def tenant_keys_in(tenant_keys: dict[str, TenantKeysStack], keys: KeysStack, region: str) -> dict[str, MultiRegionKey]:
+    primaries = tenant_keys[region].tenant_keys if region in tenant_keys else {}
+    return dict(sorted({**primaries, **keys.tenant_keys}.items()))
 
 
 def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
@@ -97,7 +105,7 @@ def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
         )
     audit = _audit_stack(app, config, env)
     if config.store == STORE_AURORA_POSTGRESQL:
-        return replace(_aurora_stacks(app, config, keys, env), audit=audit, tenant_keys=tenant_keys)
+        return replace(_aurora_stacks(app, config, keys, tenant_keys, env), audit=audit)
     table = TableStack(
         app,
         f"{prefix}-Table",
@@ -114,6 +122,7 @@ def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
             config=config,
             mrk_arn=keys[region].mrk_arn,
             store_key_arns=[arn for arn in (keys[region].table_key_arn,) if arn is not None],
+            tenant_keys=tenant_keys_in(tenant_keys, keys[region], region),
             env=env(region),
             description=f"{description}: writer and reader functions, {region}",
         )
@@ -151,8 +160,7 @@ def _tenant_keys_stacks(
                 key_users=key_users(config),
                 tenants=homed,
                 env=env(region),
-                description=f"{DESCRIPTION}: tenant keys (primaries) of {', '.join(t.tenant_id for t in homed)}, "
-                f"{region}",
+                description=f"{DESCRIPTION}: tenant keys (primaries) of {len(homed)} tenant(s), {region}",
             )
     return stacks
 
@@ -167,7 +175,11 @@ def _tenant_primary_arns(config: ToolkitConfig, tenant_keys: dict[str, TenantKey
 
 
 def _aurora_stacks(
-    app: cdk.App, config: ToolkitConfig, keys: dict[str, KeysStack], env: Callable[[str], cdk.Environment]
+    app: cdk.App,
+    config: ToolkitConfig,
+    keys: dict[str, KeysStack],
+    tenant_keys: dict[str, TenantKeysStack],
+    env: Callable[[str], cdk.Environment],
 ) -> ToolkitStacks:
     """Per region: network, database (the primary's first: it creates the global cluster), functions."""
     networks = {
@@ -182,10 +194,26 @@ def _aurora_stacks(
     }
     databases = _database_stacks(app, config, keys, networks, env)
     functions = {
-        region: _aurora_functions_stack(app, config, region, keys[region], networks[region].network, databases, env)
+        region: _aurora_functions_stack(
+            app,
+            config,
+            region,
+            keys[region],
+            networks[region].network,
+            databases,
+            env,
+            tenant_keys_in(tenant_keys, keys[region], region),
+        )
         for region in config.regions
     }
-    return ToolkitStacks(keys=keys, table=None, functions=functions, networks=networks, databases=databases)
+    return ToolkitStacks(
+        keys=keys,
+        table=None,
+        functions=functions,
+        networks=networks,
+        databases=databases,
+        tenant_keys=tenant_keys,
+    )
 
 
 def _database_stacks(
@@ -226,6 +254,7 @@ def _aurora_functions_stack(
     network: IsolatedNetwork,
     databases: dict[str, DatabaseStack],
     env: Callable[[str], cdk.Environment],
+    tenant_keys: dict[str, MultiRegionKey],
 ) -> FunctionsStack:
     """One region's functions, pointed at that region's cluster with their own secrets."""
     aurora, database = config.aurora, databases[region]
@@ -236,6 +265,7 @@ def _aurora_functions_stack(
         config=config,
         mrk_arn=keys.mrk_arn,
         store_key_arns=[arn for arn in (keys.storage_key_arn, keys.secrets_key_arn) if arn is not None],
+        tenant_keys=tenant_keys,
         database=DatabaseAccess(
             vpc=network.vpc,
             subnets=network.subnets,

@@ -504,7 +504,7 @@ def _regions(raw: Mapping[str, Any]) -> tuple[str, list[str]]:
 
 _TENANTS_FIX = (
     f"Fix it in cdk.json, or give the whole map on the command line: "
-    f"-c '{CONTEXT_PREFIX}tenants={{\"acme\": {{\"regions\": [\"us-east-2\"]}}}}'"
+    f'-c \'{CONTEXT_PREFIX}tenants={{"acme": {{"regions": ["us-east-2"]}}}}\''
 )
 
 
@@ -522,7 +522,7 @@ def _tenants(value: Any, deployment: tuple[str, ...]) -> tuple[TenantConfig, ...
         raise ConfigError(
             "tenants",
             f"<{len(value)} tenants>",
-            f"at most {MAX_TENANTS} tenants (a KMS key per tenant per region; see benchmarks/tenants.md "
+            f"at most {MAX_TENANTS} tenants (a KMS key per tenant per region; see the README's Tenants "
             f"for why and for what to use beyond)",
             _TENANTS_FIX,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk import Acknowledgment, CfnOutput, Stack, Validations
@@ -16,6 +17,7 @@ from cdk_constructs.encrypting_functions import (
     record_encryption_context,
 )
 from cdk_constructs.lambda_bundle import function_code
+from cdk_constructs.multi_region_key import MultiRegionKey
 from cdk_constructs.signals import (
     DYNAMODB_NAMESPACE,
     AlarmSpec,
@@ -41,15 +43,27 @@ class FunctionsStack(Stack):
         mrk_arn: str,
         database: DatabaseAccess | None = None,
         store_key_arns: Sequence[str] = (),
+        tenant_keys: Mapping[str, MultiRegionKey] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         cache = config.data_key_cache
+        # With tenants: every tenant, with its key here (or None where it has none).
+        tenant_key_ids = (
+            {
+                t.tenant_id: (tenant_keys or {})[t.tenant_id].key_id if t.tenant_id in (tenant_keys or {}) else None
+                for t in config.tenants
+            }
+            if config.tenants
+            else None
+        )
         self.functions = EncryptingFunctions(
             self,
             "Records",
             table_name=config.table_name,
             mrk_arn=mrk_arn,
+            tenant_key_ids=tenant_key_ids,
+            tenant_key_arns=[key.key_arn for key in (tenant_keys or {}).values()],
             encryption_context=record_encryption_context(config.table_name),
             writer_role_path=writer_role_path(config),
             reader_role_path=reader_role_path(config),

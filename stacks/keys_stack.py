@@ -64,12 +64,13 @@ class KeysStack(Stack):
             self._database_keys(config, common)
         CfnOutput(self, "RecordsKeyArn", value=self.mrk_arn, description="Multi-region key ARN in this region")
         tenants = {t.tenant_id: t for t in config.tenants}
-        self.tenant_key_arns: dict[str, str] = {
+        self.tenant_keys = {
             tenant_id: tenant_key(
                 self, config=config, key_users=key_users, tenant=tenants[tenant_id], primary_key_arn=arn
-            ).key_arn
+            )
             for tenant_id, arn in sorted((tenant_primary_arns or {}).items())
         }
+        self.tenant_key_arns = {tenant_id: key.key_arn for tenant_id, key in self.tenant_keys.items()}
 
     def _table_key(self, config: ToolkitConfig, common: dict[str, Any]) -> None:
         """The DynamoDB store: the table's SSE key."""

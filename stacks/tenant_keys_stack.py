@@ -52,7 +52,7 @@ def tenant_key(
 class TenantKeysStack(Stack):
     """The primaries of the tenant keys homed in this stack's region.
 
-    Attributes: ``tenant_key_arns`` (tenant id -> the primary's ARN).
+    Attributes: ``tenant_keys`` (tenant id -> the primary), ``tenant_key_arns`` (-> its ARN).
     """
 
     def __init__(
@@ -66,8 +66,8 @@ class TenantKeysStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.tenant_key_arns: dict[str, str] = {}
-        for tenant in tenants:
-            # A tenant of one region gets a multi-region key all the same: its regions may grow later.
-            key = tenant_key(self, config=config, key_users=key_users, tenant=tenant)
-            self.tenant_key_arns[tenant.tenant_id] = key.key_arn
+        # A tenant of one region gets a multi-region key all the same: its regions may grow later.
+        self.tenant_keys: dict[str, MultiRegionKey] = {
+            t.tenant_id: tenant_key(self, config=config, key_users=key_users, tenant=t) for t in tenants
+        }
+        self.tenant_key_arns = {tenant_id: key.key_arn for tenant_id, key in self.tenant_keys.items()}

@@ -17,10 +17,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import botocore.session
+from botocore.exceptions import ClientError
 
 from record_crypto.context import check_context, expected_context
 from record_crypto.envelope import RecordCipher
 from record_crypto.errors import (
+    AccessDenied,
     Internal,
     NotFound,
     RecordError,
@@ -55,6 +57,10 @@ from record_crypto.stores import RecordStore, store_for
 
 # Attempts of a write whose version another writer took meanwhile (re-read, re-encrypt, retry).
 WRITE_ATTEMPTS = 3
+# A tenant's session lasts an hour (the most a role assumed by a role may) and is renewed this long
+# before it ends, so no request runs on credentials about to expire.
+TENANT_SESSION_SECONDS = 3600
+TENANT_SESSION_RENEW_BEFORE_S = 300
 
 
 class MetricsSink(Protocol):
@@ -84,8 +90,9 @@ class RecordService:
             cache=settings.cache,
             botocore_session=session,
         )
-        # Per tenant, its key's cipher in this region (built on first use; tenants only).
-        self._tenant_ciphers: dict[str, RecordCipher] = {}
+        # Per tenant, its key's cipher in this region under that tenant's session, and when the
+        # session must be renewed (built on first use; tenants only).
+        self._tenant_ciphers: dict[str, tuple[RecordCipher, float]] = {}
         self.store = store or store_for(settings, session)
 
     @classmethod
@@ -106,24 +113,51 @@ class RecordService:
         any KMS or database call) where the tenant's key does not exist."""
         if tenant is None:
             return self.cipher
-        if tenant not in self._tenant_ciphers:
-            key_arn = (self.settings.tenant_keys or {}).get(tenant)
-            if key_arn is None:
-                raise TenantNotInRegion(
-                    f"tenant '{tenant}' has no key in {self.settings.region}: its records may not be decrypted "
-                    "(or written) in this region. Call a region of the tenant"
-                )
-            self._tenant_ciphers[tenant] = RecordCipher(
-                key_arn=key_arn,
-                algorithm_suite=self.settings.algorithm_suite,
-                cache=self.settings.cache,
-                botocore_session=self._session,
+        cached = self._tenant_ciphers.get(tenant)
+        if cached is not None and time.time() < cached[1]:
+            return cached[0]
+        key_arn = (self.settings.tenant_keys or {}).get(tenant)
+        if key_arn is None:
+            raise TenantNotInRegion(
+                f"tenant '{tenant}' has no key in {self.settings.region}: its records may not be decrypted "
+                "(or written) in this region. Call a region of the tenant"
             )
-        return self._tenant_ciphers[tenant]
+        session, renew_at = self._tenant_session(tenant)
+        cipher = RecordCipher(
+            key_arn=key_arn,
+            algorithm_suite=self.settings.algorithm_suite,
+            cache=self.settings.cache,
+            botocore_session=session,
+        )
+        self._tenant_ciphers[tenant] = (cipher, renew_at)
+        return cipher
+
+    def _tenant_session(self, tenant: str) -> tuple[botocore.session.Session, float]:
+        """The tenant's session: the tenant-access role assumed with the session tag ``tenant``, so that
+        KMS lets it use that tenant's key and context only; renewed before it expires. Without a
+        tenant-access role (tests, library use), the function's own credentials."""
+        role_arn = self.settings.tenant_role_arn
+        if role_arn is None:
+            return self._session, float("inf")
+        sts = self._session.create_client("sts", region_name=self.settings.region)
+        try:
+            credentials = sts.assume_role(
+                RoleArn=role_arn,
+                RoleSessionName=f"tenant-{tenant}",
+                DurationSeconds=TENANT_SESSION_SECONDS,
+                Tags=[{"Key": TENANT_KEY, "Value": tenant}],
+            )["Credentials"]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("AccessDenied", "AccessDeniedException"):
+                raise AccessDenied(f"the function may not take tenant '{tenant}'s session") from None
+            raise
+        session = botocore.session.Session()
+        session.set_credentials(credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials["SessionToken"])
+        return session, credentials["Expiration"].timestamp() - TENANT_SESSION_RENEW_BEFORE_S
 
     def _counters(self) -> tuple[int, ...]:
         """(KMS calls, throttles, cache hits) of every cipher of this container, summed."""
-        ciphers = (self.cipher, *self._tenant_ciphers.values())
+        ciphers = (self.cipher, *(cipher for cipher, _ in self._tenant_ciphers.values()))
         return tuple(sum(column) for column in zip(*(c.counters() for c in ciphers), strict=True))
 
     # -- operations ----------------------------------------------------------------------------

@@ -35,6 +35,9 @@ ENV_REGION = "AWS_REGION"  # set by the Lambda runtime
 # Tenants (unset or empty: no tenants): a JSON object, tenant id -> the id of the tenant's multi-region
 # key ("mrk-...", the same in every region) when the key exists in this function's region, else "".
 ENV_TENANT_KEYS = "TENANT_KEYS"
+# The tenant-access role of this function (tenants only): assumed per tenant with the session tag
+# "tenant"; unset, the function uses its own credentials (tests, library use).
+ENV_TENANT_ROLE_ARN = "TENANT_ROLE_ARN"
 # The store (docs/contract: /work/notes/aurora-contract.md; README "Aurora PostgreSQL store").
 ENV_RECORD_STORE = "RECORD_STORE"
 ENV_DB_HOST = "DB_HOST"
@@ -86,6 +89,7 @@ OPTIONAL_ENV_VARS: dict[str, str] = {
     ENV_DB_PORT: "5432",
     ENV_DB_PRIMARY_REGION: "",
     ENV_TENANT_KEYS: "",
+    ENV_TENANT_ROLE_ARN: "",
 }
 
 # Tenants (README "Tenants"): a tenant id is the encryption-context value, the KMS tag value, the
@@ -94,11 +98,13 @@ OPTIONAL_ENV_VARS: dict[str, str] = {
 TENANT_KEY = "tenant"  # the encryption-context key, the key tag and the session tag
 TENANT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 TENANT_ID_RULE = "1-32 characters from a-z 0-9 -, starting and ending with a letter or digit"
-# The functions carry every tenant's key id of their region in one environment variable, and Lambda
-# allows 4 KB of variables per function in all: 40 tenants with 32-character ids fit with room for the
-# others (tests/infra/test_tenants.py measures the synthesized environment at this limit). A SaaS with
-# more tenants wants hierarchical keys, not a KMS key per tenant (benchmarks/tenants.md).
-MAX_TENANTS = 40
+# The functions carry every tenant's key id of their region in one environment variable (74 bytes a
+# tenant with a 32-character id), and Lambda allows 4 KB of variables per function in all. Measured
+# (tests/infra/test_tenant_functions.py, ids of 32 characters, the Aurora store's host and secret counted
+# at 128 bytes, the tenant-access role's ARN at its longest): 35 tenants take 3104 bytes (DynamoDB) and
+# 3775 (Aurora); 40 would take 3474 and 4145, over the limit. A SaaS with more tenants wants
+# hierarchical keys, not a KMS key per tenant (README "Tenants").
+MAX_TENANTS = 35
 
 # A region name (us-east-2, us-gov-west-1, eu-isoe-west-1, eusc-de-east-1; numbers may reach two
 # digits) and an ARN partition: the one pattern of each (tests/runtime/test_settings.py holds them
@@ -184,6 +190,7 @@ class Settings:
     # None: no tenants (one key for every record). Else tenant id -> the ARN of its key in this
     # region, or None where the tenant's key does not exist (its records may not be decrypted here).
     tenant_keys: Mapping[str, str | None] | None = None
+    tenant_role_arn: str | None = None
 
     @property
     def store(self) -> str:
@@ -280,7 +287,18 @@ class Settings:
             max_record_bytes=max_record_bytes,
             database=_database(environ, get, region) if store == STORE_AURORA_POSTGRESQL else None,
             tenant_keys=_tenant_keys(get, mrk_arn),
+            tenant_role_arn=_role_arn(get, ENV_TENANT_ROLE_ARN) or None,
         )
+
+
+_ROLE_ARN = re.compile(rf"^arn:{PARTITION_PATTERN}:iam::\d{{12}}:role/[\w+=,.@/-]{{1,512}}$")
+
+
+def _role_arn(get, name: str) -> str:  # type: ignore[no-untyped-def]
+    value = str(get(name))
+    if value and not _ROLE_ARN.match(value):
+        raise ConfigurationError(name, value, "an IAM role ARN: arn:aws:iam::<account>:role/<path><name>")
+    return value
 
 
 def tenant_keys_environment(key_ids: Mapping[str, str | None]) -> str:

@@ -132,6 +132,14 @@ class MotoState:
         except (KeyError, TypeError, AttributeError):
             return None
 
+    def key_tags(self, account: str, region: str, key_id: str) -> dict[str, str]:
+        """A key's tags as condition keys: ``aws:ResourceTag/<key>`` -> value."""
+        from moto.kms.models import kms_backends
+
+        backend = kms_backends[account][region]
+        tags = backend.list_resource_tags(backend.any_id_to_key_id(key_id)).get("Tags", [])
+        return {f"aws:ResourceTag/{t['TagKey']}": t["TagValue"] for t in tags}
+
     def secret_key(self, account: str, region: str, secret_arn: str) -> tuple[bool, str | None]:
         """(the secret exists, the KMS key that encrypts it: None for the AWS managed key)."""
         from moto.secretsmanager.models import secretsmanager_backends
@@ -386,6 +394,8 @@ class Gateway:
         key = self.state.key(identity.account, region, resource)
         if key is None:
             return Decision(True, "no such key: KMS answers NotFound")
+        # KMS authorizes key use with the key's tags (aws:ResourceTag/*, e.g. a tenant key's "tenant").
+        context = {**context, **self.state.key_tags(identity.account, region, key.arn)}
         request = Request(identity.caller, action, key.arn, context)
         return authorize(
             request,

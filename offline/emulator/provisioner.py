@@ -337,6 +337,7 @@ class Provisioner(AuditResources, ResourceLifecycle):
             KeyUsage=p.get("KeyUsage", "ENCRYPT_DECRYPT"),
             KeySpec=p.get("KeySpec", "SYMMETRIC_DEFAULT"),
             MultiRegion=bool(p.get("MultiRegion", False)),
+            **_kms_tags(p),
         )["KeyMetadata"]
         if p.get("EnableKeyRotation"):
             period = {"RotationPeriodInDays": int(p["RotationPeriodInDays"])} if p.get("RotationPeriodInDays") else {}
@@ -362,11 +363,15 @@ class Provisioner(AuditResources, ResourceLifecycle):
             ReplicaRegion=stack.region,
             Policy=json.dumps(p["KeyPolicy"]),
             Description=p.get("Description", ""),
+            **_kms_tags(p),
         )["ReplicaKeyMetadata"]
         # moto copies the primary's key policy onto the replica: set the replica's own, as KMS does.
         self.client("kms", stack.region).put_key_policy(
             KeyId=replica["KeyId"], PolicyName="default", Policy=json.dumps(p["KeyPolicy"])
         )
+        if tags := _kms_tags(p):
+            # moto's ReplicateKey drops Tags; KMS tags the replica with them (tags are per key, not shared).
+            self.client("kms", stack.region).tag_resource(KeyId=replica["KeyId"], **tags)
         d.keys[f"{stack.name}/{lid}"] = {"Arn": replica["Arn"], "KeyId": replica["KeyId"], "Region": stack.region}
         return replica["KeyId"], {"Arn": replica["Arn"], "KeyId": replica["KeyId"]}
 
@@ -700,3 +705,9 @@ def _set_replica_key(account: str, region: str, arn: str, key: str | None) -> No
     if secret is not None and key:
         secret.kms_key_id = key
         secret.config["KmsKeyId"] = key
+
+
+def _kms_tags(p: dict[str, Any]) -> dict[str, Any]:
+    """A template's ``Tags`` as KMS takes them (tenant keys are tagged ``tenant``); nothing when untagged."""
+    tags = [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in p.get("Tags") or []]
+    return {"Tags": tags} if tags else {}

@@ -8,7 +8,7 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -49,14 +49,22 @@ def write(run: Run, env: Environment, tag: str) -> tuple[str, dict[str, Any], In
 
 
 def read_until_replicated(
-    env: Environment, region: str, item_id: str, *, min_version: int | None = None, deadline_s: float | None = None
+    env: Environment,
+    region: str,
+    item_id: str,
+    *,
+    min_version: int | None = None,
+    deadline_s: float | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Invocation:
     """Read ``item_id`` in ``region`` until replication has brought it (or the version asked for):
-    retried while the reader answers a retryable NotFound or StaleRecord, up to the deadline."""
+    retried while the reader answers a retryable NotFound or StaleRecord, up to the deadline.
+    ``extra``: more keys of the event (a deployment with tenants: ``tenant``)."""
     deadline_s = env.replication_deadline_s if deadline_s is None else deadline_s
     deadline = time.monotonic() + deadline_s
     delay = 0.1
     event: dict[str, Any] = {"id": item_id} if min_version is None else {"id": item_id, "min_version": min_version}
+    event |= dict(extra or {})
     while True:
         inv = env.invoke(region, "reader", event)
         error = inv.result.get("error", {})

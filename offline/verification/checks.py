@@ -41,6 +41,7 @@ class Capability(StrEnum):
     DATABASE_SERVERS = "stop, kill and promote each region's database server"
     AUDIT_ALERTS = "see at once what EventBridge delivered for the audit rules (on AWS: subscribe to the alarm topic)"
     ALTER_ITEMS = "alter stored test items as a table writer would (the readers' refusals fire the security alarms)"
+    TENANT_SESSIONS = "act as a function's role and take a tenant's session of its tenant-access role"
 
 
 # Capabilities a real account has unless the user turned them off: (why the check did not run).
@@ -75,6 +76,10 @@ class Environment(Protocol):
 
     @property
     def store(self) -> str: ...  # "dynamodb" or "aurora-postgresql"
+    @property
+    def tenant_regions(self) -> Mapping[str, tuple[str, ...]]: ...  # tenant -> regions of its key ({}: none)
+    def tenant_session_kms(self, region: str, kind: str, tenant: str) -> tuple[Any, dict[str, str]]: ...
+    # TENANT_SESSIONS: (a KMS client under that function's tenant session, tenant -> key ARN in the region)
     @property
     def table_name(self) -> str: ...
     @property

@@ -37,6 +37,7 @@ import boto3
 from offline.verification.aurora_scenario import DYNAMODB
 from offline.verification.checks import Capability, Invocation, NotApplicable
 from offline.verification.invariants import DeployedReader, required_context
+from offline.verification.tenants import tenant_regions
 
 
 class LambdaInvoker:
@@ -156,6 +157,22 @@ class DeployedEnvironment:
             (region, kind): self.client("lambda", region).get_function_configuration(FunctionName=name)["Role"]
             for (region, kind), name in self.function_names.items()
         }
+
+    def tenant_session_kms(self, region: str, kind: str, tenant: str) -> tuple[Any, dict[str, str]]:
+        raise NotApplicable(Capability.TENANT_SESSIONS)  # an operator is not the function's role
+
+    @cached_property
+    def tenant_regions(self) -> dict[str, tuple[str, ...]]:
+        """Tenant -> the regions of its key, from the deployed readers' TENANT_KEYS."""
+        environments = {
+            region: self.client("lambda", region)
+            .get_function_configuration(FunctionName=name)
+            .get("Environment", {})
+            .get("Variables", {})
+            for (region, kind), name in self.function_names.items()
+            if kind == "reader"
+        }
+        return tenant_regions(environments)
 
     @cached_property
     def reader(self) -> DeployedReader:

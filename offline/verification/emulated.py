@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
+
 from cloud_assembly.intrinsics import UnsupportedTemplate
 from cloud_assembly.reader import CloudAssembly, load_assembly
 from lambda_src.record_crypto.settings import (
@@ -22,7 +24,10 @@ from lambda_src.record_crypto.settings import (
     ENV_DB_SECRET_ARN,
     ENV_SENSITIVE_FIELDS,
     ENV_TABLE_NAME,
+    ENV_TENANT_KEYS,
+    ENV_TENANT_ROLE_ARN,
     SQL_IDENTIFIER,
+    TENANT_KEY,
 )
 from offline.emulator.deployment import Change, Deployment
 from offline.emulator.functions import FunctionHost
@@ -36,6 +41,7 @@ from offline.verification.checks import Capability, Invocation, NotApplicable, R
 from offline.verification.invariants import DeployedReader
 from offline.verification.probes import KmsProbes
 from offline.verification.scenario import run_main_job
+from offline.verification.tenants import tenant_regions
 from stacks.synthesize import synthesize
 
 # Function settings that say which config is tested (the suite, the cache), shown in the header.
@@ -50,6 +56,7 @@ EMULATOR_CAPABILITIES = frozenset(
         Capability.ROTATE_AT_WILL,
         Capability.AUDIT_ALERTS,
         Capability.ALTER_ITEMS,
+        Capability.TENANT_SESSIONS,
     }
 )
 
@@ -73,6 +80,10 @@ class EmulatedEnvironment:
     @property
     def store(self) -> str:
         return AURORA if self.deployment.aurora is not None else DYNAMODB
+
+    @property
+    def tenant_regions(self) -> dict[str, tuple[str, ...]]:
+        return tenant_regions({f.region: f.environment for f in self.deployment.functions if f.kind == "reader"})
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -156,6 +167,28 @@ class EmulatedEnvironment:
     def observed_context(self) -> dict[str, str] | None:
         """The encryption context the writers really send (seen by the emulated KMS)."""
         return self.host.seen_contexts.get("kms:GenerateDataKey")
+
+    def tenant_session_kms(self, region: str, kind: str, tenant: str) -> tuple[Any, dict[str, str]]:
+        """As the function's own role, the tenant's session of its tenant-access role (session tag
+        ``tenant``), as the function takes it; and this region's tenant keys by tenant."""
+        function = self.deployment.function(region, kind)
+        sts = self.aws.role_session(function.role_arn).client("sts", region, endpoint_url=self.aws.endpoint_url)
+        credentials = sts.assume_role(
+            RoleArn=function.environment[ENV_TENANT_ROLE_ARN],
+            RoleSessionName=f"check-{tenant}",
+            Tags=[{"Key": TENANT_KEY, "Value": tenant}],
+        )["Credentials"]
+        kms = boto3.client(
+            "kms",
+            region,
+            endpoint_url=self.aws.endpoint_url,
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+        )
+        key_ids = json.loads(function.environment[ENV_TENANT_KEYS])
+        account = self.deployment.account
+        return kms, {t: f"arn:aws:kms:{region}:{account}:key/{k}" for t, k in key_ids.items() if k}
 
     def kms_allowed(self, region: str, kind: str, action: str, context: Mapping[str, str]) -> tuple[bool, str]:
         """Asked of the emulated KMS directly with the role's credentials (Decrypt: of a data key the

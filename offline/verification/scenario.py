@@ -53,11 +53,14 @@ from offline.verification.integrity import integrity_checks
 from offline.verification.invariants import deployed_checks
 from offline.verification.probes import context_checks
 from offline.verification.signals import SignalsReader, alarm_checks, tamper_alarms_check
+from offline.verification.tenants import tenant_checks
 
 
 def main_job(env: Environment, run: Run | None = None) -> list[Check | NamedCheck]:
     """The main job's checks for ``env``'s deployment: what demo and verify both run."""
     run = run or Run()
+    if env.tenant_regions:
+        return tenant_checks(run, env)  # README "Tenants": the checks below do not name tenants yet
     if env.store == AURORA:
         return aurora_checks(run, env)
     return dynamodb_checks(run, env)

@@ -93,6 +93,9 @@ class FakeState:
     def table_sse_key(self, account: str, region: str, table: str) -> str | None:
         return self.sse.get(region)
 
+    def key_tags(self, account: str, region: str, key_id: str) -> dict[str, str]:
+        return {}  # these keys are untagged
+
 
 def policies(
     principal: str = READER, identity: dict | None = None, sse: dict[str, str] | None = None, sse_policy: Any = None

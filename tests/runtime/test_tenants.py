@@ -188,3 +188,34 @@ def test_postgres_store_keeps_the_tenant_signed_and_refuses_another(tenants: Any
     pg.attack(f"UPDATE {TABLE} SET attributes = jsonb_set(attributes, '{{_tenant}}', '\"globex\"')")
     result = reader.read({"id": "p-1", TENANT_KEY: "globex"})
     assert result["ok"] is False and ERROR_TYPES[result["error"]["type"]].security_signal, result
+
+
+# -- tenant sessions (the tenant-access role, assumed per tenant with the session tag) ------------
+def test_one_tagged_session_per_tenant_cached_and_renewed_before_expiry(
+    aws: TwoRegions, tenants: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from record_crypto import service as service_module
+    from record_crypto.settings import ENV_TENANT_ROLE_ARN
+
+    role_arn = "arn:aws:iam::123456789012:role/MrkToolkit/writer/tenant-access"
+    writer = aws.service(
+        PRIMARY, **{ENV_TENANT_KEYS: tenant_keys_environment(tenants[PRIMARY]), ENV_TENANT_ROLE_ARN: role_arn}
+    )
+    now = [1_000_000.0]
+    monkeypatch.setattr(service_module.time, "time", lambda: now[0])
+    aws.recorder.clear()
+    for n in range(3):
+        assert writer.write({"id": f"s-{n}", "record": sample_record(), TENANT_KEY: "acme"})["ok"]
+    assumed = [c for c in aws.recorder.calls if c.service == "sts" and c.operation == "AssumeRole"]
+    assert len(assumed) == 1, "one session for three requests of one tenant"
+    assert assumed[0].params["RoleArn"] == role_arn
+    assert assumed[0].params["Tags"] == [{"Key": TENANT_KEY, "Value": "acme"}]
+    assert assumed[0].params["DurationSeconds"] == service_module.TENANT_SESSION_SECONDS
+    # Renewed before it expires: not at expiry minus more than the margin, then at it.
+    expiration = writer._tenant_ciphers["acme"][1] + service_module.TENANT_SESSION_RENEW_BEFORE_S
+    now[0] = expiration - service_module.TENANT_SESSION_RENEW_BEFORE_S - 1
+    assert writer.write({"id": "s-4", "record": sample_record(), TENANT_KEY: "acme"})["ok"]
+    now[0] = expiration - service_module.TENANT_SESSION_RENEW_BEFORE_S + 1
+    assert writer.write({"id": "s-5", "record": sample_record(), TENANT_KEY: "acme"})["ok"]
+    assumed = [c for c in aws.recorder.calls if c.service == "sts" and c.operation == "AssumeRole"]
+    assert len(assumed) == 2, "renewed once, before the session ended"
