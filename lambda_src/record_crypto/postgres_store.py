@@ -20,9 +20,13 @@ Versions: the writer reads only ``id`` and ``version`` (the writer's database ro
 those columns), then ``INSERT ... ON CONFLICT (id) DO NOTHING`` for a new item or ``UPDATE ...
 WHERE id = %s AND version = %s``; no row changed means another writer got there first.
 
-Regions: a function connects to its own region's cluster. A secondary cluster is read-only: a
-write there is refused with ``ReadOnlyRegion`` (naming the primary region when DB_PRIMARY_REGION
-is set). Aurora's write forwarding is not offered (nothing offline exercises it).
+Regions: a function connects to its own region's cluster: the writer through the cluster
+(writer) endpoint, the reader through the reader endpoint. Nothing in the environment names the
+primary region: it moves with a switchover or a failover, and the writer of whichever region's
+cluster is the primary writes, with no deploy. A write that reaches a read-only cluster (a
+secondary, or a cluster a switchover is still promoting) is refused with ``ReadOnlyRegion``:
+nothing was written, the caller may retry (here after the promotion, or in the primary region).
+Aurora's write forwarding is not offered (nothing offline exercises it).
 
 Credentials: the function's own database role, from its Secrets Manager secret (DB_SECRET_ARN,
 read once per container and again if the password is refused: rotation).
@@ -154,6 +158,7 @@ class PostgresStore:
             try:
                 return body(self._connection())
             except pg_errors.ReadOnlySqlTransaction:
+                self._close()  # the next attempt asks the endpoint again (a promotion may be done)
                 raise self._read_only() from None
             except pg_errors.InsufficientPrivilege:
                 raise AccessDenied(
@@ -176,12 +181,10 @@ class PostgresStore:
         raise AssertionError("unreachable")
 
     def _read_only(self) -> ReadOnlyRegion:
-        region = self.settings.region
-        primary = self.db.primary_region
-        where = f"the primary region {primary}" if primary and primary != region else "the primary region"
         return ReadOnlyRegion(
-            f"the {region} cluster is a read-only secondary of the global database: write in {where} "
-            "(its writer function)"
+            f"the {self.settings.region} cluster is read-only: a secondary of the global database, or one a "
+            "switchover or failover is still promoting; nothing was written: write with the writer function "
+            "of the current primary region, or retry here once the promotion is done"
         )
 
     def _connection(self) -> psycopg.Connection[Any]:

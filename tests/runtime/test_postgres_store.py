@@ -270,13 +270,14 @@ def test_a_writer_that_keeps_losing_the_race_gets_a_retryable_version_conflict(p
 
 
 # -- regions -----------------------------------------------------------------------------------------
-def test_a_write_in_the_secondary_region_is_refused_naming_the_primary(pg: PgRegions) -> None:
+def test_a_write_in_the_secondary_region_is_refused_retryable_and_nothing_is_written(pg: PgRegions) -> None:
     pg.recorder.clear()
     result = pg.writer(REPLICA).write({"id": "from-replica", "record": sample_record()})
 
     error = _refused(result, "ReadOnlyRegion")
-    assert (error["status"], error["retryable"]) == (421, False)
-    assert f"write in the primary region {PRIMARY}" in error["message"], error
+    assert (error["status"], error["retryable"]) == (421, True)
+    assert "nothing was written" in error["message"] and "current primary region" in error["message"], error
+    assert PRIMARY not in error["message"], "the function does not know the primary region: it moves"
     assert pg.row(PRIMARY, "from-replica") is None and pg.row(REPLICA, "from-replica") is None
 
 
