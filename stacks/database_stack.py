@@ -52,6 +52,11 @@ def global_cluster_identifier(config: ToolkitConfig) -> str:
     return f"{config.stack_prefix.lower()}-records"
 
 
+def cluster_identifier(config: ToolkitConfig, region: str) -> str:
+    """One region's cluster: a fixed name, so that the region's alarms name it (DBClusterIdentifier)."""
+    return f"{global_cluster_identifier(config)}-{region}"
+
+
 def secret_name_prefix(config: ToolkitConfig) -> str:
     return f"{config.stack_prefix}/aurora"
 
@@ -136,6 +141,7 @@ class DatabaseStack(Stack):
         self.member = AuroraClusterMember(
             self,
             "Primary",
+            cluster_identifier=cluster_identifier(config, self.region),
             global_cluster_identifier=self.global_cluster.ref,
             primary=PrimaryCredentials(master_secret=self.secrets.master, database_name=aurora.database_name),
             **placement,
@@ -156,6 +162,7 @@ class DatabaseStack(Stack):
         self.member = AuroraClusterMember(
             self,
             "Secondary",
+            cluster_identifier=cluster_identifier(config, self.region),
             global_cluster_identifier=global_cluster_identifier(config),
             primary=None,
             **placement,

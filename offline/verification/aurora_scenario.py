@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any
 
 from lambda_src.record_crypto.settings import READER_ROLE, STORES, WRITER_ROLE
+from offline.verification.aurora_deployed import cluster_checks, clusters_by_region
 from offline.verification.basics import (
     Run,
     closing_checks,
@@ -34,6 +35,7 @@ from offline.verification.basics import (
 from offline.verification.checks import Capability, Check, Environment, NamedCheck, check
 from offline.verification.permissions import permission_checks
 from offline.verification.resources import ResourceReader, resource_checks
+from offline.verification.signals import SignalsReader, alarm_checks
 
 DYNAMODB, AURORA = STORES
 SQL = Capability.DATABASE_SESSIONS
@@ -57,7 +59,24 @@ def aurora_checks(run: Run, env: Environment) -> list[Check | NamedCheck]:
         ]
     out.append(check(f"the reader's database role cannot write ({env.primary_region})", _reader_role_sql, SQL))
     regions = (env.primary_region, *env.replica_regions)
-    return [*out, *closing_checks(run), *_resource_checks(env), *permission_checks(env.reader, regions)]
+    return [
+        *out,
+        *closing_checks(run),
+        *_resource_checks(env),
+        *permission_checks(env.reader, regions),
+        *_deployed_checks(env, regions),
+    ]
+
+
+def _deployed_checks(env: Environment, regions: tuple[str, ...]) -> list[NamedCheck]:
+    """Each region's cluster protected and backed up; its alarms (cluster, functions, database
+    refusals) notifying its encrypted topic: read back through RDS and CloudWatch."""
+    prefix = env.reader.stack_prefix
+    clusters = clusters_by_region(env.client, prefix, regions)
+    return [
+        *cluster_checks(env.client, prefix, regions),
+        *alarm_checks(SignalsReader(env.client), regions, env.table_name, env.function_names, clusters),
+    ]
 
 
 def _resource_checks(env: Environment) -> list[NamedCheck]:
