@@ -153,8 +153,13 @@ class PostgresStore:
 
     # -- the connection ------------------------------------------------------------------------
     def _run(self, what: str, body: Callable[[psycopg.Connection[Any]], T], *, writing: bool = False) -> T:
-        """Run ``body`` on the (re)opened connection; database errors become RecordErrors."""
-        for attempt in (1, 2):
+        """Run ``body`` on the (re)opened connection; database errors become RecordErrors.
+
+        Two bounded retries, each at most once and independent of the other: a dropped connection
+        is reopened (not for a write: it may have landed), and a refused password makes the secret
+        be read again (rotation: a dropped connection then a rotated password is both)."""
+        reconnected = refreshed = False
+        while True:
             try:
                 return body(self._connection())
             except pg_errors.ReadOnlySqlTransaction:
@@ -166,19 +171,20 @@ class PostgresStore:
                 ) from None
             except (pg_errors.InvalidPassword, _AuthenticationFailed):
                 self._close(forget_credentials=True)  # rotated: read the secret again, once
-                if attempt == 2:
+                if refreshed:
                     raise AccessDenied("the database refused the credentials of this function's secret") from None
+                refreshed = True
             except (psycopg.OperationalError, *_UNAVAILABLE) as error:
                 self._close()
-                if attempt == 2 or writing:  # a write may have landed: never replayed blindly
+                if reconnected or writing:  # a write may have landed: never replayed blindly
                     raise DatabaseUnavailable(
                         f"the {self.settings.region} database cluster is unavailable for the {what} "
                         f"({_state(error)}); retry shortly"
                     ) from None
+                reconnected = True
             except psycopg.Error as error:
                 self._close()
                 raise Internal(f"PostgreSQL {what} failed ({_state(error)})") from None
-        raise AssertionError("unreachable")
 
     def _read_only(self) -> ReadOnlyRegion:
         return ReadOnlyRegion(

@@ -353,6 +353,36 @@ def test_a_wrong_password_is_access_denied_and_an_unreachable_cluster_is_retryab
     assert (error["status"], error["retryable"]) == (503, True)
 
 
+def test_a_rotated_password_is_picked_up_when_the_connection_drops_without_a_caller_seeing_it(
+    pg: PgRegions,
+) -> None:
+    """Rotation (the role's password and its secret changed) while a warm writer's connection is
+    dropped: the writer reconnects, is refused the old password, reads the secret again and writes;
+    nothing is lost and the caller sees no error."""
+    import boto3
+
+    writer = pg.writer()
+    assert writer.write({"id": "rot-0", "record": sample_record("rot-0")})["ok"]
+    original = pg.cluster.passwords[WRITER_ROLE]
+    rotated = original + "-rotated"
+    client = boto3.client("secretsmanager", PRIMARY)
+    secret = pg.secret_arns[(PRIMARY, WRITER_ROLE)]
+    try:
+        pg.attack(f"ALTER ROLE {WRITER_ROLE} PASSWORD '{rotated}'")
+        client.put_secret_value(
+            SecretId=secret, SecretString=json.dumps({"username": WRITER_ROLE, "password": rotated})
+        )
+        pg.attack(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{WRITER_ROLE}'")
+        result = writer.write({"id": "rot-1", "record": sample_record("rot-1")})
+        assert result["ok"], result
+        assert pg.row(PRIMARY, "rot-1") is not None and pg.row(PRIMARY, "rot-0") is not None
+    finally:
+        pg.attack(f"ALTER ROLE {WRITER_ROLE} PASSWORD '{original}'")
+        client.put_secret_value(
+            SecretId=secret, SecretString=json.dumps({"username": WRITER_ROLE, "password": original})
+        )
+
+
 # -- the environment contract and the schema custom resource ---------------------------------------
 @pytest.mark.parametrize(
     ("name", "value", "says"),
