@@ -78,6 +78,8 @@ ATTRIBUTES_COLUMN = "attributes"
 # Every other column of the row, as one JSON object (see read_query).
 OTHERS = "others"
 CONNECT_TIMEOUT_S = 5
+# Secrets Manager's staging labels: the value in use, and the one a rotation is installing.
+CURRENT_STAGE, PENDING_STAGE = "AWSCURRENT", "AWSPENDING"
 # SQLSTATE classes of a server going away or changing roles (a failover): retryable.
 _UNAVAILABLE = (pg_errors.AdminShutdown, pg_errors.CannotConnectNow, pg_errors.SerializationFailure)
 T = TypeVar("T")
@@ -170,7 +172,7 @@ class PostgresStore:
                     f"the database denied this function's role the {what} on {self.settings.table_name}"
                 ) from None
             except (pg_errors.InvalidPassword, _AuthenticationFailed):
-                self._close(forget_credentials=True)  # rotated: read the secret again, once
+                self._refresh_credentials()  # rotated: read the secret again, once
                 if refreshed:
                     raise AccessDenied("the database refused the credentials of this function's secret") from None
                 refreshed = True
@@ -218,21 +220,39 @@ class PostgresStore:
 
     def _secret(self) -> dict[str, str]:
         if self._credentials is None:
-            try:
-                secret = self._secrets.get_secret_value(SecretId=self.db.secret_arn)
-            except ClientError as error:
-                code = error.response.get("Error", {}).get("Code", "")
-                if code in ("AccessDeniedException", "UnrecognizedClientException"):
-                    raise AccessDenied("Secrets Manager denied this function its database secret") from None
-                raise Internal(f"Secrets Manager GetSecretValue failed ({code or 'unknown error'})") from None
-            except BotoCoreError as error:
-                raise Internal(f"Secrets Manager GetSecretValue failed ({type(error).__name__})") from None
-            try:
-                value = json.loads(secret["SecretString"])
-                self._credentials = {"username": str(value["username"]), "password": str(value["password"])}
-            except (KeyError, TypeError, ValueError):
-                raise Internal("the database secret is not JSON with 'username' and 'password'") from None
+            current = self._read_secret(CURRENT_STAGE)
+            assert current is not None  # the current stage always exists (or _read_secret raised)
+            self._credentials = current
         return self._credentials
+
+    def _refresh_credentials(self) -> None:
+        """After a refused password: the secret's current value, or, when that is the password just
+        refused, its pending one (Secrets Manager's single-user rotation between setting the new
+        password on the role and making it current)."""
+        refused = self._credentials
+        self._close(forget_credentials=True)
+        current = self._read_secret(CURRENT_STAGE)
+        pending = self._read_secret(PENDING_STAGE) if current == refused else None
+        self._credentials = pending or current
+
+    def _read_secret(self, stage: str) -> dict[str, str] | None:
+        """The secret's value at ``stage``; None for a pending stage that does not exist."""
+        try:
+            secret = self._secrets.get_secret_value(SecretId=self.db.secret_arn, VersionStage=stage)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code == "ResourceNotFoundException" and stage != CURRENT_STAGE:
+                return None
+            if code in ("AccessDeniedException", "UnrecognizedClientException"):
+                raise AccessDenied("Secrets Manager denied this function its database secret") from None
+            raise Internal(f"Secrets Manager GetSecretValue failed ({code or 'unknown error'})") from None
+        except BotoCoreError as error:
+            raise Internal(f"Secrets Manager GetSecretValue failed ({type(error).__name__})") from None
+        try:
+            value = json.loads(secret["SecretString"])
+            return {"username": str(value["username"]), "password": str(value["password"])}
+        except (KeyError, TypeError, ValueError):
+            raise Internal("the database secret is not JSON with 'username' and 'password'") from None
 
     def _close(self, *, forget_credentials: bool = False) -> None:
         if self._conn is not None:

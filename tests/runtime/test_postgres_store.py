@@ -383,6 +383,33 @@ def test_a_rotated_password_is_picked_up_when_the_connection_drops_without_a_cal
         )
 
 
+def test_a_write_during_a_single_user_rotation_uses_the_pending_password(pg: PgRegions) -> None:
+    """Secrets Manager's single-user rotation sets the role's new password, then makes the new
+    secret version current: in between, the current version holds a password the database refuses.
+    The writer, refused, reads the pending version and writes; the caller sees no error."""
+    import boto3
+
+    writer = pg.writer()
+    assert writer.write({"id": "pend-0", "record": sample_record("pend-0")})["ok"]
+    original = pg.cluster.passwords[WRITER_ROLE]
+    client = boto3.client("secretsmanager", PRIMARY)
+    secret = pg.secret_arns[(PRIMARY, WRITER_ROLE)]
+    try:
+        client.put_secret_value(
+            SecretId=secret,
+            SecretString=json.dumps({"username": WRITER_ROLE, "password": original + "-pending"}),
+            VersionStages=["AWSPENDING"],
+        )
+        pg.attack(f"ALTER ROLE {WRITER_ROLE} PASSWORD '{original}-pending'")
+        pg.attack(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{WRITER_ROLE}'")
+        for i in (1, 2):
+            result = writer.write({"id": f"pend-{i}", "record": sample_record(f"pend-{i}")})
+            assert result["ok"], result
+        assert pg.writer().write({"id": "pend-3", "record": sample_record("pend-3")})["ok"], "a cold container too"
+    finally:
+        pg.attack(f"ALTER ROLE {WRITER_ROLE} PASSWORD '{original}'")
+
+
 # -- the environment contract and the schema custom resource ---------------------------------------
 @pytest.mark.parametrize(
     ("name", "value", "says"),
