@@ -410,6 +410,59 @@ def test_a_write_during_a_single_user_rotation_uses_the_pending_password(pg: PgR
         pg.attack(f"ALTER ROLE {WRITER_ROLE} PASSWORD '{original}'")
 
 
+def test_a_single_user_rotation_under_write_load_loses_nothing_and_no_caller_sees_an_error(pg: PgRegions) -> None:
+    """The rotation's steps as Secrets Manager's single-user rotation makes them (a pending version,
+    the role's password set, the writer's sessions ended, the pending version made current) while a
+    warm writer keeps writing: every write is acknowledged and every acknowledged row is there."""
+    import threading
+    import time
+
+    import boto3
+
+    writer, original = pg.writer(), pg.cluster.passwords[WRITER_ROLE]
+    client = boto3.client("secretsmanager", PRIMARY)
+    secret = pg.secret_arns[(PRIMARY, WRITER_ROLE)]
+    results: list[tuple[str, dict[str, Any]]] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            results.append((f"load-{i}", writer.write({"id": f"load-{i}", "record": sample_record(f"load-{i}")})))
+
+    old = client.get_secret_value(SecretId=secret)["VersionId"]
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.3)
+        new = client.put_secret_value(
+            SecretId=secret,
+            SecretString=json.dumps({"username": WRITER_ROLE, "password": original + "-next"}),
+            VersionStages=["AWSPENDING"],
+        )["VersionId"]
+        time.sleep(0.2)
+        pg.attack(f"ALTER ROLE {WRITER_ROLE} PASSWORD '{original}-next'")
+        pg.attack(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{WRITER_ROLE}'")
+        time.sleep(0.3)
+        client.update_secret_version_stage(
+            SecretId=secret, VersionStage="AWSCURRENT", MoveToVersionId=new, RemoveFromVersionId=old
+        )
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        thread.join(30)
+        pg.attack(f"ALTER ROLE {WRITER_ROLE} PASSWORD '{original}'")
+        restored = json.dumps({"username": WRITER_ROLE, "password": original})
+        client.put_secret_value(SecretId=secret, SecretString=restored)
+    failed = [(item_id, r["error"]) for item_id, r in results if not r.get("ok")]
+    acked = [item_id for item_id, r in results if r.get("ok")]
+    # The session ended mid-write is the one a caller may see: retryable, and then nothing is lost.
+    assert all(e["type"] == "DatabaseUnavailable" and e["retryable"] for _, e in failed), failed
+    assert len(failed) <= 1 and len(acked) >= 10, (len(acked), failed)
+    assert all(pg.row(PRIMARY, item_id) is not None for item_id in acked), "an acknowledged write is missing"
+
+
 # -- the environment contract and the schema custom resource ---------------------------------------
 @pytest.mark.parametrize(
     ("name", "value", "says"),
