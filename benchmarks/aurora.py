@@ -202,19 +202,26 @@ def section(figures: dict[str, Any], records: int, level: str = "##") -> list[st
         "",
         f"{level} Failover (offline/verification/failover_drill.py, the same run)",
         "",
-        "| drill | from -> to | acknowledged | lost (RPO, counted) | seconds to the first write in the new primary |",
-        "|---|---|---|---|---|",
+        "| drill | from -> to | acknowledged | lost (RPO, counted) | seconds to the first write in the new primary "
+        "| promotion -> first write of the new primary region's writer (s) | that writer through the change |",
+        "|---|---|---|---|---|---|---|",
     ]
     for d in (planned, unplanned):
+        promotion = getattr(d, "promotion_to_first_write", None)
+        follow = getattr(d, "follow", None) or {}
         lines.append(
             f"| {d.name} | {d.old_primary} -> {d.new_primary} | {d.acknowledged} | {d.lost} | "
-            f"{d.seconds_to_first_write:.2f} |"
+            f"{d.seconds_to_first_write:.2f} | {'n/a' if promotion is None else f'{promotion:.3f}'} | "
+            f"{', '.join(f'{k} {n}' for k, n in follow.items()) or 'n/a'} |"
         )
     lines += [
         "",
         f"Planned: writes stop, standbys caught up with the writer's LSN in {planned.catch_up_seconds:.3f} s, clean "
         "stop, promote, re-point, first write. Unplanned: SIGKILL of the primary's postmaster under write load, "
-        "promotion of the most advanced standby. Streaming is asynchronous: a loss above 0 is possible and is counted "
+        "promotion of the most advanced standby. In both, the new primary region's deployed writer (its "
+        "environment unchanged: no deploy) writes fresh items through the change: refused with retryable "
+        "ReadOnlyRegion until the promotion, then acknowledged; every acknowledged one is there once, no refused one "
+        "was written. Streaming is asynchronous: a loss above 0 is possible and is counted "
         "as it happens; local sockets make it rare. Aurora's own switchover/failover (cluster role changes, DNS of "
         "the endpoints) is not modelled: these figures measure the toolkit's side (a standby promoted, the "
         "functions reconnecting, the first write resuming), not Aurora's.",

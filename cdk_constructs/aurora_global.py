@@ -76,7 +76,8 @@ class PrimaryCredentials:
 class AuroraClusterMember(Construct):
     """One region's cluster of the global database and its instance.
 
-    Props (keyword-only): ``global_cluster_identifier`` (the ``Ref`` of the global cluster in the
+    Props (keyword-only): ``cluster_identifier`` (the cluster's fixed name: its CloudWatch metrics'
+    ``DBClusterIdentifier``); ``global_cluster_identifier`` (the ``Ref`` of the global cluster in the
     primary's stack, its name elsewhere); ``primary`` (``PrimaryCredentials`` for the primary, None
     for a secondary); ``options``; ``vpc``, ``subnets``,
     ``security_group``; ``storage_key_arn`` (a key of THIS region).
@@ -89,6 +90,7 @@ class AuroraClusterMember(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        cluster_identifier: str,
         global_cluster_identifier: str,
         primary: PrimaryCredentials | None,
         options: ClusterOptions,
@@ -99,6 +101,7 @@ class AuroraClusterMember(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.cluster = self._cluster(
+            cluster_identifier=cluster_identifier,
             global_cluster_identifier=global_cluster_identifier,
             primary=primary,
             options=options,
@@ -115,6 +118,7 @@ class AuroraClusterMember(Construct):
     def _cluster(
         self,
         *,
+        cluster_identifier: str,
         global_cluster_identifier: str,
         primary: PrimaryCredentials | None,
         options: ClusterOptions,
@@ -152,6 +156,7 @@ class AuroraClusterMember(Construct):
             "Cluster",
             engine=ENGINE,
             engine_version=options.engine_version,
+            db_cluster_identifier=cluster_identifier,
             global_cluster_identifier=global_cluster_identifier,
             storage_encrypted=True,
             kms_key_id=storage_key_arn,

@@ -31,7 +31,6 @@ from lambda_src.record_crypto.settings import (
     ENV_DB_HOST,
     ENV_DB_NAME,
     ENV_DB_PORT,
-    ENV_DB_PRIMARY_REGION,
     ENV_DB_SECRET_ARN,
     ENV_MAX_RECORD_BYTES,
     ENV_MRK_ARN,
@@ -52,28 +51,30 @@ from lambda_src.record_crypto.settings import (
 
 @dataclass(frozen=True)
 class DatabaseAccess:
-    """Where the functions of one region find the Aurora store: the local cluster endpoint, the
-    network placement, and each function's own credentials secret (ARNs of THIS region)."""
+    """Where the functions of one region find the Aurora store: the writer through its own region's
+    cluster (writer) endpoint, which serves writes whenever this region's cluster is the global
+    database's primary (after a switchover or failover too, with no deploy), the reader through its
+    region's reader endpoint; the network placement; each function's own credentials secret (ARNs
+    of THIS region). Nothing here names the primary region: it moves."""
 
     vpc: ec2.IVpc
     subnets: ec2.SubnetSelection
     security_group: ec2.ISecurityGroup
-    host: str
+    writer_host: str
+    reader_host: str
     port: str
     database_name: str
     writer_secret_arn: str
     reader_secret_arn: str
     secrets_key_arn: str
-    primary_region: str
 
-    def environment(self, secret_arn: str) -> dict[str, str]:
+    def environment(self, secret_arn: str, host: str) -> dict[str, str]:
         return {
             ENV_RECORD_STORE: STORE_AURORA_POSTGRESQL,
-            ENV_DB_HOST: self.host,
+            ENV_DB_HOST: host,
             ENV_DB_PORT: self.port,
             ENV_DB_NAME: self.database_name,
             ENV_DB_SECRET_ARN: secret_arn,
-            ENV_DB_PRIMARY_REGION: self.primary_region,
         }
 
     def statements(self, secret_arn: str, region: str) -> list[iam.PolicyStatement]:
@@ -452,9 +453,12 @@ def _store_props(database: DatabaseAccess | None, environment: Mapping[str, str]
         kind: {
             "database": database,
             "database_secret_arn": secret_arn,
-            "environment": {**environment, **database.environment(secret_arn)},
+            "environment": {**environment, **database.environment(secret_arn, host)},
         }
-        for kind, secret_arn in (("writer", database.writer_secret_arn), ("reader", database.reader_secret_arn))
+        for kind, secret_arn, host in (
+            ("writer", database.writer_secret_arn, database.writer_host),
+            ("reader", database.reader_secret_arn, database.reader_host),
+        )
     }
 
 

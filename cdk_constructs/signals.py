@@ -38,7 +38,10 @@ from cloud_assembly.audit_events import (
     rule_name,
 )
 from lambda_src.record_crypto.observability import (
+    AURORA_REPLICATION_LAG,
+    AURORA_RPO_LAG,
     DATA_KEY_CACHE_HITS,
+    DATABASE_REFUSALS,
     DIMENSION_ERROR_TYPE,
     DIMENSION_OPERATION,
     DIMENSION_TABLE,
@@ -49,6 +52,7 @@ from lambda_src.record_crypto.observability import (
     OPERATION_READ,
     OPERATION_WRITE,
     OPERATIONS,
+    RDS_NAMESPACE,
     RECORDS_READ,
     RECORDS_WRITTEN,
     REFUSALS,
@@ -246,6 +250,132 @@ def audit_alarm_specs(prefix: str, region: str) -> list[AlarmSpec]:
     ]
 
 
+# -- the Aurora PostgreSQL store ------------------------------------------------------------------
+# A secondary's storage-level lag behind the primary (normally well under a second), sustained.
+AURORA_REPLICATION_LAG_MS = 10_000
+# How far the secondary's recovery point lags: what an unplanned failover now would lose.
+AURORA_RPO_LAG_MS = 60_000
+AURORA_CPU_PERCENT = 80
+# One connection per warm function container; well below max_connections of the smallest class
+# a global database runs on (db.r5/r6g.large: about 1,800).
+AURORA_CONNECTIONS = 1_000
+
+
+def aurora_alarm_specs(*, prefix: str, region: str, cluster: str, table_name: str) -> list[AlarmSpec]:
+    """The Aurora store's alarms of ``region``: its cluster's replication lag and RPO lag (every
+    cluster has them: whichever is a secondary after a switchover publishes them; the primary's stay
+    missing, not breaching), CPU and connections, and the functions' DatabaseUnavailable and
+    ReadOnlyRegion refusals."""
+    dims = (("DBClusterIdentifier", cluster),)
+    specs = [
+        _cluster_spec(
+            prefix,
+            region,
+            "aurora-replication-lag",
+            AURORA_REPLICATION_LAG,
+            dims,
+            "Average",
+            AURORA_REPLICATION_LAG_MS,
+            3,
+            f"The {cluster} cluster in {region} lags the primary by over "
+            f"{AURORA_REPLICATION_LAG_MS // 1000} s (15 minutes in a row): readers there see old rows",
+        ),
+        _cluster_spec(
+            prefix,
+            region,
+            "aurora-rpo-lag",
+            AURORA_RPO_LAG,
+            dims,
+            "Maximum",
+            AURORA_RPO_LAG_MS,
+            3,
+            f"The recovery point of the {cluster} cluster in {region} is over {AURORA_RPO_LAG_MS // 1000} s "
+            "behind the primary: a failover to it now would lose that much",
+        ),
+        _cluster_spec(
+            prefix,
+            region,
+            "aurora-cpu",
+            "CPUUtilization",
+            dims,
+            "Average",
+            AURORA_CPU_PERCENT,
+            3,
+            f"The {cluster} cluster in {region} runs above {AURORA_CPU_PERCENT}% CPU (15 minutes)",
+        ),
+        _cluster_spec(
+            prefix,
+            region,
+            "aurora-connections",
+            "DatabaseConnections",
+            dims,
+            "Maximum",
+            AURORA_CONNECTIONS,
+            3,
+            f"Over {AURORA_CONNECTIONS} connections to the {cluster} cluster in {region}: near max_connections",
+        ),
+    ]
+    for kind, types in DATABASE_REFUSALS.items():
+        for error_type in types:
+            specs.append(_database_refusal_spec(prefix, region, kind, error_type, table_name))
+    return specs
+
+
+def _cluster_spec(
+    prefix: str,
+    region: str,
+    what: str,
+    metric: str,
+    dims: tuple[tuple[str, str], ...],
+    statistic: str,
+    threshold: float,
+    periods: int,
+    description: str,
+) -> AlarmSpec:
+    return _spec(
+        prefix,
+        region,
+        what,
+        namespace=RDS_NAMESPACE,
+        metric=metric,
+        dimensions=dims,
+        statistic=statistic,
+        period_seconds=300,
+        threshold=threshold,
+        evaluation_periods=periods,
+        description=description,
+    )
+
+
+def _database_refusal_spec(prefix: str, region: str, kind: str, error_type: str, table_name: str) -> AlarmSpec:
+    operation = OPERATION_OF[kind]
+    slug = "".join(f"-{c.lower()}" if c.isupper() else c for c in error_type).lstrip("-")
+    return _spec(
+        prefix,
+        region,
+        f"{kind}-{slug}",
+        namespace=NAMESPACE,
+        metric=REFUSALS,
+        dimensions=(
+            (DIMENSION_TABLE, table_name),
+            (DIMENSION_OPERATION, operation),
+            (DIMENSION_ERROR_TYPE, error_type),
+        ),
+        statistic="Sum",
+        period_seconds=300,
+        threshold=5,
+        evaluation_periods=1,
+        description=(
+            f"The {kind} in {region} refused 5 or more requests with {error_type} in 5 minutes: "
+            + (
+                "the cluster is unreachable or changing roles"
+                if error_type == "DatabaseUnavailable"
+                else "writes reach a read-only cluster: callers write in a secondary region, or a switchover is on"
+            )
+        ),
+    )
+
+
 def alarm_arn(region: str, name: str) -> str:
     return f"arn:{Aws.PARTITION}:cloudwatch:{region}:{Aws.ACCOUNT_ID}:alarm:{name}"
 
@@ -401,10 +531,12 @@ class RegionAlarms(Construct):
 
 class SignalsDashboard(Construct):
     """One dashboard for the whole deployment (in the primary region), a row per region: records
-    written and read, refusals by type, KMS calls, throttles and cache hits, replication toward the
-    other regions, and the region's alarms (by ARN: alarm names are fixed, so no stack depends on
-    another region's). Props: ``dashboard_name``; ``regions``; ``table_name``;
-    ``alarm_names`` (region -> names). Attribute: ``dashboard``."""
+    written and read, refusals by type, KMS calls, throttles and cache hits, the store's own widget
+    (the DynamoDB store: replication toward the other regions; the Aurora store: the region's
+    cluster, its replication and RPO lag, CPU and connections), and the region's alarms (by ARN:
+    alarm names are fixed, so no stack depends on another region's). Props: ``dashboard_name``;
+    ``regions``; ``table_name``; ``alarm_names`` (region -> names); ``clusters`` (region -> the
+    Aurora cluster's identifier; empty for the DynamoDB store). Attribute: ``dashboard``."""
 
     def __init__(
         self,
@@ -415,8 +547,10 @@ class SignalsDashboard(Construct):
         regions: Sequence[str],
         table_name: str,
         alarm_names: Mapping[str, Sequence[str]],
+        clusters: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.clusters = dict(clusters or {})
         self.dashboard = cloudwatch.Dashboard(
             self, "Dashboard", dashboard_name=dashboard_name, default_interval=Duration.hours(3)
         )
@@ -449,19 +583,7 @@ class SignalsDashboard(Construct):
             search_region=region,
             period=Duration.minutes(5),
         )
-        replication = [
-            cloudwatch.Metric(
-                namespace=DYNAMODB_NAMESPACE,
-                metric_name="ReplicationLatency",
-                dimensions_map={"TableName": table_name, "ReceivingRegion": other},
-                statistic="Average",
-                period=Duration.minutes(5),
-                region=region,
-                label=f"to {other} (ms)",
-            )
-            for other in regions
-            if other != region
-        ]
+        store_widget = self._aurora(region) if self.clusters else self._replication(region, regions, table_name)
         return [
             cloudwatch.GraphWidget(
                 title=f"Records ({region})",
@@ -482,7 +604,7 @@ class SignalsDashboard(Construct):
                 right=[ours(KMS_THROTTLES, op) for op in OPERATIONS],
                 width=6,
             ),
-            cloudwatch.GraphWidget(title=f"Replication from {region}", region=region, left=replication, width=6),
+            store_widget,
             cloudwatch.AlarmStatusWidget(
                 title=f"Alarms ({region})",
                 alarms=[
@@ -493,3 +615,45 @@ class SignalsDashboard(Construct):
                 height=3,
             ),
         ]
+
+    def _aurora(self, region: str) -> cloudwatch.IWidget:
+        cluster = self.clusters[region]
+
+        def rds(metric: str, statistic: str, label: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=RDS_NAMESPACE,
+                metric_name=metric,
+                dimensions_map={"DBClusterIdentifier": cluster},
+                statistic=statistic,
+                period=Duration.minutes(5),
+                region=region,
+                label=label,
+            )
+
+        return cloudwatch.GraphWidget(
+            title=f"Aurora cluster {cluster}",
+            region=region,
+            left=[
+                rds(AURORA_REPLICATION_LAG, "Average", "replication lag (ms)"),
+                rds(AURORA_RPO_LAG, "Maximum", "RPO lag (ms)"),
+            ],
+            right=[rds("CPUUtilization", "Average", "CPU (%)"), rds("DatabaseConnections", "Maximum", "connections")],
+            width=6,
+        )
+
+    @staticmethod
+    def _replication(region: str, regions: Sequence[str], table_name: str) -> cloudwatch.IWidget:
+        replication = [
+            cloudwatch.Metric(
+                namespace=DYNAMODB_NAMESPACE,
+                metric_name="ReplicationLatency",
+                dimensions_map={"TableName": table_name, "ReceivingRegion": other},
+                statistic="Average",
+                period=Duration.minutes(5),
+                region=region,
+                label=f"to {other} (ms)",
+            )
+            for other in regions
+            if other != region
+        ]
+        return cloudwatch.GraphWidget(title=f"Replication from {region}", region=region, left=replication, width=6)

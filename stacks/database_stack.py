@@ -52,6 +52,11 @@ def global_cluster_identifier(config: ToolkitConfig) -> str:
     return f"{config.stack_prefix.lower()}-records"
 
 
+def cluster_identifier(config: ToolkitConfig, region: str) -> str:
+    """One region's cluster: a fixed name, so that the region's alarms name it (DBClusterIdentifier)."""
+    return f"{global_cluster_identifier(config)}-{region}"
+
+
 def secret_name_prefix(config: ToolkitConfig) -> str:
     return f"{config.stack_prefix}/aurora"
 
@@ -95,13 +100,12 @@ class DatabaseStack(Stack):
         }
         self.is_primary = primary is None
         if primary is None:
-            host = self._primary_member(config, placement, secrets_key_arns, network)
+            self._primary_member(config, placement, secrets_key_arns, network)
         else:
-            host = self._secondary_member(config, placement, primary)
+            self._secondary_member(config, placement, primary)
         acknowledge_member_findings(self)
-        # The endpoint this region's functions use (see the contract: writer endpoint in the
-        # primary, the secondary cluster's reader endpoint elsewhere).
-        self.host = host
+        # This region's functions: the writer on the cluster (writer) endpoint, the reader on the
+        # reader endpoint (DatabaseAccess), in every region.
         self.port = self.member.port
         self.database_name = aurora.database_name
         CfnOutput(self, "GlobalClusterIdentifier", value=global_cluster_identifier(config))
@@ -119,8 +123,8 @@ class DatabaseStack(Stack):
         placement: dict[str, Any],
         secrets_key_arns: Mapping[str, str],
         network: IsolatedNetwork,
-    ) -> str:
-        """The secrets, the global cluster, its primary member and the schema; the writer endpoint."""
+    ) -> None:
+        """The secrets, the global cluster, its primary member and the schema."""
         aurora = config.aurora
         assert aurora is not None
         self.secrets = DatabaseSecrets(
@@ -137,6 +141,7 @@ class DatabaseStack(Stack):
         self.member = AuroraClusterMember(
             self,
             "Primary",
+            cluster_identifier=cluster_identifier(config, self.region),
             global_cluster_identifier=self.global_cluster.ref,
             primary=PrimaryCredentials(master_secret=self.secrets.master, database_name=aurora.database_name),
             **placement,
@@ -147,18 +152,17 @@ class DatabaseStack(Stack):
         CfnOutput(self, "ReaderSecretId", value=secret_id(self.secrets.reader.secret_arn))
         self.writer_secret_arn = self.secrets.writer.secret_arn
         self.reader_secret_arn = self.secrets.reader.secret_arn
-        host = self.member.endpoint
         self.schema = self._schema_setup(config, network, secrets_key_arns[config.primary_region])
         CfnOutput(self, "MasterSecretArn", value=self.secrets.master.secret_arn)
-        return host
 
-    def _secondary_member(self, config: ToolkitConfig, placement: dict[str, Any], primary: DatabaseStack) -> str:
-        """A secondary member of the primary's global cluster; its reader endpoint."""
+    def _secondary_member(self, config: ToolkitConfig, placement: dict[str, Any], primary: DatabaseStack) -> None:
+        """A secondary member of the primary's global cluster."""
         aurora = config.aurora
         assert aurora is not None
         self.member = AuroraClusterMember(
             self,
             "Secondary",
+            cluster_identifier=cluster_identifier(config, self.region),
             global_cluster_identifier=global_cluster_identifier(config),
             primary=None,
             **placement,
@@ -167,7 +171,6 @@ class DatabaseStack(Stack):
         self.add_stack_dependency(primary)
         self.writer_secret_arn = secret_arn_in_region(primary.output_value("WriterSecretId"), self.region)
         self.reader_secret_arn = secret_arn_in_region(primary.output_value("ReaderSecretId"), self.region)
-        return self.member.read_endpoint
 
     def output_value(self, output_name: str) -> str:
         """A weak reference (``Fn::GetStackOutput``) to one of this stack's outputs."""

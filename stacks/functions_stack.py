@@ -25,11 +25,12 @@ from cdk_constructs.signals import (
     RegionAlarms,
     SignalsDashboard,
     audit_alarm_specs,
+    aurora_alarm_specs,
     region_alarm_specs,
 )
 from lambda_src.record_crypto.settings import STORE_DYNAMODB
 from stacks.config import ToolkitConfig
-from stacks.database_stack import ENV_NO_SECRET_REASON, acknowledge_network_policy
+from stacks.database_stack import ENV_NO_SECRET_REASON, acknowledge_network_policy, cluster_identifier
 from stacks.shared import alarm_topic_name, reader_role_path, removal_policy, writer_role_path
 
 
@@ -135,17 +136,26 @@ class FunctionsStack(Stack):
                 regions=config.regions,
                 table_name=config.table_name,
                 alarm_names={region: [s.name for s in region_specs] for region, region_specs in specs.items()},
+                clusters={r: cluster_identifier(config, r) for r in config.regions} if config.aurora else None,
             )
 
 
 def store_alarm_specs(config: ToolkitConfig, region: str) -> list[AlarmSpec]:
-    """The region's alarms; the Aurora store has no DynamoDB replication to watch (its metrics
-    are the functions' and the toolkit's own)."""
+    """The region's alarms: the functions' and the toolkit's own, then the store's (DynamoDB:
+    replication toward the other regions; Aurora: the region's cluster and the database refusals)."""
     specs = region_alarm_specs(
         prefix=config.stack_prefix, region=region, regions=config.regions, table_name=config.table_name
     )
-    specs = [s for s in specs if config.store == STORE_DYNAMODB or s.namespace != DYNAMODB_NAMESPACE]
-    return specs + (audit_alarm_specs(config.stack_prefix, region) if config.audit.enabled else [])
+    if config.store == STORE_DYNAMODB:
+        store = specs
+    else:
+        store = [s for s in specs if s.namespace != DYNAMODB_NAMESPACE] + aurora_alarm_specs(
+            prefix=config.stack_prefix,
+            region=region,
+            cluster=cluster_identifier(config, region),
+            table_name=config.table_name,
+        )
+    return store + (audit_alarm_specs(config.stack_prefix, region) if config.audit.enabled else [])
 
 
 def _ack(scope: Construct, rule_id: str, reason: str) -> None:

@@ -122,10 +122,11 @@ class Unavailable(RecordError):
 
 
 class ReadOnlyRegion(RecordError):
-    """A write reached a read-only secondary cluster of the Aurora global database: write in the
-    primary region."""
+    """A write reached a read-only cluster of the Aurora global database (a secondary, or one being
+    promoted): nothing was written. Retryable: in the primary region, or here once a switchover
+    or failover has made this region's cluster the primary."""
 
-    type, status = "ReadOnlyRegion", 421
+    type, status, retryable = "ReadOnlyRegion", 421, True
 
 
 class DatabaseUnavailable(RecordError):

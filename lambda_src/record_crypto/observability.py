@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 # Relative: the CDK app imports this module as lambda_src.record_crypto.observability (the metric
 # names below), where "record_crypto" is not a top-level package.
-from .errors import ERROR_TYPES
+from .errors import ERROR_TYPES, DatabaseUnavailable, ReadOnlyRegion
 
 LOGGER = logging.getLogger("mrk_toolkit")
 LOGGER.setLevel(logging.INFO)
@@ -76,6 +76,14 @@ DATA_KEY_CACHE_HITS = "DataKeyCacheHits"  # encryptions/decryptions served witho
 # Emitted on every operation (zeros included), with the dimensions (Table, Operation).
 OPERATION_METRICS = (RECORDS_WRITTEN, RECORDS_READ, SECURITY_REFUSALS, KMS_CALLS, KMS_THROTTLES, DATA_KEY_CACHE_HITS)
 SECURITY_ERROR_TYPES = tuple(sorted(name for name, cls in ERROR_TYPES.items() if cls.security_signal))
+# The Aurora store's refusals that mean the database (alarmed per function kind: Refusals by ErrorType).
+DATABASE_REFUSALS = {"writer": (DatabaseUnavailable.type, ReadOnlyRegion.type), "reader": (DatabaseUnavailable.type,)}
+# What RDS publishes of each Aurora cluster (namespace AWS/RDS, dimension DBClusterIdentifier) that
+# the alarms and the dashboard watch: replication and RPO lag (a secondary's), CPU, connections.
+RDS_NAMESPACE = "AWS/RDS"
+AURORA_REPLICATION_LAG = "AuroraGlobalDBReplicationLag"
+AURORA_RPO_LAG = "AuroraGlobalDBRPOLag"
+AURORA_CLUSTER_METRICS = (AURORA_REPLICATION_LAG, AURORA_RPO_LAG, "CPUUtilization", "DatabaseConnections")
 
 
 @dataclass(frozen=True)

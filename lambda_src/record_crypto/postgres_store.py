@@ -20,9 +20,13 @@ Versions: the writer reads only ``id`` and ``version`` (the writer's database ro
 those columns), then ``INSERT ... ON CONFLICT (id) DO NOTHING`` for a new item or ``UPDATE ...
 WHERE id = %s AND version = %s``; no row changed means another writer got there first.
 
-Regions: a function connects to its own region's cluster. A secondary cluster is read-only: a
-write there is refused with ``ReadOnlyRegion`` (naming the primary region when DB_PRIMARY_REGION
-is set). Aurora's write forwarding is not offered (nothing offline exercises it).
+Regions: a function connects to its own region's cluster: the writer through the cluster
+(writer) endpoint, the reader through the reader endpoint. Nothing in the environment names the
+primary region: it moves with a switchover or a failover, and the writer of whichever region's
+cluster is the primary writes, with no deploy. A write that reaches a read-only cluster (a
+secondary, or a cluster a switchover is still promoting) is refused with ``ReadOnlyRegion``:
+nothing was written, the caller may retry (here after the promotion, or in the primary region).
+Aurora's write forwarding is not offered (nothing offline exercises it).
 
 Credentials: the function's own database role, from its Secrets Manager secret (DB_SECRET_ARN,
 read once per container and again if the password is refused: rotation).
@@ -75,6 +79,8 @@ ATTRIBUTES_COLUMN = "attributes"
 # Every other column of the row, as one JSON object (see read_query).
 OTHERS = "others"
 CONNECT_TIMEOUT_S = 5
+# Secrets Manager's staging labels: the value in use, and the one a rotation is installing.
+CURRENT_STAGE, PENDING_STAGE = "AWSCURRENT", "AWSPENDING"
 # SQLSTATE classes of a server going away or changing roles (a failover): retryable.
 _UNAVAILABLE = (pg_errors.AdminShutdown, pg_errors.CannotConnectNow, pg_errors.SerializationFailure)
 T = TypeVar("T")
@@ -150,39 +156,44 @@ class PostgresStore:
 
     # -- the connection ------------------------------------------------------------------------
     def _run(self, what: str, body: Callable[[psycopg.Connection[Any]], T], *, writing: bool = False) -> T:
-        """Run ``body`` on the (re)opened connection; database errors become RecordErrors."""
-        for attempt in (1, 2):
+        """Run ``body`` on the (re)opened connection; database errors become RecordErrors.
+
+        Two bounded retries, each at most once and independent of the other: a dropped connection
+        is reopened (not for a write: it may have landed), and a refused password makes the secret
+        be read again (rotation: a dropped connection then a rotated password is both)."""
+        reconnected = refreshed = False
+        while True:
             try:
                 return body(self._connection())
             except pg_errors.ReadOnlySqlTransaction:
+                self._close()  # the next attempt asks the endpoint again (a promotion may be done)
                 raise self._read_only() from None
             except pg_errors.InsufficientPrivilege:
                 raise AccessDenied(
                     f"the database denied the caller's database role the {what} on {self.settings.table_name}"
                 ) from None
             except (pg_errors.InvalidPassword, _AuthenticationFailed):
-                self._close(forget_credentials=True)  # rotated: read the secret again, once
-                if attempt == 2:
+                self._refresh_credentials()  # rotated: read the secret again, once
+                if refreshed:
                     raise AccessDenied("the database refused the credentials of this function's secret") from None
+                refreshed = True
             except (psycopg.OperationalError, *_UNAVAILABLE) as error:
                 self._close()
-                if attempt == 2 or writing:  # a write may have landed: never replayed blindly
+                if reconnected or writing:  # a write may have landed: never replayed blindly
                     raise DatabaseUnavailable(
                         f"the {self.settings.region} database cluster is unavailable for the {what} "
                         f"({_state(error)}); retry shortly"
                     ) from None
+                reconnected = True
             except psycopg.Error as error:
                 self._close()
                 raise Internal(f"PostgreSQL {what} failed ({_state(error)})") from None
-        raise AssertionError("unreachable")
 
     def _read_only(self) -> ReadOnlyRegion:
-        region = self.settings.region
-        primary = self.db.primary_region
-        where = f"the primary region {primary}" if primary and primary != region else "the primary region"
         return ReadOnlyRegion(
-            f"the {region} cluster is a read-only secondary of the global database: write in {where} "
-            "(its writer function)"
+            f"the {self.settings.region} cluster is read-only: a secondary of the global database, or one a "
+            "switchover or failover is still promoting; nothing was written: write with the writer function "
+            "of the current primary region, or retry here once the promotion is done"
         )
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -210,21 +221,39 @@ class PostgresStore:
 
     def _secret(self) -> dict[str, str]:
         if self._credentials is None:
-            try:
-                secret = self._secrets.get_secret_value(SecretId=self.db.secret_arn)
-            except ClientError as error:
-                code = error.response.get("Error", {}).get("Code", "")
-                if code in ("AccessDeniedException", "UnrecognizedClientException"):
-                    raise AccessDenied("Secrets Manager denied this function its database secret") from None
-                raise Internal(f"Secrets Manager GetSecretValue failed ({code or 'unknown error'})") from None
-            except BotoCoreError as error:
-                raise Internal(f"Secrets Manager GetSecretValue failed ({type(error).__name__})") from None
-            try:
-                value = json.loads(secret["SecretString"])
-                self._credentials = {"username": str(value["username"]), "password": str(value["password"])}
-            except (KeyError, TypeError, ValueError):
-                raise Internal("the database secret is not JSON with 'username' and 'password'") from None
+            current = self._read_secret(CURRENT_STAGE)
+            assert current is not None  # the current stage always exists (or _read_secret raised)
+            self._credentials = current
         return self._credentials
+
+    def _refresh_credentials(self) -> None:
+        """After a refused password: the secret's current value, or, when that is the password just
+        refused, its pending one (Secrets Manager's single-user rotation between setting the new
+        password on the role and making it current)."""
+        refused = self._credentials
+        self._close(forget_credentials=True)
+        current = self._read_secret(CURRENT_STAGE)
+        pending = self._read_secret(PENDING_STAGE) if current == refused else None
+        self._credentials = pending or current
+
+    def _read_secret(self, stage: str) -> dict[str, str] | None:
+        """The secret's value at ``stage``; None for a pending stage that does not exist."""
+        try:
+            secret = self._secrets.get_secret_value(SecretId=self.db.secret_arn, VersionStage=stage)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code == "ResourceNotFoundException" and stage != CURRENT_STAGE:
+                return None
+            if code in ("AccessDeniedException", "UnrecognizedClientException"):
+                raise AccessDenied("Secrets Manager denied this function its database secret") from None
+            raise Internal(f"Secrets Manager GetSecretValue failed ({code or 'unknown error'})") from None
+        except BotoCoreError as error:
+            raise Internal(f"Secrets Manager GetSecretValue failed ({type(error).__name__})") from None
+        try:
+            value = json.loads(secret["SecretString"])
+            return {"username": str(value["username"]), "password": str(value["password"])}
+        except (KeyError, TypeError, ValueError):
+            raise Internal("the database secret is not JSON with 'username' and 'password'") from None
 
     def _close(self, *, forget_credentials: bool = False) -> None:
         if self._conn is not None:

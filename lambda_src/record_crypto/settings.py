@@ -44,7 +44,6 @@ ENV_DB_HOST = "DB_HOST"
 ENV_DB_PORT = "DB_PORT"
 ENV_DB_NAME = "DB_NAME"
 ENV_DB_SECRET_ARN = "DB_SECRET_ARN"  # noqa: S105 (a variable name, not a secret)
-ENV_DB_PRIMARY_REGION = "DB_PRIMARY_REGION"
 # The schema-setup custom resource (lambda_src/db_setup.py), as the database stack sets it.
 ENV_DB_MASTER_SECRET_ARN = "DB_MASTER_SECRET_ARN"  # noqa: S105 (a variable name, not a secret)
 ENV_DB_WRITER_SECRET_ARN = "DB_WRITER_SECRET_ARN"  # noqa: S105
@@ -87,7 +86,6 @@ OPTIONAL_ENV_VARS: dict[str, str] = {
     ENV_MAX_RECORD_BYTES: "32768",
     ENV_RECORD_STORE: STORE_DYNAMODB,
     ENV_DB_PORT: "5432",
-    ENV_DB_PRIMARY_REGION: "",
     ENV_TENANT_KEYS: "",
     ENV_TENANT_ROLE_ARN: "",
 }
@@ -173,7 +171,6 @@ class DatabaseSettings:
     port: int
     name: str
     secret_arn: str
-    primary_region: str | None = None
 
 
 @dataclass(frozen=True)
@@ -244,7 +241,6 @@ class Settings:
                 ENV_DB_PORT: str(database.port),
                 ENV_DB_NAME: database.name,
                 ENV_DB_SECRET_ARN: database.secret_arn,
-                ENV_DB_PRIMARY_REGION: database.primary_region or "",
             }
         return cls.from_env(environ)
 
@@ -395,15 +391,11 @@ def _database(environ: Mapping[str, str], get, region: str) -> DatabaseSettings:
         raise ConfigurationError(
             ENV_DB_SECRET_ARN, secret, f"the secret (or its replica) in this function's own region {region}"
         )
-    primary = get(ENV_DB_PRIMARY_REGION)
-    if primary and not REGION_NAME.match(primary):
-        raise ConfigurationError(ENV_DB_PRIMARY_REGION, primary, "an AWS region such as us-east-2, or unset")
     return DatabaseSettings(
         host=host,
         port=_int(environ, get, ENV_DB_PORT, 1, 65535),
         name=name,
         secret_arn=secret,
-        primary_region=primary or None,
     )
 
 

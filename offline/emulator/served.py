@@ -222,6 +222,9 @@ def _rds_fields(kind: str, resource: Any, aws_key: str) -> dict[str, Any]:
             "DBClusterArn": resource.attributes.get("DBClusterArn", ""),
             "StorageEncrypted": str(encrypted).lower(),
             "KmsKeyId": p.get("KmsKeyId", aws_key) if encrypted else None,
+            # RDS's defaults when the template says nothing: no deletion protection, 1 day of backups.
+            "DeletionProtection": str(bool(p.get("DeletionProtection"))).lower(),
+            "BackupRetentionPeriod": int(p.get("BackupRetentionPeriod", 1)),
         }
     insights = bool(p.get("EnablePerformanceInsights"))
     return {

@@ -22,6 +22,7 @@ from typing import Any
 
 from lambda_src.record_crypto.settings import READER_ROLE, STORES, WRITER_ROLE
 from offline.verification.audit import audit_checks
+from offline.verification.aurora_deployed import cluster_checks, clusters_by_region
 from offline.verification.basics import (
     Run,
     closing_checks,
@@ -35,6 +36,7 @@ from offline.verification.basics import (
 from offline.verification.checks import Capability, Check, Environment, NamedCheck, check
 from offline.verification.permissions import permission_checks
 from offline.verification.resources import ResourceReader, resource_checks
+from offline.verification.signals import SignalsReader, alarm_checks
 
 DYNAMODB, AURORA = STORES
 SQL = Capability.DATABASE_SESSIONS
@@ -58,8 +60,25 @@ def aurora_checks(run: Run, env: Environment) -> list[Check | NamedCheck]:
         ]
     out.append(check(f"the reader's database role cannot write ({env.primary_region})", _reader_role_sql, SQL))
     regions = (env.primary_region, *env.replica_regions)
-    audit = audit_checks(run, env, _row_ciphertext, SQL)
-    return [*out, *closing_checks(run), *_resource_checks(env), *permission_checks(env.reader, regions), *audit]
+    return [
+        *out,
+        *closing_checks(run),
+        *_resource_checks(env),
+        *permission_checks(env.reader, regions),
+        *_deployed_checks(env, regions),
+        *audit_checks(run, env, _row_ciphertext, SQL),
+    ]
+
+
+def _deployed_checks(env: Environment, regions: tuple[str, ...]) -> list[NamedCheck]:
+    """Each region's cluster protected and backed up; its alarms (cluster, functions, database
+    refusals) notifying its encrypted topic: read back through RDS and CloudWatch."""
+    prefix = env.reader.stack_prefix
+    clusters = clusters_by_region(env.client, prefix, regions)
+    return [
+        *cluster_checks(env.client, prefix, regions),
+        *alarm_checks(SignalsReader(env.client), regions, env.table_name, env.function_names, clusters),
+    ]
 
 
 def _row_ciphertext(env: Environment, region: str, item_id: str) -> bytes:
@@ -126,8 +145,7 @@ def _read_only(run: Run, region: str, env: Environment) -> str:
     inv = env.invoke(region, "writer", {"id": item_id, "record": run.sample_record(env, "d")})
     error = inv.result.get("error", {})
     assert error.get("type") == "ReadOnlyRegion", f"got {json.dumps(inv.result)[:240]}"
-    if db.primary_named(region):
-        assert f"primary region {env.primary_region}" in error["message"], error["message"]
+    assert error.get("retryable") is True and "nothing was written" in error["message"], error
     assert not db.admin(f"SELECT 1 FROM {db.table} WHERE id = %s", item_id), "the row was written"
     return f"ReadOnlyRegion ({error['status']}): {error['message'][:90]}..."
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from lambda_src.record_crypto.settings import STORE_DYNAMODB
 from offline.verification.checks import Capability, Check, Environment, Invocation, Outcome, check
 
 
@@ -211,7 +212,8 @@ def _invalid_event(env: Environment) -> str:
     assert status == 400, status
     if inv.calls is not None:
         assert not inv.calls, f"AWS calls made for an invalid event: {inv.calls}"
-        return "InvalidEvent (400) with no KMS or DynamoDB call"
+        services = "KMS, DynamoDB" if env.store == STORE_DYNAMODB else "KMS, Secrets Manager"
+        return f"InvalidEvent (400) with no AWS call ({services})"
     return "InvalidEvent (400)"
 
 

@@ -20,7 +20,6 @@ from lambda_src.record_crypto.settings import (
     ENV_ALGORITHM_SUITE,
     ENV_CACHE_MAX_AGE,
     ENV_DATA_KEY_CACHE,
-    ENV_DB_PRIMARY_REGION,
     ENV_DB_SECRET_ARN,
     ENV_SENSITIVE_FIELDS,
     ENV_TABLE_NAME,
@@ -299,10 +298,6 @@ class EmulatedDatabase:
         for region in self.aurora.db.servers:
             if region != self.aurora.db.writer_region:
                 self.aurora.db.wait_replayed(region, lsn)
-
-    def primary_named(self, region: str) -> str:
-        """The primary region the writer of ``region`` names in its refusals (DB_PRIMARY_REGION)."""
-        return str(self.env.deployment.function(region, "writer").environment.get(ENV_DB_PRIMARY_REGION, ""))
 
     def refused_to(self, region: str, kind: str, statements: tuple[str, ...]) -> tuple[str, list[str]]:
         """(the database user of the function ``kind`` of ``region``, the statements refused to it for

@@ -118,6 +118,10 @@ class Failover:
     readers_kms_regions: dict[str, list[str]] = field(default_factory=dict)  # region -> KMS call regions
     reads_ok: dict[str, int] = field(default_factory=dict)  # region -> acknowledged records decrypted
     notes: list[str] = field(default_factory=list)
+    # From the promotion to the first write the new primary region's deployed writer (kept
+    # writing through the change, never redeployed) had acknowledged.
+    promotion_to_first_write: float | None = None
+    follow: dict[str, int] = field(default_factory=dict)  # what that writer got through the change
 
     def problems(self, *, lossless: bool) -> list[str]:
         out = [f"lost {self.lost} of {self.acknowledged} acknowledged writes"] if lossless and self.lost else []
@@ -126,10 +130,19 @@ class Failover:
                 out.append(f"the reader of {region} called KMS in {sorted(set(regions)) or 'no region'}")
         survivors = self.acknowledged - self.lost
         out += [f"{r}: {n} of {survivors} records decrypted" for r, n in self.reads_ok.items() if n != survivors]
+        if self.follow:
+            out += [f"{k}: {n}" for k, n in self.follow.items() if k.startswith(("lost", "written twice", "other"))]
+            out += [f"{k}: {n}" for k, n in self.follow.items() if k.startswith("refused but written") and n]
         return out + ([] if self.reads_ok else ["nothing was read back"])
 
     def outcome(self) -> Outcome:
         lines = [f"first successful write in {self.new_primary} after {self.seconds_to_first_write:.2f} s"]
+        if self.promotion_to_first_write is not None:
+            lines.append(
+                f"the deployed writer of {self.new_primary} (same environment, no deploy) wrote "
+                f"{self.promotion_to_first_write:.3f} s after the promotion; through the change: "
+                + ", ".join(f"{k} {n}" for k, n in self.follow.items())
+            )
         if self.catch_up_seconds is not None:
             lines.append(f"standbys caught up with the writer's LSN in {self.catch_up_seconds:.3f} s")
         for region, count in self.reads_ok.items():
@@ -176,18 +189,6 @@ def failover_report(world: DrillWorld, progress: Callable[[str], None] | None = 
 
 
 # -- the drills -----------------------------------------------------------------------------------
-def _write_until_ok(world: DrillWorld, region: str, item_id: str, deadline_s: float = 60.0) -> float:
-    """Seconds until a write in ``region`` is acknowledged by its writer."""
-    started = time.monotonic()
-    while True:
-        result = world.write(region, item_id)
-        if result.get("ok"):
-            return time.monotonic() - started
-        if time.monotonic() - started > deadline_s:
-            raise AssertionError(f"no write acknowledged in {region} within {deadline_s:.0f}s: {result}")
-        time.sleep(0.01)
-
-
 def _read_back(world: DrillWorld, result: Failover, regions: tuple[str, ...], ids: list[str]) -> None:
     """Every acknowledged id in every running region, decrypted by that region's reader while KMS
     answers in no other region (a call to another region's key would fail)."""
@@ -224,15 +225,27 @@ def planned_switchover(world: DrillWorld, target: str, writes: int = 50) -> Fail
     stopped = time.monotonic()  # writes stop here
     lsn = db.writer_lsn()
     catch_up = max(db.wait_replayed(r, lsn) for r in db.servers if r != old)
-    db.server(old).stop("fast")  # a clean shutdown sends the last WAL to the standbys
-    db.promote(target)
-    db.follow(target)
-    first_write = _write_until_ok(world, target, f"planned-{world.tag}-after")
+    follower = _Follower(world, target, f"planned-{world.tag}-follow")
+    with follower.writing():  # the target's writer keeps writing through the change
+        db.server(old).stop("fast")  # a clean shutdown sends the last WAL to the standbys
+        promoted = time.monotonic()
+        db.promote(target)
+        db.follow(target)
+        first_write = follower.first_ack(promoted)
     seconds = time.monotonic() - stopped
     db.rejoin(old, target)
     db.wait_streaming()
     result = Failover("planned switchover", old, target, len(acked), _lost(world, target, acked), seconds, catch_up)
-    result.notes.append(f"the write itself took {first_write:.2f} s; {old} rejoined as a standby of {target}")
+    result.promotion_to_first_write = first_write
+    result.follow = follower.judged()
+    refused = world.write(old, f"planned-{world.tag}-old-writer")
+    error = refused.get("error", {})
+    result.notes.append(
+        f"{old} rejoined as a standby of {target}; its writer now gets {error.get('type')} "
+        f"(retryable {error.get('retryable')}), nothing written"
+    )
+    if error.get("type") != "ReadOnlyRegion" or not error.get("retryable"):
+        result.follow["other: the old primary's writer got"] = 1
     _read_back(world, result, tuple(db.servers), acked)
     return result
 
@@ -262,17 +275,85 @@ def unplanned_failover(world: DrillWorld, load_seconds: float = 1.5, min_writes:
     stop.set()
     thread.join(30)
     target = _most_advanced(db, old)
-    db.promote(target)
-    db.follow(target)
-    _write_until_ok(world, target, f"unplanned-{world.tag}-after")
+    follower = _Follower(world, target, f"unplanned-{world.tag}-follow")
+    with follower.writing():  # the target's writer keeps writing through the promotion
+        promoted = time.monotonic()
+        db.promote(target)
+        db.follow(target)
+        first_write = follower.first_ack(promoted)
     seconds = time.monotonic() - crashed
     result = Failover("unplanned failover", old, target, len(acked), _lost(world, target, acked), seconds, None)
+    result.promotion_to_first_write = first_write
+    result.follow = follower.judged()
     result.notes.append(
         f"promoted {target} (the standby with the highest replayed LSN); {old} stays down "
         "(a crashed primary is rebuilt from the new one before it rejoins)"
     )
     _read_back(world, result, tuple(r for r in db.servers if r != old), acked)
     return result
+
+
+class _Follower:
+    """The deployed writer of one region writing fresh items in a loop while the primary moves to
+    that region: every attempt before the promotion is refused (retryable), none is lost or
+    written twice, and the first acknowledged one is timed from the promotion."""
+
+    def __init__(self, world: DrillWorld, region: str, prefix: str) -> None:
+        self.world, self.region, self.prefix = world, region, prefix
+        self.attempts: list[tuple[str, float, dict[str, Any]]] = []  # (id, when answered, result)
+        self._stop = threading.Event()
+        self._acked = threading.Event()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        thread = threading.Thread(target=self._loop, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            self._stop.set()
+            thread.join(60)
+
+    def _loop(self) -> None:
+        i = 0
+        while not self._stop.is_set():
+            i += 1
+            item_id = f"{self.prefix}-{i}"
+            result = self.world.write(self.region, item_id, i)
+            self.attempts.append((item_id, time.monotonic(), result))
+            if result.get("ok"):
+                self._acked.set()
+                if i > 1 and sum(1 for *_, r in self.attempts if r.get("ok")) >= 3:
+                    return
+            time.sleep(0.01)
+
+    def first_ack(self, promoted: float, deadline_s: float = 60.0) -> float:
+        if not self._acked.wait(deadline_s):
+            raise AssertionError(f"the writer of {self.region} wrote nothing within {deadline_s:.0f}s of the promotion")
+        while not self._stop.is_set() and sum(1 for *_, r in self.attempts if r.get("ok")) < 3:
+            time.sleep(0.01)
+        return min(when for _, when, r in self.attempts if r.get("ok")) - promoted
+
+    def judged(self) -> dict[str, int]:
+        """Counts: acknowledged, refused (by type), lost (acknowledged but absent or not version 1:
+        written twice), refused but written."""
+        db, out = self.world.env.database(), {"acknowledged": 0}
+        for item_id, _, result in self.attempts:
+            rows = db.admin(f"SELECT version FROM {db.table} WHERE id = %s", item_id, region=self.region)  # noqa: S608
+            if result.get("ok"):
+                out["acknowledged"] += 1
+                if not rows:
+                    out["lost"] = out.get("lost", 0) + 1
+                elif rows[0][0] != 1:
+                    out["written twice"] = out.get("written twice", 0) + 1
+                continue
+            error = result.get("error", {})
+            kind = f"refused {error.get('type')}" + ("" if error.get("retryable") else " (not retryable)")
+            out[kind] = out.get(kind, 0) + 1
+            if not error.get("retryable"):
+                out[f"other: {kind}"] = out.get(f"other: {kind}", 0) + 1
+            out["refused but written"] = out.get("refused but written", 0) + (1 if rows else 0)
+        return out
 
 
 def _most_advanced(db: Any, lost: str) -> str:

@@ -20,11 +20,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lambda_src.record_crypto.observability import (
+    AURORA_CLUSTER_METRICS,
+    DATABASE_REFUSALS,
+    DIMENSION_ERROR_TYPE,
     DIMENSION_OPERATION,
     DIMENSION_TABLE,
     KMS_THROTTLES,
     NAMESPACE,
     OPERATION_OF,
+    RDS_NAMESPACE,
+    REFUSALS,
     SECURITY_REFUSALS,
 )
 from offline.emulator.emf import Datum, extract
@@ -46,8 +51,14 @@ class Watch:
 
 
 def required_watches(
-    region: str, regions: Iterable[str], table_name: str, function_names: Mapping[tuple[str, str], str]
+    region: str,
+    regions: Iterable[str],
+    table_name: str,
+    function_names: Mapping[tuple[str, str], str],
+    cluster: str | None = None,
 ) -> list[Watch]:
+    """What the alarms of ``region`` must watch; ``cluster`` (the region's Aurora cluster) for the
+    Aurora store, whose replication is the cluster's, not DynamoDB's."""
     out: list[Watch] = []
     for kind, operation in OPERATION_OF.items():
         fn = (("FunctionName", function_names[(region, kind)]),)
@@ -58,6 +69,8 @@ def required_watches(
             Watch(f"{kind} {SECURITY_REFUSALS}", NAMESPACE, SECURITY_REFUSALS, ours, security=True),
             Watch(f"{kind} {KMS_THROTTLES}", NAMESPACE, KMS_THROTTLES, ours),
         ]
+    if cluster is not None:
+        return out + _aurora_watches(table_name, cluster)
     for other in regions:
         if other != region:
             dims = tuple(sorted((("TableName", table_name), ("ReceivingRegion", other))))
@@ -65,6 +78,22 @@ def required_watches(
                 Watch(f"ReplicationLatency to {other}", "AWS/DynamoDB", "ReplicationLatency", dims),
                 Watch(f"PendingReplicationCount to {other}", "AWS/DynamoDB", "PendingReplicationCount", dims),
             ]
+    return out
+
+
+def _aurora_watches(table_name: str, cluster: str) -> list[Watch]:
+    out = [
+        Watch(f"{m} of {cluster}", RDS_NAMESPACE, m, (("DBClusterIdentifier", cluster),))
+        for m in AURORA_CLUSTER_METRICS
+    ]
+    for kind, types in DATABASE_REFUSALS.items():
+        for error_type in types:
+            dims = (
+                (DIMENSION_TABLE, table_name),
+                (DIMENSION_OPERATION, OPERATION_OF[kind]),
+                (DIMENSION_ERROR_TYPE, error_type),
+            )
+            out.append(Watch(f"{kind} {REFUSALS} {error_type}", NAMESPACE, REFUSALS, tuple(sorted(dims))))
     return out
 
 
@@ -136,11 +165,17 @@ def alarm_checks(
     regions: tuple[str, ...],
     table_name: str,
     function_names: Mapping[tuple[str, str], str],
+    clusters: Callable[[], Mapping[str, str]] | None = None,
 ) -> list[NamedCheck]:
+    """Per region: every required watch has an alarm notifying an encrypted topic CloudWatch may
+    use. ``clusters`` (read when the check runs): region -> its Aurora cluster, for that store."""
+
     def region_check(region: str) -> str:
         alarms = reader.alarms(region)
         topics: set[str] = set()
-        for watch in required_watches(region, regions, table_name, function_names):
+        cluster = clusters()[region] if clusters is not None else None
+        watches = required_watches(region, regions, table_name, function_names, cluster)
+        for watch in watches:
             alarm = find_alarm(alarms, watch)
             assert alarm is not None, f"no alarm in {region} watches {watch.label} ({watch.namespace})"
             name = alarm["AlarmName"]
@@ -155,12 +190,15 @@ def alarm_checks(
                 problem = reader.topic_problem(region, action, alarm["AlarmArn"])
                 assert problem is None, f"{name}: {problem}"
                 topics.add(action.rsplit(":", 1)[1])
-        count = len(required_watches(region, regions, table_name, function_names))
-        return f"{count} alarms (functions, security refusals, KMS throttling, replication), notifying {sorted(topics)}"
+        what = "cluster, database refusals" if cluster is not None else "replication"
+        return (
+            f"{len(watches)} alarms (functions, security refusals, KMS throttling, {what}), notifying {sorted(topics)}"
+        )
 
+    subject = "its cluster" if clusters is not None else "replication"
     return [
         (
-            f"deployed: {region} alarms on its functions and replication notify an encrypted topic",
+            f"deployed: {region} alarms on its functions and {subject} notify an encrypted topic",
             _bind(region_check, region),
         )
         for region in regions

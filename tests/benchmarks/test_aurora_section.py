@@ -14,7 +14,13 @@ def _figures() -> dict[str, object]:
         "postgres": {"write": times, "read": {**times, "median": 10.0}, "lag": {"median": 2.0, "p95": 5.0, "max": 9.0}},
         "dynamodb": {"write": {**times, "median": 40.0}, "read": times},
         "planned": SimpleNamespace(
-            name="planned switchover", acknowledged=50, lost=0, seconds_to_first_write=1.5, **drill
+            name="planned switchover",
+            acknowledged=50,
+            lost=0,
+            seconds_to_first_write=1.5,
+            promotion_to_first_write=0.125,
+            follow={"acknowledged": 3, "refused ReadOnlyRegion": 4},
+            **drill,
         ),
         "unplanned": SimpleNamespace(
             name="unplanned failover", acknowledged=21, lost=1, seconds_to_first_write=3.25, **drill
@@ -29,8 +35,8 @@ def test_section_7_gives_the_ratios_the_lag_and_each_drills_losses_and_seconds()
     assert "| write | 20.00 / 40.00 / 90.00 | 40.00 / 40.00 / 90.00 | 0.50x |" in text
     assert "| read | 10.00 / 40.00 / 90.00 | 20.00 / 40.00 / 90.00 | 0.50x |" in text
     assert "median 2.00 ms, p95 5.00 ms, max 9.00 ms over 200 writes" in text
-    assert "| planned switchover | us-east-2 -> us-west-1 | 50 | 0 | 1.50 |" in text
-    assert "| unplanned failover | us-east-2 -> us-west-1 | 21 | 1 | 3.25 |" in text
+    assert "| planned switchover | us-east-2 -> us-west-1 | 50 | 0 | 1.50 | 0.125 | acknowledged 3, refused" in text
+    assert "| unplanned failover | us-east-2 -> us-west-1 | 21 | 1 | 3.25 | n/a | n/a |" in text
     assert "### Failover" in text and "\n## Per record" not in text  # nested under section 7
 
 

@@ -14,7 +14,6 @@ from cdk_constructs.encrypting_functions import (
     ENV_DB_HOST,
     ENV_DB_NAME,
     ENV_DB_PORT,
-    ENV_DB_PRIMARY_REGION,
     ENV_DB_SECRET_ARN,
     ENV_RECORD_STORE,
 )
@@ -320,16 +319,18 @@ def test_role_secrets_are_replicated_to_every_secondary_on_that_regions_key(auro
 
 
 def test_functions_use_the_local_cluster_endpoint(aurora: Synthesized) -> None:
+    """In every region the writer uses its cluster's (writer) endpoint, which serves writes whenever
+    that cluster is the primary, the reader its reader endpoint; nothing names the primary region."""
     app = aurora
     for region in app.config.regions:
         database = app.stacks.databases[region].stack_name
-        expected_attr = "Endpoint.Address" if region == app.config.primary_region else "ReadEndpoint.Address"
-        for fn in _functions(app, region).values():
+        for kind, fn in _functions(app, region).items():
+            expected_attr = "Endpoint.Address" if kind == "writer" else "ReadEndpoint.Address"
             env = fn["Properties"]["Environment"]["Variables"]
             assert env[ENV_RECORD_STORE] == "aurora-postgresql"
             assert env[ENV_DB_NAME] == app.config.aurora.database_name  # type: ignore[union-attr]
             assert not [k for k in env if "FORWARD" in k], "write forwarding is not offered (README)"
-            assert env[ENV_DB_PRIMARY_REGION] == app.config.primary_region
+            assert "DB_PRIMARY_REGION" not in env, "the primary region moves: no function is told it"
             assert env["RECORDS_TABLE_NAME"] == "mrk_toolkit_records"
             for name, attr in ((ENV_DB_HOST, expected_attr), (ENV_DB_PORT, "Endpoint.Port")):
                 ref = stack_output_ref(env[name])

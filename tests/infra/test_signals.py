@@ -200,3 +200,50 @@ def test_one_dashboard_in_the_primary_region_shows_every_region_and_alarm(synthe
             prefix=config.stack_prefix, region=region, regions=config.regions, table_name=config.table_name
         ):
             assert f"arn:aws:cloudwatch:{region}:{ACCOUNT}:alarm:{spec.name}" in body, spec.name
+
+
+def test_the_aurora_store_alarms_on_its_clusters_and_database_refusals_and_shows_no_dynamodb(
+    aurora_app: Synthesized,
+) -> None:
+    """Per region: replication lag, RPO lag, CPU and connections of that region's cluster (named,
+    as deployed), the functions' DatabaseUnavailable and ReadOnlyRegion refusals, all to the
+    region's topic; no DynamoDB alarm or widget anywhere."""
+    config = aurora_app.config
+    for region, stack in aurora_app.stacks.functions.items():
+        cluster = f"{config.stack_prefix.lower()}-records-{region}"
+        database = aurora_app.raw(aurora_app.stacks.databases[region])
+        (props,) = [r["Properties"] for r in resources(database, "AWS::RDS::DBCluster").values()]
+        assert props["DBClusterIdentifier"] == cluster
+        alarms = list(resources(aurora_app.raw(stack), "AWS::CloudWatch::Alarm").values())
+        assert not [a for a in alarms if a["Properties"].get("Namespace") == "AWS/DynamoDB"]
+        on_cluster = {
+            a["Properties"]["MetricName"]
+            for a in alarms
+            if a["Properties"].get("Namespace") == "AWS/RDS"
+            and a["Properties"]["Dimensions"] == [{"Name": "DBClusterIdentifier", "Value": cluster}]
+        }
+        assert on_cluster == {
+            "AuroraGlobalDBReplicationLag",
+            "AuroraGlobalDBRPOLag",
+            "CPUUtilization",
+            "DatabaseConnections",
+        }
+        refusals = sorted(
+            [d["Value"] for d in a["Properties"]["Dimensions"] if d["Name"] == "ErrorType"]
+            for a in alarms
+            if a["Properties"].get("MetricName") == "Refusals"
+        )
+        assert refusals == [["DatabaseUnavailable"], ["DatabaseUnavailable"], ["ReadOnlyRegion"]], refusals
+        assert all(a["Properties"]["AlarmActions"] for a in alarms)
+    dashboard = next(
+        iter(
+            resources(
+                aurora_app.raw(aurora_app.stacks.functions[config.primary_region]), "AWS::CloudWatch::Dashboard"
+            ).values()
+        )
+    )
+    body = json.dumps(_resolve("dashboard", config.primary_region, dashboard["Properties"]["DashboardBody"]))
+    assert "AWS/DynamoDB" not in body and "ReplicationLatency" not in body
+    for region in config.regions:
+        assert f"Aurora cluster {config.stack_prefix.lower()}-records-{region}" in body, region
+    assert "AuroraGlobalDBRPOLag" in body

@@ -59,6 +59,8 @@ def test_aurora_deployment_end_to_end(aurora_assembly: Path, tmp_path: Path) -> 
         "the reader's database role cannot write (us-east-2)",
         "deployed: every resource policy in us-west-1 names only its contract's principals",
         "deployed: everything at rest in us-west-1 is encrypted with a customer-managed key of us-west-1",
+        "deployed: the cluster in us-west-1 is protected from deletion and backed up",
+        "deployed: us-east-2 alarms on its functions and its cluster notify an encrypted topic",
         *(
             f"deployed: {role} may do exactly its contract"
             for role in (
@@ -152,3 +154,38 @@ def test_a_cluster_with_write_forwarding_is_refused_as_not_emulated(aurora_assem
     with pytest.raises(UnsupportedTemplate, match="EnableGlobalWriteForwarding"):
         _run(edited, tmp_path)
     assert _postgres_left() == [], "a failed deployment stops the servers it started"
+
+
+def test_an_unprotected_cluster_and_a_missing_lag_alarm_fail_the_run(aurora_assembly: Path, tmp_path: Path) -> None:
+    """The read-back of the deployed clusters (RDS) and alarms (CloudWatch) names what is wrong."""
+
+    def unprotected(template: dict[str, Any]) -> None:
+        for resource in template["Resources"].values():
+            if resource["Type"] == "AWS::RDS::DBCluster":
+                resource["Properties"]["DeletionProtection"] = False
+                resource["Properties"]["BackupRetentionPeriod"] = 1
+
+    def no_lag_alarm(template: dict[str, Any]) -> None:
+        resources = template["Resources"]
+        (lid,) = [
+            lid
+            for lid, r in resources.items()
+            if r["Type"] == "AWS::CloudWatch::Alarm"
+            and r["Properties"].get("MetricName") == "AuroraGlobalDBReplicationLag"
+        ]
+        del resources[lid]
+
+    edited = _edited(aurora_assembly, tmp_path, "MrkToolkit-Database-us-west-1", unprotected)
+    (functions,) = [p for p in edited.glob("*.template.json") if p.name.startswith("MrkToolkit-Functions-us-east-2")]
+    template = json.loads(functions.read_text())
+    no_lag_alarm(template)
+    functions.write_text(json.dumps(template))
+
+    report = _run(edited, tmp_path)
+    failed = {c.name: c.detail for c in report.checks if not c.ok}
+    cluster = failed["deployed: the cluster in us-west-1 is protected from deletion and backed up"]
+    assert "deletion protection is off" in cluster and "backups are kept 1 day(s)" in cluster, cluster
+    alarms = failed["deployed: us-east-2 alarms on its functions and its cluster notify an encrypted topic"]
+    assert "AuroraGlobalDBReplicationLag of mrktoolkit-records-us-east-2" in alarms, alarms
+    assert "deployed: the cluster in us-east-2 is protected from deletion and backed up" not in failed
+    assert _postgres_left() == []

@@ -44,6 +44,12 @@ def test_a_switchover_loses_nothing_a_failover_counts_its_loss_and_readers_stay_
         for region, calls in result.readers_kms_regions.items():
             assert calls and set(calls) == {region}, f"{result.name}: {region}'s reader called KMS in {set(calls)}"
         assert result.seconds_to_first_write > 0
+        # The new primary region's writer, never redeployed, followed the primary.
+        assert result.promotion_to_first_write is not None and result.promotion_to_first_write >= 0
+        assert result.follow["acknowledged"] >= 3 and not result.follow.get("lost")
+        assert not result.follow.get("written twice") and not result.follow.get("refused but written")
+    assert planned.follow.get("refused ReadOnlyRegion", 0) >= 1, "before the promotion its cluster was read-only"
+    assert any("ReadOnlyRegion (retryable True)" in note for note in planned.notes), planned.notes
     assert server_processes(root) == [], "no postgres process outlives the drill"
 
 
@@ -60,3 +66,16 @@ def test_a_lost_write_fails_a_planned_switchover_and_keeps_its_figures() -> None
     )
     with pytest.raises(AssertionError, match=r"the reader of us-east-2 called KMS in \['eu-west-1'\]"):
         judged(elsewhere, lossless=False)
+
+
+def test_a_write_lost_or_written_twice_while_following_the_primary_fails_the_drill() -> None:
+    measured = Failover("planned switchover", PRIMARY, SECONDARIES[0], 20, 0, 0.5, 0.01, {}, {PRIMARY: 20})
+    measured.readers_kms_regions = {PRIMARY: [PRIMARY]}
+    measured.follow = {"acknowledged": 3, "refused ReadOnlyRegion": 5, "refused but written": 0, "written twice": 1}
+    with pytest.raises(AssertionError, match="written twice: 1"):
+        judged(measured, lossless=True)
+    measured.follow = {"acknowledged": 3, "refused ReadOnlyRegion": 5, "refused but written": 2}
+    with pytest.raises(AssertionError, match="refused but written: 2"):
+        judged(measured, lossless=True)
+    measured.follow = {"acknowledged": 3, "refused ReadOnlyRegion": 5, "refused but written": 0}
+    judged(measured, lossless=True)

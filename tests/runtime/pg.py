@@ -72,7 +72,6 @@ class PgRegions:
             "DB_PORT": "5432",
             "DB_NAME": DATABASE,
             "DB_SECRET_ARN": self.secret_arns[(region, role)],
-            "DB_PRIMARY_REGION": PRIMARY,
         }
         return self.aws.env(region, **{**store, **overrides})
 
