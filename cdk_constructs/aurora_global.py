@@ -78,7 +78,7 @@ class AuroraClusterMember(Construct):
 
     Props (keyword-only): ``global_cluster_identifier`` (the ``Ref`` of the global cluster in the
     primary's stack, its name elsewhere); ``primary`` (``PrimaryCredentials`` for the primary, None
-    for a secondary); ``write_forwarding`` (secondary only); ``options``; ``vpc``, ``subnets``,
+    for a secondary); ``options``; ``vpc``, ``subnets``,
     ``security_group``; ``storage_key_arn`` (a key of THIS region).
     Attributes: ``cluster`` (``CfnDBCluster``), ``instance`` (``CfnDBInstance``), ``endpoint``,
     ``read_endpoint``, ``port``.
@@ -91,7 +91,6 @@ class AuroraClusterMember(Construct):
         *,
         global_cluster_identifier: str,
         primary: PrimaryCredentials | None,
-        write_forwarding: bool = False,
         options: ClusterOptions,
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
@@ -102,7 +101,6 @@ class AuroraClusterMember(Construct):
         self.cluster = self._cluster(
             global_cluster_identifier=global_cluster_identifier,
             primary=primary,
-            write_forwarding=write_forwarding,
             options=options,
             vpc=vpc,
             subnets=subnets,
@@ -119,7 +117,6 @@ class AuroraClusterMember(Construct):
         *,
         global_cluster_identifier: str,
         primary: PrimaryCredentials | None,
-        write_forwarding: bool,
         options: ClusterOptions,
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
@@ -167,7 +164,6 @@ class AuroraClusterMember(Construct):
             # Credentials are in Secrets Manager, one secret per database role (see README,
             # "IAM database authentication"): no rds-db:connect for any role.
             enable_iam_database_authentication=False,
-            enable_global_write_forwarding=True if write_forwarding else None,
             db_subnet_group_name=subnet_group.subnet_group_name,
             vpc_security_group_ids=[security_group.security_group_id],
             db_cluster_parameter_group_name=parameters.ref,

@@ -33,7 +33,6 @@ from lambda_src.record_crypto.settings import (
     ENV_DB_PORT,
     ENV_DB_PRIMARY_REGION,
     ENV_DB_SECRET_ARN,
-    ENV_DB_WRITE_FORWARDING,
     ENV_MAX_RECORD_BYTES,
     ENV_MRK_ARN,
     ENV_RECORD_STORE,
@@ -62,7 +61,6 @@ class DatabaseAccess:
     reader_secret_arn: str
     secrets_key_arn: str
     primary_region: str
-    write_forwarding: bool = False
 
     def environment(self, secret_arn: str) -> dict[str, str]:
         return {
@@ -71,7 +69,6 @@ class DatabaseAccess:
             ENV_DB_PORT: self.port,
             ENV_DB_NAME: self.database_name,
             ENV_DB_SECRET_ARN: secret_arn,
-            ENV_DB_WRITE_FORWARDING: "on" if self.write_forwarding else "off",
             ENV_DB_PRIMARY_REGION: self.primary_region,
         }
 

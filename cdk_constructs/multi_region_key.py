@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from aws_cdk import Aws, RemovalPolicy, Stack
+from aws_cdk import Aws, CfnTag, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from cdk_constructs.key_policies import admin_principals, admin_statement, role_path_arn_pattern
+from lambda_src.record_crypto.settings import TENANT_KEY
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ class KeyUsers:
     writer_role_path: str
     reader_role_path: str
     encryption_context: Mapping[str, str]
+
+    def for_tenant(self, tenant_id: str) -> KeyUsers:
+        """The same users, bound to one tenant: every use must carry ``kms:EncryptionContext:tenant``."""
+        return replace(self, encryption_context={**self.encryption_context, TENANT_KEY: tenant_id})
 
 
 def _use_statement(
@@ -104,7 +109,7 @@ class MultiRegionKey(Construct):
     Props (keyword-only):
       primary_key_arn: ``None`` for the primary; the primary's ARN for a replica.
       replica_regions: regions the primary may be replicated to (``kms:ReplicaRegion``);
-        required for the primary, ignored for a replica.
+        required for the primary (but a tenant's key may have none), ignored for a replica.
       admin_arns: key administrators; default (empty) is the account, delegating to IAM.
       users: writer/reader role paths and the required encryption context.
       alias: alias created for the key in this region (same name in every region).
@@ -114,6 +119,9 @@ class MultiRegionKey(Construct):
       promotion_regions: regions the key administrators may move the primary to
         (``kms:UpdatePrimaryRegion`` under ``kms:PrimaryRegion``); default none (nobody may).
       removal_policy: default RETAIN.
+      tenant: ``None`` (the records key) or the tenant id the key is for: it is tagged
+        ``tenant=<id>``, and ``users`` should be ``users.for_tenant(id)`` so that its key policy
+        binds use to the tenant's encryption context.
 
     Attributes: ``key_arn`` (the ARN in this region; same ``mrk-`` id everywhere),
     ``cfn_key`` (``CfnKey`` or ``CfnReplicaKey``).
@@ -133,11 +141,15 @@ class MultiRegionKey(Construct):
         rotation_period_days: int = 365,
         promotion_regions: Sequence[str] = (),
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        tenant: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        if tenant is not None and users.encryption_context.get(TENANT_KEY) != tenant:
+            raise ValueError(f"MultiRegionKey: the key of tenant {tenant} needs users.for_tenant({tenant!r})")
         stack = Stack.of(self)
         self.is_primary = primary_key_arn is None
-        if self.is_primary and not replica_regions:
+        # A tenant of one region has a primary and no replica (its policy then lets nobody replicate it).
+        if self.is_primary and not replica_regions and tenant is None:
             raise ValueError("MultiRegionKey: a primary key needs replica_regions")
         policy = mrk_key_policy(
             stack,
@@ -147,6 +159,10 @@ class MultiRegionKey(Construct):
             promotion_regions=promotion_regions,
         )
         description = "Multi-region key for client-side (envelope) encryption of records"
+        if tenant is not None:
+            description += f" of tenant {tenant}"
+        # Only a tenant key is tagged: the records key's template stays as it was.
+        tags = [CfnTag(key=TENANT_KEY, value=tenant)] if tenant is not None else None
         self.cfn_key: kms.CfnKey | kms.CfnReplicaKey
         if primary_key_arn is None:
             key = kms.CfnKey(
@@ -160,6 +176,7 @@ class MultiRegionKey(Construct):
                 key_usage="ENCRYPT_DECRYPT",
                 pending_window_in_days=pending_window_days,
                 key_policy=policy,
+                tags=tags,
             )
             self.cfn_key = key
             self.key_arn: str = key.attr_arn
@@ -173,6 +190,7 @@ class MultiRegionKey(Construct):
                 description=f"{description} (replica)",
                 pending_window_in_days=pending_window_days,
                 key_policy=policy,
+                tags=tags,
             )
             self.cfn_key = replica
             self.key_arn = replica.attr_arn

@@ -31,6 +31,12 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from cdk_constructs.key_policies import admin_statement
+from cloud_assembly.audit_events import (
+    DENIED_BURST_CALLS,
+    DENIED_BURST_PERIOD_SECONDS,
+    RULE_DENIED_KEY_CALLS,
+    rule_name,
+)
 from lambda_src.record_crypto.observability import (
     DATA_KEY_CACHE_HITS,
     DIMENSION_ERROR_TYPE,
@@ -50,6 +56,7 @@ from lambda_src.record_crypto.observability import (
 )
 
 LAMBDA_NAMESPACE = "AWS/Lambda"
+EVENTS_NAMESPACE = "AWS/Events"
 DYNAMODB_NAMESPACE = "AWS/DynamoDB"
 # Replication: sustained lag, not a blip (3 periods of 5 minutes in a row).
 REPLICATION_LATENCY_MS = 60_000
@@ -213,6 +220,32 @@ def _replication_alarm_specs(prefix: str, region: str, receiving: str, table_nam
     ]
 
 
+def audit_alarm_specs(prefix: str, region: str) -> list[AlarmSpec]:
+    """A burst of denied calls on the region's records key: the denied-calls rule's matches
+    (EventBridge's own ``MatchedEvents`` metric of the rule, which has no target)."""
+    rule = rule_name(prefix, region, RULE_DENIED_KEY_CALLS)
+    return [
+        _spec(
+            prefix,
+            region,
+            RULE_DENIED_KEY_CALLS,
+            namespace=EVENTS_NAMESPACE,
+            metric="MatchedEvents",
+            dimensions=(("RuleName", rule),),
+            statistic="Sum",
+            period_seconds=DENIED_BURST_PERIOD_SECONDS,
+            threshold=DENIED_BURST_CALLS,
+            evaluation_periods=1,
+            description=(
+                f"SECURITY: {DENIED_BURST_CALLS} or more denied calls on the records key of {region} within "
+                f"{DENIED_BURST_PERIOD_SECONDS // 60} minutes (rule {rule}): a probe, a broken deployment or a "
+                "revoked permission; read them with `python -m offline audit --region "
+                f"{region}`"
+            ),
+        )
+    ]
+
+
 def alarm_arn(region: str, name: str) -> str:
     return f"arn:{Aws.PARTITION}:cloudwatch:{region}:{Aws.ACCOUNT_ID}:alarm:{name}"
 
@@ -221,7 +254,9 @@ class AlarmTopic(Construct):
     """The region's alarm topic, encrypted with a customer-managed key of its own.
 
     Props: ``topic_name``; ``alarm_name_prefix`` (only alarms of this account and region whose
-    name starts with it may publish, and use the key); ``admin_arns``; ``removal_policy`` (key).
+    name starts with it may publish, and use the key); ``admin_arns``; ``removal_policy`` (key);
+    ``event_rules`` (EventBridge may publish too, for the rules of this account and region whose
+    name starts with ``alarm_name_prefix``: the audit rules; default False).
     The key policy lets CloudWatch use the key only for this topic (SNS's encryption context), on
     behalf of those alarms (``aws:SourceAccount``, ``aws:SourceArn``: no confused deputy). The
     topic policy refuses any request not made over TLS.
@@ -237,17 +272,29 @@ class AlarmTopic(Construct):
         alarm_name_prefix: str,
         admin_arns: Sequence[str] = (),
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        event_rules: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         region = Stack.of(self).region
         # A fixed name: users subscribe to it, and the key policy names it without a cycle.
         self.topic_arn = f"arn:{Aws.PARTITION}:sns:{region}:{Aws.ACCOUNT_ID}:{topic_name}"
-        alarms = f"arn:{Aws.PARTITION}:cloudwatch:{region}:{Aws.ACCOUNT_ID}:alarm:{alarm_name_prefix}*"
-        from_alarms = {
-            "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
-            "ArnLike": {"aws:SourceArn": alarms},
+        publishers = {
+            "CloudWatchAlarms": (
+                "cloudwatch.amazonaws.com",
+                f"arn:{Aws.PARTITION}:cloudwatch:{region}:{Aws.ACCOUNT_ID}:alarm:{alarm_name_prefix}*",
+            )
         }
-        self.key = self._key(topic_name, admin_arns, from_alarms)
+        if event_rules:
+            # The audit rules (cdk_constructs/audit_rules.py) share the alarms' name prefix.
+            publishers["AuditEventRules"] = (
+                "events.amazonaws.com",
+                f"arn:{Aws.PARTITION}:events:{region}:{Aws.ACCOUNT_ID}:rule/{alarm_name_prefix}*",
+            )
+        conditions = {
+            sid: {"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}, "ArnLike": {"aws:SourceArn": source}}
+            for sid, (_, source) in publishers.items()
+        }
+        self.key = self._key(topic_name, admin_arns, publishers, conditions)
         self.key.apply_removal_policy(removal_policy)
         self.topic = sns.Topic(
             self,
@@ -257,18 +304,42 @@ class AlarmTopic(Construct):
             master_key=kms.Key.from_key_arn(self, "ImportedKey", self.key.attr_arn),
             enforce_ssl=True,
         )
-        self.topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="CloudWatchAlarmsPublish",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["sns:Publish"],
-                resources=[self.topic.topic_arn],
-                conditions=from_alarms,
+        for sid, (service, _) in publishers.items():
+            self.topic.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=f"{sid}Publish",
+                    principals=[iam.ServicePrincipal(service)],
+                    actions=["sns:Publish"],
+                    resources=[self.topic.topic_arn],
+                    conditions=conditions[sid],
+                )
             )
-        )
 
-    def _key(self, topic_name: str, admin_arns: Sequence[str], from_alarms: dict[str, Any]) -> kms.CfnKey:
-        """The topic's key: CloudWatch may use it only for this topic, on behalf of the alarms."""
+    def _key(
+        self,
+        topic_name: str,
+        admin_arns: Sequence[str],
+        publishers: Mapping[str, tuple[str, str]],
+        conditions: Mapping[str, dict[str, Any]],
+    ) -> kms.CfnKey:
+        """The topic's key: each publishing service may use it only for this topic, on behalf of
+        the alarms (or the audit rules) of this region."""
+        use = [
+            iam.PolicyStatement(
+                sid=f"{sid}ThroughSns",
+                principals=[iam.ServicePrincipal(service)],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={
+                    **conditions[sid],
+                    "StringEquals": {
+                        **conditions[sid]["StringEquals"],
+                        "kms:EncryptionContext:aws:sns:topicArn": self.topic_arn,
+                    },
+                },
+            )
+            for sid, (service, _) in publishers.items()
+        ]
         return kms.CfnKey(
             self,
             "Key",
@@ -277,24 +348,7 @@ class AlarmTopic(Construct):
             key_spec="SYMMETRIC_DEFAULT",
             key_usage="ENCRYPT_DECRYPT",
             pending_window_in_days=30,
-            key_policy=iam.PolicyDocument(
-                statements=[
-                    admin_statement(admin_arns),
-                    iam.PolicyStatement(
-                        sid="CloudWatchAlarmsThroughSns",
-                        principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                        actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                        resources=["*"],
-                        conditions={
-                            **from_alarms,
-                            "StringEquals": {
-                                **from_alarms["StringEquals"],
-                                "kms:EncryptionContext:aws:sns:topicArn": self.topic_arn,
-                            },
-                        },
-                    ),
-                ]
-            ),
+            key_policy=iam.PolicyDocument(statements=[admin_statement(admin_arns), *use]),
         )
 
 

@@ -17,9 +17,10 @@ Keys have one contract per use, and a key's use is what the deployment uses it f
 replica's SSE key is a table key...); a multi-region key is the records key; a key nothing uses
 may name the account root only.
 
-At rest: every log group, topic, table replica, secret (and each of its replicas), Aurora cluster
-and Performance Insights store is encrypted with a customer-managed key of this account and of
-its own region. A resource of a type this module does not list fails both checks.
+At rest: every log group, topic, table replica, secret (and each of its replicas), Aurora cluster,
+Performance Insights store, the audit trail's bucket and its log files is encrypted with a
+customer-managed key of this account and of its own region. A resource of a type this module does not
+list fails both checks.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ KEY_POLICIES: dict[str, PolicyContract] = {
         PolicyContract("records key", "kms", function_roles=True),
         PolicyContract("table key", "kms", services=("dynamodb.amazonaws.com",)),
         PolicyContract("logs key", "kms", services=("logs.{region}.amazonaws.com",)),
-        PolicyContract("topic key", "kms", services=("cloudwatch.amazonaws.com",)),
+        # EventBridge: the audit rules notify the alarm topic (cdk_constructs/audit_rules.py).
+        PolicyContract("topic key", "kms", services=("cloudwatch.amazonaws.com", "events.amazonaws.com")),
+        PolicyContract("trail key", "kms", services=("cloudtrail.amazonaws.com",)),
         PolicyContract("storage key", "kms"),
         PolicyContract("secrets key", "kms"),
         PolicyContract(UNUSED_KEY, "kms"),
@@ -72,10 +75,13 @@ KEY_USE = {
     "AWS::RDS::DBCluster": "storage key",
     "AWS::RDS::DBInstance": "storage key",
     "AWS::SecretsManager::Secret": "secrets key",
+    "AWS::CloudTrail::Trail": "trail key",
+    "AWS::S3::Bucket": "trail key",  # the one bucket: the trail's
 }
 MULTI_REGION_KEY = "records key"
 
-ALARM_TOPIC = PolicyContract("alarm topic policy", "sns", services=("cloudwatch.amazonaws.com",))
+ALARM_TOPIC = PolicyContract("alarm topic policy", "sns", services=("cloudwatch.amazonaws.com", "events.amazonaws.com"))
+TRAIL_BUCKET = PolicyContract("trail bucket policy", "s3", services=("cloudtrail.amazonaws.com",))
 SECRET = PolicyContract("secret policy", "secretsmanager", function_roles=True)
 TABLE = PolicyContract("table replica policy", "dynamodb", function_roles=True)
 FUNCTION = PolicyContract("function policy", "lambda")
@@ -129,6 +135,10 @@ KINDS: dict[str, ResourceKind] = {
     "AWS::EC2::SecurityGroupEgress": _NETWORK,
     "AWS::EC2::FlowLog": ResourceKind(note="writes to a log group (checked as a log group)"),
     "AWS::EC2::VPCEndpoint": ResourceKind(note="an endpoint policy limits what passes the endpoint, grants nothing"),
+    "AWS::S3::Bucket": ResourceKind(policy=TRAIL_BUCKET, at_rest=True),
+    "AWS::S3::BucketPolicy": ResourceKind(note="read back as its bucket's policy"),
+    "AWS::CloudTrail::Trail": ResourceKind(at_rest=True, note="its log files are encrypted with its KMS key"),
+    "AWS::Events::Rule": ResourceKind(note="a pattern and its targets: no resource policy, no data"),
     "Custom::RecordsSchema": ResourceKind(note="the schema it makes lives in the cluster"),
     "AWS::CDK::Metadata": ResourceKind(note="the CDK's version metadata"),
 }

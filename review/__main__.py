@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,7 @@ def load(cdk_out: Path | None, context: list[str]) -> Any:
     config_with(overrides)
 
     print("synthesizing cdk.json's deployment in-process ...", file=sys.stderr)
-    return load_assembly(synthesize(overrides, tempfile.mkdtemp(prefix="mrk-toolkit-review-")))
+    return load_assembly(synthesize(overrides))  # a temp dir, removed when the review exits
 
 
 def default_regions() -> tuple[str, ...]:
@@ -112,11 +111,19 @@ def _main(argv: list[str]) -> int:
 
     parser = Parser(prog="python -m review", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("review-out"), help="output directory (default review-out)")
+    parser.add_argument(
+        "--previous",
+        type=Path,
+        help="a previous report's policy-review.json to list what changed since (default: the one in --out, "
+        "which this run replaces; none there: a first run)",
+    )
     _common(parser)
     args = parser.parse_args(argv)
     from review.report import write_review
 
-    md_path, json_path = write_review(load(args.cdk_out, args.context), args.out)
+    if args.previous is not None and not args.previous.is_file():
+        raise UsageError(f"--previous {args.previous}: no such file; name a policy-review.json a review wrote")
+    md_path, json_path = write_review(load(args.cdk_out, args.context), args.out, previous=args.previous)
     print(f"wrote {md_path} and {json_path}")
     return 0
 

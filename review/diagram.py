@@ -22,6 +22,7 @@ _SHORT_KIND = {
     "secrets key": "secrets key",
     "log group key": "logs key",
     "alarm topic key": "alarm topic key",
+    "audit trail key": "trail key",
     "KMS key": "KMS key",
 }
 

@@ -164,6 +164,7 @@ class Inventory:
         secrets_keys = {str(s.kms_key) for s in self.secrets if s.kms_key}
         log_keys = {str(g.properties.get("KmsKeyId")) for g in self.view.resources("AWS::Logs::LogGroup")}
         topic_keys = {str(t.properties.get("KmsMasterKeyId")) for t in self.view.resources("AWS::SNS::Topic")}
+        trail_keys = {str(t.properties.get("KMSKeyId")) for t in self.view.resources("AWS::CloudTrail::Trail")}
         keys = []
         for type_name in KEY_TYPES:
             for resource in self.view.resources(type_name):
@@ -185,6 +186,8 @@ class Inventory:
                     kind = "log group key"
                 elif ({arn, key_id} | alias_arns) & topic_keys:
                     kind = "alarm topic key"
+                elif ({arn, key_id} | alias_arns) & trail_keys:
+                    kind = "audit trail key"
                 else:
                     kind = "KMS key"
                 keys.append(Key(resource, arn, key_id, kind, names))

@@ -8,15 +8,16 @@ hashes, the account as ``<account>``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from cloud_assembly.intrinsics import partition, url_suffix
 from cloud_assembly.reader import CloudAssembly
-from review.alarms import alarm_entries, alarms_md
+from review.alarms import alarm_entries, alarms_md, audit_rule_entries, audit_rules_md
 from review.assembly_view import ACCOUNT
 from review.diagram import mermaid_from_inventory
+from review.findings import changes, facts, findings, findings_md, load_previous, reading_key_md
 from review.inventory import Cluster, Inventory, Key, Role, Secret, TableReplica
 from review.policy import (
     DENY,
@@ -141,26 +142,62 @@ def action_resource(action: str, table_or_key_arn: str) -> str:
     return table_or_key_arn
 
 
-LEGEND = (
-    "`allow`: the key/resource policy and the principal's identity policies (as synthesized) allow it, "
-    "for a request carrying what the note lists. `if IAM allows`: the key or table delegates to the "
-    "account's IAM policies and this principal's are outside the app (its IAM policies decide). "
-    "`deny`: no policy in the assembly allows it *as the policies stand*; `deny, can self-grant` marks a "
-    f"principal that may call {', '.join(f'`{a}`' for a in SELF_GRANT_ACTIONS)} on the key: it can rewrite "
-    "the key policy, grant itself, or replicate the key under a policy of its choosing, and so give itself "
-    "that action (each such call is logged in CloudTrail: alarm on it). "
-    f"Key administration: any of these {len(KEY_ADMIN_ACTIONS)} actions that change a key or who may use it: "
-    f"{', '.join(f'`{a}`' for a in KEY_ADMIN_ACTIONS)}; the note lists which. Read-only actions "
-    f"({', '.join(f'`{a}`' for a in KEY_READ_ACTIONS)}) are not counted. Table columns: read (items, "
-    "PartiQL SELECT), stream read (the stream carries NEW_AND_OLD_IMAGES: every item as written), "
-    "export / backup / restore (a full copy of the table, outside its access policies), write (items, "
-    "PartiQL INSERT/UPDATE/DELETE). `Other access only`: principals with no action of the columns but "
-    "some other action on the resource, which the line names. `<account>` stands for the deploying account; "
-    "resource names in `<...>` are construct paths (physical names exist only after deploy). Aurora store: "
-    "secret columns: read (`secretsmanager:GetSecretValue`: the database credentials), change / delete "
-    "(value, rotation, replication, resource policy, deletion); a secret's regional replica has the "
-    "primary's name and suffix (`-<suffix>`)."
-)
+def reading_key(inventory: Inventory) -> list[tuple[str, str]]:
+    """The key to reading the matrices, one short row per term, for the store deployed only."""
+    rows = [
+        (
+            "`allow`",
+            "the key or resource policy and the principal's identity policies (as synthesized) allow it, "
+            "for a request carrying what the note lists",
+        ),
+        (
+            "`if IAM allows`",
+            "the key or table delegates to the account's IAM policies, and this principal's are "
+            "outside the app: its IAM policies decide",
+        ),
+        ("`deny`", "no policy in the assembly allows it, *as the policies stand*"),
+        (
+            "`deny, can self-grant`",
+            f"the principal may call {', '.join(f'`{a}`' for a in SELF_GRANT_ACTIONS)} on the key: it can "
+            "rewrite the key policy, grant itself, or replicate the key under a policy of its choosing, and so "
+            "give itself that action (each such call is logged in CloudTrail: alarm on it)",
+        ),
+        (
+            "key administration",
+            f"any of these {len(KEY_ADMIN_ACTIONS)} actions that change a key or who may use it "
+            f"(the note lists which): {', '.join(f'`{a}`' for a in KEY_ADMIN_ACTIONS)}. Read-only actions "
+            f"({', '.join(f'`{a}`' for a in KEY_READ_ACTIONS)}) are not counted.{admin_statement_note(inventory.keys)}",
+        ),
+    ]
+    if inventory.tables:
+        rows.append(
+            (
+                "table columns",
+                "read (items, PartiQL SELECT); stream read (the stream carries "
+                "NEW_AND_OLD_IMAGES: every item as written); export / backup / restore (a full copy of the "
+                "table, outside its access policies); write (items, PartiQL INSERT/UPDATE/DELETE)",
+            )
+        )
+    if inventory.secrets:
+        rows.append(
+            (
+                "secret columns",
+                "read (`secretsmanager:GetSecretValue`: the database credentials); change "
+                "/ delete (value, rotation, replication, resource policy, deletion); a secret's regional "
+                "replica has the primary's name and suffix (`-<suffix>`)",
+            )
+        )
+    rows += [
+        (
+            "`Other access only`",
+            "principals with no action of the columns but some other action on the resource, which the line names",
+        ),
+        (
+            "`<account>`, `<...>`",
+            "the deploying account; a resource's construct path (physical names exist only after deploy)",
+        ),
+    ]
+    return rows
 
 
 def admin_statement_note(keys: Sequence[Key]) -> str:
@@ -460,6 +497,16 @@ def _role_entry(role: Role, inventory: Inventory) -> dict[str, Any]:
 
 
 def build_review(assembly: CloudAssembly) -> dict[str, Any]:
+    """The review as JSON: the per-region detail, then the findings drawn from it (review/findings.py)."""
+    review = _detail(assembly)
+    accounts = sorted({s.account for s in assembly.stacks.values() if s.account})
+    review["findings"] = findings(review, assembly.directory, accounts)
+    review["facts"] = facts(review)
+    review["changes"] = {"previous": None}
+    return review
+
+
+def _detail(assembly: CloudAssembly) -> dict[str, Any]:
     inventory = Inventory(assembly)
     shared = global_principals(inventory)
     regions = []
@@ -488,6 +535,7 @@ def build_review(assembly: CloudAssembly) -> dict[str, Any]:
                 "roles": [_role_entry(r, inventory) for r in inventory.roles if r.region == region],
                 "matrix": matrix,
                 "alarms": alarm_entries(inventory, region),
+                "audit_rules": audit_rule_entries(inventory, region),
                 **aurora,
             }
         )
@@ -501,7 +549,8 @@ def build_review(assembly: CloudAssembly) -> dict[str, Any]:
             for i, wave in enumerate(waves)
             for s in wave
         ],
-        "legend": LEGEND + admin_statement_note(inventory.keys),
+        "reading_key": [list(row) for row in reading_key(inventory)],
+        "legend": " ".join(f"{term}: {means}." for term, means in reading_key(inventory)),
         "mermaid": mermaid_from_inventory(inventory),
         "regions": regions,
     }
@@ -608,26 +657,28 @@ def _matrix_md(block: Mapping[str, Any], notes: dict[str, int]) -> list[str]:
 
 
 def render_markdown(review: Mapping[str, Any]) -> str:
-    out = _overview_md(review)
-    for region in review["regions"]:
-        title = "primary region" if region["primary"] else "replica region"
-        out += [f"## {region['region']} ({title})", ""]
-        out += _matrices_md(region)
-        out += _keys_md(region)
-        out += _tables_md(region)
-        out += _aurora_md(region)
-        out += alarms_md(region.get("alarms", []))
-        out += _roles_md(region)
-    return "\n".join(out).rstrip("\n") + "\n"
-
-
-def _overview_md(review: Mapping[str, Any]) -> list[str]:
-    """The title, the stacks in deployment waves, the architecture diagram and the legend."""
-    return [
+    """The findings first, then the deployment, the key to reading it, and each region's detail."""
+    out = [
         "# Policy review",
         "",
         "Generated by `python -m review` from the synthesized cloud assembly: do not edit by hand, "
         "regenerate and review the diff.",
+        "",
+        *findings_md(review),
+        *_overview_md(review),
+    ]
+    for region in review["regions"]:
+        title = "primary region" if region["primary"] else "replica region"
+        out += [f"## {region['region']} ({title})", ""]
+        for section in REGION_SECTIONS:
+            out += section(region)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _overview_md(review: Mapping[str, Any]) -> list[str]:
+    """The stacks in deployment waves, the architecture diagram and the key to reading the matrices."""
+    return [
+        "## Deployment",
         "",
         f"Primary region `{review['primary_region']}`; regions {', '.join(f'`{r}`' for r in review['regions_order'])}.",
         "",
@@ -644,10 +695,7 @@ def _overview_md(review: Mapping[str, Any]) -> list[str]:
         review["mermaid"].rstrip("\n"),
         "```",
         "",
-        "## How to read the matrices",
-        "",
-        review["legend"],
-        "",
+        *reading_key_md([tuple(row) for row in review["reading_key"]]),
     ]
 
 
@@ -746,10 +794,28 @@ def _aurora_md(region: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def write_review(assembly: CloudAssembly, out_dir: Path) -> tuple[Path, Path]:
+# Each region's sections, in order: a renderer takes the region's JSON and returns Markdown lines (none
+# when the region has nothing of its kind, e.g. no table replica for the Aurora store). Add a section here.
+REGION_SECTIONS: list[Callable[[Mapping[str, Any]], list[str]]] = [
+    _matrices_md,
+    _keys_md,
+    _tables_md,
+    _aurora_md,
+    lambda region: alarms_md(region.get("alarms", [])),
+    lambda region: audit_rules_md(region.get("audit_rules", [])),
+    _roles_md,
+]
+REVIEW_JSON = "policy-review.json"
+
+
+def write_review(assembly: CloudAssembly, out_dir: Path, previous: Path | None = None) -> tuple[Path, Path]:
+    """Write the review into ``out_dir``, compared with ``previous`` (a report's JSON; default: the
+    one ``out_dir`` already holds, which this run replaces)."""
     review = build_review(assembly)
+    md_path, json_path = out_dir / "policy-review.md", out_dir / REVIEW_JSON
+    source = previous or json_path
+    review["changes"] = changes(load_previous(source), review, str(source))
     out_dir.mkdir(parents=True, exist_ok=True)
-    md_path, json_path = out_dir / "policy-review.md", out_dir / "policy-review.json"
     md_path.write_text(render_markdown(review))
     json_path.write_text(json.dumps(review, indent=2, sort_keys=True) + "\n")
     return md_path, json_path

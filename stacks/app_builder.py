@@ -8,7 +8,7 @@ Cross-region values travel as weak references (``Fn::GetStackOutput``, see cdk.j
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks, PCIDSS321Checks
@@ -17,6 +17,7 @@ from cdk_constructs.encrypting_functions import DatabaseAccess
 from cdk_constructs.isolated_network import IsolatedNetwork
 from cdk_constructs.nag_rules import MrkToolkitChecks
 from lambda_src.record_crypto.settings import STORE_AURORA_POSTGRESQL, STORE_DYNAMODB
+from stacks.audit_stack import AuditStack
 from stacks.config import ToolkitConfig
 from stacks.database_stack import DatabaseStack
 from stacks.functions_stack import FunctionsStack
@@ -24,6 +25,7 @@ from stacks.keys_stack import KeysStack
 from stacks.network_stack import NetworkStack
 from stacks.shared import key_users
 from stacks.table_stack import TableStack
+from stacks.tenant_keys_stack import TenantKeysStack
 
 DESCRIPTION = "Multi-region client-side encryption toolkit"
 
@@ -38,10 +40,21 @@ class ToolkitStacks:
     functions: dict[str, FunctionsStack]
     networks: dict[str, NetworkStack] = field(default_factory=dict)
     databases: dict[str, DatabaseStack] = field(default_factory=dict)
+    audit: AuditStack | None = None  # the trail (None: audit off, or an existing trail named)
+    # The regions homing a tenant key's primary (none without tenants).
+    tenant_keys: dict[str, TenantKeysStack] = field(default_factory=dict)
+
+    def tenant_key_arns(self, region: str) -> dict[str, str]:
+        """Tenant id -> its key's ARN in ``region``, for the tenants whose key exists there."""
+        primaries = self.tenant_keys[region].tenant_key_arns if region in self.tenant_keys else {}
+        return dict(sorted({**primaries, **self.keys[region].tenant_key_arns}.items()))
 
     def all(self) -> list[cdk.Stack]:
         table = [self.table] if self.table is not None else []
+        audit = [self.audit] if self.audit is not None else []
         return [
+            *audit,
+            *self.tenant_keys.values(),
             *self.keys.values(),
             *table,
             *self.networks.values(),
@@ -59,12 +72,14 @@ def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
     description = DESCRIPTION
     primary = config.primary_region
     store_keys = "table key" if config.store == STORE_DYNAMODB else "storage and secrets keys"
+    tenant_keys = _tenant_keys_stacks(app, config, env)
     keys: dict[str, KeysStack] = {
         primary: KeysStack(
             app,
             f"{prefix}-Keys-{primary}",
             config=config,
             key_users=users,
+            tenant_primary_arns=_tenant_primary_arns(config, tenant_keys, primary),
             env=env(primary),
             description=f"{description}: multi-region key (primary) and {store_keys}, {primary}",
         )
@@ -76,11 +91,13 @@ def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
             config=config,
             key_users=users,
             primary_key_arn=keys[primary].mrk_arn,
+            tenant_primary_arns=_tenant_primary_arns(config, tenant_keys, region),
             env=env(region),
             description=f"{description}: multi-region key (replica) and {store_keys}, {region}",
         )
+    audit = _audit_stack(app, config, env)
     if config.store == STORE_AURORA_POSTGRESQL:
-        return _aurora_stacks(app, config, keys, env)
+        return replace(_aurora_stacks(app, config, keys, env), audit=audit, tenant_keys=tenant_keys)
     table = TableStack(
         app,
         f"{prefix}-Table",
@@ -96,13 +113,57 @@ def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
             f"{prefix}-Functions-{region}",
             config=config,
             mrk_arn=keys[region].mrk_arn,
+            store_key_arns=[arn for arn in (keys[region].table_key_arn,) if arn is not None],
             env=env(region),
             description=f"{description}: writer and reader functions, {region}",
         )
         # The functions need the table replica, which they name (no reference to follow).
         stack.add_stack_dependency(table)
         functions[region] = stack
-    return ToolkitStacks(keys=keys, table=table, functions=functions)
+    return ToolkitStacks(keys=keys, table=table, functions=functions, audit=audit, tenant_keys=tenant_keys)
+
+
+def _audit_stack(app: cdk.App, config: ToolkitConfig, env: Callable[[str], cdk.Environment]) -> AuditStack | None:
+    """The trail, in the primary region, depending on nothing (a multi-region trail records every region)."""
+    if not config.audit.creates_trail:
+        return None
+    return AuditStack(
+        app,
+        f"{config.stack_prefix}-Audit",
+        config=config,
+        env=env(config.primary_region),
+        description=f"{DESCRIPTION}: audit trail (every region's management events, KMS use included)",
+    )
+
+
+def _tenant_keys_stacks(
+    app: cdk.App, config: ToolkitConfig, env: Callable[[str], cdk.Environment]
+) -> dict[str, TenantKeysStack]:
+    """One stack per region that homes the primary of a tenant's key (none without tenants)."""
+    stacks: dict[str, TenantKeysStack] = {}
+    for region in config.regions:
+        homed = tuple(t for t in config.tenants if t.primary_region == region)
+        if homed:
+            stacks[region] = TenantKeysStack(
+                app,
+                f"{config.stack_prefix}-TenantKeys-{region}",
+                config=config,
+                key_users=key_users(config),
+                tenants=homed,
+                env=env(region),
+                description=f"{DESCRIPTION}: tenant keys (primaries) of {', '.join(t.tenant_id for t in homed)}, "
+                f"{region}",
+            )
+    return stacks
+
+
+def _tenant_primary_arns(config: ToolkitConfig, tenant_keys: dict[str, TenantKeysStack], region: str) -> dict[str, str]:
+    """Tenant id -> its primary's ARN, for the tenants with a replica in ``region``."""
+    return {
+        t.tenant_id: tenant_keys[t.primary_region].tenant_key_arns[t.tenant_id]
+        for t in config.tenants
+        if region in t.replica_regions
+    }
 
 
 def _aurora_stacks(
@@ -174,6 +235,7 @@ def _aurora_functions_stack(
         f"{config.stack_prefix}-Functions-{region}",
         config=config,
         mrk_arn=keys.mrk_arn,
+        store_key_arns=[arn for arn in (keys.storage_key_arn, keys.secrets_key_arn) if arn is not None],
         database=DatabaseAccess(
             vpc=network.vpc,
             subnets=network.subnets,
@@ -185,7 +247,6 @@ def _aurora_functions_stack(
             reader_secret_arn=database.reader_secret_arn,
             secrets_key_arn=keys.secrets_key_arn,
             primary_region=config.primary_region,
-            write_forwarding=aurora.write_forwarding,
         ),
         env=env(region),
         description=f"{DESCRIPTION}: writer and reader functions (Aurora PostgreSQL store), {region}",

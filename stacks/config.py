@@ -21,12 +21,15 @@ from typing import Any
 from lambda_src.record_crypto.settings import (
     ALGORITHM_SUITES,
     FIELD_NAME_RULE,
+    MAX_TENANTS,
     PARTITION_PATTERN,
     REGION_NAME,
     STORE_AURORA_POSTGRESQL,
     STORE_DYNAMODB,
     STORES,
     SUITE_SIGNING,
+    TENANT_ID,
+    TENANT_ID_RULE,
     is_field_name,
 )
 
@@ -43,8 +46,6 @@ REMOVAL_POLICIES = ("retain", "destroy")
 # rds.AuroraPostgresEngineVersion (tests/infra check it); Limitless versions do not.
 AURORA_ENGINE_VERSIONS = ("16.1", "16.2", "16.3", "16.4", "16.5", "16.6", "16.8", "16.9", "16.10", "16.11", "16.13")
 AURORA_DEFAULT_ENGINE_VERSION = "16.8"
-# Write forwarding for Aurora PostgreSQL global databases needs 16.4 or later in the 16 line.
-AURORA_WRITE_FORWARDING_MIN = (16, 4)
 # Global databases run on memory-optimized classes (or Serverless v2); burstable classes are refused.
 _INSTANCE_CLASS_RE = re.compile(r"^db\.(?:r5|r6g|r6i|r7g|r7i|r8g|x2g)\.(?:large|\d*xlarge)$|^db\.serverless$")
 # Unquoted PostgreSQL identifiers: lower case, so SQL and the catalogs agree without quoting.
@@ -65,8 +66,14 @@ AURORA_FIELDS = (
     "auroraEngineVersion",
     "auroraInstanceClass",
     "auroraBackupRetentionDays",
-    "writeForwarding",
 )
+AUDIT_FIELDS = ("audit", "auditTrailArn", "auditReaderArns", "auditRetentionDays")
+_TRAIL_ARN_RE = re.compile(rf"^arn:{PARTITION_PATTERN}:cloudtrail:[a-z0-9-]+:\d{{12}}:trail/[A-Za-z0-9._-]{{3,128}}$")
+# Options that were removed, and why (refused with that reason rather than as unknown).
+REMOVED_FIELDS = {
+    "writeForwarding": "removed: Aurora write forwarding is not exercised by the offline emulator, so nothing "
+    "shows it working; writes go through the writer functions in the primary region",
+}
 # CloudWatch Logs accepts only these retention values.
 LOG_RETENTION_DAYS = (
     1,
@@ -134,6 +141,25 @@ class DataKeyCacheConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """The audit trail and its alerts (README "Audit").
+
+    ``enabled``: the EventBridge alert rules in every region (they need a trail recording the
+    account's management events); ``existing_trail_arn``: a trail that already does (an
+    organization trail), so none is created; ``reader_arns``: who may read the trail's log files
+    (none: the account's IAM policies decide); ``retention_days``: how long log files are kept."""
+
+    enabled: bool = True
+    existing_trail_arn: str | None = None
+    reader_arns: tuple[str, ...] = ()
+    retention_days: int = 365
+
+    @property
+    def creates_trail(self) -> bool:
+        return self.enabled and not self.existing_trail_arn
+
+
+@dataclass(frozen=True)
 class AuroraConfig:
     """The Aurora PostgreSQL global database (``store: aurora-postgresql`` only)."""
 
@@ -141,7 +167,20 @@ class AuroraConfig:
     engine_version: str = AURORA_DEFAULT_ENGINE_VERSION
     instance_class: str = "db.r6g.large"
     backup_retention_days: int = 7
-    write_forwarding: bool = False
+
+
+@dataclass(frozen=True)
+class TenantConfig:
+    """One tenant: its key exists, and its records may be decrypted, in ``regions`` only; the key's
+    primary is in ``primary_region`` (one of them)."""
+
+    tenant_id: str
+    regions: tuple[str, ...]
+    primary_region: str
+
+    @property
+    def replica_regions(self) -> tuple[str, ...]:
+        return tuple(r for r in self.regions if r != self.primary_region)
 
 
 @dataclass(frozen=True)
@@ -169,10 +208,17 @@ class ToolkitConfig:
     # ``table_name`` is the SQL table's name, see sql_table_name).
     store: str = STORE_DYNAMODB
     aurora: AuroraConfig | None = None
+    audit: AuditConfig = field(default_factory=AuditConfig)
+    # Empty: one key for every record (the single-key deployment). Sorted by tenant id.
+    tenants: tuple[TenantConfig, ...] = ()
 
     @property
     def regions(self) -> tuple[str, ...]:
         return (self.primary_region, *self.replica_regions)
+
+    def tenants_in(self, region: str) -> tuple[TenantConfig, ...]:
+        """The tenants whose key exists (whose records may be decrypted) in ``region``."""
+        return tuple(t for t in self.tenants if region in t.regions)
 
 
 # field name in context -> (dataclass attribute, parser)
@@ -236,9 +282,9 @@ def _did_you_mean(value: str, choices: Any) -> str:
     return f" (did you mean {' or '.join(close)}?)" if close else ""
 
 
-def _region(field_name: str, value: Any) -> str:
+def _region(field_name: str, value: Any, fix: str | None = None) -> str:
     if not isinstance(value, str) or not REGION_NAME.match(value):
-        raise ConfigError(field_name, value, "expected an AWS region name such as us-east-2")
+        raise ConfigError(field_name, value, "expected an AWS region name such as us-east-2", fix)
     regions = known_regions()
     if value not in regions:
         import botocore
@@ -249,6 +295,7 @@ def _region(field_name: str, value: Any) -> str:
             value,
             f"not a region botocore {botocore.__version__} knows{_did_you_mean(value, same_kind)}; "
             f"known regions: {', '.join(sorted(same_kind))} (a region newer than botocore: upgrade boto3)",
+            fix,
         )
     return value
 
@@ -293,8 +340,11 @@ KNOWN_FIELDS = (
     "reservedConcurrency",
     "maxRecordBytes",
     "store",
+    "tenants",
     *AURORA_FIELDS,
+    *AUDIT_FIELDS,
 )
+TENANT_FIELDS = ("regions", "primaryRegion")
 
 
 def load_config(context: Mapping[str, Any], default_account: str | None = None) -> ToolkitConfig:
@@ -325,6 +375,7 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
             "logRetentionDays", retention, f"CloudWatch Logs accepts {', '.join(map(str, LOG_RETENTION_DAYS))}"
         )
     store, table_name, aurora = _store_and_table(raw)
+    tenants = _tenants(raw.get("tenants", {}), (primary, *replicas))
     return ToolkitConfig(
         account=account,
         primary_region=primary,
@@ -355,6 +406,8 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
         max_record_bytes=_int("maxRecordBytes", get("maxRecordBytes", 32768), 256, 300_000),
         store=store,
         aurora=aurora,
+        audit=_audit(raw),
+        tenants=tenants,
     )
 
 
@@ -404,6 +457,9 @@ def _toolkit_fields(context: Mapping[str, Any]) -> dict[str, Any]:
         if error := misspelt_toolkit_key(key):
             raise error
     raw = {k[len(CONTEXT_PREFIX) :]: v for k, v in context.items() if k.startswith(CONTEXT_PREFIX)}
+    for name, why in REMOVED_FIELDS.items():
+        if name in raw:
+            raise ConfigError(name, raw[name], why, f"Remove it from cdk.json and drop -c {CONTEXT_PREFIX}{name}=...")
     unknown = sorted(set(raw) - set(KNOWN_FIELDS))
     if unknown:
         name = unknown[0]
@@ -446,6 +502,80 @@ def _regions(raw: Mapping[str, Any]) -> tuple[str, list[str]]:
     return primary, replicas
 
 
+_TENANTS_FIX = (
+    f"Fix it in cdk.json, or give the whole map on the command line: "
+    f"-c '{CONTEXT_PREFIX}tenants={{\"acme\": {{\"regions\": [\"us-east-2\"]}}}}'"
+)
+
+
+def _tenants(value: Any, deployment: tuple[str, ...]) -> tuple[TenantConfig, ...]:
+    """``tenants``: tenant id -> {regions (default: every region), primaryRegion (default: the
+    deployment's primary if among them, else the tenant's first)}; an object, or its JSON text (-c)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ConfigError("tenants", value, f"expected a JSON object ({exc.msg})", _TENANTS_FIX) from None
+    if not isinstance(value, dict):
+        raise ConfigError("tenants", value, "expected an object: tenant id -> {regions, primaryRegion}", _TENANTS_FIX)
+    if len(value) > MAX_TENANTS:
+        raise ConfigError(
+            "tenants",
+            f"<{len(value)} tenants>",
+            f"at most {MAX_TENANTS} tenants (a KMS key per tenant per region; see benchmarks/tenants.md "
+            f"for why and for what to use beyond)",
+            _TENANTS_FIX,
+        )
+    return tuple(_tenant(tenant_id, value[tenant_id], deployment) for tenant_id in sorted(value))
+
+
+def _tenant(tenant_id: Any, value: Any, deployment: tuple[str, ...]) -> TenantConfig:
+    where = f"tenants.{tenant_id}"
+    if not isinstance(tenant_id, str) or not TENANT_ID.match(tenant_id):
+        raise ConfigError("tenants", tenant_id, f"a tenant id is {TENANT_ID_RULE}", _TENANTS_FIX)
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ConfigError(where, value, f"expected an object with {' and/or '.join(TENANT_FIELDS)}", _TENANTS_FIX)
+    unknown = sorted(set(value) - set(TENANT_FIELDS))
+    if unknown:
+        raise ConfigError(
+            f"{where}.{unknown[0]}",
+            value[unknown[0]],
+            f"unknown tenant setting{_did_you_mean(str(unknown[0]), TENANT_FIELDS)}; "
+            f"a tenant has {', '.join(TENANT_FIELDS)}",
+            _TENANTS_FIX,
+        )
+    regions = _tenant_regions(where, value.get("regions", list(deployment)), deployment)
+    default_primary = deployment[0] if deployment[0] in regions else regions[0]
+    primary = _region(f"{where}.primaryRegion", value.get("primaryRegion", default_primary), _TENANTS_FIX)
+    if primary not in regions:
+        raise ConfigError(
+            f"{where}.primaryRegion", primary, f"must be one of the tenant's regions {', '.join(regions)}", _TENANTS_FIX
+        )
+    return TenantConfig(tenant_id=tenant_id, regions=regions, primary_region=primary)
+
+
+def _tenant_regions(where: str, value: Any, deployment: tuple[str, ...]) -> tuple[str, ...]:
+    """Known regions of the deployment, each once, at least one; in the deployment's order."""
+    field_name = f"{where}.regions"
+    regions = _list(field_name, value)
+    if not regions:
+        raise ConfigError(field_name, value, "at least one region (where the tenant's key exists)", _TENANTS_FIX)
+    for region in regions:
+        _region(field_name, region, _TENANTS_FIX)
+        if region not in deployment:
+            raise ConfigError(
+                field_name, region, f"not a region of the deployment ({', '.join(deployment)})", _TENANTS_FIX
+            )
+    duplicates = sorted({r for r in regions if regions.count(r) > 1})
+    if duplicates:
+        raise ConfigError(
+            field_name, regions, f"each region may appear once; duplicated: {', '.join(duplicates)}", _TENANTS_FIX
+        )
+    return tuple(r for r in deployment if r in regions)
+
+
 def _record_fields(raw: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The sensitive fields (at least one) and the unsigned attributes (never a sensitive field)."""
     sensitive = _field_names("sensitiveFields", raw.get("sensitiveFields", list(ToolkitConfig.sensitive_fields)))
@@ -468,6 +598,23 @@ def _data_key_cache(raw: Mapping[str, Any]) -> DataKeyCacheConfig:
         max_messages=_int("dataKeyCacheMaxMessages", raw.get("dataKeyCacheMaxMessages", 1000), 1, 2**32),
         max_bytes=_int("dataKeyCacheMaxBytes", raw.get("dataKeyCacheMaxBytes", 100_000_000), 1, 2**62),
         capacity=_int("dataKeyCacheCapacity", raw.get("dataKeyCacheCapacity", 100), 1, 10_000),
+    )
+
+
+def _audit(raw: Mapping[str, Any]) -> AuditConfig:
+    trail = raw.get("auditTrailArn") or None
+    if trail is not None:
+        _pattern(
+            "auditTrailArn", trail, _TRAIL_ARN_RE, "expected a CloudTrail trail ARN (arn:aws:cloudtrail:R:A:trail/N)"
+        )
+    readers = _list("auditReaderArns", raw.get("auditReaderArns", []))
+    for arn in readers:
+        _pattern("auditReaderArns", arn, _IAM_ARN_RE, "expected IAM role, user or account root ARNs")
+    return AuditConfig(
+        enabled=_bool("audit", raw.get("audit", True)),
+        existing_trail_arn=trail,
+        reader_arns=tuple(readers),
+        retention_days=_int("auditRetentionDays", raw.get("auditRetentionDays", 365), 90, 3653),
     )
 
 
@@ -539,14 +686,6 @@ def _aurora(raw: Mapping[str, Any]) -> AuroraConfig:
             f"expected an Aurora PostgreSQL version that supports global databases"
             f"{_did_you_mean(shown, AURORA_ENGINE_VERSIONS)}: {', '.join(AURORA_ENGINE_VERSIONS)}",
         )
-    write_forwarding = _bool("writeForwarding", raw.get("writeForwarding", False))
-    if write_forwarding and tuple(int(p) for p in version.split(".")) < AURORA_WRITE_FORWARDING_MIN:
-        raise ConfigError(
-            "writeForwarding",
-            True,
-            f"Aurora PostgreSQL {version} has no write forwarding for global databases (16.4 or later has)",
-            f"Set -c {CONTEXT_PREFIX}auroraEngineVersion={AURORA_DEFAULT_ENGINE_VERSION}, or drop writeForwarding",
-        )
     return AuroraConfig(
         database_name=_sql_identifier(
             "databaseName", raw.get("databaseName", defaults.database_name), _RESERVED_DATABASES
@@ -562,7 +701,6 @@ def _aurora(raw: Mapping[str, Any]) -> AuroraConfig:
         backup_retention_days=_int(
             "auroraBackupRetentionDays", raw.get("auroraBackupRetentionDays", defaults.backup_retention_days), 7, 35
         ),
-        write_forwarding=write_forwarding,
     )
 
 

@@ -161,7 +161,6 @@ class DatabaseStack(Stack):
             "Secondary",
             global_cluster_identifier=global_cluster_identifier(config),
             primary=None,
-            write_forwarding=aurora.write_forwarding,
             **placement,
         )
         # The secondary joins the global cluster the primary's stack creates.

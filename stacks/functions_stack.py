@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from aws_cdk import Acknowledgment, CfnOutput, Stack, Validations
 from constructs import Construct
 
+from cdk_constructs.audit_rules import AuditRules
 from cdk_constructs.encrypting_functions import (
     CryptoOptions,
     DatabaseAccess,
@@ -20,12 +22,13 @@ from cdk_constructs.signals import (
     AlarmTopic,
     RegionAlarms,
     SignalsDashboard,
+    audit_alarm_specs,
     region_alarm_specs,
 )
 from lambda_src.record_crypto.settings import STORE_DYNAMODB
 from stacks.config import ToolkitConfig
 from stacks.database_stack import ENV_NO_SECRET_REASON, acknowledge_network_policy
-from stacks.shared import reader_role_path, removal_policy, writer_role_path
+from stacks.shared import alarm_topic_name, reader_role_path, removal_policy, writer_role_path
 
 
 class FunctionsStack(Stack):
@@ -37,6 +40,7 @@ class FunctionsStack(Stack):
         config: ToolkitConfig,
         mrk_arn: str,
         database: DatabaseAccess | None = None,
+        store_key_arns: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -70,9 +74,9 @@ class FunctionsStack(Stack):
         acknowledge_function_findings(self.functions, in_vpc=database is not None)
         CfnOutput(self, "WriterFunctionName", value=self.functions.writer.function.function_name)
         CfnOutput(self, "ReaderFunctionName", value=self.functions.reader.function.function_name)
-        self._signals(config)
+        self._signals(config, mrk_arn, store_key_arns)
 
-    def _signals(self, config: ToolkitConfig) -> None:
+    def _signals(self, config: ToolkitConfig, mrk_arn: str, store_key_arns: Sequence[str]) -> None:
         """The region's alarm topic and alarms; the deployment's dashboard in the primary region."""
         prefix = config.stack_prefix
         self.alarm_topic = AlarmTopic(
@@ -82,7 +86,24 @@ class FunctionsStack(Stack):
             alarm_name_prefix=f"{prefix}-{self.region}-",
             admin_arns=config.key_admin_arns,
             removal_policy=removal_policy(config),
+            event_rules=config.audit.enabled,
         )
+        if config.audit.enabled:
+            self.audit_rules = AuditRules(
+                self,
+                "AuditRules",
+                prefix=prefix,
+                region=self.region,
+                key_arn=mrk_arn,
+                writer_role_arn=self.functions.writer.role.role_arn,
+                reader_role_arn=self.functions.reader.role.role_arn,
+                topic_arn=self.alarm_topic.topic.topic_arn,
+                other_key_arns=[
+                    *store_key_arns,
+                    self.functions.logs_key.cfn_key.attr_arn,
+                    self.alarm_topic.key.attr_arn,
+                ],
+            )
         self.alarms = RegionAlarms(
             self,
             "Alarms",
@@ -109,11 +130,8 @@ def store_alarm_specs(config: ToolkitConfig, region: str) -> list[AlarmSpec]:
     specs = region_alarm_specs(
         prefix=config.stack_prefix, region=region, regions=config.regions, table_name=config.table_name
     )
-    return [s for s in specs if config.store == STORE_DYNAMODB or s.namespace != DYNAMODB_NAMESPACE]
-
-
-def alarm_topic_name(config: ToolkitConfig) -> str:
-    return f"{config.stack_prefix}-alarms"
+    specs = [s for s in specs if config.store == STORE_DYNAMODB or s.namespace != DYNAMODB_NAMESPACE]
+    return specs + (audit_alarm_specs(config.stack_prefix, region) if config.audit.enabled else [])
 
 
 def _ack(scope: Construct, rule_id: str, reason: str) -> None:

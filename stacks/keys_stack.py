@@ -3,6 +3,7 @@ SSE key (DynamoDB), or the cluster storage key and the secrets key (Aurora Postg
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
@@ -13,11 +14,14 @@ from cdk_constructs.table_key import SECRETS_KEY, STORAGE_KEY, TABLE_KEY, Servic
 from lambda_src.record_crypto.settings import STORE_DYNAMODB
 from stacks.config import ToolkitConfig
 from stacks.shared import removal_policy
+from stacks.tenant_keys_stack import tenant_key
 
 
 class KeysStack(Stack):
     """Attributes: ``mrk_arn`` (this region's ARN of the MRK); DynamoDB: ``table_key_arn``;
-    Aurora: ``storage_key_arn``, ``secrets_key_arn`` (the other store's are None)."""
+    Aurora: ``storage_key_arn``, ``secrets_key_arn`` (the other store's are None);
+    ``tenant_key_arns``: tenant id -> this region's replica of its key (``tenant_primary_arns``
+    names the primaries of the tenants with a replica here; none without tenants)."""
 
     def __init__(
         self,
@@ -27,6 +31,7 @@ class KeysStack(Stack):
         config: ToolkitConfig,
         key_users: KeyUsers,
         primary_key_arn: str | None = None,
+        tenant_primary_arns: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -58,6 +63,13 @@ class KeysStack(Stack):
         else:
             self._database_keys(config, common)
         CfnOutput(self, "RecordsKeyArn", value=self.mrk_arn, description="Multi-region key ARN in this region")
+        tenants = {t.tenant_id: t for t in config.tenants}
+        self.tenant_key_arns: dict[str, str] = {
+            tenant_id: tenant_key(
+                self, config=config, key_users=key_users, tenant=tenants[tenant_id], primary_key_arn=arn
+            ).key_arn
+            for tenant_id, arn in sorted((tenant_primary_arns or {}).items())
+        }
 
     def _table_key(self, config: ToolkitConfig, common: dict[str, Any]) -> None:
         """The DynamoDB store: the table's SSE key."""

@@ -13,6 +13,11 @@ def removal_policy(config: ToolkitConfig) -> RemovalPolicy:
     return RemovalPolicy.RETAIN if config.removal_policy == "retain" else RemovalPolicy.DESTROY
 
 
+def alarm_topic_name(config: ToolkitConfig) -> str:
+    """Each region's alarm topic (a fixed name: users subscribe to it; the audit rules target it)."""
+    return f"{config.stack_prefix}-alarms"
+
+
 def writer_role_path(config: ToolkitConfig) -> str:
     return f"/{config.stack_prefix}/writer/"
 

@@ -5,7 +5,9 @@ bundling only shapes the deployable zip."""
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -15,9 +17,17 @@ from stacks.config import cdk_json_context, load_config
 _SYNTHESIZED: dict[str, Path] = {}  # context -> assembly synthesized into a temp dir by this process
 
 
+@atexit.register
+def _remove_temp_assemblies() -> None:
+    """The temp dirs this process synthesized into go with it (a run leaves nothing in /tmp)."""
+    for path in _SYNTHESIZED.values():
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def synthesize(context_overrides: dict[str, Any], outdir: str | None = None) -> Path:
     """The assembly directory of cdk.json's context plus ``context_overrides``. Into a temp dir
-    (no ``outdir``), the same context is synthesized once per process (synth is deterministic)."""
+    (no ``outdir``), the same context is synthesized once per process (synth is deterministic), and
+    the dir is removed when the process exits."""
     # Imported here, not at the top: jsii starts Node.js (about 2 s), which a tool given an
     # assembly already synthesized (--cdk-out) never needs.
     import aws_cdk as cdk

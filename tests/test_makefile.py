@@ -59,7 +59,13 @@ def test_regions_and_every_c_in_args_reach_the_synth(verb: str) -> None:
 def test_synth_clears_the_previous_stack_list() -> None:
     lines = make("-n", "synth").stdout.splitlines()
     clear = next(i for i, x in enumerate(lines) if x.startswith("rm -f cdk.out/*.template.json"))
-    assert clear < next(i for i, x in enumerate(lines) if x.startswith("cdk synth"))
+    assert clear < next(i for i, x in enumerate(lines) if "cdk synth" in x)
+
+
+def test_synth_hides_the_cdk_clis_notices_and_keeps_its_exit_code() -> None:
+    (line,) = [x for x in make("-n", "synth").stdout.splitlines() if "cdk synth" in x]
+    assert line.startswith("set -o pipefail;") and "--no-notices" in line, line
+    assert "feature flags are not configured" in line, "the flags count (no CLI switch) is filtered out"
 
 
 def test_diagram_refuses_a_non_default_deployment() -> None:

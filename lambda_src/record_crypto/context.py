@@ -17,18 +17,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from record_crypto.errors import ContextMismatch
+from record_crypto.settings import ITEM_CONTEXT_KEY, TENANT_KEY
 
 PURPOSE = "mrk-toolkit:record"
 SCHEMA_VERSION = "1"
-ITEM_KEY = "item"
+ITEM_KEY = ITEM_CONTEXT_KEY
 # Keys the Encryption SDK writes itself (the signing suite adds the public verification key).
 RESERVED_PREFIX = "aws-crypto-"
 SDK_KEYS = frozenset({"aws-crypto-public-key"})
 
 
-def expected_context(*, table: str, item_id: str | None) -> dict[str, str]:
-    """The context the writer sends: stable pairs, plus ``item`` when ``item_id`` is given."""
+def expected_context(*, table: str, item_id: str | None, tenant: str | None = None) -> dict[str, str]:
+    """The context the writer sends: stable pairs (with ``tenant`` when the deployment has tenants),
+    plus ``item`` when ``item_id`` is given."""
     context = {"purpose": PURPOSE, "table": table, "schema": SCHEMA_VERSION}
+    if tenant is not None:
+        context[TENANT_KEY] = tenant
     if item_id is not None:
         context[ITEM_KEY] = item_id
     return context
@@ -41,9 +45,12 @@ def refuse_reserved_keys(context: Mapping[str, str]) -> None:
         raise ValueError(f"encryption context keys starting with '{RESERVED_PREFIX}' are reserved: {reserved}")
 
 
-def check_context(actual: Mapping[str, str], *, table: str, item_id: str) -> None:
-    """Raise ContextMismatch unless ``actual`` is a context this table's writer made for ``item_id``."""
-    stable = expected_context(table=table, item_id=None)
+def check_context(actual: Mapping[str, str], *, table: str, item_id: str, tenant: str | None = None) -> None:
+    """Raise ContextMismatch unless ``actual`` is a context this table's writer made for ``item_id``
+    (and for ``tenant``, when given)."""
+    stable = expected_context(table=table, item_id=None, tenant=tenant)
+    if tenant is not None and actual.get(TENANT_KEY) != tenant:
+        raise ContextMismatch(f"the ciphertext's encryption context names another tenant than {tenant!r}")
     wrong = sorted(k for k, v in stable.items() if actual.get(k) != v)
     if wrong:
         raise ContextMismatch(

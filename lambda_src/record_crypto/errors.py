@@ -122,8 +122,8 @@ class Unavailable(RecordError):
 
 
 class ReadOnlyRegion(RecordError):
-    """A write reached a read-only secondary cluster of the Aurora global database (no write
-    forwarding): write in the primary region, or deploy with write forwarding."""
+    """A write reached a read-only secondary cluster of the Aurora global database: write in the
+    primary region."""
 
     type, status = "ReadOnlyRegion", 421
 
@@ -132,6 +132,26 @@ class DatabaseUnavailable(RecordError):
     """The local cluster cannot be reached or is changing roles (e.g. during a failover)."""
 
     type, status, retryable = "DatabaseUnavailable", 503, True
+
+
+class UnknownTenant(RecordError):
+    """The event names a tenant this deployment does not have (refused before any KMS or database call)."""
+
+    type, status = "UnknownTenant", 400
+
+
+class TenantNotInRegion(RecordError):
+    """The tenant's key does not exist in this region: its records may not be decrypted (or written)
+    here, by the tenant's residency settings. Not retryable: call a region of the tenant."""
+
+    type, status = "TenantNotInRegion", 403
+
+
+class TenantMismatch(RecordError):
+    """The stored record belongs to another tenant than the one the caller asked for (refused
+    before any KMS call): a caller bug, or someone probing across tenants."""
+
+    type, status, security_signal = "TenantMismatch", 403, True
 
 
 class Internal(RecordError):
@@ -157,6 +177,9 @@ ERROR_TYPES: dict[str, type[RecordError]] = {
         Unavailable,
         ReadOnlyRegion,
         DatabaseUnavailable,
+        UnknownTenant,
+        TenantNotInRegion,
+        TenantMismatch,
         Internal,
     )
 }

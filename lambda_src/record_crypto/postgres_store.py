@@ -9,8 +9,12 @@ One row per record (pg_schema.py has the table)::
 have no fixed set of fields, and jsonb keeps them queryable (``attributes->>'country'``) and
 indexable. The row is turned into the same item the DynamoDB store returns (attribute values),
 so the same signature covers it: every key of ``attributes``, ``id``, ``version``, ``schema``,
-``writer_region`` and ``written_at``. A column added to the table and filled in is an attribute
-the writer did not sign, and is refused like any other.
+``writer_region`` and ``written_at`` (to the microsecond the column holds: the writer signs
+milliseconds). A column added to the table and filled in is an attribute the writer did not sign,
+and is refused like any other; the reader names its columns (``read_query``), so adding one never
+breaks a warm function's prepared statement. Whatever no writer stores (JSON nested deeper than a
+record, attribute keys that are the toolkit's own names, a column named like an attribute) is
+refused as ``TamperedRecord``, a security refusal, never ``Internal``.
 
 Versions: the writer reads only ``id`` and ``version`` (the writer's database role may SELECT only
 those columns), then ``INSERT ... ON CONFLICT (id) DO NOTHING`` for a new item or ``UPDATE ...
@@ -18,9 +22,7 @@ WHERE id = %s AND version = %s``; no row changed means another writer got there 
 
 Regions: a function connects to its own region's cluster. A secondary cluster is read-only: a
 write there is refused with ``ReadOnlyRegion`` (naming the primary region when DB_PRIMARY_REGION
-is set), unless write forwarding is configured (DB_WRITE_FORWARDING=on and the secondary cluster
-deployed with global write forwarding): the session then asks Aurora to forward writes to the
-primary with read-your-writes consistency (``apg_write_forward.consistency_level = SESSION``).
+is set). Aurora's write forwarding is not offered (nothing offline exercises it).
 
 Credentials: the function's own database role, from its Secrets Manager secret (DB_SECRET_ARN,
 read once per container and again if the password is refused: rotation).
@@ -29,6 +31,7 @@ read once per container and again if the password is refused: rotation).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -49,13 +52,15 @@ from record_crypto.errors import (
 )
 from record_crypto.records import (
     CIPHERTEXT_ATTRIBUTE,
+    MAX_DEPTH,
     SCHEMA_ATTRIBUTE,
+    TENANT_ATTRIBUTE,
     WRITER_REGION_ATTRIBUTE,
     WRITTEN_AT_ATTRIBUTE,
     from_attribute_values,
     to_attribute_values,
 )
-from record_crypto.settings import PARTITION_KEY, VERSION_ATTRIBUTE, Settings
+from record_crypto.settings import PARTITION_KEY, VERSION_ATTRIBUTE, Settings, is_field_name
 
 # Row column -> the item attribute it becomes (attributes' keys are spread beside them).
 COLUMNS = {
@@ -67,6 +72,8 @@ COLUMNS = {
     "written_at": WRITTEN_AT_ATTRIBUTE,
 }
 ATTRIBUTES_COLUMN = "attributes"
+# Every other column of the row, as one JSON object (see read_query).
+OTHERS = "others"
 CONNECT_TIMEOUT_S = 5
 # SQLSTATE classes of a server going away or changing roles (a failover): retryable.
 _UNAVAILABLE = (pg_errors.AdminShutdown, pg_errors.CannotConnectNow, pg_errors.SerializationFailure)
@@ -119,14 +126,11 @@ class PostgresStore:
         return count == 1
 
     def get(self, item_id: str) -> dict[str, Any] | None:
-        query = sql.SQL("SELECT * FROM {} WHERE id = %s").format(self._table)
+        query = read_query(self.settings.table_name)
 
         def fetch(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
-            cur = conn.execute(query, (item_id,))
-            row = cur.fetchone()
-            if row is None:
-                return None
-            return dict(zip([c.name for c in cur.description or ()], row, strict=True))
+            row = conn.execute(query, (item_id,)).fetchone()
+            return None if row is None else dict(zip(READ_COLUMNS, row, strict=True))
 
         row = self._run("read", fetch)
         return None if row is None else item_from_row(row)
@@ -136,7 +140,7 @@ class PostgresStore:
     def _row(item: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "id": item[PARTITION_KEY]["S"],
-            ATTRIBUTES_COLUMN: Jsonb(from_attribute_values(item)),
+            ATTRIBUTES_COLUMN: Jsonb(_attributes(item)),
             "ciphertext": bytes(item[CIPHERTEXT_ATTRIBUTE]["B"]),
             "version": int(item[VERSION_ATTRIBUTE]["N"]),
             "schema": item[SCHEMA_ATTRIBUTE]["S"],
@@ -176,14 +180,9 @@ class PostgresStore:
         region = self.settings.region
         primary = self.db.primary_region
         where = f"the primary region {primary}" if primary and primary != region else "the primary region"
-        if self.db.write_forwarding:
-            return ReadOnlyRegion(
-                f"the {region} cluster refused the write although DB_WRITE_FORWARDING is on: enable global "
-                f"write forwarding on the {region} secondary cluster, or write in {where}"
-            )
         return ReadOnlyRegion(
             f"the {region} cluster is a read-only secondary of the global database: write in {where} "
-            "(its writer function), or deploy with writeForwarding"
+            "(its writer function)"
         )
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -206,10 +205,6 @@ class PostgresStore:
             if "password authentication failed" in str(error):
                 raise _AuthenticationFailed from None
             raise
-        if self.db.write_forwarding:
-            # Aurora forwards this session's writes to the primary and waits for them to come
-            # back before the session reads (read-your-writes).
-            conn.execute("SET apg_write_forward.consistency_level = 'SESSION'")
         self._conn = conn
         return conn
 
@@ -243,12 +238,49 @@ class _AuthenticationFailed(Exception):
     """The server refused the secret's password (rotated since it was read, or wrong)."""
 
 
+def read_query(table: str) -> sql.Composed:
+    """The reader's one query: the table's own columns by name (never a star: a column added by
+    a migration must not change what a prepared statement returns), the JSON columns as
+    text (parsed here, depth-checked, never by the driver), and every other column of the row as
+    one JSON object (``others``), so a column added and filled in is still seen and refused."""
+    own = sql.SQL(", ").join(sql.Literal(c) for c in (*COLUMNS, ATTRIBUTES_COLUMN))
+    return sql.SQL(
+        "SELECT r.id, r.attributes::text, r.ciphertext, r.version, r.schema, r.writer_region, r.written_at, "
+        "(to_jsonb(r) - ARRAY[{own}]::text[])::text FROM {table} AS r WHERE r.id = %s"
+    ).format(own=own, table=sql.Identifier(table))
+
+
+# What read_query returns, in its order.
+READ_COLUMNS = ("id", ATTRIBUTES_COLUMN, "ciphertext", "version", "schema", "writer_region", "written_at", OTHERS)
+
+
+def _attributes(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``attributes`` column: the plaintext fields, and the tenant (deployments with tenants) under
+    ``_tenant``, a name no record field may take; it comes back as the signed item attribute."""
+    attributes = from_attribute_values(item)
+    if TENANT_ATTRIBUTE in item:
+        attributes[TENANT_ATTRIBUTE] = item[TENANT_ATTRIBUTE]["S"]
+    return attributes
+
+
 def item_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored row as the item the writer signed (attribute values). Columns outside the table's
-    own are kept (when not NULL) so that the signature check refuses them."""
+    """A stored row (as read_query returns it) as the item the writer signed (attribute values).
+
+    Whatever no writer of this toolkit stores is refused here as tampering: JSON nested deeper
+    than a record may be, attribute names that are not field names (``id``, ``_version`` ...: the
+    columns would silently win over them), a column outside the table's own named like an item
+    attribute. Other columns outside the table's own are kept (when not NULL) so that the
+    signature check refuses them. ``written_at`` keeps every digit the column holds."""
     item: dict[str, Any] = {}
-    attributes = row.get(ATTRIBUTES_COLUMN)
+    attributes = _parsed(row.get(ATTRIBUTES_COLUMN), "the attributes column")
     if isinstance(attributes, dict):
+        # The tenant (deployments with tenants) is the one toolkit name kept there; it is signed.
+        misnamed = sorted(name for name in attributes if not is_field_name(name) and name != TENANT_ATTRIBUTE)
+        if misnamed:
+            raise TamperedRecord(
+                f"the row's attributes hold key(s) {misnamed} that no writer of this toolkit stores there "
+                "(the toolkit's own names and the key live in their columns)"
+            )
         try:
             item.update(to_attribute_values(attributes))
         except InvalidEvent:
@@ -256,20 +288,64 @@ def item_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
     elif attributes is not None:
         item[ATTRIBUTES_COLUMN] = {"S": json.dumps(attributes)}  # not an object: refused as unsigned
     for column, value in row.items():
-        if value is None or column == ATTRIBUTES_COLUMN:
+        if value is None or column in (ATTRIBUTES_COLUMN, OTHERS):
             continue
-        name = COLUMNS.get(column)
-        if name is None:
-            item[column] = {"S": str(value)}
-        elif column == "ciphertext":
+        name = COLUMNS.get(column, column)
+        if column == "ciphertext":
             item[name] = {"B": bytes(value)}
         elif column == "version":
             item[name] = {"N": str(value)}
         elif column == "written_at" and isinstance(value, datetime):
-            item[name] = {"S": value.astimezone(UTC).isoformat(timespec="milliseconds")}
+            item[name] = {"S": _timestamp(value)}
         else:
             item[name] = {"S": str(value)}
+    _add_others(item, _parsed(row.get(OTHERS), "a column outside the table's own"))
     return item
+
+
+def _add_others(item: dict[str, Any], others: Any) -> None:
+    """Columns outside the table's own, not NULL: kept as attributes the writer did not sign."""
+    for column, value in (others or {}).items():
+        if value is None:
+            continue
+        if column in item:
+            raise TamperedRecord(f"the table has a column '{column}' named like an attribute of the record")
+        item[column] = {"S": value if isinstance(value, str) else json.dumps(value)}
+
+
+def _timestamp(value: datetime) -> str:
+    """The writer signs milliseconds; a stored value with more digits is shown with all of them
+    (and so differs from what was signed)."""
+    spec = "milliseconds" if value.microsecond % 1000 == 0 else "microseconds"
+    return value.astimezone(UTC).isoformat(timespec=spec)
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def json_depth(text: str) -> int:
+    """How deeply a JSON text nests, without parsing it (no recursion, whatever the depth)."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _parsed(text: Any, where: str) -> Any:
+    """A JSON column read as text: refused as tampering when nested deeper than any record
+    (the attributes object, then MAX_DEPTH levels in a field), before it is parsed."""
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        return text
+    if json_depth(text) > MAX_DEPTH + 1:
+        raise TamperedRecord(f"{where} holds JSON nested deeper than any record ({MAX_DEPTH} levels in a field)")
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise TamperedRecord(f"{where} does not hold JSON") from None
 
 
 def _state(error: BaseException) -> str:

@@ -41,13 +41,23 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from record_crypto.context import SCHEMA_VERSION as CONTEXT_VERSION
-from record_crypto.errors import ContextMismatch, InvalidEvent, RecordTooLarge, TamperedCiphertext, TamperedRecord
-from record_crypto.settings import FIELD_NAME_RULE, PARTITION_KEY, is_field_name
+from record_crypto.errors import (
+    ContextMismatch,
+    InvalidEvent,
+    RecordTooLarge,
+    TamperedCiphertext,
+    TamperedRecord,
+    UnknownTenant,
+)
+from record_crypto.settings import FIELD_NAME_RULE, PARTITION_KEY, TENANT_ID, TENANT_ID_RULE, TENANT_KEY, is_field_name
 
 CIPHERTEXT_ATTRIBUTE = "_ciphertext"
 WRITER_REGION_ATTRIBUTE = "_writer_region"
 SCHEMA_ATTRIBUTE = "_schema"
 WRITTEN_AT_ATTRIBUTE = "_written_at"
+# The record's tenant (deployments with tenants only): stored beside the record, signed with it, and
+# also in the encryption context. The reader compares it with the tenant asked for before any KMS call.
+TENANT_ATTRIBUTE = "_tenant"
 FORMAT = 2
 LEGACY_FORMAT = 1
 ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+=/-]{0,254}")
@@ -66,12 +76,14 @@ class WriteRequest:
     item_id: str
     record: dict[str, Any]
     expected_version: int | None = None
+    tenant: str | None = None
 
 
 @dataclass(frozen=True)
 class ReadRequest:
     item_id: str
     min_version: int | None = None
+    tenant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -196,9 +208,35 @@ def _power_of_ten(digits: int) -> int:
     return bound
 
 
-def parse_write_event(event: Any, *, max_record_bytes: int) -> WriteRequest:
-    event = _require_mapping(event, {"id", "record", "expected_version"}, ("id", "record"))
+def _tenant_keys(event: Any, tenants: Mapping[str, Any] | None) -> tuple[set[str], tuple[str, ...]]:
+    """With tenants, ``tenant`` is a required key of every event; without, it is refused."""
+    if tenants is not None:
+        return {TENANT_KEY}, (TENANT_KEY,)
+    if isinstance(event, Mapping) and TENANT_KEY in event:
+        raise InvalidEvent(f"'{TENANT_KEY}' is not accepted: this deployment has no tenants (mrk-toolkit:tenants)")
+    return set(), ()
+
+
+def _tenant(event: Mapping[str, Any], tenants: Mapping[str, Any] | None) -> str | None:
+    """The event's tenant, one of ``tenants`` (None without tenants)."""
+    if tenants is None:
+        return None
+    tenant = event.get(TENANT_KEY)
+    if not isinstance(tenant, str) or not TENANT_ID.match(tenant):
+        raise InvalidEvent(f"'{TENANT_KEY}' must be a tenant id: {TENANT_ID_RULE}")
+    if tenant not in tenants:
+        raise UnknownTenant(f"'{tenant}' is not a tenant of this deployment: check the event's '{TENANT_KEY}'")
+    return tenant
+
+
+def parse_write_event(
+    event: Any, *, max_record_bytes: int, tenants: Mapping[str, Any] | None = None
+) -> WriteRequest:
+    """``tenants``: the deployment's tenants (None: it has none, and ``tenant`` is refused)."""
+    allowed, required = _tenant_keys(event, tenants)
+    event = _require_mapping(event, {"id", "record", "expected_version", *allowed}, ("id", "record", *required))
     item_id = _item_id(event)
+    tenant = _tenant(event, tenants)
     expected = _optional_version(event, "expected_version", 0)
     record = event.get("record")
     if not isinstance(record, Mapping) or not record:
@@ -214,12 +252,15 @@ def parse_write_event(event: Any, *, max_record_bytes: int) -> WriteRequest:
     size = len(canonical_json(record))
     if size > max_record_bytes:
         raise RecordTooLarge(f"the record is {size} bytes as JSON; the limit is {max_record_bytes} (MAX_RECORD_BYTES)")
-    return WriteRequest(item_id=item_id, record=dict(record), expected_version=expected)
+    return WriteRequest(item_id=item_id, record=dict(record), expected_version=expected, tenant=tenant)
 
 
-def parse_read_event(event: Any) -> ReadRequest:
-    event = _require_mapping(event, {"id", "min_version"}, ("id",))
-    return ReadRequest(item_id=_item_id(event), min_version=_optional_version(event, "min_version", 1))
+def parse_read_event(event: Any, *, tenants: Mapping[str, Any] | None = None) -> ReadRequest:
+    allowed, required = _tenant_keys(event, tenants)
+    event = _require_mapping(event, {"id", "min_version", *allowed}, ("id", *required))
+    return ReadRequest(
+        item_id=_item_id(event), min_version=_optional_version(event, "min_version", 1), tenant=_tenant(event, tenants)
+    )
 
 
 def canonical_json(value: Any) -> bytes:

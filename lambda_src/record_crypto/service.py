@@ -26,6 +26,8 @@ from record_crypto.errors import (
     RecordError,
     StaleRecord,
     TamperedCiphertext,
+    TenantMismatch,
+    TenantNotInRegion,
     VersionConflict,
 )
 from record_crypto.observability import OPERATION_READ, OPERATION_WRITE, EmfMetrics, OperationCounts, log_event
@@ -34,6 +36,7 @@ from record_crypto.records import (
     FORMAT,
     LEGACY_FORMAT,
     SCHEMA_ATTRIBUTE,
+    TENANT_ATTRIBUTE,
     WRITER_REGION_ATTRIBUTE,
     WRITTEN_AT_ATTRIBUTE,
     Sealed,
@@ -47,7 +50,7 @@ from record_crypto.records import (
     unseal,
     verify_attributes,
 )
-from record_crypto.settings import PARTITION_KEY, VERSION_ATTRIBUTE, Settings
+from record_crypto.settings import PARTITION_KEY, TENANT_KEY, VERSION_ATTRIBUTE, Settings
 from record_crypto.stores import RecordStore, store_for
 
 # Attempts of a write whose version another writer took meanwhile (re-read, re-encrypt, retry).
@@ -74,12 +77,15 @@ class RecordService:
         self.settings = settings
         self.metrics = metrics
         session = botocore_session or botocore.session.get_session()
+        self._session = session
         self.cipher = RecordCipher(
             key_arn=settings.mrk_arn,
             algorithm_suite=settings.algorithm_suite,
             cache=settings.cache,
             botocore_session=session,
         )
+        # Per tenant, its key's cipher in this region (built on first use; tenants only).
+        self._tenant_ciphers: dict[str, RecordCipher] = {}
         self.store = store or store_for(settings, session)
 
     @classmethod
@@ -89,11 +95,36 @@ class RecordService:
         settings = Settings.from_env(os.environ if environ is None else environ)
         return cls(settings, metrics=EmfMetrics(settings.table_name))
 
-    def _context(self, item_id: str) -> dict[str, str]:
+    def _context(self, item_id: str, tenant: str | None) -> dict[str, str]:
         # With the data-key cache on, a per-item context would miss the cache every time: the
         # item id is then bound inside the authenticated payload instead (see context.py).
         per_item = None if self.settings.cache is not None else item_id
-        return expected_context(table=self.settings.table_name, item_id=per_item)
+        return expected_context(table=self.settings.table_name, item_id=per_item, tenant=tenant)
+
+    def _cipher(self, tenant: str | None) -> RecordCipher:
+        """The records key's cipher, or the tenant's key's in this region; TenantNotInRegion (before
+        any KMS or database call) where the tenant's key does not exist."""
+        if tenant is None:
+            return self.cipher
+        if tenant not in self._tenant_ciphers:
+            key_arn = (self.settings.tenant_keys or {}).get(tenant)
+            if key_arn is None:
+                raise TenantNotInRegion(
+                    f"tenant '{tenant}' has no key in {self.settings.region}: its records may not be decrypted "
+                    "(or written) in this region. Call a region of the tenant"
+                )
+            self._tenant_ciphers[tenant] = RecordCipher(
+                key_arn=key_arn,
+                algorithm_suite=self.settings.algorithm_suite,
+                cache=self.settings.cache,
+                botocore_session=self._session,
+            )
+        return self._tenant_ciphers[tenant]
+
+    def _counters(self) -> tuple[int, ...]:
+        """(KMS calls, throttles, cache hits) of every cipher of this container, summed."""
+        ciphers = (self.cipher, *self._tenant_ciphers.values())
+        return tuple(sum(column) for column in zip(*(c.counters() for c in ciphers), strict=True))
 
     # -- operations ----------------------------------------------------------------------------
     def write(self, event: Any) -> dict[str, Any]:
@@ -104,7 +135,8 @@ class RecordService:
 
     def _write(self, event: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         s = self.settings
-        request = parse_write_event(event, max_record_bytes=s.max_record_bytes)
+        request = parse_write_event(event, max_record_bytes=s.max_record_bytes, tenants=s.tenant_keys)
+        cipher = self._cipher(request.tenant)  # before any AWS call
         plain, secret, loose = split_record(request.record, s.sensitive_fields, s.unsigned_attributes)
         attributes, unsigned = to_attribute_values(plain), to_attribute_values(loose)  # before any AWS call
         self.store.refuse_unstorable({**plain, **loose})
@@ -112,7 +144,7 @@ class RecordService:
             current = request.expected_version
             if current is None:
                 current = self._current_version(request.item_id)
-            item, ciphertext = self._versioned_item(request.item_id, attributes, secret, current + 1)
+            item, ciphertext = self._versioned_item(cipher, request, attributes, secret, current + 1)
             if self._put_if_current(item | unsigned, current):
                 break
             if request.expected_version is not None:
@@ -133,6 +165,7 @@ class RecordService:
             "encrypted_fields": sorted(secret),
             "unsigned_fields": sorted(loose),
             "ciphertext_bytes": len(ciphertext),
+            **({TENANT_KEY: request.tenant} if request.tenant is not None else {}),
         }
         return result, {
             "item_id": request.item_id,
@@ -143,10 +176,11 @@ class RecordService:
         }
 
     def _versioned_item(
-        self, item_id: str, attributes: dict[str, Any], secret: dict[str, Any], version: int
+        self, cipher: RecordCipher, request: Any, attributes: dict[str, Any], secret: dict[str, Any], version: int
     ) -> tuple[dict[str, Any], bytes]:
         """The item to store (without unsigned attributes) and its ciphertext."""
         s = self.settings
+        item_id, tenant = request.item_id, request.tenant
         signed = {
             **attributes,
             PARTITION_KEY: {"S": item_id},
@@ -154,6 +188,7 @@ class RecordService:
             VERSION_ATTRIBUTE: {"N": str(version)},
             WRITER_REGION_ATTRIBUTE: {"S": s.region},
             WRITTEN_AT_ATTRIBUTE: {"S": datetime.now(UTC).isoformat(timespec="milliseconds")},
+            **({TENANT_ATTRIBUTE: {"S": tenant}} if tenant is not None else {}),
         }
         payload = seal(
             item_id=item_id,
@@ -163,7 +198,7 @@ class RecordService:
             writer_region=s.region,
             written_at=signed[WRITTEN_AT_ATTRIBUTE]["S"],
         )
-        ciphertext = self.cipher.encrypt(payload, self._context(item_id))
+        ciphertext = cipher.encrypt(payload, self._context(item_id, tenant))
         return {**signed, CIPHERTEXT_ATTRIBUTE: {"B": ciphertext}}, ciphertext
 
     def _current_version(self, item_id: str) -> int:
@@ -174,18 +209,24 @@ class RecordService:
 
     def _read(self, event: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         s = self.settings
-        request = parse_read_event(event)
-        item_id = request.item_id
+        request = parse_read_event(event, tenants=s.tenant_keys)
+        item_id, tenant = request.item_id, request.tenant
+        cipher = self._cipher(tenant)  # before any KMS or database call
         item = self.store.get(item_id)
         if not item:
             raise NotFound(self.store.not_found_message())
         refuse_planted_fields(item, s.sensitive_fields)  # before any KMS call
+        _refuse_other_tenant(item, tenant)  # before any KMS call
         blob = item.get(CIPHERTEXT_ATTRIBUTE, {}).get("B")
         if not isinstance(blob, bytes | bytearray) or not blob:
             raise TamperedCiphertext(f"the item has no '{CIPHERTEXT_ATTRIBUTE}' binary attribute")
-        payload = self.cipher.decrypt(bytes(blob), lambda ctx: check_context(ctx, table=s.table_name, item_id=item_id))
+        payload = cipher.decrypt(
+            bytes(blob), lambda ctx: check_context(ctx, table=s.table_name, item_id=item_id, tenant=tenant)
+        )
         sealed = unseal(payload, item_id=item_id)
         result = self._authenticated_result(item, sealed)
+        if tenant is not None:
+            result[TENANT_KEY] = tenant
         if request.min_version is not None and sealed.version < request.min_version:
             raise StaleRecord(
                 f"the {s.region} replica holds version {sealed.version}, older than min_version "
@@ -233,7 +274,7 @@ class RecordService:
         """Run ``body`` and log one structured line; refusals are raised as ``RecordError``."""
         started = time.perf_counter()
         common = {"operation": operation, "region": self.settings.region}
-        before = self.cipher.counters()
+        before = self._counters()
         try:
             result, fields = body()
         except RecordError as error:
@@ -266,10 +307,10 @@ class RecordService:
         log_event(logging.INFO, f"{operation} ok", **common, **fields, outcome="ok", duration_ms=_ms(started))
         return result, fields
 
-    def _count(self, operation: str, before: tuple[int, int, int], error_type: str | None) -> None:
+    def _count(self, operation: str, before: tuple[int, ...], error_type: str | None) -> None:
         if self.metrics is None:
             return
-        kms_calls, throttles, hits = (now - then for now, then in zip(self.cipher.counters(), before, strict=True))
+        kms_calls, throttles, hits = (now - then for now, then in zip(self._counters(), before, strict=True))
         self.metrics.record(
             OperationCounts(
                 operation=operation,
@@ -282,17 +323,29 @@ class RecordService:
         )
 
     # -- the library API ---------------------------------------------------------------------
-    def put(self, item_id: str, record: Mapping[str, Any], *, expected_version: int | None = None) -> WriteResult:
-        """Encrypt, sign and store ``record`` under ``item_id``; raises a ``RecordError`` subclass."""
+    def put(
+        self,
+        item_id: str,
+        record: Mapping[str, Any],
+        *,
+        expected_version: int | None = None,
+        tenant: str | None = None,
+    ) -> WriteResult:
+        """Encrypt, sign and store ``record`` under ``item_id`` (for ``tenant``, required in a
+        deployment with tenants); raises a ``RecordError`` subclass."""
         event: dict[str, Any] = {"id": item_id, "record": dict(record)}
+        if tenant is not None:
+            event[TENANT_KEY] = tenant
         if expected_version is not None:
             event["expected_version"] = expected_version
         result, _ = self._observed(OPERATION_WRITE, lambda: self._write(event))
         return WriteResult(**{k: v for k, v in result.items() if k != "ok"})
 
-    def get(self, item_id: str, *, min_version: int | None = None) -> ReadResult:
-        """Read, authenticate and decrypt the record ``item_id`` of this region's replica."""
+    def get(self, item_id: str, *, min_version: int | None = None, tenant: str | None = None) -> ReadResult:
+        """Read, authenticate and decrypt the record ``item_id`` of this region's replica (of ``tenant``)."""
         event: dict[str, Any] = {"id": item_id}
+        if tenant is not None:
+            event[TENANT_KEY] = tenant
         if min_version is not None:
             event["min_version"] = min_version
         result, _ = self._observed(OPERATION_READ, lambda: self._read(event))
@@ -309,6 +362,7 @@ class WriteResult:
     encrypted_fields: list[str]
     unsigned_fields: list[str]
     ciphertext_bytes: int
+    tenant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -324,6 +378,19 @@ class ReadResult:
     written_region: str | None
     read_region: str
     written_at: str | None
+    tenant: str | None = None
+
+
+def _refuse_other_tenant(item: Mapping[str, Any], tenant: str | None) -> None:
+    """In a deployment with tenants, the stored record's tenant must be the one asked for."""
+    if tenant is None:
+        return
+    stored = item.get(TENANT_ATTRIBUTE, {}).get("S")
+    if stored != tenant:
+        raise TenantMismatch(
+            f"the record is not tenant '{tenant}'s"
+            + ("" if stored is not None else " (it has no tenant: written before tenants were configured?)")
+        )
 
 
 def _ms(started: float) -> float:

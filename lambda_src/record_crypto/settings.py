@@ -14,6 +14,7 @@ Plain Python without imports from the toolkit, so the CDK app may import it as
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,13 +32,15 @@ ENV_CACHE_MAX_BYTES = "DATA_KEY_CACHE_MAX_BYTES"
 ENV_CACHE_CAPACITY = "DATA_KEY_CACHE_CAPACITY"
 ENV_MAX_RECORD_BYTES = "MAX_RECORD_BYTES"
 ENV_REGION = "AWS_REGION"  # set by the Lambda runtime
+# Tenants (unset or empty: no tenants): a JSON object, tenant id -> the id of the tenant's multi-region
+# key ("mrk-...", the same in every region) when the key exists in this function's region, else "".
+ENV_TENANT_KEYS = "TENANT_KEYS"
 # The store (docs/contract: /work/notes/aurora-contract.md; README "Aurora PostgreSQL store").
 ENV_RECORD_STORE = "RECORD_STORE"
 ENV_DB_HOST = "DB_HOST"
 ENV_DB_PORT = "DB_PORT"
 ENV_DB_NAME = "DB_NAME"
 ENV_DB_SECRET_ARN = "DB_SECRET_ARN"  # noqa: S105 (a variable name, not a secret)
-ENV_DB_WRITE_FORWARDING = "DB_WRITE_FORWARDING"
 ENV_DB_PRIMARY_REGION = "DB_PRIMARY_REGION"
 # The schema-setup custom resource (lambda_src/db_setup.py), as the database stack sets it.
 ENV_DB_MASTER_SECRET_ARN = "DB_MASTER_SECRET_ARN"  # noqa: S105 (a variable name, not a secret)
@@ -81,9 +84,21 @@ OPTIONAL_ENV_VARS: dict[str, str] = {
     ENV_MAX_RECORD_BYTES: "32768",
     ENV_RECORD_STORE: STORE_DYNAMODB,
     ENV_DB_PORT: "5432",
-    ENV_DB_WRITE_FORWARDING: "off",
     ENV_DB_PRIMARY_REGION: "",
+    ENV_TENANT_KEYS: "",
 }
+
+# Tenants (README "Tenants"): a tenant id is the encryption-context value, the KMS tag value, the
+# STS session tag value and a segment of the tenant key's alias, so it keeps to the characters all four
+# accept and compares equal byte for byte (IAM compares tag values case-sensitively: lower case only).
+TENANT_KEY = "tenant"  # the encryption-context key, the key tag and the session tag
+TENANT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+TENANT_ID_RULE = "1-32 characters from a-z 0-9 -, starting and ending with a letter or digit"
+# The functions carry every tenant's key id of their region in one environment variable, and Lambda
+# allows 4 KB of variables per function in all: 40 tenants with 32-character ids fit with room for the
+# others (tests/infra/test_tenants.py measures the synthesized environment at this limit). A SaaS with
+# more tenants wants hierarchical keys, not a KMS key per tenant (benchmarks/tenants.md).
+MAX_TENANTS = 40
 
 # A region name (us-east-2, us-gov-west-1, eu-isoe-west-1, eusc-de-east-1; numbers may reach two
 # digits) and an ARN partition: the one pattern of each (tests/runtime/test_settings.py holds them
@@ -109,6 +124,8 @@ _DB_HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A
 FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 FIELD_NAME_RULE = "1-64 characters from A-Z a-z 0-9 _, starting with a letter, and not 'id'"
 PARTITION_KEY = "id"
+# The encryption context's key naming the record (data-key cache off): record_crypto/context.py, `audit`.
+ITEM_CONTEXT_KEY = "item"
 # The stored version: the writer's role may read this attribute (and the key) and no other.
 VERSION_ATTRIBUTE = "_version"
 # DynamoDB's item limit is 400 KB; the ciphertext adds headers, a signature and base64-free bytes.
@@ -150,7 +167,6 @@ class DatabaseSettings:
     port: int
     name: str
     secret_arn: str
-    write_forwarding: bool = False
     primary_region: str | None = None
 
 
@@ -165,6 +181,9 @@ class Settings:
     cache: CacheSettings | None = None
     max_record_bytes: int = 32768
     database: DatabaseSettings | None = None  # None: the DynamoDB store
+    # None: no tenants (one key for every record). Else tenant id -> the ARN of its key in this
+    # region, or None where the tenant's key does not exist (its records may not be decrypted here).
+    tenant_keys: Mapping[str, str | None] | None = None
 
     @property
     def store(self) -> str:
@@ -188,8 +207,10 @@ class Settings:
         cache: CacheSettings | None = None,
         max_record_bytes: int = 32768,
         database: DatabaseSettings | None = None,
+        tenant_key_ids: Mapping[str, str | None] | None = None,
     ) -> Settings:
-        """Validated settings for use outside Lambda (same rules and messages as the functions')."""
+        """Validated settings for use outside Lambda (same rules and messages as the functions').
+        ``tenant_key_ids``: tenant id -> its key's id ("mrk-...") where it exists in ``region``, else None."""
         environ = {
             ENV_REGION: region,
             ENV_TABLE_NAME: table_name,
@@ -207,6 +228,8 @@ class Settings:
                 ENV_CACHE_MAX_BYTES: str(cache.max_bytes),
                 ENV_CACHE_CAPACITY: str(cache.capacity),
             }
+        if tenant_key_ids is not None:
+            environ[ENV_TENANT_KEYS] = tenant_keys_environment(tenant_key_ids)
         if database is not None:
             environ |= {
                 ENV_RECORD_STORE: STORE_AURORA_POSTGRESQL,
@@ -214,7 +237,6 @@ class Settings:
                 ENV_DB_PORT: str(database.port),
                 ENV_DB_NAME: database.name,
                 ENV_DB_SECRET_ARN: database.secret_arn,
-                ENV_DB_WRITE_FORWARDING: "on" if database.write_forwarding else "off",
                 ENV_DB_PRIMARY_REGION: database.primary_region or "",
             }
         return cls.from_env(environ)
@@ -257,7 +279,38 @@ class Settings:
             cache=cache,
             max_record_bytes=max_record_bytes,
             database=_database(environ, get, region) if store == STORE_AURORA_POSTGRESQL else None,
+            tenant_keys=_tenant_keys(get, mrk_arn),
         )
+
+
+def tenant_keys_environment(key_ids: Mapping[str, str | None]) -> str:
+    """The TENANT_KEYS value: compact JSON, sorted (Lambda allows 4 KB of variables in all)."""
+    return json.dumps({t: key_ids[t] or "" for t in sorted(key_ids)}, separators=(",", ":"))
+
+
+_MRK_ID = re.compile(r"^mrk-(?:[0-9a-f]{32}|[0-9a-f-]{36})$")
+
+
+def _tenant_keys(get, mrk_arn: str) -> dict[str, str | None] | None:  # type: ignore[no-untyped-def]
+    """TENANT_KEYS as tenant id -> the key's ARN in this region (same partition, account and region
+    as the records key), or None where the tenant has no key here."""
+    raw = get(ENV_TENANT_KEYS)
+    if not raw:
+        return None
+    allowed = f'a JSON object of at most {MAX_TENANTS} tenants, tenant id -> "mrk-..." or "" ({TENANT_ID_RULE})'
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ConfigurationError(ENV_TENANT_KEYS, raw, allowed) from None
+    if not isinstance(value, dict) or not value or len(value) > MAX_TENANTS:
+        raise ConfigurationError(ENV_TENANT_KEYS, raw, allowed)
+    arn_prefix = mrk_arn.rsplit("/", 1)[0]
+    keys: dict[str, str | None] = {}
+    for tenant, key_id in value.items():
+        if not TENANT_ID.match(tenant) or not isinstance(key_id, str) or (key_id and not _MRK_ID.match(key_id)):
+            raise ConfigurationError(ENV_TENANT_KEYS, raw, allowed)
+        keys[tenant] = f"{arn_prefix}/{key_id}" if key_id else None
+    return keys
 
 
 def _mrk_arn(get, region: str) -> str:  # type: ignore[no-untyped-def]
@@ -324,9 +377,6 @@ def _database(environ: Mapping[str, str], get, region: str) -> DatabaseSettings:
         raise ConfigurationError(
             ENV_DB_SECRET_ARN, secret, f"the secret (or its replica) in this function's own region {region}"
         )
-    forwarding = get(ENV_DB_WRITE_FORWARDING)
-    if forwarding not in ("on", "off"):
-        raise ConfigurationError(ENV_DB_WRITE_FORWARDING, forwarding, "on or off")
     primary = get(ENV_DB_PRIMARY_REGION)
     if primary and not REGION_NAME.match(primary):
         raise ConfigurationError(ENV_DB_PRIMARY_REGION, primary, "an AWS region such as us-east-2, or unset")
@@ -335,7 +385,6 @@ def _database(environ: Mapping[str, str], get, region: str) -> DatabaseSettings:
         port=_int(environ, get, ENV_DB_PORT, 1, 65535),
         name=name,
         secret_arn=secret,
-        write_forwarding=forwarding == "on",
         primary_region=primary or None,
     )
 

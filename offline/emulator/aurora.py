@@ -14,12 +14,14 @@ templates (the provisioner's ``_create_aws_rds_*`` methods call in here).
 
 Storage encryption (each cluster's KmsKeyId) is checked, not emulated: the key must be a key of
 the cluster's own region. What is not emulated: instances (recorded), TLS (local sockets), the
-parameter group, write forwarding (the writer of a secondary then reaches the primary's server).
+parameter group; write forwarding (``EnableGlobalWriteForwarding``) is refused as unsupported, so
+no template gets a setting the emulator would silently not exercise.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +41,6 @@ class ClusterSpec:
     primary: bool
     database: str | None
     kms_key: str | None
-    write_forwarding: bool = False
 
 
 @dataclass
@@ -72,6 +73,8 @@ class AuroraEmulation:
         key = props.get("KmsKeyId")
         if props.get("StorageEncrypted") and key and key.startswith("arn:") and key.split(":")[3] != region:
             raise UnsupportedTemplate(f"{lid}: storage key {key} is not a key of the cluster's region {region}")
+        if props.get("EnableGlobalWriteForwarding"):
+            raise UnsupportedTemplate(f"{lid}: EnableGlobalWriteForwarding (write forwarding) is not emulated")
         primary = "MasterUsername" in props
         if primary and any(c.primary for c in self.clusters.values()):
             raise UnsupportedTemplate(f"{lid}: a second primary cluster in global cluster {identifier}")
@@ -83,7 +86,6 @@ class AuroraEmulation:
             primary=primary,
             database=props.get("DatabaseName"),
             kms_key=key,
-            write_forwarding=bool(props.get("EnableGlobalWriteForwarding")),
         )
         self.clusters[region] = spec
         if primary:
@@ -189,10 +191,11 @@ def run_custom_resource(provisioner: Any, stack: Any, lid: str, props: dict[str,
     finally:
         function.stop()
     if reply.get("function_error") or not isinstance(reply.get("result"), dict):
-        raise UnsupportedTemplate(
+        raise UnsupportedTemplate(  # its log stays where the message says
             f"{stack.name}/{lid}: {spec.handler} failed ({reply.get('error_type')}); see {function.log_path}:\n"
             f"{function.log_text()[-1500:]}"
         )
+    shutil.rmtree(function.log_path.parent, ignore_errors=True)
     provisioner.progress(f"custom resource {lid}: {spec.handler} ran under {spec.role_arn.rsplit('/', 1)[1]}")
     return reply["result"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -122,6 +123,8 @@ class FunctionHost:
         self.aws = aws
         self.endpoint_url = aws.endpoint_url
         self.deployment = deployment
+        # Without a log_dir the logs go to a temp dir that stop() removes (the run leaves nothing in /tmp).
+        self._own_log_dir = log_dir is None
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="mrk-toolkit-functions-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._instances: dict[tuple[str, str, str], EmulatedFunction] = {}
@@ -181,3 +184,5 @@ class FunctionHost:
     def stop(self) -> None:
         for inst in self._instances.values():
             inst.stop()
+        if self._own_log_dir:
+            shutil.rmtree(self.log_dir, ignore_errors=True)

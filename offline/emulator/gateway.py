@@ -36,9 +36,11 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 from offline.emulator import sts
-from offline.emulator.iam_gate import request_target
+from offline.emulator.cloudtrail import Trail, user_identity
+from offline.emulator.iam_gate import NOT_KEY_SCOPED, request_target
 from policy_engine import Caller, Decision, Request, authorize
 
 CONTROL_PATH = "/mrk-toolkit/outages"
@@ -171,6 +173,7 @@ class Gateway:
         self.decisions: list[dict[str, Any]] = []
         self.served: Any = None  # offline.emulator.served.ServedApis, once a deployment is up
         self.outages = Outages()
+        self.trail = Trail(key_policy=self._key_policy)
 
     def register(self, access_key: str, identity: Identity) -> None:
         with self._lock:
@@ -207,12 +210,104 @@ class Gateway:
             status, headers, payload = answer
             start_response(status, [*headers, ("Content-Length", str(len(payload)))])
             return [payload]
-        service, _, operation = environ.get("HTTP_X_AMZ_TARGET", "").partition(".")
+        # e.g. TrentService.Decrypt; CloudTrail's prefix has dots of its own (com.amazonaws.cloudtrail...)
+        prefix, _, operation = environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")
+        service = _TARGETS.get(prefix, match.group(3))
+        if service == "cloudtrail" and operation == "LookupEvents":
+            return self._lookup_events(start_response, identity, body, match.group(2))
+        operation = operation or _query_action(environ, body)
         try:
-            self.check(identity, _TARGETS.get(service, match.group(3)), operation, body, match.group(2))
+            self.check(identity, service, operation, body, match.group(2))
         except Denied as exc:
+            self._audit(
+                identity, match.group(1), service, operation, environ, body, match.group(2), (exc.code, str(exc))
+            )
             return _error(start_response, exc.code, str(exc))
-        return self.app(environ, start_response)
+        where = (match.group(1), match.group(2))
+        return self._answered(environ, start_response, identity, where, service, operation, body)
+
+    # -- the emulated trail --------------------------------------------------------------------
+    def _answered(
+        self,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        identity: Identity,
+        where: tuple[str, str],
+        service: str,
+        operation: str,
+        body: bytes,
+    ) -> Iterable[bytes]:
+        """moto's answer, recorded in the trail with the error it carries (NotFound...); ``where``:
+        the access key and the region of the request."""
+        seen: list[Any] = []
+
+        def keep(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
+            seen.append((status, headers))
+            return start_response(status, headers, *rest)
+
+        payload = b"".join(self.app(environ, keep))
+        error = _answer_error(seen[0][0], payload) if seen else None
+        self._audit(identity, where[0], service, operation, environ, body, where[1], error)
+        return [payload]
+
+    def _audit(
+        self,
+        identity: Identity,
+        access_key: str,
+        service: str,
+        operation: str,
+        environ: dict[str, Any],
+        body: bytes,
+        region: str,
+        error: tuple[str, str] | None,
+    ) -> None:
+        if not operation or not region:
+            return  # S3's REST requests name no operation (not recorded, see offline/emulator/cloudtrail.py)
+        params = _request_params(environ, body)
+        self.trail.record(
+            identity=user_identity(identity.account, identity.arn, identity.admin, identity.session_arn, access_key),
+            service=service,
+            operation=operation,
+            params=params,
+            region=region,
+            resources=self._resources(identity, service, operation, params, region),
+            error=error,
+        )
+
+    def _resources(
+        self, identity: Identity, service: str, operation: str, params: dict[str, Any], region: str
+    ) -> list[tuple[str, str]]:
+        """The resources CloudTrail names: a KMS request's key (found from a ciphertext when the
+        request names none), by its ARN."""
+        if service != "kms" or operation in NOT_KEY_SCOPED:
+            return []
+        key_id = str(params.get("KeyId") or "") or (_ciphertext_key_id(params) if "CiphertextBlob" in params else "")
+        key = self.state.key(identity.account, region, key_id) if key_id else None
+        if key is not None:
+            return [("AWS::KMS::Key", key.arn)]
+        return [("AWS::KMS::Key", key_id)] if key_id.startswith("arn:aws:kms:") else []
+
+    def _key_policy(self, account: str, region: str, key_ref: str) -> tuple[str, Any] | None:
+        key = self.state.key(account, region, key_ref)
+        return (key.arn, json.loads(key.policy)) if key is not None else None
+
+    def _lookup_events(
+        self, start_response: Callable[..., Any], identity: Identity, body: bytes, region: str
+    ) -> list[bytes]:
+        """cloudtrail:LookupEvents, answered from the emulated trail (the account's administrator only)."""
+        if not identity.admin:
+            return _error(
+                start_response, "AccessDeniedException", f"{identity.arn}: cloudtrail is not emulated for roles"
+            )
+        try:
+            answer = self.trail.lookup_events(identity.account, region, json.loads(body or b"{}"))
+        except ValueError as exc:
+            return _error(start_response, "InvalidLookupAttributesException", str(exc))
+        payload = json.dumps(answer).encode()
+        start_response(
+            "200 OK", [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(payload)))]
+        )
+        return [payload]
 
     def _control(self, environ: dict[str, Any], start_response: Callable[..., Any], identity: Identity) -> list[bytes]:
         """POST {"region": R, "down": true|false, "services": [...]} (the emulator's administrator only)."""
@@ -379,6 +474,39 @@ class Gateway:
                     }
                 )
                 del self.decisions[:-1000]
+
+
+def _query_action(environ: dict[str, Any], body: bytes) -> str:
+    """The operation of a query-protocol request (SNS, CloudWatch, IAM, STS...): its Action."""
+    if not environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        return ""
+    return parse_qs(body.decode(errors="replace")).get("Action", [""])[0]
+
+
+def _request_params(environ: dict[str, Any], body: bytes) -> dict[str, Any]:
+    """The request's parameters: the JSON body, or a query request's form (Action and Version left out)."""
+    if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        form = {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
+        return {k: v for k, v in form.items() if k not in ("Action", "Version")}
+    try:
+        params = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return params if isinstance(params, dict) else {}
+
+
+def _answer_error(status: str, payload: bytes) -> tuple[str, str] | None:
+    """(errorCode, errorMessage) of an error answer (JSON or XML protocol), None for a success."""
+    if status[:1] not in ("4", "5"):
+        return None
+    try:
+        found = json.loads(payload)
+        code = str(found.get("__type", "")).rsplit("#", 1)[-1]
+        return code or status, str(found.get("message") or found.get("Message") or "")
+    except ValueError:
+        code = re.search(rb"<Code>([^<]+)</Code>", payload)
+        message = re.search(rb"<Message>([^<]*)</Message>", payload)
+        return (code.group(1).decode() if code else status), (message.group(1).decode() if message else "")
 
 
 def _tables(params: dict[str, Any]) -> list[str]:

@@ -104,7 +104,8 @@ def deletion_waves(
     prefix: str, primary: str, replicas: Iterable[str], *, only_region: str | None = None
 ) -> list[list[tuple[str, str]]]:
     """(stack, region) in deletion order: the reverse of the deploy graph (stacks/app_builder.py):
-    every region's functions, the table, the replicas' keys, the primary's keys. With
+    every region's functions, the table, the replicas' keys, the primary's keys and the audit trail
+    (stacks that are not deployed, e.g. the trail with ``audit`` off, are skipped). With
     ``only_region``: that (former replica) region's functions, then its keys."""
     if only_region is not None:
         return [[(f"{prefix}-Functions-{only_region}", only_region)], [(f"{prefix}-Keys-{only_region}", only_region)]]
@@ -113,7 +114,7 @@ def deletion_waves(
         [(f"{prefix}-Functions-{r}", r) for r in [primary, *replicas]],
         [(f"{prefix}-Table", primary)],
         [(f"{prefix}-Keys-{r}", r) for r in replicas],
-        [(f"{prefix}-Keys-{primary}", primary)],
+        [(f"{prefix}-Keys-{primary}", primary), (f"{prefix}-Audit", primary)],
     ]
 
 
@@ -256,6 +257,18 @@ class Teardown:
         return [Leftover(f"{what}: {meta['KeyState']}", [command], rank=rank)]
 
     _left_aws_kms_replicakey = _left_aws_kms_key
+
+    def _left_aws_s3_bucket(self, res: StackResource) -> list[Leftover]:
+        """The audit trail's bucket: evidence, kept on purpose; no command is printed for it."""
+        if res.deletion_policy not in RETAINING:
+            return []
+        what = (
+            f"bucket {res.physical_id} in {res.region} (the audit trail's log files, versioned, {res.stack}): keep "
+            "it as long as your retention rules require; its files are encrypted with the trail key listed below, "
+            "so copy what you must keep before that key's deletion window ends. To delete it, delete every object "
+            "version first (aws s3api list-object-versions, delete-objects), then the bucket"
+        )
+        return [Leftover(what, rank=1)]
 
 
 def render_leftovers(leftovers: list[Leftover]) -> list[str]:

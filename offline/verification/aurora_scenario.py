@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any
 
 from lambda_src.record_crypto.settings import READER_ROLE, STORES, WRITER_ROLE
+from offline.verification.audit import audit_checks
 from offline.verification.basics import (
     Run,
     closing_checks,
@@ -57,7 +58,16 @@ def aurora_checks(run: Run, env: Environment) -> list[Check | NamedCheck]:
         ]
     out.append(check(f"the reader's database role cannot write ({env.primary_region})", _reader_role_sql, SQL))
     regions = (env.primary_region, *env.replica_regions)
-    return [*out, *closing_checks(run), *_resource_checks(env), *permission_checks(env.reader, regions)]
+    audit = audit_checks(run, env, _row_ciphertext, SQL)
+    return [*out, *closing_checks(run), *_resource_checks(env), *permission_checks(env.reader, regions), *audit]
+
+
+def _row_ciphertext(env: Environment, region: str, item_id: str) -> bytes:
+    """The stored message of a record in the region's cluster (the Aurora store)."""
+    db = env.database()
+    rows = db.admin(f"SELECT ciphertext FROM {db.table} WHERE id = %s", item_id, region=region)
+    assert rows, f"the record {item_id} is not in {region}"
+    return bytes(rows[0][0])
 
 
 def _resource_checks(env: Environment) -> list[NamedCheck]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from offline.verification.checks import Capability, Check, Environment, Invocation, check
+from offline.verification.checks import Capability, Check, Environment, Invocation, Outcome, check
 
 
 @dataclass
@@ -22,9 +22,15 @@ class Run:
 
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     main: dict[str, Any] = field(default_factory=dict)  # item_id, record: written by the first check
+    minted: list[str] = field(default_factory=list)  # every id handed out: what the clean-up deletes
 
     def item_id(self, tag: str) -> str:
-        return f"verify-{self.run_id}-{tag}"
+        """The id of this run's item ``tag``; every id minted is deleted by the clean-up
+        (offline/verification/cleanup.py), whether or not a write of it was acknowledged."""
+        item_id = f"verify-{self.run_id}-{tag}"
+        if item_id not in self.minted:
+            self.minted.append(item_id)
+        return item_id
 
     def sample_record(self, env: Environment, tag: str) -> dict[str, Any]:
         record: dict[str, Any] = {"name": f"Sample Person {tag}", "country": "NZ", "tier": 3}
@@ -206,3 +212,46 @@ def _clean_logs(run: Run, env: Environment) -> str:
     for name in env.sensitive_fields:
         assert f"SECRET-{name}-{run.run_id}" not in logs, f"plaintext of '{name}' in function logs"
     return f"{len(logs.splitlines())} log lines, no sensitive value"
+
+
+# -- the clean-up: whatever the checks did, the items they wrote go ------------------------------
+CLEAN_UP = "clean-up: every item this run wrote is deleted in every region"
+LEFT_BEHIND = (
+    "what no clean-up undoes: the functions' log lines and metrics of these calls and CloudTrail's record of "
+    "the KMS and DynamoDB calls"
+)
+ALARMS_FIRED = (
+    "; the tamper checks' refusals fired the readers' security alarms (they return to OK after a period "
+    "without refusals)"
+)
+
+
+def clean_up(run: Run) -> Check:
+    """The run's last check, run whatever happened before it (scenario.py ``run_main_job``)."""
+    return check(CLEAN_UP, partial(_clean_up, run))
+
+
+def _clean_up(run: Run, env: Environment) -> Outcome:
+    """Delete every id the run minted (written, corrupted, half-written or not) in every region, until a
+    pass finds none anywhere: a copy put in one region just before may still replicate to another."""
+    regions = (env.primary_region, *env.replica_regions)
+    deleted: dict[str, set[str]] = {}
+    deadline = time.monotonic() + env.replication_deadline_s
+    while True:
+        left = [(r, i) for i in run.minted for r in regions if env.raw_item(r, i) is not None]
+        if not left:
+            break
+        assert time.monotonic() < deadline, f"still there after {env.replication_deadline_s:.0f}s: {left[:4]}"
+        for region, item_id in left:
+            env.delete_raw_item(region, item_id)
+            deleted.setdefault(item_id, set()).add(region)
+        time.sleep(0.2)
+    ids = sorted(deleted)
+    prefix = f"verify-{run.run_id}-"
+    fired = ALARMS_FIRED if Capability.ALTER_ITEMS in env.capabilities else ""
+    return Outcome(
+        f"wrote {len(ids)} items ({prefix}*) and deleted them; none of the {len(run.minted)} ids the run used "
+        f"is left in {', '.join(regions)}",
+        lines=[f"deleted: {', '.join(i.removeprefix(prefix) for i in ids) or 'nothing'}", LEFT_BEHIND + fired],
+        figures={"written": ids, "deleted": len(ids)},
+    )

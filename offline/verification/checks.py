@@ -20,6 +20,7 @@ takes them as they are.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
@@ -38,6 +39,12 @@ class Capability(StrEnum):
     ROTATE_AT_WILL = "rotate the key on demand at will (AWS allows 10 on-demand rotations per key, for life)"
     DATABASE_SESSIONS = "open SQL sessions on each region's database (the master user's, the functions' roles')"
     DATABASE_SERVERS = "stop, kill and promote each region's database server"
+    AUDIT_ALERTS = "see at once what EventBridge delivered for the audit rules (on AWS: subscribe to the alarm topic)"
+    ALTER_ITEMS = "alter stored test items as a table writer would (the readers' refusals fire the security alarms)"
+
+
+# Capabilities a real account has unless the user turned them off: (why the check did not run).
+TURNED_OFF = {Capability.ALTER_ITEMS: "skipped (--no-tamper-checks): it alters a stored item, which fires the alarms"}
 
 
 class NotApplicable(Exception):
@@ -83,6 +90,7 @@ class Environment(Protocol):
     def kms_allowed(self, region: str, kind: str, action: str, context: Mapping[str, str]) -> tuple[bool, str]: ...
     def raw_item(self, region: str, item_id: str) -> dict[str, Any] | None: ...
     def put_raw_item(self, region: str, item: dict[str, Any]) -> None: ...
+    def delete_raw_item(self, region: str, item_id: str) -> None: ...  # the clean-up (basics.py)
     def cross_role_denied(self, region: str, code_of: str, role_of: str, event: dict[str, Any]) -> tuple[bool, str]: ...
     def problems(self) -> list[str]: ...  # what went wrong in the environment itself during the run
     # -- capabilities --------------------------------------------------------------------------
@@ -91,6 +99,7 @@ class Environment(Protocol):
     def function_logs(self) -> str: ...  # FUNCTION_LOGS
     def logs_by_region(self) -> Mapping[str, str]: ...  # FUNCTION_LOGS
     def database(self) -> Any: ...  # DATABASE_SESSIONS (and _SERVERS): emulated.py EmulatedDatabase
+    def audit_deliveries(self) -> list[dict[str, Any]]: ...  # AUDIT_ALERTS: offline/emulator/cloudtrail.py
 
 
 NamedCheck = tuple[str, Callable[[], str]]
@@ -180,26 +189,36 @@ def _summary(results: list[Result]) -> str:
     return f"{passed} passed, {failed} failed" + (f", {skipped} not applicable here" if skipped else "")
 
 
-def run_checks(
-    checks: Iterable[Check | NamedCheck], env: Any, report: Report, progress: Callable[[str], None]
-) -> Report:
-    """Run each check against ``env`` in order, into ``report``; a failed gate stops the list."""
-    for item in checks:
-        c = as_check(item)
-        result = run_one(c, env, progress)
-        report.checks.append(result)
-        if c.gate and not result.ok:
-            break
+def run_checks(checks: Iterable[Check | NamedCheck], env: Any, report: Report) -> Report:
+    """Run each check against ``env`` in order, into ``report``; a failed gate stops the list.
+    Each check is printed once, by the report: while one runs, a terminal shows its name on one
+    line that the next overwrites (nothing when stderr is not a terminal, e.g. in CI)."""
+    try:
+        for item in checks:
+            c = as_check(item)
+            result = run_one(c, env)
+            report.checks.append(result)
+            if c.gate and not result.ok:
+                break
+    finally:
+        _running("")
     return report
 
 
-def run_one(c: Check, env: Any, progress: Callable[[str], None]) -> Result:
+def _running(name: str) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r\x1b[K{'  ... ' + name if name else ''}")
+        sys.stderr.flush()
+
+
+def run_one(c: Check, env: Any) -> Result:
     missing = sorted(c.needs - env.capabilities)
     if missing:
-        detail = "not applicable: needs an environment that can " + "; ".join(missing) + " (the emulator)"
-        progress(f"  n/a  {c.name}: {detail}")
+        off = [TURNED_OFF[m] for m in missing if m in TURNED_OFF]
+        detail = off[0] if off else "not applicable: needs an environment that can " + "; ".join(missing)
+        detail += "" if off else " (the emulator)"
         return Result(c.name, True, detail, 0.0, applicable=False)
-    progress(f"  ... {c.name}")
+    _running(c.name)
     started = time.monotonic()
     outcome = Outcome("")
     try:
@@ -213,6 +232,4 @@ def run_one(c: Check, env: Any, progress: Callable[[str], None]) -> Result:
         outcome, ok = Outcome(str(exc) or "assertion failed"), False
     except Exception as exc:  # any error fails the check and the list carries on
         outcome, ok = Outcome(f"{type(exc).__name__}: {exc}"), False
-    result = Result(c.name, ok, outcome.detail, time.monotonic() - started, True, outcome.lines, outcome.figures)
-    progress(f"  {'ok  ' if ok else 'FAIL'} {c.name}: {outcome.detail}")
-    return result
+    return Result(c.name, ok, outcome.detail, time.monotonic() - started, True, outcome.lines, outcome.figures)

@@ -8,9 +8,10 @@ evaluated at once, a rotation at will) are reported N/A.
 
 Needs AWS credentials that may: cloudformation:DescribeStacks on the toolkit's stacks,
 lambda:InvokeFunction and lambda:GetFunctionConfiguration on its functions,
-dynamodb:GetItem/PutItem (the tamper checks write a modified copy of a test item, then restore
-it), DescribeTable and DescribeContinuousBackups on the records table, kms:GetKeyPolicy and
-kms:GetKeyRotationStatus on its keys, iam:GetRole*/ListRolePolicies/ListAttachedRolePolicies/
+dynamodb:GetItem/PutItem/DeleteItem (the tamper checks write a modified copy of a test item, then
+restore it; the clean-up deletes every item the run wrote), DescribeTable and
+DescribeContinuousBackups on the records table, kms:GetKeyPolicy and kms:GetKeyRotationStatus on its
+keys, iam:GetRole*/ListRolePolicies/ListAttachedRolePolicies/
 GetPolicy/GetPolicyVersion on its roles, iam:SimulatePrincipalPolicy and sts:GetCallerIdentity;
 for the alarms, cloudwatch:DescribeAlarms, sns:GetTopicAttributes and kms:DescribeKey; for the
 resource policies and encryption at rest of every resource of its stacks
@@ -27,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -132,7 +133,8 @@ class DeployedEnvironment:
     invoker: Any = None  # a LambdaInvoker of function_names (the default)
     store: str = DYNAMODB
     kms_decider: str = "IAM's policy simulator"
-    capabilities: frozenset[Capability] = field(default_factory=frozenset)
+    # A real account can do what any table writer can (alter a stored item); --no-tamper-checks takes it away.
+    capabilities: frozenset[Capability] = frozenset({Capability.ALTER_ITEMS})
 
     def __post_init__(self) -> None:
         if self.invoker is None:
@@ -180,6 +182,9 @@ class DeployedEnvironment:
     def put_raw_item(self, region: str, item: dict[str, Any]) -> None:
         self._ddb(region).put_item(TableName=self.table_name, Item=item)
 
+    def delete_raw_item(self, region: str, item_id: str) -> None:
+        self._ddb(region).delete_item(TableName=self.table_name, Key={"id": {"S": item_id}})
+
     def cross_role_denied(self, region: str, code_of: str, role_of: str, event: dict[str, Any]) -> tuple[bool, str]:
         """On AWS a function cannot run under another's role: ask IAM's policy simulator, with the
         key policy and the record context (a context-conditioned grant must not read as denied)."""
@@ -201,6 +206,9 @@ class DeployedEnvironment:
 
     def function_logs(self) -> str:
         raise NotApplicable(Capability.FUNCTION_LOGS)
+
+    def audit_deliveries(self) -> list[dict[str, Any]]:
+        raise NotApplicable(Capability.AUDIT_ALERTS)
 
     def logs_by_region(self) -> Mapping[str, str]:
         raise NotApplicable(Capability.FUNCTION_LOGS)

@@ -137,7 +137,7 @@ class OutageDrill:
     def run(self) -> Report:
         report = Report(f"Region outage drill: {self.down} down, {', '.join(self.healthy)} healthy")
         try:  # a failed step is reported; the drill carries on to recover
-            run_checks(self.checks(), self.env, report, self.say)
+            run_checks(self.checks(), self.env, report)
         finally:
             self._outage(self.down, down=False)  # whatever happened, the region comes back
         led = self.ledger

@@ -43,7 +43,14 @@ HEADER_SETTINGS = {ENV_ALGORITHM_SUITE, ENV_DATA_KEY_CACHE, ENV_CACHE_MAX_AGE, E
 
 
 EMULATOR_CAPABILITIES = frozenset(
-    {Capability.OUTAGES, Capability.FUNCTION_LOGS, Capability.EVALUATE_ALARMS, Capability.ROTATE_AT_WILL}
+    {
+        Capability.OUTAGES,
+        Capability.FUNCTION_LOGS,
+        Capability.EVALUATE_ALARMS,
+        Capability.ROTATE_AT_WILL,
+        Capability.AUDIT_ALERTS,
+        Capability.ALTER_ITEMS,
+    }
 )
 
 
@@ -166,6 +173,9 @@ class EmulatedEnvironment:
     def put_raw_item(self, region: str, item: dict[str, Any]) -> None:
         self._ddb(region).put_item(TableName=self.deployment.tables[region], Item=item)
 
+    def delete_raw_item(self, region: str, item_id: str) -> None:
+        self._ddb(region).delete_item(TableName=self.deployment.tables[region], Key={"id": {"S": item_id}})
+
     def cross_role_denied(self, region: str, code_of: str, role_of: str, event: dict[str, Any]) -> tuple[bool, str]:
         """Run one function's code under the other's role; the role must be refused. The code
         may be stopped by its first call (e.g. the reader's GetItem), so the KMS action that
@@ -210,6 +220,10 @@ class EmulatedEnvironment:
 
     def function_logs(self) -> str:
         return "\n".join(self.host.logs().values())
+
+    def audit_deliveries(self) -> list[dict[str, Any]]:
+        """What the emulated EventBridge delivered (or could not) for each matching rule."""
+        return list(self.aws.gateway.trail.deliveries)
 
     def logs_by_region(self) -> dict[str, str]:
         return self.host.logs_by_region()
@@ -368,7 +382,7 @@ def _global_table_environment(
     aws.gateway.served = ServedApis(deployment, host, aws.gateway.state, lifecycle=env)
     try:
         host.start_all()
-        say(f"started {len(deployment.functions)} functions under their own roles (logs in {host.log_dir})")
+        say(f"started {len(deployment.functions)} functions under their own roles ({_logs_where(host, log_dir)})")
         yield env
     finally:
         replication.stop()
@@ -388,10 +402,17 @@ def _aurora_environment(
         for region in (primary, *secondaries):
             for kind in ("writer", "reader"):
                 host.instance(region, kind).wait_ready()
-        say(f"started writers and readers in {1 + len(secondaries)} regions, under their roles (logs: {host.log_dir})")
+        where = _logs_where(host, log_dir)
+        say(f"started writers and readers in {1 + len(secondaries)} regions, under their roles ({where})")
         yield EmulatedEnvironment(aws, deployment, host, primary, secondaries, _sensitive_fields(deployment, primary))
     finally:
         host.stop()
+
+
+def _logs_where(host: FunctionHost, log_dir: Path | None) -> str:
+    if log_dir is not None:
+        return f"logs in {host.log_dir}"
+    return f"logs in {host.log_dir}, removed at the end: --log-dir DIR keeps them"
 
 
 def _sensitive_fields(deployment: Deployment, primary: str) -> tuple[str, ...]:
@@ -482,11 +503,13 @@ def up_instructions(env: EmulatedEnvironment) -> list[str]:
             [f"# python -m offline drill --store {AURORA}   (its failover drills; verify, deploy, destroy refuse it)"]
             if env.store == AURORA
             else [
-                f"# python -m offline verify --primary {env.primary_region} --replicas {','.join(regions[1:])}",
+                f"# python -m offline verify --primary {env.primary_region} --replicas {','.join(regions[1:])}"
+                "   (deletes what it writes; --no-tamper-checks: no alarm fires)",
                 "# python -m offline deploy -c mrk-toolkit:<field>=...   (a changed config, applied as an update)",
                 "# python -m offline destroy                             (delete the stacks; lists what stays)",
             ]
         ),
         f"# region outage runbook: python -m offline outage {env.primary_region} | recover {env.primary_region} | "
         f"promote-key --to {regions[1]}",
+        f"# python -m offline audit --region {regions[-1]}   (who used which key, where, for which record)",
     ]

@@ -171,7 +171,8 @@ def _unplanned(env: EmulatedEnvironment) -> Outcome:
 
 def failover_report(world: DrillWorld, progress: Callable[[str], None] | None = None) -> Report:
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
-    return run_checks(failover_checks(world.env), world.env, Report(TITLE, header=list(HEADER)), say)
+    say("running the failover drills ...")
+    return run_checks(failover_checks(world.env), world.env, Report(TITLE, header=list(HEADER)))
 
 
 # -- the drills -----------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ type the contract does not know fails. Each is read through its service's API: k
 DescribeKey, SNS GetTopicAttributes (KmsMasterKeyId, Policy), CloudWatch Logs DescribeLogGroups
 (kmsKeyId), DynamoDB DescribeTable (SSEDescription, in every region) and GetResourcePolicy, Secrets
 Manager DescribeSecret (KmsKeyId, ReplicationStatus) and GetResourcePolicy, RDS DescribeDBClusters
-and DescribeDBInstances, IAM GetRole (the trust policy), Lambda GetPolicy.
+and DescribeDBInstances, IAM GetRole (the trust policy), Lambda GetPolicy, S3 GetBucketEncryption
+and GetBucketPolicy, CloudTrail DescribeTrails (KmsKeyId).
 
 Per region, two checks: every resource policy names only its contract's principals and lets no
 outsider do anything (decided by ``policy_engine`` over the service's action catalogue); everything
@@ -190,6 +191,31 @@ def _topic(reader: ResourceReader, found: Inventory, region: str, arn: str) -> N
         found.policies.append(Policy(region, arn, policy_contract("AWS::SNS::Topic"), json.loads(attributes["Policy"])))
 
 
+def _bucket(reader: ResourceReader, found: Inventory, region: str, name: str) -> None:
+    s3 = reader.client("s3", region)
+    try:
+        rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
+    except ClientError:
+        rules = []
+    key = next((r["ApplyServerSideEncryptionByDefault"].get("KMSMasterKeyID") for r in rules), None)
+    found.at_rest.append(AtRest(region, "bucket", name, "AWS::S3::Bucket", key, "no default KMS key"))
+    try:
+        policy = s3.get_bucket_policy(Bucket=name)["Policy"]
+    except ClientError:
+        return
+    found.policies.append(
+        Policy(region, f"arn:aws:s3:::{name}", policy_contract("AWS::S3::Bucket"), json.loads(policy))
+    )
+
+
+def _trail(reader: ResourceReader, found: Inventory, region: str, name: str) -> None:
+    trails = reader.client("cloudtrail", region).describe_trails(trailNameList=[name])["trailList"]
+    assert trails, f"the trail {name} of {region} is not there"
+    found.at_rest.append(
+        AtRest(region, "trail log files", name, "AWS::CloudTrail::Trail", trails[0].get("KmsKeyId"), "no KmsKeyId")
+    )
+
+
 def _global_table(reader: ResourceReader, found: Inventory, _home: str, name: str) -> None:
     """Every replica: the table as DescribeTable answers it in each region of the deployment."""
     for region in reader.regions:
@@ -285,6 +311,8 @@ READERS: dict[str, Callable[[ResourceReader, Inventory, str, str], None]] = {
     "AWS::RDS::DBInstance": _instance,
     "AWS::IAM::Role": _role,
     "AWS::Lambda::Function": _function,
+    "AWS::S3::Bucket": _bucket,
+    "AWS::CloudTrail::Trail": _trail,
 }
 
 

@@ -7,7 +7,12 @@ the read before replication, the table-writer attacks (offline/verification/inte
 cross-role refusals; a malformed event; clean logs; then the deployment read back: each role
 refused a foreign encryption context, the deployed invariants (invariants.py, and the checks
 appended to ``deployed_checks``), the alarms (signals.py), the key's rotation, the tamper
-refusals reaching the alarms. The Aurora PostgreSQL store's list: aurora_scenario.py.
+refusals reaching the alarms; last, the audit trail read back and the audit alerts (audit.py).
+The Aurora PostgreSQL store's list: aurora_scenario.py.
+
+``run_main_job`` ends the DynamoDB store's run with the clean-up (basics.py ``clean_up``), whatever
+happened before it: every id the run used is deleted in every region, so that ``verify`` leaves a
+production table as it found it.
 """
 
 from __future__ import annotations
@@ -15,16 +20,17 @@ from __future__ import annotations
 import base64
 import json
 import sys
-import uuid
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from offline.runbooks.rotation import rotate
+from offline.verification.audit import audit_checks
 from offline.verification.aurora_scenario import AURORA, aurora_checks
 from offline.verification.basics import (
     Run,
     as_bytes,
+    clean_up,
     closing_checks,
     cross_role_checks,
     no_plaintext,
@@ -41,6 +47,7 @@ from offline.verification.checks import (
     Result,
     check,
     run_checks,
+    run_one,
 )
 from offline.verification.integrity import integrity_checks
 from offline.verification.invariants import deployed_checks
@@ -48,9 +55,9 @@ from offline.verification.probes import context_checks
 from offline.verification.signals import SignalsReader, alarm_checks, tamper_alarms_check
 
 
-def main_job(env: Environment) -> list[Check | NamedCheck]:
+def main_job(env: Environment, run: Run | None = None) -> list[Check | NamedCheck]:
     """The main job's checks for ``env``'s deployment: what demo and verify both run."""
-    run = Run()
+    run = run or Run()
     if env.store == AURORA:
         return aurora_checks(run, env)
     return dynamodb_checks(run, env)
@@ -67,7 +74,18 @@ def run_main_job(
     env: Environment, *, header: list[str] | None = None, progress: Callable[[str], None] | None = None
 ) -> Report:
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
-    report = run_checks(main_job(env), env, Report(title(env), header=list(header or [])), say)
+    run = Run()
+    report = Report(title(env), header=list(header or []))
+    finished = False
+    try:
+        run_checks(main_job(env, run), env, report)
+        finished = True
+    finally:  # whatever happened (a failed check, an error, Ctrl-C), the items written go
+        if env.store != AURORA:  # the Aurora main job's rows live on servers that stop with the emulator
+            cleaned = run_one(clean_up(run), env)
+            report.checks.append(cleaned)
+            if not finished:
+                say(f"{cleaned.status}  {cleaned.name}: {cleaned.detail}")
     for name, detail in env.problems():
         report.checks.append(Result(name, False, detail, 0.0))
     return report
@@ -80,10 +98,10 @@ def dynamodb_checks(run: Run, env: Environment) -> list[Check | NamedCheck]:
             check(f"reader in {replica} before replication gets a retryable NotFound", partial(_before, run, replica))
         )
         out += integrity_checks(run, env, replica) + cross_role_checks(run, replica)
-    return [*out, *closing_checks(run), *read_back_checks(env)]
+    return [*out, *closing_checks(run), *read_back_checks(run, env), *audit_checks(run, env)]
 
 
-def read_back_checks(env: Environment) -> list[Check | NamedCheck]:
+def read_back_checks(run: Run, env: Environment) -> list[Check | NamedCheck]:
     """The deployment read back through the AWS APIs, and what it does with the key and the alarms."""
     regions = (env.primary_region, *env.replica_regions)
     signals = SignalsReader(env.client)
@@ -93,7 +111,7 @@ def read_back_checks(env: Environment) -> list[Check | NamedCheck]:
         *alarm_checks(signals, regions, env.table_name, env.function_names),
         check(
             "the multi-region key rotates on demand, and every region decrypts across the rotation",
-            _rotation,
+            partial(_rotation, run),
             Capability.ROTATE_AT_WILL,
         ),
         tamper_alarms_check(),
@@ -124,15 +142,15 @@ def _before(run: Run, replica: str, env: Environment) -> str:
     return f"{err['type']} (retryable) for an item not yet in {replica}"
 
 
-def _rotation(env: Environment) -> str:
+def _rotation(run: Run, env: Environment) -> str:
     """Records written before and after an on-demand rotation decrypt in every region; a replica
     cannot be rotated (the emulator rotates material for real: offline/emulator/moto_patches.py)."""
     primary = env.primary_region
-    tag = uuid.uuid4().hex[:8]
+    tag = run.run_id
     record: dict[str, Any] = {"name": "rotation", **{f: f"SECRET-{f}-{tag}-rotation" for f in env.sensitive_fields}}
-    before = _written(env, f"rotation-{tag}-before", record)
+    before = _written(env, run.item_id("rotation-before"), record)
     done = rotate(env.client("kms", primary), env.reader.mrk_arn(primary))
-    after = _written(env, f"rotation-{tag}-after", record)
+    after = _written(env, run.item_id("rotation-after"), record)
     for region in env.replica_regions:
         for item_id in (before, after):
             inv = read_until_replicated(env, region, item_id)

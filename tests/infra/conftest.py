@@ -42,3 +42,21 @@ def aurora_three_regions() -> Synthesized:
 def aurora(request: pytest.FixtureRequest) -> Synthesized:
     """Each Aurora invariant test runs on the default regions and on three regions."""
     return request.getfixturevalue("aurora_app" if request.param == "aurora" else "aurora_three_regions")
+
+
+# Three tenants of different region sets, over three regions: every region, a replica region only
+# (a key with no replica), and a primary outside the deployment's primary region.
+TENANTS = {
+    "replicaRegions": ["us-west-1", "eu-west-1"],
+    "tenants": {
+        "acme": {},
+        "globex": {"regions": ["us-west-1"]},
+        "initech": {"regions": ["us-east-2", "eu-west-1"], "primaryRegion": "eu-west-1"},
+    },
+}
+AURORA_TENANTS = {**AURORA, **TENANTS}
+
+
+@pytest.fixture(scope="session")
+def tenants_app() -> Synthesized:
+    return synthesize(context_for(**TENANTS))

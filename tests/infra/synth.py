@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,20 @@ from stacks.config import ToolkitConfig, load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "111122223333"
+_TEMP_DIRS: list[str] = []
+
+
+def temp_outdir(prefix: str) -> str:
+    """A temp dir for an app's assembly, removed when the test process exits (tests leave nothing in /tmp)."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    _TEMP_DIRS.append(path)
+    return path
+
+
+@atexit.register
+def _remove_temp_dirs() -> None:
+    for path in _TEMP_DIRS:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def cdk_json_context() -> dict[str, Any]:
@@ -44,7 +60,7 @@ class Synthesized:
 
 
 def synthesize(context: dict[str, Any], *, nag: bool = False) -> Synthesized:
-    outdir = tempfile.mkdtemp(prefix="mrk-toolkit-test-")
+    outdir = temp_outdir("mrk-toolkit-test-")
     # Skip bundling: tests read templates, not function zips (the CLI refuses aws:* context keys).
     app = cdk.App(context=context, outdir=outdir, post_cli_context={"aws:cdk:bundling-stacks": []})
     config = load_config(app.node.get_all_context())

@@ -16,7 +16,6 @@ from cdk_constructs.encrypting_functions import (
     ENV_DB_PORT,
     ENV_DB_PRIMARY_REGION,
     ENV_DB_SECRET_ARN,
-    ENV_DB_WRITE_FORWARDING,
     ENV_RECORD_STORE,
 )
 from stacks.config import AURORA_DEFAULT_ENGINE_VERSION
@@ -51,7 +50,7 @@ def test_stacks_per_region_and_no_table(aurora: Synthesized) -> None:
     expected = set()
     for kind in ("Keys", "Network", "Database", "Functions"):
         expected |= set(_stack_names(app, kind).values())
-    assert names == expected
+    assert names == expected | {f"{app.config.stack_prefix}-Audit"}  # the trail: the same for both stores
     assert app.stacks.table is None
     for tpl in app.templates.values():
         assert not resources(tpl, "AWS::DynamoDB::GlobalTable") and not resources(tpl, "AWS::DynamoDB::Table")
@@ -111,6 +110,7 @@ def test_secondaries_join_the_global_cluster_by_name_and_the_primary_by_referenc
         assert props["GlobalClusterIdentifier"] == gprops["GlobalClusterIdentifier"]
         assert props["EngineVersion"] == gprops["EngineVersion"]
         assert not {"MasterUsername", "MasterUserPassword", "DatabaseName"} & set(props)
+        assert "EnableGlobalWriteForwarding" not in props, "write forwarding is not offered (README)"
     # A secondary is deployed after the primary's stack (which creates the global cluster).
     deps = {a.stack_name: {d.id for d in a.dependencies} for a in app.assembly.stacks}
     for region in app.config.replica_regions:
@@ -328,7 +328,7 @@ def test_functions_use_the_local_cluster_endpoint(aurora: Synthesized) -> None:
             env = fn["Properties"]["Environment"]["Variables"]
             assert env[ENV_RECORD_STORE] == "aurora-postgresql"
             assert env[ENV_DB_NAME] == app.config.aurora.database_name  # type: ignore[union-attr]
-            assert env[ENV_DB_WRITE_FORWARDING] == "off"
+            assert not [k for k in env if "FORWARD" in k], "write forwarding is not offered (README)"
             assert env[ENV_DB_PRIMARY_REGION] == app.config.primary_region
             assert env["RECORDS_TABLE_NAME"] == "mrk_toolkit_records"
             for name, attr in ((ENV_DB_HOST, expected_attr), (ENV_DB_PORT, "Endpoint.Port")):

@@ -90,7 +90,7 @@ def test_account_comes_from_cdk_default_account_unless_set() -> None:
         ({"store": "mysql"}, "store", "expected one of dynamodb, aurora-postgresql."),
         # Aurora fields are refused with the DynamoDB store (cdk.json's), naming the store to set.
         ({"databaseName": "records"}, "databaseName", "-c mrk-toolkit:store=aurora-postgresql"),
-        ({"writeForwarding": True}, "writeForwarding", "applies only to store aurora-postgresql"),
+        ({"writeForwarding": True}, "writeForwarding", "removed: Aurora write forwarding is not exercised"),
         ({"store": "aurora-postgresql", "databaseName": "Records"}, "databaseName", "PostgreSQL identifier"),
         ({"store": "aurora-postgresql", "databaseName": "postgres"}, "databaseName", "PostgreSQL identifier"),
         ({"store": "aurora-postgresql", "databaseName": "select"}, "databaseName", "reserved word"),
@@ -100,9 +100,9 @@ def test_account_comes_from_cdk_default_account_unless_set() -> None:
         ({"store": "aurora-postgresql", "auroraEngineVersion": "16.7"}, "auroraEngineVersion", "16.8"),
         ({"store": "aurora-postgresql", "auroraEngineVersion": "15.4"}, "auroraEngineVersion", "global databases"),
         (
-            {"store": "aurora-postgresql", "auroraEngineVersion": "16.3", "writeForwarding": "true"},
+            {"store": "aurora-postgresql", "writeForwarding": "false"},
             "writeForwarding",
-            "16.4 or later",
+            "drop -c mrk-toolkit:writeForwarding",
         ),
         (
             {"store": "aurora-postgresql", "auroraInstanceClass": "db.t4g.medium"},
@@ -110,7 +110,6 @@ def test_account_comes_from_cdk_default_account_unless_set() -> None:
             "memory-optimized",
         ),
         ({"store": "aurora-postgresql", "auroraBackupRetentionDays": 1}, "auroraBackupRetentionDays", "from 7 to 35"),
-        ({"store": "aurora-postgresql", "writeForwarding": "yes"}, "writeForwarding", "true or false"),
     ],
 )
 def test_bad_config_names_field_value_and_fix(overrides: dict[str, Any], field: str, hint: str) -> None:
@@ -165,20 +164,18 @@ def test_aurora_store_config_and_its_sql_table_name() -> None:
     assert config.aurora.engine_version == "16.8"
     assert config.aurora.instance_class == "db.r6g.large"
     assert config.aurora.backup_retention_days == 7
-    assert config.aurora.write_forwarding is False
     tuned = load_config(
         ctx(
             store="aurora-postgresql",
             tableName="Records.V2",
             databaseName="crm",
             auroraEngineVersion="16.4",
-            writeForwarding="true",
             auroraInstanceClass="db.serverless",
             auroraBackupRetentionDays="14",
         )
     )
     assert tuned.table_name == "records_v2"
-    assert tuned.aurora == type(config.aurora)("crm", "16.4", "db.serverless", 14, True)
+    assert tuned.aurora == type(config.aurora)("crm", "16.4", "db.serverless", 14)
 
 
 def test_the_dynamodb_store_is_the_default_and_unchanged() -> None:

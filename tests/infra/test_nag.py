@@ -21,11 +21,31 @@ def test_app_has_no_unacknowledged_nag_findings(overrides: dict) -> None:
     synthesize(context_for(**overrides), nag=True)  # raises on any finding
 
 
+AUDIT_ACKNOWLEDGEMENTS = {
+    "AwsSolutions-S1": "Audit/Bucket/Resource",
+    **{
+        f"{pack}-S3BucketLoggingEnabled": "Audit/Bucket/Resource"
+        for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
+    },
+    **{
+        f"{pack}-S3BucketReplicationEnabled": "Audit/Bucket/Resource"
+        for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
+    },
+    **{
+        f"{pack}-CloudTrailCloudWatchLogsEnabled": "Audit/Trail"
+        for pack in ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
+    },
+}
+
+
 def test_acknowledgements_are_scoped_and_reasoned(default_app) -> None:  # type: ignore[no-untyped-def]
     found = _acknowledgements(default_app)
     for rule, entries in found.items():
         for path, rule_id in entries:
-            if rule == "AwsSolutions-IAM5":
+            if rule in AUDIT_ACKNOWLEDGEMENTS:
+                # The trail's bucket and the trail only, each for its one finding.
+                assert path == AUDIT_ACKNOWLEDGEMENTS[rule], (rule_id, path)
+            elif rule == "AwsSolutions-IAM5":
                 # Only the X-Ray policy, and only its Resource::* finding.
                 assert path.endswith("/TracingPolicy"), path
                 assert rule_id == "AwsSolutions::AwsSolutions-IAM5[Resource::*]"
@@ -38,6 +58,7 @@ def test_acknowledgements_are_scoped_and_reasoned(default_app) -> None:  # type:
         "PCI.DSS.321-LambdaInsideVPC",
         "NIST.800.53.R5-LambdaDLQ",
         "HIPAA.Security-LambdaDLQ",
+        *AUDIT_ACKNOWLEDGEMENTS,
     }
 
 

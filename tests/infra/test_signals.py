@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cdk_constructs.signals import region_alarm_specs
+from cdk_constructs.signals import audit_alarm_specs, region_alarm_specs
 from cloud_assembly.intrinsics import Resolver
 from lambda_src.record_crypto.observability import NAMESPACE
 from offline.emulator.emf import extract
@@ -97,9 +97,9 @@ def test_each_region_has_its_alarms_notifying_its_own_encrypted_topic(synthesize
         alarms = _alarms(tpl)
         specs = region_alarm_specs(
             prefix=config.stack_prefix, region=region, regions=config.regions, table_name=config.table_name
-        )
+        ) + audit_alarm_specs(config.stack_prefix, region)
         assert sorted(a["AlarmName"] for a in alarms) == sorted(s.name for s in specs)
-        assert len(alarms) == 8 + 2 * (len(config.regions) - 1)
+        assert len(alarms) == 9 + 2 * (len(config.regions) - 1)
         ((topic_id, topic),) = resources(tpl, "AWS::SNS::Topic").items()
         key_ref = topic["Properties"]["KmsMasterKeyId"]
         assert resources(tpl, "AWS::KMS::Key")[key_ref["Fn::GetAtt"][0]]["Properties"]["EnableKeyRotation"] is True

@@ -24,7 +24,7 @@ def snapshot_json(snapshot: Any) -> Any:
     return snapshot.use_extension(JSONSnapshotExtension)
 
 
-STACK_KINDS = ["Keys-us-east-2", "Keys-us-west-1", "Table", "Functions-us-east-2", "Functions-us-west-1"]
+STACK_KINDS = ["Audit", "Keys-us-east-2", "Keys-us-west-1", "Table", "Functions-us-east-2", "Functions-us-west-1"]
 
 
 @pytest.mark.parametrize("kind", STACK_KINDS)

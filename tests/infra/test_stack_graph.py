@@ -27,7 +27,7 @@ def test_every_stack_is_synthesized(synthesized: Synthesized) -> None:
     names = {a.stack_name for a in app.assembly.stacks}
     expected = {f"{app.config.stack_prefix}-Keys-{r}" for r in app.config.regions}
     expected |= {f"{app.config.stack_prefix}-Functions-{r}" for r in app.config.regions}
-    expected.add(f"{app.config.stack_prefix}-Table")
+    expected |= {f"{app.config.stack_prefix}-Table", f"{app.config.stack_prefix}-Audit"}
     assert names == expected
 
 
@@ -41,6 +41,8 @@ def test_keys_then_table_then_functions(synthesized: Synthesized) -> None:
     assert deps[app.stacks.table.stack_name] == {s.stack_name for s in app.stacks.keys.values()}
     for region, stack in app.stacks.functions.items():
         assert deps[stack.stack_name] == {app.stacks.table.stack_name, app.stacks.keys[region].stack_name}
+    # The trail records every region and needs nothing: the first wave, the depth unchanged.
+    assert app.stacks.audit is not None and deps[app.stacks.audit.stack_name] == set()
 
 
 def test_graph_depth_does_not_grow_with_regions(default_app: Synthesized, four_region_app: Synthesized) -> None:

@@ -138,3 +138,17 @@ def test_a_secondary_cluster_encrypted_with_another_regions_key_is_refused(
     with pytest.raises(UnsupportedTemplate, match="not a key of the cluster's region us-west-1"):
         _run(edited, tmp_path)
     assert _postgres_left() == [], "a failed deployment stops the servers it started"
+
+
+def test_a_cluster_with_write_forwarding_is_refused_as_not_emulated(aurora_assembly: Path, tmp_path: Path) -> None:
+    """Write forwarding is not offered (README): a template asking for it is not deployed as if it worked."""
+
+    def forwarding(template: dict[str, Any]) -> None:
+        for resource in template["Resources"].values():
+            if resource["Type"] == "AWS::RDS::DBCluster":
+                resource["Properties"]["EnableGlobalWriteForwarding"] = True
+
+    edited = _edited(aurora_assembly, tmp_path, "MrkToolkit-Database-us-west-1", forwarding)
+    with pytest.raises(UnsupportedTemplate, match="EnableGlobalWriteForwarding"):
+        _run(edited, tmp_path)
+    assert _postgres_left() == [], "a failed deployment stops the servers it started"

@@ -70,7 +70,7 @@ def test_debug_shows_the_traceback() -> None:
         (["demo", "--cdk-out", "a", "--synth-to", "b"], ["not allowed with"]),
         (["verify", "--primary", "us-east-2", "--replicas", "us-nowhere-1"], ["--replicas us-nowhere-1"]),
         (["verify", "--primary", "us-east-2", "--replicas", ","], ["names no region"]),
-        (["verify", "--primary", "us-east-2"], ["--replicas"]),
+        (["verify", "--primary", "us-west-1"], ["--primary us-west-1 is also a replica region"]),
     ],
 )
 def test_mistakes_are_one_line(args: list[str], needles: list[str]) -> None:

@@ -68,7 +68,7 @@ def _table_key_for_anyone_through_dynamodb(template: dict[str, Any]) -> None:
                     "AnyoneSubscribes allows principal * without a condition pinning account 123456789012",
                     "statement AnyoneSubscribes lets arn:aws:iam::999999999999:root and "
                     "arn:aws:iam::999999999999:role/outsider and cloudwatch.amazonaws.com acting for account "
-                    "999999999999: sns:Publish, sns:Subscribe",
+                    "999999999999 and events.amazonaws.com acting for account 999999999999: sns:Publish, sns:Subscribe",
                 ]
             },
         ),

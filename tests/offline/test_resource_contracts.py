@@ -188,6 +188,7 @@ def test_a_key_used_twice_takes_both_contracts_and_an_unused_key_the_root_only()
         f"arn:aws:iam::{ACCOUNT}:root",
         ACCOUNT,
         "cloudwatch.amazonaws.com",
+        "events.amazonaws.com",  # the audit rules notify the alarm topic
         f"logs.{REGION}.amazonaws.com",
     }
     assert key_contract(set()).principals(ACCOUNT, REGION, ("arn:aws:iam::1:role/x",)) == {

@@ -5,6 +5,7 @@ on the synthesized assembly and catches the edited ones."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,17 @@ EMULATOR_ONLY = [
     "function logs hold no plaintext",
     "the multi-region key rotates on demand, and every region decrypts across the rotation",
     "signals: the main job's tamper refusals reach the security alarms, which fire (emulated evaluation)",
+    "audit: the account's administrator decrypting a record in us-west-1 fires us-west-1's unexpected-use alert",
+    "audit: a change to the records key's policy in us-west-1 fires us-west-1's administration alert",
+    "audit: stopping the audit trail's logging fires the trail-changes alert in its home region",
+]
+# The checks that alter a stored item (and fire the security alarms): --no-tamper-checks skips them.
+ALTERING = [
+    "tampered item in us-west-1 is refused",
+    "ciphertext moved to another item in us-west-1 is refused",
+    "planted sensitive value in us-west-1 is refused",
+    "changed plaintext attribute in us-west-1 is refused",
+    "rolled-back item in us-west-1 is refused with min_version",
 ]
 
 
@@ -88,6 +100,59 @@ def test_up_serves_verify_and_ordinary_clients(
     assert sorted(not_applicable) == sorted(EMULATOR_ONLY), seen["out"]
 
 
+def _tables(env: EmulatedEnvironment) -> dict[str, list[dict[str, Any]]]:
+    """Every item of every replica, as DynamoDB returns it (a Scan, paginated), sorted by id."""
+    out = {}
+    for region, table in env.deployment.tables.items():
+        pages = boto3.client("dynamodb", region_name=region).get_paginator("scan").paginate(TableName=table)
+        out[region] = sorted((item for page in pages for item in page["Items"]), key=lambda i: i["id"]["S"])
+    return out
+
+
+def _users_records(env: EmulatedEnvironment) -> dict[str, list[dict[str, Any]]]:
+    """A table in use: records of the user's own (one written twice), replicated everywhere."""
+    writer = env.function_names[("us-east-2", "writer")]
+    client = boto3.client("lambda", region_name="us-east-2")
+    for item_id, ssn in (("p1", "1"), ("p2", "2"), ("p2", "22")):
+        event = {"id": item_id, "record": {"name": "Ada", "ssn": ssn}}
+        assert json.loads(client.invoke(FunctionName=writer, Payload=json.dumps(event).encode())["Payload"].read())[
+            "ok"
+        ]
+    deadline = time.monotonic() + 10
+    while len({json.dumps(items, sort_keys=True, default=str) for items in _tables(env).values()}) > 1:
+        assert time.monotonic() < deadline, "the user's records did not replicate"
+        time.sleep(0.2)
+    return _tables(env)
+
+
+def test_verify_reads_the_config_and_leaves_every_table_as_it_found_it(
+    default_assembly: Path, served: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """verify with no flag but a deadline (the deployment from cdk.json, as destroy reads it): it says
+    first that its tamper checks fire the security alarms, then every replica holds item for item
+    what it held before; the same with --no-tamper-checks, which skips exactly the checks that alter
+    an item."""
+    env = served(default_assembly)
+    before = _users_records(env)
+    assert [item["id"]["S"] for item in before["us-west-1"]] == ["p1", "p2"]
+    assert main(["verify", "--deadline", "10"]) == 0
+    out, err = capsys.readouterr()
+    assert "WARNING" in err and "MrkToolkit-us-west-1-reader-security-refusals" in err, err
+    assert "--no-tamper-checks" in err, err
+    assert _tables(env) == before, "verify left the tables changed"
+    clean_up = next(line for line in out.splitlines() if "clean-up" in line)
+    assert clean_up.startswith("PASS") and "deleted them; none of the" in clean_up, out
+    assert "tamper-us-west-1" in out and "other-us-west-1" in out, "the corrupted items are among those deleted"
+
+    assert main(["verify", "--deadline", "10", "--no-tamper-checks"]) == 0
+    out, err = capsys.readouterr()
+    assert "WARNING" not in err and "no security alarm fires" in err, err
+    assert _tables(env) == before, "verify --no-tamper-checks left the tables changed"
+    skipped = [line.split("  ")[1].strip() for line in out.splitlines() if "skipped (--no-tamper-checks)" in line]
+    assert sorted(skipped) == sorted(ALTERING), out
+    assert "PASS  reader decrypts in us-west-1 after replication" in out
+
+
 def test_verify_catches_an_edited_deployment(
     default_assembly: Path, served: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -110,10 +175,12 @@ def test_verify_catches_an_edited_deployment(
         "MrkToolkit-Keys-us-west-1": unbound,
         "MrkToolkit-Functions-us-west-1": unbound_and_reader_logs_unencrypted,
     }
-    served(edited(default_assembly, tmp_path / "cdk.out", edits))
+    env = served(edited(default_assembly, tmp_path / "cdk.out", edits))
+    before = _users_records(env)
     code = main(VERIFY)
     out = capsys.readouterr().out
     assert code == 1, out
+    assert _tables(env) == before, "a failing verify cleans up too"
     fails = [line for line in out.splitlines() if line.startswith("FAIL")]
     assert any("point-in-time recovery is DISABLED on the us-west-1 replica" in line for line in fails), out
     assert any("IAM's policy simulator allowed the reader's role kms:Decrypt with" in line for line in fails), out

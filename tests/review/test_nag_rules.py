@@ -6,7 +6,6 @@ synthesized once per module; the pack runs over the synthesized tree (``validate
 
 from __future__ import annotations
 
-import tempfile
 from typing import Any
 
 import aws_cdk as cdk
@@ -17,7 +16,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from cdk_constructs.nag_rules import MrkToolkitChecks, key_region, role_kind
-from tests.infra.synth import context_for, synthesize
+from tests.infra.synth import context_for, synthesize, temp_outdir
 
 ACCOUNT = "111122223333"
 ROOT = f"arn:aws:iam::{ACCOUNT}:root"
@@ -33,7 +32,7 @@ def env(region: str) -> cdk.Environment:
 def new_app() -> cdk.App:
     return cdk.App(
         context={"@aws-cdk/core:defaultCrossStackReferences": "weak"},
-        outdir=tempfile.mkdtemp(prefix="mrk-toolkit-nag-"),
+        outdir=temp_outdir("mrk-toolkit-nag-"),
     )
 
 

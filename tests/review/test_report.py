@@ -51,7 +51,8 @@ def test_review_covers_every_region_key_table_and_role(review: dict[str, Any]) -
     for region in review["regions"]:
         kinds = sorted(k["kind"] for k in region["keys"])
         mrk = "multi-region key (primary)" if region["primary"] else "multi-region key (replica)"
-        assert kinds == sorted([mrk, "table SSE key", "log group key", "alarm topic key"])
+        trail = ["audit trail key"] if region["primary"] else []  # one multi-region trail, in the primary
+        assert kinds == sorted([mrk, "table SSE key", "log group key", "alarm topic key", *trail])
         assert [t["label"] for t in region["tables"]] == [f"mrk-toolkit-records ({region['region']})"]
         assert sorted(r["label"] for r in region["roles"]) == [
             f"reader role ({region['region']})",
@@ -204,6 +205,7 @@ def test_review_lists_each_regions_alarms_with_metric_threshold_and_encrypted_to
                 ),
                 f"replication-latency-to-{other}",
                 f"pending-replication-to-{other}",
+                "denied-key-calls",
             )
         )
         security = alarms[f"MrkToolkit-{name}-reader-security-refusals"]
@@ -218,4 +220,28 @@ def test_review_lists_each_regions_alarms_with_metric_threshold_and_encrypted_to
             assert action.startswith(f"SNS topic MrkToolkit-alarms ({name}, encrypted with the alarm topic key"), action
     markdown = render_markdown(review)
     assert markdown.count("### Alarms") == len(REGIONS)
+    assert markdown.count("### Audit rules") == len(REGIONS)
     assert "| `MrkToolkit-us-west-1-reader-security-refusals` | MrkToolkit SecurityRefusals" in markdown
+
+
+def test_review_lists_each_regions_audit_rules_and_what_they_watch(review: dict[str, Any]) -> None:
+    for region in review["regions"]:
+        name = region["region"]
+        rules = {r["name"]: r for r in region["audit_rules"]}
+        trail = ["audit-trail-changes"] if region["primary"] else []  # the trail's home region
+        assert sorted(rules) == sorted(
+            f"MrkToolkit-{name}-{what}"
+            for what in ("key-administration", "unexpected-key-use", "denied-key-calls", *trail)
+        )
+        mrk = "multi-region key (primary)" if region["primary"] else "multi-region key (replica)"
+        for what in ("key-administration", "unexpected-key-use", "denied-key-calls"):
+            assert f"on the {mrk}" in rules[f"MrkToolkit-{name}-{what}"]["pattern"], what
+        use = rules[f"MrkToolkit-{name}-unexpected-key-use"]
+        assert use["read_only_events"] is True and "by anyone but the function roles" in use["pattern"]
+        assert use["watches"].startswith("any use of the region's records key other than GenerateDataKey")
+        (target,) = use["targets"]
+        assert target.startswith(f"SNS topic MrkToolkit-alarms ({name}, encrypted with the alarm topic key")
+        assert rules[f"MrkToolkit-{name}-denied-key-calls"]["targets"] == []
+    assert "| `MrkToolkit-us-west-1-unexpected-key-use` | any use of the region's records key" in render_markdown(
+        review
+    )

@@ -82,3 +82,11 @@ def test_the_markdown_shows_clusters_and_secrets(review: dict[str, Any]) -> None
     assert text.count("### Aurora clusters") == 2 and text.count("### Secrets") == 2
     assert "secondary cluster (us-west-1)" in text
     assert ACCOUNT not in text and ACCOUNT not in json.dumps(review)
+
+
+def test_only_the_aurora_stores_sections_and_reading_key(review: dict[str, Any]) -> None:
+    markdown = render_markdown(review)
+    assert "### Table replicas" not in markdown and "NEW_AND_OLD_IMAGES" not in markdown
+    terms = [row[0] for row in review["reading_key"]]
+    assert "secret columns" in terms and "table columns" not in terms
+    assert markdown.index("## Findings") < markdown.index("## Deployment")

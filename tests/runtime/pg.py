@@ -13,7 +13,7 @@ import boto3
 import pytest
 from psycopg import sql
 from record_crypto.pg_schema import READER_ROLE, WRITER_ROLE, password_statement, schema_statements
-from record_crypto.postgres_store import item_from_row
+from record_crypto.postgres_store import READ_COLUMNS, item_from_row, read_query
 from record_crypto.service import RecordService
 
 from offline.emulator.postgres import GlobalDatabase
@@ -97,8 +97,10 @@ class PgRegions:
             return None if row is None else dict(zip([c.name for c in cur.description or ()], row, strict=True))
 
     def item(self, region: str, item_id: str) -> dict[str, Any] | None:
-        row = self.row(region, item_id)
-        return None if row is None else item_from_row(row)
+        """The item the reader would see (its own query)."""
+        with self.cluster.db.server(region).connect(dbname=DATABASE) as conn:
+            row = conn.execute(read_query(TABLE), (item_id,)).fetchone()
+        return None if row is None else item_from_row(dict(zip(READ_COLUMNS, row, strict=True)))
 
     def attack(self, statement: str, *params: Any) -> None:
         """What a database administrator (or anyone with UPDATE on the table) does in the primary;

@@ -41,6 +41,18 @@ def test_a_planted_plaintext_sensitive_field_is_refused_before_any_kms_call(aws:
     assert aws.recorder.kms() == [], "refused from the item alone"
 
 
+def test_an_attribute_planted_as_deep_as_dynamodb_allows_is_a_tampered_record(aws: TwoRegions) -> None:
+    """DynamoDB refuses items nested deeper than 32 levels, so the deepest an attacker can plant is
+    32 (a PostgreSQL jsonb column takes thousands: tests/runtime/test_postgres_store.py); at 32 the
+    reader still answers with the security refusal, not Internal."""
+    _, item = aws.written()
+    value: dict[str, Any] = {"S": "bottom"}
+    for _ in range(31):
+        value = {"L": [value]}
+    aws.put_raw_item(REPLICA, {**item, "nested": value})
+    assert "nested" in _refused(_read(aws, {"id": "person-1"}))["message"]
+
+
 def test_an_older_ciphertext_without_a_field_plus_that_field_in_plaintext_is_refused(aws: TwoRegions) -> None:
     """The card-number swap: replay a ciphertext that lacks the field, plant the field beside it."""
     _, old = aws.written(record={"name": "Ada", "dob": "SECRET-dob-1"})

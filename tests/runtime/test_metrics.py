@@ -109,6 +109,7 @@ def test_a_refusal_that_is_not_a_security_signal_is_counted_by_type_only(aws: Tw
         "ContextMismatch",
         "TamperedCiphertext",
         "TamperedRecord",
+        "TenantMismatch",
         "UnexpectedAlgorithm",
         "WrongKey",
     }

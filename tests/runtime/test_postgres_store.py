@@ -9,7 +9,9 @@ database roles' privileges, the credentials from Secrets Manager.
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
 from typing import Any
 
 import psycopg
@@ -127,6 +129,76 @@ def test_an_added_column_with_a_value_is_refused_and_an_empty_one_is_not(pg: PgR
         pg.attack(f"ALTER TABLE {TABLE} DROP COLUMN role")
 
 
+def test_an_attribute_planted_1500_levels_deep_is_a_tampered_record_not_an_internal_error(pg: PgRegions) -> None:
+    pg.written()
+    deep = "(repeat('[', 1500) || repeat(']', 1500))::jsonb"
+    pg.attack(f"UPDATE {TABLE} SET attributes = attributes || jsonb_build_object('nested', {deep})")
+    error = _refused(pg.reader().read({"id": "person-1"}))
+    assert "nested deeper" in error["message"], error
+
+
+def test_a_column_planted_1500_levels_deep_is_a_tampered_record(pg: PgRegions) -> None:
+    pg.written()
+    pg.attack(f"ALTER TABLE {TABLE} ADD COLUMN extra jsonb")
+    try:
+        pg.attack(f"UPDATE {TABLE} SET extra = (repeat('[', 1500) || repeat(']', 1500))::jsonb")
+        _refused(pg.reader().read({"id": "person-1"}))
+    finally:
+        pg.attack(f"ALTER TABLE {TABLE} DROP COLUMN extra")
+
+
+def test_warm_readers_keep_reading_after_a_column_is_added(pg: PgRegions) -> None:
+    """psycopg prepares a statement after five runs; a schema migration must not break it."""
+    pg.written()
+    reader = pg.reader()
+    for _ in range(8):
+        assert reader.read({"id": "person-1"})["ok"]
+    pg.attack(f"ALTER TABLE {TABLE} ADD COLUMN beacon text")
+    try:
+        result = reader.read({"id": "person-1"})
+        assert result["ok"], result
+        pg.attack(f"UPDATE {TABLE} SET beacon = 'unsigned'")
+        assert "beacon" in _refused(reader.read({"id": "person-1"}))["message"]
+    finally:
+        pg.attack(f"ALTER TABLE {TABLE} DROP COLUMN beacon")
+    assert reader.read({"id": "person-1"})["ok"], "and again after it is dropped"
+
+
+def test_the_stores_code_never_selects_star() -> None:
+    import record_crypto.postgres_store as store
+
+    source = inspect.getsource(store)
+    assert re.search(r"SELECT\s+\*", source, re.IGNORECASE) is None
+
+
+@pytest.mark.parametrize(
+    "planted",
+    ['{"_version": 1}', '{"id": "person-1"}', '{"_ciphertext": "x"}', json.dumps({"_writer_region": PRIMARY})],
+)
+def test_attribute_keys_named_like_the_toolkits_columns_are_refused(pg: PgRegions, planted: str) -> None:
+    pg.written()
+    pg.attack(f"UPDATE {TABLE} SET attributes = attributes || %s::jsonb", planted)
+    error = _refused(pg.reader().read({"id": "person-1"}))
+    assert next(iter(json.loads(planted))) in error["message"], error
+
+
+def test_a_column_named_like_an_attribute_is_refused(pg: PgRegions) -> None:
+    pg.written()
+    pg.attack(f"ALTER TABLE {TABLE} ADD COLUMN country text")
+    try:
+        pg.attack(f"UPDATE {TABLE} SET country = attributes->>'country'")
+        assert "country" in _refused(pg.reader().read({"id": "person-1"}))["message"]
+    finally:
+        pg.attack(f"ALTER TABLE {TABLE} DROP COLUMN country")
+
+
+@pytest.mark.parametrize("microseconds", [1, 999])
+def test_a_change_of_written_at_below_a_millisecond_is_refused(pg: PgRegions, microseconds: int) -> None:
+    pg.written()
+    pg.attack(f"UPDATE {TABLE} SET written_at = written_at + interval '{microseconds} microseconds'")
+    _refused(pg.reader().read({"id": "person-1"}))
+
+
 def test_a_ciphertext_copied_onto_another_row_is_refused(pg: PgRegions) -> None:
     pg.written("a")
     pg.written("b")
@@ -206,12 +278,6 @@ def test_a_write_in_the_secondary_region_is_refused_naming_the_primary(pg: PgReg
     assert (error["status"], error["retryable"]) == (421, False)
     assert f"write in the primary region {PRIMARY}" in error["message"], error
     assert pg.row(PRIMARY, "from-replica") is None and pg.row(REPLICA, "from-replica") is None
-
-
-def test_write_forwarding_on_a_cluster_without_it_is_refused_with_what_to_enable(pg: PgRegions) -> None:
-    result = pg.writer(REPLICA, DB_WRITE_FORWARDING="on").write({"id": "fw", "record": {"name": "a"}})
-    error = _refused(result, "ReadOnlyRegion")
-    assert "enable global write forwarding" in error["message"], error
 
 
 def test_a_secondary_reader_says_not_found_until_replication_brings_the_row(pg: PgRegions) -> None:
@@ -296,7 +362,6 @@ def test_a_wrong_password_is_access_denied_and_an_unreachable_cluster_is_retryab
         ("RECORDS_TABLE_NAME", "mrk-toolkit-records", "SQL table name"),
         ("DB_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:x-AbCdEf", "own region us-east-2"),
         ("DB_SECRET_ARN", "my-secret", "Secrets Manager secret"),
-        ("DB_WRITE_FORWARDING", "yes", "on or off"),
         ("DB_PORT", "0", "integer from 1 to 65535"),
         ("RECORD_STORE", "aurora", "one of dynamodb, aurora-postgresql"),
     ],
