@@ -9,7 +9,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # Synth never needs credentials; these keep the CLI and boto3 from looking for any.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: help setup check-config test synth demo drill destroy review lint-templates diagram bench lint clean
+.PHONY: help setup check-config test synth demo drill destroy review lint-templates diagram bench lint api clean
 .DEFAULT_GOAL := help
 
 # Variables (`make help` lists the lines marked `#:`):
@@ -87,6 +87,11 @@ lint: setup ## ruff lint + format check, and a strict type check of the record_c
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	cd lambda_src && $(CURDIR)/$(BIN)/mypy
+
+API_MODULES := record_crypto $(subst /,.,$(patsubst lambda_src/%.py,%,$(wildcard lambda_src/record_crypto/[a-z]*.py)))
+api: setup ## the record_crypto package's API reference from its docstrings (pdoc) into review-out/api/index.html
+	cd lambda_src && PYTHONPATH=. $(CURDIR)/$(BIN)/pdoc -o $(CURDIR)/review-out/api $(API_MODULES)
+	test -s review-out/api/record_crypto/service.html
 
 clean: ## remove generated output (cdk.out, review-out, caches); keeps .venv, .venv-review and node_modules
 	rm -rf cdk.out .bundle-cache .pytest_cache .hypothesis .ruff_cache review-out

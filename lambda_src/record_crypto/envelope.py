@@ -193,7 +193,7 @@ class RecordCipher:
             return KmsThrottled(f"KMS throttled {operation} on the local multi-region key after retries; retry later")
         if code in _DENIED:
             return AccessDenied(
-                f"KMS denied {operation} on {self.key_arn} to the caller's credentials (a function's: its role)"
+                f"KMS denied {operation} on {self.key_arn} to the credentials in use (for a function: its role)"
             )
         if code in _KEY_UNUSABLE:
             return AccessDenied(f"the multi-region key {self.key_arn} cannot be used ({code})")

@@ -127,8 +127,8 @@ class DynamoDbStore:
                 raise TableThrottled(f"DynamoDB throttled {operation} after retries; retry later") from None
             if code in ("AccessDeniedException", "UnrecognizedClientException"):
                 raise AccessDenied(
-                    f"DynamoDB denied {operation} on {self.settings.table_name} to the caller's credentials "
-                    "(a function's: its role)"
+                    f"DynamoDB denied {operation} on {self.settings.table_name} to the credentials in use "
+                    "(for a function: its role)"
                 ) from None
             if code in _UNAVAILABLE or error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
                 raise self._unavailable(operation, code) from None

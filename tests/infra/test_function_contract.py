@@ -3,8 +3,10 @@ bundle is lean: the function code's dependencies without boto3/botocore, under 6
 
 from __future__ import annotations
 
+import ast
 import io
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -140,3 +142,42 @@ def test_only_the_aurora_bundle_carries_the_postgresql_driver(bundle: Path, tmp_
     assert lambda_bundle.source_hash("aurora-postgresql") != lambda_bundle.source_hash("dynamodb")
     with pytest.raises(ValueError, match="store 'mysql'"):
         lambda_bundle.source_hash("mysql")
+
+
+def test_without_a_python_of_the_runtime_version_the_bundle_is_refused_with_the_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv(lambda_bundle.BUNDLE_PYTHON_ENV, raising=False)
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    lambda_bundle.bundle_python.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match=rf"no CPython {lambda_bundle.PYTHON_VERSION} .*set MRK_BUNDLE_PYTHON"):
+            lambda_bundle.bundle_python()
+    finally:
+        lambda_bundle.bundle_python.cache_clear()
+
+
+def test_the_handlers_never_import_the_modules_shipped_without_bytecode() -> None:
+    """cffi's and pycparser's Python code is left uncompiled (NOT_IMPORTED_AT_RUN_TIME): the functions, with the
+    Encryption SDK's crypto modules loaded, must not import it, or their cold start would compile it."""
+    probe = (
+        "import sys, writer, reader; "
+        "import aws_encryption_sdk.internal.crypto.authentication, aws_encryption_sdk.internal.crypto.encryption; "
+        "print(sorted({m.split('.')[0] for m in sys.modules}))"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(lambda_bundle.LAMBDA_SRC),
+        "AWS_REGION": "us-east-2",
+        "RECORDS_TABLE_NAME": "t-records",
+        "RECORDS_MRK_ARN": f"arn:aws:kms:us-east-2:{ACCOUNT}:key/{MRK_ID}",
+        "SENSITIVE_FIELDS": "ssn",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    loaded = set(ast.literal_eval(done.stdout.strip()))
+    assert {"writer", "reader", "aws_encryption_sdk", "cryptography"} <= loaded
+    assert not loaded & set(lambda_bundle.NOT_IMPORTED_AT_RUN_TIME), sorted(loaded)
