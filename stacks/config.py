@@ -504,7 +504,7 @@ def _regions(raw: Mapping[str, Any]) -> tuple[str, list[str]]:
 
 _TENANTS_FIX = (
     f"Fix it in cdk.json, or give the whole map on the command line: "
-    f"-c '{CONTEXT_PREFIX}tenants={{\"acme\": {{\"regions\": [\"us-east-2\"]}}}}'"
+    f'-c \'{CONTEXT_PREFIX}tenants={{"acme": {{"regions": ["us-east-2"]}}}}\''
 )
 
 

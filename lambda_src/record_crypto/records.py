@@ -229,9 +229,7 @@ def _tenant(event: Mapping[str, Any], tenants: Mapping[str, Any] | None) -> str 
     return tenant
 
 
-def parse_write_event(
-    event: Any, *, max_record_bytes: int, tenants: Mapping[str, Any] | None = None
-) -> WriteRequest:
+def parse_write_event(event: Any, *, max_record_bytes: int, tenants: Mapping[str, Any] | None = None) -> WriteRequest:
     """``tenants``: the deployment's tenants (None: it has none, and ``tenant`` is refused)."""
     allowed, required = _tenant_keys(event, tenants)
     event = _require_mapping(event, {"id", "record", "expected_version", *allowed}, ("id", "record", *required))
