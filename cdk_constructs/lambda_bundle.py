@@ -47,6 +47,13 @@ WHEEL_CACHE = REPO_ROOT / ".bundle-cache"
 # version, and this machine (and CI) has a CPython 3.13 to compile with but no 3.14 (DESIGN.md §5).
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 PYTHON_VERSION = "3.13"
+# cdk-nag's AwsSolutions-L1 asks for the latest runtime; each function built from this bundle acknowledges it so.
+RUNTIME_REASON = (
+    "python3.13, not the latest (3.14), by decision: the bundle ships bytecode compiled at build time by the "
+    "runtime's own Python version (a read-only code directory cannot cache it, and the cold start would compile "
+    "every module), and the build machines have CPython 3.13 but no 3.14. python3.13 is a supported Lambda "
+    "runtime; moving to 3.14 is changing PYTHON_VERSION once a 3.14 interpreter is there to compile with."
+)
 LAMBDA_TASK_ROOT = "/var/task"  # where Lambda unpacks the code: the source path the bytecode names
 BUNDLE_PYTHON_ENV = "MRK_BUNDLE_PYTHON"
 # Dependencies whose Python code the functions never import (cffi's compiled backend is all cryptography

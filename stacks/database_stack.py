@@ -30,7 +30,7 @@ from cdk_constructs.encrypting_functions import (
     vpc_access_policy,
 )
 from cdk_constructs.isolated_network import IsolatedNetwork
-from cdk_constructs.lambda_bundle import RUNTIME, function_code
+from cdk_constructs.lambda_bundle import RUNTIME, RUNTIME_REASON, function_code
 from cdk_constructs.logs_key import LogsKey, encrypted_log_group
 from lambda_src.record_crypto.settings import (
     ENV_DB_HOST,
@@ -398,6 +398,7 @@ def acknowledge_schema_findings(stack: DatabaseStack, framework_function: IConst
         for pack in ("NIST.800.53.R5", "HIPAA.Security"):
             _ack(secret, f"{pack}::{pack}-SecretsManagerRotationEnabled", ROTATION_REASON)
     acknowledge_network_policy(stack.schema_network_policy)
+    _ack(stack.schema_function, "AwsSolutions::AwsSolutions-L1", RUNTIME_REASON)
     for pack in ("NIST.800.53.R5", "HIPAA.Security"):
         _ack(stack.schema_function, f"{pack}::{pack}-LambdaDLQ", SETUP_DLQ_REASON)
         _ack(framework_function, f"{pack}::{pack}-LambdaDLQ", SETUP_DLQ_REASON)

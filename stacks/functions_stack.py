@@ -15,7 +15,7 @@ from cdk_constructs.encrypting_functions import (
     EncryptingFunctions,
     record_encryption_context,
 )
-from cdk_constructs.lambda_bundle import function_code
+from cdk_constructs.lambda_bundle import RUNTIME_REASON, function_code
 from cdk_constructs.multi_region_key import MultiRegionKey
 from cdk_constructs.signals import (
     DYNAMODB_NAMESPACE,
@@ -192,6 +192,7 @@ def acknowledge_function_findings(functions: EncryptingFunctions, *, in_vpc: boo
                 _ack(fn.function, f"{pack}::{pack}-LambdaInsideVPC", NO_VPC_REASON)
         for pack in ("NIST.800.53.R5", "HIPAA.Security"):
             _ack(fn.function, f"{pack}::{pack}-LambdaDLQ", NO_DLQ_REASON)
+        _ack(fn.function, "AwsSolutions::AwsSolutions-L1", RUNTIME_REASON)
         # The same findings in checkov's words (it reads skips from the template metadata).
         skips = [{"id": "CKV_AWS_116", "comment": NO_DLQ_REASON}]
         if not in_vpc:

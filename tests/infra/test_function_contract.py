@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from record_crypto.settings import ENV_MRK_ARN, ENV_REGION, OPTIONAL_ENV_VARS, REQUIRED_ENV_VARS, Settings
+from record_crypto.settings import (
+    ENV_MRK_ARN,
+    ENV_REGION,
+    ENV_SENSITIVE_FIELDS,
+    ENV_TABLE_NAME,
+    OPTIONAL_ENV_VARS,
+    REQUIRED_ENV_VARS,
+    Settings,
+)
 
 from cdk_constructs import lambda_bundle
 from tests.infra.helpers import resources, stack_output_ref
@@ -169,10 +177,10 @@ def test_the_handlers_never_import_the_modules_shipped_without_bytecode() -> Non
     env = {
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": str(lambda_bundle.LAMBDA_SRC),
-        "AWS_REGION": "us-east-2",
-        "RECORDS_TABLE_NAME": "t-records",
-        "RECORDS_MRK_ARN": f"arn:aws:kms:us-east-2:{ACCOUNT}:key/{MRK_ID}",
-        "SENSITIVE_FIELDS": "ssn",
+        ENV_REGION: "us-east-2",
+        ENV_TABLE_NAME: "t-records",
+        ENV_MRK_ARN: f"arn:aws:kms:us-east-2:{ACCOUNT}:key/{MRK_ID}",
+        ENV_SENSITIVE_FIELDS: "ssn",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_EC2_METADATA_DISABLED": "true",
