@@ -12,6 +12,8 @@ from __future__ import annotations
 import inspect
 import json
 import re
+import threading
+import time
 from typing import Any
 
 import psycopg
@@ -414,9 +416,6 @@ def test_a_single_user_rotation_under_write_load_loses_nothing_and_no_caller_see
     """The rotation's steps as Secrets Manager's single-user rotation makes them (a pending version,
     the role's password set, the writer's sessions ended, the pending version made current) while a
     warm writer keeps writing: every write is acknowledged and every acknowledged row is there."""
-    import threading
-    import time
-
     import boto3
 
     writer, original = pg.writer(), pg.cluster.passwords[WRITER_ROLE]
