@@ -7,11 +7,13 @@ Cross-region values travel as weak references (``Fn::GetStackOutput``, see cdk.j
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import aws_cdk as cdk
+from aws_cdk import aws_kms as kms
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks, PCIDSS321Checks
+from constructs import IConstruct
 
 from cdk_constructs.encrypting_functions import DatabaseAccess
 from cdk_constructs.isolated_network import IsolatedNetwork
@@ -121,7 +123,7 @@ def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
             f"{prefix}-Functions-{region}",
             config=config,
             mrk_arn=keys[region].mrk_arn,
-            store_key_arns=[arn for arn in (keys[region].table_key_arn,) if arn is not None],
+            store_key_arns=region_key_arns([keys[region]]),
             tenant_keys=tenant_keys_in(tenant_keys, keys[region], region),
             env=env(region),
             description=f"{description}: writer and reader functions, {region}",
@@ -130,6 +132,18 @@ def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
         stack.add_stack_dependency(table)
         functions[region] = stack
     return ToolkitStacks(keys=keys, table=table, functions=functions, audit=audit, tenant_keys=tenant_keys)
+
+
+def region_key_arns(stacks: Sequence[IConstruct]) -> list[str]:
+    """Every single-region key the (same-region) stacks hold (storage, secrets, table, flow logs,
+    schema setup logs...): the region's audit rule watches their administration. The records key is
+    named apart; the Audit stack's key is watched by its own rule."""
+    found: list[str] = []
+    for scope in stacks:
+        for construct in scope.node.find_all():
+            if isinstance(construct, kms.CfnKey) and not construct.multi_region and construct.attr_arn not in found:
+                found.append(construct.attr_arn)
+    return found
 
 
 def _audit_stack(app: cdk.App, config: ToolkitConfig, env: Callable[[str], cdk.Environment]) -> AuditStack | None:
@@ -264,7 +278,7 @@ def _aurora_functions_stack(
         f"{config.stack_prefix}-Functions-{region}",
         config=config,
         mrk_arn=keys.mrk_arn,
-        store_key_arns=[arn for arn in (keys.storage_key_arn, keys.secrets_key_arn) if arn is not None],
+        store_key_arns=region_key_arns([keys, databases[region], cdk.Stack.of(network)]),
         tenant_keys=tenant_keys,
         database=DatabaseAccess(
             vpc=network.vpc,

@@ -14,7 +14,7 @@ from tests.offline.edits import edited, failures, resources, run
 pytestmark = pytest.mark.e2e
 FUNCTIONS_WEST = "MrkToolkit-Functions-us-west-1"
 TOPIC_WEST = "arn:aws:sns:us-west-1:123456789012:MrkToolkit-alarms"
-RULES_WEST = "deployed: the audit rules of us-west-1 watch its records key and notify its alarm topic"
+RULES_WEST = "deployed: the audit rules of us-west-1 watch its keys and notify its alarm topic"
 ADMIN_DECRYPT = (
     "audit: the account's administrator decrypting a record in us-west-1 fires us-west-1's unexpected-use alert"
 )
@@ -34,6 +34,11 @@ def _rule(template: dict[str, Any], what: str) -> dict[str, Any]:
 def _use_rule_on_another_key(template: dict[str, Any]) -> None:
     pattern = _rule(template, "unexpected-key-use")["EventPattern"]
     pattern["detail"]["resources"]["ARN"] = ["arn:aws:kms:us-west-1:123456789012:key/another-key"]
+
+
+def _administration_of_the_records_key_only(template: dict[str, Any]) -> None:
+    pattern = _rule(template, "key-administration")["EventPattern"]
+    pattern["detail"]["resources"]["ARN"] = pattern["detail"]["resources"]["ARN"][:1]
 
 
 def _use_rule_without_read_only_events(template: dict[str, Any]) -> None:
@@ -66,6 +71,13 @@ def _topic_closed_to_eventbridge(template: dict[str, Any]) -> None:
             },
         ),
         (
+            _administration_of_the_records_key_only,
+            {
+                RULES_WEST: f"no enabled rule in us-west-1 notifies {TOPIC_WEST} of a change to the key "
+                "arn:aws:kms:us-west-1"
+            },
+        ),
+        (
             _use_rule_without_read_only_events,
             {
                 RULES_WEST: f"no enabled rule in us-west-1 notifies {TOPIC_WEST} of a decrypt by the account root",
@@ -81,7 +93,13 @@ def _topic_closed_to_eventbridge(template: dict[str, Any]) -> None:
             },
         ),
     ],
-    ids=["no-rules", "use-rule-on-another-key", "use-rule-without-read-only-events", "topic-closed-to-eventbridge"],
+    ids=[
+        "no-rules",
+        "use-rule-on-another-key",
+        "administration-of-the-records-key-only",
+        "use-rule-without-read-only-events",
+        "topic-closed-to-eventbridge",
+    ],
 )
 def test_an_edited_audit_rule_fails_the_run(default_assembly: Path, tmp_path: Path, edit: Any, expected: dict) -> None:
     failed = failures(run(edited(default_assembly, tmp_path / "cdk.out", {FUNCTIONS_WEST: edit}), tmp_path))
@@ -92,6 +110,7 @@ def test_an_edited_audit_rule_fails_the_run(default_assembly: Path, tmp_path: Pa
 
 AUDIT = "MrkToolkit-Audit"
 TRAIL = "deployed: a multi-region trail records every management event, logging, with log file validation"
+RULES_EAST = "deployed: the audit rules of us-east-2 watch its keys and notify its alarm topic"
 TRAIL_ALERT = "audit: stopping the audit trail's logging fires the trail-changes alert in its home region"
 
 
@@ -107,7 +126,15 @@ def _trail_without_validation(template: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (_without_trail_rule, {TRAIL_ALERT: "no rule named MrkToolkit-us-east-2-audit-trail-changes matched"}),
+        (
+            _without_trail_rule,
+            {
+                TRAIL_ALERT: "no rule named MrkToolkit-us-east-2-audit-trail-changes matched",
+                # the trail's key is watched by that rule only
+                RULES_EAST: "notifies arn:aws:sns:us-east-2:123456789012:MrkToolkit-alarms of a change to the key "
+                "arn:aws:kms:us-east-2:123456789012:key/",
+            },
+        ),
         (_trail_without_validation, {TRAIL: "no multi-region trail records every management event with logging"}),
     ],
     ids=["no-trail-rule", "trail-without-log-file-validation"],
