@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
+from urllib.parse import unquote
 
 from lambda_src.record_crypto.errors import TenantMismatch, TenantNotInRegion, UnknownTenant
 from lambda_src.record_crypto.settings import ENV_TENANT_KEYS, TENANT_KEY
@@ -44,6 +45,9 @@ def tenant_checks(run: Run, env: Environment) -> list[Check | NamedCheck]:
         out.append(check("a record of one tenant read as another is refused", partial(_crossed, written)))
     out.append(check("a tenant's record outside its regions is there, and refused", partial(_outside, written)))
     out.append(check("an unknown tenant is a 400 naming it", _unknown))
+    out.append(check("deployed: each tenant's key exists only in its tenant's regions", _keys_where_allowed))
+    out.append(check("deployed: each tenant key's policy binds every use to its tenant", _key_policies_bound))
+    out.append(check("deployed: each tenant-access role may use a key only for its session's tenant", _roles_scoped))
     out.append(
         check(
             "a function holding one tenant's session is refused KMS for another tenant's key and context",
@@ -146,3 +150,126 @@ def _session_bound(env: Environment) -> str:
         seen.append(f"{tenant}'s session in {region}: own key ok; {other}'s key or context refused")
     assert seen, "no region holds two tenants' keys: nothing to cross"
     return "; ".join(seen)
+
+
+def _tenant_keys(env: Environment, region: str) -> dict[str, list[str]]:
+    """Tenant -> the keys of ``region`` tagged with it (read back through KMS)."""
+    kms = env.client("kms", region)
+    out: dict[str, list[str]] = {}
+    for page in kms.get_paginator("list_keys").paginate():
+        for key in page["Keys"]:
+            tags = kms.list_resource_tags(KeyId=key["KeyId"]).get("Tags", [])
+            for tag in tags:
+                if tag["TagKey"] == TENANT_KEY:
+                    out.setdefault(tag["TagValue"], []).append(key["KeyArn"])
+    return out
+
+
+def _keys_where_allowed(env: Environment) -> str:
+    allowed = env.tenant_regions
+    wrong, found = [], 0
+    for region in (env.primary_region, *env.replica_regions):
+        for tenant, arns in _tenant_keys(env, region).items():
+            found += len(arns)
+            if region not in allowed.get(tenant, ()):
+                wrong += [
+                    f"{tenant}'s key {arn} is in {region}, outside its regions {allowed.get(tenant, ())}"
+                    for arn in arns
+                ]
+            elif len(arns) > 1:
+                wrong.append(f"{tenant} has {len(arns)} keys in {region}: {', '.join(arns)}")
+    assert not wrong, "; ".join(wrong)
+    missing = [(t, r) for t, regions in allowed.items() for r in regions if not _tenant_keys(env, r).get(t)]
+    assert not missing, f"tenant keys missing: {missing}"
+    return f"{found} tenant keys, each in one of its tenant's regions, one per tenant and region"
+
+
+def _key_policies_bound(env: Environment) -> str:
+    """Every statement of a tenant key's policy that allows a cryptographic use requires the key's
+    tenant in the encryption context (StringEquals kms:EncryptionContext:tenant)."""
+    wrong, checked = [], 0
+    for region in (env.primary_region, *env.replica_regions):
+        kms = env.client("kms", region)
+        for tenant, arns in _tenant_keys(env, region).items():
+            for arn in arns:
+                policy = json.loads(kms.get_key_policy(KeyId=arn, PolicyName="default")["Policy"])
+                checked += 1
+                wrong += [f"{arn} ({tenant}): statement {sid} {why}" for sid, why in _unbound(policy, tenant)]
+    assert not wrong, "; ".join(wrong)
+    return f"{checked} tenant key policies: every use requires kms:EncryptionContext:{TENANT_KEY} of the key's tenant"
+
+
+_USE = ("kms:decrypt", "kms:generatedatakey", "kms:encrypt", "kms:reencrypt", "kms:*", "*")
+
+
+def _unbound(policy: Mapping[str, Any], tenant: str) -> list[tuple[str, str]]:
+    out = []
+    for stmt in policy.get("Statement", []):
+        actions = stmt.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        if stmt.get("Effect") != "Allow" or not any(a.lower().startswith(_USE) for a in actions):
+            continue
+        equals = {k.lower(): v for k, v in (stmt.get("Condition", {}).get("StringEquals") or {}).items()}
+        value = equals.get(f"kms:encryptioncontext:{TENANT_KEY}")
+        if value != tenant and value != [tenant]:
+            out.append(
+                (
+                    stmt.get("Sid", "?"),
+                    f"allows {', '.join(actions)} without kms:EncryptionContext:{TENANT_KEY}={tenant}",
+                )
+            )
+    return out
+
+
+_SESSION_TENANT = f"${{aws:PrincipalTag/{TENANT_KEY}}}"
+_SCOPED = {f"aws:resourcetag/{TENANT_KEY}", f"kms:encryptioncontext:{TENANT_KEY}"}
+
+
+def _roles_scoped(env: Environment) -> str:
+    """Every role that sessions may tag (its trust policy allows sts:TagSession) allows KMS use only
+    where the key's tag and the encryption context equal the session's tenant."""
+    iam = env.client("iam", env.primary_region)
+    wrong, roles = [], 0
+    for page in iam.get_paginator("list_roles").paginate():
+        for role in page["Roles"]:
+            if "sts:TagSession" not in json.dumps(role.get("AssumeRolePolicyDocument", {})):
+                continue
+            roles += 1
+            for name, document in _role_documents(iam, role["RoleName"]):
+                wrong += [f"{role['Arn']} ({name}): {why}" for why in _unscoped(document)]
+    assert roles, "no role takes tagged sessions"
+    assert not wrong, "; ".join(wrong)
+    return f"{roles} tenant-access roles: KMS only where aws:ResourceTag/{TENANT_KEY} and the context are the session's"
+
+
+def _role_documents(iam: Any, role_name: str) -> list[tuple[str, Mapping[str, Any]]]:
+    out = []
+    for attached in iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]:
+        policy = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]
+        version = iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=policy["DefaultVersionId"])
+        out.append((attached["PolicyName"], _document(version["PolicyVersion"]["Document"])))
+    for name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]:
+        out.append((name, _document(iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"])))
+    return out
+
+
+def _document(document: Any) -> Mapping[str, Any]:
+    return json.loads(unquote(document)) if isinstance(document, str) else document
+
+
+def _unscoped(document: Mapping[str, Any]) -> list[str]:
+    out = []
+    statements = document.get("Statement", [])
+    for stmt in [statements] if isinstance(statements, dict) else statements:
+        actions = stmt.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        if stmt.get("Effect") != "Allow" or not any(a.lower().startswith(("kms:", "*")) for a in actions):
+            continue
+        equals = {k.lower(): v for k, v in (stmt.get("Condition", {}).get("StringEquals") or {}).items()}
+        missing = sorted(k for k in _SCOPED if equals.get(k) not in (_SESSION_TENANT, [_SESSION_TENANT]))
+        if missing:
+            out.append(
+                f"statement {stmt.get('Sid', '?')} allows {', '.join(actions)} "
+                f"without {' and '.join(missing)} = {_SESSION_TENANT}"
+            )
+    return out
