@@ -234,6 +234,9 @@ def _changes_md(review: Mapping[str, Any]) -> list[str]:
         "",
     ]
     shown = [f"- added: {_md(line)}" for line in added] + [f"- removed: {_md(line)}" for line in removed]
+    # Access gained or lost first: a new principal column adds a "deny" line to every key of the region,
+    # which would otherwise push the one grant that matters past the lines shown.
+    shown.sort(key=lambda line: " deny" in line)
     out += shown[:MAX_CHANGES]
     if len(shown) > MAX_CHANGES:
         out.append(f"- ... and {len(shown) - MAX_CHANGES} more (the JSON's `changes` lists them all)")

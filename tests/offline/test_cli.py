@@ -91,15 +91,15 @@ def test_demo_passes_every_c_option_to_the_cdk_cli(tmp_path: Path, monkeypatch: 
 
     def fake_run(command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
         calls.append(command)
-        return subprocess.CompletedProcess(command, 1)
+        return subprocess.CompletedProcess(command, 1, stderr="")  # stderr=PIPE, text=True: always a str
 
     monkeypatch.setattr(cli.subprocess, "run", fake_run)
     pairs = ["mrk-toolkit:replicaRegions=us-west-1,eu-west-1", "mrk-toolkit:algorithmSuite=committing-unsigned"]
     argv = ["demo", "--synth-to", str(tmp_path), "--lag", "2", *(a for p in pairs for a in ("-c", p))]
     assert main(argv) == 2
     (command,) = calls
-    assert command[1:5] == ["synth", "-q", "-o", str(tmp_path)]
-    assert command[5:] == ["-c", pairs[0], "-c", pairs[1]]
+    assert command[1:6] == ["synth", "-q", "--no-notices", "-o", str(tmp_path)]
+    assert command[6:] == ["-c", pairs[0], "-c", pairs[1]]
 
 
 @pytest.mark.parametrize("command", ["demo", "up"])

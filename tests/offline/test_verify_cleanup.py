@@ -17,6 +17,7 @@ def _table_env(interrupt_after: int) -> tuple[MagicMock, dict[tuple[str, str], d
     env = MagicMock()
     env.store, env.primary_region, env.replica_regions = "dynamodb", "us-east-2", ("us-west-1",)
     env.sensitive_fields, env.replication_deadline_s, env.capabilities = ("ssn",), 2.0, frozenset()
+    env.tenant_regions = {}  # the single-key deployment
     calls = {"n": 0}
 
     def invoke(region: str, kind: str, event: dict[str, Any]) -> Any:
