@@ -178,6 +178,18 @@ def _lifecycle_parsers(sub: Any) -> None:
     rotate.add_argument("--stack-prefix", default="MrkToolkit")
     add_debug(rotate)
 
+    erase = sub.add_parser(
+        "erase-tenant",
+        help="crypto-shred a tenant: disable its key in every region, schedule deletion of the replicas, then "
+        "the primary (dry run without --yes); --cancel undoes it within the waiting period",
+    )
+    erase.add_argument("tenant", help="the tenant id, as in mrk-toolkit:tenants")
+    erase.add_argument("--pending-days", type=int, help="7 to 30 (default: the config's keyDeletionWindow)")
+    erase.add_argument("--cancel", action="store_true", help="CancelKeyDeletion and re-enable in every region")
+    erase.add_argument("--yes", action="store_true", help="do it (default: print the plan)")
+    _add_context(erase)
+    add_debug(erase)
+
 
 def _outage_parsers(sub: Any) -> None:
     for verb, text in (("outage", "start an emulated outage of a region"), ("recover", "end it")):
@@ -389,6 +401,39 @@ def _rotate(args: argparse.Namespace) -> int:
         home = config.get("PrimaryKey", {}).get("Region", "its primary region")
         raise UsageError(f"{args.primary} holds a replica of the multi-region key: run with --primary {home}")
     print(rotate(kms, arn))
+    return 0
+
+
+def _erase_tenant(args: argparse.Namespace) -> int:
+    """Crypto-shredding of one tenant (offline/runbooks/erasure.py), through the deployment's config."""
+    import boto3
+
+    from offline.runbooks import erasure
+
+    config = config_with(_overrides(args.context))
+    if not config.tenants:
+        raise UsageError("this deployment has no tenants (mrk-toolkit:tenants): nothing to erase")
+    tenant = next((t for t in config.tenants if t.tenant_id == args.tenant), None)
+    if tenant is None:
+        known = ", ".join(t.tenant_id for t in config.tenants)
+        raise UsageError(f"unknown tenant {args.tenant!r}: the deployment's tenants are {known}")
+    days = config.key_pending_window_days if args.pending_days is None else args.pending_days
+    if not erasure.MIN_PENDING_DAYS <= days <= erasure.MAX_PENDING_DAYS:
+        raise UsageError(f"--pending-days {days}: KMS accepts 7 to 30")
+    clients: dict[str, Any] = {}
+
+    def kms_for(region: str) -> Any:
+        return clients.setdefault(region, boto3.client("kms", region_name=region))
+
+    keys = erasure.find_keys(kms_for, erasure.tenant_alias(config.key_alias, tenant.tenant_id), tenant.regions)
+    if args.cancel:
+        lines = erasure.cancel(kms_for, keys)
+    elif not args.yes:
+        lines = ["dry run (add --yes to do it):", *erasure.plan(keys, days)]
+    else:
+        lines = erasure.erase(kms_for, keys, days)
+    for line in lines:
+        print(line)
     return 0
 
 
@@ -638,6 +683,8 @@ def _main(argv: list[str]) -> int:
         return _up(args)
     if args.command == "rotate":
         return _rotate(args)
+    if args.command == "erase-tenant":
+        return _erase_tenant(args)
     if args.command == "deploy":
         return _deploy(args)
     if args.command == "destroy":
