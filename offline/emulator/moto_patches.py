@@ -55,6 +55,7 @@ def apply_moto_patches() -> None:
     apply_moto_primary_region_patch()
     apply_moto_managed_policy_patch()
     apply_moto_aws_managed_key_patch()
+    apply_moto_replica_deletion_patch()
 
 
 def needs_moto_mrk_patch() -> bool:
@@ -413,3 +414,37 @@ def apply_moto_aws_managed_key_patch() -> None:
     Table._mrk_toolkit_original_default_key = original  # type: ignore[attr-defined]
     Table._get_default_encryption_key = default_key  # type: ignore[method-assign]
     setattr(Table, _AWS_MANAGED_MARK, True)
+
+
+_REPLICA_DELETION_MARK = "_mrk_toolkit_replica_deletion"
+
+
+def _schedule_key_deletion(self, key_id, pending_window_in_days):  # type: ignore[no-untyped-def]
+    """KmsBackend.schedule_key_deletion as KMS does it for a multi-Region primary that still has
+    replicas (scheduled or not: they exist until deleted): state PendingReplicaDeletion, no
+    DeletionDate; the waiting period starts only when the last replica is deleted (KMS developer
+    guide, "Deleting multi-Region keys"; ScheduleKeyDeletion API reference)."""
+    from moto.kms import models
+
+    key = self.keys[self.any_id_to_key_id(key_id)]
+    replicas = [r for r in _related_keys(self.account_id, key.id) if r != self.region_name]
+    primary = getattr(key, "multi_region_configuration", {}).get("MultiRegionKeyType") == "PRIMARY"
+    if not (key.multi_region and primary and replicas and 7 <= pending_window_in_days <= 30):
+        return models.KmsBackend._mrk_toolkit_original_schedule(self, key_id, pending_window_in_days)
+    key.enabled = False
+    key.key_state = "PendingReplicaDeletion"
+    key.deletion_date = None
+    key.pending_deletion_window_in_days = pending_window_in_days
+    return None
+
+
+def apply_moto_replica_deletion_patch() -> None:
+    """Patch moto.kms.models in this process (idempotent): moto 5.2.5 puts a primary with replicas
+    straight into PendingDeletion with a DeletionDate, as if its waiting period had started."""
+    from moto.kms import models
+
+    if getattr(models, _REPLICA_DELETION_MARK, False):
+        return
+    models.KmsBackend._mrk_toolkit_original_schedule = models.KmsBackend.schedule_key_deletion  # type: ignore[attr-defined]
+    models.KmsBackend.schedule_key_deletion = _schedule_key_deletion
+    setattr(models, _REPLICA_DELETION_MARK, True)

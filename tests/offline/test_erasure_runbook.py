@@ -7,6 +7,7 @@ import pytest
 from moto import mock_aws
 
 from offline.__main__ import main
+from offline.emulator.moto_patches import apply_moto_patches
 from offline.runbooks import erasure
 
 PRIMARY, REPLICAS = "eu-west-1", ("us-east-2",)
@@ -70,3 +71,19 @@ def test_refusals_are_one_line_exit_2(argv: list[str], says: str, capsys: pytest
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert says in err and "\n" not in err
+
+
+def test_emulator_keeps_a_primary_with_replicas_in_pending_replica_deletion() -> None:
+    """As KMS: the primary's waiting period starts only when its last replica is deleted (moto 5.2.5 starts it)."""
+    apply_moto_patches()
+    with mock_aws():
+        _tenant_key()
+        primary = _kms_for(PRIMARY)
+        key_id = primary.describe_key(KeyId=ALIAS)["KeyMetadata"]["KeyId"]
+        primary.disable_key(KeyId=key_id)
+        answer = primary.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+        assert "DeletionDate" not in answer
+        meta = primary.describe_key(KeyId=key_id)["KeyMetadata"]
+        assert meta["KeyState"] == "PendingReplicaDeletion" and "DeletionDate" not in meta
+        replica = _kms_for("us-east-2").schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+        assert "DeletionDate" in replica
