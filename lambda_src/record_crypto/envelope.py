@@ -46,6 +46,7 @@ from record_crypto.errors import (
     AccessDenied,
     ContextMismatch,
     Internal,
+    KeyDisabled,
     KmsThrottled,
     RecordError,
     TamperedCiphertext,
@@ -78,10 +79,10 @@ _THROTTLING = frozenset(
     }
 )
 _DENIED = frozenset({"AccessDeniedException", "UnauthorizedOperation", "NotAuthorized"})
+# Disabled, or pending (replica) deletion: an operator's decision, e.g. an erased tenant.
+_KEY_DISABLED = frozenset({"DisabledException", "KMSInvalidStateException"})
 _KEY_UNUSABLE = frozenset(
     {
-        "DisabledException",
-        "KMSInvalidStateException",
         "NotFoundException",
         "KeyUnavailableException",
     }
@@ -194,6 +195,11 @@ class RecordCipher:
         if code in _DENIED:
             return AccessDenied(
                 f"KMS denied {operation} on {self.key_arn} to the credentials in use (for a function: its role)"
+            )
+        if code in _KEY_DISABLED:
+            return KeyDisabled(
+                f"the key {self.key_arn} is disabled or scheduled for deletion ({code}): its records cannot be "
+                "read or written until it is enabled again (a cancelled erasure); not retryable"
             )
         if code in _KEY_UNUSABLE:
             return AccessDenied(f"the multi-region key {self.key_arn} cannot be used ({code})")

@@ -106,6 +106,13 @@ class AccessDenied(RecordError):
     type, status = "AccessDenied", 403
 
 
+class KeyDisabled(RecordError):
+    """KMS refuses the key as disabled or scheduled for deletion (e.g. an erased tenant's key):
+    not retryable; within the waiting period, cancelling the deletion restores it."""
+
+    type, status = "KeyDisabled", 403
+
+
 class KmsThrottled(RecordError):
     type, status, retryable = "KmsThrottled", 503, True
 

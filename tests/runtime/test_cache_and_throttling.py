@@ -123,6 +123,18 @@ def test_kms_access_denied_is_reported_as_such(aws: TwoRegions) -> None:
     assert result["error"]["type"] == "AccessDenied" and result["error"]["status"] == 403, result
 
 
+@pytest.mark.parametrize("code", ["DisabledException", "KMSInvalidStateException"])
+@pytest.mark.parametrize("operation", ["kms.GenerateDataKey", "kms.Decrypt"])
+def test_a_disabled_or_pending_deletion_key_is_key_disabled(aws: TwoRegions, code: str, operation: str) -> None:
+    if operation == "kms.Decrypt":
+        assert "error" not in aws.service(PRIMARY).write({"id": "p", "record": sample_record()})
+    service = aws.service(PRIMARY, faults={operation: [code] * 4})
+    result = service.read({"id": "p"}) if operation == "kms.Decrypt" else service.write({"id": "p", "record": sample_record()})
+    error = result["error"]
+    assert (error["type"], error["status"], error["retryable"]) == ("KeyDisabled", 403, False), result
+    assert "disabled or scheduled for deletion" in error["message"], result
+
+
 def test_table_throttling_is_a_retryable_error(aws: TwoRegions) -> None:
     faults = {"dynamodb.PutItem": ["ProvisionedThroughputExceededException"] * 4}
     result = aws.service(PRIMARY, faults=faults).write({"id": "p", "record": sample_record()})
