@@ -11,8 +11,9 @@ The same code runs against a real account and ``python -m offline up`` (AWS_ENDP
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 MIN_PENDING_DAYS = 7
 MAX_PENDING_DAYS = 30

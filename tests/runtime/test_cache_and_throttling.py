@@ -129,7 +129,11 @@ def test_a_disabled_or_pending_deletion_key_is_key_disabled(aws: TwoRegions, cod
     if operation == "kms.Decrypt":
         assert "error" not in aws.service(PRIMARY).write({"id": "p", "record": sample_record()})
     service = aws.service(PRIMARY, faults={operation: [code] * 4})
-    result = service.read({"id": "p"}) if operation == "kms.Decrypt" else service.write({"id": "p", "record": sample_record()})
+    result = (
+        service.read({"id": "p"})
+        if operation == "kms.Decrypt"
+        else service.write({"id": "p", "record": sample_record()})
+    )
     error = result["error"]
     assert (error["type"], error["status"], error["retryable"]) == ("KeyDisabled", 403, False), result
     assert "disabled or scheduled for deletion" in error["message"], result
