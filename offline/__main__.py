@@ -93,7 +93,8 @@ def _audit_parser(sub: Any) -> None:
     audit.add_argument("--region", action="append", help="a region to read (repeatable; default: cdk.json's regions)")
     audit.add_argument("--record", help="only the uses whose encryption context names this record id")
     audit.add_argument("--since", help="from this time on: ISO 8601 (UTC if no zone) or 30m, 12h, 7d")
-    audit.add_argument("--stack-prefix", default="MrkToolkit")
+    audit.add_argument("--stack-prefix", help=f"the stacks' prefix ({FROM_CONFIG})")
+    _add_context(audit, "the deployment's context, as it was deployed")
     audit.add_argument("--json", action="store_true", help="JSON instead of the table")
     add_debug(audit)
 
@@ -174,8 +175,9 @@ def _lifecycle_parsers(sub: Any) -> None:
     rotate = sub.add_parser(
         "rotate", help="rotate the multi-region key on demand, in its primary region (replicas follow)"
     )
-    rotate.add_argument("--primary", required=True, help="the primary region, e.g. us-east-2")
-    rotate.add_argument("--stack-prefix", default="MrkToolkit")
+    rotate.add_argument("--primary", help=f"the primary region, e.g. us-east-2 ({FROM_CONFIG})")
+    rotate.add_argument("--stack-prefix", help=f"the stacks' prefix ({FROM_CONFIG})")
+    _add_context(rotate, "the deployment's context, as it was deployed")
     add_debug(rotate)
 
     erase = sub.add_parser(
@@ -348,7 +350,8 @@ def _audit(args: argparse.Namespace) -> int:
 
     from offline.runbooks.audit_trail import collect, parse_since, render_json, render_table
 
-    regions = args.region or list(config_with({}).regions)
+    config = config_with(_overrides(args.context))
+    regions = args.region or list(config.regions)
     for region in regions:
         _known_region("--region", region)
     try:
@@ -359,7 +362,7 @@ def _audit(args: argparse.Namespace) -> int:
     rows = collect(
         lambda service, region: session.client(service, region_name=region),
         regions,
-        args.stack_prefix,
+        args.stack_prefix or config.stack_prefix,
         since=since,
         record=args.record,
     )
@@ -393,13 +396,16 @@ def _rotate(args: argparse.Namespace) -> int:
 
     from offline.runbooks.rotation import primary_key_arn, rotate
 
-    _known_region("--primary", args.primary)
-    kms = boto3.client("kms", region_name=args.primary)
-    arn = primary_key_arn(boto3.client("cloudformation", region_name=args.primary), args.stack_prefix, args.primary)
+    config = config_with(_overrides(args.context))
+    primary = args.primary or config.primary_region
+    _known_region("--primary", primary)
+    kms = boto3.client("kms", region_name=primary)
+    prefix = args.stack_prefix or config.stack_prefix
+    arn = primary_key_arn(boto3.client("cloudformation", region_name=primary), prefix, primary)
     config = kms.describe_key(KeyId=arn)["KeyMetadata"].get("MultiRegionConfiguration", {})
     if config.get("MultiRegionKeyType") == "REPLICA":
         home = config.get("PrimaryKey", {}).get("Region", "its primary region")
-        raise UsageError(f"{args.primary} holds a replica of the multi-region key: run with --primary {home}")
+        raise UsageError(f"{primary} holds a replica of the multi-region key: run with --primary {home}")
     print(rotate(kms, arn))
     return 0
 

@@ -57,6 +57,8 @@ def test_audit_names_the_writer_the_reader_and_the_record(
     ]
     assert "uses by anyone but the region's writer (GenerateDataKey) and reader (Decrypt)" in table
     assert NO_RECORD not in table  # the data-key cache is off: every use names its record
+    assert main(["audit", "--region", "us-west-1", "-c", "mrk-toolkit:stackPrefix=Elsewhere"]) != 0
+    assert "Elsewhere-Keys-us-west-1" in capsys.readouterr().err, "the prefix comes from the config (-c over cdk.json)"
 
 
 def test_since_takes_an_iso_time_or_a_duration() -> None:

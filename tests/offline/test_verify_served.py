@@ -199,3 +199,7 @@ def test_rotate_rotates_the_primary_and_refuses_a_replica_region(
     assert main(["rotate", "--primary", "us-west-1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds a replica" in err[0] and "--primary us-east-2" in err[0], err
+    assert main(["rotate"]) == 0, "without flags it reads the deployment from the config, as destroy does"
+    assert "(2 rotation(s) so far)" in capsys.readouterr().out
+    assert main(["rotate", "-c", "mrk-toolkit:stackPrefix=Elsewhere"]) != 0
+    assert "Elsewhere-Keys-us-east-2" in capsys.readouterr().err, "the config's prefix names the stack it looked for"
