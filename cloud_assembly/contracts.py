@@ -17,35 +17,42 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from lambda_src.record_crypto.settings import STORE_AURORA_POSTGRESQL, STORE_DYNAMODB
+from lambda_src.record_crypto.settings import STORE_AURORA_POSTGRESQL, STORE_DYNAMODB, TENANT_KEY
 
 DYNAMODB, AURORA = STORE_DYNAMODB, STORE_AURORA_POSTGRESQL
 KEY_TYPES = ("AWS::KMS::Key", "AWS::KMS::ReplicaKey")
 TABLE_TYPES = ("AWS::DynamoDB::GlobalTable", "AWS::DynamoDB::Table")
 SECRET_TYPES = ("AWS::SecretsManager::Secret",)
 LOG_GROUP_TYPES = ("AWS::Logs::LogGroup",)
+ROLE_TYPES = ("AWS::IAM::Role",)
 
 
 @dataclass(frozen=True)
 class ResourceKind:
     """A resource named relative to the role: one of the deployment's resources in the role's
-    region (by type and logical-id stem), or an ARN pattern ({partition}, {region}, {account})."""
+    region (by type and logical-id stem, or by type and a tag it carries: ``tagged``, whatever its
+    value), or an ARN pattern ({partition}, {region}, {account})."""
 
     text: str
     types: tuple[str, ...] = ()
     stems: tuple[str, ...] = ()
     patterns: tuple[str, ...] = ()
+    tagged: str = ""
 
 
 @dataclass(frozen=True)
 class Condition:
     """What a request must carry for the grant to hold: ``variant`` names the request variants
     (offline/verification/permissions.py asks every request with each) it allows; ``subject``,
-    for a request made through Secrets Manager, the secrets it may be for."""
+    for a request made through Secrets Manager, the secrets it may be for; ``session_tenant``:
+    only where the key's tag ``tenant``, the context's ``tenant`` and the session's tag ``tenant``
+    name one tenant (cloud_assembly/role_access.py asks a tenant-access role as a session of each
+    tenant, and untagged)."""
 
     text: str
     variant: str = ""  # "" = any request
     subject: ResourceKind | None = None
+    session_tenant: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,9 @@ class RoleContract:
     roles: tuple[str, ...]  # logical-id stems of its AWS::IAM::Role
     purpose: str
     grants: tuple[Grant, ...]
+    # A role whose sessions carry this tag (a tenant-access role): it is asked as a session of
+    # each value the deployment's resources give the tag, and as an untagged session.
+    session_tag: str = ""
 
     def applies(self, store: str) -> tuple[Grant, ...]:
         return tuple(g for g in self.grants if g.store in (None, store))
@@ -105,14 +115,36 @@ def own_log_group(stem: str) -> ResourceKind:
     return ResourceKind(f"its own log group ({stem})", LOG_GROUP_TYPES, (stem,))
 
 
+# Tenants (README "Tenants"): every key tagged tenant, and each function's tenant-access role.
+TENANT_KEYS = ResourceKind(f"its region's tenant keys (tagged `{TENANT_KEY}`)", KEY_TYPES, tagged=TENANT_KEY)
+WRITER_TENANT_ROLE = ResourceKind("the writer's tenant-access role", ROLE_TYPES, ("RecordsWriterTenantRole",))
+READER_TENANT_ROLE = ResourceKind("the reader's tenant-access role", ROLE_TYPES, ("RecordsReaderTenantRole",))
+
 ANY_REQUEST = Condition("")
 RECORD_CONTEXT = Condition("with the toolkit's encryption context", "record-context")
+SESSION_TENANT = Condition(
+    f"as a session tagged `{TENANT_KEY}`, with the toolkit's context, on the key tagged with the session's "
+    f"`{TENANT_KEY}` and `kms:EncryptionContext:{TENANT_KEY}` equal to it",
+    "record-context",
+    session_tenant=True,
+)
+SESSION_TAGGED = Condition(f"tagging the session with `{TENANT_KEY}` and no other tag", "session-tag")
 VERSION_ATTRIBUTES = ("id", "_version")
 VERSION_ONLY = Condition(f"projecting {' and '.join(f'`{a}`' for a in VERSION_ATTRIBUTES)} only", "version-attributes")
 
 
 def through_secrets_manager(secrets: ResourceKind) -> Condition:
     return Condition(f"through Secrets Manager, for {secrets.text}", "via-secretsmanager", secrets)
+
+
+def tenant_session(role: ResourceKind) -> Grant:
+    return Grant(
+        ("sts:AssumeRole", "sts:TagSession"),
+        role,
+        "with tenants: one session per tenant, tagged with it, to use that tenant's key (its trust policy names "
+        "this role alone)",
+        SESSION_TAGGED,
+    )
 
 
 def logs(stem: str, *actions: str) -> Grant:
@@ -166,6 +198,7 @@ WRITER = RoleContract(
             "a data key per record (or per cached key), for records only",
             RECORD_CONTEXT,
         ),
+        tenant_session(WRITER_TENANT_ROLE),
         Grant(("dynamodb:PutItem",), OWN_TABLE, "store the record", store=DYNAMODB),
         Grant(
             ("dynamodb:GetItem",),
@@ -188,12 +221,47 @@ READER = RoleContract(
     "reads a record from its region's replica and decrypts it with its region's multi-region key",
     (
         Grant(("kms:Decrypt",), OWN_MRK, "decrypt a record's data key, for records only", RECORD_CONTEXT),
+        tenant_session(READER_TENANT_ROLE),
         Grant(("dynamodb:GetItem",), OWN_TABLE, "read the record", store=DYNAMODB),
         *database_secret(READER_SECRET, "its database login (records_reader)"),
         logs("RecordsReaderLogs"),
         TRACING,
         *IN_VPC,
     ),
+)
+
+TENANT_WRITER = RoleContract(
+    "tenant-writer",
+    "the writer's tenant-access role",
+    ("RecordsWriterTenantRole",),
+    f"with tenants: the writer's session for one tenant (assumed by the writer's role alone, with the session tag "
+    f"`{TENANT_KEY}`)",
+    (
+        Grant(
+            ("kms:GenerateDataKey",),
+            TENANT_KEYS,
+            "a data key for a record of the session's tenant, under that tenant's key only",
+            SESSION_TENANT,
+        ),
+    ),
+    session_tag=TENANT_KEY,
+)
+
+TENANT_READER = RoleContract(
+    "tenant-reader",
+    "the reader's tenant-access role",
+    ("RecordsReaderTenantRole",),
+    f"with tenants: the reader's session for one tenant (assumed by the reader's role alone, with the session tag "
+    f"`{TENANT_KEY}`)",
+    (
+        Grant(
+            ("kms:Decrypt",),
+            TENANT_KEYS,
+            "decrypt the data key of a record of the session's tenant, with that tenant's key only",
+            SESSION_TENANT,
+        ),
+    ),
+    session_tag=TENANT_KEY,
 )
 
 SCHEMA_SETUP = RoleContract(
@@ -246,7 +314,16 @@ FLOW_LOGS = RoleContract(
     (logs("NetworkFlowLogs", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"),),
 )
 
-CONTRACTS: tuple[RoleContract, ...] = (WRITER, READER, SCHEMA_SETUP, SCHEMA_PROVIDER, RDS_MONITORING, FLOW_LOGS)
+CONTRACTS: tuple[RoleContract, ...] = (
+    WRITER,
+    READER,
+    TENANT_WRITER,
+    TENANT_READER,
+    SCHEMA_SETUP,
+    SCHEMA_PROVIDER,
+    RDS_MONITORING,
+    FLOW_LOGS,
+)
 
 
 def contract_for(stem: str) -> RoleContract | None:

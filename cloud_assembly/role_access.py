@@ -25,6 +25,7 @@ from cloud_assembly.contracts import (
     AURORA,
     DYNAMODB,
     OWN_MRK,
+    ROLE_TYPES,
     VERSION_ATTRIBUTES,
     Condition,
     Grant,
@@ -32,6 +33,7 @@ from cloud_assembly.contracts import (
     RoleContract,
     contract_for,
 )
+from lambda_src.record_crypto.settings import TENANT_KEY
 from policy_engine import Caller, as_list, statements, wildcard_match
 from policy_engine.catalogue import catalogue, service_of
 from policy_engine.exhaustive import Outcome, Prefilter, Probe, decide_all
@@ -107,7 +109,13 @@ class DeploymentView:
     resources: tuple[StackResource, ...]
     roles: tuple[DeployedRole, ...]
     key_policies: Mapping[str, Any]  # key ARN -> its key policy
+    trust_policies: Mapping[str, Any] = field(default_factory=dict)  # role ARN -> its trust policy
+    resource_tags: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # ARN -> its tags (keys)
     cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def tag_values(self, tag: str) -> tuple[str, ...]:
+        """Every value the deployment's resources give the tag ``tag`` (the tenants, for ``tenant``)."""
+        return tuple(sorted({tags[tag] for tags in self.resource_tags.values() if tag in tags}))
 
     @cached_property
     def store(self) -> str:
@@ -131,10 +139,14 @@ class DeploymentView:
 
 def resolve_all(kind: ResourceKind, view: DeploymentView, *, regions: Sequence[str] | None) -> tuple[str, ...]:
     """The ARNs a symbolic resource names in these regions (None: every region)."""
+    roles = [StackResource(r.stack, r.region, r.logical_id, ROLE_TYPES[0], r.arn) for r in view.roles]
     out = [
         r.arn
-        for r in view.resources
-        if r.arn and r.type in kind.types and r.stem in kind.stems and (regions is None or r.region in regions)
+        for r in (*view.resources, *roles)
+        if r.arn
+        and r.type in kind.types
+        and (r.stem in kind.stems or (kind.tagged and kind.tagged in view.resource_tags.get(r.arn, {})))
+        and (regions is None or r.region in regions)
     ]
     for pattern in kind.patterns:
         for region in regions or ("*",):
@@ -159,6 +171,7 @@ class Target:
     arn: str
     label: str  # how a finding names it
     resource_policy: tuple[str, Any] | None = None
+    keys: Mapping[str, Any] = field(default_factory=dict)  # what a request on it carries: aws:ResourceTag/*
 
     @property
     def service(self) -> str:
@@ -177,6 +190,7 @@ class Variant:
     label: str
     keys: Mapping[str, Any] = field(default_factory=dict)
     subject: str | None = None  # the secret a request through Secrets Manager is for
+    tenant: str | None = None  # the encryption context's tenant (README "Tenants")
 
 
 # Resources that are not the toolkit's, in the role's region and account (what they are called).
@@ -230,7 +244,11 @@ def targets(role: DeployedRole, view: DeploymentView, grants: Sequence[Grant]) -
     def add(arn: str, label: str) -> None:
         if arn not in found:
             policy = view.key_policies.get(arn)
-            found[arn] = Target(arn, label, ("key policy", policy) if policy is not None else None)
+            resource_policy = ("key policy", policy) if policy is not None else None
+            if arn in view.trust_policies:  # sts:AssumeRole: the trust policy must allow, as a key policy
+                resource_policy = ("trust policy", view.trust_policies[arn])
+            tags = {f"aws:ResourceTag/{k}": v for k, v in view.resource_tags.get(arn, {}).items()}
+            found[arn] = Target(arn, label, resource_policy, tags)
 
     own = [(r.arn, r.label) for r in view.resources if r.arn]
     own += [(r.arn, f"{r.stack}/{r.stem}") for r in view.roles]
@@ -269,6 +287,11 @@ def _kms_variants(view: DeploymentView, key_region: str) -> list[Variant]:
     out = [Variant("no-context", "without an encryption context", with_context({}))]
     if context:
         out.append(Variant("record-context", "with the toolkit's encryption context", with_context(context)))
+        # With tenants: the toolkit's context naming each tenant (a tenant key's policy requires it).
+        for tenant in view.tag_values(TENANT_KEY):
+            label = f"with the toolkit's encryption context for tenant {tenant}"
+            tenant_context = {**context, TENANT_KEY: tenant}
+            out.append(Variant("record-context", label, with_context(tenant_context), tenant=tenant))
         for key in sorted(context):
             changed = {**context, key: f"not-{context[key]}"}
             out.append(
@@ -300,11 +323,32 @@ DYNAMODB_VARIANTS = (
 PLAIN = (Variant("", ""),)
 
 
+def sts_variants(view: DeploymentView) -> Sequence[Variant]:
+    """With tenants: AssumeRole and TagSession untagged, tagged ``tenant`` only, and tagged
+    ``tenant`` and another key (a trust policy decides on aws:RequestTag/* and aws:TagKeys)."""
+    tenants = view.tag_values(TENANT_KEY)
+    if not tenants:
+        return PLAIN
+    tagged = {f"aws:RequestTag/{TENANT_KEY}": tenants[0], "aws:TagKeys": [TENANT_KEY]}
+    more = {**tagged, "aws:RequestTag/team": "any", "aws:TagKeys": [TENANT_KEY, "team"]}
+    return (
+        Variant("", "without session tags"),
+        Variant("session-tag", f"tagging the session {TENANT_KEY}={tenants[0]}", tagged),
+        Variant("more-session-tags", f"tagging the session {TENANT_KEY}={tenants[0]} and team=any", more),
+    )
+
+
 @dataclass(frozen=True)
 class Asked:
     target: Target
     variant: Variant
     outcome: Outcome
+    session: tuple[str, str] | None = None  # the session tag the request was made with (tag, value)
+
+    @property
+    def label(self) -> str:
+        tagged = f"as a session tagged {self.session[0]}={self.session[1]}" if self.session else ""
+        return ", ".join(x for x in (self.variant.label, tagged) if x)
 
     @property
     def action(self) -> str:
@@ -332,15 +376,28 @@ def _variants(action: str, target: Target, view: DeploymentView, role: DeployedR
     service = service_of(action)
     if service == "kms":
         return kms_variants(view, target.region or role.region)
+    if service == "sts":
+        return sts_variants(view)
     return DYNAMODB_VARIANTS if service == "dynamodb" else PLAIN
 
 
-def ask(role: DeployedRole, view: DeploymentView, grants: Sequence[Grant]) -> tuple[list[Asked], int]:
-    """Every request the role could make, decided (key and role policies together), and how
-    many there are. An action no Allow statement could cover, and that no grant names, is
-    refused on every resource without building its requests (policy_engine/exhaustive.py's
-    prefilter)."""
+def sessions(contract: RoleContract | None, view: DeploymentView) -> list[tuple[str, str] | None]:
+    """Who the role's requests are made as: the role (None), or, for a role whose sessions carry a
+    tag (a tenant-access role), an untagged session and a session tagged with each value."""
+    if contract is None or not contract.session_tag:
+        return [None]
+    return [None, *((contract.session_tag, value) for value in view.tag_values(contract.session_tag))]
+
+
+def ask(
+    role: DeployedRole, view: DeploymentView, grants: Sequence[Grant], session: tuple[str, str] | None = None
+) -> tuple[list[Asked], int]:
+    """Every request the role could make (as a session tagged ``session``, when given), decided
+    (key and role policies together), and how many there are. An action no Allow statement could
+    cover, and that no grant names, is refused on every resource without building its requests
+    (policy_engine/exhaustive.py's prefilter)."""
     caller = Caller(view.account, arn=role.arn, partition=view.partition)
+    principal_tags = {f"aws:PrincipalTag/{session[0]}": session[1]} if session else {}
     prefilter = Prefilter(caller, role.policies)
     granted = {a.lower() for grant in grants for a in grant.actions}
     actions = list(dict.fromkeys([*catalogue(), *named_actions(role.policies)]))
@@ -362,17 +419,24 @@ def ask(role: DeployedRole, view: DeploymentView, grants: Sequence[Grant]) -> tu
             for variant in _variants(action, target, view, role):
                 total += 1
                 policy = target.resource_policy
-                plan.append((target, variant, Probe(action, target.arn, variant.keys, policy, policy is not None)))
+                keys = {**variant.keys, **target.keys, **principal_tags}
+                plan.append((target, variant, Probe(action, target.arn, keys, policy, policy is not None)))
     outcomes = decide_all(caller, role.policies, [p for _, _, p in plan])
-    return [Asked(t, v, o) for (t, v, _), o in zip(plan, outcomes, strict=True)], total
+    return [Asked(t, v, o, session) for (t, v, _), o in zip(plan, outcomes, strict=True)], total
 
 
 # -- against the contract ----------------------------------------------------------------------
-def _accepts(condition: Condition, variant: Variant, view: DeploymentView, region: str) -> bool:
+def _accepts(condition: Condition, asked: Asked, view: DeploymentView, region: str) -> bool:
+    variant = asked.variant
     if not condition.variant:
         return True
     if variant.tag != condition.variant:
         return False
+    if condition.session_tenant:
+        # One tenant: the session's tag, the context's tenant and the key's tag.
+        tenant = asked.session[1] if asked.session and asked.session[0] == TENANT_KEY else None
+        key_tenant = asked.target.keys.get(f"aws:ResourceTag/{TENANT_KEY}")
+        return tenant is not None and variant.tenant == tenant and key_tenant == tenant
     return condition.subject is None or variant.subject in view.resolve(condition.subject, region)
 
 
@@ -389,7 +453,7 @@ def _grants(asked: Asked, grants: Sequence[Grant], view: DeploymentView, region:
     return any(
         action in (a.lower() for a in grant.actions)
         and _on(grant.on, asked.target.arn, view, region)
-        and _accepts(grant.when, asked.variant, view, region)
+        and _accepts(grant.when, asked, view, region)
         for grant in grants
     )
 
@@ -461,7 +525,7 @@ def _grouped(asked: Sequence[Asked]) -> list[tuple[Asked, list[str]]]:
     groups: dict[tuple[str, str], list[Asked]] = {}
     for item in sorted(asked, key=lambda a: "*" not in a.action):
         groups.setdefault((item.action, item.target.arn), []).append(item)
-    return [(items[0], [i.variant.label for i in items if i.variant.label]) for items in groups.values()]
+    return [(items[0], [i.label for i in items if i.label]) for items in groups.values()]
 
 
 def _text(asked: Asked, labels: Sequence[str]) -> str:
@@ -478,7 +542,10 @@ def _by(asked: Asked) -> str:
 def role_access(role: DeployedRole, view: DeploymentView) -> RoleAccess:
     contract = contract_for(role.stem)
     grants = contract.applies(view.store) if contract else ()
-    asked, total = ask(role, view, grants)
+    asked, total = [], 0
+    for session in sessions(contract, view):
+        more, count = ask(role, view, grants, session)
+        asked, total = asked + more, total + count
     expected = [_grants(a, grants, view, role.region) for a in asked]
     beyond = [a for a, e in zip(asked, expected, strict=True) if a.allowed and not e]
     missing = [a for a, e in zip(asked, expected, strict=True) if e and not a.allowed]

@@ -63,9 +63,12 @@ def deployment_view(assembly: CloudAssembly, *, managed_policy: ManagedPolicy = 
     resources: list[StackResource] = []
     roles: list[DeployedRole] = []
     key_policies: dict[str, Any] = {}
+    trust_policies: dict[str, Any] = {}
+    tags: dict[str, dict[str, str]] = {}
     for res in view.resources():
         if res.type == "AWS::IAM::Role":
             arn = view.physical(res.stack, res.logical_id, "Arn")
+            trust_policies[arn] = res.properties.get("AssumeRolePolicyDocument") or {}
             policies = tuple(_policies(view, res, managed_policy))
             roles.append(DeployedRole(res.stack.name, res.region, res.logical_id, arn, policies))
             continue
@@ -73,5 +76,8 @@ def deployment_view(assembly: CloudAssembly, *, managed_policy: ManagedPolicy = 
             resources.append(item)
             if item.type in ("AWS::KMS::Key", "AWS::KMS::ReplicaKey") and item.arn:
                 key_policies[item.arn] = res.properties.get("KeyPolicy") or {}
+                tags[item.arn] = {str(t.get("Key")): str(t.get("Value")) for t in res.properties.get("Tags") or []}
     regions = {s.region for s in assembly.stacks.values()}
-    return DeploymentView(ACCOUNT, partition(min(regions)), tuple(resources), tuple(roles), key_policies)
+    return DeploymentView(
+        ACCOUNT, partition(min(regions)), tuple(resources), tuple(roles), key_policies, trust_policies, tags
+    )

@@ -11,15 +11,21 @@ a changed encryption context, and through Secrets Manager), then compares what i
 the role's contract (cloud_assembly/contracts.py) both ways. One check per role; the main job
 (DynamoDB and Aurora stores) and ``verify`` run them.
 
+A role's trust policy decides ``sts:AssumeRole`` on it (as a key policy decides key use), and a
+key's tags are the ``aws:ResourceTag/*`` of requests on it: a tenant-access role is asked as a
+session tagged with each tenant the keys name, and untagged (README "Tenants").
+
 Reads: cloudformation:DescribeStacks, cloudformation:ListStackResources, iam:GetRole and the
-role policy reads of ``DeployedReader``, kms:GetKeyPolicy, dynamodb:DescribeTable,
-secretsmanager:DescribeSecret.
+role policy reads of ``DeployedReader``, kms:GetKeyPolicy, kms:ListResourceTags,
+dynamodb:DescribeTable, secretsmanager:DescribeSecret.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, Protocol
+from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
@@ -88,10 +94,14 @@ def deployed_view(reader: Reader, regions: tuple[str, ...]) -> DeploymentView:
     resources: list[StackResource] = []
     roles: list[DeployedRole] = []
     key_policies: dict[str, Any] = {}
+    trust_policies: dict[str, Any] = {}
+    tags: dict[str, dict[str, str]] = {}
     for region in regions:
         for stack, summary in deployed_stack_resources(reader.client, reader.stack_prefix, region):
             if summary["ResourceType"] == "AWS::IAM::Role":
-                arn = iam.get_role(RoleName=summary["PhysicalResourceId"])["Role"]["Arn"]
+                described = iam.get_role(RoleName=summary["PhysicalResourceId"])["Role"]
+                arn = described["Arn"]
+                trust_policies[arn] = _document(described.get("AssumeRolePolicyDocument") or {})
                 policies = tuple(reader.role_policies(arn))
                 roles.append(DeployedRole(stack, region, summary["LogicalResourceId"], arn, policies))
                 continue
@@ -99,8 +109,21 @@ def deployed_view(reader: Reader, regions: tuple[str, ...]) -> DeploymentView:
                 resources.append(item)
                 if item.type in KEY_TYPES and item.arn:
                     key_policies[item.arn] = reader.key_policy(item.region, item.arn)
+                    tags[item.arn] = _key_tags(reader, item.region, item.arn)
     partition = roles[0].arn.split(":")[1] if roles else "aws"
-    return DeploymentView(reader.account, partition, tuple(resources), tuple(roles), key_policies)
+    return DeploymentView(reader.account, partition, tuple(resources), tuple(roles), key_policies, trust_policies, tags)
+
+
+def _document(document: Any) -> Any:
+    return json.loads(unquote(document)) if isinstance(document, str) else document
+
+
+def _key_tags(reader: Reader, region: str, key_arn: str) -> dict[str, str]:
+    kms = reader.client("kms", region)
+    out: dict[str, str] = {}
+    for page in kms.get_paginator("list_resource_tags").paginate(KeyId=key_arn):
+        out.update({t["TagKey"]: t["TagValue"] for t in page.get("Tags", [])})
+    return out
 
 
 def _title(role: DeployedRole) -> str:

@@ -1,7 +1,8 @@
 """The main job of a deployment with tenants (README "Tenants"), written for any tenant configuration:
 per tenant, a record written in its key's primary-most region is read in each of its regions; read as
 another tenant it is refused (TenantMismatch) before any KMS call; in a region without the tenant's
-key it is refused (TenantNotInRegion) although its ciphertext is there; an unknown tenant is a 400.
+key it is refused (TenantNotInRegion) although its ciphertext is there; an unknown tenant is a 400;
+and every deployed role may do exactly its contract (offline/verification/permissions.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from lambda_src.record_crypto.errors import TenantMismatch, TenantNotInRegion, U
 from lambda_src.record_crypto.settings import ENV_TENANT_KEYS, TENANT_KEY
 from offline.verification.basics import Run, error_type, no_plaintext, read_until_replicated
 from offline.verification.checks import Capability, Check, Environment, NamedCheck, check
+from offline.verification.permissions import permission_checks
 
 
 def tenant_regions(environments: Mapping[str, Mapping[str, str]]) -> dict[str, tuple[str, ...]]:
@@ -55,7 +57,9 @@ def tenant_checks(run: Run, env: Environment) -> list[Check | NamedCheck]:
             Capability.TENANT_SESSIONS,
         )
     )
-    return out
+    # Every role against its contract (cloud_assembly/contracts.py): the tenant-access roles asked as a
+    # session of each tenant (and untagged), the function roles' AssumeRole decided by the trust policies.
+    return out + permission_checks(env.reader, (env.primary_region, *env.replica_regions))
 
 
 def _record(env: Environment, tenant: str, tag: str) -> dict[str, Any]:
