@@ -123,8 +123,8 @@ READER_TENANT_ROLE = ResourceKind("the reader's tenant-access role", ROLE_TYPES,
 ANY_REQUEST = Condition("")
 RECORD_CONTEXT = Condition("with the toolkit's encryption context", "record-context")
 SESSION_TENANT = Condition(
-    f"as a session tagged `{TENANT_KEY}`, with the toolkit's context, on the key tagged with the session's "
-    f"`{TENANT_KEY}` and `kms:EncryptionContext:{TENANT_KEY}` equal to it",
+    f"as a session tagged `{TENANT_KEY}=T`, on the key tagged `{TENANT_KEY}=T`, with the toolkit's context "
+    f"and `{TENANT_KEY}=T`",
     "record-context",
     session_tenant=True,
 )
