@@ -46,7 +46,7 @@ def main() -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     build_stacks(app, config)
-    add_compliance_checks(app)
+    add_compliance_checks(app, config)
     app.synth()
 
 

@@ -35,6 +35,16 @@ policy of an ``AWS::KMS::ReplicaKey`` or how far a multi-region key may be repli
   secret) is not a finding: a record's data key is never decrypted through a service.
   Roles are told apart by their IAM path (``/<prefix>/reader/``, ``/<prefix>/writer/``) or, without
   one, by a ``Reader``/``Writer`` construct in their path.
+- ``MrkToolkit-TEN1``: a tenant's key (a key tagged ``tenant``) exists only in its tenant's regions
+  (``tenant_regions``, from the config), and a tenant primary may be replicated (``kms:ReplicaRegion``)
+  only to them; a tagged key of a tenant not configured is a finding too. Finding: ``<tenant>:<region>``.
+- ``MrkToolkit-TEN2``: an identity policy that allows a KMS use action (``Decrypt``,
+  ``GenerateDataKey*``, ``Encrypt``, ``ReEncrypt*``, ``kms:*``, ``*``) on a tenant key (a reference to
+  a key tagged ``tenant``, or a wildcard resource in an app with tenant keys) requires, with
+  ``StringEquals``, both ``aws:ResourceTag/tenant`` and ``kms:EncryptionContext:tenant`` to equal
+  ``${aws:PrincipalTag/tenant}``. Finding: ``<statement>::<missing condition key>``.
+- ``MrkToolkit-TEN3``: every statement of a tenant key's policy that allows a KMS use action requires
+  ``kms:EncryptionContext:tenant`` equal to the key's tenant (``StringEquals``). Finding: the statement.
 
 Findings are reported per replica region, statement or action (``MrkToolkit-GT3[us-west-1]``), so an
 acknowledgement covers exactly one of them. Usage (cdk-nag 3 is a validation plugin)::
@@ -63,7 +73,7 @@ from constructs import IConstruct
 
 from cloud_assembly.audit_events import KEY_USE_EVENTS, STATE_ALL_MANAGEMENT_EVENTS
 from cloud_assembly.intrinsics import render_before_deploy
-from lambda_src.record_crypto.settings import REGION_NAME
+from lambda_src.record_crypto.settings import REGION_NAME, TENANT_KEY
 from policy_engine import as_list, role_kind, statements
 
 PACK_NAME = "MrkToolkit"
@@ -190,6 +200,7 @@ class _TemplateReader:
 class _Context:
     reader: _TemplateReader
     replica_regions: tuple[str, ...] | None
+    tenant_regions: Mapping[str, tuple[str, ...]] | None = None
 
     def deployed_replica_key_regions(self, node: CfnResource) -> set[str]:
         regions = set()
@@ -620,6 +631,117 @@ def trail_complete(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -
     return missing + ([] if props.get("KMSKeyId") else ["KMSKeyId"])
 
 
+# -- tenants --------------------------------------------------------------------------------------
+_KEY_TYPES = ("AWS::KMS::Key", "AWS::KMS::ReplicaKey")
+_KEY_USE = ("kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:Encrypt")
+_KEY_USE += ("kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKeyPair")
+_SESSION_TENANT = f"${{aws:PrincipalTag/{TENANT_KEY}}}"
+
+
+def _tag(props: Mapping[str, Any], key: str) -> str | None:
+    for tag in as_list(props.get("Tags")):
+        if isinstance(tag, Mapping) and tag.get("Key") == key:
+            return str(tag.get("Value"))
+    return None
+
+
+def _allows_key_use(stmt: Mapping[str, Any]) -> list[str]:
+    return [a for a in _KEY_USE if _allows_action(stmt, a)]
+
+
+def _string_equals(stmt: Mapping[str, Any]) -> dict[str, Any]:
+    conditions = stmt.get("Condition") or {}
+    pairs = next((v for k, v in conditions.items() if k.lower() == "stringequals"), None) or {}
+    return {k.lower(): v for k, v in pairs.items()}
+
+
+@_only_types(_KEY_TYPES)
+def tenant_key_in_tenant_regions(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
+    tenant = _tag(props, TENANT_KEY)
+    if tenant is None or ctx.tenant_regions is None:
+        return []
+    allowed = set(ctx.tenant_regions.get(tenant, ()))
+    region = Stack.of(node).region
+    findings = [] if region in allowed else [f"{tenant}:{region}"]
+    for stmt in statements(props.get("KeyPolicy")):
+        if _allows_action(stmt, "kms:ReplicateKey"):
+            for pairs in (stmt.get("Condition") or {}).values():
+                for key, value in (pairs or {}).items():
+                    if key.lower() == "kms:replicaregion":
+                        findings += [f"{tenant}:{v}" for v in as_list(value) if v not in allowed]
+    return sorted(set(findings))
+
+
+def _tenant_tagged(stack: Stack, logical_id: str, ctx: _Context) -> bool:
+    resource = ctx.reader.resources(stack).get(logical_id) or {}
+    return resource.get("Type") in _KEY_TYPES and _tag(resource.get("Properties") or {}, TENANT_KEY) is not None
+
+
+def _names_tenant_key(value: Any, stack: Stack, ctx: _Context, tenant_keys_exist: bool) -> bool:
+    """Does this Resource value name a tenant key (a reference to a key tagged ``tenant``: Ref, GetAtt,
+    GetStackOutput), or every key in an app with tenant keys (a wildcard)? A literal ARN is not looked up."""
+    if isinstance(value, str):
+        return tenant_keys_exist and _is_wildcard_resource(value)
+    if not isinstance(value, Mapping) or len(value) != 1:
+        return False
+    ((fn, arg),) = value.items()
+    if fn == "Fn::GetAtt":
+        return _tenant_tagged(stack, arg[0] if isinstance(arg, list) else str(arg).split(".", 1)[0], ctx)
+    if fn == "Ref":
+        return _tenant_tagged(stack, str(arg), ctx)
+    if fn == "Fn::GetStackOutput" and isinstance(arg, Mapping):
+        other = next((s for s in _stacks(stack) if s.stack_name == arg.get("StackName")), None)
+        template = ctx.reader._template(other) if other is not None else None
+        output = ((template or {}).get("Outputs") or {}).get(str(arg.get("OutputName"))) or {}
+        return other is not None and _names_tenant_key(output.get("Value"), other, ctx, tenant_keys_exist)
+    return False
+
+
+def _stacks(stack: Stack) -> list[Stack]:
+    return [c for c in stack.node.root.node.find_all() if isinstance(c, Stack)]
+
+
+def _app_has_tenant_keys(node: CfnResource, ctx: _Context) -> bool:
+    return any(
+        _tenant_tagged(stack, logical_id, ctx)
+        for stack in _stacks(Stack.of(node))
+        for logical_id in ctx.reader.resources(stack)
+    )
+
+
+def tenant_key_use_scoped(node: CfnResource, ctx: _Context) -> Findings:
+    type_name = node.cfn_resource_type
+    if type_name not in _IDENTITY_POLICY_TYPES | _INLINE_POLICY_TYPES:
+        return NagRuleCompliance.NOT_APPLICABLE
+    stack, tenant_keys_exist = Stack.of(node), _app_has_tenant_keys(node, ctx)
+    findings = []
+    for label, document in _identity_documents(type_name, ctx.reader.properties(node)):
+        for index, stmt in enumerate(statements(document)):
+            if not _allows_key_use(stmt):
+                continue
+            named = as_list(stmt.get("Resource")) if "NotResource" not in stmt else ["*"]
+            if not any(_names_tenant_key(r, stack, ctx, tenant_keys_exist) for r in named):
+                continue
+            equals = _string_equals(stmt)
+            for key in (f"aws:ResourceTag/{TENANT_KEY}", f"kms:EncryptionContext:{TENANT_KEY}"):
+                if equals.get(key.lower()) not in (_SESSION_TENANT, [_SESSION_TENANT]):
+                    findings.append(f"{label + '/' if label else ''}{_stmt_id(stmt, index)}::{key}")
+    return sorted(set(findings)) or NagRuleCompliance.COMPLIANT
+
+
+@_only_types(_KEY_TYPES)
+def tenant_key_policy_bound(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
+    tenant = _tag(props, TENANT_KEY)
+    if tenant is None:
+        return []
+    return [
+        _stmt_id(stmt, index)
+        for index, stmt in enumerate(statements(props.get("KeyPolicy")))
+        if _allows_key_use(stmt)
+        and _string_equals(stmt).get(f"kms:EncryptionContext:{TENANT_KEY}".lower()) not in (tenant, [tenant])
+    ]
+
+
 @dataclass(frozen=True)
 class Rule:
     suffix: str
@@ -736,6 +858,27 @@ RULES: tuple[Rule, ...] = (
         "records that decrypt and verify, and a writer that can decrypt can read every record.",
         reader_writer_separation,
     ),
+    Rule(
+        "TEN1",
+        "A tenant's key exists, or may be replicated, outside its tenant's regions.",
+        "A tenant's records may be decrypted only where its key exists (README 'Tenants'): a replica in, or a "
+        "kms:ReplicaRegion naming, a region outside the tenant's configured regions moves that right there.",
+        tenant_key_in_tenant_regions,
+    ),
+    Rule(
+        "TEN2",
+        "An IAM policy allows use of a tenant key without aws:ResourceTag/tenant and kms:EncryptionContext:tenant "
+        "equal to ${aws:PrincipalTag/tenant}.",
+        "Only a session tagged with a tenant may use that tenant's key, for that tenant's records: without both "
+        "conditions a bug holding one tenant's session can use another tenant's key or context.",
+        tenant_key_use_scoped,
+    ),
+    Rule(
+        "TEN3",
+        "A tenant key's policy allows use without kms:EncryptionContext:tenant equal to the key's tenant.",
+        "The key policy binds every use of a tenant's key to that tenant's records, whatever the roles' policies say.",
+        tenant_key_policy_bound,
+    ),
 )
 
 
@@ -777,7 +920,8 @@ class MrkToolkitChecks(NagPack):
 
     Props: ``scope`` (the app, as for the stock packs); ``replica_regions`` (the regions the primary
     may be replicated to; default: every region the app deploys an ``AWS::KMS::ReplicaKey`` in);
-    ``verbose`` (explanations in findings).
+    ``tenant_regions`` (tenant id -> its regions, from the config; default None: ``TEN1`` is not
+    applied); ``verbose`` (explanations in findings).
     """
 
     def __init__(
@@ -785,6 +929,7 @@ class MrkToolkitChecks(NagPack):
         scope: IConstruct | None = None,
         *,
         replica_regions: Sequence[str] | None = None,
+        tenant_regions: Mapping[str, Sequence[str]] | None = None,
         verbose: bool | None = None,
     ) -> None:
         super().__init__(scope, verbose=verbose)
@@ -792,6 +937,7 @@ class MrkToolkitChecks(NagPack):
         self._context = _Context(
             reader=_TemplateReader(),
             replica_regions=tuple(replica_regions) if replica_regions is not None else None,
+            tenant_regions={t: tuple(r) for t, r in tenant_regions.items()} if tenant_regions is not None else None,
         )
 
     @property

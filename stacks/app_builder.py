@@ -300,13 +300,15 @@ def _aurora_functions_stack(
     return functions
 
 
-def add_compliance_checks(app: cdk.App) -> None:
-    """cdk-nag 3 packs run as validation plugins: any unacknowledged finding fails synth."""
+def add_compliance_checks(app: cdk.App, config: ToolkitConfig | None = None) -> None:
+    """cdk-nag 3 packs run as validation plugins: any unacknowledged finding fails synth. With
+    ``config``, our rules know each tenant's regions (MrkToolkit-TEN1)."""
+    tenant_regions = {t.tenant_id: t.regions for t in config.tenants} if config is not None else None
     cdk.Validations.of(app).add_plugins(
         AwsSolutionsChecks(app, verbose=True),
         NIST80053R5Checks(app, verbose=True),
         HIPAASecurityChecks(app, verbose=True),
         PCIDSS321Checks(app, verbose=True),
         # Our own rules: global table replicas, replica key policies, replication scope, role separation.
-        MrkToolkitChecks(app, verbose=True),
+        MrkToolkitChecks(app, verbose=True, tenant_regions=tenant_regions),
     )

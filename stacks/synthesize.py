@@ -40,8 +40,9 @@ def synthesize(context_overrides: dict[str, Any], outdir: str | None = None) -> 
         return _SYNTHESIZED[key]
     out = outdir or tempfile.mkdtemp(prefix="mrk-toolkit-cdk-out-")
     app = cdk.App(context=context, outdir=out, post_cli_context={"aws:cdk:bundling-stacks": []})
-    build_stacks(app, load_config(app.node.get_all_context()))
-    add_compliance_checks(app)
+    config = load_config(app.node.get_all_context())
+    build_stacks(app, config)
+    add_compliance_checks(app, config)
     app.synth()
     if outdir is None:
         _SYNTHESIZED[key] = Path(out)

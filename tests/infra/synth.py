@@ -66,7 +66,7 @@ def synthesize(context: dict[str, Any], *, nag: bool = False) -> Synthesized:
     config = load_config(app.node.get_all_context())
     stacks = build_stacks(app, config)
     if nag:
-        add_compliance_checks(app)
+        add_compliance_checks(app, config)
     assembly = app.synth()
     templates = {s.stack_name: s.template for s in assembly.stacks}
     return Synthesized(config=config, stacks=stacks, assembly=assembly, templates=templates)
