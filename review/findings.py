@@ -7,8 +7,8 @@ every acknowledged compliance finding with its reason (from the assembly's
 a reviewer approves into sorted lines, and ``changes(previous, review)`` diffs them against a
 previous report's JSON. ``findings_md`` and ``reading_key_md`` render the opening of the page.
 
-Other sections of the summary (tenants, audit rules...) slot in by adding a renderer to
-``SUMMARY_SECTIONS``: each takes the review and returns Markdown lines (none when it has nothing).
+Other sections of the summary slot in by adding a renderer to ``SUMMARY_SECTIONS``: each takes the
+review and returns Markdown lines (none when it has nothing); review/tenants.py's is one.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from review.assembly_view import ACCOUNT
+from review.tenants import tenant_facts, tenants_md
 
 DENY = "deny"
 RECORDS_KEY = "multi-region key"  # resource_kind prefix of the records key (primary or replica)
@@ -118,7 +119,7 @@ def facts(review: Mapping[str, Any]) -> list[str]:
                     lines.add(f"{region['region']} {block['resource']}: {row['principal']} {column} {what}{when}")
     for ack in review.get("findings", {}).get("acknowledged") or []:
         lines |= {f"acknowledged {ack['rule']} on {r}: {ack['reason']}" for r in ack["resources"]}
-    return sorted(lines)
+    return sorted(lines | tenant_facts(review))
 
 
 def changes(previous: Mapping[str, Any] | None, review: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -246,6 +247,7 @@ def _changes_md(review: Mapping[str, Any]) -> list[str]:
 SUMMARY_SECTIONS: list[Callable[[Mapping[str, Any]], list[str]]] = [
     _changes_md,
     _decrypt_md,
+    tenants_md,
     _self_grant_md,
     _acknowledged_md,
 ]

@@ -29,6 +29,7 @@ from review.policy import (
     readable_statement,
     statements,
 )
+from review.tenants import tenant_access
 
 SCHEMA_VERSION = 1
 
@@ -499,6 +500,9 @@ def _role_entry(role: Role, inventory: Inventory) -> dict[str, Any]:
 def build_review(assembly: CloudAssembly) -> dict[str, Any]:
     """The review as JSON: the per-region detail, then the findings drawn from it (review/findings.py)."""
     review = _detail(assembly)
+    tenants = tenant_access(assembly)
+    if tenants:  # a deployment without tenants keeps its review as it was
+        review["tenants"] = tenants
     accounts = sorted({s.account for s in assembly.stacks.values() if s.account})
     review["findings"] = findings(review, assembly.directory, accounts)
     review["facts"] = facts(review)
