@@ -633,8 +633,8 @@ def trail_complete(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -
 
 # -- tenants --------------------------------------------------------------------------------------
 _KEY_TYPES = ("AWS::KMS::Key", "AWS::KMS::ReplicaKey")
-_KEY_USE = ("kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:Encrypt")
-_KEY_USE += ("kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKeyPair")
+_KEY_USE: tuple[str, ...] = ("kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext")
+_KEY_USE += ("kms:Encrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKeyPair")
 _SESSION_TENANT = f"${{aws:PrincipalTag/{TENANT_KEY}}}"
 
 

@@ -542,7 +542,8 @@ def _by(asked: Asked) -> str:
 def role_access(role: DeployedRole, view: DeploymentView) -> RoleAccess:
     contract = contract_for(role.stem)
     grants = contract.applies(view.store) if contract else ()
-    asked, total = [], 0
+    asked: list[Asked] = []
+    total = 0
     for session in sessions(contract, view):
         more, count = ask(role, view, grants, session)
         asked, total = asked + more, total + count
