@@ -15,7 +15,7 @@ import pytest
 
 from cloud_assembly.role_access import DeployedRole, DeploymentView, RoleAccess, role_access
 from lambda_src.record_crypto.settings import TENANT_KEY
-from tests.infra.conftest import TENANTS
+from tests.infra.conftest import AURORA_TENANTS, TENANTS
 from tests.infra.synth import Synthesized, context_for, synthesize
 from tests.infra.test_role_contracts import assert_exactly_its_contract, kinds, view_of
 
@@ -150,3 +150,11 @@ def test_a_trust_policy_open_to_the_other_function_or_without_the_tag_condition_
     assert "allowed by trust policy" in failure
     untagged = {(a.action, a.variant.tag) for a in role_access(writer, edited).beyond}
     assert {("sts:AssumeRole", ""), ("sts:AssumeRole", "more-session-tags")} <= untagged
+
+
+def test_every_role_of_an_aurora_tenant_deployment_may_do_exactly_its_contract() -> None:
+    app = synthesize(context_for(**AURORA_TENANTS))
+    view = view_of(app)
+    assert {k for _, k in kinds(view)} >= {"tenant-reader", "tenant-writer", "schema-setup"}
+    assert not [k for _, k in kinds(view) if k.startswith("unknown")]
+    assert_exactly_its_contract(view)
