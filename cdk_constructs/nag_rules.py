@@ -35,16 +35,18 @@ policy of an ``AWS::KMS::ReplicaKey`` or how far a multi-region key may be repli
   secret) is not a finding: a record's data key is never decrypted through a service.
   Roles are told apart by their IAM path (``/<prefix>/reader/``, ``/<prefix>/writer/``) or, without
   one, by a ``Reader``/``Writer`` construct in their path.
-- ``MrkToolkit-TEN1``: a tenant's key (a key tagged ``tenant``) exists only in its tenant's regions
-  (``tenant_regions``, from the config), and a tenant primary may be replicated (``kms:ReplicaRegion``)
-  only to them; a tagged key of a tenant not configured is a finding too. Finding: ``<tenant>:<region>``.
+- ``MrkToolkit-TEN1``: a tenant's key (a key tagged ``tenant``, or a replica of one) exists only in its
+  tenant's regions (``tenant_regions``, from the config), and a tenant primary may be replicated
+  (``kms:ReplicaRegion``) only to them; a tagged key of a tenant not configured is a finding too.
+  Finding: ``<tenant>:<region>``; ``<tenant>:Tags`` for a replica not tagged with its primary's tenant.
 - ``MrkToolkit-TEN2``: an identity policy that allows a KMS use action (``Decrypt``,
   ``GenerateDataKey*``, ``Encrypt``, ``ReEncrypt*``, ``kms:*``, ``*``) on a tenant key (a reference to
   a key tagged ``tenant``, or a wildcard resource in an app with tenant keys) requires, with
   ``StringEquals``, both ``aws:ResourceTag/tenant`` and ``kms:EncryptionContext:tenant`` to equal
   ``${aws:PrincipalTag/tenant}``. Finding: ``<statement>::<missing condition key>``.
 - ``MrkToolkit-TEN3``: every statement of a tenant key's policy that allows a KMS use action requires
-  ``kms:EncryptionContext:tenant`` equal to the key's tenant (``StringEquals``). Finding: the statement.
+  ``kms:EncryptionContext:tenant`` equal to the key's tenant (``StringEquals``; a replica's tenant is
+  its primary's). Finding: the statement.
 
 Findings are reported per replica region, statement or action (``MrkToolkit-GT3[us-west-1]``), so an
 acknowledgement covers exactly one of them. Usage (cdk-nag 3 is a validation plugin)::
@@ -657,12 +659,13 @@ def _string_equals(stmt: Mapping[str, Any]) -> dict[str, Any]:
 
 @_only_types(_KEY_TYPES)
 def tenant_key_in_tenant_regions(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
-    tenant = _tag(props, TENANT_KEY)
+    own, tenant = _tag(props, TENANT_KEY), _key_tenant(props, node, ctx)
+    findings = [f"{tenant}:Tags"] if tenant is not None and own != tenant else []
     if tenant is None or ctx.tenant_regions is None:
-        return []
+        return findings
     allowed = set(ctx.tenant_regions.get(tenant, ()))
     region = Stack.of(node).region
-    findings = [] if region in allowed else [f"{tenant}:{region}"]
+    findings += [] if region in allowed else [f"{tenant}:{region}"]
     for stmt in statements(props.get("KeyPolicy")):
         if _allows_action(stmt, "kms:ReplicateKey"):
             for pairs in (stmt.get("Condition") or {}).values():
@@ -672,9 +675,36 @@ def tenant_key_in_tenant_regions(props: Mapping[str, Any], node: CfnResource, ct
     return sorted(set(findings))
 
 
-def _tenant_tagged(stack: Stack, logical_id: str, ctx: _Context) -> bool:
-    resource = ctx.reader.resources(stack).get(logical_id) or {}
-    return resource.get("Type") in _KEY_TYPES and _tag(resource.get("Properties") or {}, TENANT_KEY) is not None
+def _key_tenant(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> str | None:
+    """The tenant a key belongs to: a replica's is its primary's, whatever its own tags say (or if it
+    has none); otherwise its tag ``tenant`` (None: not a tenant key)."""
+    primary = _referenced(props.get("PrimaryKeyArn"), Stack.of(node), ctx)
+    tenant = _tag(primary.get("Properties") or {}, TENANT_KEY) if primary is not None else None
+    return tenant or _tag(props, TENANT_KEY)
+
+
+def _referenced(value: Any, stack: Stack, ctx: _Context) -> Mapping[str, Any] | None:
+    """The resource (``{"Type", "Properties"}``) a Ref, GetAtt or GetStackOutput names; None otherwise."""
+    if not isinstance(value, Mapping) or len(value) != 1:
+        return None
+    ((fn, arg),) = value.items()
+    if fn in ("Ref", "Fn::GetAtt"):
+        logical_id = arg[0] if isinstance(arg, list) else str(arg).split(".", 1)[0]
+        return ctx.reader.resources(stack).get(logical_id)
+    if fn == "Fn::GetStackOutput" and isinstance(arg, Mapping):
+        other = next((s for s in _stacks(stack) if s.stack_name == arg.get("StackName")), None)
+        template = ctx.reader._template(other) if other is not None else None
+        output = ((template or {}).get("Outputs") or {}).get(str(arg.get("OutputName"))) or {}
+        return _referenced(output.get("Value"), other, ctx) if other is not None else None
+    return None
+
+
+def _is_tenant_key(resource: Mapping[str, Any] | None) -> bool:
+    return (
+        resource is not None
+        and resource.get("Type") in _KEY_TYPES
+        and _tag(resource.get("Properties") or {}, TENANT_KEY) is not None
+    )
 
 
 def _names_tenant_key(value: Any, stack: Stack, ctx: _Context, tenant_keys_exist: bool) -> bool:
@@ -682,19 +712,7 @@ def _names_tenant_key(value: Any, stack: Stack, ctx: _Context, tenant_keys_exist
     GetStackOutput), or every key in an app with tenant keys (a wildcard)? A literal ARN is not looked up."""
     if isinstance(value, str):
         return tenant_keys_exist and _is_wildcard_resource(value)
-    if not isinstance(value, Mapping) or len(value) != 1:
-        return False
-    ((fn, arg),) = value.items()
-    if fn == "Fn::GetAtt":
-        return _tenant_tagged(stack, arg[0] if isinstance(arg, list) else str(arg).split(".", 1)[0], ctx)
-    if fn == "Ref":
-        return _tenant_tagged(stack, str(arg), ctx)
-    if fn == "Fn::GetStackOutput" and isinstance(arg, Mapping):
-        other = next((s for s in _stacks(stack) if s.stack_name == arg.get("StackName")), None)
-        template = ctx.reader._template(other) if other is not None else None
-        output = ((template or {}).get("Outputs") or {}).get(str(arg.get("OutputName"))) or {}
-        return other is not None and _names_tenant_key(output.get("Value"), other, ctx, tenant_keys_exist)
-    return False
+    return _is_tenant_key(_referenced(value, stack, ctx))
 
 
 def _stacks(stack: Stack) -> list[Stack]:
@@ -702,11 +720,7 @@ def _stacks(stack: Stack) -> list[Stack]:
 
 
 def _app_has_tenant_keys(node: CfnResource, ctx: _Context) -> bool:
-    return any(
-        _tenant_tagged(stack, logical_id, ctx)
-        for stack in _stacks(Stack.of(node))
-        for logical_id in ctx.reader.resources(stack)
-    )
+    return any(_is_tenant_key(r) for stack in _stacks(Stack.of(node)) for r in ctx.reader.resources(stack).values())
 
 
 def tenant_key_use_scoped(node: CfnResource, ctx: _Context) -> Findings:
@@ -731,7 +745,7 @@ def tenant_key_use_scoped(node: CfnResource, ctx: _Context) -> Findings:
 
 @_only_types(_KEY_TYPES)
 def tenant_key_policy_bound(props: Mapping[str, Any], node: CfnResource, ctx: _Context) -> list[str]:
-    tenant = _tag(props, TENANT_KEY)
+    tenant = _key_tenant(props, node, ctx)
     if tenant is None:
         return []
     return [

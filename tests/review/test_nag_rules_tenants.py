@@ -164,3 +164,16 @@ def test_ten3_a_tenant_key_policy_without_the_tenant_condition(app: Synthesized)
         "MrkToolkit-TEN3[WritersGenerateDataKeysWithRecordContext]",
         "MrkToolkit-TEN3[ReadersDecryptWithRecordContext]",
     }, found
+
+
+@pytest.mark.parametrize("tags", [[], [{"Key": TENANT_KEY, "Value": "someone-else"}]], ids=["untagged", "retagged"])
+def test_ten1_a_replica_belongs_to_its_primarys_tenant_whatever_its_tags(app: Synthesized, tags: list[Any]) -> None:
+    tenant = next(t for t in app.config.tenants if t.replica_regions)
+    stack = f"{app.config.stack_prefix}-Keys-{tenant.replica_regions[0]}"
+
+    def retag(template: dict[str, Any]) -> None:
+        tenant_key(template, tenant.tenant_id)["Properties"]["Tags"] = tags
+
+    with edited(app, stack, retag):
+        found = tenant_findings(app)
+    assert found == {f"MrkToolkit-TEN1[{tenant.tenant_id}:Tags]": [f"{stack}/Tenant-{tenant.tenant_id}/Key"]}, found
