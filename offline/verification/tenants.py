@@ -156,24 +156,52 @@ def _session_bound(env: Environment) -> str:
     return "; ".join(seen)
 
 
-def _tenant_keys(env: Environment, region: str) -> dict[str, list[str]]:
-    """Tenant -> the keys of ``region`` tagged with it (read back through KMS)."""
+def _tenant_keys(env: Environment) -> dict[str, dict[str, list[str]]]:
+    """Region -> tenant -> the keys of the region that are the tenant's: tagged with it, or sharing the
+    multi-region key id of a primary tagged with it (a replica whose tag was dropped or changed is
+    still its primary's tenant's). Read back through KMS."""
+    owners = _key_owners(env)
+    return {region: _keys_of(env, region, owners) for region in (env.primary_region, *env.replica_regions)}
+
+
+def _keys_of(env: Environment, region: str, owners: Mapping[str, str]) -> dict[str, list[str]]:
     kms = env.client("kms", region)
     out: dict[str, list[str]] = {}
     for page in kms.get_paginator("list_keys").paginate():
         for key in page["Keys"]:
             tags = kms.list_resource_tags(KeyId=key["KeyId"]).get("Tags", [])
-            for tag in tags:
-                if tag["TagKey"] == TENANT_KEY:
-                    out.setdefault(tag["TagValue"], []).append(key["KeyArn"])
+            tagged = next((t["TagValue"] for t in tags if t["TagKey"] == TENANT_KEY), None)
+            tenant = owners.get(key["KeyId"], tagged)
+            if tenant is not None:
+                out.setdefault(tenant, []).append(key["KeyArn"])
     return out
+
+
+def _key_owners(env: Environment) -> dict[str, str]:
+    """Multi-region key id -> the tenant its primary is tagged with (a primary is created with its tags)."""
+    owners: dict[str, str] = {}
+    for region in (env.primary_region, *env.replica_regions):
+        kms = env.client("kms", region)
+        for page in kms.get_paginator("list_keys").paginate():
+            for key in page["Keys"]:
+                if not key["KeyId"].startswith("mrk-"):
+                    continue
+                described = kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]
+                if described.get("MultiRegionConfiguration", {}).get("MultiRegionKeyType") != "PRIMARY":
+                    continue
+                tags = kms.list_resource_tags(KeyId=key["KeyId"]).get("Tags", [])
+                tenant = next((t["TagValue"] for t in tags if t["TagKey"] == TENANT_KEY), None)
+                if tenant is not None:
+                    owners[key["KeyId"]] = tenant
+    return owners
 
 
 def _keys_where_allowed(env: Environment) -> str:
     allowed = env.tenant_regions
     wrong, found = [], 0
+    keys = _tenant_keys(env)
     for region in (env.primary_region, *env.replica_regions):
-        for tenant, arns in _tenant_keys(env, region).items():
+        for tenant, arns in keys[region].items():
             found += len(arns)
             if region not in allowed.get(tenant, ()):
                 wrong += [
@@ -183,7 +211,7 @@ def _keys_where_allowed(env: Environment) -> str:
             elif len(arns) > 1:
                 wrong.append(f"{tenant} has {len(arns)} keys in {region}: {', '.join(arns)}")
     assert not wrong, "; ".join(wrong)
-    missing = [(t, r) for t, regions in allowed.items() for r in regions if not _tenant_keys(env, r).get(t)]
+    missing = [(t, r) for t, regions in allowed.items() for r in regions if not keys.get(r, {}).get(t)]
     assert not missing, f"tenant keys missing: {missing}"
     return f"{found} tenant keys, each in one of its tenant's regions, one per tenant and region"
 
@@ -192,9 +220,10 @@ def _key_policies_bound(env: Environment) -> str:
     """Every statement of a tenant key's policy that allows a cryptographic use requires the key's
     tenant in the encryption context (StringEquals kms:EncryptionContext:tenant)."""
     wrong, checked = [], 0
+    keys = _tenant_keys(env)
     for region in (env.primary_region, *env.replica_regions):
         kms = env.client("kms", region)
-        for tenant, arns in _tenant_keys(env, region).items():
+        for tenant, arns in keys[region].items():
             for arn in arns:
                 policy = json.loads(kms.get_key_policy(KeyId=arn, PolicyName="default")["Policy"])
                 checked += 1

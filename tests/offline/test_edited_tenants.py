@@ -149,13 +149,18 @@ def test_a_tenant_key_replicated_to_a_forbidden_region_is_refused_by_its_key_pol
     assert "not authorized to perform: kms:ReplicateKey" in message and "key policy" in message
 
 
+@pytest.mark.parametrize("untagged", [False, True], ids=["tagged", "untagged"])
 def test_a_tenant_key_replicated_outside_its_regions_fails_the_read_back(
-    tenants: tuple[Path, ToolkitConfig], tmp_path: Path
+    tenants: tuple[Path, ToolkitConfig], tmp_path: Path, untagged: bool
 ) -> None:
-    """The primary's policy widened too (a hand edit): the deploy succeeds, the read-back names the key."""
+    """The primary's policy widened too (a hand edit): the deploy succeeds, the read-back names the key,
+    tagged with its tenant or not (a replica is its primary's tenant's: same multi-region key id)."""
     out, config = tenants
     tenant, outside = replicated_outside(config)
     copied = _replica(out, config, tenant)
+    if untagged:
+        for resource in copied.values():
+            resource["Properties"].pop("Tags", None)
 
     def widen(template: dict[str, Any]) -> None:
         for res in template["Resources"].values():
