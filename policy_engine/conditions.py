@@ -258,8 +258,17 @@ class ConditionResult:
     unknown: tuple[str, ...] = ()  # what was not understood
 
 
-def requirement_text(raw_op: str, key: str, values: Any) -> str:
-    return f"{key} {raw_op} {' | '.join(str(v) for v in as_list(values))}"
+def requirement_text(raw_op: str, key: str, values: Any, context: Mapping[str, Any] | None = None) -> str:
+    """What a request must carry; a policy variable the request context carries is stated as its value
+    (``${aws:PrincipalTag/tenant}`` of a session tagged ``tenant=acme``: ``acme``)."""
+    return f"{key} {raw_op} {' | '.join(_stated(v, context or {}) for v in as_list(values))}"
+
+
+def _stated(value: Any, context: Mapping[str, Any]) -> str:
+    try:
+        return substitute(value, context) if isinstance(value, str) else str(value)
+    except Unknown:
+        return str(value)
 
 
 def evaluate_condition(
@@ -281,7 +290,7 @@ def evaluate_condition(
             continue
         for key, values in pairs.items():
             if open_key is not None and key.lower() not in ctx and open_key(key):
-                requires.append(requirement_text(raw_op, key, values))
+                requires.append(requirement_text(raw_op, key, values, ctx))
                 continue
             outcome = evaluate_operator(raw_op, key, values, ctx)
             if outcome == UNKNOWN:

@@ -29,7 +29,7 @@ from review.policy import (
     readable_statement,
     statements,
 )
-from review.tenants import tenant_access
+from review.tenants import as_tenant_session, tenant_access
 
 SCHEMA_VERSION = 1
 
@@ -518,7 +518,9 @@ def _detail(assembly: CloudAssembly) -> dict[str, Any]:
         principals = region_principals(inventory, region, shared)
         matrix: list[dict[str, Any]] = []
         for key in inventory.keys_in(region):
-            matrix += _matrix_rows(principals, key.label, key.kind, key.arn, ("key policy", key.policy), key=True)
+            tags = {str(t.get("Key")): str(t.get("Value")) for t in key.resource.properties.get("Tags") or []}
+            asked = [as_tenant_session(p, tags) for p in principals]
+            matrix += _matrix_rows(asked, key.label, key.kind, key.arn, ("key policy", key.policy), key=True)
         for table in inventory.tables_in(region):
             policy = ("resource policy", table.resource_policy) if table.resource_policy else None
             matrix += _matrix_rows(principals, table.label, "table replica", table.arn, policy, key=False)

@@ -11,17 +11,35 @@ deployment are covered by the key policies, in each region's matrices.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from cloud_assembly.contracts import contract_for
 from cloud_assembly.reader import CloudAssembly
 from cloud_assembly.role_access import Asked, DeploymentView, role_access
 from lambda_src.record_crypto.settings import TENANT_KEY
+from review.policy import Principal
 from review.role_view import deployment_view
 
 USES = {"kms:Decrypt": "decrypt", "kms:GenerateDataKey": "generate_data_key"}
 CONTEXT = "kms:EncryptionContext:"
+
+
+def as_tenant_session(principal: Principal, key_tags: Mapping[str, str]) -> Principal:
+    """The principal as the matrices ask it about a key tagged ``tenant=T``: the key's tag is a fact of
+    every request on it, and a principal whose policies read its session tag (a tenant-access role) is
+    asked as a session tagged ``T`` (what sessions of other tenants may do is the Tenants section's)."""
+    tenant = key_tags.get(TENANT_KEY)
+    if tenant is None:
+        return principal
+    facts = {**principal.facts, f"aws:ResourceTag/{TENANT_KEY}": tenant}
+    label = principal.label
+    if isinstance(principal.identity, list) and f"${{aws:PrincipalTag/{TENANT_KEY}}}" in json.dumps(principal.identity):
+        facts[f"aws:PrincipalTag/{TENANT_KEY}"] = tenant
+        label = f"{label}, as a session tagged {TENANT_KEY}={tenant}"
+    return replace(principal, facts=facts, label=label)
 
 
 def _who(asked: Asked, view: DeploymentView, role_arn: str) -> str:

@@ -88,3 +88,32 @@ def test_without_tenants_the_review_has_no_tenants_section(tmp_path: Path) -> No
     review = build_review(load_assembly(synthesize({}, str(tmp_path / "cdk.out"))))
     assert "tenants" not in review
     assert "### Tenants" not in render_markdown(review)
+
+
+def test_a_tenant_keys_matrix_asks_the_tenant_roles_as_a_session_of_its_tenant(
+    synthesized: tuple[Path, ToolkitConfig],
+) -> None:
+    out, config = synthesized
+    review = build_review(load_assembly(out))
+    tenant = config.tenants[0]
+    for region in review["regions"]:
+        (block,) = [b for b in region["matrix"] if b["resource"].endswith(f"/tenant/{tenant.tenant_id}")] or [None]
+        if block is None:
+            assert region["region"] not in tenant.regions
+            continue
+        session = f", as a session tagged {TENANT_KEY}={tenant.tenant_id}"
+        rows = {r["principal"]: r["cells"] for r in block["rows"] if r["principal"].endswith(session)}
+        here = {p: c for p, c in rows.items() if f" ({region['region']}) " in p}
+        assert len(here) == 2, list(rows)  # the writer's and the reader's tenant-access roles of the region
+        for principal, cells in here.items():
+            column = "Decrypt" if "/Reader/" in principal else "GenerateDataKey"
+            assert cells[column]["verdict"] == "allow", (principal, cells)
+            assert f"kms:EncryptionContext:{TENANT_KEY} StringEquals {tenant.tenant_id}" in cells[column]["requires"]
+            other = "GenerateDataKey" if column == "Decrypt" else "Decrypt"
+            assert cells[other]["verdict"] == "deny"
+        # Another region's tenant-access roles may not use this region's key.
+        assert all(
+            c["Decrypt"]["verdict"] == c["GenerateDataKey"]["verdict"] == "deny"
+            for p, c in rows.items()
+            if p not in here
+        )
