@@ -54,7 +54,13 @@ TENANTS = {
         "initech": {"regions": ["us-east-2", "eu-west-1"], "primaryRegion": "eu-west-1"},
     },
 }
-AURORA_TENANTS = {**AURORA, **TENANTS}
+# The Aurora store writes in the primary region only, so each tenant's regions include it (config.py
+# refuses otherwise): globex is kept out of eu-west-1 instead.
+AURORA_TENANTS = {
+    **AURORA,
+    **TENANTS,
+    "tenants": {**TENANTS["tenants"], "globex": {"regions": ["us-east-2", "us-west-1"]}},  # type: ignore[dict-item]
+}
 
 
 @pytest.fixture(scope="session")

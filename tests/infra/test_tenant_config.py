@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from lambda_src.record_crypto.settings import MAX_TENANTS, TENANT_ID
+from lambda_src.record_crypto.settings import MAX_TENANTS, STORE_AURORA_POSTGRESQL, TENANT_ID
 from stacks.config import ConfigError, load_config
 from tests.infra.synth import cdk_json_context
 
@@ -84,3 +84,16 @@ def test_good_tenant_ids(tenant_id: str) -> None:
 def test_a_misspelt_tenants_option_gets_did_you_mean() -> None:
     with pytest.raises(ConfigError, match="did you mean tenants"):
         load_config({**cdk_json_context(), "mrk-toolkit:tenant": {"acme": {}}})
+
+
+def test_with_the_aurora_store_every_tenant_reaches_the_writer_region() -> None:
+    """Aurora writes in the primary region only: a tenant without a key there could never write."""
+    aurora = {"mrk-toolkit:store": STORE_AURORA_POSTGRESQL}
+    with pytest.raises(ConfigError) as raised:
+        config({"acme": {}, "globex": {"regions": ["us-west-1"]}}, **aurora)
+    message = str(raised.value)
+    assert raised.value.field_name == "tenants.globex.regions"
+    assert "must include it" in message and "Add us-east-2 to the tenant's regions" in message
+    (acme, globex) = config({"acme": {}, "globex": {"regions": ["us-east-2", "us-west-1"]}}, **aurora).tenants
+    assert globex.regions == ("us-east-2", "us-west-1")
+    assert config({"globex": {"regions": ["us-west-1"]}}).tenants, "the DynamoDB store writes in every region"
