@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from lambda_src.record_crypto.errors import TenantMismatch, TenantNotInRegion, UnknownTenant
-from lambda_src.record_crypto.settings import ENV_TENANT_KEYS, TENANT_KEY
+from lambda_src.record_crypto.settings import ENV_TENANT_KEYS, STORE_AURORA_POSTGRESQL, TENANT_KEY
 from offline.verification.basics import Run, error_type, no_plaintext, read_until_replicated
 from offline.verification.checks import Capability, Check, Environment, NamedCheck, check
 from offline.verification.permissions import permission_checks
@@ -105,14 +105,25 @@ def _replicated(env: Environment, region: str, item_id: str) -> dict[str, Any]:
     return item
 
 
+def _stored(env: Environment, region: str, item_id: str) -> Any:
+    """The record as the store holds it in ``region`` (a table replica's item, or the Aurora
+    cluster's row), once replication has brought it."""
+    if env.store != STORE_AURORA_POSTGRESQL:
+        return _replicated(env, region, item_id)
+    db, deadline = env.database(), time.monotonic() + env.replication_deadline_s
+    while not (rows := db.admin(f"SELECT * FROM {db.table} WHERE id = %s", item_id, region=region)):
+        assert time.monotonic() < deadline, f"{item_id} did not replicate to {region}"
+        time.sleep(0.2)
+    return [str(value) for value in rows[0]]
+
+
 def _outside(written: Written, env: Environment) -> str:
     assert written, "no tenant wrote a record (the earlier checks failed)"
     all_regions = (env.primary_region, *env.replica_regions)
     seen = []
     for tenant, (item_id, record, _) in written.items():
         for region in (r for r in all_regions if r not in env.tenant_regions[tenant]):
-            item = _replicated(env, region, item_id)
-            no_plaintext(env, item, record)
+            no_plaintext(env, _stored(env, region, item_id), record)
             inv = env.invoke(region, "reader", {"id": item_id, TENANT_KEY: tenant})
             assert error_type(inv) == TenantNotInRegion.type, f"{tenant} in {region}: {str(inv.result)[:200]}"
             assert inv.result["error"]["retryable"] is False

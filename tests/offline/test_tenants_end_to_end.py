@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_src.record_crypto.settings import ENV_TENANT_KEYS
+from lambda_src.record_crypto.settings import ENV_TENANT_KEYS, STORE_AURORA_POSTGRESQL
 from offline.verification.emulated import run_offline
 from offline.verification.tenants import tenant_regions
 
@@ -43,3 +43,16 @@ def test_tenant_regions_come_from_the_readers_tenant_keys() -> None:
     }
     assert tenant_regions(environments) == {"acme": ("us-east-2", "us-west-1"), "globex": ("us-west-1",)}
     assert tenant_regions({"us-east-2": {}}) == {}
+
+
+def test_three_tenants_on_the_aurora_store(tmp_path: Path) -> None:
+    """The same main job on real PostgreSQL: every tenant writes in the primary region (the only
+    writable cluster), reads where its key is, and its row elsewhere is there and refused."""
+    tenants = {**TENANTS, "globex": {"regions": ["us-east-2", "us-west-1"]}}
+    context = {**CONTEXT, "mrk-toolkit:tenants": json.dumps(tenants), "mrk-toolkit:store": STORE_AURORA_POSTGRESQL}
+    report = run_offline(context_overrides=context, lag_seconds=0.3, progress=lambda _line: None, log_dir=tmp_path)
+    assert report.ok, report.render()
+    details = {c.name: c.detail for c in report.checks}
+    assert details["tenant globex writes and reads in us-east-2, us-west-1"].startswith("written in us-east-2")
+    outside = details["a tenant's record outside its regions is there, and refused"]
+    assert "globex in eu-west-1" in outside and "initech in us-west-1" in outside
