@@ -94,6 +94,6 @@ def test_with_the_aurora_store_every_tenant_reaches_the_writer_region() -> None:
     message = str(raised.value)
     assert raised.value.field_name == "tenants.globex.regions"
     assert "must include it" in message and "Add us-east-2 to the tenant's regions" in message
-    (acme, globex) = config({"acme": {}, "globex": {"regions": ["us-east-2", "us-west-1"]}}, **aurora).tenants
+    (_acme, globex) = config({"acme": {}, "globex": {"regions": ["us-east-2", "us-west-1"]}}, **aurora).tenants
     assert globex.regions == ("us-east-2", "us-west-1")
     assert config({"globex": {"regions": ["us-west-1"]}}).tenants, "the DynamoDB store writes in every region"
