@@ -180,6 +180,7 @@ ERROR_TYPES: dict[str, type[RecordError]] = {
         UnexpectedAlgorithm,
         WrongKey,
         AccessDenied,
+        KeyDisabled,
         KmsThrottled,
         TableThrottled,
         Unavailable,

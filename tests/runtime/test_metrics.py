@@ -15,6 +15,7 @@ from record_crypto.observability import (
     KMS_CALLS,
     KMS_THROTTLES,
     NAMESPACE,
+    OPERATION_READ,
     RECORDS_READ,
     RECORDS_WRITTEN,
     REFUSALS,
@@ -176,3 +177,17 @@ def test_a_metric_line_is_valid_emf_and_refuses_free_form_values() -> None:
     del broken["Table"]
     with pytest.raises(EmfError, match="dimension 'Table'"):
         parse_document(broken)
+
+
+def test_every_error_a_function_can_answer_is_a_known_metric_type() -> None:
+    """A refusal whose type the metrics do not know crashed the function (an erased tenant's
+    KeyDisabled did): every RecordError subclass is in ERROR_TYPES and makes a metric line."""
+    from record_crypto import errors
+
+    def subclasses(cls: type) -> set[type]:
+        return {sub for direct in cls.__subclasses__() for sub in (direct, *subclasses(direct))}
+
+    defined = {cls.type for cls in subclasses(errors.RecordError) if cls.__module__ == errors.__name__}
+    assert defined == set(errors.ERROR_TYPES), defined ^ set(errors.ERROR_TYPES)
+    for name in defined:
+        parse_document(emf_document(TABLE, OperationCounts(operation=OPERATION_READ, ok=False, error_type=name)))
