@@ -56,6 +56,7 @@ def apply_moto_patches() -> None:
     apply_moto_managed_policy_patch()
     apply_moto_aws_managed_key_patch()
     apply_moto_replica_deletion_patch()
+    apply_moto_key_state_patch()
 
 
 def needs_moto_mrk_patch() -> bool:
@@ -448,3 +449,47 @@ def apply_moto_replica_deletion_patch() -> None:
     models.KmsBackend._mrk_toolkit_original_schedule = models.KmsBackend.schedule_key_deletion  # type: ignore[attr-defined]
     models.KmsBackend.schedule_key_deletion = _schedule_key_deletion
     setattr(models, _REPLICA_DELETION_MARK, True)
+
+
+# -- cryptographic use of a disabled or pending-deletion key --------------------------------------
+_KEY_STATE_MARK = "_mrk_toolkit_key_state"
+# KMS's refusals by key state (KMS developer guide, "Key states of KMS keys": a disabled key, or one
+# pending deletion or pending replica deletion, cannot be used in cryptographic operations).
+_UNUSABLE = {
+    "Disabled": ("DisabledException", "is disabled"),
+    "PendingDeletion": ("KMSInvalidStateException", "is pending deletion"),
+    "PendingReplicaDeletion": ("KMSInvalidStateException", "is pending replica deletion"),
+}
+
+
+def _usable(backend: Any, key_id: str) -> None:
+    key = backend.keys.get(key_id)
+    refusal = _UNUSABLE.get(getattr(key, "key_state", "Enabled"))
+    if key is not None and refusal is not None:
+        code, state = refusal
+        raise _kms_error(code, f"{key.arn} {state}.")
+
+
+def _encrypt(self, key_id, plaintext, encryption_context):  # type: ignore[no-untyped-def]
+    _usable(self, self.any_id_to_key_id(key_id))
+    return self._mrk_toolkit_state_encrypt(key_id, plaintext, encryption_context)
+
+
+def _decrypt(self, ciphertext_blob, encryption_context, key_id=None):  # type: ignore[no-untyped-def]
+    _usable(self, _key_id_of(ciphertext_blob))
+    return self._mrk_toolkit_state_decrypt(ciphertext_blob, encryption_context, key_id)
+
+
+def apply_moto_key_state_patch() -> None:
+    """Patch moto.kms.models in this process (idempotent): moto 5.2.5 encrypts, decrypts and
+    generates data keys with a disabled key or one pending deletion; KMS refuses them
+    (DisabledException, KMSInvalidStateException). Without it an erased tenant stays readable."""
+    from moto.kms import models
+
+    if getattr(models, _KEY_STATE_MARK, False):
+        return
+    models.KmsBackend._mrk_toolkit_state_encrypt = models.KmsBackend.encrypt  # type: ignore[attr-defined]
+    models.KmsBackend._mrk_toolkit_state_decrypt = models.KmsBackend.decrypt  # type: ignore[attr-defined]
+    models.KmsBackend.encrypt = _encrypt
+    models.KmsBackend.decrypt = _decrypt
+    setattr(models, _KEY_STATE_MARK, True)
