@@ -483,7 +483,13 @@ def _destroy(args: argparse.Namespace) -> int:
                 f"{','.join(config.replica_regions)}): take it out of replicaRegions and deploy first (README: Add or "
                 "remove a region), or destroy everything without --region"
             )
-    waves = deletion_waves(config.stack_prefix, config.primary_region, config.replica_regions, only_region=args.region)
+    waves = deletion_waves(
+        config.stack_prefix,
+        config.primary_region,
+        config.replica_regions,
+        only_region=args.region,
+        tenants=bool(config.tenants),
+    )
     teardown = Teardown(lambda service, region: boto3.client(service, region_name=region), print)
     waves = teardown.deployed(waves)
     stacks = [name for wave in waves for name, _ in wave]

@@ -101,21 +101,29 @@ class TeardownFailed(RuntimeError):
 
 
 def deletion_waves(
-    prefix: str, primary: str, replicas: Iterable[str], *, only_region: str | None = None
+    prefix: str, primary: str, replicas: Iterable[str], *, only_region: str | None = None, tenants: bool = False
 ) -> list[list[tuple[str, str]]]:
     """(stack, region) in deletion order: the reverse of the deploy graph (stacks/app_builder.py):
     every region's functions, the table, the replicas' keys, the primary's keys and the audit trail
-    (stacks that are not deployed, e.g. the trail with ``audit`` off, are skipped). With
+    (stacks that are not deployed, e.g. the trail with ``audit`` off, are skipped). With ``tenants``
+    the tenant keys' stacks (``<prefix>-TenantKeys-<region>``, the tenant keys' primaries; the keys
+    stacks hold their replicas and depend on them) go last, in every region that has one. With
     ``only_region``: that (former replica) region's functions, then its keys."""
     if only_region is not None:
         return [[(f"{prefix}-Functions-{only_region}", only_region)], [(f"{prefix}-Keys-{only_region}", only_region)]]
     replicas = list(replicas)
-    return [
+    waves = [
         [(f"{prefix}-Functions-{r}", r) for r in [primary, *replicas]],
         [(f"{prefix}-Table", primary)],
         [(f"{prefix}-Keys-{r}", r) for r in replicas],
         [(f"{prefix}-Keys-{primary}", primary), (f"{prefix}-Audit", primary)],
     ]
+    if tenants:
+        waves[-1:] = [
+            [(f"{prefix}-Keys-{primary}", primary)],
+            [(f"{prefix}-Audit", primary), *((f"{prefix}-TenantKeys-{r}", r) for r in [primary, *replicas])],
+        ]
+    return waves
 
 
 class Teardown:

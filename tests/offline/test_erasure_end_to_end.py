@@ -76,3 +76,21 @@ def test_an_erased_tenant_is_refused_everywhere_and_the_others_are_served(
 
     assert main(["erase-tenant", ERASED, "--cancel", *AS_DEPLOYED]) == 0, capsys.readouterr().err
     assert _reads(env, ids) == served_before, "cancelled within the waiting period, the tenant is served again"
+
+
+def test_destroy_removes_the_tenant_keys_stacks_and_lists_their_keys(
+    tmp_path: Path,
+    served: Any,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    env = served(Path(synthesize(dict(CONTEXT), str(tmp_path / "cdk.out"))))
+    capsys.readouterr()
+    assert main(["destroy", "--yes", *AS_DEPLOYED]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    for stack in env.deployment.assembly.stacks.values():
+        found = boto3.client("cloudformation", region_name=stack.region).list_stacks()["StackSummaries"]
+        assert all(s["StackStatus"] == "DELETE_COMPLETE" for s in found if s["StackName"] == stack.name), stack.name
+        assert f"deleted {stack.name} " in out, stack.name
+    commands = [line for line in out.splitlines() if line.startswith("aws kms schedule-key-deletion")]
+    tenant_keys = sum(len(_regions(tenant)) for tenant in TENANTS)
+    assert len(commands) >= tenant_keys + len(REGIONS), "every retained tenant key is listed with its command"

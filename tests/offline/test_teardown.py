@@ -75,3 +75,14 @@ def test_deploy_needs_the_emulator(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "emulator-admin")
     assert main(["deploy", "--cdk-out", str(default_assembly)]) == 2
     assert "is `python -m offline up` running?" in capsys.readouterr().err
+
+
+def test_with_tenants_the_tenant_keys_stacks_go_last() -> None:
+    """The tenant keys' stacks hold the tenant keys' primaries; the keys stacks (their replicas) depend on them."""
+    from stacks.synthesize import synthesize
+    from tests.offline.test_tenants_end_to_end import CONTEXT
+
+    assembly = load_assembly(synthesize(dict(CONTEXT)))
+    deploy = [sorted((s.name, s.region) for s in wave) for wave in assembly.waves()]
+    destroy = [sorted(w) for w in deletion_waves("MrkToolkit", "us-east-2", ["us-west-1", "eu-west-1"], tenants=True)]
+    assert destroy == list(reversed(deploy))
