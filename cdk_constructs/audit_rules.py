@@ -73,16 +73,18 @@ def unexpected_use_pattern(key_arn: str, writer_role_arn: str, reader_role_arn: 
     )
 
 
-def denied_pattern(key_arn: str) -> dict[str, Any]:
-    return _kms_event([key_arn], errorCode=[{"prefix": DENIED_ERROR_PREFIX}])
+def denied_pattern(key_arns: Sequence[str]) -> dict[str, Any]:
+    return _kms_event(key_arns, errorCode=[{"prefix": DENIED_ERROR_PREFIX}])
 
 
 class AuditRules(Construct):
     """Props: ``prefix`` (rule names ``<prefix>-<region>-<what>``; the topic's policy lets
     EventBridge publish for rules named so); ``region``; ``key_arn`` (the region's records key);
     ``writer_role_arn`` / ``reader_role_arn``; ``topic_arn``; ``other_key_arns`` (the region's other
-    toolkit keys: table or storage and secrets, logs, topic; their administration is watched too).
-    Attribute: ``rules`` (what -> CfnRule)."""
+    toolkit keys: table or storage and secrets, logs, topic; their administration is watched too);
+    ``tenant_key_arns`` (the region's tenant keys, with tenants: their administration and the calls
+    denied on them are watched as the records key's; their use is by the tenant-access roles' sessions,
+    which the unexpected-use rule does not name yet). Attribute: ``rules`` (what -> CfnRule)."""
 
     def __init__(
         self,
@@ -96,16 +98,21 @@ class AuditRules(Construct):
         reader_role_arn: str,
         topic_arn: str,
         other_key_arns: Sequence[str] = (),
+        tenant_key_arns: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         patterns = {
-            RULE_KEY_ADMINISTRATION: (administration_pattern([key_arn, *other_key_arns]), "ENABLED", True),
+            RULE_KEY_ADMINISTRATION: (
+                administration_pattern([key_arn, *tenant_key_arns, *other_key_arns]),
+                "ENABLED",
+                True,
+            ),
             RULE_UNEXPECTED_KEY_USE: (
                 unexpected_use_pattern(key_arn, writer_role_arn, reader_role_arn),
                 STATE_ALL_MANAGEMENT_EVENTS,
                 True,
             ),
-            RULE_DENIED_KEY_CALLS: (denied_pattern(key_arn), STATE_ALL_MANAGEMENT_EVENTS, False),
+            RULE_DENIED_KEY_CALLS: (denied_pattern([key_arn, *tenant_key_arns]), STATE_ALL_MANAGEMENT_EVENTS, False),
         }
         self.rules: dict[str, events.CfnRule] = {}
         for what, (pattern, state, notify) in patterns.items():

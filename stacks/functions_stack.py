@@ -88,9 +88,11 @@ class FunctionsStack(Stack):
         acknowledge_function_findings(self.functions, in_vpc=database is not None)
         CfnOutput(self, "WriterFunctionName", value=self.functions.writer.function.function_name)
         CfnOutput(self, "ReaderFunctionName", value=self.functions.reader.function.function_name)
-        self._signals(config, mrk_arn, store_key_arns)
+        self._signals(config, mrk_arn, store_key_arns, [key.key_arn for key in (tenant_keys or {}).values()])
 
-    def _signals(self, config: ToolkitConfig, mrk_arn: str, store_key_arns: Sequence[str]) -> None:
+    def _signals(
+        self, config: ToolkitConfig, mrk_arn: str, store_key_arns: Sequence[str], tenant_key_arns: Sequence[str]
+    ) -> None:
         """The region's alarm topic and alarms; the deployment's dashboard in the primary region."""
         prefix = config.stack_prefix
         self.alarm_topic = AlarmTopic(
@@ -112,6 +114,7 @@ class FunctionsStack(Stack):
                 writer_role_arn=self.functions.writer.role.role_arn,
                 reader_role_arn=self.functions.reader.role.role_arn,
                 topic_arn=self.alarm_topic.topic.topic_arn,
+                tenant_key_arns=tenant_key_arns,
                 other_key_arns=[
                     *store_key_arns,
                     self.functions.logs_key.cfn_key.attr_arn,

@@ -14,8 +14,10 @@ from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
+from cloud_assembly.audit_events import DENIED_ERROR_PREFIX
 from lambda_src.record_crypto.errors import TenantMismatch, TenantNotInRegion, UnknownTenant
 from lambda_src.record_crypto.settings import ENV_TENANT_KEYS, STORE_AURORA_POSTGRESQL, TENANT_KEY
+from offline.verification.audit import deployed_rules, matching, sample_event
 from offline.verification.basics import Run, error_type, no_plaintext, read_until_replicated
 from offline.verification.checks import Capability, Check, Environment, NamedCheck, check
 from offline.verification.permissions import permission_checks
@@ -57,6 +59,7 @@ def tenant_checks(run: Run, env: Environment) -> list[Check | NamedCheck]:
             Capability.TENANT_SESSIONS,
         )
     )
+    out.append(check("deployed: the audit rules watch every tenant key where it exists", _tenant_keys_watched))
     # Every role against its contract (cloud_assembly/contracts.py): the tenant-access roles asked as a
     # session of each tenant (and untagged), the function roles' AssumeRole decided by the trust policies.
     return out + permission_checks(env.reader, (env.primary_region, *env.replica_regions))
@@ -317,3 +320,23 @@ def _unscoped(document: Mapping[str, Any]) -> list[str]:
                 f"without {' and '.join(missing)} = {_SESSION_TENANT}"
             )
     return out
+
+
+def _tenant_keys_watched(env: Environment) -> str:
+    """In each region, a change to a tenant key alerts the region's topic and a call denied on it is
+    counted (the rules as deployed, matched by EventBridge's pattern language as moto implements it)."""
+    account, seen = env.reader.account, 0
+    root = f"arn:aws:iam::{account}:root"
+    for region, owned in _tenant_keys(env).items():
+        rules = deployed_rules(env, region)
+        topic = f"arn:aws:sns:{region}:{account}:{env.reader.stack_prefix}-alarms"
+        for tenant, keys in owned.items():
+            for key in keys:
+                change = sample_event(env, region, "DisableKey", root, key=key)
+                alerts = [r for r in matching(rules, change, False) if any(t["Arn"] == topic for t in r["Targets"])]
+                assert alerts, f"no rule in {region} alerts {topic} when {tenant}'s key {key} is disabled"
+                denied = sample_event(env, region, "Decrypt", root, error=f"{DENIED_ERROR_PREFIX}Exception", key=key)
+                assert matching(rules, denied, True), f"no rule in {region} counts calls denied on {tenant}'s key {key}"
+                seen += 1
+    assert seen, "no tenant key found"
+    return f"{seen} tenant keys: a change alerts the region's topic, a denied call is counted"

@@ -170,9 +170,9 @@ def test_administration_and_denied_patterns() -> None:
     assert _matches(administration_pattern([KEY, other]), _event("ScheduleKeyDeletion", role=WRITER, key=other))
     assert not _matches(administration_pattern([KEY]), _event("ScheduleKeyDeletion", role=WRITER, key=other))
     assert not _matches(administration_pattern([KEY]), _event("Decrypt", role=None))
-    assert _matches(denied_pattern(KEY), _event("Decrypt", role=READER, error="AccessDeniedException"))
-    assert not _matches(denied_pattern(KEY), _event("Decrypt", role=READER))
-    assert not _matches(denied_pattern(KEY), _event("Decrypt", role=READER, error="NotFoundException"))
+    assert _matches(denied_pattern([KEY]), _event("Decrypt", role=READER, error="AccessDeniedException"))
+    assert not _matches(denied_pattern([KEY]), _event("Decrypt", role=READER))
+    assert not _matches(denied_pattern([KEY]), _event("Decrypt", role=READER, error="NotFoundException"))
 
 
 def test_eventbridge_may_publish_and_use_the_topic_key_for_this_regions_rules_only(default_app: Synthesized) -> None:
@@ -258,3 +258,19 @@ def test_the_trail_changes_rule_watches_this_trail_its_bucket_and_its_key(defaul
     assert _matches(pattern, event("s3", "PutBucketPolicy", {"bucketName": "the-bucket"}))
     assert not _matches(pattern, event("s3", "PutBucketPolicy", {"bucketName": "another-bucket"}))
     assert _matches(pattern, _event("ScheduleKeyDeletion", role=None))
+
+
+def test_with_tenants_each_regions_tenant_keys_are_watched_as_its_records_key(tenants_app: Synthesized) -> None:
+    """Administration of a tenant key (disable, schedule deletion, a policy change) alerts, and calls
+    denied on it (a session probing another tenant's key) are counted, in each region where it exists."""
+    prefix = tenants_app.config.stack_prefix
+    for region in tenants_app.stacks.functions:
+        rules = _rules(tenants_app, region)
+        expected = {t.tenant_id for t in tenants_app.config.tenants if region in t.regions}
+        for what in (RULE_KEY_ADMINISTRATION, RULE_DENIED_KEY_CALLS):
+            arns = rules[rule_name(prefix, region, what)]["EventPattern"]["detail"]["resources"]["ARN"]
+            outputs = [a["Fn::GetStackOutput"]["OutputName"] for a in arns if "Fn::GetStackOutput" in a]
+            watched = {
+                t.tenant_id for t in tenants_app.config.tenants if any(f"Tenant{t.tenant_id}Key" in o for o in outputs)
+            }
+            assert watched == expected, (region, what, outputs)
