@@ -158,12 +158,13 @@ def compile_bytecode(root: Path, paths: list[Path]) -> None:
 
 def install_dependencies(store: str = STORE_DYNAMODB) -> Path:
     """pip-install the store's requirements for the Lambda platform into the cache; return its dir."""
-    target = WHEEL_CACHE / f"deps-{_requirements_hash(store)}"
-    if (target / ".complete").exists():
-        return target
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
+    final = WHEEL_CACHE / f"deps-{_requirements_hash(store)}"
+    if (final / ".complete").exists():
+        return final
+    WHEEL_CACHE.mkdir(parents=True, exist_ok=True)
+    # Built in a private dir, then published by rename: two processes (the test workers) building at once
+    # never see, delete or write into each other's half-built cache.
+    target = Path(tempfile.mkdtemp(prefix=f"{final.name}.building-", dir=WHEEL_CACHE))
     subprocess.run(  # noqa: S603 - fixed argv, no shell
         [
             sys.executable,
@@ -172,6 +173,7 @@ def install_dependencies(store: str = STORE_DYNAMODB) -> Path:
             "install",
             "--quiet",
             "--disable-pip-version-check",
+            "--no-compile",  # bytecode comes from the runtime's own Python (compile_bytecode), never this one's
             "--no-deps",
             "--only-binary=:all:",
             "--implementation",
@@ -186,11 +188,26 @@ def install_dependencies(store: str = STORE_DYNAMODB) -> Path:
         ],
         check=True,
     )
-    for cache_dir in target.rglob("__pycache__"):  # pip's, by this interpreter's version
+    for cache_dir in target.rglob("__pycache__"):  # shipped inside a wheel, by another version
         shutil.rmtree(cache_dir, ignore_errors=True)
     compile_bytecode(target, [p for p in target.iterdir() if p.name not in NOT_IMPORTED_AT_RUN_TIME])
     (target / ".complete").write_text("ok\n")
-    return target
+    return _publish(target, final)
+
+
+def _publish(built: Path, final: Path) -> Path:
+    """Move a complete cache dir into place by rename (atomic); if another process published it first,
+    use theirs. A complete published dir is never deleted (another process may be copying from it)."""
+    for _ in range(2):
+        try:
+            built.rename(final)
+            return final
+        except OSError:  # final exists and is not empty
+            if (final / ".complete").exists():
+                break
+            shutil.rmtree(final, ignore_errors=True)  # an interrupted build of an older version, in place
+    shutil.rmtree(built, ignore_errors=True)
+    return final
 
 
 def _package_files() -> list[Path]:
@@ -205,9 +222,11 @@ def record_crypto_wheel() -> Path:
     digest = hashlib.sha256()
     for path in _package_files():
         digest.update(path.relative_to(LAMBDA_SRC).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    target = WHEEL_CACHE / f"wheel-{digest.hexdigest()[:16]}"
-    if not (target / ".complete").exists():
-        shutil.rmtree(target, ignore_errors=True)
+    final = WHEEL_CACHE / f"wheel-{digest.hexdigest()[:16]}"
+    target = final
+    if not (final / ".complete").exists():
+        WHEEL_CACHE.mkdir(parents=True, exist_ok=True)
+        target = Path(tempfile.mkdtemp(prefix=f"{final.name}.building-", dir=WHEEL_CACHE))
         with tempfile.TemporaryDirectory(prefix="record-crypto-src-") as tmp:  # keeps build/ out of lambda_src
             for path in _package_files():
                 dest = Path(tmp) / path.relative_to(LAMBDA_SRC)
@@ -216,6 +235,7 @@ def record_crypto_wheel() -> Path:
             pip_wheel = [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps"]
             subprocess.run([*pip_wheel, "--wheel-dir", str(target), tmp], check=True)  # noqa: S603 - fixed argv
         (target / ".complete").write_text("ok\n")
+        target = _publish(target, final)
     (wheel,) = target.glob("*.whl")
     return wheel
 
