@@ -201,7 +201,8 @@ class EncryptingFunction(Construct):
     """One function (writer or reader) with its own role, log group and scoped permissions.
 
     Props: ``handler``; ``role_path``; ``code``; ``environment``; ``kms_action`` on
-    ``mrk_arn`` with ``encryption_context`` as conditions; ``table_actions`` on ``table_arn``;
+    ``mrk_arn`` with ``encryption_context`` as conditions (unless ``records_key`` is false: with
+    tenants); ``tenant_key_arns`` (the tenant-access role's keys); ``table_actions`` on ``table_arn``;
     ``readable_attributes`` (when set, the role may also ``GetItem`` these attributes and no
     others: the writer reads the stored version before its conditional write);
     ``log_retention_days``; ``reserved_concurrency``; ``removal_policy`` (log group);
@@ -223,6 +224,7 @@ class EncryptingFunction(Construct):
         kms_action: str,
         encryption_context: Mapping[str, str],
         tenant_key_arns: Sequence[str] = (),
+        records_key: bool = True,
         table_arn: str,
         table_actions: tuple[str, ...],
         log_retention_days: int,
@@ -263,7 +265,9 @@ class EncryptingFunction(Construct):
             path=role_path,
             roles=[self.role],
             statements=[
-                _key_statement(kms_action, mrk_arn, encryption_context),
+                # With tenants, no grant on the records key: every record is under its tenant's key,
+                # used only in that tenant's session (a bug cannot fall back to a key all tenants share).
+                *([_key_statement(kms_action, mrk_arn, encryption_context)] if records_key else []),
                 *self._tenant_access(construct_id, role_path, kms_action, tenant_key_arns, encryption_context),
                 *store_statements,
                 own_log_group(self.log_group),
@@ -514,6 +518,7 @@ class EncryptingFunctions(Construct):
             "mrk_arn": mrk_arn,
             "encryption_context": encryption_context,
             "tenant_key_arns": tuple(tenant_key_arns),
+            "records_key": tenant_key_ids is None,
             "table_arn": table_arn,
             "log_retention_days": log_retention_days,
             "reserved_concurrency": reserved_concurrency,
