@@ -90,6 +90,11 @@ class FunctionsStack(Stack):
         CfnOutput(self, "ReaderFunctionName", value=self.functions.reader.function.function_name)
         self._signals(config, mrk_arn, store_key_arns, [key.key_arn for key in (tenant_keys or {}).values()])
 
+    def _tenant_roles(self) -> tuple[str, str] | None:
+        """(writer's, reader's) tenant-access role ARNs, where the region has tenant keys."""
+        writer, reader = self.functions.writer.tenant_role, self.functions.reader.tenant_role
+        return (writer.role_arn, reader.role_arn) if writer is not None and reader is not None else None
+
     def _signals(
         self, config: ToolkitConfig, mrk_arn: str, store_key_arns: Sequence[str], tenant_key_arns: Sequence[str]
     ) -> None:
@@ -115,6 +120,7 @@ class FunctionsStack(Stack):
                 reader_role_arn=self.functions.reader.role.role_arn,
                 topic_arn=self.alarm_topic.topic.topic_arn,
                 tenant_key_arns=tenant_key_arns,
+                tenant_roles=self._tenant_roles(),
                 other_key_arns=[
                     *store_key_arns,
                     self.functions.logs_key.cfn_key.attr_arn,
