@@ -34,7 +34,7 @@ from cloud_assembly.audit_events import (
     RULE_UNEXPECTED_KEY_USE,
     RULE_WATCHES,
     STATE_ALL_MANAGEMENT_EVENTS,
-    TENANT_KEYS_UNEXPECTED_USE,
+    TENANT_RULE_WATCHES,
     TRAIL_BUCKET_EVENTS,
     TRAIL_EVENTS,
     WRITER_USE,
@@ -111,7 +111,7 @@ class AuditRules(Construct):
             if tenant_roles is None:
                 raise ValueError("tenant keys need the tenant-access roles (tenant_roles) of their legitimate use")
             unexpected = {"$or": [unexpected, unexpected_use_pattern(tenant_key_arns, *tenant_roles)]}
-            watches[RULE_UNEXPECTED_KEY_USE] += TENANT_KEYS_UNEXPECTED_USE
+            watches = dict(TENANT_RULE_WATCHES)
         patterns = {
             RULE_KEY_ADMINISTRATION: (
                 administration_pattern([key_arn, *tenant_key_arns, *other_key_arns]),
