@@ -246,17 +246,9 @@ class EncryptingFunction(Construct):
             path=role_path,
             description=description,
         )
-        if database is None:
-            what, store_statements = (
-                "local table replica",
-                _table_statements(table_arn, table_actions, readable_attributes),
-            )
-        else:
-            assert database_secret_arn is not None
-            what, store_statements = (
-                "own database secret",
-                database.statements(database_secret_arn, Stack.of(self).region),
-            )
+        what, store_statements = self._store_access(
+            database, database_secret_arn, table_arn, table_actions, readable_attributes
+        )
         # Everything the code needs, in one customer-managed policy (no inline policies).
         self.access_policy = iam.ManagedPolicy(
             self,
@@ -283,6 +275,21 @@ class EncryptingFunction(Construct):
             reserved_concurrency=reserved_concurrency,
             network=self._network(database, role_path),
         )
+
+    def _store_access(
+        self,
+        database: DatabaseAccess | None,
+        database_secret_arn: str | None,
+        table_arn: str,
+        table_actions: tuple[str, ...],
+        readable_attributes: tuple[str, ...],
+    ) -> tuple[str, list[iam.PolicyStatement]]:
+        """(what the policy's description calls it, the statements) of the store: the local table
+        replica, or the function's own database secret."""
+        if database is None:
+            return "local table replica", _table_statements(table_arn, table_actions, readable_attributes)
+        assert database_secret_arn is not None
+        return "own database secret", database.statements(database_secret_arn, Stack.of(self).region)
 
     def _tenant_access(
         self,
