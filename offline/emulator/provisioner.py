@@ -646,7 +646,8 @@ class Provisioner(AuditResources, ResourceLifecycle):
     ) -> tuple[str, dict[str, str]]:
         identifier = p.get("GlobalClusterIdentifier", f"{stack.name}-{lid}".lower())
         self._aurora(d).add_global_cluster(identifier, p)
-        return identifier, {}
+        # The writer endpoint that always names the current primary's writer (DescribeGlobalClusters serves it).
+        return identifier, {"GlobalEndpoint.Address": f"{identifier}.global-emulated.global.rds.amazonaws.com"}
 
     def _create_aws_rds_dbsubnetgroup(self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment) -> Any:
         return self._recorded(stack, lid, "AWS::RDS::DBSubnetGroup", d), {}

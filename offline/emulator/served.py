@@ -6,7 +6,8 @@ honouring DeletionPolicy), IAM SimulatePrincipalPolicy (decided by ``policy_engi
 and context entries included), Lambda GetPolicy (no function has a resource policy: the emulator
 deploys no AWS::Lambda::Permission), RDS DescribeDBClusters and DescribeDBInstances (the Aurora
 clusters and instances as deployed: their encryption and Performance Insights settings, from the
-properties they were deployed with; moto holds no RDS resource of the emulated Aurora), and the
+properties they were deployed with; moto holds no RDS resource of the emulated Aurora), RDS
+DescribeGlobalClusters (the members, the writer as it is now, the global writer endpoint), and the
 emulator's own ``POST /_offline/deploy`` (a changed cloud assembly applied as a stack update:
 ``python -m offline deploy``). Only the account's administrator reaches these.
 """
@@ -63,6 +64,8 @@ class ServedApis:
                 return self._simulate(form)
             if action in ("DescribeDBClusters", "DescribeDBInstances"):
                 return self._describe_rds(action, region, form)
+            if action == "DescribeGlobalClusters":
+                return self._describe_global_clusters(region, form)
         return None
 
     def _deploy(self, body: bytes) -> Response:
@@ -181,6 +184,32 @@ class ServedApis:
         result = f"<{action}Result><{kind}s>{''.join(members)}</{kind}s></{action}Result>"
         return _xml(action, "http://rds.amazonaws.com/doc/2014-10-31/", result)
 
+    def _describe_global_clusters(self, region: str, form: dict[str, str]) -> Response:
+        """The deployed global clusters with a member in ``region`` (or the one named): their member
+        clusters, which of them is the writer now (it follows a switchover or failover: the emulated
+        database's current writer), and the global writer endpoint, which always names that writer."""
+        wanted = form.get("GlobalClusterIdentifier")
+        aurora = self.deployment.aurora
+        writer = aurora.db.writer_region if aurora is not None and aurora.db is not None else None
+        resources = [(stack.region, r) for stack in self.deployment.stacks.values() for r in stack.resources.values()]
+        found = []
+        for _, glob in resources:
+            if glob.type != "AWS::RDS::GlobalCluster" or wanted not in (None, glob.physical_id):
+                continue
+            members = [
+                (r_region, str(r.attributes.get("DBClusterArn", "")))
+                for r_region, r in resources
+                if r.type == "AWS::RDS::DBCluster" and r.properties.get("GlobalClusterIdentifier") == glob.physical_id
+            ]
+            if region not in (r for r, _ in members) and wanted is None:
+                continue
+            found.append(_global_cluster_xml(glob, members, writer, self.deployment.account))
+        if wanted is not None and not found:
+            return _xml_error("GlobalClusterNotFoundFault", f"GlobalCluster {wanted} not found.")
+        clusters = f"<GlobalClusters>{''.join(found)}</GlobalClusters>"
+        result = f"<DescribeGlobalClustersResult>{clusters}</DescribeGlobalClustersResult>"
+        return _xml("DescribeGlobalClusters", "http://rds.amazonaws.com/doc/2014-10-31/", result)
+
     def _simulate(self, form: dict[str, str]) -> Response:
         role, account = form["PolicySourceArn"], self.deployment.account
         actions = _members(form, "ActionNames")
@@ -209,6 +238,36 @@ class ServedApis:
             f"{''.join(results)}</EvaluationResults></SimulatePrincipalPolicyResult>"
         )
         return _xml("SimulatePrincipalPolicy", "https://iam.amazonaws.com/doc/2010-05-08/", body)
+
+
+def _global_cluster_xml(glob: Any, members: list[tuple[str, str]], writer: str | None, account: str) -> str:
+    """One GlobalCluster as RDS's query API returns it (botocore names each list item GlobalClusterMember)."""
+    p, identifier = glob.properties, glob.physical_id
+    rows = []
+    for member_region, arn in members:
+        is_writer = member_region == writer
+        readers = (
+            "".join(f"<member>{escape(a)}</member>" for r, a in members if r != member_region) if is_writer else ""
+        )
+        rows.append(
+            f"<GlobalClusterMember><DBClusterArn>{escape(arn)}</DBClusterArn><IsWriter>{str(is_writer).lower()}"
+            f"</IsWriter><Readers>{readers}</Readers></GlobalClusterMember>"
+        )
+    fields = {
+        "GlobalClusterIdentifier": identifier,
+        "GlobalClusterArn": f"arn:aws:rds::{account}:global-cluster:{identifier}",
+        "Status": "available",
+        "Engine": p.get("Engine", ""),
+        "EngineVersion": p.get("EngineVersion", ""),
+        # A global cluster made from its primary takes the primary's encryption; said here when the template does.
+        "StorageEncrypted": str(bool(p.get("StorageEncrypted", True))).lower(),
+        "DeletionProtection": str(bool(p.get("DeletionProtection"))).lower(),
+        "Endpoint": glob.attributes.get("GlobalEndpoint.Address", ""),
+    }
+    body = "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in fields.items())
+    return (
+        f"<GlobalClusterMember>{body}<GlobalClusterMembers>{''.join(rows)}</GlobalClusterMembers></GlobalClusterMember>"
+    )
 
 
 def _rds_fields(kind: str, resource: Any, aws_key: str) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """What the Aurora store's deployment must hold, read back through the AWS APIs (the same code on
 the emulated AWS and on an account): each region's cluster protected from deletion and backed up
-(RDS DescribeDBClusters), and each region's alarms on its cluster, its functions and their
+(RDS DescribeDBClusters), the global database's members and writer (DescribeGlobalClusters), and
+each region's alarms on its cluster, its functions and their
 database refusals (CloudWatch DescribeAlarms, through offline/verification/signals.py). The
 clusters are those the deployed stacks hold (CloudFormation ListStackResources), never a list
 written here."""
@@ -44,6 +45,56 @@ def cluster_checks(client: Callable[[str, str], Any], stack_prefix: str, regions
         (f"deployed: the cluster in {region} is protected from deletion and backed up", _bind(region_check, region))
         for region in regions
     ]
+
+
+def global_cluster_check(
+    client: Callable[[str, str], Any], stack_prefix: str, regions: tuple[str, ...], primary: str
+) -> NamedCheck:
+    """The global database as RDS reports it (DescribeGlobalClusters): one global cluster holding every
+    region's deployed cluster, exactly one of them the writer, encrypted, protected from deletion, with a
+    global writer endpoint (which always names the current writer). Where the writer is now is reported,
+    not required: after a switchover it is no longer the configured primary region."""
+
+    def run() -> str:
+        arns = {}
+        for region in regions:
+            names = deployed_clusters(client, stack_prefix, region)
+            assert len(names) == 1, f"{len(names)} clusters deployed in {region}: {names}"
+            (cluster,) = client("rds", region).describe_db_clusters(DBClusterIdentifier=names[0])["DBClusters"]
+            arns[cluster["DBClusterArn"]] = region
+        found = [
+            g
+            for g in client("rds", primary).describe_global_clusters()["GlobalClusters"]
+            if {m["DBClusterArn"] for m in g.get("GlobalClusterMembers", [])} & set(arns)
+        ]
+        assert len(found) == 1, f"{len(found)} global clusters hold the deployed clusters"
+        (glob,) = found
+        members = {m["DBClusterArn"]: m for m in glob.get("GlobalClusterMembers", [])}
+        problems = [f"the cluster of {region} is not a member" for arn, region in arns.items() if arn not in members]
+        writers = [arns.get(arn, arn) for arn, m in members.items() if m.get("IsWriter")]
+        if len(writers) != 1:
+            problems.append(f"{len(writers)} writers: {writers}")
+        if not glob.get("StorageEncrypted"):
+            problems.append("storage is not encrypted")
+        if not glob.get("DeletionProtection"):
+            problems.append("deletion protection is off")
+        if not glob.get("Endpoint"):
+            problems.append("no global writer endpoint")
+        assert not problems, f"global cluster {glob['GlobalClusterIdentifier']}: " + "; ".join(problems)
+        moved = "" if writers[0] == primary else f" (not the configured primary {primary}: switched over)"
+        return (
+            f"{glob['GlobalClusterIdentifier']}: {len(members)} member clusters ({', '.join(sorted(arns.values()))}), "
+            f"writer in {writers[0]}{moved}, encrypted, protected; writer endpoint {glob['Endpoint']}"
+        )
+
+    return ("deployed: the global database holds every region's cluster, one writer, encrypted and protected", run)
+
+
+def global_writer(client: Callable[[str, str], Any], region: str) -> tuple[str, str]:
+    """(the region of the global database's writer now, its global writer endpoint), as RDS reports them."""
+    (glob,) = client("rds", region).describe_global_clusters()["GlobalClusters"]
+    (writer,) = [m["DBClusterArn"] for m in glob["GlobalClusterMembers"] if m.get("IsWriter")]
+    return writer.split(":")[3], str(glob.get("Endpoint", ""))
 
 
 def clusters_by_region(

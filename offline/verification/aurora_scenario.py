@@ -22,7 +22,7 @@ from typing import Any
 
 from lambda_src.record_crypto.settings import READER_ROLE, STORES, WRITER_ROLE
 from offline.verification.audit import audit_checks
-from offline.verification.aurora_deployed import cluster_checks, clusters_by_region
+from offline.verification.aurora_deployed import cluster_checks, clusters_by_region, global_cluster_check
 from offline.verification.basics import (
     Run,
     closing_checks,
@@ -89,6 +89,7 @@ def deployed_aurora_checks(env: Environment, regions: tuple[str, ...]) -> list[N
     clusters = clusters_by_region(env.client, prefix, regions)
     return [
         *cluster_checks(env.client, prefix, regions),
+        global_cluster_check(env.client, prefix, regions, env.primary_region),
         *alarm_checks(SignalsReader(env.client), regions, env.table_name, env.function_names, clusters),
     ]
 

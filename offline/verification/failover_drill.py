@@ -36,6 +36,7 @@ from typing import Any
 from cli_support import UsageError
 from lambda_src.record_crypto.settings import ENV_MRK_ARN
 from offline.emulator.postgres import PostgresError
+from offline.verification.aurora_deployed import global_writer
 from offline.verification.aurora_scenario import AURORA
 from offline.verification.checks import Capability, Check, Failed, Invocation, Outcome, Report, check, run_checks
 from offline.verification.emulated import EmulatedEnvironment, load, stood_up
@@ -72,6 +73,18 @@ class DrillWorld:
     def key_arns(self) -> dict[str, str]:
         regions = (self.env.primary_region, *self.env.replica_regions)
         return {r: self.env.deployment.function(r, "writer").environment[ENV_MRK_ARN] for r in regions}
+
+    @property
+    def global_endpoint(self) -> str:
+        """The global writer endpoint as deployed (the GlobalCluster's GlobalEndpoint.Address)."""
+        stacks = self.env.deployment.stacks.values()
+        (endpoint,) = [
+            r.attributes["GlobalEndpoint.Address"]
+            for stack in stacks
+            for r in stack.resources.values()
+            if r.type == "AWS::RDS::GlobalCluster"
+        ]
+        return str(endpoint)
 
     def record(self, i: int) -> dict[str, Any]:
         return {"name": f"Drill {i}", "country": "NZ", **{f: f"SECRET-{f}-{i:06d}" for f in self.env.sensitive_fields}}
@@ -233,11 +246,13 @@ def planned_switchover(world: DrillWorld, target: str, writes: int = 50) -> Fail
         db.follow(target)
         first_write = follower.first_ack(promoted)
     seconds = time.monotonic() - stopped
+    global_writer_note = _global_writer_followed(world, target, "planned switchover")
     db.rejoin(old, target)
     db.wait_streaming()
     result = Failover("planned switchover", old, target, len(acked), _lost(world, target, acked), seconds, catch_up)
     result.promotion_to_first_write = first_write
     result.follow = follower.judged()
+    result.notes.append(global_writer_note)
     refused = world.write(old, f"planned-{world.tag}-old-writer")
     error = refused.get("error", {})
     result.notes.append(
@@ -282,15 +297,30 @@ def unplanned_failover(world: DrillWorld, load_seconds: float = 1.5, min_writes:
         db.follow(target)
         first_write = follower.first_ack(promoted)
     seconds = time.monotonic() - crashed
+    global_writer_note = _global_writer_followed(world, target, "unplanned failover")
     result = Failover("unplanned failover", old, target, len(acked), _lost(world, target, acked), seconds, None)
     result.promotion_to_first_write = first_write
     result.follow = follower.judged()
+    result.notes.append(global_writer_note)
     result.notes.append(
         f"promoted {target} (the standby with the highest replayed LSN); {old} stays down "
         "(a crashed primary is rebuilt from the new one before it rejoins)"
     )
     _read_back(world, result, tuple(r for r in db.servers if r != old), acked)
     return result
+
+
+def _global_writer_followed(world: DrillWorld, target: str, drill: str) -> str:
+    """RDS reports the promoted region's cluster as the global database's writer, its global writer
+    endpoint unchanged (DescribeGlobalClusters, as Aurora's managed switchover and failover leave it)."""
+    before = world.global_endpoint
+    region, endpoint = global_writer(world.env.client, target)
+    if region != target or endpoint != before:
+        raise AssertionError(
+            f"{drill}: DescribeGlobalClusters names the writer in {region} (endpoint {endpoint}), expected {target} "
+            f"behind the unchanged endpoint {before}"
+        )
+    return f"DescribeGlobalClusters: the writer is {target}'s cluster, behind the unchanged endpoint {endpoint}"
 
 
 class _Follower:

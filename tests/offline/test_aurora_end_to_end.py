@@ -175,11 +175,19 @@ def test_an_unprotected_cluster_and_a_missing_lag_alarm_fail_the_run(aurora_asse
         ]
         del resources[lid]
 
+    def unprotected_global(template: dict[str, Any]) -> None:
+        (glob,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::RDS::GlobalCluster"]
+        glob["Properties"]["DeletionProtection"] = False
+
     edited = _edited(aurora_assembly, tmp_path, "MrkToolkit-Database-us-west-1", unprotected)
-    (functions,) = [p for p in edited.glob("*.template.json") if p.name.startswith("MrkToolkit-Functions-us-east-2")]
-    template = json.loads(functions.read_text())
-    no_lag_alarm(template)
-    functions.write_text(json.dumps(template))
+    for stack, edit in (
+        ("MrkToolkit-Functions-us-east-2", no_lag_alarm),
+        ("MrkToolkit-Database-us-east-2", unprotected_global),
+    ):
+        (path,) = [p for p in edited.glob("*.template.json") if p.name.startswith(stack)]
+        template = json.loads(path.read_text())
+        edit(template)
+        path.write_text(json.dumps(template))
 
     report = _run(edited, tmp_path)
     failed = {c.name: c.detail for c in report.checks if not c.ok}
@@ -188,4 +196,6 @@ def test_an_unprotected_cluster_and_a_missing_lag_alarm_fail_the_run(aurora_asse
     alarms = failed["deployed: us-east-2 alarms on its functions and its cluster notify an encrypted topic"]
     assert "AuroraGlobalDBReplicationLag of mrktoolkit-records-us-east-2" in alarms, alarms
     assert "deployed: the cluster in us-east-2 is protected from deletion and backed up" not in failed
+    glob = failed["deployed: the global database holds every region's cluster, one writer, encrypted and protected"]
+    assert glob == "global cluster mrktoolkit-records: deletion protection is off", glob
     assert _postgres_left() == []
