@@ -38,6 +38,10 @@ ENV_TENANT_KEYS = "TENANT_KEYS"
 # The tenant-access role of this function (tenants only): assumed per tenant with the session tag
 # "tenant"; unset, the function uses its own credentials (tests, library use).
 ENV_TENANT_ROLE_ARN = "TENANT_ROLE_ARN"
+# Beacons (README "Beacons"; unset or empty: none): the beacon fields as "name:bits:normalization,..."
+# and this region's ARN of the multi-region HMAC key they are computed with.
+ENV_BEACON_FIELDS = "BEACON_FIELDS"
+ENV_BEACON_KEY_ARN = "BEACON_KEY_ARN"
 # The store (docs/contract: /work/notes/aurora-contract.md; README "Aurora PostgreSQL store").
 ENV_RECORD_STORE = "RECORD_STORE"
 ENV_DB_HOST = "DB_HOST"
@@ -88,6 +92,8 @@ OPTIONAL_ENV_VARS: dict[str, str] = {
     ENV_DB_PORT: "5432",
     ENV_TENANT_KEYS: "",
     ENV_TENANT_ROLE_ARN: "",
+    ENV_BEACON_FIELDS: "",
+    ENV_BEACON_KEY_ARN: "",
 }
 
 # Tenants (README "Tenants"): a tenant id is the encryption-context value, the KMS tag value, the
@@ -103,6 +109,46 @@ TENANT_ID_RULE = "1-32 characters from a-z 0-9 -, starting and ending with a let
 # 3775 (Aurora); 40 would take 3474 and 4145, over the limit. A SaaS with more tenants wants
 # hierarchical keys, not a KMS key per tenant (README "Tenants").
 MAX_TENANTS = 35
+
+# Beacons (README "Beacons"): a truncated HMAC of a sensitive field's normalized value, stored beside the
+# ciphertext and queried through an index. Below 8 bits a beacon names at least 1/256 of the table, so a
+# lookup decrypts too many candidates to be worth an index; above 32 bits nearly every distinct value has
+# its own beacon, and the table then tells an observer which records share a value as surely as the value
+# itself would (32 bits also keep a beacon in a DynamoDB number and a PostgreSQL bigint exactly).
+BEACON_BITS_MIN = 8
+BEACON_BITS_MAX = 32
+# How a value is normalized before its beacon is computed (equal after normalization: the same beacon):
+# "exact": the string as given (Unicode NFC); "casefold": NFKC, case-folded, surrounding whitespace
+# dropped and inner runs of whitespace made one space (names, e-mail addresses); "digits": the decimal
+# digits only (SSNs, phone and card numbers written with or without separators).
+NORMALIZE_EXACT = "exact"
+NORMALIZE_CASEFOLD = "casefold"
+NORMALIZE_DIGITS = "digits"
+NORMALIZATIONS: tuple[str, ...] = (NORMALIZE_EXACT, NORMALIZE_CASEFOLD, NORMALIZE_DIGITS)
+BEACON_ATTRIBUTE_PREFIX = "_beacon_"
+# Each beacon field is an index in every region (a write costs one more index write per region and per
+# beacon field) and one more thing an observer of the table learns about equal values: a few, not many.
+MAX_BEACON_FIELDS = 5
+
+
+@dataclass(frozen=True)
+class BeaconField:
+    """A sensitive field with a beacon: ``bits`` of HMAC, over the value normalized by ``normalization``."""
+
+    name: str
+    bits: int
+    normalization: str
+
+    @property
+    def attribute(self) -> str:
+        """The stored (signed) attribute holding the beacon, and the key of its index."""
+        return f"{BEACON_ATTRIBUTE_PREFIX}{self.name}"
+
+
+def beacon_fields_environment(fields: tuple[BeaconField, ...] | list[BeaconField]) -> str:
+    """The BEACON_FIELDS value: ``name:bits:normalization`` joined by commas."""
+    return ",".join(f"{f.name}:{f.bits}:{f.normalization}" for f in fields)
+
 
 # A region name (us-east-2, us-gov-west-1, eu-isoe-west-1, eusc-de-east-1; numbers may reach two
 # digits) and an ARN partition: the one pattern of each (tests/runtime/test_settings.py holds them
