@@ -101,6 +101,7 @@ def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
             config=config,
             key_users=users,
             primary_key_arn=keys[primary].mrk_arn,
+            primary_beacon_key_arn=keys[primary].beacon_key_arn,
             tenant_primary_arns=_tenant_primary_arns(config, tenant_keys, region),
             env=env(region),
             description=f"{description}: multi-region key (replica) and {store_keys}, {region}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
 
+from cdk_constructs.beacon_key import BeaconKeyUsers
 from cdk_constructs.encrypting_functions import record_encryption_context
 from cdk_constructs.multi_region_key import KeyUsers
 from stacks.config import ToolkitConfig
@@ -24,6 +25,19 @@ def writer_role_path(config: ToolkitConfig) -> str:
 
 def reader_role_path(config: ToolkitConfig) -> str:
     return f"/{config.stack_prefix}/reader/"
+
+
+def finder_role_path(config: ToolkitConfig) -> str:
+    """The finder's role (beacons only): it may compute beacons and decrypt the candidates it found."""
+    return f"/{config.stack_prefix}/finder/"
+
+
+def beacon_key_users(config: ToolkitConfig) -> BeaconKeyUsers:
+    return BeaconKeyUsers(writer_role_path=writer_role_path(config), finder_role_path=finder_role_path(config))
+
+
+def beacon_key_alias(config: ToolkitConfig) -> str:
+    return f"{config.key_alias}-beacons"
 
 
 def key_users(config: ToolkitConfig) -> KeyUsers:
