@@ -12,8 +12,8 @@ from cdk_constructs.key_policies import ADMIN_ACTIONS
 from tests.infra.helpers import actions, resources, stack_output_ref, statement, statements
 from tests.infra.synth import Synthesized
 
-# Pinned: a changed id replaces the key, and every stored beacon then names nothing.
-BEACON_KEY_ID = "BeaconKeyE6CA1D48"
+# Pinned (test_logical_ids.py): a changed id replaces the key, and every stored beacon then names nothing.
+from tests.infra.test_logical_ids import BEACON_KEY_LOGICAL_ID as BEACON_KEY_ID
 
 
 def _beacon_key(app: Synthesized, region: str) -> tuple[str, dict[str, Any]]:
