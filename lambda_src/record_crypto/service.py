@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import botocore.session
 from botocore.exceptions import ClientError
 
+from record_crypto.beacons import Beacons
 from record_crypto.context import check_context, expected_context
 from record_crypto.envelope import RecordCipher
 from record_crypto.errors import (
@@ -93,6 +94,16 @@ class RecordService:
         # Per tenant, its key's cipher in this region under that tenant's session, and when the
         # session must be renewed (built on first use; tenants only).
         self._tenant_ciphers: dict[str, tuple[RecordCipher, float]] = {}
+        # Beacons (README "Beacons"): computed with the function's own credentials (GenerateMac carries
+        # no encryption context; the tenant is in each field key's label).
+        self.beacons: Beacons | None = None
+        if settings.beacon_fields and settings.beacon_key_arn:
+            self.beacons = Beacons(
+                key_arn=settings.beacon_key_arn,
+                table=settings.table_name,
+                fields=settings.beacon_fields,
+                botocore_session=session,
+            )
         self.store = store or store_for(settings, session)
 
     @classmethod
@@ -157,7 +168,9 @@ class RecordService:
 
     def _counters(self) -> tuple[int, ...]:
         """(KMS calls, throttles, cache hits) of every cipher of this container, summed."""
-        ciphers = (self.cipher, *(cipher for cipher, _ in self._tenant_ciphers.values()))
+        ciphers: tuple[Any, ...] = (self.cipher, *(cipher for cipher, _ in self._tenant_ciphers.values()))
+        if self.beacons is not None:
+            ciphers += (self.beacons,)
         return tuple(sum(column) for column in zip(*(c.counters() for c in ciphers), strict=True))
 
     # -- operations ----------------------------------------------------------------------------
@@ -174,6 +187,8 @@ class RecordService:
         plain, secret, loose = split_record(request.record, s.sensitive_fields, s.unsigned_attributes)
         attributes, unsigned = to_attribute_values(plain), to_attribute_values(loose)  # before any AWS call
         self.store.refuse_unstorable({**plain, **loose})
+        if self.beacons is not None:  # signed with the record: a changed or planted beacon is TamperedRecord
+            attributes |= self.beacons.of_record(secret, request.tenant)
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             current = request.expected_version
             if current is None:

@@ -234,6 +234,9 @@ class Settings:
     # region, or None where the tenant's key does not exist (its records may not be decrypted here).
     tenant_keys: Mapping[str, str | None] | None = None
     tenant_role_arn: str | None = None
+    # Beacons (README "Beacons"): the fields with one, and this region's ARN of the HMAC key (both or neither).
+    beacon_fields: tuple[BeaconField, ...] = ()
+    beacon_key_arn: str | None = None
 
     @property
     def store(self) -> str:
@@ -258,6 +261,8 @@ class Settings:
         max_record_bytes: int = 32768,
         database: DatabaseSettings | None = None,
         tenant_key_ids: Mapping[str, str | None] | None = None,
+        beacon_fields: tuple[BeaconField, ...] | list[BeaconField] = (),
+        beacon_key_arn: str | None = None,
     ) -> Settings:
         """Validated settings for use outside Lambda (same rules and messages as the functions').
         ``tenant_key_ids``: tenant id -> its key's id ("mrk-...") where it exists in ``region``, else None."""
@@ -277,6 +282,11 @@ class Settings:
                 ENV_CACHE_MAX_MESSAGES: str(cache.max_messages),
                 ENV_CACHE_MAX_BYTES: str(cache.max_bytes),
                 ENV_CACHE_CAPACITY: str(cache.capacity),
+            }
+        if beacon_fields or beacon_key_arn:
+            environ |= {
+                ENV_BEACON_FIELDS: beacon_fields_environment(beacon_fields),
+                ENV_BEACON_KEY_ARN: beacon_key_arn or "",
             }
         if tenant_key_ids is not None:
             environ[ENV_TENANT_KEYS] = tenant_keys_environment(tenant_key_ids)
@@ -318,6 +328,7 @@ class Settings:
             raise ConfigurationError(ENV_ALGORITHM_SUITE, suite, f"one of {', '.join(ALGORITHM_SUITES)}")
         cache = _cache(environ, get)
         max_record_bytes = _int(environ, get, ENV_MAX_RECORD_BYTES, 1, MAX_RECORD_BYTES_LIMIT)
+        beacon_fields, beacon_key_arn = _beacons(get, region, fields)
         return cls(
             table_name=table_name,
             mrk_arn=mrk_arn,
@@ -330,6 +341,8 @@ class Settings:
             database=_database(environ, get, region) if store == STORE_AURORA_POSTGRESQL else None,
             tenant_keys=_tenant_keys(get, mrk_arn),
             tenant_role_arn=_role_arn(get, ENV_TENANT_ROLE_ARN) or None,
+            beacon_fields=beacon_fields,
+            beacon_key_arn=beacon_key_arn,
         )
 
 
@@ -403,6 +416,46 @@ def _fields(get) -> tuple[tuple[str, ...], tuple[str, ...]]:  # type: ignore[no-
             f"no sensitive field may be unsigned (both list {sorted(set(unsigned) & set(fields))})",
         )
     return fields, unsigned
+
+
+_BEACON_ENTRY = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_]{0,63}):(?P<bits>\d{1,2}):(?P<norm>[a-z]+)$")
+
+
+def _beacons(get, region: str, sensitive: tuple[str, ...]) -> tuple[tuple[BeaconField, ...], str | None]:  # type: ignore[no-untyped-def]
+    """BEACON_FIELDS (sensitive fields, each once, bits and normalization in range) and BEACON_KEY_ARN
+    (this region's multi-region key), both set or neither."""
+    raw, key_arn = get(ENV_BEACON_FIELDS), get(ENV_BEACON_KEY_ARN)
+    allowed = (
+        f"a comma-separated list of name:bits:normalization, each name a sensitive field ({', '.join(sensitive)}) "
+        f"once, bits {BEACON_BITS_MIN}-{BEACON_BITS_MAX}, normalization one of {', '.join(NORMALIZATIONS)}; "
+        f"at most {MAX_BEACON_FIELDS}"
+    )
+    fields: list[BeaconField] = []
+    for entry in (e.strip() for e in raw.split(",") if e.strip()):
+        match = _BEACON_ENTRY.match(entry)
+        if (
+            match is None
+            or match["name"] not in sensitive
+            or not BEACON_BITS_MIN <= int(match["bits"]) <= BEACON_BITS_MAX
+            or match["norm"] not in NORMALIZATIONS
+        ):
+            raise ConfigurationError(ENV_BEACON_FIELDS, raw, allowed)
+        fields.append(BeaconField(name=match["name"], bits=int(match["bits"]), normalization=match["norm"]))
+    if len({f.name for f in fields}) != len(fields) or len(fields) > MAX_BEACON_FIELDS:
+        raise ConfigurationError(ENV_BEACON_FIELDS, raw, allowed)
+    if not fields and not key_arn:
+        return (), None
+    if not fields:
+        raise ConfigurationError(ENV_BEACON_FIELDS, raw, f"set with {ENV_BEACON_KEY_ARN}: {allowed}")
+    match = _MRK_ARN.match(key_arn)
+    if match is None or match["region"] != region:
+        raise ConfigurationError(
+            ENV_BEACON_KEY_ARN,
+            key_arn or None,
+            f"the multi-region HMAC key of this function's own region {region}: "
+            f"arn:aws:kms:{region}:<account>:key/mrk-...",
+        )
+    return tuple(fields), key_arn
 
 
 def _cache(environ: Mapping[str, str], get) -> CacheSettings | None:  # type: ignore[no-untyped-def]
