@@ -28,8 +28,10 @@ def reader_role_path(config: ToolkitConfig) -> str:
 
 
 def finder_role_path(config: ToolkitConfig) -> str:
-    """The finder's role (beacons only): it may compute beacons and decrypt the candidates it found."""
-    return f"/{config.stack_prefix}/finder/"
+    """The finder's role (beacons only): it computes beacons and decrypts the candidates it finds, so it
+    is a reader (under the reader path: the records key's policy lets it decrypt, and nothing under that
+    path may create ciphertext, MrkToolkit-IAM2), and the beacon key's policy names its own path apart."""
+    return f"{reader_role_path(config)}finder/"
 
 
 def beacon_key_users(config: ToolkitConfig) -> BeaconKeyUsers:
