@@ -23,6 +23,8 @@ from cdk_constructs.logs_key import LogsKey, encrypted_log_group
 # environment through its validation.
 from lambda_src.record_crypto.settings import (
     ENV_ALGORITHM_SUITE,
+    ENV_BEACON_FIELDS,
+    ENV_BEACON_KEY_ARN,
     ENV_CACHE_CAPACITY,
     ENV_CACHE_MAX_AGE,
     ENV_CACHE_MAX_BYTES,
@@ -45,8 +47,32 @@ from lambda_src.record_crypto.settings import (
     SUITE_SIGNING,
     TENANT_KEY,
     VERSION_ATTRIBUTE,
+    BeaconField,
+    beacon_fields_environment,
     tenant_keys_environment,
 )
+
+MAC_ALGORITHM = "HMAC_SHA_256"  # the one algorithm the beacon key is used with (record_crypto/beacons.py)
+
+
+@dataclass(frozen=True)
+class BeaconAccess:
+    """Beacons (README "Beacons"): the beacon fields and this region's ARN of the multi-region HMAC key."""
+
+    fields: tuple[BeaconField, ...]
+    key_arn: str
+
+    def environment(self) -> dict[str, str]:
+        return {ENV_BEACON_FIELDS: beacon_fields_environment(self.fields), ENV_BEACON_KEY_ARN: self.key_arn}
+
+    def statement(self) -> iam.PolicyStatement:
+        """``kms:GenerateMac`` with HMAC_SHA_256 on this region's beacon key (the key policy says the same)."""
+        return iam.PolicyStatement(
+            sid="LocalBeaconKey",
+            actions=["kms:GenerateMac"],
+            resources=[self.key_arn],
+            conditions={"StringEquals": {"kms:MacAlgorithm": MAC_ALGORITHM}},
+        )
 
 
 @dataclass(frozen=True)
@@ -232,6 +258,7 @@ class EncryptingFunction(Construct):
         logs_key: kms.IKey,
         database: DatabaseAccess | None = None,
         database_secret_arn: str | None = None,
+        beacons: BeaconAccess | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = encrypted_log_group(
@@ -266,16 +293,18 @@ class EncryptingFunction(Construct):
                 _key_statement(kms_action, mrk_arn, encryption_context),
                 *self._tenant_access(construct_id, role_path, kms_action, tenant_key_arns, encryption_context),
                 *store_statements,
+                *([beacons.statement()] if beacons is not None else []),
                 own_log_group(self.log_group),
             ],
         )
         self.tracing_policy = self._tracing_policy(construct_id, role_path)
         tenant_role = {ENV_TENANT_ROLE_ARN: self.tenant_role.role_arn} if self.tenant_role is not None else {}
+        beacon_env = beacons.environment() if beacons is not None else {}
         self.function = self._function(
             description=description,
             handler=handler,
             code=code,
-            environment={**environment, **tenant_role},
+            environment={**environment, **tenant_role, **beacon_env},
             reserved_concurrency=reserved_concurrency,
             network=self._network(database, role_path),
         )
@@ -472,7 +501,9 @@ class EncryptingFunctions(Construct):
     pairs every KMS request carries; the same pairs condition the role policies);
     ``writer_role_path`` / ``reader_role_path``; ``crypto`` (``CryptoOptions``);
     ``code`` (one asset per stack, shared by both);
-    ``log_retention_days``; ``reserved_concurrency``; ``removal_policy``.
+    ``log_retention_days``; ``reserved_concurrency``; ``removal_policy``; ``beacons`` (``BeaconAccess``,
+    default None: no beacons): the writer computes and stores them (``kms:GenerateMac`` on the local
+    beacon key).
 
     The writer may only ``kms:GenerateDataKey`` on the local MRK, ``dynamodb:PutItem`` on the
     local replica and ``dynamodb:GetItem`` of the key and version attributes alone; the reader
@@ -499,6 +530,7 @@ class EncryptingFunctions(Construct):
         admin_arns: Sequence[str] = (),
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         database: DatabaseAccess | None = None,
+        beacons: BeaconAccess | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -529,6 +561,7 @@ class EncryptingFunctions(Construct):
             kms_action="kms:GenerateDataKey",
             table_actions=("dynamodb:PutItem",),
             readable_attributes=(PARTITION_KEY, VERSION_ATTRIBUTE),
+            beacons=beacons,
             **{**common, **store["writer"]},  # type: ignore[arg-type]
         )
         self.reader = EncryptingFunction(

@@ -83,6 +83,8 @@ class RoleContract:
 ANY_RESOURCE = ResourceKind("any resource (`*`)", patterns=("*",))
 OWN_MRK = ResourceKind("its region's multi-region key", KEY_TYPES, ("RecordsKey",))
 OWN_TABLE = ResourceKind("its region's table replica", TABLE_TYPES, ("RecordsTable",))
+# Beacons (README "Beacons"): the multi-region HMAC key (only with beaconFields).
+OWN_BEACON_KEY = ResourceKind("its region's beacon (HMAC) key", KEY_TYPES, ("BeaconKey",))
 OWN_SECRETS_KEY = ResourceKind("its region's secrets key", KEY_TYPES, ("SecretsKey",))
 WRITER_SECRET = ResourceKind("the writer's database secret (its region's replica)", SECRET_TYPES, ("SecretsWriter",))
 READER_SECRET = ResourceKind("the reader's database secret (its region's replica)", SECRET_TYPES, ("SecretsReader",))
@@ -129,6 +131,7 @@ SESSION_TENANT = Condition(
     session_tenant=True,
 )
 SESSION_TAGGED = Condition(f"tagging the session with `{TENANT_KEY}` and no other tag", "session-tag")
+BEACON_MAC = Condition("with `HMAC_SHA_256`", "mac-hmac-sha-256")
 VERSION_ATTRIBUTES = ("id", "_version")
 VERSION_ONLY = Condition(f"projecting {' and '.join(f'`{a}`' for a in VERSION_ATTRIBUTES)} only", "version-attributes")
 
@@ -199,6 +202,12 @@ WRITER = RoleContract(
             RECORD_CONTEXT,
         ),
         tenant_session(WRITER_TENANT_ROLE),
+        Grant(
+            ("kms:GenerateMac",),
+            OWN_BEACON_KEY,
+            "with beacon fields: derive each field's beacon key (once per container and tenant)",
+            BEACON_MAC,
+        ),
         Grant(("dynamodb:PutItem",), OWN_TABLE, "store the record", store=DYNAMODB),
         Grant(
             ("dynamodb:GetItem",),

@@ -124,6 +124,7 @@ def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
             f"{prefix}-Functions-{region}",
             config=config,
             mrk_arn=keys[region].mrk_arn,
+            beacon_key_arn=keys[region].beacon_key_arn,
             store_key_arns=region_key_arns([keys[region]]),
             tenant_keys=tenant_keys_in(tenant_keys, keys[region], region),
             env=env(region),

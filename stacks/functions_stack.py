@@ -10,6 +10,7 @@ from constructs import Construct
 
 from cdk_constructs.audit_rules import AuditRules
 from cdk_constructs.encrypting_functions import (
+    BeaconAccess,
     CryptoOptions,
     DatabaseAccess,
     EncryptingFunctions,
@@ -44,10 +45,12 @@ class FunctionsStack(Stack):
         database: DatabaseAccess | None = None,
         store_key_arns: Sequence[str] = (),
         tenant_keys: Mapping[str, MultiRegionKey] | None = None,
+        beacon_key_arn: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         cache = config.data_key_cache
+        beacons = BeaconAccess(config.beacon_fields, beacon_key_arn) if beacon_key_arn else None
         # With tenants: every tenant, with its key here (or None where it has none).
         tenant_key_ids = (
             {
@@ -84,6 +87,7 @@ class FunctionsStack(Stack):
             admin_arns=config.key_admin_arns,
             removal_policy=removal_policy(config),
             database=database,
+            beacons=beacons,
         )
         acknowledge_function_findings(self.functions, in_vpc=database is not None)
         CfnOutput(self, "WriterFunctionName", value=self.functions.writer.function.function_name)

@@ -86,3 +86,9 @@ def test_a_beacon_field_must_stay_sensitive() -> None:
     plaintext beside its own beacon)."""
     with pytest.raises(ConfigError, match="sensitive field only"):
         config({"ssn": {"bits": 16}}, **{"mrk-toolkit:sensitiveFields": ["card_number"]})
+
+
+def test_the_aurora_store_refuses_beacons_for_now() -> None:
+    with pytest.raises(ConfigError, match="dynamodb store only so far") as err:
+        config({"ssn": {"bits": 16}}, **{"mrk-toolkit:store": "aurora-postgresql"})
+    assert "-c mrk-toolkit:store=dynamodb" in str(err.value)
