@@ -126,6 +126,7 @@ NORMALIZE_CASEFOLD = "casefold"
 NORMALIZE_DIGITS = "digits"
 NORMALIZATIONS: tuple[str, ...] = (NORMALIZE_EXACT, NORMALIZE_CASEFOLD, NORMALIZE_DIGITS)
 BEACON_ATTRIBUTE_PREFIX = "_beacon_"
+BEACON_INDEX_PREFIX = "beacon-"
 # Each beacon field is an index in every region (a write costs one more index write per region and per
 # beacon field) and one more thing an observer of the table learns about equal values: a few, not many.
 MAX_BEACON_FIELDS = 5
@@ -143,6 +144,11 @@ class BeaconField:
     def attribute(self) -> str:
         """The stored (signed) attribute holding the beacon, and the key of its index."""
         return f"{BEACON_ATTRIBUTE_PREFIX}{self.name}"
+
+    @property
+    def index_name(self) -> str:
+        """The DynamoDB global secondary index keyed by the beacon (the finder queries it)."""
+        return f"{BEACON_INDEX_PREFIX}{self.name}"
 
 
 def beacon_fields_environment(fields: tuple[BeaconField, ...] | list[BeaconField]) -> str:
