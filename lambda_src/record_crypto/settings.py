@@ -127,6 +127,10 @@ NORMALIZE_DIGITS = "digits"
 NORMALIZATIONS: tuple[str, ...] = (NORMALIZE_EXACT, NORMALIZE_CASEFOLD, NORMALIZE_DIGITS)
 BEACON_ATTRIBUTE_PREFIX = "_beacon_"
 BEACON_INDEX_PREFIX = "beacon-"
+# The most candidates one lookup decrypts (each one a KMS Decrypt with the data-key cache off, ~10 ms with
+# its signature check): 100 keep a lookup within a few seconds of the function's 15 s timeout. A beacon
+# matching more is refused (TooManyCandidates), never truncated: a partial answer would look complete.
+MAX_CANDIDATES = 100
 # Each beacon field is an index in every region (a write costs one more index write per region and per
 # beacon field) and one more thing an observer of the table learns about equal values: a few, not many.
 MAX_BEACON_FIELDS = 5

@@ -210,3 +210,127 @@ def test_the_beacon_key_must_be_this_regions(aws: TwoRegions, keys: dict[str, st
     settings = Settings.from_env(aws.env(REPLICA, **beacon_env(keys[REPLICA])))
     assert settings.beacon_fields == (SSN, DOB)
     assert Settings.from_env(aws.env(REPLICA)).beacon_fields == ()
+
+
+# -- the finder ---------------------------------------------------------------------------------
+def _with_indexes(fields: tuple[BeaconField, ...] = (SSN, DOB)) -> None:
+    """The table in both regions with the beacon indexes the table stack declares (moto's tables of the
+    ``aws`` fixture have none)."""
+    for region in (PRIMARY, REPLICA):
+        ddb = boto3.client("dynamodb", region)
+        ddb.delete_table(TableName=TABLE)
+        ddb.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[
+                {"AttributeName": "id", "AttributeType": "S"},
+                *({"AttributeName": f.attribute, "AttributeType": "N"} for f in fields),
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": f.index_name,
+                    "KeySchema": [{"AttributeName": f.attribute, "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+                for f in fields
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+
+@pytest.fixture
+def indexed(aws: TwoRegions, keys: dict[str, str]) -> dict[str, str]:
+    _with_indexes()
+    return keys
+
+
+def _write_all(aws: TwoRegions, keys: dict[str, str], records: dict[str, dict[str, Any]]) -> None:
+    writer = _service(aws, PRIMARY, keys)
+    for item_id, record in records.items():
+        assert writer.write({"id": item_id, "record": record})["ok"]
+        aws.replicate(item_id)
+
+
+def test_written_in_one_region_found_in_another_many_and_none(aws: TwoRegions, indexed: dict[str, str]) -> None:
+    records = {
+        "p1": {"name": "Ada", "ssn": "078-05-1120", "dob": "1815-12-10"},
+        "p2": {"name": "Bo", "ssn": "078 05 1120", "dob": "1900-01-01"},
+        "p3": {"name": "Cy", "ssn": "219-09-9999", "dob": "1815-12-10"},
+    }
+    _write_all(aws, indexed, records)
+    finder = _service(aws, REPLICA, indexed)
+    found = finder.find({"field": "ssn", "value": "078051120"})
+    assert found["ok"], found
+    assert [m["id"] for m in found["matches"]] == ["p1", "p2"]
+    assert found["matches"][0] == {"id": "p1", "record": records["p1"], "version": 1}
+    assert finder.find({"field": "ssn", "value": "219-09-9999"})["matches"][0]["record"] == records["p3"]
+    none = finder.find({"field": "ssn", "value": "000-00-0000"})
+    assert none["ok"] and none["matches"] == []
+    aws.recorder.clear()
+    assert finder.find({"field": "ssn", "value": "078-05-1120"})["candidates"] == 2
+    operations = [c.operation for c in aws.recorder.kms()]
+    assert "GenerateMac" not in operations  # 0 KMS calls for the beacon once the field key is derived
+    assert operations == ["Decrypt", "Decrypt"]  # one per candidate (data-key cache off)
+    assert [c.operation for c in aws.recorder.table()] == ["Query"]
+
+
+def test_false_positives_of_a_short_beacon_are_decrypted_and_dropped(aws: TwoRegions, indexed: dict[str, str]) -> None:
+    """dob has 8 bits: 300 distinct dates share 256 beacons, so lookups meet other dates' records."""
+    records = {f"p{i}": {"dob": f"d-{i:04d}"} for i in range(300)}
+    _write_all(aws, indexed, records)
+    finder = _service(aws, REPLICA, indexed)
+    dropped = 0
+    for i in range(0, 300, 10):
+        found = finder.find({"field": "dob", "value": f"d-{i:04d}"})
+        assert [m["id"] for m in found["matches"]] == [f"p{i}"], found
+        dropped += found["candidates"] - 1
+    assert dropped > 0
+
+
+def test_a_planted_beacon_refuses_the_lookup(aws: TwoRegions, indexed: dict[str, str]) -> None:
+    """A table writer gives another record the beacon of a value, to have it returned for that value."""
+    _write_all(aws, indexed, {"p1": {"ssn": "078-05-1120"}, "p2": {"name": "Mallory"}})
+    item = aws.raw_item(REPLICA, "p2")
+    assert item is not None
+    item["_beacon_ssn"] = aws.raw_item(REPLICA, "p1")["_beacon_ssn"]  # type: ignore[index]
+    aws.put_raw_item(REPLICA, item)
+    found = _service(aws, REPLICA, indexed).find({"field": "ssn", "value": "078-05-1120"})
+    assert found["error"]["type"] == "TamperedRecord", found
+    assert "did not sign" in found["error"]["message"]
+
+
+def test_more_candidates_than_the_limit_are_refused_before_any_decrypt(
+    aws: TwoRegions, indexed: dict[str, str]
+) -> None:
+    from record_crypto.settings import MAX_CANDIDATES
+
+    _write_all(aws, indexed, {f"p{i}": {"dob": "1815-12-10"} for i in range(MAX_CANDIDATES + 1)})
+    finder = _service(aws, REPLICA, indexed)
+    finder.find({"field": "dob", "value": "another"})  # cold start: derive the field key
+    aws.recorder.clear()
+    found = finder.find({"field": "dob", "value": "1815-12-10"})
+    assert found["error"]["type"] == "TooManyCandidates", found
+    assert found["error"]["status"] == 422 and not found["error"]["retryable"]
+    assert aws.recorder.kms() == []
+
+
+@pytest.mark.parametrize(
+    ("event", "needle"),
+    [
+        ({"field": "name", "value": "Ada"}, "'name' is not a beacon field; beacon fields are ssn, dob"),
+        ({"field": "ssn"}, "'value' is missing"),
+        ({"field": "ssn", "value": ["078"]}, "'value' must be a string or an integer"),
+        ({"field": "ssn", "value": "no digits"}, "must hold a digit"),
+        ({"field": "ssn", "value": "1", "tenant": "acme"}, "this deployment has no tenants"),
+        ({"field": "ssn", "value": "1", "limit": 5}, "unknown key(s) 'limit'"),
+    ],
+)
+def test_a_bad_lookup_is_a_400_before_any_aws_call(
+    aws: TwoRegions, indexed: dict[str, str], event: dict[str, Any], needle: str
+) -> None:
+    finder = _service(aws, REPLICA, indexed)
+    aws.recorder.clear()
+    found = finder.find(event)
+    assert found["error"]["type"] == "InvalidEvent" and found["error"]["status"] == 400, found
+    assert needle in found["error"]["message"]
+    assert aws.recorder.calls == []
