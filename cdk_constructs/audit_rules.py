@@ -49,16 +49,20 @@ def _kms_event(key_arns: Sequence[str], **detail: Any) -> dict[str, Any]:
     }
 
 
-def _issuer_other_than(role_arn: str) -> dict[str, Any]:
-    return {"sessionContext": {"sessionIssuer": {"arn": [{"anything-but": [role_arn]}]}}}
+def _issuer_other_than(*role_arns: str) -> dict[str, Any]:
+    return {"sessionContext": {"sessionIssuer": {"arn": [{"anything-but": list(role_arns)}]}}}
 
 
 def administration_pattern(key_arns: Sequence[str]) -> dict[str, Any]:
     return _kms_event(key_arns, eventName=list(KEY_ADMIN_EVENTS))
 
 
-def unexpected_use_pattern(key_arn: str, writer_role_arn: str, reader_role_arn: str) -> dict[str, Any]:
-    """Any use of the key except the writer role's GenerateDataKey and the reader role's Decrypt."""
+def unexpected_use_pattern(
+    key_arn: str, writer_role_arn: str, reader_role_arn: str, finder_role_arn: str | None = None
+) -> dict[str, Any]:
+    """Any use of the key except the writer role's GenerateDataKey and the reader role's (and, with
+    beacons, the finder role's) Decrypt."""
+    readers = (reader_role_arn, finder_role_arn) if finder_role_arn else (reader_role_arn,)
     return _kms_event(
         [key_arn],
         eventName=list(KEY_USE_EVENTS),
@@ -66,7 +70,7 @@ def unexpected_use_pattern(key_arn: str, writer_role_arn: str, reader_role_arn: 
             "$or": [
                 {"userIdentity": {"type": [{"anything-but": ["AssumedRole"]}]}},
                 {"eventName": [{"anything-but": [READER_USE, WRITER_USE]}]},
-                {"eventName": [READER_USE], "userIdentity": _issuer_other_than(reader_role_arn)},
+                {"eventName": [READER_USE], "userIdentity": _issuer_other_than(*readers)},
                 {"eventName": [WRITER_USE], "userIdentity": _issuer_other_than(writer_role_arn)},
             ]
         },
@@ -84,7 +88,8 @@ class AuditRules(Construct):
     toolkit keys: table or storage and secrets, logs, topic; their administration is watched too);
     ``tenant_key_arns`` (the region's tenant keys, with tenants: their administration and the calls
     denied on them are watched as the records key's; their use is by the tenant-access roles' sessions,
-    which the unexpected-use rule does not name yet). Attribute: ``rules`` (what -> CfnRule)."""
+    which the unexpected-use rule does not name yet); ``finder_role_arn`` (with beacons: its Decrypt is
+    expected use too). Attribute: ``rules`` (what -> CfnRule)."""
 
     def __init__(
         self,
@@ -99,6 +104,7 @@ class AuditRules(Construct):
         topic_arn: str,
         other_key_arns: Sequence[str] = (),
         tenant_key_arns: Sequence[str] = (),
+        finder_role_arn: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         patterns = {
@@ -108,7 +114,7 @@ class AuditRules(Construct):
                 True,
             ),
             RULE_UNEXPECTED_KEY_USE: (
-                unexpected_use_pattern(key_arn, writer_role_arn, reader_role_arn),
+                unexpected_use_pattern(key_arn, writer_role_arn, reader_role_arn, finder_role_arn),
                 STATE_ALL_MANAGEMENT_EVENTS,
                 True,
             ),

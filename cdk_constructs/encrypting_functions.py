@@ -22,6 +22,7 @@ from cdk_constructs.logs_key import LogsKey, encrypted_log_group
 # imports CDK; this side may import that plain module), and tests/infra feed every template's
 # environment through its validation.
 from lambda_src.record_crypto.settings import (
+    BEACON_INDEX_PREFIX,
     ENV_ALGORITHM_SUITE,
     ENV_BEACON_FIELDS,
     ENV_BEACON_KEY_ARN,
@@ -57,10 +58,12 @@ MAC_ALGORITHM = "HMAC_SHA_256"  # the one algorithm the beacon key is used with 
 
 @dataclass(frozen=True)
 class BeaconAccess:
-    """Beacons (README "Beacons"): the beacon fields and this region's ARN of the multi-region HMAC key."""
+    """Beacons (README "Beacons"): the beacon fields, this region's ARN of the multi-region HMAC key, and
+    the finder's role path (under the reader's: it decrypts what it finds)."""
 
     fields: tuple[BeaconField, ...]
     key_arn: str
+    finder_role_path: str
 
     def environment(self) -> dict[str, str]:
         return {ENV_BEACON_FIELDS: beacon_fields_environment(self.fields), ENV_BEACON_KEY_ARN: self.key_arn}
@@ -259,6 +262,7 @@ class EncryptingFunction(Construct):
         database: DatabaseAccess | None = None,
         database_secret_arn: str | None = None,
         beacons: BeaconAccess | None = None,
+        query_indexes_only: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = encrypted_log_group(
@@ -271,7 +275,9 @@ class EncryptingFunction(Construct):
             path=role_path,
             description=description,
         )
-        if database is None:
+        if query_indexes_only and beacons is not None:
+            what, store_statements = "local beacon indexes", _index_query(table_arn)
+        elif database is None:
             what, store_statements = (
                 "local table replica",
                 _table_statements(table_arn, table_actions, readable_attributes),
@@ -446,6 +452,19 @@ def _key_statement(action: str, key_arn: str, encryption_context: Mapping[str, s
     )
 
 
+def _index_query(table_arn: str) -> list[iam.PolicyStatement]:
+    """The finder reads only through the beacon indexes: ``dynamodb:Query`` on the local replica's indexes
+    named ``beacon-*`` (the toolkit's prefix: a field added later needs no policy change before its index
+    exists), nothing on the table itself."""
+    return [
+        iam.PolicyStatement(
+            sid="LocalBeaconIndexes",
+            actions=["dynamodb:Query"],
+            resources=[f"{table_arn}/index/{BEACON_INDEX_PREFIX}*"],
+        )
+    ]
+
+
 def _table_statements(
     table_arn: str, actions: tuple[str, ...], readable_attributes: tuple[str, ...]
 ) -> list[iam.PolicyStatement]:
@@ -503,12 +522,13 @@ class EncryptingFunctions(Construct):
     ``code`` (one asset per stack, shared by both);
     ``log_retention_days``; ``reserved_concurrency``; ``removal_policy``; ``beacons`` (``BeaconAccess``,
     default None: no beacons): the writer computes and stores them (``kms:GenerateMac`` on the local
-    beacon key).
+    beacon key), and a third function, the finder, looks records up by them (``kms:GenerateMac``,
+    ``kms:Decrypt`` with the toolkit's context, ``dynamodb:Query`` on the beacon indexes only).
 
     The writer may only ``kms:GenerateDataKey`` on the local MRK, ``dynamodb:PutItem`` on the
     local replica and ``dynamodb:GetItem`` of the key and version attributes alone; the reader
     may only ``kms:Decrypt`` and ``dynamodb:GetItem``.
-    Attributes: ``writer``, ``reader`` (``EncryptingFunction``).
+    Attributes: ``writer``, ``reader``, ``finder`` (``EncryptingFunction``; the finder None without beacons).
     """
 
     def __init__(
@@ -574,6 +594,20 @@ class EncryptingFunctions(Construct):
             table_actions=("dynamodb:GetItem",),
             **{**common, **store["reader"]},  # type: ignore[arg-type]
         )
+        self.finder: EncryptingFunction | None = None
+        if beacons is not None:
+            self.finder = EncryptingFunction(
+                self,
+                "Finder",
+                description="Finds records by a beacon field's value in the local replica and decrypts them",
+                handler="finder.handler",
+                role_path=beacons.finder_role_path,
+                kms_action="kms:Decrypt",
+                table_actions=(),
+                beacons=beacons,
+                query_indexes_only=True,
+                **common,  # type: ignore[arg-type]
+            )
 
 
 # The encryption context every record carries (lambda_src/record_crypto adds "item" when the

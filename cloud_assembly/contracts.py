@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from lambda_src.record_crypto.settings import STORE_AURORA_POSTGRESQL, STORE_DYNAMODB, TENANT_KEY
+from lambda_src.record_crypto.settings import BEACON_INDEX_PREFIX, STORE_AURORA_POSTGRESQL, STORE_DYNAMODB, TENANT_KEY
 
 DYNAMODB, AURORA = STORE_DYNAMODB, STORE_AURORA_POSTGRESQL
 KEY_TYPES = ("AWS::KMS::Key", "AWS::KMS::ReplicaKey")
@@ -38,6 +38,8 @@ class ResourceKind:
     stems: tuple[str, ...] = ()
     patterns: tuple[str, ...] = ()
     tagged: str = ""
+    # Appended to each resource's ARN (``/index/beacon-*``: the resource's indexes of that name).
+    suffix: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,12 @@ OWN_MRK = ResourceKind("its region's multi-region key", KEY_TYPES, ("RecordsKey"
 OWN_TABLE = ResourceKind("its region's table replica", TABLE_TYPES, ("RecordsTable",))
 # Beacons (README "Beacons"): the multi-region HMAC key (only with beaconFields).
 OWN_BEACON_KEY = ResourceKind("its region's beacon (HMAC) key", KEY_TYPES, ("BeaconKey",))
+OWN_BEACON_INDEXES = ResourceKind(
+    f"its region's table replica's beacon indexes (`index/{BEACON_INDEX_PREFIX}*`)",
+    TABLE_TYPES,
+    ("RecordsTable",),
+    suffix=f"/index/{BEACON_INDEX_PREFIX}*",
+)
 OWN_SECRETS_KEY = ResourceKind("its region's secrets key", KEY_TYPES, ("SecretsKey",))
 WRITER_SECRET = ResourceKind("the writer's database secret (its region's replica)", SECRET_TYPES, ("SecretsWriter",))
 READER_SECRET = ResourceKind("the reader's database secret (its region's replica)", SECRET_TYPES, ("SecretsReader",))
@@ -239,6 +247,25 @@ READER = RoleContract(
     ),
 )
 
+FINDER = RoleContract(
+    "finder",
+    "the finder's role",
+    ("RecordsFinderRole",),
+    "with beacon fields: finds records by a field's value through its region's beacon indexes and decrypts them",
+    (
+        Grant(("kms:GenerateMac",), OWN_BEACON_KEY, "derive each field's beacon key (once per container)", BEACON_MAC),
+        Grant(("kms:Decrypt",), OWN_MRK, "decrypt each candidate's data key, for records only", RECORD_CONTEXT),
+        Grant(
+            ("dynamodb:Query",),
+            OWN_BEACON_INDEXES,
+            "the candidates of a beacon (the index projects every attribute: nothing is read from the table)",
+            store=DYNAMODB,
+        ),
+        logs("RecordsFinderLogs"),
+        TRACING,
+    ),
+)
+
 TENANT_WRITER = RoleContract(
     "tenant-writer",
     "the writer's tenant-access role",
@@ -326,6 +353,7 @@ FLOW_LOGS = RoleContract(
 CONTRACTS: tuple[RoleContract, ...] = (
     WRITER,
     READER,
+    FINDER,
     TENANT_WRITER,
     TENANT_READER,
     SCHEMA_SETUP,

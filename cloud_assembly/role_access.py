@@ -143,7 +143,7 @@ def resolve_all(kind: ResourceKind, view: DeploymentView, *, regions: Sequence[s
     """The ARNs a symbolic resource names in these regions (None: every region)."""
     roles = [StackResource(r.stack, r.region, r.logical_id, ROLE_TYPES[0], r.arn) for r in view.roles]
     out = [
-        r.arn
+        f"{r.arn}{kind.suffix}"
         for r in (*view.resources, *roles)
         if r.arn
         and r.type in kind.types

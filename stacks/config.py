@@ -395,6 +395,15 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
                 "store does not store or index them yet)",
                 f"Remove {CONTEXT_PREFIX}beaconFields, or use -c {CONTEXT_PREFIX}store={STORE_DYNAMODB}",
             )
+    beacon_fields = _beacon_fields(raw.get("beaconFields", {}), sensitive)
+    if beacon_fields and tenants:
+        raise ConfigError(
+            "beaconFields",
+            raw["beaconFields"],
+            "beacons with tenants are not built yet: the writer computes per-tenant beacons, but the finder has "
+            "no tenant-access role to decrypt a tenant's candidates with",
+            f"Remove {CONTEXT_PREFIX}beaconFields or {CONTEXT_PREFIX}tenants",
+        )
     return ToolkitConfig(
         account=account,
         primary_region=primary,
@@ -427,7 +436,7 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
         aurora=aurora,
         audit=_audit(raw),
         tenants=tenants,
-        beacon_fields=_beacon_fields(raw.get("beaconFields", {}), sensitive),
+        beacon_fields=beacon_fields,
     )
 
 

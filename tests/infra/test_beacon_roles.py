@@ -30,16 +30,17 @@ def mac_grants(view: DeploymentView) -> dict[tuple[str, str], set[tuple[str, str
 def test_every_role_with_beacons_may_do_exactly_its_contract(beacons_app: Synthesized) -> None:
     view = view_of(beacons_app)
     regions = beacons_app.config.regions
-    assert kinds(view) == sorted((r, k) for r in regions for k in ("reader", "writer"))
+    assert kinds(view) == sorted((r, k) for r in regions for k in ("finder", "reader", "writer"))
     assert_exactly_its_contract(view)
 
 
-def test_only_the_writer_computes_beacons_with_its_own_regions_key(beacons_app: Synthesized) -> None:
+def test_only_the_writer_and_finder_compute_beacons_with_their_regions_key(beacons_app: Synthesized) -> None:
     view = view_of(beacons_app)
     beacon_keys = {r.region: r.arn for r in view.resources if r.stem == "BeaconKey"}
     assert set(beacon_keys) == set(beacons_app.config.regions)
+    computes = ("RecordsWriterRole", "RecordsFinderRole")
     for (stem, region), allowed in mac_grants(view).items():
-        expected = {(beacon_keys[region], "mac-hmac-sha-256")} if stem == "RecordsWriterRole" else set()
+        expected = {(beacon_keys[region], "mac-hmac-sha-256")} if stem in computes else set()
         assert allowed == expected, (stem, region)
 
 
@@ -81,4 +82,21 @@ def test_the_writer_environment_names_the_beacon_fields_and_its_regions_key(beac
                 ref = stack_output_ref(variables[ENV_BEACON_KEY_ARN])
                 assert ref is not None and "FnGetAttBeaconKey" in ref["OutputName"], ref
                 assert ref["StackName"] == app.stacks.keys[region].stack_name
-        assert seen == {"RecordsWriter": app.config.beacon_fields, "RecordsReader": ()}, (region, seen)
+        fields = app.config.beacon_fields
+        assert seen == {"RecordsWriter": fields, "RecordsReader": (), "RecordsFinder": fields}, (region, seen)
+
+
+def test_the_audit_rules_expect_the_finders_decrypt_and_watch_the_beacon_key(beacons_app: Synthesized) -> None:
+    app = beacons_app
+    for region, stack in app.stacks.functions.items():
+        tpl = app.raw(stack)
+        rules = {
+            r["Properties"]["Name"]: r["Properties"]["EventPattern"]
+            for r in resources(tpl, "AWS::Events::Rule").values()
+        }
+        prefix = f"{app.config.stack_prefix}-{region}-"
+        use = str(rules[f"{prefix}unexpected-key-use"])
+        finder_role = next(lid for lid in resources(tpl, "AWS::IAM::Role") if lid.startswith("RecordsFinderRole"))
+        assert f"'{finder_role}', 'Arn'" in use, region
+        administration = str(rules[f"{prefix}key-administration"])
+        assert "BeaconKey" in administration, region
