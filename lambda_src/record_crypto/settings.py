@@ -127,6 +127,7 @@ NORMALIZE_DIGITS = "digits"
 NORMALIZATIONS: tuple[str, ...] = (NORMALIZE_EXACT, NORMALIZE_CASEFOLD, NORMALIZE_DIGITS)
 BEACON_ATTRIBUTE_PREFIX = "_beacon_"
 BEACON_INDEX_PREFIX = "beacon-"
+BEACON_COLUMN_PREFIX = "beacon_"
 # The most candidates one lookup decrypts (each one a KMS Decrypt with the data-key cache off, ~10 ms with
 # its signature check): 100 keep a lookup within a few seconds of the function's 15 s timeout. A beacon
 # matching more is refused (TooManyCandidates), never truncated: a partial answer would look complete.
@@ -153,6 +154,11 @@ class BeaconField:
     def index_name(self) -> str:
         """The DynamoDB global secondary index keyed by the beacon (the finder queries it)."""
         return f"{BEACON_INDEX_PREFIX}{self.name}"
+
+    @property
+    def column(self) -> str:
+        """The Aurora PostgreSQL store's column holding the beacon (a bigint with a b-tree index)."""
+        return f"{BEACON_COLUMN_PREFIX}{self.name}"
 
 
 def beacon_fields_environment(fields: tuple[BeaconField, ...] | list[BeaconField]) -> str:
