@@ -605,8 +605,9 @@ class EncryptingFunctions(Construct):
                 kms_action="kms:Decrypt",
                 table_actions=(),
                 beacons=beacons,
-                query_indexes_only=True,
-                **common,  # type: ignore[arg-type]
+                # DynamoDB: Query on the beacon indexes only; Aurora: the reader's database login (SELECT).
+                query_indexes_only=database is None,
+                **{**common, **store["reader"]},  # type: ignore[arg-type]
             )
 
 

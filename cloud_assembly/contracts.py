@@ -261,8 +261,10 @@ FINDER = RoleContract(
             "the candidates of a beacon (the index projects every attribute: nothing is read from the table)",
             store=DYNAMODB,
         ),
+        *database_secret(READER_SECRET, "the reader's database login (records_reader: SELECT by the beacon column)"),
         logs("RecordsFinderLogs"),
         TRACING,
+        *IN_VPC,
     ),
 )
 

@@ -280,6 +280,7 @@ def _aurora_functions_stack(
         f"{config.stack_prefix}-Functions-{region}",
         config=config,
         mrk_arn=keys.mrk_arn,
+        beacon_key_arn=keys.beacon_key_arn,
         store_key_arns=region_key_arns([keys, databases[region], cdk.Stack.of(network)]),
         tenant_keys=tenant_keys,
         database=DatabaseAccess(

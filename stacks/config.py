@@ -387,14 +387,6 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
     tenants = _tenants(raw.get("tenants", {}), (primary, *replicas))
     if store == STORE_AURORA_POSTGRESQL:
         _tenants_reach_the_writer(tenants, primary)
-        if raw.get("beaconFields"):
-            raise ConfigError(
-                "beaconFields",
-                raw["beaconFields"],
-                f"beacons are built for the {STORE_DYNAMODB} store only so far (the {STORE_AURORA_POSTGRESQL} "
-                "store does not store or index them yet)",
-                f"Remove {CONTEXT_PREFIX}beaconFields, or use -c {CONTEXT_PREFIX}store={STORE_DYNAMODB}",
-            )
     beacon_fields = _beacon_fields(raw.get("beaconFields", {}), sensitive)
     if beacon_fields and tenants:
         raise ConfigError(

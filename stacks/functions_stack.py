@@ -92,7 +92,7 @@ class FunctionsStack(Stack):
             beacons=beacons,
         )
         acknowledge_function_findings(self.functions, in_vpc=database is not None)
-        if self.functions.finder is not None:
+        if self.functions.finder is not None and database is None:
             self._acknowledge_index_pattern(config)
         CfnOutput(self, "WriterFunctionName", value=self.functions.writer.function.function_name)
         CfnOutput(self, "ReaderFunctionName", value=self.functions.reader.function.function_name)

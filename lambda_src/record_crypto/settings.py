@@ -437,10 +437,9 @@ def _fields(get) -> tuple[tuple[str, ...], tuple[str, ...]]:  # type: ignore[no-
 _BEACON_ENTRY = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_]{0,63}):(?P<bits>\d{1,2}):(?P<norm>[a-z]+)$")
 
 
-def _beacons(get, region: str, sensitive: tuple[str, ...]) -> tuple[tuple[BeaconField, ...], str | None]:  # type: ignore[no-untyped-def]
-    """BEACON_FIELDS (sensitive fields, each once, bits and normalization in range) and BEACON_KEY_ARN
-    (this region's multi-region key), both set or neither."""
-    raw, key_arn = get(ENV_BEACON_FIELDS), get(ENV_BEACON_KEY_ARN)
+def parse_beacon_fields(raw: str, sensitive: tuple[str, ...]) -> tuple[BeaconField, ...]:
+    """BEACON_FIELDS (``name:bits:normalization,...``): sensitive fields, each once, bits and normalization
+    in range, at most MAX_BEACON_FIELDS; ConfigurationError naming the variable otherwise."""
     allowed = (
         f"a comma-separated list of name:bits:normalization, each name a sensitive field ({', '.join(sensitive)}) "
         f"once, bits {BEACON_BITS_MIN}-{BEACON_BITS_MAX}, normalization one of {', '.join(NORMALIZATIONS)}; "
@@ -459,10 +458,17 @@ def _beacons(get, region: str, sensitive: tuple[str, ...]) -> tuple[tuple[Beacon
         fields.append(BeaconField(name=match["name"], bits=int(match["bits"]), normalization=match["norm"]))
     if len({f.name for f in fields}) != len(fields) or len(fields) > MAX_BEACON_FIELDS:
         raise ConfigurationError(ENV_BEACON_FIELDS, raw, allowed)
+    return tuple(fields)
+
+
+def _beacons(get, region: str, sensitive: tuple[str, ...]) -> tuple[tuple[BeaconField, ...], str | None]:  # type: ignore[no-untyped-def]
+    """BEACON_FIELDS and BEACON_KEY_ARN (this region's multi-region key), both set or neither."""
+    raw, key_arn = get(ENV_BEACON_FIELDS), get(ENV_BEACON_KEY_ARN)
+    fields = parse_beacon_fields(raw, sensitive)
     if not fields and not key_arn:
         return (), None
     if not fields:
-        raise ConfigurationError(ENV_BEACON_FIELDS, raw, f"set with {ENV_BEACON_KEY_ARN}: {allowed}")
+        raise ConfigurationError(ENV_BEACON_FIELDS, raw, f"set with {ENV_BEACON_KEY_ARN}: name:bits:normalization,...")
     match = _MRK_ARN.match(key_arn)
     if match is None or match["region"] != region:
         raise ConfigurationError(

@@ -88,12 +88,6 @@ def test_a_beacon_field_must_stay_sensitive() -> None:
         config({"ssn": {"bits": 16}}, **{"mrk-toolkit:sensitiveFields": ["card_number"]})
 
 
-def test_the_aurora_store_refuses_beacons_for_now() -> None:
-    with pytest.raises(ConfigError, match="dynamodb store only so far") as err:
-        config({"ssn": {"bits": 16}}, **{"mrk-toolkit:store": "aurora-postgresql"})
-    assert "-c mrk-toolkit:store=dynamodb" in str(err.value)
-
-
 def test_beacons_with_tenants_are_refused_until_the_finder_has_tenant_sessions() -> None:
     with pytest.raises(ConfigError, match="beacons with tenants are not built yet"):
         config({"ssn": {"bits": 16}}, **{"mrk-toolkit:tenants": {"acme": {}}})

@@ -100,3 +100,24 @@ def test_the_audit_rules_expect_the_finders_decrypt_and_watch_the_beacon_key(bea
         assert f"'{finder_role}', 'Arn'" in use, region
         administration = str(rules[f"{prefix}key-administration"])
         assert "BeaconKey" in administration, region
+
+
+def test_every_role_of_the_aurora_store_with_beacons_may_do_exactly_its_contract(
+    aurora_beacons_app: Synthesized,
+) -> None:
+    """Synthesized with every nag pack and our rules; the finder reads as the reader's database role."""
+    view = view_of(aurora_beacons_app)
+    regions = aurora_beacons_app.config.regions
+    assert {(r, "finder") for r in regions} <= set(kinds(view))
+    assert_exactly_its_contract(view)
+    for (stem, region), allowed in mac_grants(view).items():
+        assert bool(allowed) == (stem in ("RecordsWriterRole", "RecordsFinderRole")), (stem, region)
+
+
+def test_the_aurora_schema_setup_is_given_the_beacon_fields(aurora_beacons_app: Synthesized) -> None:
+    app = aurora_beacons_app
+    tpl = app.raw(app.stacks.databases[app.config.primary_region])
+    setup = next(
+        f for lid, f in resources(tpl, "AWS::Lambda::Function").items() if lid.startswith("SchemaSetupFunction")
+    )
+    assert setup["Properties"]["Environment"]["Variables"]["BEACON_FIELDS"] == "ssn:24:digits,card_number:16:exact"

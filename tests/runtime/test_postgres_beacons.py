@@ -85,3 +85,53 @@ def test_a_changed_removed_or_planted_beacon_column_is_tampering(
     result = pg.reader().read({"id": "p1"})
     assert result["error"]["type"] == "TamperedRecord", result
     assert needle in result["error"]["message"]
+
+
+def test_db_setup_adds_a_beacon_column_and_index_on_update(pg: PgRegions, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A beacon field added to a running deployment: the stack update re-runs the schema setup with
+    BEACON_FIELDS, which adds the column and its index to the existing table."""
+    import json
+
+    import boto3
+    import db_setup
+    from psycopg import sql
+    from record_crypto.pg_schema import WRITER_ROLE
+
+    server = pg.cluster.db.server(PRIMARY)
+    master = {"username": "beacon_admin", "password": "master-password-2"}
+    server.query(
+        sql.SQL("CREATE ROLE beacon_admin LOGIN CREATEROLE PASSWORD {}").format(sql.Literal(master["password"]))
+    )
+    server.query("CREATE DATABASE beacon_db OWNER beacon_admin")
+    server.query(f"GRANT {WRITER_ROLE}, {READER_ROLE} TO beacon_admin WITH ADMIN OPTION")
+    client = boto3.client("secretsmanager", PRIMARY)
+    env = {
+        "AWS_REGION": PRIMARY,
+        "DB_HOST": str(server.socket_dir),
+        "DB_NAME": "beacon_db",
+        "RECORDS_TABLE_NAME": "people",
+        "SENSITIVE_FIELDS": "ssn,dob",
+        "DB_MASTER_SECRET_ARN": client.create_secret(Name="bm", SecretString=json.dumps(master))["ARN"],
+        "DB_WRITER_SECRET_ARN": pg.secret_arns[(PRIMARY, WRITER_ROLE)],
+        "DB_READER_SECRET_ARN": pg.secret_arns[(PRIMARY, READER_ROLE)],
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    def beacon_columns() -> list[tuple[Any, ...]]:
+        return server.query(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'people' "
+            "AND column_name LIKE 'beacon%' ORDER BY 1",
+            dbname="beacon_db",
+        )
+
+    db_setup.handler({"RequestType": "Create", "ResponseURL": "emulated"}, None)
+    assert beacon_columns() == []
+    monkeypatch.setenv("BEACON_FIELDS", "ssn:24:digits")
+    db_setup.handler({"RequestType": "Update", "ResponseURL": "emulated"}, None)
+    assert beacon_columns() == [("beacon_ssn",)]
+    indexes = server.query("SELECT indexname FROM pg_indexes WHERE tablename = 'people'", dbname="beacon_db")
+    assert (beacon_index_name(SSN),) in indexes
+    monkeypatch.setenv("BEACON_FIELDS", "name:24:digits")  # not a sensitive field: refused, named
+    with pytest.raises(Exception, match="BEACON_FIELDS"):
+        db_setup.handler({"RequestType": "Update", "ResponseURL": "emulated"}, None)
