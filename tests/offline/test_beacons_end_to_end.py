@@ -99,3 +99,24 @@ def test_too_many_candidates_is_refused(env: Any) -> None:
     _write(env, {f"s{i}": {"date_of_birth": "1815-12-10"} for i in range(MAX_CANDIDATES + 1)})
     found = _invoke(env, REPLICAS[0], "finder", {"field": "date_of_birth", "value": "1815-12-10"})
     assert found["error"]["type"] == "TooManyCandidates", found
+
+
+AURORA_CONTEXT = {**CONTEXT, "mrk-toolkit:store": "aurora-postgresql"}
+
+
+def test_the_aurora_store_written_in_the_primary_found_in_every_region(tmp_path: Path, served: Any) -> None:  # noqa: F811
+    """The schema setup (a custom resource on the emulator's PostgreSQL) adds the beacon columns and indexes;
+    the finder of each region reads its own cluster (the secondaries by streaming replication)."""
+    env = served(Path(synthesize(dict(AURORA_CONTEXT), str(tmp_path / "cdk.out"))))
+    people = {"p1": {"ssn": "078-05-1120"}, "p2": {"ssn": "078 05 1120"}, "p3": {"ssn": "219-09-9999"}}
+    for item_id, record in people.items():
+        assert _invoke(env, PRIMARY, "writer", {"id": item_id, "record": record})["ok"] is True
+    for region in (PRIMARY, *REPLICAS):
+        deadline = time.monotonic() + 60
+        while True:
+            found = _invoke(env, region, "finder", {"field": "ssn", "value": "078051120"})
+            if _ids(found) == ["p1", "p2"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert _ids(found) == ["p1", "p2"], region
+        assert found["matches"][1]["record"] == people["p2"], region
