@@ -6,7 +6,9 @@
   process, the same key, the same records; KMS, Secrets Manager and DynamoDB are the emulator's
   (moto behind the emulated IAM, on 127.0.0.1), the PostgreSQL servers local;
 * a planned switchover and an unplanned failover (offline/verification/failover_drill.py): seconds to the first write
-  in the new primary, acknowledged writes lost.
+  in the new primary, acknowledged writes lost;
+* the writer's database password rotated under write load (``rotation_under_load``): what callers saw, lost
+  writes, the longest pause.
 
 All on the world the failover drills use: the synthesized Aurora assembly stood up on the emulator.
 
@@ -16,6 +18,7 @@ alone, it writes review-out/aurora.md (never a committed file)."""
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
@@ -120,6 +123,76 @@ def postgres_figures(world: Any, records: int) -> dict[str, Any]:
     return {"lag": _ms(lags), "write": _ms(writes), "read": _ms(reads)}
 
 
+def rotation_under_load(world: Any, load_seconds: float = 1.0) -> dict[str, Any]:
+    """The writer's database password rotated as Secrets Manager's single-user rotation for PostgreSQL
+    does it (createSecret: an AWSPENDING version; setSecret: the role's password changed; the role's open
+    sessions end, as a restart or idle timeout would end them; finishSecret: AWSPENDING made AWSCURRENT)
+    while the primary region's deployed writer keeps writing: what callers saw, what was lost, and the
+    longest pause between two acknowledged writes."""
+    import json
+    import secrets as tokens
+    import threading
+
+    from record_crypto.settings import ENV_DB_SECRET_ARN, WRITER_ROLE
+
+    from offline.verification.failover_drill import PRIMARY
+
+    writer, db = _service(world, PRIMARY, "writer"), world.env.database()
+    secret = world.env.deployment.function(PRIMARY, "writer").environment[ENV_DB_SECRET_ARN]
+    manager = world.env.aws.client("secretsmanager", PRIMARY)
+    writer.write({"id": "rotation-warm", "record": _record(0)})
+    results: list[tuple[str, float, dict[str, Any]]] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            item_id = f"rotation-{i}"
+            results.append((item_id, time.perf_counter(), writer.write({"id": item_id, "record": _record(i)})))
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    try:
+        time.sleep(load_seconds / 4)
+        old = manager.get_secret_value(SecretId=secret)["VersionId"]
+        password = tokens.token_hex(24)  # hex: safe inside the ALTER ROLE literal
+        new = manager.put_secret_value(
+            SecretId=secret,
+            SecretString=json.dumps({"username": WRITER_ROLE, "password": password}),
+            VersionStages=["AWSPENDING"],
+        )["VersionId"]
+        started = time.perf_counter()
+        db.admin(f"ALTER ROLE {WRITER_ROLE} PASSWORD '{password}'")
+        db.admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{WRITER_ROLE}'")
+        time.sleep(load_seconds / 4)
+        manager.update_secret_version_stage(
+            SecretId=secret, VersionStage="AWSCURRENT", MoveToVersionId=new, RemoveFromVersionId=old
+        )
+        finished = time.perf_counter()
+        time.sleep(load_seconds / 2)
+    finally:
+        stop.set()
+        thread.join(30)
+    acked = [(item_id, at) for item_id, at, r in results if r.get("ok")]
+    refused = [
+        r["error"]["type"] + (" (retryable)" if r["error"].get("retryable") else "")
+        for _, _, r in results
+        if not r.get("ok")
+    ]
+    stored = {row[0] for row in db.admin(f"SELECT id FROM {db.table} WHERE id LIKE 'rotation-%'")}
+    times = [at for _, at in acked]
+    gaps = [b - a for a, b in itertools.pairwise(times) if b >= started]  # pauses that ended after the change
+    return {
+        "acknowledged": len(acked),
+        "refused": {kind: refused.count(kind) for kind in sorted(set(refused))},
+        "lost": sum(item_id not in stored for item_id, _ in acked),
+        "longest_pause_ms": max(gaps, default=0.0) * 1000,
+        "first_ack_after_change_ms": min((at - started for at in times if at > started), default=float("nan")) * 1000,
+        "rotation_seconds": finished - started,
+    }
+
+
 def dynamodb_figures(world: Any, records: int) -> dict[str, Any]:
     """The DynamoDB store on the same emulator, same key and records (a plain table per region, named
     as the deployed table: the encryption context the key policy requires names it)."""
@@ -162,6 +235,7 @@ def run(records: int) -> dict[str, Any]:
     logging.getLogger("mrk_toolkit").addHandler(logging.NullHandler())
     with drill_world() as world:
         figures = {"postgres": postgres_figures(world, records), "dynamodb": dynamodb_figures(world, records)}
+        figures["rotation"] = rotation_under_load(world)
         figures["planned"] = planned_switchover(world, SECONDARIES[0])
         figures["unplanned"] = unplanned_failover(world)
     return figures
@@ -226,8 +300,30 @@ def section(figures: dict[str, Any], records: int, level: str = "##") -> list[st
         "the endpoints) is not modelled: these figures measure the toolkit's side (a standby promoted, the "
         "functions reconnecting, the first write resuming), not Aurora's.",
         "",
+        *_rotation_lines(figures.get("rotation"), level),
     ]
     return lines
+
+
+def _rotation_lines(rotation: dict[str, Any] | None, level: str) -> list[str]:
+    if not rotation:
+        return []
+    refused = ", ".join(f"{n} {kind}" for kind, n in rotation["refused"].items()) or "none"
+    return [
+        f"{level} The writer's database password rotated under write load (the same run)",
+        "",
+        "Secrets Manager's single-user rotation steps (AWSPENDING version, `ALTER ROLE`, the role's sessions "
+        "ended, AWSPENDING made AWSCURRENT) while the primary region's deployed writer writes without pause "
+        "(benchmarks/aurora.py `rotation_under_load`; the function side: a refused login retries with the pending "
+        "and then the fresh current secret, bounded).",
+        "",
+        "| acknowledged | refused (what callers saw) | lost | longest pause between two acknowledged writes (ms) "
+        "| password change -> first acknowledged write (ms) |",
+        "|---|---|---|---|---|",
+        f"| {rotation['acknowledged']} | {refused} | {rotation['lost']} | {rotation['longest_pause_ms']:.1f} | "
+        f"{rotation['first_ack_after_change_ms']:.1f} |",
+        "",
+    ]
 
 
 def render(figures: dict[str, Any], records: int, command: str) -> str:

@@ -34,6 +34,7 @@ from cloud_assembly.audit_events import (
     RULE_UNEXPECTED_KEY_USE,
     RULE_WATCHES,
     STATE_ALL_MANAGEMENT_EVENTS,
+    TENANT_RULE_WATCHES,
     TRAIL_BUCKET_EVENTS,
     TRAIL_EVENTS,
     WRITER_USE,
@@ -58,13 +59,14 @@ def administration_pattern(key_arns: Sequence[str]) -> dict[str, Any]:
 
 
 def unexpected_use_pattern(
-    key_arn: str, writer_role_arn: str, reader_role_arn: str, finder_role_arn: str | None = None
+    key_arns: Sequence[str], writer_role_arn: str, reader_role_arn: str, finder_role_arn: str | None = None
 ) -> dict[str, Any]:
-    """Any use of the key except the writer role's GenerateDataKey and the reader role's (and, with
-    beacons, the finder role's) Decrypt."""
+    """Any use of the keys except the writer role's GenerateDataKey and the reader role's (and, with
+    beacons, the finder role's) Decrypt (for tenant keys: the tenant-access roles, whose sessions name
+    them as their issuer)."""
     readers = (reader_role_arn, finder_role_arn) if finder_role_arn else (reader_role_arn,)
     return _kms_event(
-        [key_arn],
+        list(key_arns),
         eventName=list(KEY_USE_EVENTS),
         **{
             "$or": [
@@ -86,10 +88,11 @@ class AuditRules(Construct):
     EventBridge publish for rules named so); ``region``; ``key_arn`` (the region's records key);
     ``writer_role_arn`` / ``reader_role_arn``; ``topic_arn``; ``other_key_arns`` (the region's other
     toolkit keys: table or storage and secrets, logs, topic; their administration is watched too);
-    ``tenant_key_arns`` (the region's tenant keys, with tenants: their administration and the calls
-    denied on them are watched as the records key's; their use is by the tenant-access roles' sessions,
-    which the unexpected-use rule does not name yet); ``finder_role_arn`` (with beacons: its Decrypt is
-    expected use too). Attribute: ``rules`` (what -> CfnRule)."""
+    ``tenant_key_arns`` with ``tenant_roles`` (writer's, reader's tenant-access role ARNs), with tenants:
+    the tenant keys' administration and the calls denied on them are watched as the records key's, and
+    any use of them other than GenerateDataKey in a session of the writer's tenant-access role and
+    Decrypt in one of the reader's is unexpected; ``finder_role_arn`` (with beacons: its Decrypt of the
+    records key is expected use too). Attribute: ``rules`` (what -> CfnRule)."""
 
     def __init__(
         self,
@@ -104,9 +107,17 @@ class AuditRules(Construct):
         topic_arn: str,
         other_key_arns: Sequence[str] = (),
         tenant_key_arns: Sequence[str] = (),
+        tenant_roles: tuple[str, str] | None = None,
         finder_role_arn: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        unexpected = unexpected_use_pattern([key_arn], writer_role_arn, reader_role_arn, finder_role_arn)
+        watches = dict(RULE_WATCHES)
+        if tenant_key_arns:
+            if tenant_roles is None:
+                raise ValueError("tenant keys need the tenant-access roles (tenant_roles) of their legitimate use")
+            unexpected = {"$or": [unexpected, unexpected_use_pattern(tenant_key_arns, *tenant_roles)]}
+            watches = dict(TENANT_RULE_WATCHES)
         patterns = {
             RULE_KEY_ADMINISTRATION: (
                 administration_pattern([key_arn, *tenant_key_arns, *other_key_arns]),
@@ -114,7 +125,7 @@ class AuditRules(Construct):
                 True,
             ),
             RULE_UNEXPECTED_KEY_USE: (
-                unexpected_use_pattern(key_arn, writer_role_arn, reader_role_arn, finder_role_arn),
+                unexpected,
                 STATE_ALL_MANAGEMENT_EVENTS,
                 True,
             ),
@@ -126,7 +137,7 @@ class AuditRules(Construct):
                 self,
                 what.title().replace("-", ""),
                 name=rule_name(prefix, region, what),
-                description=f"Watches {RULE_WATCHES[what]}"[:512],
+                description=f"Watches {watches[what]}"[:512],
                 event_pattern=pattern,
                 state=state,
                 targets=[events.CfnRule.TargetProperty(id="AlarmTopic", arn=topic_arn)] if notify else None,

@@ -230,7 +230,8 @@ class EncryptingFunction(Construct):
     """One function (writer or reader) with its own role, log group and scoped permissions.
 
     Props: ``handler``; ``role_path``; ``code``; ``environment``; ``kms_action`` on
-    ``mrk_arn`` with ``encryption_context`` as conditions; ``table_actions`` on ``table_arn``;
+    ``mrk_arn`` with ``encryption_context`` as conditions (unless ``records_key`` is false: with
+    tenants); ``tenant_key_arns`` (the tenant-access role's keys); ``table_actions`` on ``table_arn``;
     ``readable_attributes`` (when set, the role may also ``GetItem`` these attributes and no
     others: the writer reads the stored version before its conditional write);
     ``log_retention_days``; ``reserved_concurrency``; ``removal_policy`` (log group);
@@ -252,6 +253,7 @@ class EncryptingFunction(Construct):
         kms_action: str,
         encryption_context: Mapping[str, str],
         tenant_key_arns: Sequence[str] = (),
+        records_key: bool = True,
         table_arn: str,
         table_actions: tuple[str, ...],
         log_retention_days: int,
@@ -275,19 +277,9 @@ class EncryptingFunction(Construct):
             path=role_path,
             description=description,
         )
-        if query_indexes_only and beacons is not None:
-            what, store_statements = "local beacon indexes", _index_query(table_arn)
-        elif database is None:
-            what, store_statements = (
-                "local table replica",
-                _table_statements(table_arn, table_actions, readable_attributes),
-            )
-        else:
-            assert database_secret_arn is not None
-            what, store_statements = (
-                "own database secret",
-                database.statements(database_secret_arn, Stack.of(self).region),
-            )
+        what, store_statements = self._store_access(
+            database, database_secret_arn, table_arn, table_actions, readable_attributes, query_indexes_only
+        )
         # Everything the code needs, in one customer-managed policy (no inline policies).
         self.access_policy = iam.ManagedPolicy(
             self,
@@ -296,7 +288,9 @@ class EncryptingFunction(Construct):
             path=role_path,
             roles=[self.role],
             statements=[
-                _key_statement(kms_action, mrk_arn, encryption_context),
+                # With tenants, no grant on the records key: every record is under its tenant's key,
+                # used only in that tenant's session (a bug cannot fall back to a key all tenants share).
+                *([_key_statement(kms_action, mrk_arn, encryption_context)] if records_key else []),
                 *self._tenant_access(construct_id, role_path, kms_action, tenant_key_arns, encryption_context),
                 *store_statements,
                 *([beacons.statement()] if beacons is not None else []),
@@ -314,6 +308,24 @@ class EncryptingFunction(Construct):
             reserved_concurrency=reserved_concurrency,
             network=self._network(database, role_path),
         )
+
+    def _store_access(
+        self,
+        database: DatabaseAccess | None,
+        database_secret_arn: str | None,
+        table_arn: str,
+        table_actions: tuple[str, ...],
+        readable_attributes: tuple[str, ...],
+        query_indexes_only: bool = False,
+    ) -> tuple[str, list[iam.PolicyStatement]]:
+        """(what the policy's description calls it, the statements) of the store: the local table
+        replica, its beacon indexes only (the DynamoDB store's finder), or the function's own database secret."""
+        if query_indexes_only and database is None:
+            return "local beacon indexes", _index_query(table_arn)
+        if database is None:
+            return "local table replica", _table_statements(table_arn, table_actions, readable_attributes)
+        assert database_secret_arn is not None
+        return "own database secret", database.statements(database_secret_arn, Stack.of(self).region)
 
     def _tenant_access(
         self,
@@ -566,6 +578,7 @@ class EncryptingFunctions(Construct):
             "mrk_arn": mrk_arn,
             "encryption_context": encryption_context,
             "tenant_key_arns": tuple(tenant_key_arns),
+            "records_key": tenant_key_ids is None,
             "table_arn": table_arn,
             "log_retention_days": log_retention_days,
             "reserved_concurrency": reserved_concurrency,
@@ -594,21 +607,27 @@ class EncryptingFunctions(Construct):
             table_actions=("dynamodb:GetItem",),
             **{**common, **store["reader"]},  # type: ignore[arg-type]
         )
-        self.finder: EncryptingFunction | None = None
-        if beacons is not None:
-            self.finder = EncryptingFunction(
-                self,
-                "Finder",
-                description="Finds records by a beacon field's value in the local replica and decrypts them",
-                handler="finder.handler",
-                role_path=beacons.finder_role_path,
-                kms_action="kms:Decrypt",
-                table_actions=(),
-                beacons=beacons,
-                # DynamoDB: Query on the beacon indexes only; Aurora: the reader's database login (SELECT).
-                query_indexes_only=database is None,
-                **{**common, **store["reader"]},  # type: ignore[arg-type]
-            )
+        self.finder = self._finder(beacons, database, {**common, **store["reader"]})
+
+    def _finder(
+        self, beacons: BeaconAccess | None, database: DatabaseAccess | None, props: Mapping[str, Any]
+    ) -> EncryptingFunction | None:
+        """With beacons, the finder: the reader's props (Aurora: its database login, SELECT), and on the
+        DynamoDB store a Query of the beacon indexes only."""
+        if beacons is None:
+            return None
+        return EncryptingFunction(
+            self,
+            "Finder",
+            description="Finds records by a beacon field's value in the local replica and decrypts them",
+            handler="finder.handler",
+            role_path=beacons.finder_role_path,
+            kms_action="kms:Decrypt",
+            table_actions=(),
+            beacons=beacons,
+            query_indexes_only=database is None,
+            **props,
+        )
 
 
 # The encryption context every record carries (lambda_src/record_crypto adds "item" when the

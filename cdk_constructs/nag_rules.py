@@ -41,7 +41,8 @@ policy of an ``AWS::KMS::ReplicaKey`` or how far a multi-region key may be repli
   Finding: ``<tenant>:<region>``; ``<tenant>:Tags`` for a replica not tagged with its primary's tenant.
 - ``MrkToolkit-TEN2``: an identity policy that allows a KMS use action (``Decrypt``,
   ``GenerateDataKey*``, ``Encrypt``, ``ReEncrypt*``, ``kms:*``, ``*``) on a tenant key (a reference to
-  a key tagged ``tenant``, or a wildcard resource in an app with tenant keys) requires, with
+  a key tagged ``tenant``; in an app with tenant keys, a wildcard resource or a multi-region key ARN,
+  tenant alias or key pattern written out) requires, with
   ``StringEquals``, both ``aws:ResourceTag/tenant`` and ``kms:EncryptionContext:tenant`` to equal
   ``${aws:PrincipalTag/tenant}``. Finding: ``<statement>::<missing condition key>``.
 - ``MrkToolkit-TEN3``: every statement of a tenant key's policy that allows a KMS use action requires
@@ -707,12 +708,26 @@ def _is_tenant_key(resource: Mapping[str, Any] | None) -> bool:
     )
 
 
+# Written out rather than referenced, what may be a tenant key in an app with tenant keys: a multi-region
+# key's ARN (a tenant key's id is not known before deploy, so any ``mrk-`` key may be one: with tenants, no
+# role of the toolkit uses the records key), a tenant alias, or a pattern over keys.
+_LITERAL_TENANT_KEY_RE = re.compile(r":key/(?:mrk-|\*)|:alias/.*/tenant/|^arn:[^:]*:kms:.*\*")
+
+
 def _names_tenant_key(value: Any, stack: Stack, ctx: _Context, tenant_keys_exist: bool) -> bool:
     """Does this Resource value name a tenant key (a reference to a key tagged ``tenant``: Ref, GetAtt,
-    GetStackOutput), or every key in an app with tenant keys (a wildcard)? A literal ARN is not looked up."""
+    GetStackOutput), or, in an app with tenant keys, every key (a wildcard) or a key written out that may
+    be one (``_LITERAL_TENANT_KEY_RE``, also inside an Fn::Join)?"""
     if isinstance(value, str):
-        return tenant_keys_exist and _is_wildcard_resource(value)
-    return _is_tenant_key(_referenced(value, stack, ctx))
+        return tenant_keys_exist and (_is_wildcard_resource(value) or bool(_LITERAL_TENANT_KEY_RE.search(value)))
+    referenced = _referenced(value, stack, ctx)
+    if referenced is not None:
+        return _is_tenant_key(referenced)
+    joined = value.get("Fn::Join") if isinstance(value, Mapping) else None
+    if tenant_keys_exist and isinstance(joined, list) and len(joined) == 2 and isinstance(joined[1], list):
+        text = str(joined[0]).join(part if isinstance(part, str) else "?" for part in joined[1])
+        return bool(_LITERAL_TENANT_KEY_RE.search(text))
+    return False
 
 
 def _stacks(stack: Stack) -> list[Stack]:

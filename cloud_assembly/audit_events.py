@@ -72,6 +72,16 @@ RULE_WATCHES = {
     f"role and {READER_USE} by its reader role (allowed or denied)",
     RULE_DENIED_KEY_CALLS: "every denied call on the region's records key (counted by the denied-calls alarm)",
 }
+# With tenants, what the rules watch (RULE_WATCHES is the deployment without them).
+TENANT_RULE_WATCHES = {
+    RULE_KEY_ADMINISTRATION: RULE_WATCHES[RULE_KEY_ADMINISTRATION].replace(
+        "keys: records,", "keys: records, tenants',"
+    ),
+    RULE_UNEXPECTED_KEY_USE: f"{RULE_WATCHES[RULE_UNEXPECTED_KEY_USE]}; and any use of the region's tenant keys other "
+    f"than {WRITER_USE} in a session of the writer's tenant-access role and {READER_USE} in one of the reader's",
+    RULE_DENIED_KEY_CALLS: "every denied call on the region's records key and tenant keys (counted by the denied-calls "
+    "alarm)",
+}
 # The audit trail's own changes (in the trail's home region): logging stopped, the trail deleted or
 # changed, its bucket's protections changed, its key administered.
 RULE_TRAIL_CHANGES = "audit-trail-changes"

@@ -64,6 +64,7 @@ class Grant:
     why: str
     when: Condition = field(default_factory=lambda: ANY_REQUEST)
     store: str | None = None  # only with this store (None: both)
+    tenants: bool | None = None  # only with (True) or without (False) tenants (None: both)
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,8 @@ class RoleContract:
     # each value the deployment's resources give the tag, and as an untagged session.
     session_tag: str = ""
 
-    def applies(self, store: str) -> tuple[Grant, ...]:
-        return tuple(g for g in self.grants if g.store in (None, store))
+    def applies(self, store: str, tenants: bool = False) -> tuple[Grant, ...]:
+        return tuple(g for g in self.grants if g.store in (None, store) and g.tenants in (None, tenants))
 
 
 # -- the vocabulary ----------------------------------------------------------------------------
@@ -206,8 +207,9 @@ WRITER = RoleContract(
         Grant(
             ("kms:GenerateDataKey",),
             OWN_MRK,
-            "a data key per record (or per cached key), for records only",
+            "a data key per record (or per cached key), for records only (without tenants)",
             RECORD_CONTEXT,
+            tenants=False,
         ),
         tenant_session(WRITER_TENANT_ROLE),
         Grant(
@@ -237,7 +239,13 @@ READER = RoleContract(
     ("RecordsReaderRole",),
     "reads a record from its region's replica and decrypts it with its region's multi-region key",
     (
-        Grant(("kms:Decrypt",), OWN_MRK, "decrypt a record's data key, for records only", RECORD_CONTEXT),
+        Grant(
+            ("kms:Decrypt",),
+            OWN_MRK,
+            "decrypt a record's data key, for records only (without tenants)",
+            RECORD_CONTEXT,
+            tenants=False,
+        ),
         tenant_session(READER_TENANT_ROLE),
         Grant(("dynamodb:GetItem",), OWN_TABLE, "read the record", store=DYNAMODB),
         *database_secret(READER_SECRET, "its database login (records_reader)"),

@@ -547,7 +547,7 @@ def _by(asked: Asked) -> str:
 
 def role_access(role: DeployedRole, view: DeploymentView) -> RoleAccess:
     contract = contract_for(role.stem)
-    grants = contract.applies(view.store) if contract else ()
+    grants = contract.applies(view.store, tenants=bool(view.tag_values(TENANT_KEY))) if contract else ()
     asked: list[Asked] = []
     total = 0
     for session in sessions(contract, view):

@@ -118,6 +118,11 @@ class FunctionsStack(Stack):
             "Query only; nothing on the table itself.",
         )
 
+    def _tenant_roles(self) -> tuple[str, str] | None:
+        """(writer's, reader's) tenant-access role ARNs, where the region has tenant keys."""
+        writer, reader = self.functions.writer.tenant_role, self.functions.reader.tenant_role
+        return (writer.role_arn, reader.role_arn) if writer is not None and reader is not None else None
+
     def _signals(
         self, config: ToolkitConfig, mrk_arn: str, store_key_arns: Sequence[str], tenant_key_arns: Sequence[str]
     ) -> None:
@@ -144,6 +149,7 @@ class FunctionsStack(Stack):
                 finder_role_arn=self.functions.finder.role.role_arn if self.functions.finder is not None else None,
                 topic_arn=self.alarm_topic.topic.topic_arn,
                 tenant_key_arns=tenant_key_arns,
+                tenant_roles=self._tenant_roles(),
                 other_key_arns=[
                     *store_key_arns,
                     self.functions.logs_key.cfn_key.attr_arn,

@@ -43,34 +43,46 @@ SQL = Capability.DATABASE_SESSIONS
 
 
 def aurora_checks(run: Run, env: Environment) -> list[Check | NamedCheck]:
-    out = [check(f"db_setup made the table and least-privilege roles in {env.primary_region}", _schema, SQL)]
-    out += roundtrip_checks(run, env, _at_rest, "cluster")
+    schema, reader_sql = database_checks(env)
+    out = [schema, *roundtrip_checks(run, env, _at_rest, "cluster")]
     for region in env.replica_regions:
-        state: dict[str, Any] = {}  # the row this region's attacks alter
-        out += [
-            check(f"the writer in {region} is refused a direct write", partial(_read_only, run, region), SQL),
-            check(f"planted sensitive value in {region} is refused", partial(_planted, run, region, state), SQL),
-            check(f"changed plaintext attribute in {region} is refused", partial(_changed, run, region, state), SQL),
-            check(
-                f"rolled-back row in {region} is refused with min_version",
-                partial(_rolled_back, run, region, state),
-                SQL,
-            ),
-            *cross_role_checks(run, region),
-        ]
-    out.append(check(f"the reader's database role cannot write ({env.primary_region})", _reader_role_sql, SQL))
+        out += region_checks(run, region)
+    out.append(reader_sql)
     regions = (env.primary_region, *env.replica_regions)
     return [
         *out,
         *closing_checks(run),
         *_resource_checks(env),
         *permission_checks(env.reader, regions),
-        *_deployed_checks(env, regions),
+        *deployed_aurora_checks(env, regions),
         *audit_checks(run, env, _row_ciphertext, SQL),
     ]
 
 
-def _deployed_checks(env: Environment, regions: tuple[str, ...]) -> list[NamedCheck]:
+def database_checks(env: Environment) -> tuple[Check, Check]:
+    """The primary's database: the schema and roles db_setup made, the reader's role refused a write."""
+    return (
+        check(f"db_setup made the table and least-privilege roles in {env.primary_region}", _schema, SQL),
+        check(f"the reader's database role cannot write ({env.primary_region})", _reader_role_sql, SQL),
+    )
+
+
+def region_checks(run: Run, region: str) -> list[Check]:
+    """In a secondary region: its writer refused a direct write, the attacks of someone who can write the
+    region's rows (planted, changed, rolled back) and the cross-role refusals."""
+    state: dict[str, Any] = {}  # the row this region's attacks alter
+    return [
+        check(f"the writer in {region} is refused a direct write", partial(_read_only, run, region), SQL),
+        check(f"planted sensitive value in {region} is refused", partial(_planted, run, region, state), SQL),
+        check(f"changed plaintext attribute in {region} is refused", partial(_changed, run, region, state), SQL),
+        check(
+            f"rolled-back row in {region} is refused with min_version", partial(_rolled_back, run, region, state), SQL
+        ),
+        *cross_role_checks(run, region),
+    ]
+
+
+def deployed_aurora_checks(env: Environment, regions: tuple[str, ...]) -> list[NamedCheck]:
     """Each region's cluster protected and backed up; its alarms (cluster, functions, database
     refusals) notifying its encrypted topic: read back through RDS and CloudWatch."""
     prefix = env.reader.stack_prefix

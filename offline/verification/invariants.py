@@ -23,6 +23,8 @@ from offline.verification.permissions import permission_checks
 from offline.verification.resources import ResourceReader, resource_checks
 from policy_engine import Caller, Request, as_list, authorize, statements
 
+RECORDS_KEY_STEM = "RecordsKey"  # the records key's logical id in each keys stack (tests/infra/test_logical_ids.py)
+
 
 @dataclass
 class DeployedReader:
@@ -71,12 +73,22 @@ class DeployedReader:
         return docs
 
     def mrk_arn(self, region: str) -> str:
-        """The multi-region key the writer's role policy names (what the function is wired to)."""
+        """The multi-region key the writer's role policy names (what the function is wired to); with
+        tenants, where no role may use it, the records key of the region's keys stack."""
         for _, doc in self.role_policies(self.role_arns[(region, "writer")]):
             for stmt in statements(doc):
                 if "kms:GenerateDataKey" in as_list(stmt.get("Action")):
                     return str(as_list(stmt.get("Resource"))[0])
-        raise AssertionError(f"the writer's role in {region} names no key for kms:GenerateDataKey")
+        stack = f"{self.stack_prefix}-Keys-{region}"
+        for page in (
+            self.client("cloudformation", region).get_paginator("list_stack_resources").paginate(StackName=stack)
+        ):
+            for resource in page["StackResourceSummaries"]:
+                if resource["LogicalResourceId"].startswith(RECORDS_KEY_STEM) and "KMS" in resource["ResourceType"]:
+                    return f"arn:aws:kms:{region}:{self.account}:key/{resource['PhysicalResourceId']}"
+        raise AssertionError(
+            f"the writer's role in {region} names no key for kms:GenerateDataKey, nor does {stack} hold one"
+        )
 
 
 def _document(doc: Any) -> Any:

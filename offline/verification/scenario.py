@@ -8,7 +8,8 @@ cross-role refusals; a malformed event; clean logs; then the deployment read bac
 refused a foreign encryption context, the deployed invariants (invariants.py, and the checks
 appended to ``deployed_checks``), the alarms (signals.py), the key's rotation, the tamper
 refusals reaching the alarms; last, the audit trail read back and the audit alerts (audit.py).
-The Aurora PostgreSQL store's list: aurora_scenario.py.
+The Aurora PostgreSQL store's list: aurora_scenario.py. A deployment with tenants (either store):
+``tenants_main_job``, the tenant checks (tenants.py) and these checks run as a tenant.
 
 ``run_main_job`` ends the DynamoDB store's run with the clean-up (basics.py ``clean_up``), whatever
 happened before it: every id the run used is deleted in every region, so that ``verify`` leaves a
@@ -26,7 +27,7 @@ from typing import Any
 
 from offline.runbooks.rotation import rotate
 from offline.verification.audit import audit_checks
-from offline.verification.aurora_scenario import AURORA, aurora_checks
+from offline.verification.aurora_scenario import AURORA, aurora_checks, database_checks, deployed_aurora_checks
 from offline.verification.basics import (
     Run,
     as_bytes,
@@ -53,14 +54,22 @@ from offline.verification.integrity import integrity_checks
 from offline.verification.invariants import deployed_checks
 from offline.verification.probes import context_checks
 from offline.verification.signals import SignalsReader, alarm_checks, tamper_alarms_check
-from offline.verification.tenants import tenant_checks
+from offline.verification.tenants import (
+    as_tenant,
+    attacked_regions,
+    in_attacked_regions,
+    record_checks,
+    tenant_audit_checks,
+    tenant_checks,
+    tenant_runs,
+)
 
 
 def main_job(env: Environment, run: Run | None = None) -> list[Check | NamedCheck]:
     """The main job's checks for ``env``'s deployment: what demo and verify both run."""
     run = run or Run()
     if env.tenant_regions:
-        return tenant_checks(run, env)  # README "Tenants": the checks below do not name tenants yet
+        return tenants_main_job(run, env)
     if env.store == AURORA:
         return aurora_checks(run, env)
     return dynamodb_checks(run, env)
@@ -102,6 +111,30 @@ def dynamodb_checks(run: Run, env: Environment) -> list[Check | NamedCheck]:
         )
         out += integrity_checks(run, env, replica) + cross_role_checks(run, replica)
     return [*out, *closing_checks(run), *read_back_checks(run, env), *audit_checks(run, env)]
+
+
+def tenants_main_job(run: Run, env: Environment) -> list[Check | NamedCheck]:
+    """A deployment with tenants (README "Tenants"): the tenant checks, the records attacked and rotated
+    as a tenant (tenants.py), a malformed event and clean logs, the alarms, the tamper refusals reaching
+    the alarms of the regions attacked."""
+    runs = tenant_runs(run, env.tenant_regions)
+    first = next(iter(env.tenant_regions))
+    regions = (env.primary_region, *env.replica_regions)
+    signals = SignalsReader(env.client)
+    return [
+        *(database_checks(env) if env.store == AURORA else ()),
+        *tenant_checks(run, env, runs),
+        *record_checks(runs, env),
+        *(as_tenant(c, first) for c in closing_checks(run)),
+        *(
+            deployed_aurora_checks(env, regions)
+            if env.store == AURORA
+            else alarm_checks(signals, regions, env.table_name, env.function_names)
+        ),
+        # where a tenant's records were attacked (none if no tenant's records replicate between its regions)
+        *([in_attacked_regions(tamper_alarms_check())] if env.store != AURORA and attacked_regions(env) else []),
+        *tenant_audit_checks(runs, env),
+    ]
 
 
 def read_back_checks(run: Run, env: Environment) -> list[Check | NamedCheck]:

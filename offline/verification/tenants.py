@@ -3,6 +3,12 @@ per tenant, a record written in its key's primary-most region is read in each of
 another tenant it is refused (TenantMismatch) before any KMS call; in a region without the tenant's
 key it is refused (TenantNotInRegion) although its ciphertext is there; an unknown tenant is a 400;
 and every deployed role may do exactly its contract (offline/verification/permissions.py).
+
+The checks of a deployment without tenants that attack or exercise the records (the table writer's
+attacks, the cross-role refusals, a malformed event, clean logs, rotation) run here as a tenant:
+``TenantView`` is the deployment as one tenant's functions see it (every event carries the tenant,
+its writer region stands for the primary, its other regions for the replicas). Each region where
+some tenant's record replicates to is attacked as the first such tenant.
 """
 
 from __future__ import annotations
@@ -10,16 +16,30 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
-from cloud_assembly.audit_events import DENIED_ERROR_PREFIX
+from cloud_assembly.audit_events import DENIED_ERROR_PREFIX, READER_USE, WRITER_USE
 from lambda_src.record_crypto.errors import TenantMismatch, TenantNotInRegion, UnknownTenant
 from lambda_src.record_crypto.settings import ENV_TENANT_KEYS, STORE_AURORA_POSTGRESQL, TENANT_KEY
-from offline.verification.audit import deployed_rules, matching, sample_event
-from offline.verification.basics import Run, error_type, no_plaintext, read_until_replicated
+from offline.runbooks.audit_trail import encryption_context, issuer, on_key, trail_records
+from offline.runbooks.rotation import rotate
+from offline.verification.audit import (
+    admin_decrypt_check,
+    deployed_rules,
+    matching,
+    rules_check,
+    sample_event,
+    table_ciphertext,
+    trail_alert_check,
+    trail_check,
+)
+from offline.verification.aurora_scenario import region_checks as aurora_region_checks
+from offline.verification.basics import Run, cross_role_checks, error_type, no_plaintext, read_until_replicated
 from offline.verification.checks import Capability, Check, Environment, NamedCheck, check
+from offline.verification.integrity import integrity_checks
 from offline.verification.permissions import permission_checks
 
 
@@ -34,53 +54,241 @@ def tenant_regions(environments: Mapping[str, Mapping[str, str]]) -> dict[str, t
     return {tenant: tuple(regions) for tenant, regions in sorted(out.items())}
 
 
+def writer_region(env: Environment, tenant: str) -> str:
+    """Where the main job writes the tenant's records: the deployment's primary if the tenant's key is
+    there (the Aurora store: always, its only writable cluster), else the tenant's first region."""
+    regions = env.tenant_regions[tenant]
+    return env.primary_region if env.primary_region in regions else regions[0]
+
+
+class TenantView:
+    """The deployment as ``tenant``'s functions see it: every event carries the tenant (unless it names
+    one itself), the tenant's writer region is the primary and its other regions are the replicas.
+    Everything else is the environment's own."""
+
+    def __init__(self, env: Environment, tenant: str) -> None:
+        self._env, self.tenant = env, tenant
+        self.primary_region = writer_region(env, tenant)
+        self.replica_regions = tuple(r for r in env.tenant_regions[tenant] if r != self.primary_region)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._env, name)
+
+    def invoke(self, region: str, kind: str, event: dict[str, Any]) -> Any:
+        return self._env.invoke(region, kind, {TENANT_KEY: self.tenant, **event})
+
+    def cross_role_denied(self, region: str, code_of: str, role_of: str, event: dict[str, Any]) -> tuple[bool, str]:
+        return self._env.cross_role_denied(region, code_of, role_of, {TENANT_KEY: self.tenant, **event})
+
+
+def as_tenant(item: Check, tenant: str) -> Check:
+    """``item`` run against ``tenant``'s view of the environment, its name saying so."""
+    return replace(item, name=f"{item.name} (tenant {tenant})", run=lambda env: item.run(TenantView(env, tenant)))
+
+
+def tenant_runs(run: Run, tenants: Mapping[str, Any]) -> dict[str, Run]:
+    """A run per tenant: its own ids (``verify-<run>-<tenant>-...``) and main record, the run's list of
+    minted ids (so that the clean-up deletes them all)."""
+    return {tenant: Run(run_id=f"{run.run_id}-{tenant}", minted=run.minted) for tenant in tenants}
+
+
+def attacked_regions(env: Environment) -> dict[str, str]:
+    """Region -> the tenant whose records the region's attacks use: the first tenant (by id) whose
+    records replicate there from another of its regions. A region no tenant replicates to is left out."""
+    out: dict[str, str] = {}
+    for tenant in env.tenant_regions:
+        for region in TenantView(env, tenant).replica_regions:
+            out.setdefault(region, tenant)
+    return {region: out[region] for region in (env.primary_region, *env.replica_regions) if region in out}
+
+
+def shared_regions(env: Environment) -> list[str]:
+    """The regions where two tenants' keys or more exist (where a tenant can be crossed with another)."""
+    regions = (env.primary_region, *env.replica_regions)
+    return [r for r in regions if sum(r in own for own in env.tenant_regions.values()) > 1]
+
+
 # tenant -> (item id, record, region written in): what the first checks wrote, for the others.
 Written = dict[str, tuple[str, dict[str, Any], str]]
 
 
-def tenant_checks(run: Run, env: Environment) -> list[Check | NamedCheck]:
+def tenant_checks(run: Run, env: Environment, runs: Mapping[str, Run] | None = None) -> list[Check | NamedCheck]:
+    """The tenant checks proper (``runs``: the tenants' runs, ``tenant_runs``)."""
     tenants = env.tenant_regions
+    runs = runs or tenant_runs(run, tenants)
     written: Written = {}
     out: list[Check | NamedCheck] = [
-        check(f"tenant {tenant} writes and reads in {', '.join(regions)}", partial(_own, run, written, tenant))
+        check(
+            f"tenant {tenant} writes and reads in {', '.join(regions)}",
+            partial(_own, runs[tenant], written, tenant),
+        )
         for tenant, regions in tenants.items()
     ]
-    if len(tenants) > 1:
+    if shared_regions(env):  # else no reader can be asked for another tenant's record: nothing to cross
         out.append(check("a record of one tenant read as another is refused", partial(_crossed, written)))
     out.append(check("a tenant's record outside its regions is there, and refused", partial(_outside, written)))
     out.append(check("an unknown tenant is a 400 naming it", _unknown))
     out.append(check("deployed: each tenant's key exists only in its tenant's regions", _keys_where_allowed))
     out.append(check("deployed: each tenant key's policy binds every use to its tenant", _key_policies_bound))
     out.append(check("deployed: each tenant-access role may use a key only for its session's tenant", _roles_scoped))
-    out.append(
-        check(
-            "a function holding one tenant's session is refused KMS for another tenant's key and context",
-            _session_bound,
-            Capability.TENANT_SESSIONS,
+    if shared_regions(env):
+        out.append(
+            check(
+                "a function holding one tenant's session is refused KMS for another tenant's key and context",
+                _session_bound,
+                Capability.TENANT_SESSIONS,
+            )
         )
-    )
     out.append(check("deployed: the audit rules watch every tenant key where it exists", _tenant_keys_watched))
     # Every role against its contract (cloud_assembly/contracts.py): the tenant-access roles asked as a
     # session of each tenant (and untagged), the function roles' AssumeRole decided by the trust policies.
     return out + permission_checks(env.reader, (env.primary_region, *env.replica_regions))
 
 
-def _record(env: Environment, tenant: str, tag: str) -> dict[str, Any]:
-    secrets = {f: f"SECRET-{f}-{tenant}-{tag}" for f in env.sensitive_fields}
-    return {"name": f"{tenant} {tag}", "country": "NZ", **secrets}
+def record_checks(runs: Mapping[str, Run], env: Environment) -> list[Check]:
+    """The records attacked and exercised as a tenant: per region some tenant's records replicate to,
+    the attacks of someone who can write the region's items (the DynamoDB store) or rows (the Aurora
+    store: and its writer refused a direct write) and the cross-role refusals; every tenant key's
+    rotation."""
+    out: list[Check] = []
+    for region, tenant in attacked_regions(env).items():
+        if env.store == STORE_AURORA_POSTGRESQL:
+            attacks = aurora_region_checks(runs[tenant], region)
+        else:
+            attacks = integrity_checks(runs[tenant], TenantView(env, tenant), region)
+            attacks += cross_role_checks(runs[tenant], region)
+        out += [as_tenant(c, tenant) for c in attacks]
+    out.append(
+        check(
+            "every tenant key rotates on demand, and each tenant's regions decrypt across the rotation",
+            partial(_rotations, runs),
+            Capability.ROTATE_AT_WILL,
+        )
+    )
+    return out
+
+
+class _Regions:
+    """The environment with other replica regions (the regions the tenants' attacks ran in)."""
+
+    def __init__(self, env: Environment, regions: tuple[str, ...]) -> None:
+        self._env, self.replica_regions = env, regions
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._env, name)
+
+
+def in_attacked_regions(item: Check) -> Check:
+    """``item`` (a check over the replica regions) run over the regions the tenants' attacks ran in."""
+    return replace(item, run=lambda env: item.run(_Regions(env, tuple(attacked_regions(env)))))
+
+
+def tenant_audit_checks(runs: Mapping[str, Run], env: Environment) -> list[Check]:
+    """The audit trail with tenants: it records every management event; in each region every use of a
+    tenant key was its tenant's, by the tenant-access role of the function that makes that use; the
+    records key's rules are still deployed; the account's administrator decrypting a tenant's record
+    fires the unexpected-use alert (the DynamoDB store: its stored message read from the table);
+    stopping the trail alerts."""
+    regions = (env.primary_region, *env.replica_regions)
+    held = [r for r in regions if any(r in own for own in env.tenant_regions.values())]
+    out = [trail_check()]
+    out += [
+        check(
+            f"audit: in {region} every use of a tenant key was its tenant's, by the tenant-access role of its use",
+            partial(_tenant_uses, region),
+        )
+        for region in held
+    ]
+    out += [rules_check(region) for region in regions]
+    attacked = attacked_regions(env)
+    if env.store != STORE_AURORA_POSTGRESQL and attacked:
+        region, tenant = next(iter(attacked.items()))
+        out.append(as_tenant(admin_decrypt_check(runs[tenant], region, table_ciphertext), tenant))
+    return [*out, trail_alert_check()]
+
+
+def _tenant_uses(region: str, env: Environment) -> str:
+    """Every allowed Decrypt / GenerateDataKey the trail recorded on the region's tenant keys: in a session
+    of the reader's / writer's tenant-access role, with the key's tenant in the encryption context."""
+    access = tenant_access_roles(env)
+    cloudtrail, keys = env.client("cloudtrail", region), _tenant_keys(env)[region]
+    counted, wrong = {READER_USE: 0, WRITER_USE: 0}, []
+    for use, kind in ((READER_USE, "reader"), (WRITER_USE, "writer")):
+        for record in trail_records(cloudtrail, use):
+            tenant = next((t for t, arns in keys.items() if any(on_key(record, a) for a in arns)), None)
+            if tenant is None or record.get("errorCode"):
+                continue
+            counted[use] += 1
+            if issuer(record) != access[(region, kind)]:
+                wrong.append(f"{use} of {tenant}'s key by {issuer(record)}, not the {kind}'s tenant-access role")
+            if encryption_context(record).get(TENANT_KEY) != tenant:
+                wrong.append(f"{use} of {tenant}'s key with {TENANT_KEY}={encryption_context(record).get(TENANT_KEY)}")
+    assert not wrong, "; ".join(sorted(set(wrong)))
+    # Every region with a tenant key read a record there (the first checks): its trail has that decrypt.
+    assert counted[READER_USE], f"the trail in {region} recorded no decrypt with its tenant keys"
+    return (
+        f"{counted[READER_USE]} decrypts by the reader's and {counted[WRITER_USE]} data keys by the writer's "
+        f"tenant-access role, each with its key's tenant in the context"
+    )
 
 
 def _own(run: Run, written: Written, tenant: str, env: Environment) -> str:
-    regions = env.tenant_regions[tenant]
-    writer_region = env.primary_region if env.primary_region in regions else regions[0]
-    item_id, record = run.item_id(f"tenant-{tenant}"), _record(env, tenant, run.run_id)
-    inv = env.invoke(writer_region, "writer", {"id": item_id, "record": record, TENANT_KEY: tenant})
-    assert inv.result.get("ok") is True, f"write in {writer_region}: {str(inv.result)[:200]}"
-    written[tenant] = (item_id, record, writer_region)
-    for region in regions:
+    """The tenant's main record (``run.main``, which its attacks use), written and read back everywhere."""
+    view = TenantView(env, tenant)
+    item_id, record = run.item_id("main"), run.sample_record(env, "main")
+    inv = view.invoke(view.primary_region, "writer", {"id": item_id, "record": record})
+    assert inv.result.get("ok") is True, f"write in {view.primary_region}: {str(inv.result)[:200]}"
+    run.main.update(item_id=item_id, record=record)
+    written[tenant] = (item_id, record, view.primary_region)
+    for region in env.tenant_regions[tenant]:
         read = read_until_replicated(env, region, item_id, extra={TENANT_KEY: tenant})
         assert read.result.get("ok") is True and read.result["record"] == record, f"{region}: {str(read.result)[:200]}"
-    return f"written in {writer_region}, read back in {', '.join(regions)}"
+    return f"written in {view.primary_region}, read back in {', '.join(env.tenant_regions[tenant])}"
+
+
+def _rotations(runs: Mapping[str, Run], env: Environment) -> str:
+    """Per tenant: its key rotated on demand in its primary region; records written before and after
+    decrypt in each of its regions; rotating a replica of it is refused."""
+    keys, seen = _tenant_keys(env), []
+    for tenant, regions in env.tenant_regions.items():
+        view, run = TenantView(env, tenant), runs[tenant]
+        kms_region, arn = _primary_key(env, keys, tenant)
+        record = run.sample_record(env, "rotation")
+        before, after = run.item_id("rotation-before"), run.item_id("rotation-after")
+        _write(view, before, record)
+        rotate(env.client("kms", kms_region), arn)
+        _write(view, after, record)
+        for region in regions:
+            for item_id in (before, after):
+                inv = read_until_replicated(env, region, item_id, extra={TENANT_KEY: tenant})
+                assert inv.result.get("ok") is True, f"{tenant}'s {item_id} in {region}: {str(inv.result)[:200]}"
+                assert inv.result["record"] == record, f"{tenant}'s {item_id} read in {region} differs"
+        refused = ""
+        replica = next((r for r in regions if r != kms_region), None)
+        if replica is not None:
+            try:
+                env.client("kms", replica).rotate_key_on_demand(KeyId=keys[replica][tenant][0])
+            except Exception as error:  # botocore ClientError: KMS refuses to rotate a replica
+                refused = f", its {replica} replica refused ({type(error).__name__})"
+            else:
+                raise AssertionError(f"RotateKeyOnDemand of {tenant}'s replica in {replica} was accepted")
+        seen.append(f"{tenant} (primary in {kms_region}{refused})")
+    return f"rotated: {'; '.join(seen)}; records written before and after read in each tenant's regions"
+
+
+def _write(view: TenantView, item_id: str, record: dict[str, Any]) -> None:
+    inv = view.invoke(view.primary_region, "writer", {"id": item_id, "record": record})
+    assert inv.result.get("ok") is True, f"{view.tenant}'s write of {item_id}: {str(inv.result)[:200]}"
+
+
+def _primary_key(env: Environment, keys: Mapping[str, Mapping[str, list[str]]], tenant: str) -> tuple[str, str]:
+    """(region, ARN) of the tenant's primary key, read back through KMS."""
+    for region in env.tenant_regions[tenant]:
+        for arn in keys[region].get(tenant, []):
+            described = env.client("kms", region).describe_key(KeyId=arn)["KeyMetadata"]
+            if described.get("MultiRegionConfiguration", {}).get("MultiRegionKeyType") == "PRIMARY":
+                return region, arn
+    raise AssertionError(f"no primary key of {tenant} in {', '.join(env.tenant_regions[tenant])}")
 
 
 def _crossed(written: Written, env: Environment) -> str:
@@ -322,21 +530,64 @@ def _unscoped(document: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def tenant_access_roles(env: Environment) -> dict[tuple[str, str], str]:
+    """(region, "writer"|"reader") -> the ARN of the tenant-access role that function's role may take
+    tagged sessions of: the role whose trust policy names the function's role and allows sts:TagSession
+    (read back through IAM)."""
+    iam = env.client("iam", env.primary_region)
+    by_function = {arn: where for where, arn in env.reader.role_arns.items()}
+    out: dict[tuple[str, str], str] = {}
+    for page in iam.get_paginator("list_roles").paginate():
+        for role in page["Roles"]:
+            trust = json.dumps(_document(role.get("AssumeRolePolicyDocument", {})))
+            if "sts:TagSession" not in trust:
+                continue
+            for function_role, where in by_function.items():
+                if f'"{function_role}"' in trust:
+                    out[where] = role["Arn"]
+    return out
+
+
 def _tenant_keys_watched(env: Environment) -> str:
     """In each region, a change to a tenant key alerts the region's topic and a call denied on it is
-    counted (the rules as deployed, matched by EventBridge's pattern language as moto implements it)."""
+    counted; any use of it but the tenant-access roles' own alerts (the account's administrator
+    decrypting, the function's own role asking); their own use does not (the rules as deployed,
+    matched by EventBridge's pattern language as moto implements it)."""
     account, seen = env.reader.account, 0
     root = f"arn:aws:iam::{account}:root"
+    access = tenant_access_roles(env)
     for region, owned in _tenant_keys(env).items():
         rules = deployed_rules(env, region)
         topic = f"arn:aws:sns:{region}:{account}:{env.reader.stack_prefix}-alarms"
+
         for tenant, keys in owned.items():
             for key in keys:
                 change = sample_event(env, region, "DisableKey", root, key=key)
-                alerts = [r for r in matching(rules, change, False) if any(t["Arn"] == topic for t in r["Targets"])]
-                assert alerts, f"no rule in {region} alerts {topic} when {tenant}'s key {key} is disabled"
+                assert _alerts(rules, topic, change, False), (
+                    f"no rule in {region} alerts {topic} when {tenant}'s key {key} is disabled"
+                )
                 denied = sample_event(env, region, "Decrypt", root, error=f"{DENIED_ERROR_PREFIX}Exception", key=key)
                 assert matching(rules, denied, True), f"no rule in {region} counts calls denied on {tenant}'s key {key}"
+                for what, use, caller in (
+                    ("the account's administrator", READER_USE, root),
+                    ("the reader's own role", READER_USE, env.reader.role_arns[(region, "reader")]),
+                    ("the reader's tenant-access role", WRITER_USE, access[(region, "reader")]),
+                ):
+                    unexpected = sample_event(env, region, use, caller, key=key)
+                    assert _alerts(rules, topic, unexpected, True), (
+                        f"no rule in {region} alerts {topic} of {use} by {what} on {key}"
+                    )
+                for kind, use in (("writer", WRITER_USE), ("reader", READER_USE)):
+                    own = _alerts(rules, topic, sample_event(env, region, use, access[(region, kind)], key=key), True)
+                    assert not own, f"the {kind}'s tenant-access role's own {use} on {key} would alert ({own})"
                 seen += 1
     assert seen, "no tenant key found"
-    return f"{seen} tenant keys: a change alerts the region's topic, a denied call is counted"
+    return (
+        f"{seen} tenant keys: a change alerts the region's topic, a denied call is counted, a use but the "
+        f"tenant-access roles' own ({WRITER_USE} by the writer's, {READER_USE} by the reader's) alerts"
+    )
+
+
+def _alerts(rules: list[dict[str, Any]], topic: str, event: dict[str, Any], read_only: bool) -> list[str]:
+    """The names of the rules that would deliver ``event`` to ``topic``."""
+    return [r["Name"] for r in matching(rules, event, read_only) if any(t["Arn"] == topic for t in r["Targets"])]

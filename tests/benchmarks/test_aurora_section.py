@@ -46,3 +46,21 @@ def test_no_aurora_figures_no_section() -> None:
 
 def test_the_standalone_run_never_writes_a_committed_file() -> None:
     assert aurora.OUTPUT.parent.name == "review-out"
+
+
+def test_section_7_gives_the_rotation_under_load_when_measured() -> None:
+    figures = _figures()
+    rotation = {
+        "acknowledged": 52,
+        "refused": {"DatabaseUnavailable (retryable)": 1},
+        "lost": 0,
+        "longest_pause_ms": 58.2,
+        "first_ack_after_change_ms": 42.4,
+        "rotation_seconds": 0.3,
+    }
+    run = SimpleNamespace(aurora={**figures, "rotation": rotation}, aurora_records=200, aurora_seconds=80.0)
+    text = "\n".join(report.aurora_section(run))  # type: ignore[arg-type]
+    assert "### The writer's database password rotated under write load" in text
+    assert "| 52 | 1 DatabaseUnavailable (retryable) | 0 | 58.2 | 42.4 |" in text
+    without = "\n".join(report.aurora_section(SimpleNamespace(aurora=figures, aurora_records=200, aurora_seconds=8.0)))  # type: ignore[arg-type]
+    assert "rotated under write load" not in without  # a run from before the drill renders as it did

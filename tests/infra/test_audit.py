@@ -12,9 +12,11 @@ import json
 from typing import Any
 
 import pytest
+from aws_cdk import App, Environment, Stack
 from moto.events.models import EventPattern
 
 from cdk_constructs.audit_rules import (
+    AuditRules,
     administration_pattern,
     denied_pattern,
     trail_changes_pattern,
@@ -158,7 +160,7 @@ def _matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
 def test_unexpected_use_is_any_use_but_the_writers_and_the_readers_own(
     name: str, role: str | None, expected: bool
 ) -> None:
-    pattern = unexpected_use_pattern(KEY, WRITER, READER)
+    pattern = unexpected_use_pattern([KEY], WRITER, READER)
     assert _matches(pattern, _event(name, role=role)) is expected
     # Another key's use is never this rule's business.
     assert not _matches(pattern, _event(name, role=role, key=KEY.replace("1234", "9999")))
@@ -274,3 +276,77 @@ def test_with_tenants_each_regions_tenant_keys_are_watched_as_its_records_key(te
                 t.tenant_id for t in tenants_app.config.tenants if any(f"Tenant{t.tenant_id}Key" in o for o in outputs)
             }
             assert watched == expected, (region, what, outputs)
+
+
+TENANT_KEY_ARN = f"arn:aws:kms:us-west-1:{ACCOUNT}:key/mrk-7777"
+TENANT_WRITER = f"arn:aws:iam::{ACCOUNT}:role/MrkToolkit/writer/WriterTenantRole"
+TENANT_READER = f"arn:aws:iam::{ACCOUNT}:role/MrkToolkit/reader/ReaderTenantRole"
+
+
+def _unexpected_rule(**tenants: Any) -> dict[str, Any]:
+    """The unexpected-use rule's pattern as AuditRules builds it (literal ARNs, so that it can be matched)."""
+    stack = Stack(App(), "Rules", env=Environment(account=ACCOUNT, region="us-west-1"))
+    rules = AuditRules(
+        stack,
+        "AuditRules",
+        prefix="MrkToolkit",
+        region="us-west-1",
+        key_arn=KEY,
+        writer_role_arn=WRITER,
+        reader_role_arn=READER,
+        topic_arn=f"arn:aws:sns:us-west-1:{ACCOUNT}:MrkToolkit-alarms",
+        **tenants,
+    )
+    pattern = stack.resolve(rules.rules[RULE_UNEXPECTED_KEY_USE].event_pattern)
+    assert isinstance(pattern, dict)
+    return pattern
+
+
+@pytest.mark.parametrize(
+    ("name", "role", "key", "expected"),
+    [
+        ("Decrypt", TENANT_READER, TENANT_KEY_ARN, False),  # a tenant's session of the reader's tenant-access role
+        ("GenerateDataKey", TENANT_WRITER, TENANT_KEY_ARN, False),
+        ("Decrypt", READER, TENANT_KEY_ARN, True),  # the function role itself may not use a tenant key
+        ("GenerateDataKey", WRITER, TENANT_KEY_ARN, True),
+        ("Decrypt", TENANT_WRITER, TENANT_KEY_ARN, True),
+        ("GenerateDataKey", TENANT_READER, TENANT_KEY_ARN, True),
+        ("Decrypt", None, TENANT_KEY_ARN, True),  # the account's administrator
+        ("ReEncrypt", TENANT_READER, TENANT_KEY_ARN, True),
+        ("Decrypt", READER, KEY, False),  # the records key's own users are unchanged
+        ("Decrypt", TENANT_READER, KEY, True),  # a tenant-access role has no business with the records key
+    ],
+)
+def test_with_tenants_unexpected_use_of_a_tenant_key_is_any_but_the_tenant_access_roles_own(
+    name: str, role: str | None, key: str, expected: bool
+) -> None:
+    pattern = _unexpected_rule(tenant_key_arns=[TENANT_KEY_ARN], tenant_roles=(TENANT_WRITER, TENANT_READER))
+    assert _matches(pattern, _event(name, role=role, key=key)) is expected
+    # Without tenant keys, the rule is the records key's alone (the deployment without tenants).
+    assert _unexpected_rule() == unexpected_use_pattern([KEY], WRITER, READER)
+
+
+def test_tenant_keys_without_their_roles_are_refused() -> None:
+    with pytest.raises(ValueError, match="tenant_roles"):
+        _unexpected_rule(tenant_key_arns=[TENANT_KEY_ARN])
+
+
+def test_with_tenants_each_regions_unexpected_use_rule_names_its_tenant_access_roles(tenants_app: Synthesized) -> None:
+    prefix = tenants_app.config.stack_prefix
+    for region, stack in tenants_app.stacks.functions.items():
+        rule = _rules(tenants_app, region)[rule_name(prefix, region, RULE_UNEXPECTED_KEY_USE)]
+        records, tenant = rule["EventPattern"]["$or"]
+        issuers = [
+            c["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"][0]["anything-but"][0]
+            for c in tenant["detail"]["$or"]
+            if "userIdentity" in c and "sessionContext" in c["userIdentity"]
+        ]
+        roles = [stack.functions.reader.tenant_role, stack.functions.writer.tenant_role]
+        assert sorted(json.dumps(i) for i in issuers) == sorted(
+            json.dumps(stack.resolve(r.role_arn)) for r in roles if r is not None
+        )
+        # The same tenant keys as the denied-calls rule watches (the records key first there), and not the records key.
+        denied = _rules(tenants_app, region)[rule_name(prefix, region, RULE_DENIED_KEY_CALLS)]
+        (records_key, *tenant_keys) = denied["EventPattern"]["detail"]["resources"]["ARN"]
+        assert tenant["detail"]["resources"]["ARN"] == tenant_keys and tenant_keys
+        assert records["detail"]["resources"]["ARN"] == [records_key]

@@ -110,6 +110,24 @@ def test_only_the_tenant_roles_use_tenant_keys_and_only_for_the_sessions_tenant(
                 assert "Fn::GetAtt" in json.dumps(stmt["Principal"])  # the function's own role, no other
 
 
+def test_with_tenants_no_role_may_use_the_records_key(tenants_app: Synthesized, default_app: Synthesized) -> None:
+    """Every record is under its tenant's key, used in that tenant's session only: with tenants, no role
+    of the functions stacks has a grant on the records key a bug could fall back to (without tenants,
+    the writer and the reader each have theirs)."""
+    for app, expected in ((tenants_app, set()), (default_app, {"kms:GenerateDataKey", "kms:Decrypt"})):
+        for region, stack in app.stacks.functions.items():
+            tpl = app.raw(stack)
+            records_key = [
+                a
+                for _, doc in iam_policy_documents(tpl)
+                for s in statements(doc)
+                if "RecordsKey" in json.dumps(s.get("Resource"))
+                for a in actions(s)
+                if a.startswith("kms:")
+            ]
+            assert set(records_key) == expected, (region, records_key)
+
+
 def statements_using_tenant_keys(tpl: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for _, doc in iam_policy_documents(tpl):

@@ -1,39 +1,106 @@
-"""The main job of a deployment with three tenants of different region sets, on the emulator: each
-tenant writes and reads where its key is; a record read as another tenant, or in a region outside its
-tenant's set (where its ciphertext is), is refused; an unknown tenant is a 400."""
+"""The main job of deployments with tenants, on the emulator, asserted for whatever tenants the config
+names (``expected``: what the config implies, computed here independently of offline/verification):
+each tenant writes and reads where its key is; a record read as another tenant, or in a region outside
+its tenant's set (where its ciphertext is), is refused; an unknown tenant is a 400; the table writer's
+attacks run as a tenant in every region some tenant's records replicate to; every tenant key rotates."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from lambda_src.record_crypto.settings import ENV_TENANT_KEYS, STORE_AURORA_POSTGRESQL
+from lambda_src.record_crypto.settings import ENV_TENANT_KEYS, STORE_AURORA_POSTGRESQL, STORE_DYNAMODB
+from offline.verification.checks import Report
 from offline.verification.emulated import run_offline
 from offline.verification.tenants import tenant_regions
 
 pytestmark = pytest.mark.e2e
+PRIMARY, REPLICAS = "us-east-2", ("us-west-1", "eu-west-1")
 TENANTS = {
     "acme": {},
     "globex": {"regions": ["us-west-1"]},
     "initech": {"regions": ["us-east-2", "eu-west-1"], "primaryRegion": "eu-west-1"},
 }
-CONTEXT = {"mrk-toolkit:replicaRegions": "us-west-1,eu-west-1", "mrk-toolkit:tenants": json.dumps(TENANTS)}
+# No region holds two tenants' keys, and no tenant's key is in the deployment's primary region but one.
+APART = {
+    "north": {"regions": ["us-west-1", "eu-west-1"], "primaryRegion": "us-west-1"},
+    "south": {"regions": [PRIMARY]},
+}
+CONTEXT = {"mrk-toolkit:replicaRegions": ",".join(REPLICAS), "mrk-toolkit:tenants": json.dumps(TENANTS)}
+ATTACKS = {
+    STORE_DYNAMODB: (
+        "tampered item",
+        "ciphertext moved to another item",
+        "planted sensitive value",
+        "rolled-back item",
+    ),
+    STORE_AURORA_POSTGRESQL: ("planted sensitive value", "changed plaintext attribute", "rolled-back row"),
+}
+
+
+def expected(tenants: dict[str, dict[str, Any]], store: str) -> dict[str, Any]:
+    """What the config implies: each tenant's regions (sorted) and writer region, the regions outside
+    its set, the regions two tenants share, and (DynamoDB) the region -> tenant the attacks run as."""
+    everywhere = sorted((PRIMARY, *REPLICAS))
+    regions = {t: sorted(s.get("regions") or everywhere) for t, s in sorted(tenants.items())}
+    writer = {t: PRIMARY if PRIMARY in r else r[0] for t, r in regions.items()}
+    attacked: dict[str, str] = {}
+    for tenant, own in regions.items():
+        for region in own:
+            if region != writer[tenant]:
+                attacked.setdefault(region, tenant)
+    shared = [r for r in everywhere if sum(r in own for own in regions.values()) > 1]
+    outside = [f"{t} in {r}" for t, own in regions.items() for r in everywhere if r not in own]
+    return {"regions": regions, "writer": writer, "attacked": attacked, "shared": shared, "outside": outside}
+
+
+def assert_tenant_main_job(report: Report, tenants: dict[str, dict[str, Any]], store: str) -> None:
+    assert report.ok, report.render()
+    want = expected(tenants, store)
+    details = {c.name: c.detail for c in report.checks}
+    for tenant, regions in want["regions"].items():
+        name = f"tenant {tenant} writes and reads in {', '.join(regions)}"
+        assert details[name] == f"written in {want['writer'][tenant]}, read back in {', '.join(regions)}"
+    outside = details["a tenant's record outside its regions is there, and refused"]
+    assert all(where in outside for where in want["outside"]), outside
+    crossed = "a record of one tenant read as another is refused"
+    assert (crossed in details) == bool(want["shared"]), sorted(details)
+    for region, tenant in want["attacked"].items():
+        for attack in ATTACKS[store]:
+            assert any(n.startswith(f"{attack} in {region} is refused") for n in details), f"{attack} in {region}"
+        assert f"the writer's role in {region} cannot decrypt (tenant {tenant})" in details
+    attacked = [n for n in details if n.startswith("planted sensitive value in ")]
+    assert len(attacked) == len(want["attacked"]), attacked
+    rotated = details["every tenant key rotates on demand, and each tenant's regions decrypt across the rotation"]
+    assert all(f"{t} (primary in " in rotated for t in tenants), rotated
+    assert details["an unknown tenant is a 400 naming it"].startswith("UnknownTenant (400)")
+    assert "function logs hold no plaintext (tenant " + sorted(tenants)[0] + ")" in details
+
+
+def _run(tmp_path: Path, tenants: dict[str, dict[str, Any]], **context: str) -> Report:
+    overrides = {"mrk-toolkit:replicaRegions": ",".join(REPLICAS), "mrk-toolkit:tenants": json.dumps(tenants)}
+    return run_offline(
+        context_overrides={**overrides, **context}, lag_seconds=0.3, progress=lambda _line: None, log_dir=tmp_path
+    )
 
 
 def test_three_tenants_end_to_end(tmp_path: Path) -> None:
-    report = run_offline(context_overrides=CONTEXT, lag_seconds=0.3, progress=lambda _line: None, log_dir=tmp_path)
-    assert report.ok, report.render()
+    report = _run(tmp_path, TENANTS)
+    assert_tenant_main_job(report, TENANTS, STORE_DYNAMODB)
     details = {c.name: c.detail for c in report.checks}
-    assert details["tenant globex writes and reads in us-west-1"] == "written in us-west-1, read back in us-west-1"
-    crossed = details["a record of one tenant read as another is refused"]
-    assert "acme as globex in us-west-1" in crossed and "initech as acme in eu-west-1" in crossed
-    outside = details["a tenant's record outside its regions is there, and refused"]
-    for where in ("globex in us-east-2", "globex in eu-west-1", "initech in us-west-1"):
-        assert where in outside
     bound = details["a function holding one tenant's session is refused KMS for another tenant's key and context"]
     assert "acme's session in us-east-2: own key ok; initech's key or context refused" in bound
+
+
+def test_tenants_apart_end_to_end(tmp_path: Path) -> None:
+    """No two tenants share a region, and one tenant is only outside the primary region: nothing to
+    cross (those checks are left out, not passed empty), the attacks run as north in its other region."""
+    report = _run(tmp_path, APART)
+    assert_tenant_main_job(report, APART, STORE_DYNAMODB)
+    assert expected(APART, STORE_DYNAMODB)["attacked"] == {"us-west-1": "north"}
 
 
 def test_tenant_regions_come_from_the_readers_tenant_keys() -> None:
@@ -48,11 +115,6 @@ def test_tenant_regions_come_from_the_readers_tenant_keys() -> None:
 def test_three_tenants_on_the_aurora_store(tmp_path: Path) -> None:
     """The same main job on real PostgreSQL: every tenant writes in the primary region (the only
     writable cluster), reads where its key is, and its row elsewhere is there and refused."""
-    tenants = {**TENANTS, "globex": {"regions": ["us-east-2", "us-west-1"]}}
-    context = {**CONTEXT, "mrk-toolkit:tenants": json.dumps(tenants), "mrk-toolkit:store": STORE_AURORA_POSTGRESQL}
-    report = run_offline(context_overrides=context, lag_seconds=0.3, progress=lambda _line: None, log_dir=tmp_path)
-    assert report.ok, report.render()
-    details = {c.name: c.detail for c in report.checks}
-    assert details["tenant globex writes and reads in us-east-2, us-west-1"].startswith("written in us-east-2")
-    outside = details["a tenant's record outside its regions is there, and refused"]
-    assert "globex in eu-west-1" in outside and "initech in us-west-1" in outside
+    tenants = {**TENANTS, "globex": {"regions": [PRIMARY, "us-west-1"]}}
+    report = _run(tmp_path, tenants, **{"mrk-toolkit:store": STORE_AURORA_POSTGRESQL})
+    assert_tenant_main_job(report, tenants, STORE_AURORA_POSTGRESQL)

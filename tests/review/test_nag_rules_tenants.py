@@ -177,3 +177,44 @@ def test_ten1_a_replica_belongs_to_its_primarys_tenant_whatever_its_tags(app: Sy
     with edited(app, stack, retag):
         found = tenant_findings(app)
     assert found == {f"MrkToolkit-TEN1[{tenant.tenant_id}:Tags]": [f"{stack}/Tenant-{tenant.tenant_id}/Key"]}, found
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "arn:aws:kms:{region}:111122223333:key/mrk-0123456789abcdef0123456789abcdef",
+        "arn:aws:kms:{region}:111122223333:alias/mrk-toolkit/records/tenant/acme",
+        "arn:aws:kms:{region}:111122223333:key/*",
+        "arn:aws:kms:*:111122223333:key/mrk-*",
+        {"Fn::Join": ["", ["arn:aws:kms:{region}:", {"Ref": "AWS::AccountId"}, ":key/mrk-0123456789abcdef"]]},
+    ],
+)
+def test_ten2_a_tenant_key_written_out_rather_than_referenced(app: Synthesized, resource: Any) -> None:
+    """A key id is not known before deploy: with tenant keys in the app, a multi-region key, tenant alias or
+    key pattern written out may be a tenant key, and its use needs both conditions as a reference's does."""
+    stack, region = _functions_stack(app)
+    literal = json.loads(json.dumps(resource).replace("{region}", region))
+
+    def grant(template: dict[str, Any]) -> None:
+        statement = {"Sid": "WrittenOut", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": literal}
+        _policy(template, "RecordsReaderAccessPolicy")["Statement"].append(statement)
+
+    with edited(app, stack, grant):
+        found = tenant_findings(app)
+    assert set(found) == {
+        f"MrkToolkit-TEN2[WrittenOut::aws:ResourceTag/{TENANT_KEY}]",
+        f"MrkToolkit-TEN2[WrittenOut::kms:EncryptionContext:{TENANT_KEY}]",
+    }, found
+
+
+def test_ten2_a_key_that_cannot_be_a_tenant_key_written_out_is_not_a_finding(app: Synthesized) -> None:
+    """A single-region key's ARN (tenant keys are multi-region) is another rule's business."""
+    stack, region = _functions_stack(app)
+
+    def grant(template: dict[str, Any]) -> None:
+        arn = f"arn:aws:kms:{region}:111122223333:key/0123abcd-0123-4567-89ab-0123456789ab"
+        statement = {"Sid": "SingleRegion", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": arn}
+        _policy(template, "RecordsReaderAccessPolicy")["Statement"].append(statement)
+
+    with edited(app, stack, grant):
+        assert tenant_findings(app) == {}
