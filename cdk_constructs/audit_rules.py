@@ -50,17 +50,21 @@ def _kms_event(key_arns: Sequence[str], **detail: Any) -> dict[str, Any]:
     }
 
 
-def _issuer_other_than(role_arn: str) -> dict[str, Any]:
-    return {"sessionContext": {"sessionIssuer": {"arn": [{"anything-but": [role_arn]}]}}}
+def _issuer_other_than(*role_arns: str) -> dict[str, Any]:
+    return {"sessionContext": {"sessionIssuer": {"arn": [{"anything-but": list(role_arns)}]}}}
 
 
 def administration_pattern(key_arns: Sequence[str]) -> dict[str, Any]:
     return _kms_event(key_arns, eventName=list(KEY_ADMIN_EVENTS))
 
 
-def unexpected_use_pattern(key_arns: Sequence[str], writer_role_arn: str, reader_role_arn: str) -> dict[str, Any]:
-    """Any use of the keys except the writer role's GenerateDataKey and the reader role's Decrypt (for
-    tenant keys: the tenant-access roles, whose sessions name them as their issuer)."""
+def unexpected_use_pattern(
+    key_arns: Sequence[str], writer_role_arn: str, reader_role_arn: str, finder_role_arn: str | None = None
+) -> dict[str, Any]:
+    """Any use of the keys except the writer role's GenerateDataKey and the reader role's (and, with
+    beacons, the finder role's) Decrypt (for tenant keys: the tenant-access roles, whose sessions name
+    them as their issuer)."""
+    readers = (reader_role_arn, finder_role_arn) if finder_role_arn else (reader_role_arn,)
     return _kms_event(
         list(key_arns),
         eventName=list(KEY_USE_EVENTS),
@@ -68,7 +72,7 @@ def unexpected_use_pattern(key_arns: Sequence[str], writer_role_arn: str, reader
             "$or": [
                 {"userIdentity": {"type": [{"anything-but": ["AssumedRole"]}]}},
                 {"eventName": [{"anything-but": [READER_USE, WRITER_USE]}]},
-                {"eventName": [READER_USE], "userIdentity": _issuer_other_than(reader_role_arn)},
+                {"eventName": [READER_USE], "userIdentity": _issuer_other_than(*readers)},
                 {"eventName": [WRITER_USE], "userIdentity": _issuer_other_than(writer_role_arn)},
             ]
         },
@@ -87,7 +91,8 @@ class AuditRules(Construct):
     ``tenant_key_arns`` with ``tenant_roles`` (writer's, reader's tenant-access role ARNs), with tenants:
     the tenant keys' administration and the calls denied on them are watched as the records key's, and
     any use of them other than GenerateDataKey in a session of the writer's tenant-access role and
-    Decrypt in one of the reader's is unexpected. Attribute: ``rules`` (what -> CfnRule)."""
+    Decrypt in one of the reader's is unexpected; ``finder_role_arn`` (with beacons: its Decrypt of the
+    records key is expected use too). Attribute: ``rules`` (what -> CfnRule)."""
 
     def __init__(
         self,
@@ -103,9 +108,10 @@ class AuditRules(Construct):
         other_key_arns: Sequence[str] = (),
         tenant_key_arns: Sequence[str] = (),
         tenant_roles: tuple[str, str] | None = None,
+        finder_role_arn: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        unexpected = unexpected_use_pattern([key_arn], writer_role_arn, reader_role_arn)
+        unexpected = unexpected_use_pattern([key_arn], writer_role_arn, reader_role_arn, finder_role_arn)
         watches = dict(RULE_WATCHES)
         if tenant_key_arns:
             if tenant_roles is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
@@ -19,6 +19,9 @@ class EncryptedGlobalTable(Construct):
       key_arns_by_region: the SSE key ARN of every region, this stack's region included;
         each replica is encrypted with the key of its own region.
       removal_policy: default RETAIN; deletion protection and PITR are always on.
+      beacon_indexes: (index name, numeric key attribute) pairs: a global secondary index each, in
+        every replica, projecting every attribute (a lookup authenticates a candidate whole: the
+        writer's signature covers every attribute it stored). Default none.
 
     Attributes: ``table`` (the ``TableV2``), ``replica_regions``.
     """
@@ -32,6 +35,7 @@ class EncryptedGlobalTable(Construct):
         partition_key: str,
         key_arns_by_region: Mapping[str, str],
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        beacon_indexes: Sequence[tuple[str, str]] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         region = Stack.of(self).region
@@ -41,6 +45,14 @@ class EncryptedGlobalTable(Construct):
         if not self.replica_regions:
             raise ValueError("EncryptedGlobalTable: a global table needs at least one replica region")
         local_key = kms.Key.from_key_arn(self, "LocalKey", key_arns_by_region[region])
+        indexes = [
+            dynamodb.GlobalSecondaryIndexPropsV2(
+                index_name=index_name,
+                partition_key=dynamodb.Attribute(name=attribute, type=dynamodb.AttributeType.NUMBER),
+                projection_type=dynamodb.ProjectionType.ALL,
+            )
+            for index_name, attribute in beacon_indexes
+        ]
         self.table = dynamodb.TableV2(
             self,
             "Table",
@@ -66,4 +78,5 @@ class EncryptedGlobalTable(Construct):
                 for r in self.replica_regions
             ],
             removal_policy=removal_policy,
+            **({"global_secondary_indexes": indexes} if indexes else {}),
         )

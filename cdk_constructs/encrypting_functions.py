@@ -22,7 +22,10 @@ from cdk_constructs.logs_key import LogsKey, encrypted_log_group
 # imports CDK; this side may import that plain module), and tests/infra feed every template's
 # environment through its validation.
 from lambda_src.record_crypto.settings import (
+    BEACON_INDEX_PREFIX,
     ENV_ALGORITHM_SUITE,
+    ENV_BEACON_FIELDS,
+    ENV_BEACON_KEY_ARN,
     ENV_CACHE_CAPACITY,
     ENV_CACHE_MAX_AGE,
     ENV_CACHE_MAX_BYTES,
@@ -45,8 +48,34 @@ from lambda_src.record_crypto.settings import (
     SUITE_SIGNING,
     TENANT_KEY,
     VERSION_ATTRIBUTE,
+    BeaconField,
+    beacon_fields_environment,
     tenant_keys_environment,
 )
+
+MAC_ALGORITHM = "HMAC_SHA_256"  # the one algorithm the beacon key is used with (record_crypto/beacons.py)
+
+
+@dataclass(frozen=True)
+class BeaconAccess:
+    """Beacons (README "Beacons"): the beacon fields, this region's ARN of the multi-region HMAC key, and
+    the finder's role path (under the reader's: it decrypts what it finds)."""
+
+    fields: tuple[BeaconField, ...]
+    key_arn: str
+    finder_role_path: str
+
+    def environment(self) -> dict[str, str]:
+        return {ENV_BEACON_FIELDS: beacon_fields_environment(self.fields), ENV_BEACON_KEY_ARN: self.key_arn}
+
+    def statement(self) -> iam.PolicyStatement:
+        """``kms:GenerateMac`` with HMAC_SHA_256 on this region's beacon key (the key policy says the same)."""
+        return iam.PolicyStatement(
+            sid="LocalBeaconKey",
+            actions=["kms:GenerateMac"],
+            resources=[self.key_arn],
+            conditions={"StringEquals": {"kms:MacAlgorithm": MAC_ALGORITHM}},
+        )
 
 
 @dataclass(frozen=True)
@@ -234,6 +263,8 @@ class EncryptingFunction(Construct):
         logs_key: kms.IKey,
         database: DatabaseAccess | None = None,
         database_secret_arn: str | None = None,
+        beacons: BeaconAccess | None = None,
+        query_indexes_only: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = encrypted_log_group(
@@ -247,7 +278,7 @@ class EncryptingFunction(Construct):
             description=description,
         )
         what, store_statements = self._store_access(
-            database, database_secret_arn, table_arn, table_actions, readable_attributes
+            database, database_secret_arn, table_arn, table_actions, readable_attributes, query_indexes_only
         )
         # Everything the code needs, in one customer-managed policy (no inline policies).
         self.access_policy = iam.ManagedPolicy(
@@ -262,16 +293,18 @@ class EncryptingFunction(Construct):
                 *([_key_statement(kms_action, mrk_arn, encryption_context)] if records_key else []),
                 *self._tenant_access(construct_id, role_path, kms_action, tenant_key_arns, encryption_context),
                 *store_statements,
+                *([beacons.statement()] if beacons is not None else []),
                 own_log_group(self.log_group),
             ],
         )
         self.tracing_policy = self._tracing_policy(construct_id, role_path)
         tenant_role = {ENV_TENANT_ROLE_ARN: self.tenant_role.role_arn} if self.tenant_role is not None else {}
+        beacon_env = beacons.environment() if beacons is not None else {}
         self.function = self._function(
             description=description,
             handler=handler,
             code=code,
-            environment={**environment, **tenant_role},
+            environment={**environment, **tenant_role, **beacon_env},
             reserved_concurrency=reserved_concurrency,
             network=self._network(database, role_path),
         )
@@ -283,9 +316,12 @@ class EncryptingFunction(Construct):
         table_arn: str,
         table_actions: tuple[str, ...],
         readable_attributes: tuple[str, ...],
+        query_indexes_only: bool = False,
     ) -> tuple[str, list[iam.PolicyStatement]]:
         """(what the policy's description calls it, the statements) of the store: the local table
-        replica, or the function's own database secret."""
+        replica, its beacon indexes only (the DynamoDB store's finder), or the function's own database secret."""
+        if query_indexes_only and database is None:
+            return "local beacon indexes", _index_query(table_arn)
         if database is None:
             return "local table replica", _table_statements(table_arn, table_actions, readable_attributes)
         assert database_secret_arn is not None
@@ -428,6 +464,19 @@ def _key_statement(action: str, key_arn: str, encryption_context: Mapping[str, s
     )
 
 
+def _index_query(table_arn: str) -> list[iam.PolicyStatement]:
+    """The finder reads only through the beacon indexes: ``dynamodb:Query`` on the local replica's indexes
+    named ``beacon-*`` (the toolkit's prefix: a field added later needs no policy change before its index
+    exists), nothing on the table itself."""
+    return [
+        iam.PolicyStatement(
+            sid="LocalBeaconIndexes",
+            actions=["dynamodb:Query"],
+            resources=[f"{table_arn}/index/{BEACON_INDEX_PREFIX}*"],
+        )
+    ]
+
+
 def _table_statements(
     table_arn: str, actions: tuple[str, ...], readable_attributes: tuple[str, ...]
 ) -> list[iam.PolicyStatement]:
@@ -483,12 +532,15 @@ class EncryptingFunctions(Construct):
     pairs every KMS request carries; the same pairs condition the role policies);
     ``writer_role_path`` / ``reader_role_path``; ``crypto`` (``CryptoOptions``);
     ``code`` (one asset per stack, shared by both);
-    ``log_retention_days``; ``reserved_concurrency``; ``removal_policy``.
+    ``log_retention_days``; ``reserved_concurrency``; ``removal_policy``; ``beacons`` (``BeaconAccess``,
+    default None: no beacons): the writer computes and stores them (``kms:GenerateMac`` on the local
+    beacon key), and a third function, the finder, looks records up by them (``kms:GenerateMac``,
+    ``kms:Decrypt`` with the toolkit's context, ``dynamodb:Query`` on the beacon indexes only).
 
     The writer may only ``kms:GenerateDataKey`` on the local MRK, ``dynamodb:PutItem`` on the
     local replica and ``dynamodb:GetItem`` of the key and version attributes alone; the reader
     may only ``kms:Decrypt`` and ``dynamodb:GetItem``.
-    Attributes: ``writer``, ``reader`` (``EncryptingFunction``).
+    Attributes: ``writer``, ``reader``, ``finder`` (``EncryptingFunction``; the finder None without beacons).
     """
 
     def __init__(
@@ -510,6 +562,7 @@ class EncryptingFunctions(Construct):
         admin_arns: Sequence[str] = (),
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         database: DatabaseAccess | None = None,
+        beacons: BeaconAccess | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -541,6 +594,7 @@ class EncryptingFunctions(Construct):
             kms_action="kms:GenerateDataKey",
             table_actions=("dynamodb:PutItem",),
             readable_attributes=(PARTITION_KEY, VERSION_ATTRIBUTE),
+            beacons=beacons,
             **{**common, **store["writer"]},  # type: ignore[arg-type]
         )
         self.reader = EncryptingFunction(
@@ -552,6 +606,27 @@ class EncryptingFunctions(Construct):
             kms_action="kms:Decrypt",
             table_actions=("dynamodb:GetItem",),
             **{**common, **store["reader"]},  # type: ignore[arg-type]
+        )
+        self.finder = self._finder(beacons, database, {**common, **store["reader"]})
+
+    def _finder(
+        self, beacons: BeaconAccess | None, database: DatabaseAccess | None, props: Mapping[str, Any]
+    ) -> EncryptingFunction | None:
+        """With beacons, the finder: the reader's props (Aurora: its database login, SELECT), and on the
+        DynamoDB store a Query of the beacon indexes only."""
+        if beacons is None:
+            return None
+        return EncryptingFunction(
+            self,
+            "Finder",
+            description="Finds records by a beacon field's value in the local replica and decrypts them",
+            handler="finder.handler",
+            role_path=beacons.finder_role_path,
+            kms_action="kms:Decrypt",
+            table_actions=(),
+            beacons=beacons,
+            query_indexes_only=database is None,
+            **props,
         )
 
 

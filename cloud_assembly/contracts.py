@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from lambda_src.record_crypto.settings import STORE_AURORA_POSTGRESQL, STORE_DYNAMODB, TENANT_KEY
+from lambda_src.record_crypto.settings import BEACON_INDEX_PREFIX, STORE_AURORA_POSTGRESQL, STORE_DYNAMODB, TENANT_KEY
 
 DYNAMODB, AURORA = STORE_DYNAMODB, STORE_AURORA_POSTGRESQL
 KEY_TYPES = ("AWS::KMS::Key", "AWS::KMS::ReplicaKey")
@@ -38,6 +38,8 @@ class ResourceKind:
     stems: tuple[str, ...] = ()
     patterns: tuple[str, ...] = ()
     tagged: str = ""
+    # Appended to each resource's ARN (``/index/beacon-*``: the resource's indexes of that name).
+    suffix: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,14 @@ class RoleContract:
 ANY_RESOURCE = ResourceKind("any resource (`*`)", patterns=("*",))
 OWN_MRK = ResourceKind("its region's multi-region key", KEY_TYPES, ("RecordsKey",))
 OWN_TABLE = ResourceKind("its region's table replica", TABLE_TYPES, ("RecordsTable",))
+# Beacons (README "Beacons"): the multi-region HMAC key (only with beaconFields).
+OWN_BEACON_KEY = ResourceKind("its region's beacon (HMAC) key", KEY_TYPES, ("BeaconKey",))
+OWN_BEACON_INDEXES = ResourceKind(
+    f"its region's table replica's beacon indexes (`index/{BEACON_INDEX_PREFIX}*`)",
+    TABLE_TYPES,
+    ("RecordsTable",),
+    suffix=f"/index/{BEACON_INDEX_PREFIX}*",
+)
 OWN_SECRETS_KEY = ResourceKind("its region's secrets key", KEY_TYPES, ("SecretsKey",))
 WRITER_SECRET = ResourceKind("the writer's database secret (its region's replica)", SECRET_TYPES, ("SecretsWriter",))
 READER_SECRET = ResourceKind("the reader's database secret (its region's replica)", SECRET_TYPES, ("SecretsReader",))
@@ -130,6 +140,7 @@ SESSION_TENANT = Condition(
     session_tenant=True,
 )
 SESSION_TAGGED = Condition(f"tagging the session with `{TENANT_KEY}` and no other tag", "session-tag")
+BEACON_MAC = Condition("with `HMAC_SHA_256`", "mac-hmac-sha-256")
 VERSION_ATTRIBUTES = ("id", "_version")
 VERSION_ONLY = Condition(f"projecting {' and '.join(f'`{a}`' for a in VERSION_ATTRIBUTES)} only", "version-attributes")
 
@@ -201,6 +212,12 @@ WRITER = RoleContract(
             tenants=False,
         ),
         tenant_session(WRITER_TENANT_ROLE),
+        Grant(
+            ("kms:GenerateMac",),
+            OWN_BEACON_KEY,
+            "with beacon fields: derive each field's beacon key (once per container and tenant)",
+            BEACON_MAC,
+        ),
         Grant(("dynamodb:PutItem",), OWN_TABLE, "store the record", store=DYNAMODB),
         Grant(
             ("dynamodb:GetItem",),
@@ -233,6 +250,27 @@ READER = RoleContract(
         Grant(("dynamodb:GetItem",), OWN_TABLE, "read the record", store=DYNAMODB),
         *database_secret(READER_SECRET, "its database login (records_reader)"),
         logs("RecordsReaderLogs"),
+        TRACING,
+        *IN_VPC,
+    ),
+)
+
+FINDER = RoleContract(
+    "finder",
+    "the finder's role",
+    ("RecordsFinderRole",),
+    "with beacon fields: finds records by a field's value through its region's beacon indexes and decrypts them",
+    (
+        Grant(("kms:GenerateMac",), OWN_BEACON_KEY, "derive each field's beacon key (once per container)", BEACON_MAC),
+        Grant(("kms:Decrypt",), OWN_MRK, "decrypt each candidate's data key, for records only", RECORD_CONTEXT),
+        Grant(
+            ("dynamodb:Query",),
+            OWN_BEACON_INDEXES,
+            "the candidates of a beacon (the index projects every attribute: nothing is read from the table)",
+            store=DYNAMODB,
+        ),
+        *database_secret(READER_SECRET, "the reader's database login (records_reader: SELECT by the beacon column)"),
+        logs("RecordsFinderLogs"),
         TRACING,
         *IN_VPC,
     ),
@@ -325,6 +363,7 @@ FLOW_LOGS = RoleContract(
 CONTRACTS: tuple[RoleContract, ...] = (
     WRITER,
     READER,
+    FINDER,
     TENANT_WRITER,
     TENANT_READER,
     SCHEMA_SETUP,

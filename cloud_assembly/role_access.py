@@ -23,7 +23,9 @@ from typing import Any
 
 from cloud_assembly.contracts import (
     AURORA,
+    BEACON_MAC,
     DYNAMODB,
+    OWN_BEACON_KEY,
     OWN_MRK,
     ROLE_TYPES,
     VERSION_ATTRIBUTES,
@@ -141,7 +143,7 @@ def resolve_all(kind: ResourceKind, view: DeploymentView, *, regions: Sequence[s
     """The ARNs a symbolic resource names in these regions (None: every region)."""
     roles = [StackResource(r.stack, r.region, r.logical_id, ROLE_TYPES[0], r.arn) for r in view.roles]
     out = [
-        r.arn
+        f"{r.arn}{kind.suffix}"
         for r in (*view.resources, *roles)
         if r.arn
         and r.type in kind.types
@@ -297,6 +299,10 @@ def _kms_variants(view: DeploymentView, key_region: str) -> list[Variant]:
             out.append(
                 Variant("foreign-context", f"with the toolkit's context but another {key}", with_context(changed))
             )
+    if resolve_all(OWN_BEACON_KEY, view, regions=None):
+        # With a beacon key: a MAC request names its algorithm (the key policy allows one).
+        out.append(Variant(BEACON_MAC.variant, "with HMAC_SHA_256", {**base, "kms:MacAlgorithm": "HMAC_SHA_256"}))
+        out.append(Variant("mac-other", "with HMAC_SHA_512", {**base, "kms:MacAlgorithm": "HMAC_SHA_512"}))
     via = f"secretsmanager.{key_region}.{'amazonaws.com.cn' if view.partition == 'aws-cn' else 'amazonaws.com'}"
     secrets = [r for r in view.resources if r.type == "AWS::SecretsManager::Secret" and r.region == key_region]
     foreign = FOREIGN["secretsmanager"][0].format(p=view.partition, r=key_region, a=view.account)

@@ -23,9 +23,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import botocore.session
-from record_crypto.pg_schema import READER_ROLE, WRITER_ROLE, password_statement, schema_statements
+from record_crypto.pg_schema import READER_ROLE, WRITER_ROLE, beacon_statements, password_statement, schema_statements
 from record_crypto.settings import (
     DB_SETUP_REQUIRED_ENV_VARS,
+    ENV_BEACON_FIELDS,
     ENV_DB_HOST,
     ENV_DB_MASTER_SECRET_ARN,
     ENV_DB_NAME,
@@ -33,10 +34,12 @@ from record_crypto.settings import (
     ENV_DB_READER_SECRET_ARN,
     ENV_DB_WRITER_SECRET_ARN,
     ENV_REGION,
+    ENV_SENSITIVE_FIELDS,
     ENV_TABLE_NAME,
     OPTIONAL_ENV_VARS,
     SQL_IDENTIFIER,
     SQL_IDENTIFIER_RULE,
+    parse_beacon_fields,
 )
 
 LOG = logging.getLogger("db_setup")
@@ -54,7 +57,8 @@ def _environment(environ: Mapping[str, str]) -> dict[str, str]:
     for name in (ENV_DB_NAME, ENV_TABLE_NAME):
         if not SQL_IDENTIFIER.match(environ[name]):
             raise SetupError(f"db_setup: {name}={environ[name]!r} must be {SQL_IDENTIFIER_RULE}")
-    return {name: environ[name] for name in (*REQUIRED, ENV_DB_PORT, ENV_REGION) if environ.get(name)}
+    optional = (ENV_DB_PORT, ENV_REGION, ENV_SENSITIVE_FIELDS, ENV_BEACON_FIELDS)
+    return {name: environ[name] for name in (*REQUIRED, *optional) if environ.get(name)}
 
 
 def _secret(client: Any, arn: str) -> dict[str, str]:
@@ -79,6 +83,8 @@ def setup(environ: Mapping[str, str], session: botocore.session.Session | None =
         if secret["username"] != role:
             raise SetupError(f"db_setup: the secret for the role {role} names the user {secret['username']!r}")
     table = env[ENV_TABLE_NAME]
+    sensitive = tuple(f.strip() for f in env.get(ENV_SENSITIVE_FIELDS, "").split(",") if f.strip())
+    beacons = parse_beacon_fields(env.get(ENV_BEACON_FIELDS, ""), sensitive)  # README "Beacons"
     with (
         psycopg.connect(
             host=env[ENV_DB_HOST],
@@ -90,7 +96,7 @@ def setup(environ: Mapping[str, str], session: botocore.session.Session | None =
         ) as conn,
         conn.transaction(),
     ):
-        for statement in schema_statements(table, database=env[ENV_DB_NAME]):
+        for statement in [*schema_statements(table, database=env[ENV_DB_NAME]), *beacon_statements(table, beacons)]:
             conn.execute(statement)
         for role, secret in roles.items():
             conn.execute(password_statement(role, secret["password"]))

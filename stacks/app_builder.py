@@ -101,6 +101,7 @@ def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
             config=config,
             key_users=users,
             primary_key_arn=keys[primary].mrk_arn,
+            primary_beacon_key_arn=keys[primary].beacon_key_arn,
             tenant_primary_arns=_tenant_primary_arns(config, tenant_keys, region),
             env=env(region),
             description=f"{description}: multi-region key (replica) and {store_keys}, {region}",
@@ -123,6 +124,7 @@ def build_stacks(app: cdk.App, config: ToolkitConfig) -> ToolkitStacks:
             f"{prefix}-Functions-{region}",
             config=config,
             mrk_arn=keys[region].mrk_arn,
+            beacon_key_arn=keys[region].beacon_key_arn,
             store_key_arns=region_key_arns([keys[region]]),
             tenant_keys=tenant_keys_in(tenant_keys, keys[region], region),
             env=env(region),
@@ -278,6 +280,7 @@ def _aurora_functions_stack(
         f"{config.stack_prefix}-Functions-{region}",
         config=config,
         mrk_arn=keys.mrk_arn,
+        beacon_key_arn=keys.beacon_key_arn,
         store_key_arns=region_key_arns([keys, databases[region], cdk.Stack.of(network)]),
         tenant_keys=tenant_keys,
         database=DatabaseAccess(

@@ -20,8 +20,12 @@ from typing import Any
 # The functions' own field-name rule (lambda_src never imports CDK; this side may import it).
 from lambda_src.record_crypto.settings import (
     ALGORITHM_SUITES,
+    BEACON_BITS_MAX,
+    BEACON_BITS_MIN,
     FIELD_NAME_RULE,
+    MAX_BEACON_FIELDS,
     MAX_TENANTS,
+    NORMALIZATIONS,
     PARTITION_PATTERN,
     REGION_NAME,
     STORE_AURORA_POSTGRESQL,
@@ -30,6 +34,7 @@ from lambda_src.record_crypto.settings import (
     SUITE_SIGNING,
     TENANT_ID,
     TENANT_ID_RULE,
+    BeaconField,
     is_field_name,
 )
 
@@ -211,6 +216,8 @@ class ToolkitConfig:
     audit: AuditConfig = field(default_factory=AuditConfig)
     # Empty: one key for every record (the single-key deployment). Sorted by tenant id.
     tenants: tuple[TenantConfig, ...] = ()
+    # Empty: no beacons, no HMAC key (README "Beacons"). In the order given.
+    beacon_fields: tuple[BeaconField, ...] = ()
 
     @property
     def regions(self) -> tuple[str, ...]:
@@ -341,10 +348,12 @@ KNOWN_FIELDS = (
     "maxRecordBytes",
     "store",
     "tenants",
+    "beaconFields",
     *AURORA_FIELDS,
     *AUDIT_FIELDS,
 )
 TENANT_FIELDS = ("regions", "primaryRegion")
+BEACON_SETTINGS = ("bits", "normalize")
 
 
 def load_config(context: Mapping[str, Any], default_account: str | None = None) -> ToolkitConfig:
@@ -378,6 +387,7 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
     tenants = _tenants(raw.get("tenants", {}), (primary, *replicas))
     if store == STORE_AURORA_POSTGRESQL:
         _tenants_reach_the_writer(tenants, primary)
+    beacon_fields = _beacons_without_tenants(raw, sensitive, tenants)
     return ToolkitConfig(
         account=account,
         primary_region=primary,
@@ -410,6 +420,7 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
         aurora=aurora,
         audit=_audit(raw),
         tenants=tenants,
+        beacon_fields=beacon_fields,
     )
 
 
@@ -591,6 +602,96 @@ def _tenant_regions(where: str, value: Any, deployment: tuple[str, ...]) -> tupl
             field_name, regions, f"each region may appear once; duplicated: {', '.join(duplicates)}", _TENANTS_FIX
         )
     return tuple(r for r in deployment if r in regions)
+
+
+_BEACONS_FIX = (
+    f"Fix it in cdk.json, or give the whole map on the command line: "
+    f'-c \'{CONTEXT_PREFIX}beaconFields={{"ssn": {{"bits": 24, "normalize": "digits"}}}}\''
+)
+
+
+def _beacons_without_tenants(
+    raw: Mapping[str, Any], sensitive: tuple[str, ...], tenants: tuple[TenantConfig, ...]
+) -> tuple[BeaconField, ...]:
+    """``beaconFields``, refused with tenants for now (README "Beacons": not built yet)."""
+    beacon_fields = _beacon_fields(raw.get("beaconFields", {}), sensitive)
+    if beacon_fields and tenants:
+        raise ConfigError(
+            "beaconFields",
+            raw["beaconFields"],
+            "beacons with tenants are not built yet: the writer computes per-tenant beacons, but the finder has "
+            "no tenant-access role to decrypt a tenant's candidates with",
+            f"Remove {CONTEXT_PREFIX}beaconFields or {CONTEXT_PREFIX}tenants",
+        )
+    return beacon_fields
+
+
+def _beacon_fields(value: Any, sensitive: tuple[str, ...]) -> tuple[BeaconField, ...]:
+    """``beaconFields``: sensitive field -> {bits (required), normalize (default exact)}; an object,
+    or its JSON text (-c)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ConfigError("beaconFields", value, f"expected a JSON object ({exc.msg})", _BEACONS_FIX) from None
+    if not isinstance(value, dict):
+        raise ConfigError("beaconFields", value, "expected an object: field -> {bits, normalize}", _BEACONS_FIX)
+    if len(value) > MAX_BEACON_FIELDS:
+        raise ConfigError(
+            "beaconFields",
+            sorted(value),
+            f"at most {MAX_BEACON_FIELDS} beacon fields (each is an index in every region, written with every record, "
+            "and each tells an observer which records share a value)",
+            _BEACONS_FIX,
+        )
+    return tuple(_beacon_field(name, settings, sensitive) for name, settings in value.items())
+
+
+def _beacon_field(name: Any, value: Any, sensitive: tuple[str, ...]) -> BeaconField:
+    where = f"beaconFields.{name}"
+    if name not in sensitive:
+        hint = _did_you_mean(str(name), sensitive)
+        raise ConfigError(
+            f"beaconFields.{name}",
+            value,
+            f"a beacon is kept for a sensitive field only{hint}; sensitive fields are {', '.join(sensitive)} "
+            "(a plaintext field is queryable as it is)",
+            f"Use one of sensitiveFields, or add {name!r} to {CONTEXT_PREFIX}sensitiveFields",
+        )
+    if not isinstance(value, dict):
+        raise ConfigError(where, value, f"expected an object with {' and '.join(BEACON_SETTINGS)}", _BEACONS_FIX)
+    unknown = sorted(set(value) - set(BEACON_SETTINGS))
+    if unknown:
+        raise ConfigError(
+            f"{where}.{unknown[0]}",
+            value[unknown[0]],
+            f"unknown beacon setting{_did_you_mean(str(unknown[0]), BEACON_SETTINGS)}; "
+            f"a beacon field has {', '.join(BEACON_SETTINGS)}",
+            _BEACONS_FIX,
+        )
+    if "bits" not in value:
+        raise ConfigError(
+            f"{where}.bits",
+            None,
+            f"required: the beacon's length, {BEACON_BITS_MIN}-{BEACON_BITS_MAX} bits (fewer: more false "
+            'candidates per lookup, more: an observer tells equal values apart more surely; README "Beacons")',
+            _BEACONS_FIX,
+        )
+    bits = value["bits"]
+    if isinstance(bits, bool) or not isinstance(bits, int) or not BEACON_BITS_MIN <= bits <= BEACON_BITS_MAX:
+        raise ConfigError(
+            f"{where}.bits", bits, f"expected an integer from {BEACON_BITS_MIN} to {BEACON_BITS_MAX}", _BEACONS_FIX
+        )
+    normalization = value.get("normalize", NORMALIZATIONS[0])
+    if normalization not in NORMALIZATIONS:
+        shown = normalization if isinstance(normalization, str) else ""
+        raise ConfigError(
+            f"{where}.normalize",
+            normalization,
+            f"expected one of {', '.join(NORMALIZATIONS)}{_did_you_mean(shown, NORMALIZATIONS)}",
+            _BEACONS_FIX,
+        )
+    return BeaconField(name=name, bits=bits, normalization=normalization)
 
 
 def _record_fields(raw: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -33,6 +33,7 @@ from cdk_constructs.isolated_network import IsolatedNetwork
 from cdk_constructs.lambda_bundle import RUNTIME, RUNTIME_REASON, function_code
 from cdk_constructs.logs_key import LogsKey, encrypted_log_group
 from lambda_src.record_crypto.settings import (
+    ENV_BEACON_FIELDS,
     ENV_DB_HOST,
     ENV_DB_MASTER_SECRET_ARN,
     ENV_DB_NAME,
@@ -41,6 +42,7 @@ from lambda_src.record_crypto.settings import (
     ENV_DB_WRITER_SECRET_ARN,
     ENV_SENSITIVE_FIELDS,
     ENV_TABLE_NAME,
+    beacon_fields_environment,
 )
 from stacks.config import ToolkitConfig
 from stacks.shared import removal_policy
@@ -264,6 +266,8 @@ class DatabaseStack(Stack):
             ENV_DB_READER_SECRET_ARN: self.secrets.reader.secret_arn,
             ENV_TABLE_NAME: config.table_name,
             ENV_SENSITIVE_FIELDS: ",".join(config.sensitive_fields),
+            # Beacons (README "Beacons"): a column and an index per field; a change re-runs the setup.
+            **({ENV_BEACON_FIELDS: beacon_fields_environment(config.beacon_fields)} if config.beacon_fields else {}),
         }
 
     def _schema_provider(self, config: ToolkitConfig, logs_options: dict[str, Any]) -> cr.Provider:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aws_cdk import Acknowledgment, CfnOutput, Stack, Validations
+from aws_cdk import Acknowledgment, CfnOutput, Stack, Token, Validations
 from constructs import Construct
 
 from cdk_constructs.audit_rules import AuditRules
 from cdk_constructs.encrypting_functions import (
+    BeaconAccess,
     CryptoOptions,
     DatabaseAccess,
     EncryptingFunctions,
@@ -27,10 +28,10 @@ from cdk_constructs.signals import (
     aurora_alarm_specs,
     region_alarm_specs,
 )
-from lambda_src.record_crypto.settings import STORE_DYNAMODB
+from lambda_src.record_crypto.settings import BEACON_INDEX_PREFIX, STORE_DYNAMODB
 from stacks.config import ToolkitConfig
 from stacks.database_stack import ENV_NO_SECRET_REASON, acknowledge_network_policy, cluster_identifier
-from stacks.shared import alarm_topic_name, reader_role_path, removal_policy, writer_role_path
+from stacks.shared import alarm_topic_name, finder_role_path, reader_role_path, removal_policy, writer_role_path
 
 
 class FunctionsStack(Stack):
@@ -44,10 +45,14 @@ class FunctionsStack(Stack):
         database: DatabaseAccess | None = None,
         store_key_arns: Sequence[str] = (),
         tenant_keys: Mapping[str, MultiRegionKey] | None = None,
+        beacon_key_arn: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         cache = config.data_key_cache
+        beacons = (
+            BeaconAccess(config.beacon_fields, beacon_key_arn, finder_role_path(config)) if beacon_key_arn else None
+        )
         # With tenants: every tenant, with its key here (or None where it has none).
         tenant_key_ids = (
             {
@@ -84,11 +89,34 @@ class FunctionsStack(Stack):
             admin_arns=config.key_admin_arns,
             removal_policy=removal_policy(config),
             database=database,
+            beacons=beacons,
         )
         acknowledge_function_findings(self.functions, in_vpc=database is not None)
+        if self.functions.finder is not None and database is None:
+            self._acknowledge_index_pattern(config)
         CfnOutput(self, "WriterFunctionName", value=self.functions.writer.function.function_name)
         CfnOutput(self, "ReaderFunctionName", value=self.functions.reader.function.function_name)
-        self._signals(config, mrk_arn, store_key_arns, [key.key_arn for key in (tenant_keys or {}).values()])
+        if self.functions.finder is not None:
+            CfnOutput(self, "FinderFunctionName", value=self.functions.finder.function.function_name)
+        beacon_keys = [beacon_key_arn] if beacon_key_arn else []
+        self._signals(
+            config, mrk_arn, [*store_key_arns, *beacon_keys], [key.key_arn for key in (tenant_keys or {}).values()]
+        )
+
+    def _acknowledge_index_pattern(self, config: ToolkitConfig) -> None:
+        """The finder's Query names the table's indexes by the toolkit's prefix (``index/beacon-*``)."""
+        assert self.functions.finder is not None
+        account = "<AWS::AccountId>" if Token.is_unresolved(self.account) else self.account
+        partition = "<AWS::Partition>" if Token.is_unresolved(self.partition) else self.partition
+        table = f"arn:{partition}:dynamodb:{self.region}:{account}:table/{config.table_name}"
+        arn = f"{table}/index/{BEACON_INDEX_PREFIX}*"
+        _ack(
+            self.functions.finder.access_policy,
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::{arn}]",
+            f"Only the local table replica's indexes named {BEACON_INDEX_PREFIX}* (the toolkit's beacon indexes, "
+            "one per beacon field): a field added later needs no policy change before its index exists. "
+            "Query only; nothing on the table itself.",
+        )
 
     def _tenant_roles(self) -> tuple[str, str] | None:
         """(writer's, reader's) tenant-access role ARNs, where the region has tenant keys."""
@@ -118,6 +146,7 @@ class FunctionsStack(Stack):
                 key_arn=mrk_arn,
                 writer_role_arn=self.functions.writer.role.role_arn,
                 reader_role_arn=self.functions.reader.role.role_arn,
+                finder_role_arn=self.functions.finder.role.role_arn if self.functions.finder is not None else None,
                 topic_arn=self.alarm_topic.topic.topic_arn,
                 tenant_key_arns=tenant_key_arns,
                 tenant_roles=self._tenant_roles(),
@@ -188,7 +217,7 @@ NO_DLQ_REASON = (
 
 def acknowledge_function_findings(functions: EncryptingFunctions, *, in_vpc: bool = False) -> None:
     """Every acknowledgement is scoped to one resource and one finding, with its reason."""
-    for fn in (functions.writer, functions.reader):
+    for fn in (functions.writer, functions.reader, *([functions.finder] if functions.finder else [])):
         _ack(
             fn.tracing_policy,
             "AwsSolutions::AwsSolutions-IAM5[Resource::*]",

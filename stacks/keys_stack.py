@@ -9,11 +9,12 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
+from cdk_constructs.beacon_key import BeaconKey
 from cdk_constructs.multi_region_key import KeyUsers, MultiRegionKey
 from cdk_constructs.table_key import SECRETS_KEY, STORAGE_KEY, TABLE_KEY, ServiceKey
 from lambda_src.record_crypto.settings import STORE_DYNAMODB
 from stacks.config import ToolkitConfig
-from stacks.shared import removal_policy
+from stacks.shared import beacon_key_alias, beacon_key_users, removal_policy
 from stacks.tenant_keys_stack import tenant_key
 
 
@@ -21,7 +22,8 @@ class KeysStack(Stack):
     """Attributes: ``mrk_arn`` (this region's ARN of the MRK); DynamoDB: ``table_key_arn``;
     Aurora: ``storage_key_arn``, ``secrets_key_arn`` (the other store's are None);
     ``tenant_key_arns``: tenant id -> this region's replica of its key (``tenant_primary_arns``
-    names the primaries of the tenants with a replica here; none without tenants)."""
+    names the primaries of the tenants with a replica here; none without tenants); ``beacon_key_arn``:
+    this region's ARN of the multi-region HMAC key (None without ``beaconFields``)."""
 
     def __init__(
         self,
@@ -31,6 +33,7 @@ class KeysStack(Stack):
         config: ToolkitConfig,
         key_users: KeyUsers,
         primary_key_arn: str | None = None,
+        primary_beacon_key_arn: str | None = None,
         tenant_primary_arns: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -71,6 +74,27 @@ class KeysStack(Stack):
             for tenant_id, arn in sorted((tenant_primary_arns or {}).items())
         }
         self.tenant_key_arns = {tenant_id: key.key_arn for tenant_id, key in self.tenant_keys.items()}
+        self.beacon_key: BeaconKey | None = None
+        self.beacon_key_arn: str | None = None
+        if config.beacon_fields:
+            self._beacon_key(config, primary_beacon_key_arn)
+
+    def _beacon_key(self, config: ToolkitConfig, primary_key_arn: str | None) -> None:
+        """Beacons: the multi-region HMAC key, primary in the primary region, a replica elsewhere."""
+        self.beacon_key = BeaconKey(
+            self,
+            "BeaconKey",
+            users=beacon_key_users(config),
+            alias=beacon_key_alias(config),
+            primary_key_arn=primary_key_arn,
+            replica_regions=config.replica_regions,
+            admin_arns=config.key_admin_arns,
+            pending_window_days=config.key_pending_window_days,
+            promotion_regions=config.regions,
+            removal_policy=removal_policy(config),
+        )
+        self.beacon_key_arn = self.beacon_key.key_arn
+        CfnOutput(self, "BeaconKeyArn", value=self.beacon_key_arn, description="Beacon (HMAC) key ARN in this region")
 
     def _table_key(self, config: ToolkitConfig, common: dict[str, Any]) -> None:
         """The DynamoDB store: the table's SSE key."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
 
+from cdk_constructs.beacon_key import BeaconKeyUsers
 from cdk_constructs.encrypting_functions import record_encryption_context
 from cdk_constructs.multi_region_key import KeyUsers
 from stacks.config import ToolkitConfig
@@ -24,6 +25,21 @@ def writer_role_path(config: ToolkitConfig) -> str:
 
 def reader_role_path(config: ToolkitConfig) -> str:
     return f"/{config.stack_prefix}/reader/"
+
+
+def finder_role_path(config: ToolkitConfig) -> str:
+    """The finder's role (beacons only): it computes beacons and decrypts the candidates it finds, so it
+    is a reader (under the reader path: the records key's policy lets it decrypt, and nothing under that
+    path may create ciphertext, MrkToolkit-IAM2), and the beacon key's policy names its own path apart."""
+    return f"{reader_role_path(config)}finder/"
+
+
+def beacon_key_users(config: ToolkitConfig) -> BeaconKeyUsers:
+    return BeaconKeyUsers(writer_role_path=writer_role_path(config), finder_role_path=finder_role_path(config))
+
+
+def beacon_key_alias(config: ToolkitConfig) -> str:
+    return f"{config.key_alias}-beacons"
 
 
 def key_users(config: ToolkitConfig) -> KeyUsers:

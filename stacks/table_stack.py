@@ -32,5 +32,6 @@ class TableStack(Stack):
             partition_key=PARTITION_KEY,
             key_arns_by_region=table_key_arns,
             removal_policy=removal_policy(config),
+            beacon_indexes=[(f.index_name, f.attribute) for f in config.beacon_fields],
         )
         CfnOutput(self, "TableName", value=config.table_name, description="Records table (same name in every region)")

@@ -162,6 +162,13 @@ class TenantMismatch(RecordError):
     type, status, security_signal = "TenantMismatch", 403, True
 
 
+class TooManyCandidates(RecordError):
+    """A lookup whose beacon matches more stored records than the finder decrypts (MAX_CANDIDATES): a
+    beacon of few bits, or a very common value. Not retryable: the answer would be the same."""
+
+    type, status = "TooManyCandidates", 422
+
+
 class Internal(RecordError):
     type, status = "Internal", 500
 
@@ -189,6 +196,7 @@ ERROR_TYPES: dict[str, type[RecordError]] = {
         UnknownTenant,
         TenantNotInRegion,
         TenantMismatch,
+        TooManyCandidates,
         Internal,
     )
 }

@@ -34,6 +34,10 @@ ALLOWED_FIELDS = frozenset(
         "duration_ms",
         "field_count",
         "encrypted_field_count",
+        # A lookup (the finder): the beacon field's name (configuration, never a value) and counts.
+        "beacon_field",
+        "candidates",
+        "matches",
         "written_region",
         "version",
         "cause",
@@ -63,6 +67,9 @@ DIMENSION_ERROR_TYPE = "ErrorType"
 OPERATION_WRITE = "write"
 OPERATION_READ = "read"
 OPERATIONS = (OPERATION_WRITE, OPERATION_READ)
+# A lookup by beacon (the finder, README "Beacons"): its lines are emitted; no alarm or widget watches them yet.
+OPERATION_FIND = "find"
+EMITTED_OPERATIONS = (*OPERATIONS, OPERATION_FIND)
 # The operation of each function kind (the writer writes, the reader reads).
 OPERATION_OF = {"writer": OPERATION_WRITE, "reader": OPERATION_READ}
 
@@ -101,8 +108,8 @@ class OperationCounts:
 def emf_document(table: str, counts: OperationCounts, *, timestamp_ms: int | None = None) -> dict[str, Any]:
     """One EMF document: the operation metrics under (Table, Operation) and, for a refusal, one
     ``Refusals`` under (Table, Operation, ErrorType)."""
-    if counts.operation not in OPERATIONS:
-        raise ValueError(f"operation must be one of {OPERATIONS}, got {counts.operation!r}")
+    if counts.operation not in EMITTED_OPERATIONS:
+        raise ValueError(f"operation must be one of {EMITTED_OPERATIONS}, got {counts.operation!r}")
     if counts.error_type is not None and counts.error_type not in ERROR_TYPES:
         raise ValueError(f"unknown error type {counts.error_type!r}")  # never a free-form string
     values = {

@@ -15,11 +15,23 @@ Both roles log in with the passwords of their own Secrets Manager secrets.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
+
 from psycopg import sql
 
-from record_crypto.settings import READER_ROLE, WRITER_ROLE
+from record_crypto.settings import READER_ROLE, WRITER_ROLE, BeaconField
 
-__all__ = ["READER_ROLE", "WRITER_ROLE", "password_statement", "schema_statements", "table_statement"]
+__all__ = [
+    "READER_ROLE",
+    "WRITER_ROLE",
+    "beacon_statements",
+    "password_statement",
+    "schema_statements",
+    "table_statement",
+]
+# PostgreSQL cuts identifiers at 63 bytes (silently): a longer index name is shortened with a digest.
+_MAX_IDENTIFIER = 63
 
 
 def table_statement(table: str) -> sql.Composed:
@@ -64,6 +76,30 @@ def schema_statements(
                 db=sql.Identifier(database), writer=writer, reader=reader
             )
         )
+    return statements
+
+
+def beacon_index_name(field: BeaconField) -> str:
+    name = f"{field.column}_idx"
+    if len(name) <= _MAX_IDENTIFIER:
+        return name
+    return f"{field.column[:40]}_{hashlib.sha256(field.name.encode()).hexdigest()[:8]}_idx"
+
+
+def beacon_statements(table: str, fields: Sequence[BeaconField]) -> list[sql.Composable]:
+    """Beacons (README "Beacons"): a bigint column per beacon field and its b-tree index. Idempotent, and
+    additive: a warm reader names its own columns and sees a new one (empty until written) among the
+    others, so it keeps serving while the column is added."""
+    t = sql.Identifier(table)
+    statements: list[sql.Composable] = []
+    for field in fields:
+        column = sql.Identifier(field.column)
+        statements += [
+            sql.SQL("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {c} bigint").format(t=t, c=column),
+            sql.SQL("CREATE INDEX IF NOT EXISTS {i} ON {t} ({c})").format(
+                i=sql.Identifier(beacon_index_name(field)), t=t, c=column
+            ),
+        ]
     return statements
 
 

@@ -64,7 +64,14 @@ from record_crypto.records import (
     from_attribute_values,
     to_attribute_values,
 )
-from record_crypto.settings import PARTITION_KEY, VERSION_ATTRIBUTE, Settings, is_field_name
+from record_crypto.settings import (
+    BEACON_ATTRIBUTE_PREFIX,
+    BEACON_COLUMN_PREFIX,
+    PARTITION_KEY,
+    VERSION_ATTRIBUTE,
+    Settings,
+    is_field_name,
+)
 
 # Row column -> the item attribute it becomes (attributes' keys are spread beside them).
 COLUMNS = {
@@ -142,9 +149,25 @@ class PostgresStore:
         return None if row is None else item_from_row(row)
 
     # -- rows <-> items ------------------------------------------------------------------------
+    def query_beacon(self, index_name: str, attribute: str, beacon: int, limit: int) -> list[dict[str, Any]]:
+        """The rows whose beacon column holds ``beacon`` (its b-tree index), at most ``limit`` + 1, as items."""
+        column = BEACON_COLUMN_PREFIX + attribute.removeprefix(BEACON_ATTRIBUTE_PREFIX)
+        query = read_query(self.settings.table_name, where=column, limit=limit + 1)
+
+        def fetch(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+            return [dict(zip(READ_COLUMNS, row, strict=True)) for row in conn.execute(query, (beacon,)).fetchall()]
+
+        return [item_from_row(row) for row in self._run("find", fetch)]
+
     @staticmethod
     def _row(item: Mapping[str, Any]) -> dict[str, Any]:
+        beacons = {
+            BEACON_COLUMN_PREFIX + name.removeprefix(BEACON_ATTRIBUTE_PREFIX): int(value["N"])
+            for name, value in item.items()
+            if name.startswith(BEACON_ATTRIBUTE_PREFIX)
+        }
         return {
+            **beacons,
             "id": item[PARTITION_KEY]["S"],
             ATTRIBUTES_COLUMN: Jsonb(_attributes(item)),
             "ciphertext": bytes(item[CIPHERTEXT_ATTRIBUTE]["B"]),
@@ -267,16 +290,19 @@ class _AuthenticationFailed(Exception):
     """The server refused the secret's password (rotated since it was read, or wrong)."""
 
 
-def read_query(table: str) -> sql.Composed:
+def read_query(table: str, *, where: str = "id", limit: int | None = None) -> sql.Composed:
     """The reader's one query: the table's own columns by name (never a star: a column added by
     a migration must not change what a prepared statement returns), the JSON columns as
     text (parsed here, depth-checked, never by the driver), and every other column of the row as
     one JSON object (``others``), so a column added and filled in is still seen and refused."""
     own = sql.SQL(", ").join(sql.Literal(c) for c in (*COLUMNS, ATTRIBUTES_COLUMN))
-    return sql.SQL(
+    query = sql.SQL(
         "SELECT r.id, r.attributes::text, r.ciphertext, r.version, r.schema, r.writer_region, r.written_at, "
-        "(to_jsonb(r) - ARRAY[{own}]::text[])::text FROM {table} AS r WHERE r.id = %s"
-    ).format(own=own, table=sql.Identifier(table))
+        "(to_jsonb(r) - ARRAY[{own}]::text[])::text FROM {table} AS r WHERE r.{where} = %s"
+    ).format(own=own, table=sql.Identifier(table), where=sql.Identifier(where))
+    if limit is not None:  # a lookup by beacon column (the finder): bounded
+        query = sql.SQL("{} ORDER BY r.id LIMIT {}").format(query, sql.Literal(limit))
+    return query
 
 
 # What read_query returns, in its order.
@@ -336,6 +362,13 @@ def _add_others(item: dict[str, Any], others: Any) -> None:
     """Columns outside the table's own, not NULL: kept as attributes the writer did not sign."""
     for column, value in (others or {}).items():
         if value is None:
+            continue
+        if column.startswith(BEACON_COLUMN_PREFIX) and isinstance(value, int) and not isinstance(value, bool):
+            # A beacon column (README "Beacons") is the signed item attribute _beacon_<field>.
+            column, value = BEACON_ATTRIBUTE_PREFIX + column.removeprefix(BEACON_COLUMN_PREFIX), {"N": str(value)}
+            if column in item:
+                raise TamperedRecord(f"the row holds the beacon '{column}' twice")
+            item[column] = value
             continue
         if column in item:
             raise TamperedRecord(f"the table has a column '{column}' named like an attribute of the record")

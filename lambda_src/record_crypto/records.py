@@ -87,6 +87,13 @@ class ReadRequest:
 
 
 @dataclass(frozen=True)
+class FindRequest:
+    field: str
+    value: Any
+    tenant: str | None = None
+
+
+@dataclass(frozen=True)
 class Sealed:
     """What the authenticated payload of a stored record says."""
 
@@ -259,6 +266,24 @@ def parse_read_event(event: Any, *, tenants: Mapping[str, Any] | None = None) ->
     return ReadRequest(
         item_id=_item_id(event), min_version=_optional_version(event, "min_version", 1), tenant=_tenant(event, tenants)
     )
+
+
+def parse_find_event(
+    event: Any, *, beacon_fields: tuple[str, ...], tenants: Mapping[str, Any] | None = None
+) -> FindRequest:
+    """``{"field", "value"}`` (+ ``tenant`` with tenants): ``field`` one of ``beacon_fields``, ``value`` a
+    string or an integer (what a beacon is computed over)."""
+    allowed, required = _tenant_keys(event, tenants)
+    event = _require_mapping(event, {"field", "value", *allowed}, ("field", "value", *required))
+    field, value = event.get("field"), event.get("value")
+    if field not in beacon_fields:
+        shown = _shown_key(field) if isinstance(field, str) else type(field).__name__
+        known = ", ".join(beacon_fields) or "none (mrk-toolkit:beaconFields is empty)"
+        raise InvalidEvent(f"'field' {shown} is not a beacon field; beacon fields are {known}")
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidEvent("'value' must be a string or an integer")
+    _check_value("value", value)
+    return FindRequest(field=str(field), value=value, tenant=_tenant(event, tenants))
 
 
 def canonical_json(value: Any) -> bytes:

@@ -19,20 +19,30 @@ from typing import Any, Protocol
 import botocore.session
 from botocore.exceptions import ClientError
 
+from record_crypto.beacons import Beacons, normalize
 from record_crypto.context import check_context, expected_context
 from record_crypto.envelope import RecordCipher
 from record_crypto.errors import (
     AccessDenied,
     Internal,
+    InvalidEvent,
     NotFound,
     RecordError,
     StaleRecord,
     TamperedCiphertext,
     TenantMismatch,
     TenantNotInRegion,
+    TooManyCandidates,
     VersionConflict,
 )
-from record_crypto.observability import OPERATION_READ, OPERATION_WRITE, EmfMetrics, OperationCounts, log_event
+from record_crypto.observability import (
+    OPERATION_FIND,
+    OPERATION_READ,
+    OPERATION_WRITE,
+    EmfMetrics,
+    OperationCounts,
+    log_event,
+)
 from record_crypto.records import (
     CIPHERTEXT_ATTRIBUTE,
     FORMAT,
@@ -43,6 +53,7 @@ from record_crypto.records import (
     WRITTEN_AT_ATTRIBUTE,
     Sealed,
     from_attribute_values,
+    parse_find_event,
     parse_read_event,
     parse_write_event,
     refuse_planted_fields,
@@ -52,7 +63,14 @@ from record_crypto.records import (
     unseal,
     verify_attributes,
 )
-from record_crypto.settings import PARTITION_KEY, TENANT_KEY, VERSION_ATTRIBUTE, Settings
+from record_crypto.settings import (
+    MAX_CANDIDATES,
+    PARTITION_KEY,
+    TENANT_KEY,
+    VERSION_ATTRIBUTE,
+    BeaconField,
+    Settings,
+)
 from record_crypto.stores import RecordStore, store_for
 
 # Attempts of a write whose version another writer took meanwhile (re-read, re-encrypt, retry).
@@ -93,6 +111,16 @@ class RecordService:
         # Per tenant, its key's cipher in this region under that tenant's session, and when the
         # session must be renewed (built on first use; tenants only).
         self._tenant_ciphers: dict[str, tuple[RecordCipher, float]] = {}
+        # Beacons (README "Beacons"): computed with the function's own credentials (GenerateMac carries
+        # no encryption context; the tenant is in each field key's label).
+        self.beacons: Beacons | None = None
+        if settings.beacon_fields and settings.beacon_key_arn:
+            self.beacons = Beacons(
+                key_arn=settings.beacon_key_arn,
+                table=settings.table_name,
+                fields=settings.beacon_fields,
+                botocore_session=session,
+            )
         self.store = store or store_for(settings, session)
 
     @classmethod
@@ -157,7 +185,9 @@ class RecordService:
 
     def _counters(self) -> tuple[int, ...]:
         """(KMS calls, throttles, cache hits) of every cipher of this container, summed."""
-        ciphers = (self.cipher, *(cipher for cipher, _ in self._tenant_ciphers.values()))
+        ciphers: tuple[Any, ...] = (self.cipher, *(cipher for cipher, _ in self._tenant_ciphers.values()))
+        if self.beacons is not None:
+            ciphers += (self.beacons,)
         return tuple(sum(column) for column in zip(*(c.counters() for c in ciphers), strict=True))
 
     # -- operations ----------------------------------------------------------------------------
@@ -167,6 +197,10 @@ class RecordService:
     def read(self, event: Any) -> dict[str, Any]:
         return self._run(OPERATION_READ, lambda: self._read(event))
 
+    def find(self, event: Any) -> dict[str, Any]:
+        """The finder's operation (README "Beacons"): ``{"field", "value"}`` -> the matching records."""
+        return self._run(OPERATION_FIND, lambda: self._find(event))
+
     def _write(self, event: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         s = self.settings
         request = parse_write_event(event, max_record_bytes=s.max_record_bytes, tenants=s.tenant_keys)
@@ -174,6 +208,8 @@ class RecordService:
         plain, secret, loose = split_record(request.record, s.sensitive_fields, s.unsigned_attributes)
         attributes, unsigned = to_attribute_values(plain), to_attribute_values(loose)  # before any AWS call
         self.store.refuse_unstorable({**plain, **loose})
+        if self.beacons is not None:  # signed with the record: a changed or planted beacon is TamperedRecord
+            attributes |= self.beacons.of_record(secret, request.tenant)
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             current = request.expected_version
             if current is None:
@@ -249,18 +285,7 @@ class RecordService:
         item = self.store.get(item_id)
         if not item:
             raise NotFound(self.store.not_found_message())
-        refuse_planted_fields(item, s.sensitive_fields)  # before any KMS call
-        _refuse_other_tenant(item, tenant)  # before any KMS call
-        blob = item.get(CIPHERTEXT_ATTRIBUTE, {}).get("B")
-        if not isinstance(blob, bytes | bytearray) or not blob:
-            raise TamperedCiphertext(f"the item has no '{CIPHERTEXT_ATTRIBUTE}' binary attribute")
-        payload = cipher.decrypt(
-            bytes(blob), lambda ctx: check_context(ctx, table=s.table_name, item_id=item_id, tenant=tenant)
-        )
-        sealed = unseal(payload, item_id=item_id)
-        result = self._authenticated_result(item, sealed)
-        if tenant is not None:
-            result[TENANT_KEY] = tenant
+        result, sealed, blob = self._authenticate(item, item_id, tenant, cipher)
         if request.min_version is not None and sealed.version < request.min_version:
             raise StaleRecord(
                 f"the {s.region} replica holds version {sealed.version}, older than min_version "
@@ -273,6 +298,67 @@ class RecordService:
             "written_region": sealed.writer_region,
             "ciphertext_bytes": len(blob),
         }
+
+    def _authenticate(
+        self, item: dict[str, Any], item_id: str, tenant: str | None, cipher: RecordCipher
+    ) -> tuple[dict[str, Any], Sealed, bytes]:
+        """Decrypt and authenticate a stored item whole: (the reader's result, the sealed payload, the
+        ciphertext). Refusals as RecordError (planted fields and another tenant's record before any KMS call)."""
+        s = self.settings
+        refuse_planted_fields(item, s.sensitive_fields)  # before any KMS call
+        _refuse_other_tenant(item, tenant)  # before any KMS call
+        blob = item.get(CIPHERTEXT_ATTRIBUTE, {}).get("B")
+        if not isinstance(blob, bytes | bytearray) or not blob:
+            raise TamperedCiphertext(f"the item has no '{CIPHERTEXT_ATTRIBUTE}' binary attribute")
+        payload = cipher.decrypt(
+            bytes(blob), lambda ctx: check_context(ctx, table=s.table_name, item_id=item_id, tenant=tenant)
+        )
+        sealed = unseal(payload, item_id=item_id)
+        result = self._authenticated_result(item, sealed)
+        if tenant is not None:
+            result[TENANT_KEY] = tenant
+        return result, sealed, bytes(blob)
+
+    def _find(self, event: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A lookup by beacon: the candidates of this region's index, each authenticated whole and
+        decrypted, the false positives (another value with the same beacon) dropped."""
+        s, beacons = self.settings, self.beacons
+        if beacons is None:
+            raise InvalidEvent("this function has no beacon fields (mrk-toolkit:beaconFields): nothing can be found")
+        request = parse_find_event(event, beacon_fields=tuple(beacons.fields), tenants=s.tenant_keys)
+        field, tenant = beacons.fields[request.field], request.tenant
+        cipher = self._cipher(tenant)  # before any KMS or database call
+        wanted = normalize(field, request.value)  # before any KMS or database call
+        query = getattr(self.store, "query_beacon", None)
+        if query is None:
+            raise Internal(f"the {s.store} store has no beacon index")
+        candidates = query(
+            field.index_name, field.attribute, beacons.beacon(field.name, request.value, tenant), MAX_CANDIDATES
+        )
+        if len(candidates) > MAX_CANDIDATES:
+            raise TooManyCandidates(
+                f"the beacon of this value matches more than {MAX_CANDIDATES} records in {s.region} (a beacon of "
+                f"{field.bits} bits, or a common value): nothing was decrypted. Use a beacon field with more bits"
+            )
+        matches = []
+        for item in candidates:
+            stored_tenant = item.get(TENANT_ATTRIBUTE, {}).get("S")
+            if tenant is not None and stored_tenant != tenant:
+                continue  # another tenant's record whose beacon collides: never decrypted here
+            item_id = str(item.get(PARTITION_KEY, {}).get("S", ""))
+            result, sealed, _ = self._authenticate(item, item_id, tenant, cipher)
+            if _holds(field, sealed, wanted):
+                matches.append({"id": item_id, "record": result["record"], "version": sealed.version})
+        matches.sort(key=lambda m: m["id"])
+        result = {
+            "ok": True,
+            "field": field.name,
+            "matches": matches,
+            "candidates": len(candidates),
+            "region": s.region,
+            **({TENANT_KEY: tenant} if tenant is not None else {}),
+        }
+        return result, {"beacon_field": field.name, "candidates": len(candidates), "matches": len(matches)}
 
     def _authenticated_result(self, item: dict[str, Any], sealed: Sealed) -> dict[str, Any]:
         s = self.settings
@@ -413,6 +499,17 @@ class ReadResult:
     read_region: str
     written_at: str | None
     tenant: str | None = None
+
+
+def _holds(field: BeaconField, sealed: Sealed, wanted: bytes) -> bool:
+    """Does the authenticated record hold the value looked up (normalized alike)? False for a false
+    positive: another value whose beacon is the same."""
+    if sealed.format == LEGACY_FORMAT or field.name not in sealed.fields:
+        return False
+    try:
+        return normalize(field, sealed.fields[field.name]) == wanted
+    except InvalidEvent:  # a value with no beacon (written before the field had one): not this value
+        return False
 
 
 def _refuse_other_tenant(item: Mapping[str, Any], tenant: str | None) -> None:

@@ -38,6 +38,10 @@ ENV_TENANT_KEYS = "TENANT_KEYS"
 # The tenant-access role of this function (tenants only): assumed per tenant with the session tag
 # "tenant"; unset, the function uses its own credentials (tests, library use).
 ENV_TENANT_ROLE_ARN = "TENANT_ROLE_ARN"
+# Beacons (README "Beacons"; unset or empty: none): the beacon fields as "name:bits:normalization,..."
+# and this region's ARN of the multi-region HMAC key they are computed with.
+ENV_BEACON_FIELDS = "BEACON_FIELDS"
+ENV_BEACON_KEY_ARN = "BEACON_KEY_ARN"
 # The store (docs/contract: /work/notes/aurora-contract.md; README "Aurora PostgreSQL store").
 ENV_RECORD_STORE = "RECORD_STORE"
 ENV_DB_HOST = "DB_HOST"
@@ -88,6 +92,8 @@ OPTIONAL_ENV_VARS: dict[str, str] = {
     ENV_DB_PORT: "5432",
     ENV_TENANT_KEYS: "",
     ENV_TENANT_ROLE_ARN: "",
+    ENV_BEACON_FIELDS: "",
+    ENV_BEACON_KEY_ARN: "",
 }
 
 # Tenants (README "Tenants"): a tenant id is the encryption-context value, the KMS tag value, the
@@ -103,6 +109,62 @@ TENANT_ID_RULE = "1-32 characters from a-z 0-9 -, starting and ending with a let
 # 3775 (Aurora); 40 would take 3474 and 4145, over the limit. A SaaS with more tenants wants
 # hierarchical keys, not a KMS key per tenant (README "Tenants").
 MAX_TENANTS = 35
+
+# Beacons (README "Beacons"): a truncated HMAC of a sensitive field's normalized value, stored beside the
+# ciphertext and queried through an index. Below 8 bits a beacon names at least 1/256 of the table, so a
+# lookup decrypts too many candidates to be worth an index; above 32 bits nearly every distinct value has
+# its own beacon, and the table then tells an observer which records share a value as surely as the value
+# itself would (32 bits also keep a beacon in a DynamoDB number and a PostgreSQL bigint exactly).
+BEACON_BITS_MIN = 8
+BEACON_BITS_MAX = 32
+# How a value is normalized before its beacon is computed (equal after normalization: the same beacon):
+# "exact": the string as given (Unicode NFC); "casefold": NFKC, case-folded, surrounding whitespace
+# dropped and inner runs of whitespace made one space (names, e-mail addresses); "digits": the decimal
+# digits only (SSNs, phone and card numbers written with or without separators).
+NORMALIZE_EXACT = "exact"
+NORMALIZE_CASEFOLD = "casefold"
+NORMALIZE_DIGITS = "digits"
+NORMALIZATIONS: tuple[str, ...] = (NORMALIZE_EXACT, NORMALIZE_CASEFOLD, NORMALIZE_DIGITS)
+BEACON_ATTRIBUTE_PREFIX = "_beacon_"
+BEACON_INDEX_PREFIX = "beacon-"
+BEACON_COLUMN_PREFIX = "beacon_"
+# The most candidates one lookup decrypts (each one a KMS Decrypt with the data-key cache off, ~10 ms with
+# its signature check): 100 keep a lookup within a few seconds of the function's 15 s timeout. A beacon
+# matching more is refused (TooManyCandidates), never truncated: a partial answer would look complete.
+MAX_CANDIDATES = 100
+# Each beacon field is an index in every region (a write costs one more index write per region and per
+# beacon field) and one more thing an observer of the table learns about equal values: a few, not many.
+MAX_BEACON_FIELDS = 5
+
+
+@dataclass(frozen=True)
+class BeaconField:
+    """A sensitive field with a beacon: ``bits`` of HMAC, over the value normalized by ``normalization``."""
+
+    name: str
+    bits: int
+    normalization: str
+
+    @property
+    def attribute(self) -> str:
+        """The stored (signed) attribute holding the beacon, and the key of its index."""
+        return f"{BEACON_ATTRIBUTE_PREFIX}{self.name}"
+
+    @property
+    def index_name(self) -> str:
+        """The DynamoDB global secondary index keyed by the beacon (the finder queries it)."""
+        return f"{BEACON_INDEX_PREFIX}{self.name}"
+
+    @property
+    def column(self) -> str:
+        """The Aurora PostgreSQL store's column holding the beacon (a bigint with a b-tree index)."""
+        return f"{BEACON_COLUMN_PREFIX}{self.name}"
+
+
+def beacon_fields_environment(fields: tuple[BeaconField, ...] | list[BeaconField]) -> str:
+    """The BEACON_FIELDS value: ``name:bits:normalization`` joined by commas."""
+    return ",".join(f"{f.name}:{f.bits}:{f.normalization}" for f in fields)
+
 
 # A region name (us-east-2, us-gov-west-1, eu-isoe-west-1, eusc-de-east-1; numbers may reach two
 # digits) and an ARN partition: the one pattern of each (tests/runtime/test_settings.py holds them
@@ -188,6 +250,9 @@ class Settings:
     # region, or None where the tenant's key does not exist (its records may not be decrypted here).
     tenant_keys: Mapping[str, str | None] | None = None
     tenant_role_arn: str | None = None
+    # Beacons (README "Beacons"): the fields with one, and this region's ARN of the HMAC key (both or neither).
+    beacon_fields: tuple[BeaconField, ...] = ()
+    beacon_key_arn: str | None = None
 
     @property
     def store(self) -> str:
@@ -212,6 +277,8 @@ class Settings:
         max_record_bytes: int = 32768,
         database: DatabaseSettings | None = None,
         tenant_key_ids: Mapping[str, str | None] | None = None,
+        beacon_fields: tuple[BeaconField, ...] | list[BeaconField] = (),
+        beacon_key_arn: str | None = None,
     ) -> Settings:
         """Validated settings for use outside Lambda (same rules and messages as the functions').
         ``tenant_key_ids``: tenant id -> its key's id ("mrk-...") where it exists in ``region``, else None."""
@@ -231,6 +298,11 @@ class Settings:
                 ENV_CACHE_MAX_MESSAGES: str(cache.max_messages),
                 ENV_CACHE_MAX_BYTES: str(cache.max_bytes),
                 ENV_CACHE_CAPACITY: str(cache.capacity),
+            }
+        if beacon_fields or beacon_key_arn:
+            environ |= {
+                ENV_BEACON_FIELDS: beacon_fields_environment(beacon_fields),
+                ENV_BEACON_KEY_ARN: beacon_key_arn or "",
             }
         if tenant_key_ids is not None:
             environ[ENV_TENANT_KEYS] = tenant_keys_environment(tenant_key_ids)
@@ -272,6 +344,7 @@ class Settings:
             raise ConfigurationError(ENV_ALGORITHM_SUITE, suite, f"one of {', '.join(ALGORITHM_SUITES)}")
         cache = _cache(environ, get)
         max_record_bytes = _int(environ, get, ENV_MAX_RECORD_BYTES, 1, MAX_RECORD_BYTES_LIMIT)
+        beacon_fields, beacon_key_arn = _beacons(get, region, fields)
         return cls(
             table_name=table_name,
             mrk_arn=mrk_arn,
@@ -284,6 +357,8 @@ class Settings:
             database=_database(environ, get, region) if store == STORE_AURORA_POSTGRESQL else None,
             tenant_keys=_tenant_keys(get, mrk_arn),
             tenant_role_arn=_role_arn(get, ENV_TENANT_ROLE_ARN) or None,
+            beacon_fields=beacon_fields,
+            beacon_key_arn=beacon_key_arn,
         )
 
 
@@ -357,6 +432,52 @@ def _fields(get) -> tuple[tuple[str, ...], tuple[str, ...]]:  # type: ignore[no-
             f"no sensitive field may be unsigned (both list {sorted(set(unsigned) & set(fields))})",
         )
     return fields, unsigned
+
+
+_BEACON_ENTRY = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_]{0,63}):(?P<bits>\d{1,2}):(?P<norm>[a-z]+)$")
+
+
+def parse_beacon_fields(raw: str, sensitive: tuple[str, ...]) -> tuple[BeaconField, ...]:
+    """BEACON_FIELDS (``name:bits:normalization,...``): sensitive fields, each once, bits and normalization
+    in range, at most MAX_BEACON_FIELDS; ConfigurationError naming the variable otherwise."""
+    allowed = (
+        f"a comma-separated list of name:bits:normalization, each name a sensitive field ({', '.join(sensitive)}) "
+        f"once, bits {BEACON_BITS_MIN}-{BEACON_BITS_MAX}, normalization one of {', '.join(NORMALIZATIONS)}; "
+        f"at most {MAX_BEACON_FIELDS}"
+    )
+    fields: list[BeaconField] = []
+    for entry in (e.strip() for e in raw.split(",") if e.strip()):
+        match = _BEACON_ENTRY.match(entry)
+        if (
+            match is None
+            or match["name"] not in sensitive
+            or not BEACON_BITS_MIN <= int(match["bits"]) <= BEACON_BITS_MAX
+            or match["norm"] not in NORMALIZATIONS
+        ):
+            raise ConfigurationError(ENV_BEACON_FIELDS, raw, allowed)
+        fields.append(BeaconField(name=match["name"], bits=int(match["bits"]), normalization=match["norm"]))
+    if len({f.name for f in fields}) != len(fields) or len(fields) > MAX_BEACON_FIELDS:
+        raise ConfigurationError(ENV_BEACON_FIELDS, raw, allowed)
+    return tuple(fields)
+
+
+def _beacons(get, region: str, sensitive: tuple[str, ...]) -> tuple[tuple[BeaconField, ...], str | None]:  # type: ignore[no-untyped-def]
+    """BEACON_FIELDS and BEACON_KEY_ARN (this region's multi-region key), both set or neither."""
+    raw, key_arn = get(ENV_BEACON_FIELDS), get(ENV_BEACON_KEY_ARN)
+    fields = parse_beacon_fields(raw, sensitive)
+    if not fields and not key_arn:
+        return (), None
+    if not fields:
+        raise ConfigurationError(ENV_BEACON_FIELDS, raw, f"set with {ENV_BEACON_KEY_ARN}: name:bits:normalization,...")
+    match = _MRK_ARN.match(key_arn)
+    if match is None or match["region"] != region:
+        raise ConfigurationError(
+            ENV_BEACON_KEY_ARN,
+            key_arn or None,
+            f"the multi-region HMAC key of this function's own region {region}: "
+            f"arn:aws:kms:{region}:<account>:key/mrk-...",
+        )
+    return tuple(fields), key_arn
 
 
 def _cache(environ: Mapping[str, str], get) -> CacheSettings | None:  # type: ignore[no-untyped-def]

@@ -115,8 +115,32 @@ class DynamoDbStore:
         )
         return response.get("Item") or None
 
+    def query_beacon(self, index_name: str, attribute: str, beacon: int, limit: int) -> list[dict[str, Any]]:
+        """The items of this region's index whose beacon is ``beacon``: at most ``limit`` + 1 (one more
+        than the caller accepts tells it there are too many), following the index's pages."""
+        items: list[dict[str, Any]] = []
+        start: dict[str, Any] | None = None
+        while len(items) <= limit:
+            response = self._call(
+                "Query",
+                TableName=self.settings.table_name,
+                IndexName=index_name,
+                KeyConditionExpression="#b = :b",
+                ExpressionAttributeNames={"#b": attribute},
+                ExpressionAttributeValues={":b": {"N": str(beacon)}},
+                Limit=limit + 1 - len(items),
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            items += response.get("Items", [])
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                break
+        return items[: limit + 1]
+
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        method = {"PutItem": self._table.put_item, "GetItem": self._table.get_item}[operation]
+        method = {"PutItem": self._table.put_item, "GetItem": self._table.get_item, "Query": self._table.query}[
+            operation
+        ]
         try:
             return cast(dict[str, Any], method(**kwargs))
         except ClientError as error:

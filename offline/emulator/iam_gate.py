@@ -2,7 +2,7 @@
 
 ``request_target`` maps one API call to what IAM evaluates (action, resource ARN, condition
 keys such as ``kms:EncryptionContext:*``, ``kms:EncryptionContextKeys``, ``kms:CallerAccount``,
-``kms:ReplicaRegion``, ``kms:PrimaryRegion``); offline/emulator/gateway.py decides it with
+``kms:ReplicaRegion``, ``kms:PrimaryRegion``, ``kms:MacAlgorithm``); offline/emulator/gateway.py decides it with
 ``policy_engine`` on the server side.
 ``record_calls`` lets a function's process report each call and what was decided.
 """
@@ -40,12 +40,15 @@ def request_target(
             context["kms:ReplicaRegion"] = params["ReplicaRegion"]
         if params.get("PrimaryRegion"):
             context["kms:PrimaryRegion"] = params["PrimaryRegion"]
+        if params.get("MacAlgorithm"):
+            context["kms:MacAlgorithm"] = params["MacAlgorithm"]
         return action, resource, context
     if service == "dynamodb":
         table = params.get("TableName", "*")
         if operation == "GetItem":
             context.update(_projection_keys(params))
-        return action, f"arn:aws:dynamodb:{region}:{account}:table/{table}", context
+        index = f"/index/{params['IndexName']}" if params.get("IndexName") else ""  # a Query of an index
+        return action, f"arn:aws:dynamodb:{region}:{account}:table/{table}{index}", context
     if service == "secretsmanager":
         secret = str(params.get("SecretId", ""))
         resource = secret if secret.startswith("arn:") else f"arn:aws:secretsmanager:{region}:{account}:secret:{secret}"

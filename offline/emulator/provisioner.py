@@ -409,6 +409,11 @@ class Provisioner(AuditResources, ResourceLifecycle):
             "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
             "DeletionProtectionEnabled": bool(replica.get("DeletionProtectionEnabled", False)),
         }
+        if p.get("GlobalSecondaryIndexes"):  # a global table's indexes exist in every replica
+            kwargs["GlobalSecondaryIndexes"] = [
+                {k: v for k, v in gsi.items() if k in ("IndexName", "KeySchema", "Projection")}
+                for gsi in p["GlobalSecondaryIndexes"]
+            ]
         if p.get("SSESpecification", {}).get("SSEEnabled"):
             key = replica.get("SSESpecification", {}).get("KMSMasterKeyId")
             kwargs["SSESpecification"] = {"Enabled": True, "SSEType": "KMS", **({"KMSMasterKeyId": key} if key else {})}

@@ -66,3 +66,23 @@ AURORA_TENANTS = {
 @pytest.fixture(scope="session")
 def tenants_app() -> Synthesized:
     return synthesize(context_for(**TENANTS))
+
+
+# Beacons (issue 21) over three regions: a digits beacon and a casefold one.
+BEACONS = {
+    "replicaRegions": ["us-west-1", "eu-west-1"],
+    "beaconFields": {"ssn": {"bits": 24, "normalize": "digits"}, "card_number": {"bits": 16}},
+}
+AURORA_BEACONS = {**AURORA, **BEACONS}
+
+
+@pytest.fixture(scope="session")
+def beacons_app() -> Synthesized:
+    """Synthesized with every nag pack and our rules (raises on any unacknowledged finding)."""
+    return synthesize(context_for(**BEACONS), nag=True)
+
+
+@pytest.fixture(scope="session")
+def aurora_beacons_app() -> Synthesized:
+    """The Aurora store with beacons, with every nag pack and our rules."""
+    return synthesize(context_for(**AURORA_BEACONS), nag=True)

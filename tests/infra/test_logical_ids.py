@@ -73,3 +73,15 @@ def test_logical_ids_of_the_aurora_store_are_pinned(aurora: Synthesized) -> None
             app.raw(app.stacks.databases[region]), f"database-{'primary' if region == primary else 'secondary'}", region
         )
         check(app.raw(app.stacks.networks[region]), "network", region)
+
+
+BEACON_KEY_LOGICAL_ID = "BeaconKeyE6CA1D48"
+
+
+def test_logical_id_of_the_beacon_key_is_pinned(beacons_app: Synthesized) -> None:
+    """A changed id would replace the HMAC key: every stored beacon would then name nothing."""
+    app = beacons_app
+    for region in app.config.regions:
+        tpl = app.raw(app.stacks.keys[region])
+        kind = "AWS::KMS::Key" if region == app.config.primary_region else "AWS::KMS::ReplicaKey"
+        assert BEACON_KEY_LOGICAL_ID in _ids(tpl, kind), region

@@ -1,0 +1,19 @@
+"""Finder function: find records by a sensitive field's value in this region, without decrypting the table.
+
+Event: ``{"field": "<a beacon field>", "value": "<the value>"}`` (and ``"tenant"`` in a deployment with
+tenants). Result: ``{"ok": true, "field", "matches": [{"id", "record", "version"}], "candidates", "region"}``:
+the records whose field holds the value (normalized as the field's beacon is), each authenticated whole;
+``candidates`` counts the records the beacon matched (the false positives were decrypted and dropped).
+Or ``{"ok": false, "error": {...}}``: ``InvalidEvent`` (400) for a field that has no beacon,
+``TooManyCandidates`` (422) when the beacon matches more than MAX_CANDIDATES records, ``TamperedRecord``
+(422) when a candidate's beacon or any attribute was changed or planted.
+"""
+
+from record_crypto.service import RecordService
+
+# Cold start: validate the environment contract and build the KMS and DynamoDB clients once.
+SERVICE = RecordService.from_environment()
+
+
+def handler(event, context):
+    return SERVICE.find(event)
