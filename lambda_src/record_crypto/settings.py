@@ -71,6 +71,8 @@ DATABASE_ENV_VARS = (ENV_DB_HOST, ENV_DB_NAME, ENV_DB_SECRET_ARN)
 # parameters under /<stack prefix>/<region>/ (the deployment's name is its stack prefix), which an
 # application reads with one GetParametersByPath call (record_crypto/discovery.py). At most 10 names: one
 # page of GetParametersByPath.
+# A deployment's name: its stack prefix (the deployment config's stackPrefix).
+DEPLOYMENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,39}$")
 PARAM_RECORD_KEY_ARN = "record-key-arn"
 PARAM_TABLE_NAME = "table-name"
 # JSON: {"store", "sensitive_fields", "unsigned_attributes", "algorithm_suite", "max_record_bytes"}.

@@ -389,8 +389,10 @@ class ResourceLifecycle:
         kwargs: dict[str, Any] = {"Name": previous.physical_id, "Value": str(p["Value"]), "Type": p["Type"]}
         kwargs |= {k: p[k] for k in ("Description", "Tier", "AllowedPattern") if p.get(k)}
         self.client("ssm", stack.region).put_parameter(Overwrite=True, **kwargs)
-        return previous.physical_id, {"Type": p["Type"], "Value": str(p["Value"])}, "changed " + ", ".join(
-            sorted(changed)
+        return (
+            previous.physical_id,
+            {"Type": p["Type"], "Value": str(p["Value"])},
+            "changed " + ", ".join(sorted(changed)),
         )
 
     def _delete_aws_ssm_parameter(self, stack: DeployedStack, resource: DeployedResource, d: Deployment) -> str:

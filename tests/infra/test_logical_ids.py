@@ -14,7 +14,11 @@ PINNED = {
         "AWS::KMS::Key": {"RecordsLogsKeyFF7789C9", "AlarmTopicKey0C813E5B"},
         "AWS::SNS::Topic": {"AlarmTopicC2164170"},
         # A named parameter under a new id fails the update (CloudFormation creates the new one first).
-        "AWS::SSM::Parameter": {"DiscoveryRecordKeyArn4CDC0BC8", "DiscoveryRecordOptionsF6FD761F", "DiscoveryTableName7F21386F"},
+        "AWS::SSM::Parameter": {
+            "DiscoveryRecordKeyArn4CDC0BC8",
+            "DiscoveryRecordOptionsF6FD761F",
+            "DiscoveryTableName7F21386F",
+        },
     },
 }
 
