@@ -155,3 +155,17 @@ def test_the_aurora_store_gives_the_writer_or_the_reader_its_endpoint_and_secret
     clear_discovery_cache()
     with pytest.raises(DeploymentNotDiscovered, match=r"/MrkToolkit/us-east-2/db-name missing"):
         discover_settings(region=PRIMARY, deployment=DEPLOYMENT)
+
+
+def test_the_example_discovers_the_deployment(aws: TwoRegions, capsys: pytest.CaptureFixture[str]) -> None:
+    from examples.records_from_python import main
+
+    publish_deployment(aws)
+    assert main(["--region", PRIMARY, "--deployment", DEPLOYMENT]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "stored example-1 version 1, encrypted ['ssn']"
+    assert out[1] == "read example-1 version 1: name=Ada, ssn decrypted"
+    for bad in (["--region", PRIMARY], ["--region", PRIMARY, "--deployment", "D", "--table", TABLE]):
+        with pytest.raises(SystemExit):
+            main(bad)
+    assert "give --deployment, or --table and --key-arn" in capsys.readouterr().err
