@@ -139,6 +139,10 @@ KINDS: dict[str, ResourceKind] = {
     "AWS::S3::BucketPolicy": ResourceKind(note="read back as its bucket's policy"),
     "AWS::CloudTrail::Trail": ResourceKind(at_rest=True, note="its log files are encrypted with its KMS key"),
     "AWS::Events::Rule": ResourceKind(note="a pattern and its targets: no resource policy, no data"),
+    "AWS::SSM::Parameter": ResourceKind(
+        note="a discovery String parameter (a name, ARN or endpoint, nothing secret): no resource policy; who may "
+        "read it is the roles' contracts"
+    ),
     "Custom::RecordsSchema": ResourceKind(note="the schema it makes lives in the cluster"),
     "AWS::CDK::Metadata": ResourceKind(note="the CDK's version metadata"),
 }

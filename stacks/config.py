@@ -22,6 +22,7 @@ from lambda_src.record_crypto.settings import (
     ALGORITHM_SUITES,
     BEACON_BITS_MAX,
     BEACON_BITS_MIN,
+    DEPLOYMENT_NAME,
     FIELD_NAME_RULE,
     MAX_BEACON_FIELDS,
     MAX_TENANTS,
@@ -43,7 +44,6 @@ CONTEXT_PREFIX = "mrk-toolkit:"
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _TABLE_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _ALIAS_RE = re.compile(r"^alias/(?!aws/)[A-Za-z0-9/_-]{1,250}$")
-_PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,39}$")
 _IAM_ARN_RE = re.compile(rf"^arn:{PARTITION_PATTERN}:iam::\d{{12}}:(?:root|role/[\w+=,.@/-]+|user/[\w+=,.@/-]+)$")
 
 REMOVAL_POLICIES = ("retain", "destroy")
@@ -395,7 +395,7 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
         stack_prefix=_pattern(
             "stackPrefix",
             get("stackPrefix", "MrkToolkit"),
-            _PREFIX_RE,
+            DEPLOYMENT_NAME,
             "letters, digits and -, starting with a letter, at most 40",
         ),
         table_name=table_name,

@@ -9,6 +9,7 @@ from aws_cdk import Acknowledgment, CfnOutput, Stack, Token, Validations
 from constructs import Construct
 
 from cdk_constructs.audit_rules import AuditRules
+from cdk_constructs.discovery_parameters import DiscoveryParameters
 from cdk_constructs.encrypting_functions import (
     BeaconAccess,
     CryptoOptions,
@@ -28,7 +29,21 @@ from cdk_constructs.signals import (
     aurora_alarm_specs,
     region_alarm_specs,
 )
-from lambda_src.record_crypto.settings import BEACON_INDEX_PREFIX, STORE_DYNAMODB
+from lambda_src.record_crypto.settings import (
+    BEACON_INDEX_PREFIX,
+    PARAM_DB_NAME,
+    PARAM_DB_PORT,
+    PARAM_DB_READER_ENDPOINT,
+    PARAM_DB_READER_SECRET_ARN,
+    PARAM_DB_WRITER_ENDPOINT,
+    PARAM_DB_WRITER_SECRET_ARN,
+    PARAM_RECORD_KEY_ARN,
+    PARAM_RECORD_OPTIONS,
+    PARAM_TABLE_NAME,
+    STORE_DYNAMODB,
+    discovery_path,
+    record_options_value,
+)
 from stacks.config import ToolkitConfig
 from stacks.database_stack import ENV_NO_SECRET_REASON, acknowledge_network_policy, cluster_identifier
 from stacks.shared import alarm_topic_name, finder_role_path, reader_role_path, removal_policy, writer_role_path
@@ -94,13 +109,23 @@ class FunctionsStack(Stack):
         acknowledge_function_findings(self.functions, in_vpc=database is not None)
         if self.functions.finder is not None and database is None:
             self._acknowledge_index_pattern(config)
+        self._published(config, mrk_arn, database)
+        beacon_keys = [beacon_key_arn] if beacon_key_arn else []
+        self._signals(
+            config, mrk_arn, [*store_key_arns, *beacon_keys], [key.key_arn for key in (tenant_keys or {}).values()]
+        )
+
+    def _published(self, config: ToolkitConfig, mrk_arn: str, database: DatabaseAccess | None) -> None:
+        """The functions' names (stack outputs) and the region's discovery parameters (``discovery``)."""
         CfnOutput(self, "WriterFunctionName", value=self.functions.writer.function.function_name)
         CfnOutput(self, "ReaderFunctionName", value=self.functions.reader.function.function_name)
         if self.functions.finder is not None:
             CfnOutput(self, "FinderFunctionName", value=self.functions.finder.function.function_name)
-        beacon_keys = [beacon_key_arn] if beacon_key_arn else []
-        self._signals(
-            config, mrk_arn, [*store_key_arns, *beacon_keys], [key.key_arn for key in (tenant_keys or {}).values()]
+        self.discovery = DiscoveryParameters(
+            self,
+            "Discovery",
+            path=discovery_path(config.stack_prefix, self.region),
+            values=discovery_values(config, mrk_arn, database),
         )
 
     def _acknowledge_index_pattern(self, config: ToolkitConfig) -> None:
@@ -175,6 +200,32 @@ class FunctionsStack(Stack):
                 alarm_names={region: [s.name for s in region_specs] for region, region_specs in specs.items()},
                 clusters={r: cluster_identifier(config, r) for r in config.regions} if config.aurora else None,
             )
+
+
+def discovery_values(config: ToolkitConfig, mrk_arn: str, database: DatabaseAccess | None) -> dict[str, str]:
+    """What an application of this region needs (README "Discovery"): the key, the table, the record
+    options the functions use, and for the Aurora store the region's endpoints and the functions' secrets."""
+    values = {
+        PARAM_RECORD_KEY_ARN: mrk_arn,
+        PARAM_TABLE_NAME: config.table_name,
+        PARAM_RECORD_OPTIONS: record_options_value(
+            store=config.store,
+            sensitive_fields=config.sensitive_fields,
+            unsigned_attributes=config.unsigned_attributes,
+            algorithm_suite=config.algorithm_suite,
+            max_record_bytes=config.max_record_bytes,
+        ),
+    }
+    if database is not None:
+        values |= {
+            PARAM_DB_WRITER_ENDPOINT: database.writer_host,
+            PARAM_DB_READER_ENDPOINT: database.reader_host,
+            PARAM_DB_PORT: database.port,
+            PARAM_DB_NAME: database.database_name,
+            PARAM_DB_WRITER_SECRET_ARN: database.writer_secret_arn,
+            PARAM_DB_READER_SECRET_ARN: database.reader_secret_arn,
+        }
+    return values
 
 
 def store_alarm_specs(config: ToolkitConfig, region: str) -> list[AlarmSpec]:

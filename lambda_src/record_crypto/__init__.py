@@ -4,20 +4,26 @@ Runs inside the writer and reader functions, and in any Python application (see 
 "Use it from your own code"); never imports the CDK. Modules: ``settings`` (the environment
 contract), ``context`` (the encryption context), ``errors`` (the error contract), ``envelope``
 (the Encryption SDK), ``records`` (event validation and the item format), ``service`` (write and
-read), ``observability`` (logs and EMF metrics without plaintext).
+read), ``discovery`` (settings from a deployment's SSM parameters), ``observability`` (logs and EMF
+metrics without plaintext).
 
 The library API, imported lazily (the CDK app imports ``settings`` without loading the rest)::
 
     from record_crypto import RecordService, Settings, RecordError
+
+    service = RecordService.discover(region="us-west-1", deployment="MrkToolkit")
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"  # semantic versioning; CHANGELOG.md beside pyproject.toml
+__version__ = "0.2.0"  # semantic versioning; CHANGELOG.md beside pyproject.toml
 
 if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ imports on first use
+    from record_crypto.discovery import clear_discovery_cache as clear_discovery_cache
+    from record_crypto.discovery import discover_settings as discover_settings
+    from record_crypto.errors import DeploymentNotDiscovered as DeploymentNotDiscovered
     from record_crypto.errors import RecordError as RecordError
     from record_crypto.service import ReadResult as ReadResult
     from record_crypto.service import RecordService as RecordService
@@ -34,6 +40,9 @@ _EXPORTS = {
     "CacheSettings": "record_crypto.settings",
     "ConfigurationError": "record_crypto.settings",
     "RecordError": "record_crypto.errors",
+    "DeploymentNotDiscovered": "record_crypto.errors",
+    "discover_settings": "record_crypto.discovery",
+    "clear_discovery_cache": "record_crypto.discovery",
 }
 __all__ = sorted(_EXPORTS)
 

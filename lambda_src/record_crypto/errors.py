@@ -106,6 +106,13 @@ class AccessDenied(RecordError):
     type, status = "AccessDenied", 403
 
 
+class DeploymentNotDiscovered(RecordError):
+    """A deployment's discovery parameters (README "Discovery") are missing, incomplete, not readable with
+    the caller's credentials, or malformed; the message names the path and the fix."""
+
+    type, status = "DeploymentNotDiscovered", 404
+
+
 class KeyDisabled(RecordError):
     """KMS refuses the key as disabled or scheduled for deletion (e.g. an erased tenant's key):
     not retryable; within the waiting period, cancelling the deletion restores it."""
@@ -187,6 +194,7 @@ ERROR_TYPES: dict[str, type[RecordError]] = {
         UnexpectedAlgorithm,
         WrongKey,
         AccessDenied,
+        DeploymentNotDiscovered,
         KeyDisabled,
         KmsThrottled,
         TableThrottled,

@@ -14,13 +14,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import botocore.session
 from botocore.exceptions import ClientError
 
 from record_crypto.beacons import Beacons, normalize
 from record_crypto.context import check_context, expected_context
+from record_crypto.discovery import discover_settings
 from record_crypto.envelope import RecordCipher
 from record_crypto.errors import (
     AccessDenied,
@@ -69,6 +70,7 @@ from record_crypto.settings import (
     TENANT_KEY,
     VERSION_ATTRIBUTE,
     BeaconField,
+    CacheSettings,
     Settings,
 )
 from record_crypto.stores import RecordStore, store_for
@@ -129,6 +131,31 @@ class RecordService:
         metrics go to stdout in CloudWatch's embedded metric format."""
         settings = Settings.from_env(os.environ if environ is None else environ)
         return cls(settings, metrics=EmfMetrics(settings.table_name))
+
+    @classmethod
+    def discover(
+        cls,
+        *,
+        region: str,
+        deployment: str,
+        database_role: Literal["writer", "reader"] = "writer",
+        cache: CacheSettings | None = None,
+        botocore_session: botocore.session.Session | None = None,
+        metrics: MetricsSink | None = None,
+    ) -> RecordService:
+        """A service for the deployment's ``region`` from its discovery parameters (README "Discovery"):
+        the key, table and record options its functions use, read with one cached GetParametersByPath
+        call under ``/<deployment>/<region>``. ``deployment``: the stack prefix (default ``MrkToolkit``).
+        Raises ``DeploymentNotDiscovered`` (names the path and the fix) when they are missing or not
+        readable with the session's credentials."""
+        settings = discover_settings(
+            region=region,
+            deployment=deployment,
+            database_role=database_role,
+            cache=cache,
+            botocore_session=botocore_session,
+        )
+        return cls(settings, botocore_session=botocore_session, metrics=metrics)
 
     def _context(self, item_id: str, tenant: str | None) -> dict[str, str]:
         # With the data-key cache on, a per-item context would miss the cache every time: the

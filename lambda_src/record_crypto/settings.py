@@ -71,6 +71,62 @@ WRITER_ROLE = "records_writer"
 READER_ROLE = "records_reader"
 DATABASE_ENV_VARS = (ENV_DB_HOST, ENV_DB_NAME, ENV_DB_SECRET_ARN)
 
+# Discovery (README "Discovery"): each functions stack publishes its region's values as SSM String
+# parameters under /<stack prefix>/<region>/ (the deployment's name is its stack prefix), which an
+# application reads with one GetParametersByPath call (record_crypto/discovery.py). At most 10 names: one
+# page of GetParametersByPath.
+# A deployment's name: its stack prefix (the deployment config's stackPrefix).
+DEPLOYMENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,39}$")
+PARAM_RECORD_KEY_ARN = "record-key-arn"
+PARAM_TABLE_NAME = "table-name"
+# JSON: {"store", "sensitive_fields", "unsigned_attributes", "algorithm_suite", "max_record_bytes"}.
+PARAM_RECORD_OPTIONS = "record-options"
+# The Aurora store only.
+PARAM_DB_WRITER_ENDPOINT = "db-writer-endpoint"
+PARAM_DB_READER_ENDPOINT = "db-reader-endpoint"
+PARAM_DB_PORT = "db-port"
+PARAM_DB_NAME = "db-name"
+PARAM_DB_WRITER_SECRET_ARN = "db-writer-secret-arn"  # noqa: S105 (a parameter name, not a secret)
+PARAM_DB_READER_SECRET_ARN = "db-reader-secret-arn"  # noqa: S105
+DISCOVERY_PARAMETERS: tuple[str, ...] = (PARAM_RECORD_KEY_ARN, PARAM_TABLE_NAME, PARAM_RECORD_OPTIONS)
+DATABASE_DISCOVERY_PARAMETERS: tuple[str, ...] = (
+    PARAM_DB_WRITER_ENDPOINT,
+    PARAM_DB_READER_ENDPOINT,
+    PARAM_DB_PORT,
+    PARAM_DB_NAME,
+    PARAM_DB_WRITER_SECRET_ARN,
+    PARAM_DB_READER_SECRET_ARN,
+)
+
+
+def discovery_path(deployment: str, region: str) -> str:
+    """The SSM path of a deployment's discovery parameters in one region: ``/<deployment>/<region>``
+    (a parameter is ``<path>/<name>``; the path is also what IAM authorizes GetParametersByPath on)."""
+    return f"/{deployment}/{region}"
+
+
+def record_options_value(
+    *,
+    store: str,
+    sensitive_fields: tuple[str, ...] | list[str],
+    unsigned_attributes: tuple[str, ...] | list[str],
+    algorithm_suite: str,
+    max_record_bytes: int,
+) -> str:
+    """The record-options parameter: compact JSON, keys sorted (one spelling, byte-stable templates)."""
+    return json.dumps(
+        {
+            "algorithm_suite": algorithm_suite,
+            "max_record_bytes": max_record_bytes,
+            "sensitive_fields": list(sensitive_fields),
+            "store": store,
+            "unsigned_attributes": list(unsigned_attributes),
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+
+
 # The default signs (ECDSA P-384: a holder of kms:Decrypt cannot forge a record); the other is
 # the unsigned committing suite, about twice as fast (README, "Algorithm suite").
 SUITE_SIGNING: Final = "signing"

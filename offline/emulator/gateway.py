@@ -40,7 +40,7 @@ from urllib.parse import parse_qs
 
 from offline.emulator import sts
 from offline.emulator.cloudtrail import Trail, user_identity
-from offline.emulator.iam_gate import NOT_KEY_SCOPED, request_target
+from offline.emulator.iam_gate import NOT_KEY_SCOPED, SSM_READS, request_target, ssm_targets
 from policy_engine import Caller, Decision, Request, authorize
 
 CONTROL_PATH = "/mrk-toolkit/outages"
@@ -336,6 +336,9 @@ class Gateway:
         if service == "secretsmanager" and operation == "GetSecretValue" and not identity.admin:
             self.check_secret(identity, json.loads(body or b"{}"), region)
             return
+        if service == "ssm" and operation in SSM_READS and not identity.admin:
+            self.check_parameters(identity, operation, json.loads(body or b"{}"), region)
+            return
         if service not in ("kms", "dynamodb", "dynamodbstreams") or not operation:
             if not identity.admin:
                 raise Denied("AccessDeniedException", f"{identity.arn}: {service} is not emulated for roles")
@@ -358,6 +361,19 @@ class Gateway:
         if service == "dynamodb" and operation in DATA_OPERATIONS:
             for table in _tables(params):
                 self.check_table_key(identity, region, table)
+
+    def check_parameters(self, identity: Identity, operation: str, params: dict[str, Any], region: str) -> None:
+        """An SSM read as IAM decides it: every name of GetParameters must be allowed (String parameters
+        only are published: no kms:Decrypt is involved)."""
+        for action, resource, context in ssm_targets(operation, params, region, identity.account):
+            decision = self.authorize(identity, action, resource, context, region)
+            self._record(identity, action, resource, decision)
+            if not decision.allowed:
+                raise Denied(
+                    "AccessDeniedException",
+                    f"User: {identity.arn} is not authorized to perform: {action} on resource: {resource} "
+                    f"(emulated IAM: {decision.reason})",
+                )
 
     def check_promoted_replica(self, identity: Identity, params: dict[str, Any], context: dict[str, Any]) -> None:
         """KMS also needs kms:UpdatePrimaryRegion on the replica in PrimaryRegion (its key policy),

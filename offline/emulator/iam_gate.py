@@ -53,7 +53,32 @@ def request_target(
         secret = str(params.get("SecretId", ""))
         resource = secret if secret.startswith("arn:") else f"arn:aws:secretsmanager:{region}:{account}:secret:{secret}"
         return action, resource, context
+    if service == "ssm":
+        return ssm_targets(operation, params, region, account)[0]
     return action, "*", context
+
+
+# The SSM reads a role may make in the emulator (README "Discovery"); any other SSM call of a role is refused.
+SSM_READS = ("GetParameter", "GetParameters", "GetParametersByPath")
+
+
+def parameter_arn(name: str, region: str, account: str) -> str:
+    """A parameter's (or a path's) ARN as IAM sees it: ``/a/b`` -> ``arn:aws:ssm:<region>:<account>:parameter/a/b``."""
+    return name if name.startswith("arn:") else f"arn:aws:ssm:{region}:{account}:parameter/{name.strip('/')}"
+
+
+def ssm_targets(
+    operation: str, params: Mapping[str, Any], region: str, account: str
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """What IAM evaluates for one SSM call: GetParameters once per name (a name not allowed refuses the
+    whole call), GetParametersByPath on the path (no trailing slash), the others on their Name."""
+    action = f"ssm:{operation}"
+    if operation == "GetParameters":
+        return [(action, parameter_arn(str(n), region, account), {}) for n in params.get("Names") or [""]]
+    if operation == "GetParametersByPath":
+        return [(action, parameter_arn(str(params.get("Path", "")), region, account), {})]
+    name = params.get("Name")
+    return [(action, parameter_arn(str(name), region, account) if name else "*", {})]
 
 
 def _projection_keys(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -535,6 +535,17 @@ class Provisioner(AuditResources, ResourceLifecycle):
             )
         return f"{stack.name}-{lid}", {}
 
+    def _create_aws_ssm_parameter(
+        self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment
+    ) -> tuple[str, dict[str, str]]:
+        """A String parameter (CloudFormation's physical id is its name). A name already taken fails, as
+        CloudFormation's create does (no Overwrite)."""
+        name = p.get("Name", f"CFN-{stack.name}-{lid}")
+        kwargs: dict[str, Any] = {"Name": name, "Value": str(p["Value"]), "Type": p["Type"]}
+        kwargs |= {k: p[k] for k in ("Description", "Tier", "AllowedPattern", "DataType") if p.get(k)}
+        self.client("ssm", stack.region).put_parameter(**kwargs)
+        return name, {"Type": p["Type"], "Value": str(p["Value"])}
+
     _ALARM_FIELDS = (
         *("AlarmName", "AlarmDescription", "Namespace", "MetricName", "Statistic", "ExtendedStatistic"),
         *("Period", "EvaluationPeriods", "DatapointsToAlarm", "Threshold", "ComparisonOperator"),

@@ -379,6 +379,26 @@ class ResourceLifecycle:
     def _forget_function(name: str, region: str, d: Deployment) -> None:
         d.functions[:] = [f for f in d.functions if not (f.name == name and f.region == region)]
 
+    # --- SSM parameters (discovery) ---------------------------------------------------------
+    def _update_aws_ssm_parameter(
+        self, stack: StackArtifact, lid: str, previous: DeployedResource, p: dict[str, Any], d: Deployment
+    ) -> Updated:
+        """A new value (or description, tier) is written in place; a new name replaces the parameter."""
+        allowed = {"Value", "Description", "Tier", "AllowedPattern"}
+        changed = _changes(previous, p, f"{stack.name}/{lid}", allowed=allowed, replaced_by={"Name", "Type"})
+        kwargs: dict[str, Any] = {"Name": previous.physical_id, "Value": str(p["Value"]), "Type": p["Type"]}
+        kwargs |= {k: p[k] for k in ("Description", "Tier", "AllowedPattern") if p.get(k)}
+        self.client("ssm", stack.region).put_parameter(Overwrite=True, **kwargs)
+        return (
+            previous.physical_id,
+            {"Type": p["Type"], "Value": str(p["Value"])},
+            "changed " + ", ".join(sorted(changed)),
+        )
+
+    def _delete_aws_ssm_parameter(self, stack: DeployedStack, resource: DeployedResource, d: Deployment) -> str:
+        self.client("ssm", stack.region).delete_parameter(Name=resource.physical_id)
+        return f"parameter {resource.physical_id} deleted"
+
     # --- SNS and CloudWatch (created by the signals' handlers; updated by applying them again) ---
     def _delete_aws_sns_topic(self, stack: DeployedStack, resource: DeployedResource, d: Deployment) -> str:
         self.client("sns", stack.region).delete_topic(TopicArn=resource.physical_id)

@@ -20,7 +20,8 @@ kms:GetKeyPolicy on every key, logs:DescribeLogGroups, sns:GetTopicAttributes,
 dynamodb:DescribeTable and dynamodb:GetResourcePolicy, secretsmanager:DescribeSecret and
 secretsmanager:GetResourcePolicy, rds:DescribeDBClusters and rds:DescribeDBInstances, iam:GetRole
 and lambda:GetPolicy; for what every role of the stacks may do (offline/verification/permissions.py),
-the same stack and key reads and the roles' policy reads above.
+the same stack and key reads and the roles' policy reads above; for the discovery parameters,
+ssm:GetParametersByPath on /<stackPrefix>/<region> in each region.
 """
 
 from __future__ import annotations

@@ -17,6 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloud_assembly.role_access import required_context
+from lambda_src.record_crypto.settings import (
+    DISCOVERY_PARAMETERS,
+    PARAM_RECORD_KEY_ARN,
+    PARAM_RECORD_OPTIONS,
+    PARAM_TABLE_NAME,
+    STORE_DYNAMODB,
+    discovery_path,
+)
 from offline.emulator.iam_gate import request_target
 from offline.verification.checks import NamedCheck
 from offline.verification.permissions import permission_checks
@@ -247,13 +255,39 @@ def writer_read_checks(reader: DeployedReader, region: str) -> list[NamedCheck]:
     return [(f"deployed: in {region} the writer's role may read the stored version and nothing else", version_only)]
 
 
+def discovery_checks(reader: DeployedReader, region: str) -> list[NamedCheck]:
+    """The region's discovery parameters (README "Discovery") name the deployed key and table."""
+
+    def parameters() -> str:
+        path = discovery_path(reader.stack_prefix, region)
+        pages = reader.client("ssm", region).get_paginator("get_parameters_by_path").paginate(Path=path)
+        got = {str(p["Name"]).rsplit("/", 1)[1]: str(p["Value"]) for page in pages for p in page["Parameters"]}
+        missing = [f"{path}/{name}" for name in DISCOVERY_PARAMETERS if name not in got]
+        assert not missing, f"missing in {region}: {', '.join(missing)} (an application cannot discover the deployment)"
+        key = reader.mrk_arn(region)
+        assert got[PARAM_RECORD_KEY_ARN] == key, (
+            f"{path}/{PARAM_RECORD_KEY_ARN} is {got[PARAM_RECORD_KEY_ARN]}, "
+            f"the deployed records key of {region} is {key}"
+        )
+        assert got[PARAM_TABLE_NAME] == reader.table_name, (
+            f"{path}/{PARAM_TABLE_NAME} is {got[PARAM_TABLE_NAME]!r}, the deployed table is {reader.table_name!r}"
+        )
+        reader.table(region)  # the table it names has a replica in the region
+        store = json.loads(got[PARAM_RECORD_OPTIONS]).get("store")
+        assert store == STORE_DYNAMODB, f"{path}/{PARAM_RECORD_OPTIONS} names the store {store!r}, not {STORE_DYNAMODB}"
+        key_id = key.rsplit("/", 1)[1]
+        return f"{path}: the {region} records key {key_id}, table {reader.table_name}, {len(got)} parameters"
+
+    return [(f"deployed: the discovery parameters of {region} name its key and table", parameters)]
+
+
 def deployed_checks(
     reader: DeployedReader, regions: tuple[str, ...], record_context: ContextSource = lambda: None
 ) -> list[NamedCheck]:
     out: list[NamedCheck] = []
     for region in regions:
         out += table_checks(reader, region) + key_checks(reader, region, record_context)
-        out += writer_read_checks(reader, region)
+        out += writer_read_checks(reader, region) + discovery_checks(reader, region)
     out += resource_checks(
         ResourceReader(reader.client, reader.account, reader.role_arns, reader.stack_prefix, regions)
     )

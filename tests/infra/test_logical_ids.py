@@ -13,6 +13,12 @@ PINNED = {
     "functions": {
         "AWS::KMS::Key": {"RecordsLogsKeyFF7789C9", "AlarmTopicKey0C813E5B"},
         "AWS::SNS::Topic": {"AlarmTopicC2164170"},
+        # A named parameter under a new id fails the update (CloudFormation creates the new one first).
+        "AWS::SSM::Parameter": {
+            "DiscoveryRecordKeyArn4CDC0BC8",
+            "DiscoveryRecordOptionsF6FD761F",
+            "DiscoveryTableName7F21386F",
+        },
     },
 }
 
@@ -54,6 +60,17 @@ AURORA_PINNED = {
         "AWS::RDS::DBInstance": {"SecondaryInstance7A046471"},
     },
     "network": {"AWS::EC2::VPC": {"NetworkVpc7FB7348F"}},
+    "functions": {
+        "AWS::SSM::Parameter": PINNED["functions"]["AWS::SSM::Parameter"]
+        | {
+            "DiscoveryDbNameF4A07F14",
+            "DiscoveryDbPort5BEF4BE7",
+            "DiscoveryDbReaderEndpointB82E7B1B",
+            "DiscoveryDbReaderSecretArn1BA67ED8",
+            "DiscoveryDbWriterEndpointC7713BFB",
+            "DiscoveryDbWriterSecretArnED3CBB94",
+        }
+    },
 }
 
 
@@ -73,6 +90,7 @@ def test_logical_ids_of_the_aurora_store_are_pinned(aurora: Synthesized) -> None
             app.raw(app.stacks.databases[region]), f"database-{'primary' if region == primary else 'secondary'}", region
         )
         check(app.raw(app.stacks.networks[region]), "network", region)
+        check(app.raw(app.stacks.functions[region]), "functions", region)
 
 
 BEACON_KEY_LOGICAL_ID = "BeaconKeyE6CA1D48"

@@ -160,3 +160,37 @@ def test_the_writers_read_without_its_attribute_conditions(default_assembly: Pat
     line = failed[contract]
     assert "1 action(s) (dynamodb:GetItem): dynamodb:GetItem on MrkToolkit-Table/RecordsTable" in line, line
     assert "(every attribute | projecting id, _version and another attribute)" in line, line
+
+
+OTHER_KEY = "arn:aws:kms:us-west-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef"
+
+
+def _discovery_names_another_key(template: dict[str, Any]) -> None:
+    (key,) = resources(template, "AWS::SSM::Parameter", "DiscoveryRecordKeyArn")
+    key["Properties"]["Value"] = OTHER_KEY
+
+
+def _discovery_without_table_name(template: dict[str, Any]) -> None:
+    (table,) = [lid for lid in template["Resources"] if lid.startswith("DiscoveryTableName")]
+    del template["Resources"][table]
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            _discovery_names_another_key,
+            f"/MrkToolkit/us-west-1/record-key-arn is {OTHER_KEY}, the deployed records key",
+        ),
+        (_discovery_without_table_name, "missing in us-west-1: /MrkToolkit/us-west-1/table-name"),
+    ],
+)
+def test_discovery_parameters_naming_another_key_or_missing_fail_the_read_back(
+    default_assembly: Path, tmp_path: Path, edit: Any, expected: str
+) -> None:
+    """An application that discovers the deployment uses what the parameters say: a wrong key ARN or a
+    missing parameter is named (the functions still work, so only that check fails)."""
+    failed = _failed(default_assembly, tmp_path, {FUNCTIONS_WEST: edit})
+    name = "deployed: the discovery parameters of us-west-1 name its key and table"
+    assert set(failed) == {name}, failed
+    assert expected in failed[name], failed[name]

@@ -171,3 +171,32 @@ def test_explicit_deny_wins_and_unknown_operators_fail_closed() -> None:
     odd = reader_identity()
     odd["Statement"][0]["Condition"] = {"ForAnyValue:StringLikeSometimes": {"kms:EncryptionContextKeys": "*"}}
     assert not decide(policies(identity=odd), "kms", "Decrypt", {"KeyId": KEY, "EncryptionContext": CONTEXT})
+
+
+PATH_ARN = f"arn:aws:ssm:us-west-1:{ACCOUNT}:parameter/MrkToolkit/us-west-1"
+DISCOVERY_READER = {
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["ssm:GetParametersByPath", "ssm:GetParameters", "ssm:GetParameter"],
+            "Resource": [PATH_ARN, f"{PATH_ARN}/record-key-arn", f"{PATH_ARN}/table-name"],
+        }
+    ]
+}
+
+
+def test_discovery_reads_are_decided_on_the_path_and_on_each_name() -> None:
+    ps = policies(identity=DISCOVERY_READER)
+    assert decide(ps, "ssm", "GetParametersByPath", {"Path": "/MrkToolkit/us-west-1/"})
+    assert decide(ps, "ssm", "GetParametersByPath", {"Path": "/MrkToolkit/us-west-1"})
+    assert decide(ps, "ssm", "GetParameters", {"Names": ["/MrkToolkit/us-west-1/table-name"]})
+    assert decide(ps, "ssm", "GetParameter", {"Name": "/MrkToolkit/us-west-1/record-key-arn"})
+    # Another deployment's or region's path, a sub-path, one name not granted among granted ones.
+    assert not decide(ps, "ssm", "GetParametersByPath", {"Path": "/Other/us-west-1"})
+    assert not decide(ps, "ssm", "GetParametersByPath", {"Path": "/MrkToolkit/us-west-1"}, region="us-east-2")
+    assert not decide(ps, "ssm", "GetParametersByPath", {"Path": "/MrkToolkit"})
+    names = ["/MrkToolkit/us-west-1/table-name", "/MrkToolkit/us-west-1/db-writer-secret-arn"]
+    assert not decide(ps, "ssm", "GetParameters", {"Names": names})
+    # A role without an SSM statement reads nothing; writes are not emulated for roles (refused).
+    assert not decide(policies(), "ssm", "GetParametersByPath", {"Path": "/MrkToolkit/us-west-1"})
+    assert not decide(ps, "ssm", "PutParameter", {"Name": "/MrkToolkit/us-west-1/table-name", "Value": "x"})

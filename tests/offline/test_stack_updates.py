@@ -313,3 +313,33 @@ def test_an_assembly_for_another_account_is_refused(provisioner: Provisioner) ->
     other.stacks["Demo"].account = "111111111111"
     with pytest.raises(UnsupportedTemplate, match="for account 111111111111; this emulator serves 123456789012"):
         provisioner.apply(deployment, other)
+
+
+def parameter(name: str, value: str) -> dict[str, Any]:
+    return {"Type": "AWS::SSM::Parameter", "Properties": {"Name": name, "Type": "String", "Value": value}}
+
+
+def test_a_parameter_is_created_updated_in_place_replaced_on_a_new_name_and_deleted(
+    aws: EmulatedAws, provisioner: Provisioner
+) -> None:
+    """The discovery parameters (README "Discovery"): a new value in place, a new name replaces it
+    (the new one first), a removed one is deleted; a name already taken fails the create."""
+    ssm = aws.client("ssm", REGION)
+
+    def values() -> dict[str, str]:
+        return {p["Name"]: p["Value"] for p in ssm.get_parameters_by_path(Path="/D", Recursive=True)["Parameters"]}
+
+    deployment = provisioner.deploy(assembly({"Key": parameter("/D/r/key", "a"), "Table": parameter("/D/r/t", "t")}))
+    assert values() == {"/D/r/key": "a", "/D/r/t": "t"}
+    changes = provisioner.apply(
+        deployment, assembly({"Key": parameter("/D/r/key", "b"), "Table": parameter("/D/r/table", "t")})
+    )
+    done = [(c.logical_id, c.action) for c in changes]
+    assert done == [("Key", "update"), ("Table", "replace"), ("Table", "delete")], done
+    assert values() == {"/D/r/key": "b", "/D/r/table": "t"}
+    provisioner.apply(deployment, assembly({"Key": parameter("/D/r/key", "b")}))
+    assert values() == {"/D/r/key": "b"}
+    with pytest.raises(Exception, match="ParameterAlreadyExists"):
+        provisioner.deploy(assembly({"Again": parameter("/D/r/key", "c")}, name="Other"))
+    provisioner.delete_stack("Demo", deployment)
+    assert values() == {}

@@ -17,6 +17,12 @@ import boto3
 import pytest
 
 import offline.__main__ as cli
+from lambda_src.record_crypto.settings import (
+    DISCOVERY_PARAMETERS,
+    PARAM_RECORD_KEY_ARN,
+    PARAM_TABLE_NAME,
+    discovery_path,
+)
 from tests.infra.synth import REPO_ROOT
 from tests.offline.test_cli import assert_one_line, run_cli
 
@@ -69,6 +75,7 @@ def test_up_in_the_background_serves_until_sigterm(default_assembly: Path, tmp_p
         cloudformation = session.client("cloudformation", endpoint_url=env["AWS_ENDPOINT_URL"])
         stacks = {s["StackName"] for s in cloudformation.describe_stacks()["Stacks"]}
         assert "MrkToolkit-Functions-us-east-2" in stacks, stacks
+        _assert_discovery_served(session, env["AWS_ENDPOINT_URL"])
         up.send_signal(signal.SIGTERM)
         assert up.wait(timeout=120) == 0, out.read_text()
     finally:
@@ -78,6 +85,17 @@ def test_up_in_the_background_serves_until_sigterm(default_assembly: Path, tmp_p
     printed = out.read_text().splitlines()
     assert printed[-1] == "offline up: stopped (SIGTERM): the emulated deployment is gone", printed
     assert f"# the exports above are also in {env_file}: source {env_file}" in printed
+
+
+def _assert_discovery_served(session: boto3.Session, endpoint: str) -> None:
+    """Each region's discovery parameters are there (the provisioner created AWS::SSM::Parameter)."""
+    for region in ("us-east-2", "us-west-1"):
+        path = discovery_path("MrkToolkit", region)
+        ssm = session.client("ssm", region_name=region, endpoint_url=endpoint)
+        got = {p["Name"]: p["Value"] for p in ssm.get_parameters_by_path(Path=path)["Parameters"]}
+        assert set(got) == {f"{path}/{name}" for name in DISCOVERY_PARAMETERS}, got
+        assert got[f"{path}/{PARAM_RECORD_KEY_ARN}"].startswith(f"arn:aws:kms:{region}:"), got
+        assert got[f"{path}/{PARAM_TABLE_NAME}"] == "mrk-toolkit-records", got
 
 
 def test_up_refuses_a_taken_port_in_one_line() -> None:

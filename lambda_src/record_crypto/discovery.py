@@ -1,0 +1,174 @@
+"""Settings from a deployment's discovery parameters: an application needs only its region and the
+deployment's name (its stack prefix, ``MrkToolkit`` by default).
+
+Each functions stack publishes its region's values as SSM String parameters under
+``/<deployment>/<region>`` (settings.py, ``discovery_path``; README "Discovery"). ``discover_settings``
+reads them with ONE ``GetParametersByPath`` call (at most 10 parameters: one page) and caches the
+answer per (deployment, region) for the life of the process: the values change only with a deploy.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import botocore.session
+from botocore.exceptions import BotoCoreError, ClientError
+
+from record_crypto.errors import DeploymentNotDiscovered
+from record_crypto.settings import (
+    DATABASE_DISCOVERY_PARAMETERS,
+    DEPLOYMENT_NAME,
+    DISCOVERY_PARAMETERS,
+    PARAM_DB_NAME,
+    PARAM_DB_PORT,
+    PARAM_DB_READER_ENDPOINT,
+    PARAM_DB_READER_SECRET_ARN,
+    PARAM_DB_WRITER_ENDPOINT,
+    PARAM_DB_WRITER_SECRET_ARN,
+    PARAM_RECORD_KEY_ARN,
+    PARAM_RECORD_OPTIONS,
+    PARAM_TABLE_NAME,
+    REGION_NAME,
+    STORE_AURORA_POSTGRESQL,
+    CacheSettings,
+    ConfigurationError,
+    DatabaseSettings,
+    Settings,
+    discovery_path,
+)
+
+_cache: dict[tuple[str, str], dict[str, str]] = {}
+_cache_lock = threading.Lock()
+
+
+def clear_discovery_cache() -> None:
+    """Forget every discovered deployment (after a deploy that changed it, or in tests)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def discovered_parameters(
+    *, region: str, deployment: str, botocore_session: botocore.session.Session | None = None
+) -> dict[str, str]:
+    """The region's discovery parameters, name (below the path) -> value; one GetParametersByPath call
+    the first time, the cached answer after."""
+    _check_names(region, deployment)
+    key = (deployment, region)
+    with _cache_lock:
+        if key in _cache:
+            return dict(_cache[key])
+    values = _read(region, deployment, botocore_session or botocore.session.get_session())
+    with _cache_lock:
+        _cache[key] = values
+    return dict(values)
+
+
+def discover_settings(
+    *,
+    region: str,
+    deployment: str,
+    database_role: Literal["writer", "reader"] = "writer",
+    cache: CacheSettings | None = None,
+    botocore_session: botocore.session.Session | None = None,
+) -> Settings:
+    """Validated settings of the deployment's region, as its functions use them.
+
+    ``database_role`` (the Aurora store): whose endpoint and secret to use, the writer's (the region's
+    cluster endpoint) or the reader's (its reader endpoint). ``cache``: the data-key cache (default off).
+    Raises ``DeploymentNotDiscovered`` (names the path and the fix).
+    """
+    path = discovery_path(deployment, region)
+    values = discovered_parameters(region=region, deployment=deployment, botocore_session=botocore_session)
+    options = _options(values[PARAM_RECORD_OPTIONS], path)
+    database = _database(values, path, database_role) if options["store"] == STORE_AURORA_POSTGRESQL else None
+    try:
+        return Settings.create(
+            table_name=values[PARAM_TABLE_NAME],
+            mrk_arn=values[PARAM_RECORD_KEY_ARN],
+            region=region,
+            sensitive_fields=options["sensitive_fields"],
+            unsigned_attributes=options["unsigned_attributes"],
+            algorithm_suite=options["algorithm_suite"],
+            max_record_bytes=options["max_record_bytes"],
+            cache=cache,
+            database=database,
+        )
+    except (ConfigurationError, TypeError, ValueError) as exc:
+        raise DeploymentNotDiscovered(
+            f"The discovery parameters under {path} do not make valid settings ({exc}); deploy the deployment "
+            "again (its functions stacks write them)."
+        ) from None
+
+
+def _check_names(region: str, deployment: str) -> None:
+    if not isinstance(region, str) or not REGION_NAME.match(region):
+        raise DeploymentNotDiscovered(f"region: {region!r} is not an AWS region name such as us-east-2")
+    if not isinstance(deployment, str) or not DEPLOYMENT_NAME.match(deployment):
+        raise DeploymentNotDiscovered(
+            f"deployment: {deployment!r} is not a deployment's name (its stack prefix, e.g. MrkToolkit)"
+        )
+
+
+def _read(region: str, deployment: str, session: botocore.session.Session) -> dict[str, str]:
+    path = discovery_path(deployment, region)
+    client = session.create_client("ssm", region_name=region)
+    try:
+        answer: dict[str, Any] = client.get_parameters_by_path(Path=path, Recursive=False, MaxResults=10)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        fix = (
+            f"the caller's credentials need ssm:GetParametersByPath on the path "
+            f"(arn:<partition>:ssm:{region}:<account>:parameter{path}): assume the deployment's application role"
+            if code in ("AccessDeniedException", "AccessDenied")
+            else "retry, or check the region's SSM endpoint"
+        )
+        raise DeploymentNotDiscovered(
+            f"Reading the discovery parameters under {path} failed ({code}): {fix}."
+        ) from None
+    except BotoCoreError as exc:
+        raise DeploymentNotDiscovered(f"Reading the discovery parameters under {path} failed ({exc}).") from None
+    values = {str(p["Name"]).rsplit("/", 1)[1]: str(p["Value"]) for p in answer.get("Parameters", [])}
+    missing = [name for name in DISCOVERY_PARAMETERS if name not in values]
+    if missing:
+        raise DeploymentNotDiscovered(
+            f"No deployment {deployment!r} in {region}: {', '.join(f'{path}/{m}' for m in missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} missing. Check the deployment's name (its stack prefix) and "
+            f"region, and that its functions stack in {region} is deployed."
+        )
+    return values
+
+
+def _options(raw: str, path: str) -> dict[str, Any]:
+    try:
+        options = json.loads(raw)
+    except json.JSONDecodeError:
+        options = None
+    keys = {"store", "sensitive_fields", "unsigned_attributes", "algorithm_suite", "max_record_bytes"}
+    if not isinstance(options, dict) or not keys <= set(options):
+        raise DeploymentNotDiscovered(
+            f"{path}/{PARAM_RECORD_OPTIONS} is not the toolkit's record options (a JSON object with "
+            f"{', '.join(sorted(keys))}); deploy the deployment again."
+        )
+    return options
+
+
+def _database(values: Mapping[str, str], path: str, role: str) -> DatabaseSettings:
+    missing = [name for name in DATABASE_DISCOVERY_PARAMETERS if name not in values]
+    if missing:
+        raise DeploymentNotDiscovered(
+            f"The Aurora store's {', '.join(f'{path}/{m}' for m in missing)} missing; deploy the deployment again."
+        )
+    writer = role == "writer"
+    try:
+        port = int(values[PARAM_DB_PORT])
+    except ValueError:
+        raise DeploymentNotDiscovered(f"{path}/{PARAM_DB_PORT} is not a port number; deploy again.") from None
+    return DatabaseSettings(
+        host=values[PARAM_DB_WRITER_ENDPOINT if writer else PARAM_DB_READER_ENDPOINT],
+        port=port,
+        name=values[PARAM_DB_NAME],
+        secret_arn=values[PARAM_DB_WRITER_SECRET_ARN if writer else PARAM_DB_READER_SECRET_ARN],
+    )
