@@ -115,13 +115,22 @@ def _check_names(region: str, deployment: str) -> None:
 def _read(region: str, deployment: str, session: botocore.session.Session) -> dict[str, str]:
     path = discovery_path(deployment, region)
     client = session.create_client("ssm", region_name=region)
+    values: dict[str, str] = {}
+    token: str | None = None
     try:
-        answer: dict[str, Any] = client.get_parameters_by_path(Path=path, Recursive=False, MaxResults=10)
+        while True:  # one page (at most 10 parameters are published); more only if someone added some
+            page: dict[str, Any] = client.get_parameters_by_path(
+                Path=path, Recursive=False, MaxResults=10, **({"NextToken": token} if token else {})
+            )
+            values |= {str(p["Name"]).rsplit("/", 1)[1]: str(p["Value"]) for p in page.get("Parameters", [])}
+            token = page.get("NextToken")
+            if not token:
+                break
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         fix = (
             f"the caller's credentials need ssm:GetParametersByPath on the path "
-            f"(arn:<partition>:ssm:{region}:<account>:parameter{path}): assume the deployment's application role"
+            f'(arn:<partition>:ssm:{region}:<account>:parameter{path}; README "Discovery")'
             if code in ("AccessDeniedException", "AccessDenied")
             else "retry, or check the region's SSM endpoint"
         )
@@ -130,7 +139,6 @@ def _read(region: str, deployment: str, session: botocore.session.Session) -> di
         ) from None
     except BotoCoreError as exc:
         raise DeploymentNotDiscovered(f"Reading the discovery parameters under {path} failed ({exc}).") from None
-    values = {str(p["Name"]).rsplit("/", 1)[1]: str(p["Value"]) for p in answer.get("Parameters", [])}
     missing = [name for name in DISCOVERY_PARAMETERS if name not in values]
     if missing:
         raise DeploymentNotDiscovered(

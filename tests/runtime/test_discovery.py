@@ -117,7 +117,7 @@ def test_a_key_of_another_region_or_malformed_options_are_refused(aws: TwoRegion
         discover_settings(region=REPLICA, deployment=DEPLOYMENT)
 
 
-def test_access_denied_names_the_permission_and_the_application_role(aws: TwoRegions) -> None:
+def test_access_denied_names_the_permission_and_the_path(aws: TwoRegions) -> None:
     publish_deployment(aws)
     session = recording_session(Recorder(), faults={"ssm.GetParametersByPath": ["AccessDeniedException"]})
     with pytest.raises(
@@ -169,3 +169,13 @@ def test_the_example_discovers_the_deployment(aws: TwoRegions, capsys: pytest.Ca
         with pytest.raises(SystemExit):
             main(bad)
     assert "give --deployment, or --table and --key-arn" in capsys.readouterr().err
+
+
+def test_more_than_one_page_is_read_whole(aws: TwoRegions) -> None:
+    """Someone added parameters under the path: the published ones are still found (pages followed)."""
+    publish(PRIMARY, {f"extra-{n:02d}": "x" for n in range(12)})
+    publish_deployment(aws)
+    recorder = Recorder()
+    settings = discover_settings(region=PRIMARY, deployment=DEPLOYMENT, botocore_session=recording_session(recorder))
+    assert settings.mrk_arn == aws.primary_arn
+    assert len([c for c in recorder.calls if c.service == "ssm"]) == 2
