@@ -6,6 +6,7 @@ table replica; `--cancel` within the waiting period serves the tenant again."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,19 @@ def _invoke(env: Any, region: str, kind: str, event: dict[str, Any]) -> dict[str
 
 
 def _reads(env: Any, ids: dict[str, str]) -> dict[tuple[str, str], str]:
-    """tenant, region -> "ok" or the error type of its record's read there."""
+    """tenant, region -> "ok" or the error type of its record's read there (a retryable NotFound is read
+    again until replication has brought the record: the emulated lag grows on a loaded machine)."""
     out = {}
     for tenant, item_id in ids.items():
         for region in _regions(tenant):
-            result = _invoke(env, region, "reader", {"id": item_id, TENANT_KEY: tenant})
-            out[(tenant, region)] = "ok" if result.get("ok") else result.get("error", {}).get("type", str(result)[:300])
+            deadline = time.monotonic() + 15
+            while True:
+                result = _invoke(env, region, "reader", {"id": item_id, TENANT_KEY: tenant})
+                error = result.get("error", {})
+                if result.get("ok") or error.get("type") != "NotFound" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            out[(tenant, region)] = "ok" if result.get("ok") else error.get("type", str(result)[:300])
     return out
 
 
