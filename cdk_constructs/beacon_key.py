@@ -17,7 +17,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from cdk_constructs.key_policies import admin_principals, admin_statement, role_path_arn_pattern
+from cdk_constructs.key_policies import multi_region_admin_statements, multi_region_cfn_key, role_path_arn_pattern
 
 KEY_SPEC = "HMAC_256"
 KEY_USAGE = "GENERATE_VERIFY_MAC"
@@ -46,27 +46,9 @@ def beacon_key_policy(
     """The primary's policy (``replica_regions`` given) or a replica's: administration apart from use
     (as the records key's), replication and promotion only within the deployment, and ``GenerateMac``
     with ``HMAC_SHA_256`` by the writer and finder roles of this account only."""
-    statements = [admin_statement(admin_arns)]
-    region_scoped = (
-        (
-            "AdministratorsMovePrimaryWithinDeployment",
-            "kms:UpdatePrimaryRegion",
-            "kms:PrimaryRegion",
-            promotion_regions,
-        ),
-        ("ReplicateOnlyToConfiguredRegions", "kms:ReplicateKey", "kms:ReplicaRegion", replica_regions),
+    statements = multi_region_admin_statements(
+        admin_arns, replica_regions=replica_regions, promotion_regions=promotion_regions
     )
-    for sid, action, condition_key, regions in region_scoped:
-        if regions:
-            statements.append(
-                iam.PolicyStatement(
-                    sid=sid,
-                    principals=admin_principals(admin_arns),
-                    actions=[action],
-                    resources=["*"],
-                    conditions={"StringEquals": {condition_key: list(regions)}},
-                )
-            )
     for sid, role_path in (
         ("WritersComputeBeacons", users.writer_role_path),
         ("FindersComputeBeacons", users.finder_role_path),
@@ -130,29 +112,14 @@ class BeaconKey(Construct):
             replica_regions=replica_regions if is_primary else (),
             promotion_regions=promotion_regions,
         )
-        description = "Multi-region HMAC key computing the records' beacons"
         self.cfn_key: kms.CfnKey | kms.CfnReplicaKey
-        if primary_key_arn is None:
-            key = kms.CfnKey(
-                self,
-                "Key",
-                description=f"{description} (primary)",
-                multi_region=True,
-                key_spec=KEY_SPEC,
-                key_usage=KEY_USAGE,
-                pending_window_in_days=pending_window_days,
-                key_policy=policy,
-            )
-            self.cfn_key, self.key_arn, key_id = key, key.attr_arn, key.attr_key_id
-        else:
-            replica = kms.CfnReplicaKey(
-                self,
-                "Key",
-                primary_key_arn=primary_key_arn,
-                description=f"{description} (replica)",
-                pending_window_in_days=pending_window_days,
-                key_policy=policy,
-            )
-            self.cfn_key, self.key_arn, key_id = replica, replica.attr_arn, replica.attr_key_id
+        self.cfn_key, self.key_arn, key_id = multi_region_cfn_key(
+            self,
+            primary_key_arn=primary_key_arn,
+            description="Multi-region HMAC key computing the records' beacons",
+            pending_window_days=pending_window_days,
+            policy=policy,
+            primary_props={"key_spec": KEY_SPEC, "key_usage": KEY_USAGE},
+        )
         self.cfn_key.apply_removal_policy(removal_policy)
         kms.CfnAlias(self, "Alias", alias_name=alias, target_key_id=key_id)

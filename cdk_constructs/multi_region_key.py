@@ -10,7 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from cdk_constructs.key_policies import admin_principals, admin_statement, role_path_arn_pattern
+from cdk_constructs.key_policies import multi_region_admin_statements, multi_region_cfn_key, role_path_arn_pattern
 from lambda_src.record_crypto.settings import TENANT_KEY
 
 
@@ -67,23 +67,9 @@ def mrk_key_policy(
     administrators only. KMS checks that permission on both the current primary and the replica
     being promoted, so every key of the set carries the statement.
     """
-    statements = [admin_statement(admin_arns)]
-    promote = ("AdministratorsMovePrimaryWithinDeployment", "kms:UpdatePrimaryRegion", "kms:PrimaryRegion")
-    region_scoped = (
-        (*promote, promotion_regions),
-        ("ReplicateOnlyToConfiguredRegions", "kms:ReplicateKey", "kms:ReplicaRegion", replica_regions),
+    statements = multi_region_admin_statements(
+        admin_arns, replica_regions=replica_regions, promotion_regions=promotion_regions
     )
-    for sid, action, condition_key, regions in region_scoped:
-        if regions:
-            statements.append(
-                iam.PolicyStatement(
-                    sid=sid,
-                    principals=admin_principals(admin_arns),
-                    actions=[action],
-                    resources=["*"],
-                    conditions={"StringEquals": {condition_key: list(regions)}},
-                )
-            )
     statements += [
         _use_statement(
             scope,
@@ -167,37 +153,20 @@ class MultiRegionKey(Construct):
         )
         description, tags = _description_and_tags(tenant)
         self.cfn_key: kms.CfnKey | kms.CfnReplicaKey
-        if primary_key_arn is None:
-            key = kms.CfnKey(
-                self,
-                "Key",
-                description=f"{description} (primary)",
-                multi_region=True,
-                enable_key_rotation=True,
-                rotation_period_in_days=rotation_period_days,
-                key_spec="SYMMETRIC_DEFAULT",
-                key_usage="ENCRYPT_DECRYPT",
-                pending_window_in_days=pending_window_days,
-                key_policy=policy,
-                tags=tags,
-            )
-            self.cfn_key = key
-            self.key_arn: str = key.attr_arn
-            key_id = key.attr_key_id
-        else:
-            # No L2 exists for replica keys. Rotation follows the primary.
-            replica = kms.CfnReplicaKey(
-                self,
-                "Key",
-                primary_key_arn=primary_key_arn,
-                description=f"{description} (replica)",
-                pending_window_in_days=pending_window_days,
-                key_policy=policy,
-                tags=tags,
-            )
-            self.cfn_key = replica
-            self.key_arn = replica.attr_arn
-            key_id = replica.attr_key_id
+        self.cfn_key, self.key_arn, key_id = multi_region_cfn_key(
+            self,
+            primary_key_arn=primary_key_arn,
+            description=description,
+            pending_window_days=pending_window_days,
+            policy=policy,
+            tags=tags,
+            primary_props={
+                "enable_key_rotation": True,
+                "rotation_period_in_days": rotation_period_days,
+                "key_spec": "SYMMETRIC_DEFAULT",
+                "key_usage": "ENCRYPT_DECRYPT",
+            },
+        )
         self.key_id: str = key_id
         self.cfn_key.apply_removal_policy(removal_policy)
         kms.CfnAlias(self, "Alias", alias_name=alias, target_key_id=key_id)
