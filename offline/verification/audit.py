@@ -123,6 +123,11 @@ def matching(rules: list[dict[str, Any]], event: dict[str, Any], read_only: bool
     return [r for r in rules if r.get("State") in states and rule_matches(EventPattern.load(r["EventPattern"]), event)]
 
 
+def alerting(rules: list[dict[str, Any]], topic: str, event: dict[str, Any], read_only: bool) -> list[str]:
+    """The names of the enabled rules that would deliver ``event`` to ``topic``."""
+    return [r["Name"] for r in matching(rules, event, read_only) if any(t["Arn"] == topic for t in r["Targets"])]
+
+
 def sample_event(
     env: Environment, region: str, name: str, caller: str, *, error: str | None = None, key: str | None = None
 ) -> dict[str, Any]:
@@ -163,8 +168,9 @@ def _rules(region: str, env: Environment) -> str:
         ),
     ]
     for what, event, read_only, notify in cases:
-        found = [r for r in matching(rules, event, read_only) if any(t["Arn"] == topic for t in r["Targets"])]
-        assert found or not notify, f"no enabled rule in {region} notifies {topic} of {what} on its records key"
+        assert alerting(rules, topic, event, read_only) or not notify, (
+            f"no enabled rule in {region} notifies {topic} of {what} on its records key"
+        )
     denied = sample_event(env, region, "Decrypt", root, error=f"{DENIED_ERROR_PREFIX}Exception")
     assert matching(rules, denied, True), f"no rule in {region} counts denied calls on its records key"
     for kind, use in (("reader", READER_USE), ("writer", WRITER_USE)):
@@ -174,8 +180,9 @@ def _rules(region: str, env: Environment) -> str:
     keys = toolkit_keys(env, region)
     for stack, key in keys:
         change = sample_event(env, region, "ScheduleKeyDeletion", root, key=key)
-        found = [r for r in matching(rules, change, False) if any(t["Arn"] == topic for t in r["Targets"])]
-        assert found, f"no enabled rule in {region} notifies {topic} of a change to the key {key} ({stack})"
+        assert alerting(rules, topic, change, False), (
+            f"no enabled rule in {region} notifies {topic} of a change to the key {key} ({stack})"
+        )
     return (
         f"{len(rules)} rules: administration of {len(keys)} keys, unexpected use and denied calls on "
         f"{_key_id(env.reader.mrk_arn(region))}"

@@ -28,6 +28,7 @@ from offline.runbooks.audit_trail import encryption_context, issuer, on_key, tra
 from offline.runbooks.rotation import rotate
 from offline.verification.audit import (
     admin_decrypt_check,
+    alerting,
     deployed_rules,
     matching,
     rules_check,
@@ -61,18 +62,33 @@ def writer_region(env: Environment, tenant: str) -> str:
     return env.primary_region if env.primary_region in regions else regions[0]
 
 
-class TenantView:
+class EnvironmentView:
+    """The environment with some attributes of its own (``overrides``); everything else is the
+    environment's."""
+
+    def __init__(self, env: Environment, **overrides: Any) -> None:
+        self._env = env
+        self.__dict__.update(overrides)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._env, name)
+
+
+class TenantView(EnvironmentView):
     """The deployment as ``tenant``'s functions see it: every event carries the tenant (unless it names
     one itself), the tenant's writer region is the primary and its other regions are the replicas.
     Everything else is the environment's own."""
 
-    def __init__(self, env: Environment, tenant: str) -> None:
-        self._env, self.tenant = env, tenant
-        self.primary_region = writer_region(env, tenant)
-        self.replica_regions = tuple(r for r in env.tenant_regions[tenant] if r != self.primary_region)
+    tenant: str
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._env, name)
+    def __init__(self, env: Environment, tenant: str) -> None:
+        primary = writer_region(env, tenant)
+        super().__init__(
+            env,
+            tenant=tenant,
+            primary_region=primary,
+            replica_regions=tuple(r for r in env.tenant_regions[tenant] if r != primary),
+        )
 
     def invoke(self, region: str, kind: str, event: dict[str, Any]) -> Any:
         return self._env.invoke(region, kind, {TENANT_KEY: self.tenant, **event})
@@ -168,19 +184,9 @@ def record_checks(runs: Mapping[str, Run], env: Environment) -> list[Check]:
     return out
 
 
-class _Regions:
-    """The environment with other replica regions (the regions the tenants' attacks ran in)."""
-
-    def __init__(self, env: Environment, regions: tuple[str, ...]) -> None:
-        self._env, self.replica_regions = env, regions
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._env, name)
-
-
 def in_attacked_regions(item: Check) -> Check:
     """``item`` (a check over the replica regions) run over the regions the tenants' attacks ran in."""
-    return replace(item, run=lambda env: item.run(_Regions(env, tuple(attacked_regions(env)))))
+    return replace(item, run=lambda env: item.run(EnvironmentView(env, replica_regions=tuple(attacked_regions(env)))))
 
 
 def tenant_audit_checks(runs: Mapping[str, Run], env: Environment) -> list[Check]:
@@ -563,7 +569,7 @@ def _tenant_keys_watched(env: Environment) -> str:
         for tenant, keys in owned.items():
             for key in keys:
                 change = sample_event(env, region, "DisableKey", root, key=key)
-                assert _alerts(rules, topic, change, False), (
+                assert alerting(rules, topic, change, False), (
                     f"no rule in {region} alerts {topic} when {tenant}'s key {key} is disabled"
                 )
                 denied = sample_event(env, region, "Decrypt", root, error=f"{DENIED_ERROR_PREFIX}Exception", key=key)
@@ -574,11 +580,11 @@ def _tenant_keys_watched(env: Environment) -> str:
                     ("the reader's tenant-access role", WRITER_USE, access[(region, "reader")]),
                 ):
                     unexpected = sample_event(env, region, use, caller, key=key)
-                    assert _alerts(rules, topic, unexpected, True), (
+                    assert alerting(rules, topic, unexpected, True), (
                         f"no rule in {region} alerts {topic} of {use} by {what} on {key}"
                     )
                 for kind, use in (("writer", WRITER_USE), ("reader", READER_USE)):
-                    own = _alerts(rules, topic, sample_event(env, region, use, access[(region, kind)], key=key), True)
+                    own = alerting(rules, topic, sample_event(env, region, use, access[(region, kind)], key=key), True)
                     assert not own, f"the {kind}'s tenant-access role's own {use} on {key} would alert ({own})"
                 seen += 1
     assert seen, "no tenant key found"
@@ -586,8 +592,3 @@ def _tenant_keys_watched(env: Environment) -> str:
         f"{seen} tenant keys: a change alerts the region's topic, a denied call is counted, a use but the "
         f"tenant-access roles' own ({WRITER_USE} by the writer's, {READER_USE} by the reader's) alerts"
     )
-
-
-def _alerts(rules: list[dict[str, Any]], topic: str, event: dict[str, Any], read_only: bool) -> list[str]:
-    """The names of the rules that would deliver ``event`` to ``topic``."""
-    return [r["Name"] for r in matching(rules, event, read_only) if any(t["Arn"] == topic for t in r["Targets"])]
