@@ -17,6 +17,7 @@ Aurora's are inside the VPC).
 from __future__ import annotations
 
 import json
+import time
 from functools import partial
 from typing import Any
 
@@ -33,7 +34,7 @@ from offline.verification.basics import (
     roundtrip_checks,
     written_once,
 )
-from offline.verification.checks import Capability, Check, Environment, NamedCheck, check
+from offline.verification.checks import Capability, Check, Environment, NamedCheck, Outcome, check
 from offline.verification.permissions import permission_checks
 from offline.verification.resources import ResourceReader, resource_checks
 from offline.verification.signals import SignalsReader, alarm_checks
@@ -44,7 +45,7 @@ SQL = Capability.DATABASE_SESSIONS
 
 def aurora_checks(run: Run, env: Environment) -> list[Check | NamedCheck]:
     schema, reader_sql = database_checks(env)
-    out = [schema, *roundtrip_checks(run, env, _at_rest, "cluster")]
+    out = [schema, *roundtrip_checks(run, env, _at_rest, "cluster", SQL)]
     for region in env.replica_regions:
         out += region_checks(run, region)
     out.append(reader_sql)
@@ -229,3 +230,53 @@ def _reader_role_sql(env: Environment) -> str:
     allowed = [s for s in statements if s not in denied]
     assert not allowed, f"the reader's role could run {allowed}"
     return f"{user} (password from its secret) is refused DELETE and UPDATE: permission denied"
+
+
+# -- the clean-up: the functions' database roles may not DELETE (db_setup grants none) -------------------
+AURORA_CLEAN_UP = "clean-up: every row this run wrote is deleted in every region, or listed with the SQL that does it"
+
+
+AURORA_LEFT_BEHIND = (
+    "what no clean-up undoes: the functions' log lines and metrics of these calls, CloudTrail's record of the KMS "
+    "calls and the clusters' backups and snapshots taken meanwhile"
+)
+
+
+def clean_up(run: Run) -> Check:
+    """The Aurora main job's last check (scenario.py ``run_main_job``), run whatever happened before it."""
+    return check(AURORA_CLEAN_UP, partial(_clean_up, run))
+
+
+def clean_up_sql(env: Environment, run: Run) -> str:
+    return f"DELETE FROM {env.table_name} WHERE id LIKE 'verify-{run.run_id}-%';"
+
+
+def _clean_up(run: Run, env: Environment) -> Outcome:
+    """With a database session (the emulator: the master user on the primary's writer), delete the run's rows
+    and wait until no region holds one; without (``verify`` of an account: the clusters are in isolated
+    subnets and no function role may delete), name the rows left and the statement that removes them."""
+    regions = (env.primary_region, *env.replica_regions)
+    prefix = f"verify-{run.run_id}-"
+    if Capability.DATABASE_SESSIONS not in env.capabilities:
+        return Outcome(
+            f"the run's rows ({prefix}*, at most {len(run.minted)}) stay: no role verify holds may delete a row",
+            lines=[
+                "to remove them, as the database's master user on the primary's writer endpoint (from inside the "
+                f"VPC, e.g. a bastion or the query editor): {clean_up_sql(env, run)} (the secondaries follow)",
+                AURORA_LEFT_BEHIND,
+            ],
+            figures={"left": len(run.minted)},
+        )
+    db = env.database()
+    deleted = db.admin(f"DELETE FROM {db.table} WHERE id LIKE %s RETURNING id", f"{prefix}%")  # on the writer
+    deadline = time.monotonic() + env.replication_deadline_s
+    while left := [
+        r for r in regions if db.admin(f"SELECT 1 FROM {db.table} WHERE id LIKE %s", f"{prefix}%", region=r)
+    ]:
+        assert time.monotonic() < deadline, f"rows still there after {env.replication_deadline_s:.0f}s in {left}"
+        time.sleep(0.2)
+    return Outcome(
+        f"deleted the run's {len(deleted)} rows ({prefix}*) on the writer; none is left in {', '.join(regions)}",
+        lines=[AURORA_LEFT_BEHIND],
+        figures={"deleted": len(deleted)},
+    )

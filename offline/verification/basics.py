@@ -133,16 +133,17 @@ def as_bytes(value: Any) -> bytes:
 AtRest = Callable[[Run, str, Any], str]  # (run, region, env) -> detail: the main record as stored
 
 
-def roundtrip_checks(run: Run, env: Environment, at_rest: AtRest, store: str) -> list[Check]:
+def roundtrip_checks(run: Run, env: Environment, at_rest: AtRest, store: str, *needs: Capability) -> list[Check]:
     """Write in the primary (the checks after it need it), read in every replica, only ciphertext
-    at rest in every region (``store``: what holds the items, for the names)."""
+    at rest in every region (``store``: what holds the items, for the names; ``needs``: what reading
+    them takes)."""
     out = [check(f"writer encrypts and writes in {env.primary_region}", partial(_write_main, run), gate=True)]
     out += [
         check(f"reader decrypts in {region} after replication", partial(_read_main, run, region))
         for region in env.replica_regions
     ]
     out += [
-        check(f"{store} in {region} holds only ciphertext for sensitive fields", partial(at_rest, run, region))
+        check(f"{store} in {region} holds only ciphertext for sensitive fields", partial(at_rest, run, region), *needs)
         for region in (env.primary_region, *env.replica_regions)
     ]
     return out

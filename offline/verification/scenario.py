@@ -28,6 +28,7 @@ from typing import Any
 from offline.runbooks.rotation import rotate
 from offline.verification.audit import audit_checks
 from offline.verification.aurora_scenario import AURORA, aurora_checks, database_checks, deployed_aurora_checks
+from offline.verification.aurora_scenario import clean_up as aurora_clean_up
 from offline.verification.basics import (
     Run,
     as_bytes,
@@ -93,11 +94,10 @@ def run_main_job(
         run_checks(main_job(env, run), env, report)
         finished = True
     finally:  # whatever happened (a failed check, an error, Ctrl-C), the items written go
-        if env.store != AURORA:  # the Aurora main job's rows live on servers that stop with the emulator
-            cleaned = run_one(clean_up(run), env)
-            report.checks.append(cleaned)
-            if not finished:
-                say(f"{cleaned.status}  {cleaned.name}: {cleaned.detail}")
+        cleaned = run_one(aurora_clean_up(run) if env.store == AURORA else clean_up(run), env)
+        report.checks.append(cleaned)
+        if not finished:
+            say(f"{cleaned.status}  {cleaned.name}: {cleaned.detail}")
     for name, detail in env.problems():
         report.checks.append(Result(name, False, detail, 0.0))
     return report

@@ -117,10 +117,6 @@ AURORA_C = ["-c", f"mrk-toolkit:store={STORE_AURORA_POSTGRESQL}"]
     [
         (["deploy"], f"python -m offline demo -c mrk-toolkit:store={STORE_AURORA_POSTGRESQL}"),
         (["destroy", "--yes"], f"npx cdk destroy --all -c mrk-toolkit:store={STORE_AURORA_POSTGRESQL}"),
-        (
-            ["verify", "--primary", "us-east-2", "--replicas", "us-west-1"],
-            f"python -m offline demo -c mrk-toolkit:store={STORE_AURORA_POSTGRESQL}",
-        ),
     ],
 )
 def test_a_verb_for_the_dynamodb_store_only_refuses_the_aurora_store(verb: list[str], instead: str) -> None:

@@ -14,8 +14,11 @@ import boto3
 import pytest
 
 from cloud_assembly.reader import load_assembly
+from lambda_src.record_crypto.settings import STORE_AURORA_POSTGRESQL
 from offline.__main__ import main
 from offline.verification.emulated import EmulatedEnvironment, serve, stood_up, up_instructions
+from stacks.config import CONTEXT_PREFIX
+from stacks.synthesize import synthesize
 from tests.offline.edits import LAG, drop_condition_keys, edited, resources
 
 pytestmark = pytest.mark.e2e
@@ -228,3 +231,64 @@ def test_verify_with_tenants_runs_the_tenant_job_and_leaves_the_tables_as_they_w
         lines["every tenant key rotates on demand, and each tenant's regions decrypt across the rotation"] == "N/A "
     ), out
     assert "FAIL" not in lines.values(), out
+
+
+AURORA_CONTEXT = ["-c", f"{CONTEXT_PREFIX}store={STORE_AURORA_POSTGRESQL}"]
+
+
+@pytest.fixture(scope="module")
+def aurora_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synthesize({f"{CONTEXT_PREFIX}store": STORE_AURORA_POSTGRESQL}, str(tmp_path_factory.mktemp("aurora")))
+
+
+def _verify_rows(env: EmulatedEnvironment) -> dict[str, int]:
+    """Per region, the rows verify's runs wrote (``verify-*``), as the master user sees them."""
+    db = env.database()
+    regions = (env.primary_region, *env.replica_regions)
+    return {r: db.admin(f"SELECT count(*) FROM {db.table} WHERE id LIKE 'verify-%'", region=r)[0][0] for r in regions}
+
+
+def test_verify_runs_against_an_aurora_deployment_and_names_the_rows_it_leaves(
+    aurora_assembly: Path, served: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """verify of an Aurora deployment as an account holder runs it (no SQL session: the clusters are in
+    isolated subnets): the functions write and read across regions, the deployed invariants are read back
+    through RDS and CloudWatch, the SQL checks are N/A, and the rows it wrote are named with the statement
+    that removes them (which, run as the master user, removes exactly them). An edited deployment fails."""
+    env = served(aurora_assembly)
+    assert main(["verify", "--deadline", "10", *AURORA_CONTEXT]) == 0
+    out, err = capsys.readouterr()
+    assert "no stored row is altered and no security alarm fires" in err, err
+    for line in (
+        "PASS  reader decrypts in us-west-1 after replication",
+        "PASS  deployed: the global database holds every region's cluster, one writer, encrypted and protected",
+        "N/A   the writer in us-west-1 is refused a direct write",
+        "N/A   planted sensitive value in us-west-1 is refused",
+    ):
+        assert any(printed.startswith(line) for printed in out.splitlines()), f"{line!r} not in:\n{out}"
+    clean_up = next(line for line in out.splitlines() if "clean-up" in line)
+    assert clean_up.startswith("PASS") and "stay" in clean_up, out
+    statement = out.split("query editor): ", 1)[1].split(" (the secondaries follow)", 1)[0]
+    left = _verify_rows(env)
+    assert left[env.primary_region] > 0 and len(set(left.values())) == 1, left
+    deleted = env.database().admin(statement.replace(";", " RETURNING id"))
+    assert len(deleted) == left[env.primary_region], (statement, deleted)
+    assert _verify_rows(env)[env.primary_region] == 0, "the printed statement left rows"
+
+
+def test_verify_of_an_edited_aurora_deployment_fails_naming_it(
+    aurora_assembly: Path, served: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def unprotected(template: dict[str, Any]) -> None:
+        (cluster,) = resources(template, "AWS::RDS::GlobalCluster")
+        cluster["Properties"]["DeletionProtection"] = False
+
+    stack = next(
+        p.name.removesuffix(".template.json")
+        for p in aurora_assembly.glob("*.template.json")
+        if "AWS::RDS::GlobalCluster" in p.read_text()
+    )
+    served(edited(aurora_assembly, tmp_path / "cdk.out", {stack: unprotected}))
+    assert main(["verify", "--deadline", "10", *AURORA_CONTEXT]) == 1
+    fails = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAIL")]
+    assert len(fails) == 1 and "deletion protection" in fails[0], fails
