@@ -40,14 +40,23 @@ class DiscoveryParameters(Construct):
         """The ARN IAM authorizes GetParametersByPath on (the path without a trailing slash)."""
         return f"arn:{partition}:ssm:{region}:{account}:parameter{self.path}"
 
-    def grant_read(self, grantee: iam.IGrantable, *, region: str, account: str, partition: str) -> None:
-        """GetParametersByPath on the path, GetParameter(s) on each parameter; nothing else."""
-        grantee.grant_principal.add_to_principal_policy(
+    def read_statements(self, *, region: str, account: str, partition: str) -> list[iam.PolicyStatement]:
+        """GetParametersByPath on the path, GetParameter(s) on each parameter; nothing else (two statements:
+        each action on only the resources it names)."""
+        return [
             iam.PolicyStatement(
-                actions=["ssm:GetParametersByPath", "ssm:GetParameters", "ssm:GetParameter"],
-                resources=[
-                    self.path_arn(region, account, partition),
-                    *(p.parameter_arn for p in self.parameters.values()),
-                ],
-            )
-        )
+                sid="DiscoveryPath",
+                actions=["ssm:GetParametersByPath"],
+                resources=[self.path_arn(region, account, partition)],
+            ),
+            iam.PolicyStatement(
+                sid="DiscoveryParameters",
+                actions=["ssm:GetParameters", "ssm:GetParameter"],
+                resources=[p.parameter_arn for p in self.parameters.values()],
+            ),
+        ]
+
+    def grant_read(self, grantee: iam.IGrantable, *, region: str, account: str, partition: str) -> None:
+        """``read_statements`` added to the grantee's policy."""
+        for statement in self.read_statements(region=region, account=account, partition=partition):
+            grantee.grant_principal.add_to_principal_policy(statement)

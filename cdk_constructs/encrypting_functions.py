@@ -290,7 +290,7 @@ class EncryptingFunction(Construct):
             statements=[
                 # With tenants, no grant on the records key: every record is under its tenant's key,
                 # used only in that tenant's session (a bug cannot fall back to a key all tenants share).
-                *([_key_statement(kms_action, mrk_arn, encryption_context)] if records_key else []),
+                *([key_statement(kms_action, mrk_arn, encryption_context)] if records_key else []),
                 *self._tenant_access(construct_id, role_path, kms_action, tenant_key_arns, encryption_context),
                 *store_statements,
                 *([beacons.statement()] if beacons is not None else []),
@@ -323,7 +323,7 @@ class EncryptingFunction(Construct):
         if query_indexes_only and database is None:
             return "local beacon indexes", _index_query(table_arn)
         if database is None:
-            return "local table replica", _table_statements(table_arn, table_actions, readable_attributes)
+            return "local table replica", table_statements(table_arn, table_actions, readable_attributes)
         assert database_secret_arn is not None
         return "own database secret", database.statements(database_secret_arn, Stack.of(self).region)
 
@@ -454,7 +454,7 @@ class EncryptingFunction(Construct):
         }
 
 
-def _key_statement(action: str, key_arn: str, encryption_context: Mapping[str, str]) -> iam.PolicyStatement:
+def key_statement(action: str, key_arn: str, encryption_context: Mapping[str, str]) -> iam.PolicyStatement:
     """The one KMS action on the local multi-region key, only with the toolkit's encryption context."""
     return iam.PolicyStatement(
         sid="LocalMultiRegionKey",
@@ -477,7 +477,7 @@ def _index_query(table_arn: str) -> list[iam.PolicyStatement]:
     ]
 
 
-def _table_statements(
+def table_statements(
     table_arn: str, actions: tuple[str, ...], readable_attributes: tuple[str, ...]
 ) -> list[iam.PolicyStatement]:
     return [

@@ -25,6 +25,7 @@ TABLE_TYPES = ("AWS::DynamoDB::GlobalTable", "AWS::DynamoDB::Table")
 SECRET_TYPES = ("AWS::SecretsManager::Secret",)
 LOG_GROUP_TYPES = ("AWS::Logs::LogGroup",)
 ROLE_TYPES = ("AWS::IAM::Role",)
+PARAMETER_TYPES = ("AWS::SSM::Parameter",)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,10 @@ class ResourceKind:
     tagged: str = ""
     # Appended to each resource's ARN (``/index/beacon-*``: the resource's indexes of that name).
     suffix: str = ""
+    # Every resource of the types whose logical id starts with this (``Discovery``: each parameter).
+    stem_prefix: str = ""
+    # The ARN one level up (an SSM parameter's path: what GetParametersByPath is authorized on).
+    parent: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,12 @@ def own_log_group(stem: str) -> ResourceKind:
 TENANT_KEYS = ResourceKind(f"its region's tenant keys (tagged `{TENANT_KEY}`)", KEY_TYPES, tagged=TENANT_KEY)
 WRITER_TENANT_ROLE = ResourceKind("the writer's tenant-access role", ROLE_TYPES, ("RecordsWriterTenantRole",))
 READER_TENANT_ROLE = ResourceKind("the reader's tenant-access role", ROLE_TYPES, ("RecordsReaderTenantRole",))
+
+# Discovery (README "Discovery"): the region's SSM parameters, by name, and their path.
+DISCOVERY_PARAMETERS = ResourceKind("its region's discovery parameters", PARAMETER_TYPES, stem_prefix="Discovery")
+DISCOVERY_PATH = ResourceKind(
+    "its region's discovery path (`/<stackPrefix>/<region>`)", PARAMETER_TYPES, stem_prefix="Discovery", parent=True
+)
 
 ANY_REQUEST = Condition("")
 RECORD_CONTEXT = Condition("with the toolkit's encryption context", "record-context")
@@ -360,10 +371,60 @@ FLOW_LOGS = RoleContract(
     (logs("NetworkFlowLogs", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"),),
 )
 
+
+def discovery_read(who: str) -> tuple[Grant, ...]:
+    return (
+        Grant(
+            ("ssm:GetParameter", "ssm:GetParameters"),
+            DISCOVERY_PARAMETERS,
+            f"{who} discovers the key, table and record options (RecordService.discover)",
+        ),
+        Grant(("ssm:GetParametersByPath",), DISCOVERY_PATH, "the same, in one call"),
+    )
+
+
+APPLICATION_WRITER = RoleContract(
+    "application-writer",
+    "the application writer's role",
+    ("ApplicationWriterRole",),
+    "with applicationPrincipals: an application outside Lambda that writes records (the writer's rights; the "
+    "trust policy names those principals)",
+    (
+        Grant(
+            ("kms:GenerateDataKey",),
+            OWN_MRK,
+            "a data key per record (or per cached key), for records only",
+            RECORD_CONTEXT,
+        ),
+        Grant(("dynamodb:PutItem",), OWN_TABLE, "store the record"),
+        Grant(
+            ("dynamodb:GetItem",),
+            OWN_TABLE,
+            "read the stored version before a conditional write; no other attribute",
+            VERSION_ONLY,
+        ),
+        *discovery_read("the application"),
+    ),
+)
+
+APPLICATION_READER = RoleContract(
+    "application-reader",
+    "the application reader's role",
+    ("ApplicationReaderRole",),
+    "with applicationPrincipals: an application outside Lambda that reads records (the reader's rights)",
+    (
+        Grant(("kms:Decrypt",), OWN_MRK, "decrypt a record's data key, for records only", RECORD_CONTEXT),
+        Grant(("dynamodb:GetItem",), OWN_TABLE, "read the record"),
+        *discovery_read("the application"),
+    ),
+)
+
 CONTRACTS: tuple[RoleContract, ...] = (
     WRITER,
     READER,
     FINDER,
+    APPLICATION_WRITER,
+    APPLICATION_READER,
     TENANT_WRITER,
     TENANT_READER,
     SCHEMA_SETUP,

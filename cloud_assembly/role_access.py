@@ -71,6 +71,8 @@ def arn_of(type_name: str, region: str, account: str, partition: str, physical_i
         "AWS::RDS::DBInstance": base.format("rds") + f"db:{physical_id}",
         "AWS::RDS::GlobalCluster": f"arn:{partition}:rds::{account}:global-cluster:{physical_id}",
         "AWS::CloudWatch::Alarm": base.format("cloudwatch") + f"alarm:{physical_id}",
+        # A parameter's name starts with "/" (the toolkit's all do: they are under a path).
+        "AWS::SSM::Parameter": base.format("ssm") + f"parameter{physical_id}",
     }.get(type_name)
 
 
@@ -143,11 +145,15 @@ def resolve_all(kind: ResourceKind, view: DeploymentView, *, regions: Sequence[s
     """The ARNs a symbolic resource names in these regions (None: every region)."""
     roles = [StackResource(r.stack, r.region, r.logical_id, ROLE_TYPES[0], r.arn) for r in view.roles]
     out = [
-        f"{r.arn}{kind.suffix}"
+        f"{r.arn.rsplit('/', 1)[0] if kind.parent else r.arn}{kind.suffix}"
         for r in (*view.resources, *roles)
         if r.arn
         and r.type in kind.types
-        and (r.stem in kind.stems or (kind.tagged and kind.tagged in view.resource_tags.get(r.arn, {})))
+        and (
+            r.stem in kind.stems
+            or (kind.stem_prefix and r.stem.startswith(kind.stem_prefix))
+            or (kind.tagged and kind.tagged in view.resource_tags.get(r.arn, {}))
+        )
         and (regions is None or r.region in regions)
     ]
     for pattern in kind.patterns:
@@ -208,6 +214,7 @@ FOREIGN = {
     "cloudwatch": ("arn:{p}:cloudwatch:{r}:{a}:alarm:not-the-toolkits", "an alarm"),
     "ec2": ("arn:{p}:ec2:{r}:{a}:network-interface/eni-not-the-toolkits", "a network interface"),
     "s3": ("arn:{p}:s3:::not-the-toolkits/*", "a bucket's objects"),
+    "ssm": ("arn:{p}:ssm:{r}:{a}:parameter/not-the-toolkits/{r}", "another deployment's discovery path"),
 }
 # The ARN service of the resources an action's service acts on, where they differ.
 RESOURCE_SERVICE = {"sts": "iam"}
@@ -259,6 +266,9 @@ def targets(role: DeployedRole, view: DeploymentView, grants: Sequence[Grant]) -
     for grant in grants:
         for arn in view.resolve(grant.on, role.region):
             add(arn, grant.on.text)
+    for grant in grants:  # what a grant names, in the other regions (a path, an index: not a resource of its own)
+        for arn in resolve_all(grant.on, view, regions=None):
+            add(arn, f"{grant.on.text} of another region")
     for _, (pattern, noun) in sorted(FOREIGN.items()):
         add(pattern.format(p=view.partition, r=role.region, a=view.account), f"{noun} that is not the toolkit's")
     for arn, label in own:

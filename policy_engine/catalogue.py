@@ -29,6 +29,7 @@ MODELS: dict[str, tuple[str, ...]] = {
     "s3": ("s3",),
     "secretsmanager": ("secretsmanager",),
     "sns": ("sns",),
+    "ssm": ("ssm",),
     "sts": ("sts",),
     "xray": ("xray",),
 }

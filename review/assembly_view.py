@@ -170,6 +170,8 @@ class AssemblyView:
             table = str(prop("TableName") or name)
             arn = f"arn:{p}:dynamodb:{region}:{ACCOUNT}:table/{table}"
             return {"Arn": arn, "StreamArn": f"{arn}/stream/<stream>"}.get(attribute, table)
+        if type_name == "AWS::SSM::Parameter" and attribute == "Ref":
+            return str(prop("Name") or name)
         if type_name == "AWS::SNS::Topic":
             arn = f"arn:{p}:sns:{region}:{ACCOUNT}:{prop('TopicName') or name}"
             return {"TopicName": str(prop("TopicName") or name)}.get(attribute, arn)

@@ -218,6 +218,8 @@ class ToolkitConfig:
     tenants: tuple[TenantConfig, ...] = ()
     # Empty: no beacons, no HMAC key (README "Beacons"). In the order given.
     beacon_fields: tuple[BeaconField, ...] = ()
+    # Empty: no application roles (README "The application roles"). Account ids and IAM role/user ARNs.
+    application_principals: tuple[str, ...] = ()
 
     @property
     def regions(self) -> tuple[str, ...]:
@@ -349,6 +351,7 @@ KNOWN_FIELDS = (
     "store",
     "tenants",
     "beaconFields",
+    "applicationPrincipals",
     *AURORA_FIELDS,
     *AUDIT_FIELDS,
 )
@@ -421,6 +424,7 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
         audit=_audit(raw),
         tenants=tenants,
         beacon_fields=beacon_fields,
+        application_principals=_application_principals(raw, store, tenants, beacon_fields),
     )
 
 
@@ -608,6 +612,45 @@ _BEACONS_FIX = (
     f"Fix it in cdk.json, or give the whole map on the command line: "
     f'-c \'{CONTEXT_PREFIX}beaconFields={{"ssn": {{"bits": 24, "normalize": "digits"}}}}\''
 )
+
+
+_PRINCIPAL_RE = re.compile(rf"^\d{{12}}$|^arn:{PARTITION_PATTERN}:iam::\d{{12}}:(?:role|user)/[\w+=,.@/-]+$")
+
+
+def _application_principals(
+    raw: Mapping[str, Any], store: str, tenants: tuple[TenantConfig, ...], beacon_fields: tuple[BeaconField, ...]
+) -> tuple[str, ...]:
+    """``applicationPrincipals``: who may assume the application writer and reader roles (README "The
+    application roles"); the DynamoDB store without tenants or beacons only, for now."""
+    value = raw.get("applicationPrincipals", [])
+    principals = _list("applicationPrincipals", value)
+    for principal in principals:
+        _pattern(
+            "applicationPrincipals",
+            principal,
+            _PRINCIPAL_RE,
+            "expected 12-digit account ids or IAM role/user ARNs (arn:aws:iam::<account>:role/<path><name>)",
+        )
+    if len(set(principals)) != len(principals):
+        raise ConfigError("applicationPrincipals", value, "a principal is listed twice", "List each principal once")
+    unbuilt = (
+        "the Aurora store"
+        if principals and store == STORE_AURORA_POSTGRESQL
+        else "tenants"
+        if principals and tenants
+        else "beacon fields"
+        if principals and beacon_fields
+        else None
+    )
+    if unbuilt is not None:
+        raise ConfigError(
+            "applicationPrincipals",
+            value,
+            f"application roles with {unbuilt} are not built yet (they carry the single-key DynamoDB "
+            "deployment's writer and reader rights)",
+            f"Remove {CONTEXT_PREFIX}applicationPrincipals, or deploy the DynamoDB store without tenants and beacons",
+        )
+    return tuple(principals)
 
 
 def _beacons_without_tenants(

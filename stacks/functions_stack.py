@@ -8,6 +8,7 @@ from typing import Any
 from aws_cdk import Acknowledgment, CfnOutput, Stack, Token, Validations
 from constructs import Construct
 
+from cdk_constructs.application_roles import ApplicationRoles
 from cdk_constructs.audit_rules import AuditRules
 from cdk_constructs.discovery_parameters import DiscoveryParameters
 from cdk_constructs.encrypting_functions import (
@@ -127,6 +128,26 @@ class FunctionsStack(Stack):
             path=discovery_path(config.stack_prefix, self.region),
             values=discovery_values(config, mrk_arn, database),
         )
+        self.application = self._application_roles(config, mrk_arn)
+
+    def _application_roles(self, config: ToolkitConfig, mrk_arn: str) -> ApplicationRoles | None:
+        """With ``applicationPrincipals``: the roles an application assumes (README "The application roles")."""
+        if not config.application_principals:
+            return None
+        roles = ApplicationRoles(
+            self,
+            "Application",
+            principals=config.application_principals,
+            mrk_arn=mrk_arn,
+            encryption_context=record_encryption_context(config.table_name),
+            table_arn=self.format_arn(service="dynamodb", resource="table", resource_name=config.table_name),
+            discovery=self.discovery,
+            writer_role_path=writer_role_path(config),
+            reader_role_path=reader_role_path(config),
+        )
+        CfnOutput(self, "ApplicationWriterRoleArn", value=roles.writer.role_arn)
+        CfnOutput(self, "ApplicationReaderRoleArn", value=roles.reader.role_arn)
+        return roles
 
     def _acknowledge_index_pattern(self, config: ToolkitConfig) -> None:
         """The finder's Query names the table's indexes by the toolkit's prefix (``index/beacon-*``)."""

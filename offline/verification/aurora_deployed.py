@@ -8,9 +8,31 @@ written here."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from lambda_src.record_crypto.settings import (
+    DATABASE_DISCOVERY_PARAMETERS,
+    DISCOVERY_PARAMETERS,
+    ENV_DB_HOST,
+    ENV_DB_NAME,
+    ENV_DB_PORT,
+    ENV_DB_SECRET_ARN,
+    ENV_MRK_ARN,
+    ENV_TABLE_NAME,
+    PARAM_DB_NAME,
+    PARAM_DB_PORT,
+    PARAM_DB_READER_ENDPOINT,
+    PARAM_DB_READER_SECRET_ARN,
+    PARAM_DB_WRITER_ENDPOINT,
+    PARAM_DB_WRITER_SECRET_ARN,
+    PARAM_RECORD_KEY_ARN,
+    PARAM_RECORD_OPTIONS,
+    PARAM_TABLE_NAME,
+    STORE_AURORA_POSTGRESQL,
+    discovery_path,
+)
 from offline.verification.checks import NamedCheck
 from offline.verification.resources import deployed_stack_resources
 
@@ -111,6 +133,60 @@ def clusters_by_region(
         return found
 
     return read
+
+
+# Each database parameter and what the region's functions use for it: (parameter, function kind, variable).
+DISCOVERED_AS_USED = (
+    (PARAM_RECORD_KEY_ARN, "writer", ENV_MRK_ARN),
+    (PARAM_TABLE_NAME, "writer", ENV_TABLE_NAME),
+    (PARAM_DB_WRITER_ENDPOINT, "writer", ENV_DB_HOST),
+    (PARAM_DB_READER_ENDPOINT, "reader", ENV_DB_HOST),
+    (PARAM_DB_PORT, "writer", ENV_DB_PORT),
+    (PARAM_DB_NAME, "writer", ENV_DB_NAME),
+    (PARAM_DB_WRITER_SECRET_ARN, "writer", ENV_DB_SECRET_ARN),
+    (PARAM_DB_READER_SECRET_ARN, "reader", ENV_DB_SECRET_ARN),
+)
+
+
+def discovery_checks(
+    client: Callable[[str, str], Any],
+    stack_prefix: str,
+    regions: tuple[str, ...],
+    function_names: Mapping[tuple[str, str], str],
+) -> list[NamedCheck]:
+    """Each region's discovery parameters (README "Discovery") read back: all of them, the Aurora store named,
+    and each value the one the region's deployed functions use (key, table, endpoints, port, database, secrets),
+    so that an application that discovers the deployment reaches what the functions reach."""
+
+    def region_check(region: str) -> str:
+        path = discovery_path(stack_prefix, region)
+        pages = client("ssm", region).get_paginator("get_parameters_by_path").paginate(Path=path)
+        got = {str(p["Name"]).rsplit("/", 1)[1]: str(p["Value"]) for page in pages for p in page["Parameters"]}
+        names = (*DISCOVERY_PARAMETERS, *DATABASE_DISCOVERY_PARAMETERS)
+        missing = [f"{path}/{name}" for name in names if name not in got]
+        assert not missing, f"missing in {region}: {', '.join(missing)} (an application cannot discover the deployment)"
+        store = json.loads(got[PARAM_RECORD_OPTIONS]).get("store")
+        assert store == STORE_AURORA_POSTGRESQL, f"{path}/{PARAM_RECORD_OPTIONS} names the store {store!r}"
+        used = {
+            kind: client("lambda", region)
+            .get_function_configuration(FunctionName=function_names[(region, kind)])
+            .get("Environment", {})
+            .get("Variables", {})
+            for kind in ("writer", "reader")
+        }
+        wrong = [
+            f"{path}/{name} is {got[name]!r}, the {kind} function uses {used[kind].get(variable)!r}"
+            for name, kind, variable in DISCOVERED_AS_USED
+            if got[name] != str(used[kind].get(variable))
+        ]
+        assert not wrong, "; ".join(wrong)
+        return f"{path}: {len(got)} parameters, each the value the {region} functions use"
+
+    return [
+        (f"deployed: the discovery parameters of {region} name its key, table, endpoints and secrets",
+         _bind(region_check, region))
+        for region in regions
+    ]  # fmt: skip
 
 
 def _bind(fn: Callable[[str], str], region: str) -> Callable[[], str]:

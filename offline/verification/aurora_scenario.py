@@ -23,7 +23,12 @@ from typing import Any
 
 from lambda_src.record_crypto.settings import READER_ROLE, STORES, WRITER_ROLE
 from offline.verification.audit import audit_checks
-from offline.verification.aurora_deployed import cluster_checks, clusters_by_region, global_cluster_check
+from offline.verification.aurora_deployed import (
+    cluster_checks,
+    clusters_by_region,
+    discovery_checks,
+    global_cluster_check,
+)
 from offline.verification.basics import (
     Run,
     closing_checks,
@@ -84,13 +89,15 @@ def region_checks(run: Run, region: str) -> list[Check]:
 
 
 def deployed_aurora_checks(env: Environment, regions: tuple[str, ...]) -> list[NamedCheck]:
-    """Each region's cluster protected and backed up; its alarms (cluster, functions, database
-    refusals) notifying its encrypted topic: read back through RDS and CloudWatch."""
+    """Each region's cluster protected and backed up; its discovery parameters naming what its functions use;
+    its alarms (cluster, functions, database refusals) notifying its encrypted topic: read back through RDS,
+    SSM, Lambda and CloudWatch."""
     prefix = env.reader.stack_prefix
     clusters = clusters_by_region(env.client, prefix, regions)
     return [
         *cluster_checks(env.client, prefix, regions),
         global_cluster_check(env.client, prefix, regions, env.primary_region),
+        *discovery_checks(env.client, prefix, regions, env.function_names),
         *alarm_checks(SignalsReader(env.client), regions, env.table_name, env.function_names, clusters),
     ]
 

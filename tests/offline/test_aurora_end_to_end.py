@@ -60,6 +60,7 @@ def test_aurora_deployment_end_to_end(aurora_assembly: Path, tmp_path: Path) -> 
         "deployed: every resource policy in us-west-1 names only its contract's principals",
         "deployed: everything at rest in us-west-1 is encrypted with a customer-managed key of us-west-1",
         "deployed: the cluster in us-west-1 is protected from deletion and backed up",
+        "deployed: the discovery parameters of us-west-1 name its key, table, endpoints and secrets",
         "deployed: us-east-2 alarms on its functions and its cluster notify an encrypted topic",
         *(
             f"deployed: {role} may do exactly its contract"
@@ -179,10 +180,19 @@ def test_an_unprotected_cluster_and_a_missing_lag_alarm_fail_the_run(aurora_asse
         (glob,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::RDS::GlobalCluster"]
         glob["Properties"]["DeletionProtection"] = False
 
+    def reader_endpoint_elsewhere(template: dict[str, Any]) -> None:
+        (parameter,) = [
+            r["Properties"]
+            for r in template["Resources"].values()
+            if r["Type"] == "AWS::SSM::Parameter" and r["Properties"]["Name"].endswith("/db-reader-endpoint")
+        ]
+        parameter["Value"] = "elsewhere.example.com"
+
     edited = _edited(aurora_assembly, tmp_path, "MrkToolkit-Database-us-west-1", unprotected)
     for stack, edit in (
         ("MrkToolkit-Functions-us-east-2", no_lag_alarm),
         ("MrkToolkit-Database-us-east-2", unprotected_global),
+        ("MrkToolkit-Functions-us-west-1", reader_endpoint_elsewhere),
     ):
         (path,) = [p for p in edited.glob("*.template.json") if p.name.startswith(stack)]
         template = json.loads(path.read_text())
@@ -198,4 +208,9 @@ def test_an_unprotected_cluster_and_a_missing_lag_alarm_fail_the_run(aurora_asse
     assert "deployed: the cluster in us-east-2 is protected from deletion and backed up" not in failed
     glob = failed["deployed: the global database holds every region's cluster, one writer, encrypted and protected"]
     assert glob == "global cluster mrktoolkit-records: deletion protection is off", glob
+    discovery = failed["deployed: the discovery parameters of us-west-1 name its key, table, endpoints and secrets"]
+    assert discovery.startswith(
+        "/MrkToolkit/us-west-1/db-reader-endpoint is 'elsewhere.example.com', the reader function uses '"
+    ), discovery
+    assert "deployed: the discovery parameters of us-east-2 name its key, table, endpoints and secrets" not in failed
     assert _postgres_left() == []

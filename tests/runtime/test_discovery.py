@@ -163,8 +163,8 @@ def test_the_example_discovers_the_deployment(aws: TwoRegions, capsys: pytest.Ca
     publish_deployment(aws)
     assert main(["--region", PRIMARY, "--deployment", DEPLOYMENT]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "stored example-1 version 1, encrypted ['ssn']"
-    assert out[1] == "read example-1 version 1: name=Ada, ssn decrypted"
+    assert out[0] == "stored example-1 version 1 in us-east-2, encrypted ['ssn']"
+    assert out[1] == "read example-1 version 1 in us-east-2: name=Ada, ssn decrypted"
     for bad in (["--region", PRIMARY], ["--region", PRIMARY, "--deployment", "D", "--table", TABLE]):
         with pytest.raises(SystemExit):
             main(bad)

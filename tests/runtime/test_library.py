@@ -48,7 +48,7 @@ def test_the_readme_example_runs_as_written(aws: TwoRegions, capsys: pytest.Capt
 
     assert main(["--region", PRIMARY, "--table", TABLE, "--key-arn", aws.primary_arn]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "stored example-1 version 1, encrypted ['ssn']"
-    assert out[1] == "read example-1 version 1: name=Ada, ssn decrypted"
+    assert out[0] == "stored example-1 version 1 in us-east-2, encrypted ['ssn']"
+    assert out[1] == "read example-1 version 1 in us-east-2: name=Ada, ssn decrypted"
     assert out[2].startswith("refused: VersionConflict (409)")
     assert out[3] == "updated example-1 to version 2"

@@ -1,0 +1,98 @@
+"""The README's example as a user with an account runs it (README "The application roles"): `python -m offline
+up` with ``applicationPrincipals`` naming the account, the exports sourced, the application roles read from
+the functions stacks' outputs, and examples/records_from_python.py assuming the application writer of one
+region and the application reader of another: it discovers the deployment, writes in us-east-2 and reads in
+us-west-1. The application reader's session may not write (its key use is Decrypt only)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+
+from offline.emulator.server import MOTO_ACCOUNT
+from tests.infra.synth import REPO_ROOT
+from tests.offline.test_up_service import _free_port, _sourced
+
+pytestmark = pytest.mark.e2e
+EXAMPLE = REPO_ROOT / "examples" / "records_from_python.py"
+
+
+def _outputs(env: dict[str, str], region: str) -> dict[str, str]:
+    """The functions stack's outputs, as `aws cloudformation describe-stacks` shows them."""
+    cloudformation = boto3.client(
+        "cloudformation",
+        region_name=region,
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+    (stack,) = cloudformation.describe_stacks(StackName=f"MrkToolkit-Functions-{region}")["Stacks"]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def _example(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(EXAMPLE), "--deployment", "MrkToolkit", *args],
+        cwd=REPO_ROOT,
+        env={**env, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def test_the_example_assumes_the_application_roles_against_offline_up(tmp_path: Path) -> None:
+    port, env_file, out = _free_port(), tmp_path / "up.env", tmp_path / "up.out"
+    principals = f"mrk-toolkit:applicationPrincipals={MOTO_ACCOUNT}"
+    command = ["-m", "offline", "up", "--port", str(port), "--lag", "0.5", "-c", principals]
+    with out.open("w") as stdout:
+        up = subprocess.Popen(
+            [sys.executable, *command, "--env-file", str(env_file)],
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 400
+        while not env_file.exists() and up.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert env_file.exists(), f"no env file; exit code {up.poll()}; output: {out.read_text()}"
+        env = {**_sourced(env_file), "HOME": str(tmp_path)}
+        writer = _outputs(env, "us-east-2")["ApplicationWriterRoleArn"]
+        reader = _outputs(env, "us-west-1")["ApplicationReaderRoleArn"]
+        assert ":role/MrkToolkit/writer/" in writer and ":role/MrkToolkit/reader/" in reader
+
+        done = _example(
+            env, "--region", "us-east-2", "--read-region", "us-west-1", "--writer-role-arn", writer,
+            "--reader-role-arn", reader,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[0] == "stored example-1 version 1 in us-east-2, encrypted ['ssn']", lines
+        assert lines[1] == "read example-1 version 1 in us-west-1: name=Ada, ssn decrypted", lines
+        assert lines[-1] == "updated example-1 to version 2", lines
+
+        # The application reader's session writing: refused by KMS (the role may only Decrypt).
+        west_reader_as_writer = _example(env, "--region", "us-west-1", "--writer-role-arn", reader)
+        assert west_reader_as_writer.returncode == 1
+        last = west_reader_as_writer.stderr.splitlines()[-1]
+        assert last.startswith("AccessDenied (403): KMS denied GenerateDataKey on arn:aws:kms:us-west-1:"), last
+        # us-east-2's application writer cannot discover us-west-1 (another region's parameters).
+        elsewhere = _example(env, "--region", "us-west-1", "--writer-role-arn", writer)
+        assert elsewhere.returncode == 1
+        assert elsewhere.stderr.splitlines()[-1].startswith("DeploymentNotDiscovered"), elsewhere.stderr
+        assert "/MrkToolkit/us-west-1" in elsewhere.stderr and "ssm:GetParametersByPath" in elsewhere.stderr
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=120) == 0, out.read_text()
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
