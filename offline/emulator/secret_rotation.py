@@ -11,8 +11,10 @@ function permissions Secrets Manager needs (``AWS::Lambda::Permission``), and ``
   ``secretsmanager.amazonaws.com``, with ``{SecretId, ClientRequestToken, Step}`` for createSecret,
   setSecret, testSecret, finishSecret. The function's resource policy must let Secrets Manager invoke it
   for this secret (principal, ``AWS:SourceArn``, ``AWS:SourceAccount``), as Lambda decides for AWS.
-  A step that fails stops the rotation with AWSPENDING left staged (AWS retries it later; here the
-  next RotateSecret is refused until an operator clears it), and is reported to the caller.
+  A step that fails makes the rotation run again from createSecret with the same token (Secrets
+  Manager retries a failed rotation; the steps are idempotent), ``ATTEMPTS`` times in all; then it
+  stops with AWSPENDING left staged (the next RotateSecret is refused until an operator clears it)
+  and the caller is told which step failed.
 
 The steps run synchronously (Secrets Manager invokes them asynchronously and answers RotateSecret at
 once): a caller sees the rotation done, or why not.
@@ -31,6 +33,9 @@ from policy_engine import Caller, Request, authorize
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 PRINCIPAL = "secretsmanager.amazonaws.com"
 CURRENT, PENDING = "AWSCURRENT", "AWSPENDING"
+# Secrets Manager retries a rotation whose step failed, from createSecret with the same token (each step
+# is idempotent); here at once, this many times in all.
+ATTEMPTS = 3
 
 
 class RotationRefused(Exception):
@@ -46,7 +51,7 @@ class Rotation:
     arn: str
     name: str
     version_id: str
-    steps: tuple[str, ...]  # the steps that ran, in order
+    steps: tuple[str, ...]  # the steps that ran, in order (a failed one named so, then the retry)
 
 
 def _secret(account: str, region: str, secret_id: str) -> Any:
@@ -93,6 +98,22 @@ def unschedule(account: str, region: str, secret_id: str) -> None:
     secret.rotation_lambda_arn = ""
 
 
+def _run_steps(
+    invoke: Callable[[str, dict[str, Any]], dict[str, Any]],
+    function_arn: str,
+    secret_arn: str,
+    version: str,
+    done: list[str],
+) -> str | None:
+    """The four steps once, in order, each recorded in ``done``; the step that failed, or None."""
+    for step in STEPS:
+        reply = invoke(function_arn, {"SecretId": secret_arn, "ClientRequestToken": version, "Step": step})
+        done.append(step if not reply.get("function_error") else f"{step} failed ({reply.get('error_type')})")
+        if reply.get("function_error"):
+            return f"{step} ({reply.get('error_type')})"
+    return None
+
+
 def may_invoke(policies: Iterable[dict[str, Any]], function_arn: str, secret_arn: str, account: str) -> bool:
     """Lambda's decision on Secrets Manager invoking ``function_arn`` for ``secret_arn``."""
     caller = Caller(account=account, service=PRINCIPAL)
@@ -135,15 +156,15 @@ def rotate(
     secret.remove_version_stages_from_old_versions([PENDING])
     secret.versions[version] = {"createdate": int(time.time()), "version_id": version, "version_stages": [PENDING]}
     done: list[str] = []
-    for step in STEPS:
-        reply = invoke(function_arn, {"SecretId": str(secret.arn), "ClientRequestToken": version, "Step": step})
-        if reply.get("function_error"):
+    for attempt in range(1, ATTEMPTS + 1):
+        failed = _run_steps(invoke, function_arn, str(secret.arn), version, done)
+        if failed is None:
+            break
+        if attempt == ATTEMPTS:
             raise RotationRefused(
                 "InternalServiceError",
-                f"the rotation function failed at {step} ({reply.get('error_type')}); AWSPENDING stays on version "
-                f"{version}",
+                f"the rotation function failed at {failed} {ATTEMPTS} times; AWSPENDING stays on version {version}",
             )
-        done.append(step)
     secret.last_rotation_date = int(time.time())
     secret.next_rotation_date = secret.last_rotation_date + int(secret.auto_rotate_after_days or 0) * 86400
     return Rotation(arn=str(secret.arn), name=str(secret.name), version_id=version, steps=tuple(done))
