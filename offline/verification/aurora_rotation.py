@@ -49,8 +49,9 @@ def _scheduled(env: Environment) -> str:
         assert described.get("RotationEnabled") is True, f"{described['Name']}: rotation is not enabled"
         function = str(described.get("RotationLambdaARN", ""))
         assert function.rsplit(":", 1)[-1] in functions, f"{described['Name']}: rotated by {function!r}, not ours"
-        rule = described.get("RotationRules", {}).get("AutomaticallyAfterDays")
-        assert isinstance(rule, int) and rule >= 1, f"{described['Name']}: rotation rule {described.get('RotationRules')}"
+        rules_read = described.get("RotationRules", {})
+        rule = rules_read.get("AutomaticallyAfterDays")
+        assert isinstance(rule, int) and rule >= 1, f"{described['Name']}: rotation rule {rules_read}"
         rules.add(rule)
     return f"{len(secrets)} secrets, rotation enabled, every {'/'.join(map(str, sorted(rules)))} days, by our function"
 
