@@ -22,9 +22,11 @@ MASTER_USERNAME = DB_MASTER_USER
 PASSWORD_LENGTH = 40
 
 
-def _generated(username: str) -> secretsmanager.SecretStringGenerator:
+def _generated(username: str, database_name: str) -> secretsmanager.SecretStringGenerator:
+    # dbname here; host, port and engine come from the secret's attachment to the primary cluster
+    # (AWS::SecretsManager::SecretTargetAttachment): what the rotation function logs in with.
     return secretsmanager.SecretStringGenerator(
-        secret_string_template=json.dumps({"username": username}),
+        secret_string_template=json.dumps({"username": username, "dbname": database_name}),
         generate_string_key="password",
         password_length=PASSWORD_LENGTH,
         exclude_punctuation=True,  # no quoting questions in connection strings or SQL
@@ -32,7 +34,8 @@ def _generated(username: str) -> secretsmanager.SecretStringGenerator:
 
 
 class DatabaseSecrets(Construct):
-    """Props: ``name_prefix`` (``<stackPrefix>/aurora``); ``secrets_key_arns`` (every region's
+    """Props: ``name_prefix`` (``<stackPrefix>/aurora``); ``database_name`` (in each secret, for the
+    rotation function); ``secrets_key_arns`` (every region's
     secrets key, the primary's included); ``removal_policy``.
     Attributes: ``master``, ``writer``, ``reader`` (``Secret``)."""
 
@@ -42,6 +45,7 @@ class DatabaseSecrets(Construct):
         construct_id: str,
         *,
         name_prefix: str,
+        database_name: str,
         primary_region: str,
         secrets_key_arns: Mapping[str, str],
         removal_policy: RemovalPolicy,
@@ -61,7 +65,7 @@ class DatabaseSecrets(Construct):
                 secret_name=f"{name_prefix}/{username}",
                 description=description,
                 encryption_key=local_key,
-                generate_secret_string=_generated(username),
+                generate_secret_string=_generated(username, database_name),
                 replica_regions=replicas if replicated else None,
             )
             created.apply_removal_policy(removal_policy)

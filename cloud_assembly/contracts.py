@@ -344,6 +344,36 @@ SCHEMA_PROVIDER = RoleContract(
     ),
 )
 
+SECRET_ROTATION = RoleContract(
+    "secret-rotation",
+    "the secret rotation role",
+    ("SecretRotationRole",),
+    "Secrets Manager's single-user rotation of the database secrets (lambda_src/rotation.py, in the VPC)",
+    (
+        Grant(
+            (
+                "secretsmanager:DescribeSecret",
+                "secretsmanager:GetSecretValue",
+                "secretsmanager:PutSecretValue",
+                "secretsmanager:UpdateSecretVersionStage",
+            ),
+            DATABASE_SECRETS,
+            "the rotation's four steps: read the stages, read the current and pending values, put the pending one, "
+            "make it current",
+            store=AURORA,
+        ),
+        Grant(
+            ("kms:Decrypt", "kms:GenerateDataKey"),
+            OWN_SECRETS_KEY,
+            "Secrets Manager decrypts the versions read and encrypts the one put with the region's secrets key",
+            through_secrets_manager(DATABASE_SECRETS),
+            store=AURORA,
+        ),
+        logs("RotationLogs"),
+        *IN_VPC,
+    ),
+)
+
 RDS_MONITORING = RoleContract(
     "rds-monitoring",
     "the RDS enhanced monitoring role",
@@ -429,6 +459,7 @@ CONTRACTS: tuple[RoleContract, ...] = (
     TENANT_READER,
     SCHEMA_SETUP,
     SCHEMA_PROVIDER,
+    SECRET_ROTATION,
     RDS_MONITORING,
     FLOW_LOGS,
 )

@@ -84,7 +84,8 @@ ALARM_TOPIC = PolicyContract("alarm topic policy", "sns", services=("cloudwatch.
 TRAIL_BUCKET = PolicyContract("trail bucket policy", "s3", services=("cloudtrail.amazonaws.com",))
 SECRET = PolicyContract("secret policy", "secretsmanager", function_roles=True)
 TABLE = PolicyContract("table replica policy", "dynamodb", function_roles=True)
-FUNCTION = PolicyContract("function policy", "lambda")
+# Secrets Manager invokes the rotation function (its permissions name the secret and the account).
+FUNCTION = PolicyContract("function policy", "lambda", root=True, services=("secretsmanager.amazonaws.com",))
 ROLE_TRUST = PolicyContract(
     "role trust policy",
     "sts",
@@ -143,6 +144,9 @@ KINDS: dict[str, ResourceKind] = {
         note="a discovery String parameter (a name, ARN or endpoint, nothing secret): no resource policy; who may "
         "read it is the roles' contracts"
     ),
+    "AWS::Lambda::Permission": ResourceKind(note="read back as its function's policy (Lambda GetPolicy)"),
+    "AWS::SecretsManager::RotationSchedule": ResourceKind(note="read back as its secret's rotation (DescribeSecret)"),
+    "AWS::SecretsManager::SecretTargetAttachment": ResourceKind(note="adds the cluster's endpoint to its secret"),
     "Custom::RecordsSchema": ResourceKind(note="the schema it makes lives in the cluster"),
     "AWS::CDK::Metadata": ResourceKind(note="the CDK's version metadata"),
 }

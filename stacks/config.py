@@ -71,6 +71,7 @@ AURORA_FIELDS = (
     "auroraEngineVersion",
     "auroraInstanceClass",
     "auroraBackupRetentionDays",
+    "auroraSecretRotationDays",
 )
 AUDIT_FIELDS = ("audit", "auditTrailArn", "auditReaderArns", "auditRetentionDays")
 _TRAIL_ARN_RE = re.compile(rf"^arn:{PARTITION_PATTERN}:cloudtrail:[a-z0-9-]+:\d{{12}}:trail/[A-Za-z0-9._-]{{3,128}}$")
@@ -172,6 +173,8 @@ class AuroraConfig:
     engine_version: str = AURORA_DEFAULT_ENGINE_VERSION
     instance_class: str = "db.r6g.large"
     backup_retention_days: int = 7
+    # Secrets Manager rotates each database secret every this many days (AutomaticallyAfterDays).
+    secret_rotation_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -861,6 +864,9 @@ def _aurora(raw: Mapping[str, Any]) -> AuroraConfig:
         ),
         backup_retention_days=_int(
             "auroraBackupRetentionDays", raw.get("auroraBackupRetentionDays", defaults.backup_retention_days), 7, 35
+        ),
+        secret_rotation_days=_int(
+            "auroraSecretRotationDays", raw.get("auroraSecretRotationDays", defaults.secret_rotation_days), 1, 1000
         ),
     )
 

@@ -13,6 +13,7 @@ from typing import Any
 from aws_cdk import Acknowledgment, CfnOutput, CfnResource, CustomResource, Duration, Fn, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
@@ -32,6 +33,7 @@ from cdk_constructs.encrypting_functions import (
 from cdk_constructs.isolated_network import IsolatedNetwork
 from cdk_constructs.lambda_bundle import RUNTIME, RUNTIME_REASON, function_code
 from cdk_constructs.logs_key import LogsKey, encrypted_log_group
+from cdk_constructs.secret_rotation import SecretRotation
 from lambda_src.record_crypto.settings import (
     ENV_BEACON_FIELDS,
     ENV_DB_HOST,
@@ -65,6 +67,10 @@ def secret_name_prefix(config: ToolkitConfig) -> str:
 
 def db_setup_role_path(config: ToolkitConfig) -> str:
     return f"/{config.stack_prefix}/dbsetup/"
+
+
+def rotation_role_path(config: ToolkitConfig) -> str:
+    return f"/{config.stack_prefix}/rotation/"
 
 
 class DatabaseStack(Stack):
@@ -133,6 +139,7 @@ class DatabaseStack(Stack):
             self,
             "Secrets",
             name_prefix=secret_name_prefix(config),
+            database_name=aurora.database_name,
             primary_region=config.primary_region,
             secrets_key_arns=secrets_key_arns,
             removal_policy=removal_policy(config),
@@ -156,6 +163,48 @@ class DatabaseStack(Stack):
         self.reader_secret_arn = self.secrets.reader.secret_arn
         self.schema = self._schema_setup(config, network, secrets_key_arns[config.primary_region])
         CfnOutput(self, "MasterSecretArn", value=self.secrets.master.secret_arn)
+        self.rotation = self._rotation(config, network, secrets_key_arns[config.primary_region])
+
+    def _rotation(self, config: ToolkitConfig, network: IsolatedNetwork, secrets_key_arn: str) -> SecretRotation:
+        """Each database secret: attached to the primary cluster (host, port, engine in the secret)
+        and rotated on schedule by the rotation function (README "Secret rotation")."""
+        aurora = config.aurora
+        assert aurora is not None
+        secrets = {"Master": self.secrets.master, "Writer": self.secrets.writer, "Reader": self.secrets.reader}
+        attachments = [
+            secretsmanager.CfnSecretTargetAttachment(
+                self,
+                f"{name}SecretAttachment",
+                secret_id=secret.secret_arn,
+                target_id=self.member.cluster.ref,
+                target_type="AWS::RDS::DBCluster",
+            )
+            for name, secret in secrets.items()
+        ]
+        log_group = encrypted_log_group(
+            self,
+            "RotationLogs",
+            key=self.schema_logs_key.key,  # the schema setup's logs key (any log group of the region)
+            retention_days=config.log_retention_days,
+            removal_policy=removal_policy(config),
+        )
+        rotation = SecretRotation(
+            self,
+            "SecretRotation",
+            secrets=secrets,
+            secrets_key_arn=secrets_key_arn,
+            network=network,
+            rotation_days=aurora.secret_rotation_days,
+            code=function_code(config.store),
+            log_group=log_group,
+            role_path=rotation_role_path(config),
+        )
+        for schedule in rotation.schedules.values():
+            # A rotation logs in as the role: the roles exist (schema) and the secret names its host.
+            schedule.node.add_dependency(self.schema, *attachments)
+        CfnOutput(self, "RotationFunctionArn", value=rotation.function.function_arn)
+        acknowledge_rotation_findings(rotation)
+        return rotation
 
     def _secondary_member(self, config: ToolkitConfig, placement: dict[str, Any], primary: DatabaseStack) -> None:
         """A secondary member of the primary's global cluster."""
@@ -183,6 +232,7 @@ class DatabaseStack(Stack):
         logs_key = LogsKey(
             self, "SchemaSetupLogsKey", admin_arns=config.key_admin_arns, removal_policy=removal_policy(config)
         )
+        self.schema_logs_key = logs_key
         logs_options = {
             "key": logs_key.key,
             "retention_days": config.log_retention_days,
@@ -309,11 +359,6 @@ def _ack(scope: Construct, rule_id: str, reason: str) -> None:
     Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
 
 
-ROTATION_REASON = (
-    "Rotating a database role's password means changing the PostgreSQL role in the same step as the secret (a "
-    "rotation function in the VPC, alternating users); the toolkit does not ship one yet (README, gaps). The schema "
-    "setup sets each role's password from its secret, so a re-run after a manual rotation brings them in line."
-)
 NO_IAM_AUTH_REASON = (
     "Decision (README, IAM database authentication): the functions log in with their own database role's "
     "password from Secrets Manager, readable only by that function; IAM auth would add rds-db:connect grants, "
@@ -348,6 +393,11 @@ NETWORK_POLICY_REASON = (
     "Lambda manages a VPC function's network interfaces with the function's role: ec2:Describe* has no "
     "resource-level permissions, and a new interface's id is not known in advance (network-interface/* of this "
     "region and account; subnets and security group are named). This policy holds only those EC2 actions."
+)
+ROTATION_DLQ_REASON = (
+    "Secrets Manager invokes the rotation function itself and retries a failed step; a rotation that does not "
+    "finish leaves AWSPENDING staged, refuses the next RotateSecret and shows in DescribeSecret and the function's "
+    "log group: there is no event a dead-letter queue would keep."
 )
 ENV_NO_SECRET_REASON = (
     "The environment holds no secret (endpoint, database name, key and secret ARNs, field names, tuning options); "  # noqa: S105
@@ -397,10 +447,6 @@ def acknowledge_member_findings(stack: DatabaseStack) -> None:
 
 
 def acknowledge_schema_findings(stack: DatabaseStack, framework_function: IConstruct) -> None:
-    for secret in (stack.secrets.master, stack.secrets.writer, stack.secrets.reader):
-        _ack(secret, "AwsSolutions::AwsSolutions-SMG4", ROTATION_REASON)
-        for pack in ("NIST.800.53.R5", "HIPAA.Security"):
-            _ack(secret, f"{pack}::{pack}-SecretsManagerRotationEnabled", ROTATION_REASON)
     acknowledge_network_policy(stack.schema_network_policy)
     _ack(stack.schema_function, "AwsSolutions::AwsSolutions-L1", RUNTIME_REASON)
     for pack in ("NIST.800.53.R5", "HIPAA.Security"):
@@ -423,6 +469,14 @@ def acknowledge_schema_findings(stack: DatabaseStack, framework_function: IConst
             ("CKV_AWS_173", ENV_NO_SECRET_REASON),
         ],
     )
+
+
+def acknowledge_rotation_findings(rotation: SecretRotation) -> None:
+    acknowledge_network_policy(rotation.network_policy)
+    _ack(rotation.function, "AwsSolutions::AwsSolutions-L1", RUNTIME_REASON)
+    for pack in ("NIST.800.53.R5", "HIPAA.Security"):
+        _ack(rotation.function, f"{pack}::{pack}-LambdaDLQ", ROTATION_DLQ_REASON)
+    _checkov_skip(rotation.function, [("CKV_AWS_116", ROTATION_DLQ_REASON)])
 
 
 def _checkov_skip(construct: IConstruct, skips: list[tuple[str, str]]) -> None:

@@ -46,6 +46,10 @@ from policy_engine import Caller, Decision, Request, authorize
 CONTROL_PATH = "/mrk-toolkit/outages"
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/")
 _TARGETS = {"TrentService": "kms", "DynamoDB_20120810": "dynamodb", "DynamoDBStreams_20120810": "dynamodbstreams"}
+# What a role may ask of Secrets Manager (each decided by its policies; anything else is refused), and
+# the KMS action Secrets Manager performs with the secret's key on the caller's behalf.
+SECRET_OPERATIONS = ("GetSecretValue", "DescribeSecret", "PutSecretValue", "UpdateSecretVersionStage", "RotateSecret")
+SECRET_KEY_ACTIONS = {"GetSecretValue": "kms:Decrypt", "PutSecretValue": "kms:GenerateDataKey"}
 DATA_OPERATIONS = {
     *("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan"),
     *("BatchGetItem", "BatchWriteItem", "TransactGetItems", "TransactWriteItems"),
@@ -150,6 +154,13 @@ class MotoState:
         key = getattr(secret, "kms_key_id", None)
         return True, (None if not key or str(key).startswith("alias/aws/") else str(key))
 
+    def rotation_function(self, account: str, region: str, secret_arn: str) -> str:
+        """The rotation function a secret names ("" when none, or no such secret)."""
+        from moto.secretsmanager.models import secretsmanager_backends
+
+        secret = secretsmanager_backends[account][region].secrets.get(secret_arn)
+        return str(getattr(secret, "rotation_lambda_arn", "") or "") if secret is not None else ""
+
     def table_sse_key(self, account: str, region: str, table: str) -> str | None:
         from moto.dynamodb.models import dynamodb_backends
 
@@ -232,6 +243,12 @@ class Gateway:
             )
             return _error(start_response, exc.code, str(exc))
         where = (match.group(1), match.group(2))
+        if service == "secretsmanager" and operation == "RotateSecret" and self.served is not None:
+            status, headers, payload = self.served.rotate_secret(identity.account, match.group(2), body)
+            error = _answer_error(status, payload)
+            self._audit(identity, where[0], service, operation, environ, body, where[1], error)
+            start_response(status, [*headers, ("Content-Length", str(len(payload)))])
+            return [payload]
         return self._answered(environ, start_response, identity, where, service, operation, body)
 
     # -- the emulated trail --------------------------------------------------------------------
@@ -333,8 +350,8 @@ class Gateway:
 
     # -- decisions -----------------------------------------------------------------------------
     def check(self, identity: Identity, service: str, operation: str, body: bytes, region: str) -> None:
-        if service == "secretsmanager" and operation == "GetSecretValue" and not identity.admin:
-            self.check_secret(identity, json.loads(body or b"{}"), region)
+        if service == "secretsmanager" and operation in SECRET_OPERATIONS and not identity.admin:
+            self.check_secret(identity, json.loads(body or b"{}"), region, operation)
             return
         if service == "ssm" and operation in SSM_READS and not identity.admin:
             self.check_parameters(identity, operation, json.loads(body or b"{}"), region)
@@ -421,11 +438,15 @@ class Gateway:
             identity_allows_all=identity.admin,
         )
 
-    def check_secret(self, identity: Identity, params: dict[str, Any], region: str) -> None:
-        """GetSecretValue by a role: its identity policies must allow it on the secret, and Secrets
-        Manager decrypts with the secret's KMS key on the caller's behalf, so the caller must be
-        allowed kms:Decrypt through secretsmanager.<region> with the secret's ARN as context."""
-        action, resource, context = request_target("secretsmanager", "GetSecretValue", params, region, identity.account)
+    def check_secret(
+        self, identity: Identity, params: dict[str, Any], region: str, operation: str = "GetSecretValue"
+    ) -> None:
+        """A Secrets Manager request by a role: its identity policies must allow it on the secret;
+        Secrets Manager decrypts (GetSecretValue) or encrypts (PutSecretValue) with the secret's KMS
+        key on the caller's behalf, so the caller must be allowed that KMS action through
+        secretsmanager.<region> with the secret's ARN as context; RotateSecret also needs
+        lambda:InvokeFunction on the secret's rotation function (Secrets Manager's documented rule)."""
+        action, resource, context = request_target("secretsmanager", operation, params, region, identity.account)
         decision = self.authorize(identity, action, resource, context, region)
         self._record(identity, action, resource, decision)
         if not decision.allowed:
@@ -434,9 +455,12 @@ class Gateway:
                 f"User: {identity.arn} is not authorized to perform: {action} on resource: {resource} "
                 f"(emulated IAM: {decision.reason})",
             )
+        if operation == "RotateSecret":
+            self._check_rotation_function(identity, params, region, resource)
+        kms_action = SECRET_KEY_ACTIONS.get(operation)
         exists, key_ref = self.state.secret_key(identity.account, region, resource)
-        if not exists or key_ref is None:
-            return  # moto answers ResourceNotFound; or the AWS managed key (usable in the account)
+        if kms_action is None or not exists or key_ref is None:
+            return  # no KMS use; moto answers ResourceNotFound; or the AWS managed key (usable in the account)
         key = self.state.key(identity.account, region, key_ref)
         kms_context = {
             "kms:ViaService": f"secretsmanager.{region}.amazonaws.com",
@@ -445,16 +469,30 @@ class Gateway:
             "kms:EncryptionContextKeys": ["SecretARN", "SecretVersionId"],
         }
         decided = (
-            self.authorize(identity, "kms:Decrypt", key.arn, kms_context, region)
+            self.authorize(identity, kms_action, key.arn, kms_context, region)
             if key is not None
             else Decision(False, f"the secret's key {key_ref} is not a key of {region}")
         )
-        self._record(identity, "kms:Decrypt", key_ref, decided)
+        self._record(identity, kms_action, key_ref, decided)
         if not decided.allowed:
             raise Denied(
                 "AccessDeniedException",
                 f"Access to KMS is not allowed: Secrets Manager could not decrypt {resource} for {identity.arn} "
                 f"(emulated IAM: {decided.reason})",
+            )
+
+    def _check_rotation_function(self, identity: Identity, params: dict[str, Any], region: str, secret: str) -> None:
+        named = params.get("RotationLambdaARN")
+        function = str(named or self.state.rotation_function(identity.account, region, secret))
+        if not function:
+            return  # Secrets Manager answers that no rotation function is associated
+        decision = self.authorize(identity, "lambda:InvokeFunction", function, {}, region)
+        self._record(identity, "lambda:InvokeFunction", function, decision)
+        if not decision.allowed:
+            raise Denied(
+                "AccessDeniedException",
+                f"User: {identity.arn} is not authorized to perform: lambda:InvokeFunction on resource: {function} "
+                f"(emulated IAM: {decision.reason})",
             )
 
     def check_table_key(self, identity: Identity, region: str, table: str) -> None:

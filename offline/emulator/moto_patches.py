@@ -35,6 +35,11 @@ copy of AWS's documents (``aws_managed_policy`` reads one for other tools).
 customer-managed key (DescribeKey's ``KeyManager`` is ``CUSTOMER``), so a replica without its own
 key would read back as encrypted with a customer-managed key. ``apply_moto_aws_managed_key_patch``
 marks that key ``AWS``-managed, as KMS reports it.
+
+7. moto's UpdateSecretVersionStage moves the AWSCURRENT label but not the secret's default version,
+so a GetSecretValue without a stage (db_setup's) still returns the value from before a rotation.
+``apply_moto_secret_stage_patch`` makes the version labelled AWSCURRENT the default, as in Secrets
+Manager; ``needs_moto_secret_stage_patch()`` tells whether moto still needs it.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ def apply_moto_patches() -> None:
     apply_moto_aws_managed_key_patch()
     apply_moto_replica_deletion_patch()
     apply_moto_key_state_patch()
+    apply_moto_secret_stage_patch()
 
 
 def needs_moto_mrk_patch() -> bool:
@@ -493,3 +499,53 @@ def apply_moto_key_state_patch() -> None:
     models.KmsBackend.encrypt = _encrypt
     models.KmsBackend.decrypt = _decrypt
     setattr(models, _KEY_STATE_MARK, True)
+
+
+_SECRET_STAGE_MARK = "_mrk_toolkit_secret_stage_patched"  # noqa: S105 - a marker name
+
+
+def needs_moto_secret_stage_patch() -> bool:
+    """Whether the installed moto's UpdateSecretVersionStage leaves the default version behind."""
+    from moto.secretsmanager.models import SecretsManagerBackend
+
+    backend = SecretsManagerBackend("us-east-1", "000000000000")
+    unpatched = getattr(
+        SecretsManagerBackend, "_mrk_toolkit_update_stage", SecretsManagerBackend.update_secret_version_stage
+    )
+    backend.create_secret(
+        name="probe",
+        secret_string="old",  # noqa: S106 - a probe value
+        secret_binary=None,
+        description=None,
+        tags=None,
+        kms_key_id=None,
+        client_request_token=None,
+        replica_regions=[],
+        force_overwrite=False,
+    )
+    old = backend.secrets["probe"].default_version_id
+    backend.put_secret_value("probe", "new", None, "11111111-1111-1111-1111-111111111111", ["AWSPENDING"])
+    unpatched(backend, "probe", "AWSCURRENT", old, "11111111-1111-1111-1111-111111111111")
+    return backend.get_secret_value("probe", None, None)["SecretString"] != "new"
+
+
+def apply_moto_secret_stage_patch() -> None:
+    """Patch moto.secretsmanager.models in this process (idempotent); see 7. above."""
+    from moto.secretsmanager import models
+
+    if getattr(models, _SECRET_STAGE_MARK, False):
+        return
+    backend = models.SecretsManagerBackend
+    backend._mrk_toolkit_update_stage = backend.update_secret_version_stage  # type: ignore[attr-defined]
+    backend.update_secret_version_stage = _update_secret_version_stage  # type: ignore[method-assign]
+    setattr(models, _SECRET_STAGE_MARK, True)
+
+
+def _update_secret_version_stage(self, secret_id, version_stage, remove_from_version_id, move_to_version_id):  # type: ignore[no-untyped-def]
+    answer = self._mrk_toolkit_update_stage(secret_id, version_stage, remove_from_version_id, move_to_version_id)
+    secret = self.secrets[secret_id]
+    current = next((v for v, d in secret.versions.items() if "AWSCURRENT" in d["version_stages"]), None)
+    if current is not None and current != secret.default_version_id:
+        secret.default_version_id = current
+        secret.secret_string = secret.versions[current].get("secret_string")
+    return answer

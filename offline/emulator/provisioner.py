@@ -40,6 +40,7 @@ from offline.emulator.resource_lifecycle import (
     ResourceLifecycle,
     StackOperationFailed,
 )
+from offline.emulator.rotation_resources import SecretRotationResources
 
 IGNORED_TYPES = {"AWS::CDK::Metadata"}
 __all__ = ["Provisioner"]
@@ -82,7 +83,7 @@ def _reverse_resource_order(template: dict[str, Any]) -> list[str]:
     return list(reversed(_resource_order(template)))
 
 
-class Provisioner(AuditResources, ResourceLifecycle):
+class Provisioner(AuditResources, ResourceLifecycle, SecretRotationResources):
     def __init__(
         self, session: boto3.Session, account: str, endpoint_url: str, progress: Callable[[str], None]
     ) -> None:

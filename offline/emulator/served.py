@@ -3,13 +3,15 @@
 real handlers, run under their roles), CloudFormation DescribeStacks (the stacks' status and
 outputs), ListStackResources, GetTemplate and DeleteStack (deletes the stack's resources
 honouring DeletionPolicy), IAM SimulatePrincipalPolicy (decided by ``policy_engine``, key policy
-and context entries included), Lambda GetPolicy (no function has a resource policy: the emulator
-deploys no AWS::Lambda::Permission), RDS DescribeDBClusters and DescribeDBInstances (the Aurora
+and context entries included), Lambda GetPolicy (the function's deployed AWS::Lambda::Permission
+resources), RDS DescribeDBClusters and DescribeDBInstances (the Aurora
 clusters and instances as deployed: their encryption and Performance Insights settings, from the
 properties they were deployed with; moto holds no RDS resource of the emulated Aurora), RDS
 DescribeGlobalClusters (the members, the writer as it is now, the global writer endpoint), and the
 emulator's own ``POST /_offline/deploy`` (a changed cloud assembly applied as a stack update:
-``python -m offline deploy``). Only the account's administrator reaches these.
+``python -m offline deploy``). Only the account's administrator reaches these, except Secrets
+Manager RotateSecret, which the gateway hands here for any caller it authorized (the rotation
+function run as Secrets Manager runs it: offline/emulator/secret_rotation.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from xml.sax.saxutils import escape
 
 from cloud_assembly.intrinsics import UnsupportedTemplate
 from cloud_assembly.reader import load_assembly
+from offline.emulator import secret_rotation
 from offline.emulator.resource_lifecycle import StackOperationFailed
 from policy_engine import Caller, Request, authorize
 
@@ -47,10 +50,7 @@ class ServedApis:
         if service == "lambda" and (m := _CONFIGURATION.match(path)):
             return self._configuration(region, m.group(1))
         if service == "lambda" and (m := _POLICY.match(path)) and method == "GET":
-            found = self._function(region, m.group(1)) is not None
-            return _json_error(
-                404, "ResourceNotFoundException", _NO_POLICY if found else f"Function not found: {m.group(1)}"
-            )
+            return self._function_policy(region, m.group(1))
         if path == DEPLOY_PATH and method == "POST" and self.lifecycle is not None:
             return self._deploy(body)
         if service in ("cloudformation", "iam", "rds") and method == "POST":
@@ -130,6 +130,48 @@ class ServedApis:
             payload = {"errorType": reply.get("error_type", "Error"), "errorMessage": "see the function's log"}
             return "200 OK", headers, json.dumps(payload).encode()
         return "200 OK", headers, json.dumps(reply.get("result")).encode()
+
+    def _function_policy(self, region: str, name: str) -> Response:
+        """Lambda GetPolicy: the function's resource policy, from its deployed AWS::Lambda::Permission
+        resources (404 when it has none, as Lambda answers)."""
+        spec = self._function(region, name)
+        if spec is None:
+            return _json_error(404, "ResourceNotFoundException", f"Function not found: {name}")
+        statements = function_policy_statements(self.deployment, spec.arn)
+        if not statements:
+            return _json_error(404, "ResourceNotFoundException", _NO_POLICY)
+        policy = {"Version": "2012-10-17", "Id": "default", "Statement": statements}
+        answer = {"Policy": json.dumps(policy), "RevisionId": "emulated"}
+        return "200 OK", [("Content-Type", "application/json")], json.dumps(answer).encode()
+
+    def rotate_secret(self, account: str, region: str, body: bytes) -> Response:
+        """Secrets Manager RotateSecret (offline/emulator/secret_rotation.py), the caller already authorized."""
+        params = json.loads(body or b"{}")
+        if params.get("RotationLambdaARN") or params.get("RotationRules"):
+            return _secrets_error("InvalidParameterException", "set the rotation with the RotationSchedule resource")
+
+        def invoke(function_arn: str, event: dict[str, Any]) -> dict[str, Any]:
+            spec = next((f for f in self.deployment.functions if f.arn == function_arn), None)
+            if spec is None:
+                return {"function_error": "Unhandled", "error_type": "ResourceNotFoundException"}
+            reply: dict[str, Any] = self.host.invoke(spec.region, spec.kind, event)
+            return reply
+
+        try:
+            done = secret_rotation.rotate(
+                account,
+                region,
+                str(params.get("SecretId", "")),
+                token=params.get("ClientRequestToken"),
+                function_policies=lambda arn: [
+                    {"Version": "2012-10-17", "Statement": function_policy_statements(self.deployment, arn)}
+                ],
+                invoke=invoke,
+            )
+        except secret_rotation.RotationRefused as refused:
+            return _secrets_error(refused.code, str(refused))
+        answer = {"ARN": done.arn, "Name": done.name, "VersionId": done.version_id}
+        return "200 OK", [("Content-Type", "application/x-amz-json-1.1")], json.dumps(answer).encode()
 
     def _configuration(self, region: str, name: str) -> Response:
         spec = self._function(region, name)
@@ -346,6 +388,39 @@ def _xml_error(code: str, message: str) -> Response:
         "</Error><RequestId>emulated</RequestId></ErrorResponse>"
     )
     return "400 Bad Request", [("Content-Type", "text/xml")], body.encode()
+
+
+def function_policy_statements(deployment: Any, function_arn: str) -> list[dict[str, Any]]:
+    """The statements Lambda's AddPermission makes of the deployment's AWS::Lambda::Permission
+    resources on ``function_arn``."""
+    out = []
+    for stack in deployment.stacks.values():
+        for resource in stack.resources.values():
+            p = resource.properties
+            if resource.type != "AWS::Lambda::Permission" or p.get("FunctionName") != function_arn:
+                continue
+            principal = str(p.get("Principal", ""))
+            conditions: dict[str, Any] = {}
+            if p.get("SourceAccount"):
+                conditions["StringEquals"] = {"AWS:SourceAccount": p["SourceAccount"]}
+            if p.get("SourceArn"):
+                conditions["ArnLike"] = {"AWS:SourceArn": p["SourceArn"]}
+            statement: dict[str, Any] = {
+                "Sid": resource.logical_id,
+                "Effect": "Allow",
+                "Principal": {"Service": principal} if principal.endswith(".amazonaws.com") else {"AWS": principal},
+                "Action": p.get("Action"),
+                "Resource": function_arn,
+            }
+            if conditions:
+                statement["Condition"] = conditions
+            out.append(statement)
+    return out
+
+
+def _secrets_error(code: str, message: str) -> Response:
+    body = json.dumps({"__type": code, "message": message}).encode()
+    return "400 Bad Request", [("Content-Type", "application/x-amz-json-1.1")], body
 
 
 def _json_error(status: int, code: str, message: str) -> Response:

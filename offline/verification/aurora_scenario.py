@@ -6,7 +6,8 @@ Checks: the schema and roles db_setup made; write in the primary; read and decry
 secondary with its replica key; only ciphertext at rest; the secondary refusing a direct write;
 the table-writer attacks (planted, changed, rolled back) made in the primary by the master user
 and refused by each secondary's reader; the database roles' privileges; the cross-role denials;
-a malformed event; clean logs; what every deployed role may do (permissions.py). What needs an
+a malformed event; clean logs; the database secrets' rotation schedules and one on-demand rotation
+of the writer's secret (aurora_rotation.py); what every deployed role may do (permissions.py). What needs an
 SQL session on the databases declares it (``DATABASE_SESSIONS``: the emulator's servers are local,
 Aurora's are inside the VPC).
 """
@@ -29,6 +30,7 @@ from offline.verification.aurora_deployed import (
     discovery_checks,
     global_cluster_check,
 )
+from offline.verification.aurora_rotation import rotation_checks
 from offline.verification.basics import (
     Run,
     closing_checks,
@@ -57,6 +59,7 @@ def aurora_checks(run: Run, env: Environment) -> list[Check | NamedCheck]:
     regions = (env.primary_region, *env.replica_regions)
     return [
         *out,
+        *rotation_checks(run, env),
         *closing_checks(run),
         *_resource_checks(env),
         *permission_checks(env.reader, regions),

@@ -421,3 +421,56 @@ def test_outputs_the_emulator_reads(aurora: Synthesized) -> None:
         assert expected <= set(outputs), sorted(outputs)
         keys = app.raw(app.stacks.keys[region])["Outputs"]
         assert {"RecordsKeyArn", "StorageKeyArn", "SecretsKeyArn"} <= set(keys)
+
+
+def test_every_database_secret_rotates_with_our_function_scoped_to_those_secrets(aurora_app: Synthesized) -> None:
+    """README "Secret rotation": a schedule per secret (the configured days), our rotation function in the
+    VPC, a role on exactly the three secrets, and only Secrets Manager may invoke it, per secret ARN."""
+    app = aurora_app
+    tpl = app.raw(app.stacks.databases[app.config.primary_region])
+    secrets = {lid: {"Ref": lid} for lid in resources(tpl, "AWS::SecretsManager::Secret")}
+    assert len(secrets) == 3
+    (function_id, function) = next(
+        (lid, r) for lid, r in resources(tpl, "AWS::Lambda::Function").items() if lid.startswith("SecretRotation")
+    )
+    assert function["Properties"]["Handler"] == "rotation.handler"
+    assert function["Properties"]["VpcConfig"]["SecurityGroupIds"]
+    arn = {"Fn::GetAtt": [function_id, "Arn"]}
+    schedules = resources(tpl, "AWS::SecretsManager::RotationSchedule").values()
+    assert sorted(json.dumps(s["Properties"]["SecretId"]) for s in schedules) == sorted(
+        json.dumps(v) for v in secrets.values()
+    )
+    for schedule in schedules:
+        props = schedule["Properties"]
+        assert props["RotationLambdaARN"] == arn
+        assert props["RotationRules"] == {"AutomaticallyAfterDays": app.config.aurora.secret_rotation_days}
+        assert props["RotateImmediatelyOnUpdate"] is False
+        assert "HostedRotationLambda" not in props
+    permissions = resources(tpl, "AWS::Lambda::Permission").values()
+    assert sorted(json.dumps(p["Properties"]["SourceArn"]) for p in permissions) == sorted(
+        json.dumps(v) for v in secrets.values()
+    )
+    for permission in permissions:
+        props = permission["Properties"]
+        assert props["Principal"] == "secretsmanager.amazonaws.com"
+        assert props["FunctionName"] == arn and props["SourceAccount"] == {"Ref": "AWS::AccountId"}
+    attachments = resources(tpl, "AWS::SecretsManager::SecretTargetAttachment").values()
+    assert sorted(json.dumps(a["Properties"]["SecretId"]) for a in attachments) == sorted(
+        json.dumps(v) for v in secrets.values()
+    )
+    policy = _policy_of(tpl, "SecretRotationAccessPolicy")
+    rotate = statement(policy, "RotateDatabaseSecrets")
+    assert actions(rotate) == {
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:UpdateSecretVersionStage",
+    }
+    assert sorted(json.dumps(r) for r in as_list(rotate["Resource"])) == sorted(json.dumps(v) for v in secrets.values())
+    key_use = statement(policy, "SecretsKeyThroughSecretsManager")
+    assert actions(key_use) == {"kms:Decrypt", "kms:GenerateDataKey"}
+    assert "*" not in json.dumps([s.get("Resource") for s in statements(policy) if s["Sid"] != "OwnLogGroup"])
+    # Each secret names what a login needs beyond the attachment's host/port/engine.
+    for secret in resources(tpl, "AWS::SecretsManager::Secret").values():
+        template = json.loads(secret["Properties"]["GenerateSecretString"]["SecretStringTemplate"])
+        assert template["dbname"] == app.config.aurora.database_name

@@ -110,6 +110,9 @@ def test_account_comes_from_cdk_default_account_unless_set() -> None:
             "memory-optimized",
         ),
         ({"store": "aurora-postgresql", "auroraBackupRetentionDays": 1}, "auroraBackupRetentionDays", "from 7 to 35"),
+        ({"store": "aurora-postgresql", "auroraSecretRotationDays": 0}, "auroraSecretRotationDays", "from 1 to 1000"),
+        ({"store": "aurora-postgresql", "auroraSecretRotationDays": "monthly"}, "auroraSecretRotationDays", "integer"),
+        ({"auroraSecretRotationDays": 30}, "auroraSecretRotationDays", "aurora-postgresql"),
     ],
 )
 def test_bad_config_names_field_value_and_fix(overrides: dict[str, Any], field: str, hint: str) -> None:
@@ -172,10 +175,12 @@ def test_aurora_store_config_and_its_sql_table_name() -> None:
             auroraEngineVersion="16.4",
             auroraInstanceClass="db.serverless",
             auroraBackupRetentionDays="14",
+            auroraSecretRotationDays="7",
         )
     )
     assert tuned.table_name == "records_v2"
-    assert tuned.aurora == type(config.aurora)("crm", "16.4", "db.serverless", 14)
+    assert tuned.aurora == type(config.aurora)("crm", "16.4", "db.serverless", 14, 7)
+    assert config.aurora.secret_rotation_days == 30
 
 
 def test_the_dynamodb_store_is_the_default_and_unchanged() -> None:

@@ -168,7 +168,7 @@ def test_only_the_aurora_bundle_carries_the_postgresql_driver(bundle: Path, tmp_
     aurora = tmp_path / "aurora"
     lambda_bundle.build_bundle(aurora, "aurora-postgresql")
     top = {p.name for p in aurora.iterdir()}
-    assert {"psycopg", "psycopg_binary", "db_setup.py", "record_crypto"} <= top, sorted(top)
+    assert {"psycopg", "psycopg_binary", "db_setup.py", "rotation.py", "record_crypto"} <= top, sorted(top)
     assert lambda_bundle.source_hash("aurora-postgresql") != lambda_bundle.source_hash("dynamodb")
     with pytest.raises(ValueError, match="store 'mysql'"):
         lambda_bundle.source_hash("mysql")

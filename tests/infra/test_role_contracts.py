@@ -57,7 +57,7 @@ def test_every_role_of_the_aurora_store_may_do_exactly_its_contract(aurora: Synt
     view = view_of(aurora)
     primary, regions = aurora.config.primary_region, aurora.config.regions
     expected = [(r, k) for r in regions for k in ("reader", "writer", "rds-monitoring", "flow-logs")]
-    expected += [(primary, "schema-setup"), (primary, "schema-provider")]
+    expected += [(primary, "schema-setup"), (primary, "schema-provider"), (primary, "secret-rotation")]
     assert kinds(view) == sorted(expected)
     assert_exactly_its_contract(view)
 

@@ -57,6 +57,8 @@ def test_aurora_deployment_end_to_end(aurora_assembly: Path, tmp_path: Path) -> 
         "planted sensitive value in us-west-1 is refused",
         "rolled-back row in us-west-1 is refused with min_version",
         "the reader's database role cannot write (us-east-2)",
+        "deployed: every database secret in us-east-2 rotates on a schedule",
+        "the writer's secret rotates on demand and the functions keep working",
         "deployed: every resource policy in us-west-1 names only its contract's principals",
         "deployed: everything at rest in us-west-1 is encrypted with a customer-managed key of us-west-1",
         "deployed: the cluster in us-west-1 is protected from deletion and backed up",
@@ -69,6 +71,7 @@ def test_aurora_deployment_end_to_end(aurora_assembly: Path, tmp_path: Path) -> 
                 "the reader's role in us-east-2",
                 "the schema setup role in us-east-2",
                 "the schema custom resource provider's role in us-east-2",
+                "the secret rotation role in us-east-2",
                 "the RDS enhanced monitoring role in us-west-1",
                 "the VPC flow logs role in us-east-2",
             )

@@ -215,3 +215,35 @@ def test_a_table_without_its_own_key_is_encrypted_with_an_aws_managed_key() -> N
     )["TableDescription"]
     key = kms.describe_key(KeyId=table["SSEDescription"]["KMSMasterKeyArn"])["KeyMetadata"]
     assert key["KeyManager"] == "AWS", key
+
+
+def test_moto_still_leaves_the_default_secret_version_behind() -> None:
+    """When this fails, moto's UpdateSecretVersionStage moves the default version with AWSCURRENT:
+    remove apply_moto_secret_stage_patch."""
+    from offline.emulator.moto_patches import needs_moto_secret_stage_patch
+
+    assert needs_moto_secret_stage_patch(), "moto fixed UpdateSecretVersionStage: drop the secret stage patch"
+
+
+def test_the_secret_stage_patch_makes_the_current_version_the_default() -> None:
+    from moto.secretsmanager.models import SecretsManagerBackend
+
+    from offline.emulator.moto_patches import apply_moto_secret_stage_patch
+
+    apply_moto_secret_stage_patch()
+    backend = SecretsManagerBackend("us-east-1", "000000000000")
+    backend.create_secret(
+        name="s",
+        secret_string="old",
+        secret_binary=None,
+        description=None,
+        tags=None,
+        kms_key_id=None,
+        client_request_token=None,
+        replica_regions=[],
+        force_overwrite=False,
+    )
+    old, new = backend.secrets["s"].default_version_id, "22222222-2222-2222-2222-222222222222"
+    backend.put_secret_value("s", "new", None, new, ["AWSPENDING"])
+    backend.update_secret_version_stage("s", "AWSCURRENT", old, new)
+    assert backend.get_secret_value("s", None, None)["SecretString"] == "new"
