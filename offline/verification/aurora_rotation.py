@@ -14,7 +14,7 @@ from typing import Any
 
 from lambda_src.record_crypto.settings import WRITER_ROLE
 from offline.verification.basics import Run, failure, read_until_replicated, write
-from offline.verification.checks import Check, Environment, check
+from offline.verification.checks import Capability, Check, Environment, check
 from offline.verification.resources import deployed_stack_resources
 
 ROTATION_DEADLINE_S = 180.0  # Secrets Manager runs the steps asynchronously on AWS
@@ -23,7 +23,11 @@ ROTATION_DEADLINE_S = 180.0  # Secrets Manager runs the steps asynchronously on 
 def rotation_checks(run: Run, env: Environment) -> list[Check]:
     return [
         check(f"deployed: every database secret in {env.primary_region} rotates on a schedule", _scheduled),
-        check("the writer's secret rotates on demand and the functions keep working", lambda e: _rotated(run, e)),
+        check(
+            "the writer's secret rotates on demand and the functions keep working",
+            lambda e: _rotated(run, e),
+            Capability.ROTATE_SECRETS,
+        ),
     ]
 
 

@@ -39,6 +39,7 @@ class Capability(StrEnum):
     ROTATE_AT_WILL = "rotate the key on demand at will (AWS allows 10 on-demand rotations per key, for life)"
     DATABASE_SESSIONS = "open SQL sessions on each region's database (the master user's, the functions' roles')"
     DATABASE_SERVERS = "stop, kill and promote each region's database server"
+    ROTATE_SECRETS = "rotate a database secret on demand (on an account: a production password change, unannounced)"
     AUDIT_ALERTS = "see at once what EventBridge delivered for the audit rules (on AWS: subscribe to the alarm topic)"
     ALTER_ITEMS = "alter stored test items as a table writer would (the readers' refusals fire the security alarms)"
     TENANT_SESSIONS = "act as a function's role and take a tenant's session of its tenant-access role"

@@ -88,8 +88,8 @@ class EmulatedEnvironment:
     def capabilities(self) -> frozenset[Capability]:
         held = {Capability.HOLD_REPLICATION} if self.replication is not None else set()
         aurora = self.deployment.aurora is not None
-        sql = {Capability.DATABASE_SESSIONS, Capability.DATABASE_SERVERS} if aurora else set()
-        return EMULATOR_CAPABILITIES | held | sql
+        database = {Capability.DATABASE_SESSIONS, Capability.DATABASE_SERVERS, Capability.ROTATE_SECRETS}
+        return EMULATOR_CAPABILITIES | held | (database if aurora else set())
 
     @property
     def table_name(self) -> str:
