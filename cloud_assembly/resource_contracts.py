@@ -46,6 +46,9 @@ class PolicyContract:
     function_roles: bool = False
     services: tuple[str, ...] = ()
     deputies: bool = True
+    # Any IAM principal (an account id, an account root, a role or user ARN) may be named, for sts:AssumeRole
+    # only: the application roles' trust policies name applicationPrincipals, which the deployment chose.
+    named_iam_principals: bool = False
 
     def principals(self, account: str, region: str, roles: Iterable[str]) -> set[str]:
         out = {f"arn:aws:iam::{account}:root", account} if self.root else set()
@@ -93,6 +96,18 @@ ROLE_TRUST = PolicyContract(
     services=("lambda.amazonaws.com", "vpc-flow-logs.amazonaws.com", "monitoring.rds.amazonaws.com"),
     deputies=False,
 )
+
+# README "The application roles": their trust policies name the configured principals and nothing else.
+APPLICATION_TRUST = PolicyContract(
+    "trust policy of the application roles", "sts", root=False, deputies=False, named_iam_principals=True
+)
+APPLICATION_ROLE_STEMS = ("ApplicationWriterRole", "ApplicationReaderRole")
+_IAM_PRINCIPAL = re.compile(r"^\d{12}$|^arn:aws[a-z-]*:iam::\d{12}:(?:root|role/[\w+=,.@/-]+|user/[\w+=,.@/-]+)$")
+
+
+def role_trust_contract(role_name: str) -> PolicyContract:
+    """An application role's (by its generated name, which holds its logical id) or any other role's."""
+    return APPLICATION_TRUST if any(stem in role_name for stem in APPLICATION_ROLE_STEMS) else ROLE_TRUST
 
 
 @dataclass(frozen=True)
@@ -237,7 +252,11 @@ def principal_problems(
         if "NotPrincipal" in stmt:
             out.append(f"statement {sid} allows everyone but {principal_entries(stmt)} (NotPrincipal)")
             continue
+        if contract.named_iam_principals and set(map(str, as_list(stmt.get("Action")))) != {"sts:AssumeRole"}:
+            out.append(f"statement {sid} allows {stmt.get('Action')}, not sts:AssumeRole alone")
         for principal in principal_entries(stmt):
+            if contract.named_iam_principals and _IAM_PRINCIPAL.match(principal):
+                continue
             if principal == "*" and not pins_this_account(stmt, account):
                 out.append(f"statement {sid} allows principal * without a condition pinning account {account}")
             elif principal != "*" and principal not in allowed:

@@ -42,6 +42,7 @@ from cloud_assembly.resource_contracts import (
     named_accounts,
     policy_contract,
     principal_problems,
+    role_trust_contract,
 )
 from policy_engine import MATCH, UNKNOWN, Caller, Request, match_statement, sid, statements
 
@@ -289,7 +290,7 @@ def _role(reader: ResourceReader, found: Inventory, region: str, name: str) -> N
     role = reader.client("iam", region).get_role(RoleName=name)["Role"]
     document = role["AssumeRolePolicyDocument"]
     document = json.loads(document) if isinstance(document, str) else document
-    found.policies.append(Policy(region, role["Arn"], policy_contract("AWS::IAM::Role"), document))
+    found.policies.append(Policy(region, role["Arn"], role_trust_contract(str(role["RoleName"])), document))
 
 
 def _function(reader: ResourceReader, found: Inventory, region: str, name: str) -> None:
@@ -403,7 +404,8 @@ def outsider_grants(policy: Policy, account: str) -> list[str]:
 def policy_problems(reader: ResourceReader, policy: Policy) -> list[str]:
     roles = reader.roles(policy.region)
     found = principal_problems(policy.document, policy.contract, reader.account, policy.region, roles)
-    found += outsider_grants(policy, reader.account)
+    # The principals an application role trusts are outsiders by design (applicationPrincipals).
+    found += [] if policy.contract.named_iam_principals else outsider_grants(policy, reader.account)
     return [f"{policy.resource} ({policy.contract.kind}): {problem}" for problem in found]
 
 

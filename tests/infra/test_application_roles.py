@@ -9,6 +9,7 @@ import dataclasses
 
 import pytest
 
+from cloud_assembly.resource_contracts import APPLICATION_TRUST, ROLE_TRUST, principal_problems, role_trust_contract
 from cloud_assembly.role_access import DeploymentView, RoleAccess, role_access
 from stacks.config import ConfigError, load_config
 from tests.infra.helpers import resources
@@ -142,3 +143,27 @@ def test_bad_principals_are_refused_naming_the_field(value: object, message: str
 def test_application_roles_with_the_aurora_store_are_refused_for_now() -> None:
     with pytest.raises(ConfigError, match="application roles with the Aurora store are not built yet"):
         load_config(context_for(store="aurora-postgresql", applicationPrincipals=[ACCOUNT]))
+
+
+def test_the_read_back_of_an_application_roles_trust_policy_names_what_is_beyond_its_contract() -> None:
+    """offline/verification/resources.py reads each deployed role's trust policy: an application role's may name
+    account ids, roots, roles and users for sts:AssumeRole alone; never ``*``, a service, or another action."""
+    name = "MrkToolkit-Functions-us-west-1-ApplicationReaderRoleA54E4396"
+    contract = role_trust_contract(name)
+    assert contract is APPLICATION_TRUST and role_trust_contract("MrkToolkit-RecordsReaderRoleED57839D") is ROLE_TRUST
+
+    def problems(principal: object, action: object = "sts:AssumeRole") -> list[str]:
+        statement = {"Effect": "Allow", "Principal": principal, "Action": action}
+        return principal_problems({"Statement": [statement]}, contract, ACCOUNT, "us-west-1", roles=())
+
+    assert problems({"AWS": [f"arn:aws:iam::{ACCOUNT}:root", OUTSIDE_ROLE, "444455556666"]}) == []
+    assert problems({"AWS": "*"}) == [
+        f"statement Statement0 allows principal * without a condition pinning account {ACCOUNT}"
+    ]
+    assert problems({"Service": "lambda.amazonaws.com"}) == [
+        "statement Statement0 names principal lambda.amazonaws.com, "
+        "not in the contract of a trust policy of the application roles"
+    ]
+    assert problems({"AWS": OUTSIDE_ROLE}, ["sts:AssumeRole", "sts:TagSession"]) == [
+        "statement Statement0 allows ['sts:AssumeRole', 'sts:TagSession'], not sts:AssumeRole alone"
+    ]

@@ -16,6 +16,8 @@ import boto3
 import pytest
 
 from offline.emulator.server import MOTO_ACCOUNT
+from offline.verification.emulated import run_offline
+from stacks.synthesize import synthesize
 from tests.infra.synth import REPO_ROOT
 from tests.offline.test_up_service import _free_port, _sourced
 
@@ -96,3 +98,15 @@ def test_the_example_assumes_the_application_roles_against_offline_up(tmp_path: 
         if up.poll() is None:
             up.kill()
             up.wait()
+
+
+def test_the_main_job_reads_the_application_roles_back(tmp_path: Path) -> None:
+    """The deployment with application roles passes the main job, whose read-back decides each application
+    role's whole access on what is deployed (its contract, offline/verification/permissions.py)."""
+    cdk_out = synthesize({"mrk-toolkit:applicationPrincipals": MOTO_ACCOUNT}, str(tmp_path / "cdk.out"))
+    report = run_offline(cdk_out=Path(cdk_out), progress=lambda _line: None, log_dir=tmp_path / "logs")
+    assert report.ok, report.render()
+    passed = {c.name for c in report.checks if c.ok}
+    for region in ("us-east-2", "us-west-1"):
+        for title in ("the application writer's role", "the application reader's role"):
+            assert f"deployed: {title} in {region} may do exactly its contract" in passed, sorted(passed)
