@@ -278,15 +278,6 @@ def _store_of(cdk_out: Path | None, overrides: dict[str, Any]) -> str:
     return STORE_AURORA_POSTGRESQL if any(s.resources("AWS::RDS::GlobalCluster") for s in stacks) else STORE_DYNAMODB
 
 
-def _dynamodb_store_only(verb: str, store: str, instead: str) -> None:
-    """A verb that knows the DynamoDB store only refuses another store in one line."""
-    if store != STORE_DYNAMODB:
-        raise UsageError(f"{verb} does not apply to store {store} (only {STORE_DYNAMODB}): {instead}")
-
-
-AURORA_C = f"-c {CONTEXT_PREFIX}store={STORE_AURORA_POSTGRESQL}"
-
-
 def _demo(args: argparse.Namespace) -> Any:
     cdk_out, overrides = _source(args)
     if args.synth_to is not None:
@@ -452,13 +443,6 @@ def _erase_tenant(args: argparse.Namespace) -> int:
 
 def _deploy(args: argparse.Namespace) -> int:
     cdk_out, overrides = _source(args)
-    _dynamodb_store_only(
-        "deploy",
-        _store_of(cdk_out, overrides),
-        "the emulator applies stack updates to the DynamoDB deployment only; offline, stand the changed config "
-        f"up afresh with `python -m offline demo {AURORA_C} -c ...`; in an account: npx cdk deploy --all "
-        f"{AURORA_C} -c ...",
-    )
     if args.synth_to is not None:
         cdk_out = _cdk_cli_synth(args.synth_to, args.context)
     from offline.runbooks import redeploy
@@ -476,12 +460,6 @@ def _destroy(args: argparse.Namespace) -> int:
     from offline.runbooks.teardown import Teardown, TeardownFailed, deletion_waves, render_leftovers
 
     config = config_with(_overrides(args.context))
-    _dynamodb_store_only(
-        "destroy",
-        config.store,
-        "it deletes the DynamoDB deployment's stacks and lists what they retain; the Aurora deployment's stacks "
-        f"(Network and Database too): npx cdk destroy --all {AURORA_C} with the options you deployed with",
-    )
     if args.region is not None:
         _known_region("--region", args.region)
         if args.region in config.regions:
@@ -496,6 +474,7 @@ def _destroy(args: argparse.Namespace) -> int:
         config.replica_regions,
         only_region=args.region,
         tenants=bool(config.tenants),
+        aurora=config.store == STORE_AURORA_POSTGRESQL,
     )
     teardown = Teardown(lambda service, region: boto3.client(service, region_name=region), print)
     waves = teardown.deployed(waves)

@@ -16,6 +16,12 @@ Storage encryption (each cluster's KmsKeyId) is checked, not emulated: the key m
 the cluster's own region. What is not emulated: instances (recorded), TLS (local sockets), the
 parameter group; write forwarding (``EnableGlobalWriteForwarding``) is refused as unsupported, so
 no template gets a setting the emulator would silently not exercise.
+
+Membership changes (a stack update, offline/emulator/aurora_lifecycle.py), as Aurora makes them: a
+secondary added later is created from the global cluster, so it starts from a copy of the writer's
+data (``pg_basebackup``) and then streams; a secondary removed is detached first (it stops
+streaming) and then deleted, with its final snapshot recorded when the template asks for one. The
+writer's cluster cannot leave while the global cluster has other members, as RDS refuses it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ from offline.emulator.functions import EmulatedFunction
 from offline.emulator.postgres import GlobalDatabase, PostgresError
 
 _DYNAMIC_SECRET = re.compile(r"^\{\{resolve:secretsmanager:(?P<id>.+?):SecretString:(?P<key>[^:]+)::\}\}$")
+
+
+class ClusterRefused(RuntimeError):
+    """RDS refuses this change of the global database (the stack operation fails)."""
 
 
 @dataclass
@@ -51,6 +61,7 @@ class AuroraEmulation:
     clusters: dict[str, ClusterSpec] = field(default_factory=dict)  # region -> spec
     db: GlobalDatabase | None = None
     log: list[str] = field(default_factory=list)
+    snapshots: dict[str, str] = field(default_factory=dict)  # region -> final snapshot of a deleted cluster
 
     @property
     def primary_region(self) -> str:
@@ -127,6 +138,33 @@ class AuroraEmulation:
             f"{db.writer_region}"
         )
 
+    def remove_cluster(self, region: str, lid: str, final_snapshot: str | None) -> str:
+        """Detach ``region``'s secondary from the global database (it stops streaming), then delete
+        it (its server stopped, its storage gone; ``final_snapshot``: recorded as taken first).
+        The current writer's cluster is refused while other members remain (RDS's
+        InvalidDBClusterStateFault): switch over first, or remove the others."""
+        db = self._database()
+        if region not in self.clusters:
+            raise UnsupportedTemplate(f"{lid}: no cluster of the global database in {region}")
+        if region == db.writer_region and len(self.clusters) > 1:
+            others = ", ".join(r for r in self.clusters if r != region)
+            raise ClusterRefused(
+                f"{lid}: the cluster in {region} is the global database's writer (primary) and its secondaries "
+                f"({others}) are still members: RDS refuses to remove or delete it (InvalidDBClusterStateFault). "
+                "Switch the primary to another region first (python -m offline promote / aws rds "
+                "switchover-global-cluster), or remove the secondaries first"
+            )
+        server = db.servers.pop(region)
+        server.stop("fast")
+        shutil.rmtree(server.root, ignore_errors=True)
+        db.secondary_regions = tuple(r for r in db.secondary_regions if r != region)
+        del self.clusters[region]
+        if final_snapshot:
+            self.snapshots[region] = final_snapshot
+        taken = f", final snapshot {final_snapshot}" if final_snapshot else ""
+        self.log.append(f"EMULATED Aurora cluster {lid} in {region}: detached from the global database, deleted{taken}")
+        return self.log[-1]
+
     def stop(self) -> None:
         if self.db is not None:
             self.db.stop()
@@ -200,4 +238,4 @@ def run_custom_resource(provisioner: Any, stack: Any, lid: str, props: dict[str,
     return reply["result"]
 
 
-__all__ = ["AuroraEmulation", "ClusterSpec", "PostgresError", "dynamic_secret", "run_custom_resource"]
+__all__ = ["AuroraEmulation", "ClusterRefused", "ClusterSpec", "PostgresError", "dynamic_secret", "run_custom_resource"]

@@ -33,6 +33,7 @@ from cloud_assembly.intrinsics import Resolver, UnsupportedTemplate, references
 from cloud_assembly.reader import CloudAssembly, StackArtifact
 from offline.emulator.audit_resources import AuditResources
 from offline.emulator.aurora import AuroraEmulation, dynamic_secret, run_custom_resource
+from offline.emulator.aurora_lifecycle import AuroraLifecycle
 from offline.emulator.deployment import Change, DeployedResource, DeployedStack, Deployment, FunctionSpec
 from offline.emulator.resource_lifecycle import (
     RETAINING,
@@ -83,7 +84,7 @@ def _reverse_resource_order(template: dict[str, Any]) -> list[str]:
     return list(reversed(_resource_order(template)))
 
 
-class Provisioner(AuditResources, ResourceLifecycle, SecretRotationResources):
+class Provisioner(AuditResources, ResourceLifecycle, SecretRotationResources, AuroraLifecycle):
     def __init__(
         self, session: boto3.Session, account: str, endpoint_url: str, progress: Callable[[str], None]
     ) -> None:

@@ -40,6 +40,8 @@ class CliCommand:
             flag = xform_name(name, "-")
             if isinstance(value, bool):
                 words.append(f"--{flag}" if value else f"--no-{flag}")
+            elif isinstance(value, (list, tuple)):
+                words += [f"--{flag}", *(shlex.quote(str(v)) for v in value)]
             else:
                 words += [f"--{flag}", shlex.quote(str(value))]
         return " ".join(words)
@@ -66,6 +68,11 @@ class CliCommand:
                 params.append((by_flag[flag[3:]][0], False))
             elif by_flag[flag][1] == "boolean":
                 params.append((by_flag[flag][0], True))
+            elif by_flag[flag][1] == "list":
+                values = []
+                while rest and not rest[0].startswith("--"):
+                    values.append(rest.pop(0))
+                params.append((by_flag[flag][0], tuple(values)))
             else:
                 name, type_name = by_flag[flag]
                 text = rest.pop(0)
@@ -73,7 +80,8 @@ class CliCommand:
         return cls(words[1], operation, region, tuple(params))
 
     def run(self, client: ClientFactory) -> Any:
-        return getattr(client(self.service, self.region), xform_name(self.operation))(**dict(self.params))
+        params = {k: list(v) if isinstance(v, tuple) else v for k, v in self.params}
+        return getattr(client(self.service, self.region), xform_name(self.operation))(**params)
 
 
 @dataclass
@@ -101,20 +109,46 @@ class TeardownFailed(RuntimeError):
 
 
 def deletion_waves(
-    prefix: str, primary: str, replicas: Iterable[str], *, only_region: str | None = None, tenants: bool = False
+    prefix: str,
+    primary: str,
+    replicas: Iterable[str],
+    *,
+    only_region: str | None = None,
+    tenants: bool = False,
+    aurora: bool = False,
 ) -> list[list[tuple[str, str]]]:
     """(stack, region) in deletion order: the reverse of the deploy graph (stacks/app_builder.py):
     every region's functions, the table, the replicas' keys, the primary's keys and the audit trail
     (stacks that are not deployed, e.g. the trail with ``audit`` off, are skipped). With ``tenants``
     the tenant keys' stacks (``<prefix>-TenantKeys-<region>``, the tenant keys' primaries; the keys
     stacks hold their replicas and depend on them) go last, in every region that has one. With
-    ``only_region``: that (former replica) region's functions, then its keys."""
+    ``only_region``: that (former replica) region's functions, then its keys. With ``aurora`` (the
+    Aurora store: no table; per region a Network and a Database stack): the secondaries' Database
+    stacks go before the primary's (which holds the global cluster and the secrets they replicate),
+    the Network stacks after every Database stack; ``only_region``: its functions, its Database
+    stack, then its Network and Keys stacks."""
     if only_region is not None:
-        return [[(f"{prefix}-Functions-{only_region}", only_region)], [(f"{prefix}-Keys-{only_region}", only_region)]]
+        first = [[(f"{prefix}-Functions-{only_region}", only_region)]]
+        if aurora:
+            first.append([(f"{prefix}-Database-{only_region}", only_region)])
+            return [
+                *first,
+                [(f"{prefix}-Network-{only_region}", only_region), (f"{prefix}-Keys-{only_region}", only_region)],
+            ]
+        return [*first, [(f"{prefix}-Keys-{only_region}", only_region)]]
     replicas = list(replicas)
+    store = (
+        [
+            [(f"{prefix}-Database-{r}", r) for r in replicas],
+            [(f"{prefix}-Database-{primary}", primary)],
+            [(f"{prefix}-Network-{r}", r) for r in [primary, *replicas]],
+        ]
+        if aurora
+        else [[(f"{prefix}-Table", primary)]]
+    )
     waves = [
         [(f"{prefix}-Functions-{r}", r) for r in [primary, *replicas]],
-        [(f"{prefix}-Table", primary)],
+        *store,
         [(f"{prefix}-Keys-{r}", r) for r in replicas],
         [(f"{prefix}-Keys-{primary}", primary), (f"{prefix}-Audit", primary)],
     ]
@@ -197,6 +231,7 @@ class Teardown:
 
     # -- what stays behind ---------------------------------------------------------------------
     def leftovers(self, resources: list[StackResource]) -> list[Leftover]:
+        self._resources = resources
         out: list[Leftover] = []
         for res in resources:
             finder = getattr(self, "_left_" + res.type.replace("::", "_").lower(), None)
@@ -277,6 +312,124 @@ class Teardown:
             "version first (aws s3api list-object-versions, delete-objects), then the bucket"
         )
         return [Leftover(what, rank=1)]
+
+    # -- the Aurora store (no RDS call: a retained cluster is no longer a stack's, and what the
+    # -- template made it is what the commands need) ---------------------------------------------
+    def _same_stack_ref(self, res: StackResource, value: Any) -> str:
+        """A property's value, a Ref to a resource of the same stack read as that resource's physical id."""
+        if isinstance(value, dict) and "Ref" in value:
+            found = [r for r in self._resources if r.stack == res.stack and r.logical_id == value["Ref"]]
+            return found[0].physical_id if found else str(value["Ref"])
+        return str(value)
+
+    def _account(self, region: str) -> str:
+        return str(self.client("sts", region).get_caller_identity()["Account"])
+
+    def _left_aws_rds_dbcluster(self, res: StackResource) -> list[Leftover]:
+        cluster = ("DBClusterIdentifier", res.physical_id)
+        if res.deletion_policy not in RETAINING:
+            if res.deletion_policy != "Snapshot":
+                return []
+            snapshot = f"{res.physical_id}-final"
+            delete = CliCommand(
+                "rds", "DeleteDBClusterSnapshot", res.region, (("DBClusterSnapshotIdentifier", snapshot),)
+            )
+            what = (
+                f"final snapshot {snapshot} of cluster {res.physical_id} in {res.region} (DeletionPolicy Snapshot; "
+                "billed as backup storage per GB-month until deleted; encrypted with the region's records key)"
+            )
+            return [Leftover(what, [delete], rank=1)]
+        global_id = self._same_stack_ref(res, res.properties.get("GlobalClusterIdentifier", ""))
+        secondary = "MasterUsername" not in res.properties
+        arn = f"arn:aws:rds:{res.region}:{self._account(res.region)}:cluster:{res.physical_id}"
+        detach = CliCommand(
+            "rds",
+            "RemoveFromGlobalCluster",
+            res.region,
+            (("GlobalClusterIdentifier", global_id), ("DbClusterIdentifier", arn)),
+        )
+        role = "secondary" if secondary else "primary (remove the secondaries first)"
+        member = Leftover(
+            f"cluster {res.physical_id} in {res.region} ({role}, {res.stack}): still a member of global cluster "
+            f"{global_id}, running and billed (instances, storage, replicated writes); detach it",
+            [detach],
+            rank=-6 if secondary else -5,
+        )
+        unprotect = CliCommand(
+            "rds", "ModifyDBCluster", res.region, (cluster, ("DeletionProtection", False), ("ApplyImmediately", True))
+        )
+        delete = CliCommand(
+            "rds", "DeleteDBCluster", res.region, (cluster, ("FinalDBSnapshotIdentifier", f"{res.physical_id}-final"))
+        )
+        gone = Leftover(
+            f"cluster {res.physical_id} in {res.region} (deletion protection on): deleting it deletes its rows; the "
+            f"final snapshot {res.physical_id}-final stays (delete-db-cluster-snapshot when no longer needed)",
+            [unprotect, delete],
+            rank=-3,
+        )
+        return [member, gone]
+
+    def _left_aws_rds_dbinstance(self, res: StackResource) -> list[Leftover]:
+        if res.deletion_policy not in RETAINING:
+            return []
+        cluster = self._same_stack_ref(res, res.properties.get("DBClusterIdentifier", ""))
+        command = CliCommand("rds", "DeleteDBInstance", res.region, (("DBInstanceIdentifier", res.physical_id),))
+        return [
+            Leftover(
+                f"instance {res.physical_id} of cluster {cluster} in {res.region} (billed per hour)", [command], rank=-4
+            )
+        ]
+
+    def _left_aws_rds_globalcluster(self, res: StackResource) -> list[Leftover]:
+        if res.deletion_policy not in RETAINING:
+            return []
+        glob = ("GlobalClusterIdentifier", res.physical_id)
+        commands = [
+            CliCommand("rds", "ModifyGlobalCluster", res.region, (glob, ("DeletionProtection", False))),
+            CliCommand("rds", "DeleteGlobalCluster", res.region, (glob,)),
+        ]
+        return [
+            Leftover(
+                f"global cluster {res.physical_id} (deletion protection on; once it has no member)", commands, rank=-2
+            )
+        ]
+
+    def _left_aws_rds_dbsubnetgroup(self, res: StackResource) -> list[Leftover]:
+        if res.deletion_policy not in RETAINING:
+            return []
+        command = CliCommand("rds", "DeleteDBSubnetGroup", res.region, (("DBSubnetGroupName", res.physical_id),))
+        return [
+            Leftover(
+                f"subnet group {res.physical_id} in {res.region} (no cost; once its cluster is gone)",
+                [command],
+                rank=-1,
+            )
+        ]
+
+    def _left_aws_secretsmanager_secret(self, res: StackResource) -> list[Leftover]:
+        if res.deletion_policy not in RETAINING:
+            return []
+        secret = ("SecretId", res.physical_id)
+        replicas = tuple(str(r.get("Region")) for r in res.properties.get("ReplicaRegions", []))
+        commands = (
+            [
+                CliCommand(
+                    "secretsmanager",
+                    "RemoveRegionsFromReplication",
+                    res.region,
+                    (secret, ("RemoveReplicaRegions", replicas)),
+                )
+            ]
+            if replicas
+            else []
+        )
+        commands.append(CliCommand("secretsmanager", "DeleteSecret", res.region, (secret, ("RecoveryWindowInDays", 7))))
+        where = f", replicas in {', '.join(replicas)}" if replicas else ""
+        what = (
+            f"secret {res.physical_id} in {res.region}{where} (a database role's password; billed per secret and "
+            "replica per month)"
+        )
+        return [Leftover(what, commands, rank=1)]
 
 
 def render_leftovers(leftovers: list[Leftover]) -> list[str]:

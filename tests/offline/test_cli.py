@@ -113,19 +113,6 @@ AURORA_C = ["-c", f"mrk-toolkit:store={STORE_AURORA_POSTGRESQL}"]
 
 
 @pytest.mark.parametrize(
-    ("verb", "instead"),
-    [
-        (["deploy"], f"python -m offline demo -c mrk-toolkit:store={STORE_AURORA_POSTGRESQL}"),
-        (["destroy", "--yes"], f"npx cdk destroy --all -c mrk-toolkit:store={STORE_AURORA_POSTGRESQL}"),
-    ],
-)
-def test_a_verb_for_the_dynamodb_store_only_refuses_the_aurora_store(verb: list[str], instead: str) -> None:
-    """Refused in one line naming the store and what to use instead, before anything is synthesized or called."""
-    result = run_cli("-m", "offline", *verb, *AURORA_C)
-    assert_one_line(result, f"{verb[0]} does not apply to store {STORE_AURORA_POSTGRESQL}", instead)
-
-
-@pytest.mark.parametrize(
     "store_args",
     [AURORA_C, ["--store", STORE_AURORA_POSTGRESQL]],
     ids=["store-from-the-config", "store-flag"],
