@@ -178,6 +178,13 @@ def test_the_reader_role_cannot_rotate_or_read_the_writers_secret(world: DrillWo
         with pytest.raises(ClientError) as denied:
             attempt()
         assert denied.value.response["Error"]["Code"] == "AccessDeniedException", denied.value
+    # Nor invoke the rotation function itself (IAM's decision on its policies, as AWS would simulate it).
+    simulated = world.env.client("iam", PRIMARY).simulate_principal_policy(
+        PolicySourceArn=world.env.deployment.function(PRIMARY, "reader").role_arn,
+        ActionNames=["lambda:InvokeFunction", "secretsmanager:RotateSecret", "secretsmanager:PutSecretValue"],
+        ResourceArns=[_rotation_function(world), writer_secret],
+    )["EvaluationResults"]
+    assert simulated and all(r["EvalDecision"] != "allowed" for r in simulated), simulated
     # The rotation function's role may rotate exactly the database secrets' versions, and no RotateSecret.
     as_rotation = _secrets_as(world, "rotation")
     assert as_rotation.describe_secret(SecretId=writer_secret)["RotationEnabled"] is True

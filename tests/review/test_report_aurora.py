@@ -65,16 +65,20 @@ def test_each_function_reads_only_its_own_secret_in_its_own_region(review: dict[
         expected.add("MrkToolkit/aurora/records_admin")
     assert set(secrets) == expected
     setup = "role MrkToolkit-Database-us-east-2/SchemaSetupRole"
+    rotation = "role MrkToolkit-Database-us-east-2/SecretRotation/Role"  # README "Secret rotation"
+    primary_only = [setup, rotation] if region == REGIONS[0] else []
     for kind in ("writer", "reader"):
         secret = secrets[f"MrkToolkit/aurora/records_{kind}"]
         assert secret["kms_key_region"] == region
-        readers = [f"{kind} role ({region})"] + ([setup] if region == REGIONS[0] else [])
+        readers = [f"{kind} role ({region})", *primary_only]
         assert sorted(secret["readable_by"]) == sorted(readers)
         (block,) = [b for b in entry["matrix"] if b["resource"] == secret["label"]]
-        # Nobody in the app changes a secret (the account root user can, as for every resource).
-        assert who(block, "secret change / delete", "allow") == ["account root user"]
+        # Only the rotation function's role changes a secret (in the primary: a replica follows it),
+        # and the account root user, as for every resource.
+        changers = who(block, "secret change / delete", "allow")
+        assert sorted(changers) == sorted(["account root user", *primary_only[1:]]), changers
     if region == REGIONS[0]:
-        assert secrets["MrkToolkit/aurora/records_admin"]["readable_by"] == [setup]
+        assert sorted(secrets["MrkToolkit/aurora/records_admin"]["readable_by"]) == sorted([setup, rotation])
 
 
 def test_the_markdown_shows_clusters_and_secrets(review: dict[str, Any]) -> None:
