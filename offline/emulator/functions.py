@@ -148,8 +148,13 @@ class FunctionHost:
         return self._instances[key]
 
     def start_all(self) -> None:
+        """Every function the deployment serves; not the custom resources' handlers (CloudFormation
+        runs those during a deployment, offline/emulator/aurora.py)."""
+        from offline.emulator.aurora import CUSTOM_RESOURCE_HANDLERS, PROVIDER_FRAMEWORK_HANDLER
+
         for spec in self.deployment.functions:
-            self.instance(spec.region, spec.kind)
+            if spec.handler not in (PROVIDER_FRAMEWORK_HANDLER, *CUSTOM_RESOURCE_HANDLERS):
+                self.instance(spec.region, spec.kind)
         for inst in list(self._instances.values()):
             inst.wait_ready()
 

@@ -3,7 +3,11 @@ DeleteStack, as ``cdk destroy --all`` does), then list what stays behind because
 DeletionPolicy is Retain, with the AWS CLI commands that remove it on purpose, in an order
 that works: the table replicas (deletion protection off, then delete; the stack's own region
 last), the log groups, then the keys (single-region keys, the multi-region key's replicas, its
-primary last: KMS holds a primary with replicas until they are gone).
+primary last: KMS holds a primary with replicas until they are gone). For the Aurora store: the
+retained clusters detached from the global cluster (secondaries first, the primary last), their
+instances deleted, each cluster's deletion protection turned off and the cluster deleted with a
+final snapshot, the global cluster, the subnet groups, the role secrets (replicas first), and the
+final snapshots a ``Snapshot`` DeletionPolicy left.
 
 The same code runs against a real account and against ``python -m offline up`` (which serves
 DeleteStack, ListStackResources and GetTemplate): only the endpoint differs. The commands are

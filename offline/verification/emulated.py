@@ -152,7 +152,20 @@ class EmulatedEnvironment:
                             self.replication.sync(self.deployment.tables, self.deployment.stream_arns)
             finally:
                 self.host.sync()
-                self.replica_regions = tuple(r for r in self.deployment.tables if r != self.primary_region)
+                self.replica_regions = self._deployed_replica_regions()
+
+    def _deployed_replica_regions(self) -> tuple[str, ...]:
+        """The other regions with a deployed store: a table replica, or a stack holding an Aurora cluster."""
+        if self.deployment.aurora is None:
+            return tuple(r for r in self.deployment.tables if r != self.primary_region)
+        return tuple(
+            dict.fromkeys(
+                s.region
+                for s in self.deployment.stacks.values()
+                if s.region != self.primary_region
+                and any(r.type == "AWS::RDS::DBCluster" for r in s.resources.values())
+            )
+        )
 
     @property
     def probes(self) -> KmsProbes:
@@ -363,7 +376,7 @@ def stood_up(
         with _database_servers_stopped_on_exit(provisioner):
             deployment = provisioner.deploy(assembly)
             if deployment.aurora is not None:
-                with _aurora_environment(aws, deployment, say, log_dir) as env:
+                with _aurora_environment(aws, provisioner, deployment, say, log_dir) as env:
                     yield env
                 return
         with _global_table_environment(aws, provisioner, deployment, assembly, lag_seconds, say, log_dir) as env:
@@ -419,20 +432,28 @@ def _global_table_environment(
 
 @contextlib.contextmanager
 def _aurora_environment(
-    aws: EmulatedAws, deployment: Deployment, say: Callable[[str], None], log_dir: Path | None
+    aws: EmulatedAws,
+    provisioner: Provisioner,
+    deployment: Deployment,
+    say: Callable[[str], None],
+    log_dir: Path | None,
 ) -> Iterator[EmulatedEnvironment]:
-    """The deployed writer and reader functions of every region, running, with the servers."""
+    """The deployed writer and reader functions of every region, running, with the servers; stack
+    updates and deletions (``python -m offline deploy`` / ``destroy``) served through the provisioner."""
     aurora = deployment.aurora
     primary, secondaries = aurora.primary_region, aurora.secondary_regions
     host = FunctionHost(aws, deployment, log_dir=log_dir)
-    aws.gateway.served = ServedApis(deployment, host, aws.gateway.state)  # the stacks, read back
+    env = EmulatedEnvironment(
+        aws, deployment, host, primary, secondaries, _sensitive_fields(deployment, primary), provisioner=provisioner
+    )
+    aws.gateway.served = ServedApis(deployment, host, aws.gateway.state, lifecycle=env)
     try:
         for region in (primary, *secondaries):
             for kind in ("writer", "reader"):
                 host.instance(region, kind).wait_ready()
         where = _logs_where(host, log_dir)
         say(f"started writers and readers in {1 + len(secondaries)} regions, under their roles ({where})")
-        yield EmulatedEnvironment(aws, deployment, host, primary, secondaries, _sensitive_fields(deployment, primary))
+        yield env
     finally:
         host.stop()
 
@@ -528,7 +549,11 @@ def up_instructions(env: EmulatedEnvironment) -> list[str]:
         """--payload '{"id":"p1","record":{"ssn":"1"}}' out.json""",
         "#   (AWS CLI v2: add --cli-binary-format raw-in-base64-out)",
         *(
-            [f"# python -m offline drill --store {AURORA}   (its failover drills; verify, deploy, destroy refuse it)"]
+            [
+                f"# python -m offline drill --store {AURORA}   (its failover drills)",
+                f"# python -m offline deploy|destroy -c mrk-toolkit:store={AURORA} ...   (README: Add or remove a "
+                "region, tear down (Aurora))",
+            ]
             if env.store == AURORA
             else [
                 f"# python -m offline verify --primary {env.primary_region} --replicas {','.join(regions[1:])}"

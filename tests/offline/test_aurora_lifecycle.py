@@ -72,16 +72,20 @@ def test_a_secondary_region_is_added_removed_and_the_deployment_torn_down(
         assert code == 0, err + out
         assert "replica eu-west-1 added" in out, out  # the role secrets replicated to the new region
         assert "regions now: us-east-2, us-west-1, eu-west-1" in out, out
-        aurora = env.aws.deployment.aurora if hasattr(env.aws, "deployment") else None
-        if aurora is not None:
-            assert sorted(aurora.clusters) == ["eu-west-1", "us-east-2", "us-west-1"]
+        assert sorted(env.deployment.aurora.clusters) == ["eu-west-1", "us-east-2", "us-west-1"]
+        assert env.deployment.aurora.db.server("eu-west-1").in_recovery()  # a standby: streams, refuses writes
         replica = client("kms", "eu-west-1").describe_key(KeyId="alias/mrk-toolkit/records")["KeyMetadata"]
         decisions = len(env.aws.gateway.decisions)
         for item_id, record in before.items():
             got = read_eventually("eu-west-1", item_id)
             assert got.get("ok") is True and got["record"] == record and got["read_region"] == "eu-west-1", got
-        kms = [d for d in env.aws.gateway.decisions[decisions:] if d["action"] == "kms:Decrypt"]
-        assert len(kms) == len(before) and all(d["allowed"] and d["resource"] == replica["Arn"] for d in kms), kms
+        # Every records-key decrypt there (one per row; a reader retried once may add one) on eu-west-1's replica.
+        kms = [
+            d
+            for d in env.aws.gateway.decisions[decisions:]
+            if d["action"] == "kms:Decrypt" and ":key/mrk-" in d["resource"]
+        ]
+        assert len(kms) >= len(before) and all(d["allowed"] and d["resource"] == replica["Arn"] for d in kms), kms
         refused = invoke("eu-west-1", "writer", {"id": "from-eu", "record": {"name": "E"}})
         assert refused["error"]["type"] == ReadOnlyRegion.type and refused["error"]["retryable"] is True, refused
         # A row written now reaches the new standby too.
@@ -180,3 +184,35 @@ def test_a_global_cluster_with_members_or_protection_is_not_deleted() -> None:
         AuroraLifecycle()._check_delete_aws_rds_globalcluster(stack, glob)  # type: ignore[arg-type]
     with pytest.raises(StackOperationFailed, match=r"still has members .us-east-2."):
         AuroraLifecycle()._delete_aws_rds_globalcluster(stack, glob, deployment)  # type: ignore[arg-type]
+
+
+# --- the teardown order ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def three_region_aurora(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from stacks.synthesize import synthesize
+
+    context = {"mrk-toolkit:store": "aurora-postgresql", "mrk-toolkit:replicaRegions": "us-west-1,eu-west-1"}
+    return synthesize(context, str(tmp_path_factory.mktemp("aurora-3")))
+
+
+def test_destroy_deletes_every_aurora_stack_after_those_that_depend_on_it(three_region_aurora: Path) -> None:
+    """Each stack is deleted after every stack that depends on it (the assembly's graph), and the
+    primary's Database stack (the global cluster, the secrets the secondaries replicate, whose
+    replica keys are read from the Keys stacks by Fn::GetStackOutput) before any Keys stack."""
+    from cloud_assembly.reader import load_assembly
+    from offline.runbooks.teardown import deletion_waves
+
+    stacks = load_assembly(three_region_aurora).stacks
+    waves = deletion_waves("MrkToolkit", "us-east-2", ["us-west-1", "eu-west-1"], aurora=True)
+    position = {name: n for n, wave in enumerate(waves) for name, _ in wave}
+    assert sorted(position) == sorted(stacks)
+    for name, stack in stacks.items():
+        for dependency in stack.dependencies:
+            assert position[name] < position[dependency], (name, dependency)
+    keys = min(position[n] for n in stacks if "-Keys-" in n)
+    assert position["MrkToolkit-Database-us-east-2"] < keys
+    assert deletion_waves("P", "us-east-2", ["us-west-1"], only_region="eu-west-1", aurora=True) == [
+        [("P-Functions-eu-west-1", "eu-west-1")],
+        [("P-Database-eu-west-1", "eu-west-1")],
+        [("P-Network-eu-west-1", "eu-west-1"), ("P-Keys-eu-west-1", "eu-west-1")],
+    ]
