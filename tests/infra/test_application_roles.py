@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
+from pathlib import Path
 
 import pytest
 
+from cloud_assembly.reader import load_assembly
 from cloud_assembly.resource_contracts import APPLICATION_TRUST, ROLE_TRUST, principal_problems, role_trust_contract
 from cloud_assembly.role_access import DeploymentView, RoleAccess, role_access
+from review.report import build_review
 from stacks.config import ConfigError, load_config
 from tests.infra.helpers import resources
 from tests.infra.synth import ACCOUNT, Synthesized, context_for, synthesize
@@ -167,3 +171,18 @@ def test_the_read_back_of_an_application_roles_trust_policy_names_what_is_beyond
     assert problems({"AWS": OUTSIDE_ROLE}, ["sts:AssumeRole", "sts:TagSession"]) == [
         "statement Statement0 allows ['sts:AssumeRole', 'sts:TagSession'], not sts:AssumeRole alone"
     ]
+
+
+def test_the_review_lists_the_application_roles_with_their_trust_and_findings_none(app: Synthesized) -> None:
+    """`python -m review`'s report (review/report.py): each application role, whom it trusts, its one policy."""
+    review = build_review(load_assembly(Path(app.assembly.directory)))
+    found = [
+        entry for region in review["regions"] for entry in region["roles"] if "/Application/" in entry["construct"]
+    ]
+    assert len(found) == 2 * len(app.config.regions)
+    for entry in found:
+        assert sorted(entry["trusted"]) == ["account <account> (delegates to IAM policies)", f"aws {OUTSIDE_ROLE}"], (
+            entry
+        )
+        assert entry["used_by"] == [] and len(entry["policies"]) == 1, entry
+    assert not [f for f in review["findings"] if "Application" in json.dumps(f)], review["findings"]
