@@ -338,6 +338,7 @@ def _verify(args: argparse.Namespace) -> Any:
         replication_deadline_s=args.deadline,
         stack_prefix=prefix,
         capabilities=frozenset() if args.no_tamper_checks else frozenset({Capability.ALTER_ITEMS}),
+        beacon_fields=config.beacon_fields,
     )
     for line in _verify_notice(env, tamper=not args.no_tamper_checks):
         print(line, file=sys.stderr, flush=True)
