@@ -109,7 +109,8 @@ class EmulatedEnvironment:
 
     @property
     def function_names(self) -> dict[tuple[str, str], str]:
-        return {(f.region, f.kind): f.name for f in self.deployment.functions if f.kind in ("writer", "reader")}
+        kinds = ("writer", "reader", "finder")  # the finder: beacon fields only
+        return {(f.region, f.kind): f.name for f in self.deployment.functions if f.kind in kinds}
 
     @property
     def role_arns(self) -> dict[tuple[str, str], str]:
