@@ -47,7 +47,6 @@ def test_a_finder_role_that_may_write_fails_the_run(beacon_assembly: Path, tmp_p
         (policy,) = resources(template, "AWS::IAM::ManagedPolicy", "RecordsFinderAccess")
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
         statements.append({"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": "*"})
-        )
 
     broken = edited(beacon_assembly, tmp_path / "edited", {f"MrkToolkit-Functions-{REPLICAS[0]}": may_write})
     failed = failures(run(broken, tmp_path))
