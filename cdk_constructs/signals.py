@@ -45,9 +45,12 @@ from lambda_src.record_crypto.observability import (
     DIMENSION_ERROR_TYPE,
     DIMENSION_OPERATION,
     DIMENSION_TABLE,
+    FINDER_DATABASE_REFUSALS,
+    FINDER_REFUSALS,
     KMS_CALLS,
     KMS_THROTTLES,
     NAMESPACE,
+    OPERATION_FIND,
     OPERATION_OF,
     OPERATION_READ,
     OPERATION_WRITE,
@@ -106,6 +109,46 @@ def region_alarm_specs(*, prefix: str, region: str, regions: Sequence[str], tabl
         if receiving != region:
             specs += _replication_alarm_specs(prefix, region, receiving, table_name)
     return specs
+
+
+def finder_alarm_specs(*, prefix: str, region: str, table_name: str, aurora: bool = False) -> list[AlarmSpec]:
+    """The finder's alarms of ``region`` (beacon fields only): its Errors and Throttles, security refusals
+    (a planted or changed beacon: TamperedRecord) and KMS throttling, like the writer's and reader's; and
+    its refusals by type: TooManyCandidates (a lookup too broad for its beacon's length) and, on the
+    Aurora store, DatabaseUnavailable."""
+    ours = ((DIMENSION_TABLE, table_name), (DIMENSION_OPERATION, OPERATION_FIND))
+    refusals = [*FINDER_REFUSALS, *(FINDER_DATABASE_REFUSALS if aurora else ())]
+    return [
+        *_lambda_alarm_specs(prefix, region, "finder"),
+        *_record_alarm_specs(prefix, region, "finder", ours),
+        *(_finder_refusal_spec(prefix, region, error_type, table_name) for error_type in refusals),
+    ]
+
+
+def _finder_refusal_spec(prefix: str, region: str, error_type: str, table_name: str) -> AlarmSpec:
+    slug = "".join(f"-{c.lower()}" if c.isupper() else c for c in error_type).lstrip("-")
+    why = (
+        "the cluster is unreachable or changing roles"
+        if error_type in FINDER_DATABASE_REFUSALS
+        else "lookups match more candidates than the limit: a common value, or a beacon too short for the table"
+    )
+    return _spec(
+        prefix,
+        region,
+        f"finder-{slug}",
+        namespace=NAMESPACE,
+        metric=REFUSALS,
+        dimensions=(
+            (DIMENSION_TABLE, table_name),
+            (DIMENSION_OPERATION, OPERATION_FIND),
+            (DIMENSION_ERROR_TYPE, error_type),
+        ),
+        statistic="Sum",
+        period_seconds=300,
+        threshold=5,
+        evaluation_periods=1,
+        description=f"The finder in {region} refused 5 or more lookups with {error_type} in 5 minutes: {why}",
+    )
 
 
 def _lambda_alarm_specs(prefix: str, region: str, kind: str) -> list[AlarmSpec]:
@@ -548,15 +591,19 @@ class SignalsDashboard(Construct):
         table_name: str,
         alarm_names: Mapping[str, Sequence[str]],
         clusters: Mapping[str, str] | None = None,
+        finder: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self.clusters = dict(clusters or {})
+        self.finder = finder
         self.dashboard = cloudwatch.Dashboard(
             self, "Dashboard", dashboard_name=dashboard_name, default_interval=Duration.hours(3)
         )
         for region in regions:
             self.dashboard.add_widgets(cloudwatch.TextWidget(markdown=f"## {region}", width=24, height=1))
             self.dashboard.add_widgets(*self._row(region, regions, table_name, alarm_names[region]))
+            if finder:
+                self.dashboard.add_widgets(self._finder(region, table_name))
 
     @staticmethod
     def _ours(region: str, table_name: str, name: str, operation: str) -> cloudwatch.Metric:
@@ -615,6 +662,29 @@ class SignalsDashboard(Construct):
                 height=3,
             ),
         ]
+
+    def _finder(self, region: str, table_name: str) -> cloudwatch.IWidget:
+        """Lookups of the region's finder (beacon fields only): its refusals by type (TooManyCandidates,
+        TamperedRecord, ...), its security refusals, its KMS calls (0 per lookup once warm) and throttles."""
+        ours = lambda name: self._ours(region, table_name, name, OPERATION_FIND)  # noqa: E731
+        refusals = cloudwatch.MathExpression(
+            expression=(
+                f"SEARCH('{{{NAMESPACE},{DIMENSION_TABLE},{DIMENSION_OPERATION},{DIMENSION_ERROR_TYPE}}} "
+                f'MetricName="{REFUSALS}" {DIMENSION_TABLE}="{table_name}" {DIMENSION_OPERATION}="{OPERATION_FIND}"\', '
+                "'Sum', 300)"
+            ),
+            label="",
+            search_region=region,
+            period=Duration.minutes(5),
+        )
+        return cloudwatch.GraphWidget(
+            title=f"Finder ({region})",
+            region=region,
+            left=[refusals, ours(SECURITY_REFUSALS)],
+            right=[ours(KMS_CALLS), ours(KMS_THROTTLES)],
+            width=24,
+            height=4,
+        )
 
     def _aurora(self, region: str) -> cloudwatch.IWidget:
         cluster = self.clusters[region]

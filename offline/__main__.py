@@ -329,6 +329,7 @@ def _verify(args: argparse.Namespace) -> Any:
         if args.no_tamper_checks or config.store != STORE_DYNAMODB
         else frozenset({Capability.ALTER_ITEMS}),
         store=config.store,
+        beacon_fields=config.beacon_fields,
     )
     for line in _verify_notice(env, tamper=not args.no_tamper_checks):
         print(line, file=sys.stderr, flush=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from review.assembly_view import ACCOUNT
+from review.beacons import beacon_facts, beacons_md
 from review.tenants import tenant_facts, tenants_md
 
 DENY = "deny"
@@ -119,7 +120,7 @@ def facts(review: Mapping[str, Any]) -> list[str]:
                     lines.add(f"{region['region']} {block['resource']}: {row['principal']} {column} {what}{when}")
     for ack in review.get("findings", {}).get("acknowledged") or []:
         lines |= {f"acknowledged {ack['rule']} on {r}: {ack['reason']}" for r in ack["resources"]}
-    return sorted(lines | tenant_facts(review))
+    return sorted(lines | tenant_facts(review) | beacon_facts(review))
 
 
 def changes(previous: Mapping[str, Any] | None, review: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -248,6 +249,7 @@ SUMMARY_SECTIONS: list[Callable[[Mapping[str, Any]], list[str]]] = [
     _changes_md,
     _decrypt_md,
     tenants_md,
+    beacons_md,
     _self_grant_md,
     _acknowledged_md,
 ]

@@ -16,6 +16,7 @@ from cloud_assembly.intrinsics import partition, url_suffix
 from cloud_assembly.reader import CloudAssembly
 from review.alarms import alarm_entries, alarms_md, audit_rule_entries, audit_rules_md
 from review.assembly_view import ACCOUNT
+from review.beacons import beacon_access
 from review.diagram import mermaid_from_inventory
 from review.findings import changes, facts, findings, findings_md, load_previous, reading_key_md
 from review.inventory import Cluster, Inventory, Key, Role, Secret, TableReplica
@@ -503,6 +504,9 @@ def build_review(assembly: CloudAssembly) -> dict[str, Any]:
     tenants = tenant_access(assembly)
     if tenants:  # a deployment without tenants keeps its review as it was
         review["tenants"] = tenants
+    beacons = beacon_access(assembly)
+    if beacons:  # nor does one without beacon fields
+        review["beacons"] = beacons
     accounts = sorted({s.account for s in assembly.stacks.values() if s.account})
     review["findings"] = findings(review, assembly.directory, accounts)
     review["facts"] = facts(review)

@@ -28,6 +28,7 @@ from cdk_constructs.signals import (
     SignalsDashboard,
     audit_alarm_specs,
     aurora_alarm_specs,
+    finder_alarm_specs,
     region_alarm_specs,
 )
 from lambda_src.record_crypto.settings import (
@@ -206,7 +207,11 @@ class FunctionsStack(Stack):
             self,
             "Alarms",
             specs=store_alarm_specs(config, self.region),
-            functions={"writer": self.functions.writer.function, "reader": self.functions.reader.function},
+            functions={
+                "writer": self.functions.writer.function,
+                "reader": self.functions.reader.function,
+                **({"finder": self.functions.finder.function} if self.functions.finder is not None else {}),
+            },
             topic=self.alarm_topic.topic,
         )
         CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic.topic_arn)
@@ -220,6 +225,7 @@ class FunctionsStack(Stack):
                 table_name=config.table_name,
                 alarm_names={region: [s.name for s in region_specs] for region, region_specs in specs.items()},
                 clusters={r: cluster_identifier(config, r) for r in config.regions} if config.aurora else None,
+                finder=bool(config.beacon_fields),
             )
 
 
@@ -264,7 +270,17 @@ def store_alarm_specs(config: ToolkitConfig, region: str) -> list[AlarmSpec]:
             cluster=cluster_identifier(config, region),
             table_name=config.table_name,
         )
-    return store + (audit_alarm_specs(config.stack_prefix, region) if config.audit.enabled else [])
+    finder = (
+        finder_alarm_specs(
+            prefix=config.stack_prefix,
+            region=region,
+            table_name=config.table_name,
+            aurora=config.store != STORE_DYNAMODB,
+        )
+        if config.beacon_fields
+        else []
+    )
+    return store + finder + (audit_alarm_specs(config.stack_prefix, region) if config.audit.enabled else [])
 
 
 def _ack(scope: Construct, rule_id: str, reason: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 # Relative: the CDK app imports this module as lambda_src.record_crypto.observability (the metric
 # names below), where "record_crypto" is not a top-level package.
-from .errors import ERROR_TYPES, DatabaseUnavailable, ReadOnlyRegion
+from .errors import ERROR_TYPES, DatabaseUnavailable, ReadOnlyRegion, TooManyCandidates
 
 LOGGER = logging.getLogger("mrk_toolkit")
 LOGGER.setLevel(logging.INFO)
@@ -85,6 +85,9 @@ OPERATION_METRICS = (RECORDS_WRITTEN, RECORDS_READ, SECURITY_REFUSALS, KMS_CALLS
 SECURITY_ERROR_TYPES = tuple(sorted(name for name, cls in ERROR_TYPES.items() if cls.security_signal))
 # The Aurora store's refusals that mean the database (alarmed per function kind: Refusals by ErrorType).
 DATABASE_REFUSALS = {"writer": (DatabaseUnavailable.type, ReadOnlyRegion.type), "reader": (DatabaseUnavailable.type,)}
+# The finder's refusals alarmed per region (beacon fields only): too broad a lookup, and (Aurora) its database.
+FINDER_REFUSALS = (TooManyCandidates.type,)
+FINDER_DATABASE_REFUSALS = (DatabaseUnavailable.type,)
 # What RDS publishes of each Aurora cluster (namespace AWS/RDS, dimension DBClusterIdentifier) that
 # the alarms and the dashboard watch: replication and RPO lag (a secondary's), CPU, connections.
 RDS_NAMESPACE = "AWS/RDS"

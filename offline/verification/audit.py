@@ -64,29 +64,34 @@ def _refused(records: list[CloudTrailRecord]) -> str:
     return f"{len(records)} refused ({', '.join(callers)})" if records else "none refused"
 
 
-def decrypts_check(run: Run, region: str) -> Check:
+def decrypts_check(run: Run, region: str, *, finder: bool = False) -> Check:
+    """``finder``: beacon fields are configured, and the region's finder decrypts the candidates it finds."""
+    who = f"{region}'s reader or finder role" if finder else f"{region}'s reader role"
     return check(
-        f"audit: in {region} every decrypt of the records key was made by {region}'s reader role, naming the record",
-        lambda env: _decrypts(run, region, env),
+        f"audit: in {region} every decrypt of the records key was made by {who}, naming the record",
+        lambda env: _decrypts(run, region, env, finder),
     )
 
 
-def _decrypts(run: Run, region: str, env: Environment) -> str:
+def _decrypts(run: Run, region: str, env: Environment, finder: bool = False) -> str:
     allowed, refused = _uses(env, region, READER_USE)
     reader = env.reader.role_arns[(region, "reader")]
-    others = sorted({issuer(r) for r in allowed} - {reader})
-    assert not others, f"the records key of {region} decrypted for {', '.join(others)}, not only its reader role"
+    readers = {reader, env.reader.role_arns[(region, "finder")]} if finder else {reader}
+    others = sorted({issuer(r) for r in allowed} - readers)
+    who = "its reader or finder role" if finder else "its reader role"
+    assert not others, f"the records key of {region} decrypted for {', '.join(others)}, not only {who}"
+    by = ", ".join(sorted({issuer(r).rsplit("/", 1)[-1] for r in allowed})) or reader.rsplit("/", 1)[-1]
     cache_on = ITEM_CONTEXT_KEY not in (env.observed_context() or {})
     items = {encryption_context(r).get(ITEM_CONTEXT_KEY) for r in allowed}
     if cache_on:
         return (
-            f"{len(allowed)} decrypts by {reader.rsplit('/', 1)[-1]}; data-key cache on: the context names no record "
+            f"{len(allowed)} decrypts by {by}; data-key cache on: the context names no record "
             f"(one decrypt may serve many), so the trail says who and when, not which record; {_refused(refused)}"
         )
     assert None not in items, f"a decrypt in {region} carries no {ITEM_CONTEXT_KEY!r} in its encryption context"
     if region != env.primary_region and run.main:
         assert run.main["item_id"] in items, f"no decrypt in {region} names the record read ({run.main['item_id']})"
-    return f"{len(allowed)} decrypts by {reader.rsplit('/', 1)[-1]}, naming {len(items)} records; {_refused(refused)}"
+    return f"{len(allowed)} decrypts by {by}, naming {len(items)} records; {_refused(refused)}"
 
 
 def data_keys_check(region: str) -> Check:
@@ -340,7 +345,12 @@ def audit_checks(
     """The trail read back in every region, the deployed rules, then the alerts made to fire
     (``ciphertext``: how to read a stored record's message, and what that ``needs``)."""
     regions = (env.primary_region, *env.replica_regions)
-    out = [c for region in regions for c in (decrypts_check(run, region), data_keys_check(region), rules_check(region))]
+    finder = bool(env.beacon_fields)
+    out = [
+        c
+        for region in regions
+        for c in (decrypts_check(run, region, finder=finder), data_keys_check(region), rules_check(region))
+    ]
     replica = env.replica_regions[0] if env.replica_regions else env.primary_region
     alerts = [admin_decrypt_check(run, replica, ciphertext, *needs), key_policy_check(replica), trail_alert_check()]
     return [trail_check(), *out, *alerts]

@@ -82,6 +82,8 @@ class Environment(Protocol):
     def tenant_session_kms(self, region: str, kind: str, tenant: str) -> tuple[Any, dict[str, str]]: ...
     # TENANT_SESSIONS: (a KMS client under that function's tenant session, tenant -> key ARN in the region)
     @property
+    def beacon_fields(self) -> tuple[Any, ...]: ...  # settings.BeaconField of the finder ((): no beacons)
+    @property
     def table_name(self) -> str: ...
     @property
     def function_names(self) -> Mapping[tuple[str, str], str]: ...  # (region, "writer"|"reader") -> name

@@ -35,6 +35,7 @@ from typing import Any
 
 import boto3
 
+from lambda_src.record_crypto.settings import BeaconField
 from offline.verification.aurora_scenario import DYNAMODB
 from offline.verification.checks import Capability, Invocation, NotApplicable
 from offline.verification.invariants import DeployedReader, required_context
@@ -74,6 +75,8 @@ def discover_functions(
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         names[(region, "writer")] = outputs["WriterFunctionName"]
         names[(region, "reader")] = outputs["ReaderFunctionName"]
+        if "FinderFunctionName" in outputs:  # beacon fields configured (README "Beacons")
+            names[(region, "finder")] = outputs["FinderFunctionName"]
     return names
 
 
@@ -137,6 +140,7 @@ class DeployedEnvironment:
     kms_decider: str = "IAM's policy simulator"
     # A real account can do what any table writer can (alter a stored item); --no-tamper-checks takes it away.
     capabilities: frozenset[Capability] = frozenset({Capability.ALTER_ITEMS})
+    beacon_fields: tuple[BeaconField, ...] = ()  # the config's beaconFields: the finder's checks (beacons.py)
 
     def __post_init__(self) -> None:
         if self.invoker is None:

@@ -18,6 +18,7 @@ from cloud_assembly.intrinsics import UnsupportedTemplate
 from cloud_assembly.reader import CloudAssembly, load_assembly
 from lambda_src.record_crypto.settings import (
     ENV_ALGORITHM_SUITE,
+    ENV_BEACON_FIELDS,
     ENV_CACHE_MAX_AGE,
     ENV_DATA_KEY_CACHE,
     ENV_DB_SECRET_ARN,
@@ -27,6 +28,8 @@ from lambda_src.record_crypto.settings import (
     ENV_TENANT_ROLE_ARN,
     SQL_IDENTIFIER,
     TENANT_KEY,
+    BeaconField,
+    parse_beacon_fields,
 )
 from offline.emulator.deployment import Change, Deployment
 from offline.emulator.functions import FunctionHost
@@ -92,13 +95,22 @@ class EmulatedEnvironment:
         return EMULATOR_CAPABILITIES | held | (database if aurora else set())
 
     @property
+    def beacon_fields(self) -> tuple[BeaconField, ...]:
+        """The finder's BEACON_FIELDS (the same in every region); () without a finder."""
+        finder = [f for f in self.deployment.functions if f.kind == "finder" and f.region == self.primary_region]
+        if not finder:
+            return ()
+        return parse_beacon_fields(finder[0].environment.get(ENV_BEACON_FIELDS, ""), self.sensitive_fields)
+
+    @property
     def table_name(self) -> str:
         writer = self.deployment.function(self.primary_region, "writer")
         return self.deployment.tables.get(self.primary_region) or writer.environment[ENV_TABLE_NAME]
 
     @property
     def function_names(self) -> dict[tuple[str, str], str]:
-        return {(f.region, f.kind): f.name for f in self.deployment.functions if f.kind in ("writer", "reader")}
+        kinds = ("writer", "reader", "finder")  # the finder: beacon fields only
+        return {(f.region, f.kind): f.name for f in self.deployment.functions if f.kind in kinds}
 
     @property
     def role_arns(self) -> dict[tuple[str, str], str]:

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from offline.emulator.deployment import Deployment
 from offline.verification.checks import Check, Environment, check
-from offline.verification.invariants import required_context
+from offline.verification.invariants import RECORDS_KEY_STEM, required_context
 
 
 class KmsProbes:
@@ -20,9 +20,14 @@ class KmsProbes:
         self.aws, self.deployment, self.host = aws, deployment, host
 
     def mrk_arn(self, region: str) -> str:
-        for key in self.deployment.keys.values():
-            if key["Region"] == region and key["KeyId"].startswith("mrk-"):
-                return key["Arn"]
+        """The region's records key (with beacon fields, the beacon HMAC key is multi-region too)."""
+        mrks = [
+            (name, k)
+            for name, k in self.deployment.keys.items()
+            if k["Region"] == region and k["KeyId"].startswith("mrk-")
+        ]
+        for _name, key in sorted(mrks, key=lambda nk: not nk[0].split("/", 1)[-1].startswith(RECORDS_KEY_STEM)):
+            return key["Arn"]
         raise AssertionError(f"no multi-region key deployed in {region}")
 
     def record_context(self) -> dict[str, str]:

@@ -40,6 +40,7 @@ from offline.verification.basics import (
     roundtrip_checks,
     write,
 )
+from offline.verification.beacons import beacon_checks
 from offline.verification.checks import (
     Capability,
     Check,
@@ -72,7 +73,7 @@ def main_job(env: Environment, run: Run | None = None) -> list[Check | NamedChec
     if env.tenant_regions:
         return tenants_main_job(run, env)
     if env.store == AURORA:
-        return aurora_checks(run, env)
+        return [*aurora_checks(run, env), *beacon_checks(run, env)]
     return dynamodb_checks(run, env)
 
 
@@ -110,6 +111,7 @@ def dynamodb_checks(run: Run, env: Environment) -> list[Check | NamedCheck]:
             check(f"reader in {replica} before replication gets a retryable NotFound", partial(_before, run, replica))
         )
         out += integrity_checks(run, env, replica) + cross_role_checks(run, replica)
+    out += beacon_checks(run, env)
     return [*out, *closing_checks(run), *read_back_checks(run, env), *audit_checks(run, env)]
 
 

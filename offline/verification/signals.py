@@ -25,8 +25,11 @@ from lambda_src.record_crypto.observability import (
     DIMENSION_ERROR_TYPE,
     DIMENSION_OPERATION,
     DIMENSION_TABLE,
+    FINDER_DATABASE_REFUSALS,
+    FINDER_REFUSALS,
     KMS_THROTTLES,
     NAMESPACE,
+    OPERATION_FIND,
     OPERATION_OF,
     RDS_NAMESPACE,
     REFUSALS,
@@ -69,6 +72,8 @@ def required_watches(
             Watch(f"{kind} {SECURITY_REFUSALS}", NAMESPACE, SECURITY_REFUSALS, ours, security=True),
             Watch(f"{kind} {KMS_THROTTLES}", NAMESPACE, KMS_THROTTLES, ours),
         ]
+    if (region, "finder") in function_names:  # beacon fields: the finder's alarms too
+        out += _finder_watches(table_name, function_names[(region, "finder")], aurora=cluster is not None)
     if cluster is not None:
         return out + _aurora_watches(table_name, cluster)
     for other in regions:
@@ -78,6 +83,21 @@ def required_watches(
                 Watch(f"ReplicationLatency to {other}", "AWS/DynamoDB", "ReplicationLatency", dims),
                 Watch(f"PendingReplicationCount to {other}", "AWS/DynamoDB", "PendingReplicationCount", dims),
             ]
+    return out
+
+
+def _finder_watches(table_name: str, function_name: str, *, aurora: bool) -> list[Watch]:
+    fn = (("FunctionName", function_name),)
+    ours = tuple(sorted(((DIMENSION_TABLE, table_name), (DIMENSION_OPERATION, OPERATION_FIND))))
+    out = [
+        Watch("finder Errors", "AWS/Lambda", "Errors", fn),
+        Watch("finder Throttles", "AWS/Lambda", "Throttles", fn),
+        Watch(f"finder {SECURITY_REFUSALS}", NAMESPACE, SECURITY_REFUSALS, ours, security=True),
+        Watch(f"finder {KMS_THROTTLES}", NAMESPACE, KMS_THROTTLES, ours),
+    ]
+    for error_type in (*FINDER_REFUSALS, *(FINDER_DATABASE_REFUSALS if aurora else ())):
+        dims = tuple(sorted((*ours, (DIMENSION_ERROR_TYPE, error_type))))
+        out.append(Watch(f"finder {REFUSALS} {error_type}", NAMESPACE, REFUSALS, dims))
     return out
 
 
