@@ -287,8 +287,11 @@ def _emulated_aws() -> Iterator[tuple[str, moto_env.Keys]]:
         assert server.stdout is not None
         endpoint = server.stdout.readline().strip()
         with moto_env.fake_credentials():
+            # A session of its own: boto3's default session would keep the fake credentials for whoever in this
+            # process calls boto3.client next (a test against the emulator got "unknown access key").
+            session = boto3.Session()
             keys = moto_env.create_resources(
-                lambda service, region: boto3.client(service, region_name=region, endpoint_url=endpoint)
+                lambda service, region: session.client(service, region_name=region, endpoint_url=endpoint)
             )
         yield endpoint, keys
     finally:
