@@ -58,7 +58,6 @@ class SecretRotation(Construct):
         role_path: str,
     ) -> None:
         super().__init__(scope, construct_id)
-        region = Stack.of(self).region
         arns = [s.secret_arn for s in secrets.values()]
         self.role, self.access_policy = function_role(
             self,
@@ -67,25 +66,18 @@ class SecretRotation(Construct):
             path=role_path,
             description="Rotates the database secrets (Secrets Manager single-user rotation for PostgreSQL)",
             policy_description="Secret rotation: the database secrets only, their key through Secrets Manager",
-            statements=[
-                iam.PolicyStatement(sid="RotateDatabaseSecrets", actions=list(ROTATION_ACTIONS), resources=arns),
-                iam.PolicyStatement(
-                    sid="SecretsKeyThroughSecretsManager",
-                    actions=list(ROTATION_KEY_ACTIONS),
-                    resources=[secrets_key_arn],
-                    conditions={
-                        "StringEquals": {
-                            "kms:ViaService": f"secretsmanager.{region}.{Aws.URL_SUFFIX}",
-                            "kms:EncryptionContext:SecretARN": arns,
-                        }
-                    },
-                ),
-                own_log_group(log_group),
-            ],
+            statements=[*_rotation_statements(Stack.of(self).region, arns, secrets_key_arn), own_log_group(log_group)],
         )
         placement = {"vpc": network.vpc, "subnets": network.subnets, "security_group": network.clients}
         self.network_policy = vpc_access_policy(self, "NetworkPolicy", role=self.role, path=role_path, **placement)
-        self.function = lambda_.Function(
+        self.function = self._function(network, code, log_group, concurrency=len(arns))
+        self.function.node.add_dependency(self.access_policy, self.network_policy)
+        self.schedules = {name: self._schedule(name, secret, rotation_days) for name, secret in secrets.items()}
+
+    def _function(
+        self, network: IsolatedNetwork, code: lambda_.Code, log_group: logs.ILogGroup, *, concurrency: int
+    ) -> lambda_.Function:
+        return lambda_.Function(
             self,
             "Function",
             description="Rotates a database role's password: Secrets Manager single-user rotation for PostgreSQL",
@@ -97,36 +89,55 @@ class SecretRotation(Construct):
             memory_size=256,
             timeout=Duration.minutes(1),
             # Secrets Manager runs one rotation per secret at a time; a few secrets, a few at once.
-            reserved_concurrent_executions=len(arns),
+            reserved_concurrent_executions=concurrency,
             log_group=log_group,
             logging_format=lambda_.LoggingFormat.JSON,
             vpc=network.vpc,
             vpc_subnets=network.subnets,
             security_groups=[network.clients],
         )
-        self.function.node.add_dependency(self.access_policy, self.network_policy)
-        self.schedules: dict[str, secretsmanager.CfnRotationSchedule] = {}
-        for name, secret in secrets.items():
-            # Only Secrets Manager, only for this secret, only from this account may invoke it.
-            permission = lambda_.CfnPermission(
-                self,
-                f"Invoke{name}",
-                action="lambda:InvokeFunction",
-                function_name=self.function.function_arn,
-                principal=SECRETS_MANAGER_PRINCIPAL,
-                source_account=Aws.ACCOUNT_ID,
-                source_arn=secret.secret_arn,
-            )
-            schedule = secretsmanager.CfnRotationSchedule(
-                self,
-                f"Schedule{name}",
-                secret_id=secret.secret_arn,
-                rotation_lambda_arn=self.function.function_arn,
-                rotation_rules=secretsmanager.CfnRotationSchedule.RotationRulesProperty(
-                    automatically_after_days=rotation_days
-                ),
-                # The passwords were generated at deploy: the first rotation comes with the schedule.
-                rotate_immediately_on_update=False,
-            )
-            schedule.add_dependency(permission)
-            self.schedules[name] = schedule
+
+    def _schedule(
+        self, name: str, secret: secretsmanager.Secret, rotation_days: int
+    ) -> secretsmanager.CfnRotationSchedule:
+        # Only Secrets Manager, only for this secret, only from this account may invoke it.
+        permission = lambda_.CfnPermission(
+            self,
+            f"Invoke{name}",
+            action="lambda:InvokeFunction",
+            function_name=self.function.function_arn,
+            principal=SECRETS_MANAGER_PRINCIPAL,
+            source_account=Aws.ACCOUNT_ID,
+            source_arn=secret.secret_arn,
+        )
+        schedule = secretsmanager.CfnRotationSchedule(
+            self,
+            f"Schedule{name}",
+            secret_id=secret.secret_arn,
+            rotation_lambda_arn=self.function.function_arn,
+            rotation_rules=secretsmanager.CfnRotationSchedule.RotationRulesProperty(
+                automatically_after_days=rotation_days
+            ),
+            # The passwords were generated at deploy: the first rotation comes with the schedule.
+            rotate_immediately_on_update=False,
+        )
+        schedule.add_dependency(permission)
+        return schedule
+
+
+def _rotation_statements(region: str, arns: list[str], secrets_key_arn: str) -> list[iam.PolicyStatement]:
+    """The database secrets' rotation steps on exactly these secrets; their key only through Secrets Manager."""
+    return [
+        iam.PolicyStatement(sid="RotateDatabaseSecrets", actions=list(ROTATION_ACTIONS), resources=arns),
+        iam.PolicyStatement(
+            sid="SecretsKeyThroughSecretsManager",
+            actions=list(ROTATION_KEY_ACTIONS),
+            resources=[secrets_key_arn],
+            conditions={
+                "StringEquals": {
+                    "kms:ViaService": f"secretsmanager.{region}.{Aws.URL_SUFFIX}",
+                    "kms:EncryptionContext:SecretARN": arns,
+                }
+            },
+        ),
+    ]

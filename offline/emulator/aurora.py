@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from cloud_assembly.intrinsics import UnsupportedTemplate
-from offline.emulator.functions import EmulatedFunction
+from offline.emulator.functions import CUSTOM_RESOURCE_HANDLERS, PROVIDER_FRAMEWORK_HANDLER, EmulatedFunction
 from offline.emulator.postgres import GlobalDatabase, PostgresError
 
 _DYNAMIC_SECRET = re.compile(r"^\{\{resolve:secretsmanager:(?P<id>.+?):SecretString:(?P<key>[^:]+)::\}\}$")
@@ -184,10 +184,6 @@ def dynamic_secret(value: Any, read_secret: Any) -> str:
         return str(json.loads(read_secret(match["id"]))[match["key"]])
     except (KeyError, ValueError) as error:
         raise UnsupportedTemplate(f"cannot resolve {value}: {error}") from None
-
-
-PROVIDER_FRAMEWORK_HANDLER = "framework.onEvent"  # the CDK provider framework's onEvent (Node.js)
-CUSTOM_RESOURCE_HANDLERS = ("db_setup.handler",)
 
 
 def run_custom_resource(provisioner: Any, stack: Any, lid: str, props: dict[str, Any], d: Any) -> dict[str, Any]:

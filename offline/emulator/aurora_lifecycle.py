@@ -69,7 +69,6 @@ class AuroraLifecycle:
         changed = changed_properties(previous.properties, p)
         if changed - {"ReplicaRegions"}:
             raise NeedsReplacement("a new " + ", ".join(sorted(changed - {"ReplicaRegions"})))
-        from offline.emulator.provisioner import _set_replica_key
 
         sm, arn = self.client("secretsmanager", stack.region), previous.physical_id
         old = {r["Region"]: r for r in previous.properties.get("ReplicaRegions", [])}
@@ -85,7 +84,7 @@ class AuroraLifecycle:
                 ],
             )
             for region in added:
-                _set_replica_key(
+                set_replica_key(
                     self.account, region, arn.replace(f":{stack.region}:", f":{region}:"), new[region].get("KmsKeyId")
                 )
         if removed:
@@ -153,3 +152,14 @@ class AuroraLifecycle:
 
 for _type in RECORDED_TYPES:
     setattr(AuroraLifecycle, "_delete_" + _type.replace("::", "_").lower(), AuroraLifecycle._delete_recorded)
+
+
+def set_replica_key(account: str, region: str, arn: str, key: str | None) -> None:
+    """moto keeps no key on a replica secret: set the one the template names (the gateway checks it,
+    and the primary's DescribeSecret reports it in ReplicationStatus, as Secrets Manager does)."""
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    secret = secretsmanager_backends[account][region].secrets.get(arn)
+    if secret is not None and key:
+        secret.kms_key_id = key
+        secret.config["KmsKeyId"] = key

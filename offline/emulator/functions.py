@@ -15,6 +15,9 @@ from typing import Any
 from offline.emulator.deployment import Deployment, FunctionSpec
 from offline.emulator.server import EmulatedAws
 
+PROVIDER_FRAMEWORK_HANDLER = "framework.onEvent"  # the CDK provider framework's onEvent (Node.js)
+CUSTOM_RESOURCE_HANDLERS = ("db_setup.handler",)  # run by the provisioner (aurora.py), not served
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -150,8 +153,6 @@ class FunctionHost:
     def start_all(self) -> None:
         """Every function the deployment serves; not the custom resources' handlers (CloudFormation
         runs those during a deployment, offline/emulator/aurora.py)."""
-        from offline.emulator.aurora import CUSTOM_RESOURCE_HANDLERS, PROVIDER_FRAMEWORK_HANDLER
-
         for spec in self.deployment.functions:
             if spec.handler not in (PROVIDER_FRAMEWORK_HANDLER, *CUSTOM_RESOURCE_HANDLERS):
                 self.instance(spec.region, spec.kind)

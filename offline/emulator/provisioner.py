@@ -33,7 +33,7 @@ from cloud_assembly.intrinsics import Resolver, UnsupportedTemplate, references
 from cloud_assembly.reader import CloudAssembly, StackArtifact
 from offline.emulator.audit_resources import AuditResources
 from offline.emulator.aurora import AuroraEmulation, dynamic_secret, run_custom_resource
-from offline.emulator.aurora_lifecycle import AuroraLifecycle
+from offline.emulator.aurora_lifecycle import AuroraLifecycle, set_replica_key
 from offline.emulator.deployment import Change, DeployedResource, DeployedStack, Deployment, FunctionSpec
 from offline.emulator.resource_lifecycle import (
     RETAINING,
@@ -640,7 +640,7 @@ class Provisioner(AuditResources, ResourceLifecycle, SecretRotationResources, Au
             ]
         arn = self.client("secretsmanager", stack.region).create_secret(**kwargs)["ARN"]
         for replica in replicas:
-            _set_replica_key(
+            set_replica_key(
                 self.account,
                 replica["Region"],
                 arn.replace(f":{stack.region}:", f":{replica['Region']}:"),
@@ -713,17 +713,6 @@ def _secret_string(p: dict[str, Any]) -> str:
         document[spec.get("GenerateStringKey", "password")] = value
         return json.dumps(document)
     return value
-
-
-def _set_replica_key(account: str, region: str, arn: str, key: str | None) -> None:
-    """moto keeps no key on a replica secret: set the one the template names (the gateway checks it,
-    and the primary's DescribeSecret reports it in ReplicationStatus, as Secrets Manager does)."""
-    from moto.secretsmanager.models import secretsmanager_backends
-
-    secret = secretsmanager_backends[account][region].secrets.get(arn)
-    if secret is not None and key:
-        secret.kms_key_id = key
-        secret.config["KmsKeyId"] = key
 
 
 def _kms_tags(p: dict[str, Any]) -> dict[str, Any]:
