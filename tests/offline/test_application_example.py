@@ -9,7 +9,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import boto3
@@ -19,7 +18,7 @@ from offline.emulator.server import MOTO_ACCOUNT
 from offline.verification.emulated import run_offline
 from stacks.synthesize import synthesize
 from tests.infra.synth import REPO_ROOT
-from tests.offline.test_up_service import _free_port, _sourced
+from tests.offline.test_up_service import _free_port, _sourced, up_in_background
 
 pytestmark = pytest.mark.e2e
 EXAMPLE = REPO_ROOT / "examples" / "records_from_python.py"
@@ -54,19 +53,7 @@ def test_the_example_assumes_the_application_roles_against_offline_up(tmp_path: 
     port, env_file, out = _free_port(), tmp_path / "up.env", tmp_path / "up.out"
     principals = f"mrk-toolkit:applicationPrincipals={MOTO_ACCOUNT}"
     command = ["-m", "offline", "up", "--port", str(port), "--lag", "0.5", "-c", principals]
-    with out.open("w") as stdout:
-        up = subprocess.Popen(
-            [sys.executable, *command, "--env-file", str(env_file)],
-            cwd=REPO_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 400
-        while not env_file.exists() and up.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert env_file.exists(), f"no env file; exit code {up.poll()}; output: {out.read_text()}"
+    with up_in_background(command, env_file, out, stderr=subprocess.STDOUT, timeout=400) as up:
         env = {**_sourced(env_file), "HOME": str(tmp_path)}
         writer = _outputs(env, "us-east-2")["ApplicationWriterRoleArn"]
         reader = _outputs(env, "us-west-1")["ApplicationReaderRoleArn"]
@@ -94,10 +81,6 @@ def test_the_example_assumes_the_application_roles_against_offline_up(tmp_path: 
         assert "/MrkToolkit/us-west-1" in elsewhere.stderr and "ssm:GetParametersByPath" in elsewhere.stderr
         up.send_signal(signal.SIGTERM)
         assert up.wait(timeout=120) == 0, out.read_text()
-    finally:
-        if up.poll() is None:
-            up.kill()
-            up.wait()
 
 
 def test_the_main_job_reads_the_application_roles_back(tmp_path: Path) -> None:

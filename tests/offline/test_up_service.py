@@ -5,12 +5,14 @@ aws_cdk re-runs the command under .venv."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -46,23 +48,37 @@ def _sourced(env_file: Path) -> dict[str, str]:
     return {name: value for name, value in pairs if name.startswith("AWS_")}
 
 
-@pytest.mark.e2e
-def test_up_in_the_background_serves_until_sigterm(default_assembly: Path, tmp_path: Path) -> None:
-    port, env_file, out = _free_port(), tmp_path / "up.env", tmp_path / "up.out"
-    command = ["-m", "offline", "up", "--cdk-out", str(default_assembly), "--port", str(port)]
+@contextlib.contextmanager
+def up_in_background(
+    command: list[str], env_file: Path, out: Path, *, stderr: int | None, timeout: float
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m offline up`` (``command``) as a user runs it in the background, its output in ``out``,
+    yielded once it has written ``env_file``; killed afterwards if the caller did not stop it."""
     with out.open("w") as stdout:
         up = subprocess.Popen(
             [sys.executable, *command, "--env-file", str(env_file)],
             cwd=REPO_ROOT,
             stdin=subprocess.DEVNULL,
             stdout=stdout,
-            stderr=subprocess.DEVNULL,
+            stderr=stderr,
         )
     try:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + timeout
         while not env_file.exists() and up.poll() is None and time.monotonic() < deadline:
             time.sleep(0.5)
         assert env_file.exists(), f"no env file; exit code {up.poll()}; output: {out.read_text()}"
+        yield up
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+
+
+@pytest.mark.e2e
+def test_up_in_the_background_serves_until_sigterm(default_assembly: Path, tmp_path: Path) -> None:
+    port, env_file, out = _free_port(), tmp_path / "up.env", tmp_path / "up.out"
+    command = ["-m", "offline", "up", "--cdk-out", str(default_assembly), "--port", str(port)]
+    with up_in_background(command, env_file, out, stderr=subprocess.DEVNULL, timeout=240) as up:
         time.sleep(1)
         assert up.poll() is None, "up stays up with its stdin closed"
         env = _sourced(env_file)
@@ -78,10 +94,6 @@ def test_up_in_the_background_serves_until_sigterm(default_assembly: Path, tmp_p
         _assert_discovery_served(session, env["AWS_ENDPOINT_URL"])
         up.send_signal(signal.SIGTERM)
         assert up.wait(timeout=120) == 0, out.read_text()
-    finally:
-        if up.poll() is None:
-            up.kill()
-            up.wait()
     printed = out.read_text().splitlines()
     assert printed[-1] == "offline up: stopped (SIGTERM): the emulated deployment is gone", printed
     assert f"# the exports above are also in {env_file}: source {env_file}" in printed
