@@ -121,7 +121,7 @@ class SecretRotation(Construct):
             # The passwords were generated at deploy: the first rotation comes with the schedule.
             rotate_immediately_on_update=False,
         )
-        schedule.add_dependency(permission)
+        schedule.node.add_dependency(permission)
         return schedule
 
 
