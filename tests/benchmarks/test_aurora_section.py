@@ -61,6 +61,6 @@ def test_section_7_gives_the_rotation_under_load_when_measured() -> None:
     run = SimpleNamespace(aurora={**figures, "rotation": rotation}, aurora_records=200, aurora_seconds=80.0)
     text = "\n".join(report.aurora_section(run))  # type: ignore[arg-type]
     assert "### The writer's database password rotated under write load" in text
-    assert "| 52 | 1 DatabaseUnavailable (retryable) | 0 | 58.2 | 42.4 |" in text
+    assert "| 52 | 1 DatabaseUnavailable (retryable) | 0 | 58.2 | 0.30 | 42.4 |" in text
     without = "\n".join(report.aurora_section(SimpleNamespace(aurora=figures, aurora_records=200, aurora_seconds=8.0)))  # type: ignore[arg-type]
     assert "rotated under write load" not in without  # a run from before the drill renders as it did
