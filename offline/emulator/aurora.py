@@ -62,6 +62,9 @@ class AuroraEmulation:
     db: GlobalDatabase | None = None
     log: list[str] = field(default_factory=list)
     snapshots: dict[str, str] = field(default_factory=dict)  # region -> final snapshot of a deleted cluster
+    # region -> the server of a cluster removed from the global database (RemoveFromGlobalCluster) and not
+    # yet deleted: standalone and writable, as RDS leaves it (offline/emulator/rds_leftovers.py)
+    standalone: dict[str, Any] = field(default_factory=dict)
 
     @property
     def primary_region(self) -> str:
@@ -165,7 +168,44 @@ class AuroraEmulation:
         self.log.append(f"EMULATED Aurora cluster {lid} in {region}: detached from the global database, deleted{taken}")
         return self.log[-1]
 
+    def writer_of_global(self) -> str | None:
+        """The region of the global database's writer, or None once no cluster is a member."""
+        if self.db is None or not self.clusters:
+            return None
+        return str(self.db.writer_region)
+
+    def detach(self, region: str) -> None:
+        """RemoveFromGlobalCluster: ``region``'s cluster leaves the global database; a secondary stops
+        streaming and is promoted (a standalone cluster is writable). The caller has refused the
+        writer's cluster while other members remain."""
+        db = self._database()
+        if region not in self.clusters:
+            raise ClusterRefused(f"no cluster of the global database in {region}")
+        server = db.servers.pop(region)
+        if not server.primary:
+            server.promote()
+        db.secondary_regions = tuple(r for r in db.secondary_regions if r != region)
+        del self.clusters[region]
+        self.standalone[region] = server
+        self.log.append(f"EMULATED Aurora cluster in {region}: removed from the global database, standalone")
+
+    def delete_standalone(self, region: str, final_snapshot: str | None) -> None:
+        """DeleteDBCluster of a cluster no longer in the global database: its server stopped, its
+        storage gone, its final snapshot recorded."""
+        from offline.emulator.rds_leftovers import stop_server
+
+        server = self.standalone.pop(region, None)
+        if server is not None:
+            stop_server(server)
+        if final_snapshot:
+            self.snapshots[region] = final_snapshot
+        taken = f", final snapshot {final_snapshot}" if final_snapshot else ""
+        self.log.append(f"EMULATED Aurora cluster in {region}: deleted{taken}")
+
     def stop(self) -> None:
+        for server in self.standalone.values():
+            server.stop("immediate")
+        self.standalone.clear()
         if self.db is not None:
             self.db.stop()
             self.db = None

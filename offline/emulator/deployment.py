@@ -93,6 +93,9 @@ class Deployment:
     # emulation imports the functions host, which imports this module).
     aurora: Any = None
     recorded: dict[str, list[str]] = field(default_factory=dict)  # resource type -> stack/logical ids (no-ops)
+    # (region, resource): RDS resources a DeletionPolicy or UpdateReplacePolicy left in place (still served:
+    # offline/emulator/rds_leftovers.py)
+    retained_rds: list[tuple[str, DeployedResource]] = field(default_factory=list)
 
     def function(self, region: str, kind: str) -> FunctionSpec:
         for fn in self.functions:

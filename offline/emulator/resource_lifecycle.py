@@ -75,6 +75,8 @@ class ResourceLifecycle:
         """A resource left in place is no longer part of the deployment (a retained global
         table keeps replicating: the service does not stop when the stack forgets it)."""
         d.keys.pop(f"{stack.name}/{resource.logical_id}", None)
+        if resource.type.startswith("AWS::RDS::"):  # RDS keeps it running (and billing) after the stack is gone
+            d.retained_rds.append((stack.region, resource))
 
     # --- KMS -------------------------------------------------------------------------------
     def _precheck_aws_kms_key(

@@ -7,7 +7,8 @@ and context entries included), Lambda GetPolicy (the function's deployed AWS::La
 resources), RDS DescribeDBClusters and DescribeDBInstances (the Aurora
 clusters and instances as deployed: their encryption and Performance Insights settings, from the
 properties they were deployed with; moto holds no RDS resource of the emulated Aurora), RDS
-DescribeGlobalClusters (the members, the writer as it is now, the global writer endpoint), and the
+DescribeGlobalClusters (the members, the writer as it is now, the global writer endpoint), the RDS calls
+that remove what a deleted stack retained (offline/emulator/rds_leftovers.py), and the
 emulator's own ``POST /_offline/deploy`` (a changed cloud assembly applied as a stack update:
 ``python -m offline deploy``). Only the account's administrator reaches these, except Secrets
 Manager RotateSecret, which the gateway hands here for any caller it authorized (the rotation
@@ -26,6 +27,7 @@ from xml.sax.saxutils import escape
 from cloud_assembly.intrinsics import UnsupportedTemplate
 from cloud_assembly.reader import load_assembly
 from offline.emulator import secret_rotation
+from offline.emulator.rds_leftovers import RdsLeftovers, rds_resources
 from offline.emulator.resource_lifecycle import StackOperationFailed
 from policy_engine import Caller, Request, authorize
 
@@ -66,6 +68,8 @@ class ServedApis:
                 return self._describe_rds(action, region, form)
             if action == "DescribeGlobalClusters":
                 return self._describe_global_clusters(region, form)
+            if service == "rds" and action in RdsLeftovers.ACTIONS:
+                return RdsLeftovers(self.deployment).handle(action, region, form)
         return None
 
     def _deploy(self, body: bytes) -> Response:
@@ -215,12 +219,11 @@ class ServedApis:
         kind = "DBCluster" if action == "DescribeDBClusters" else "DBInstance"
         wanted = form.get(f"{kind}Identifier")
         members = []
-        for stack in self.deployment.stacks.values():
-            for r in stack.resources.values():
-                if r.type == f"AWS::RDS::{kind}" and stack.region == region and wanted in (None, r.physical_id):
-                    fields = _rds_fields(kind, r, f"arn:aws:kms:{region}:{self.deployment.account}:alias/aws/rds")
-                    body = "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in fields.items() if v is not None)
-                    members.append(f"<{kind}>{body}</{kind}>")
+        for r_region, r in rds_resources(self.deployment):  # retained ones too: RDS keeps them
+            if r.type == f"AWS::RDS::{kind}" and r_region == region and wanted in (None, r.physical_id):
+                fields = _rds_fields(kind, r, f"arn:aws:kms:{region}:{self.deployment.account}:alias/aws/rds")
+                body = "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in fields.items() if v is not None)
+                members.append(f"<{kind}>{body}</{kind}>")
         if wanted is not None and not members:
             return _xml_error(f"{kind}NotFoundFault", f"{kind} {wanted} not found.")
         result = f"<{action}Result><{kind}s>{''.join(members)}</{kind}s></{action}Result>"
@@ -232,8 +235,8 @@ class ServedApis:
         database's current writer), and the global writer endpoint, which always names that writer."""
         wanted = form.get("GlobalClusterIdentifier")
         aurora = self.deployment.aurora
-        writer = aurora.db.writer_region if aurora is not None and aurora.db is not None else None
-        resources = [(stack.region, r) for stack in self.deployment.stacks.values() for r in stack.resources.values()]
+        writer = aurora.writer_of_global() if aurora is not None else None
+        resources = rds_resources(self.deployment)  # retained ones too: RDS keeps them
         found = []
         for _, glob in resources:
             if glob.type != "AWS::RDS::GlobalCluster" or wanted not in (None, glob.physical_id):

@@ -21,6 +21,7 @@ from lambda_src.record_crypto.errors import ReadOnlyRegion
 from offline.emulator.aurora import AuroraEmulation, ClusterSpec
 from offline.emulator.aurora_lifecycle import AuroraLifecycle
 from offline.emulator.deployment import DeployedResource, Deployment
+from offline.emulator.rds_leftovers import RdsLeftovers
 from offline.emulator.resource_lifecycle import StackOperationFailed
 from offline.runbooks.teardown import CliCommand
 from tests.offline.test_lifecycle import (  # noqa: F401 - up: a fixture
@@ -106,6 +107,16 @@ def test_a_secondary_region_is_added_removed_and_the_deployment_torn_down(
         ops = [(c.operation, c.region) for c in commands_of(out)]
         assert ("RemoveFromGlobalCluster", "eu-west-1") in ops and ("DeleteDBCluster", "eu-west-1") in ops, ops
         assert ops.index(("RemoveFromGlobalCluster", "eu-west-1")) < ops.index(("DeleteDBCluster", "eu-west-1"))
+        # Its printed commands run as printed: the retained cluster detached, its instance and it deleted.
+        for command in commands_of(out):
+            command.run(client)
+        assert _clusters("eu-west-1") == [] and "eu-west-1" not in env.deployment.aurora.standalone
+        assert _snapshots("eu-west-1") == [f"{GLOBAL}-eu-west-1-final"]
+        (glob,) = client("rds", "us-east-2").describe_global_clusters()["GlobalClusters"]
+        assert sorted(m["DBClusterArn"].rsplit(":", 1)[1] for m in glob["GlobalClusterMembers"]) == [
+            f"{GLOBAL}-us-east-2",
+            f"{GLOBAL}-us-west-1",
+        ], glob
         for item_id, record in before.items():  # the others keep serving
             got = read_eventually("us-west-1", item_id)
             assert got.get("ok") is True and got["record"] == record, got
@@ -125,8 +136,27 @@ def test_a_secondary_region_is_added_removed_and_the_deployment_torn_down(
         assert "DeleteSecret" in ops and "RemoveRegionsFromReplication" in ops, ops
         primary_detach = commands[max(detach)]
         assert primary_detach.region == "us-east-2" and dict(primary_detach.params)["GlobalClusterIdentifier"] == GLOBAL
+        # What stays behind goes with the commands printed for it, run in the printed order.
+        for command in commands:
+            command.run(client)
+        for region in ("us-east-2", "us-west-1", "eu-west-1"):
+            assert _clusters(region) == [], region
+            assert client("rds", region).describe_db_instances()["DBInstances"] == [], region
+        assert client("rds", "us-east-2").describe_global_clusters()["GlobalClusters"] == []
+        assert _snapshots("us-east-2") == [f"{GLOBAL}-us-east-2-final"], "the final snapshots stay, as printed"
+        aurora = env.deployment.aurora
+        assert not aurora.clusters and not aurora.standalone and not aurora.db.servers, "no server left running"
 
     up(steps[0], while_up)
+
+
+def _clusters(region: str) -> list[str]:
+    return [c["DBClusterIdentifier"] for c in client("rds", region).describe_db_clusters()["DBClusters"]]
+
+
+def _snapshots(region: str) -> list[str]:
+    found = client("rds", region).describe_db_cluster_snapshots()["DBClusterSnapshots"]
+    return [s["DBClusterSnapshotIdentifier"] for s in found]
 
 
 # --- RDS's refusals, on the emulation ---------------------------------------------------------------
@@ -184,6 +214,76 @@ def test_a_global_cluster_with_members_or_protection_is_not_deleted() -> None:
         AuroraLifecycle()._check_delete_aws_rds_globalcluster(stack, glob)  # type: ignore[arg-type]
     with pytest.raises(StackOperationFailed, match=r"still has members .us-east-2."):
         AuroraLifecycle()._delete_aws_rds_globalcluster(stack, glob, deployment)  # type: ignore[arg-type]
+
+
+# --- RDS's refusals of the printed commands, on what the stacks retained ----------------------------
+def _retained(writer: str, *regions: str) -> RdsLeftovers:
+    """Two retained clusters (protected, members of the global database), an instance each, their
+    subnet groups and the protected global cluster, as `destroy` leaves them."""
+    deployment = Deployment(account="123456789012", assembly=None)  # type: ignore[arg-type]
+    deployment.aurora = _emulation(writer, *regions)
+    for region in regions:
+        cluster = f"{GLOBAL}-{region}"
+        props = {"DeletionProtection": "true", "GlobalClusterIdentifier": GLOBAL, "DBSubnetGroupName": f"sg-{region}"}
+        deployment.retained_rds += [
+            (region, DeployedResource("Cluster", "AWS::RDS::DBCluster", cluster, {}, props, "Retain", "Retain")),
+            (
+                region,
+                DeployedResource(
+                    "Instance", "AWS::RDS::DBInstance", f"i-{region}", {}, {"DBClusterIdentifier": cluster}
+                ),
+            ),
+            (region, DeployedResource("Subnets", "AWS::RDS::DBSubnetGroup", f"sg-{region}", {}, {})),
+        ]
+    glob = DeployedResource("Global", "AWS::RDS::GlobalCluster", GLOBAL, {}, {"DeletionProtection": "true"})
+    deployment.retained_rds.append((regions[0], glob))
+    return RdsLeftovers(deployment)
+
+
+def _refused(rds: RdsLeftovers, action: str, region: str, **form: str) -> str:
+    status, _, body = rds.handle(action, region, form)
+    assert status.startswith("400"), (action, body)
+    return body.decode().split("<Code>")[1].split("</Code>")[0]
+
+
+def test_rds_refuses_the_printed_commands_out_of_order() -> None:
+    """Each refusal RDS makes when the leftovers are removed in the wrong order: a protected or still
+    member cluster, one with an instance, the writer detached before its secondaries, a subnet group in
+    use, a protected or non-empty global cluster. Nothing is removed by a refused call."""
+    rds = _retained("us-east-2", "us-east-2", "us-west-1")
+    west = f"{GLOBAL}-us-west-1"
+    snapshot = {"FinalDBSnapshotIdentifier": f"{west}-final"}
+    assert _refused(rds, "DeleteDBCluster", "us-west-1", DBClusterIdentifier=west, **snapshot) == (
+        "InvalidParameterCombination"  # deletion protection
+    )
+    rds.handle("ModifyDBCluster", "us-west-1", {"DBClusterIdentifier": west, "DeletionProtection": "false"})
+    assert _refused(rds, "DeleteDBCluster", "us-west-1", DBClusterIdentifier=west, **snapshot) == (
+        "InvalidDBClusterStateFault"  # still a member of the global database
+    )
+    arn = f"arn:aws:rds:us-east-2:123456789012:cluster:{GLOBAL}-us-east-2"
+    assert _refused(
+        rds, "RemoveFromGlobalCluster", "us-east-2", GlobalClusterIdentifier=GLOBAL, DbClusterIdentifier=arn
+    ) == (
+        "InvalidGlobalClusterStateFault"  # the writer, while us-west-1 is still a member
+    )
+    assert (
+        _refused(rds, "DeleteGlobalCluster", "us-east-2", GlobalClusterIdentifier=GLOBAL)
+        == "InvalidParameterCombination"
+    )
+    rds.handle("ModifyGlobalCluster", "us-east-2", {"GlobalClusterIdentifier": GLOBAL, "DeletionProtection": "false"})
+    assert _refused(rds, "DeleteGlobalCluster", "us-east-2", GlobalClusterIdentifier=GLOBAL) == (
+        "InvalidGlobalClusterStateFault"  # members remain
+    )
+    assert _refused(rds, "DeleteDBSubnetGroup", "us-west-1", DBSubnetGroupName="sg-us-west-1") == (
+        "InvalidDBSubnetGroupStateFault"
+    )
+    rds.deployment.retained_rds[3][1].properties.pop("GlobalClusterIdentifier")  # as if detached
+    assert _refused(rds, "DeleteDBCluster", "us-west-1", DBClusterIdentifier=west, **snapshot) == (
+        "InvalidDBClusterStateFault"  # its instance is still there
+    )
+    assert _refused(rds, "DeleteDBCluster", "us-west-1", DBClusterIdentifier=west) == "InvalidParameterCombination"
+    assert _refused(rds, "DeleteDBInstance", "us-west-1", DBInstanceIdentifier="i-nope") == "DBInstanceNotFound"
+    assert len(rds.deployment.retained_rds) == 7, "nothing was removed by a refused call"
 
 
 # --- the teardown order ---------------------------------------------------------------------------
