@@ -61,6 +61,18 @@ def check_port_free(port: int) -> None:
             raise PortTaken(f"127.0.0.1:{port} is in use ({exc.strerror})") from None
 
 
+def _user_access_key(account: str, user_name: str, keys: dict[str, str]) -> None:
+    """An access key of the user in moto's IAM with the id and secret given (moto's CreateAccessKey draws
+    them at random), so that ListAccessKeys and GetCallerIdentity know it."""
+    from moto.iam.models import iam_backends
+
+    backend = iam_backends[account]["aws"]
+    key = backend.create_access_key(user_name)
+    del backend.access_keys[key.physical_resource_id]
+    key.access_key_id, key.secret_access_key = keys["AccessKeyId"], keys["SecretAccessKey"]
+    backend.access_keys[key.physical_resource_id] = key
+
+
 class EmulatedAws:
     """Start/stop a moto server in this process, serving ``account``. ``session`` holds the
     account's root user's credentials for provisioning and inspection (AWS lets the root user do
@@ -113,14 +125,17 @@ class EmulatedAws:
 
     def admin_user_keys(self) -> dict[str, str]:
         """The access key of the account's IAM user ``ADMIN_USER`` (AdministratorAccess attached), created
-        in the emulated IAM on first use: ``AccessKeyId`` and ``SecretAccessKey``."""
+        in the emulated IAM on first use: ``AccessKeyId`` and ``SecretAccessKey``. Fixed per account, as
+        the root user's: the exports of one `up` stay valid for the next (and for every emulator of a
+        test process, whose boto3 default session keeps the credentials it first read)."""
         if self._admin_user is None:
             iam = self.client("iam", "us-east-1")
             iam.create_user(UserName=ADMIN_USER)
             iam.attach_user_policy(UserName=ADMIN_USER, PolicyArn=ADMINISTRATOR_ACCESS)
-            key = iam.create_access_key(UserName=ADMIN_USER)["AccessKey"]
-            self.gateway.register(key["AccessKeyId"], Identity(self.account, self.admin_user_arn, admin=True))
-            self._admin_user = {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]}
+            keys = {"AccessKeyId": f"AKIA{self.account}ADMN", "SecretAccessKey": f"emulator-{ADMIN_USER}"}
+            _user_access_key(self.account, ADMIN_USER, keys)
+            self.gateway.register(keys["AccessKeyId"], Identity(self.account, self.admin_user_arn, admin=True))
+            self._admin_user = keys
         return dict(self._admin_user)
 
     def credentials_for(self, role_arn: str) -> dict[str, str]:
