@@ -70,7 +70,18 @@ def request_parameters(params: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def user_identity(account: str, arn: str, admin: bool, session_arn: str | None, access_key: str) -> dict[str, Any]:
-    """The caller as CloudTrail names it: the account root, or a role session and its issuer."""
+    """The caller as CloudTrail names it: the account root, an IAM user, or a role session and its issuer."""
+    if ":user/" in arn:
+        user_id = "AIDA" + uuid.uuid5(uuid.NAMESPACE_URL, arn).hex[:17].upper()
+        name = arn.rsplit("/", 1)[-1]
+        return {
+            "type": "IAMUser",
+            "principalId": user_id,
+            "arn": arn,
+            "accountId": account,
+            "accessKeyId": access_key,
+            "userName": name,
+        }
     if admin:
         return {"type": "Root", "principalId": account, "arn": arn, "accountId": account, "accessKeyId": access_key}
     role_name = arn.rsplit("/", 1)[-1]

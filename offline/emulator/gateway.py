@@ -3,10 +3,12 @@
 moto authorizes nothing that matters here (no condition keys, no key policies), so every
 request to the emulated AWS passes through this WSGI layer first:
 
-- the caller is known by its access key id (the administrator of an account, or a role whose
-  temporary credentials the emulator issued); an unknown key is refused;
+- the caller is known by its access key id (an account's administrator: its root user, or its IAM
+  user with AdministratorAccess; or a role whose temporary credentials the emulator issued); an
+  unknown key is refused;
 - ``sts:AssumeRole`` is decided with the role's trust policy (offline/emulator/sts.py): the
-  credentials it issues act as the role session, with its principal tags;
+  credentials it issues act as the role session, with its principal tags; the root user is refused
+  (AWS: "Roles may not be assumed by root accounts.");
 - the request is served in the caller's account (moto serves several: ``x-moto-account-id``);
 - a role's KMS and DynamoDB requests are decided by ``policy_engine`` with the role's identity
   policies and, for KMS, the key policy, both read live from the emulated AWS; any other
@@ -59,7 +61,9 @@ DATA_OPERATIONS = {
 @dataclass(frozen=True)
 class Identity:
     account: str
-    arn: str  # a role ARN, or the account root for the administrator
+    arn: str  # a role ARN; for an administrator, the account root or its IAM user's ARN
+    # An administrator: the root user (IAM allows it everything) or an IAM user with AdministratorAccess
+    # (the engine reads its attached policies); what the emulator does not decide is served to it.
     admin: bool = False
     session_arn: str | None = None  # arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION (emulated STS)
     tags: tuple[tuple[str, str], ...] = ()  # the session's principal tags
@@ -68,6 +72,11 @@ class Identity:
     @property
     def caller(self) -> Caller:
         return Caller(account=self.account, arn=self.arn, session_arn=self.session_arn)
+
+    @property
+    def root(self) -> bool:
+        """The account's root user (IAM allows it everything; STS refuses it roles)."""
+        return self.caller.is_root
 
     def principal_tags(self) -> dict[str, str]:
         return {f"aws:PrincipalTag/{key}": value for key, value in self.tags}
@@ -120,12 +129,12 @@ class MotoState:
     def role_policies(self, account: str, role_arn: str) -> list[tuple[str, Any]]:
         from moto.iam.models import iam_backends
 
-        role = iam_backends[account]["aws"].get_role_by_arn(role_arn)
-        docs = [(f"inline policy {name}", json.loads(doc)) for name, doc in sorted(role.policies.items())]
-        for arn, policy in sorted(role.managed_policies.items()):
-            version = next(v for v in policy.versions if v.version_id == policy.default_version_id)
-            docs.append((f"policy {arn.rsplit('/', 1)[-1]}", json.loads(version.document)))
-        return docs
+        return _attached(iam_backends[account]["aws"].get_role_by_arn(role_arn))
+
+    def user_policies(self, account: str, user_arn: str) -> list[tuple[str, Any]]:
+        from moto.iam.models import iam_backends
+
+        return _attached(iam_backends[account]["aws"].get_user(user_arn.rsplit("/", 1)[-1]))
 
     def key(self, account: str, region: str, key_id: str) -> Any | None:
         from moto.kms.models import kms_backends
@@ -172,6 +181,15 @@ class MotoState:
         return sse.get("KMSMasterKeyId") if sse.get("Enabled") else None
 
 
+def _attached(principal: Any) -> list[tuple[str, Any]]:
+    """A moto role's or user's inline and attached managed policies, as (name, document)."""
+    docs = [(f"inline policy {name}", json.loads(doc)) for name, doc in sorted(principal.policies.items())]
+    for arn, policy in sorted(principal.managed_policies.items()):
+        version = next(v for v in policy.versions if v.version_id == policy.default_version_id)
+        docs.append((f"policy {arn.rsplit('/', 1)[-1]}", json.loads(version.document)))
+    return docs
+
+
 def _ciphertext_key_id(params: dict[str, Any]) -> str | None:
     from moto.kms.utils import _deserialize_ciphertext_blob
 
@@ -197,6 +215,20 @@ class Gateway:
     def register(self, access_key: str, identity: Identity) -> None:
         with self._lock:
             self._identities[access_key] = identity
+
+    def identity_policies(self, identity: Identity) -> list[tuple[str, Any]]:
+        """What IAM reads for the caller: nothing for the root user (it may do anything), else the
+        policies of its IAM user or role (the session's role)."""
+        if identity.root:
+            return []
+        if ":user/" in identity.arn:
+            return self.state.user_policies(identity.account, identity.arn)
+        return self.state.role_policies(identity.account, identity.arn)
+
+    def forget(self, access_key: str) -> None:
+        """The key no longer authenticates (its user is gone)."""
+        with self._lock:
+            self._identities.pop(access_key, None)
 
     def issue(self, identity: Identity) -> dict[str, str]:
         """Temporary credentials for a role (what STS AssumeRole would hand out)."""
@@ -414,13 +446,13 @@ class Gateway:
     def authorize(
         self, identity: Identity, action: str, resource: str, context: dict[str, Any], region: str
     ) -> Decision:
-        identity_policies = [] if identity.admin else self.state.role_policies(identity.account, identity.arn)
+        identity_policies = self.identity_policies(identity)
         context = {**context, **identity.principal_tags()}
         if not action.startswith("kms:") or resource == "*":
             return authorize(
                 Request(identity.caller, action, resource, context),
                 identity_policies=identity_policies,
-                identity_allows_all=identity.admin,
+                identity_allows_all=identity.root,
             )
         if resource.startswith("arn:") and resource.split(":")[3] != region:
             return Decision(False, f"{resource} is not a key of {region}")
@@ -435,7 +467,7 @@ class Gateway:
             identity_policies=identity_policies,
             resource_policy=(f"key policy of {key.arn}", json.loads(key.policy)),
             resource_policy_required=True,
-            identity_allows_all=identity.admin,
+            identity_allows_all=identity.root,
         )
 
     def check_secret(

@@ -27,8 +27,9 @@ deleting the alias in a replica's region (its keys stack deleted) deletes the pr
 
 5. moto loads AWS managed policies only when told to (all ~1,400 of them, for every account),
 so a role that attaches one (RDS enhanced monitoring's ``AmazonRDSEnhancedMonitoringRole``)
-would hold none of its permissions, and what it may do would not be what AWS decides.
-``apply_moto_managed_policy_patch`` loads, on attach, the one policy asked for, from moto's own
+would hold none of its permissions, and what it may do would not be what AWS decides (nor could
+``python -m offline up``'s IAM user hold ``AdministratorAccess``).
+``apply_moto_managed_policy_patch`` loads, on attach (to a role or a user), the one policy asked for, from moto's own
 copy of AWS's documents (``aws_managed_policy`` reads one for other tools).
 
 6. moto makes the key of a table encrypted with "the AWS managed key" (``alias/aws/dynamodb``) a
@@ -364,23 +365,33 @@ def aws_managed_policy(arn: str) -> dict[str, Any] | None:
 
 
 def apply_moto_managed_policy_patch() -> None:
-    """AttachRolePolicy of an AWS managed policy moto has not loaded loads that one. Idempotent."""
+    """AttachRolePolicy or AttachUserPolicy of an AWS managed policy moto has not loaded loads that one.
+    Idempotent."""
     from moto.iam import models
 
     if getattr(models, _MANAGED_MARK, False):
         return
-    original = models.IAMBackend.attach_role_policy
 
-    def attach_role_policy(self, policy_arn, role_name):  # type: ignore[no-untyped-def]
-        if policy_arn not in self.managed_policies and ":iam::aws:policy/" in policy_arn:
+    def load(backend: Any, policy_arn: str) -> None:
+        if policy_arn not in backend.managed_policies and ":iam::aws:policy/" in policy_arn:
             name = policy_arn.rsplit("/", 1)[-1]
             record = _managed_policy_data(name)
             if record is not None and aws_managed_policy(policy_arn) is not None:
-                policy = models.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, record)
-                self.managed_policies[policy.arn] = policy
-        return original(self, policy_arn, role_name)
+                policy = models.AWSManagedPolicy.from_data(name, backend.account_id, backend.region_name, record)
+                backend.managed_policies[policy.arn] = policy
+
+    attach_role, attach_user = models.IAMBackend.attach_role_policy, models.IAMBackend.attach_user_policy
+
+    def attach_role_policy(self, policy_arn, role_name):  # type: ignore[no-untyped-def]
+        load(self, policy_arn)
+        return attach_role(self, policy_arn, role_name)
+
+    def attach_user_policy(self, policy_arn, user_name):  # type: ignore[no-untyped-def]
+        load(self, policy_arn)
+        return attach_user(self, policy_arn, user_name)
 
     models.IAMBackend.attach_role_policy = attach_role_policy
+    models.IAMBackend.attach_user_policy = attach_user_policy
     setattr(models, _MANAGED_MARK, True)
 
 

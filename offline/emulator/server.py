@@ -14,6 +14,10 @@ import boto3
 from offline.emulator.gateway import Gateway, Identity
 
 MOTO_ACCOUNT = "123456789012"  # moto's default account: for account-agnostic assemblies
+# The IAM user `python -m offline up` hands out, as a new account's owner creates one for everyday work
+# (AWS refuses sts:AssumeRole to the root user), with AWS's managed policy for full access.
+ADMIN_USER = "Administrator"
+ADMINISTRATOR_ACCESS = "arn:aws:iam::aws:policy/AdministratorAccess"
 
 
 def _server_class():  # type: ignore[no-untyped-def]
@@ -57,10 +61,23 @@ def check_port_free(port: int) -> None:
             raise PortTaken(f"127.0.0.1:{port} is in use ({exc.strerror})") from None
 
 
+def _user_access_key(account: str, user_name: str, keys: dict[str, str]) -> None:
+    """An access key of the user in moto's IAM with the id and secret given (moto's CreateAccessKey draws
+    them at random), so that ListAccessKeys and GetCallerIdentity know it."""
+    from moto.iam.models import iam_backends
+
+    backend = iam_backends[account]["aws"]
+    key = backend.create_access_key(user_name)
+    del backend.access_keys[key.physical_resource_id]
+    key.access_key_id, key.secret_access_key = keys["AccessKeyId"], keys["SecretAccessKey"]
+    backend.access_keys[key.physical_resource_id] = key
+
+
 class EmulatedAws:
     """Start/stop a moto server in this process, serving ``account``. ``session`` holds the
-    account administrator's credentials (the root user) for provisioning and inspection;
-    functions and probes get role credentials from ``credentials_for``."""
+    account's root user's credentials for provisioning and inspection (AWS lets the root user do
+    anything but assume a role); ``admin_user_keys`` those of an IAM user with AdministratorAccess,
+    for clients that assume roles; functions and probes get role credentials from ``credentials_for``."""
 
     def __init__(self, account: str | None = None, port: int = 0) -> None:
         self._server = None
@@ -68,6 +85,7 @@ class EmulatedAws:
         self.endpoint_url = ""
         self.account = account or MOTO_ACCOUNT
         self.admin_key = f"EMULATORADMIN{self.account}"
+        self._admin_user: dict[str, str] | None = None
         self.session = boto3.Session(
             aws_access_key_id=self.admin_key,
             aws_secret_access_key="emulator-admin",  # noqa: S106 - the emulator accepts any
@@ -101,6 +119,25 @@ class EmulatedAws:
         self.reset()
         return self
 
+    @property
+    def admin_user_arn(self) -> str:
+        return f"arn:aws:iam::{self.account}:user/{ADMIN_USER}"
+
+    def admin_user_keys(self) -> dict[str, str]:
+        """The access key of the account's IAM user ``ADMIN_USER`` (AdministratorAccess attached), created
+        in the emulated IAM on first use: ``AccessKeyId`` and ``SecretAccessKey``. Fixed per account, as
+        the root user's: the exports of one `up` stay valid for the next (and for every emulator of a
+        test process, whose boto3 default session keeps the credentials it first read)."""
+        if self._admin_user is None:
+            iam = self.client("iam", "us-east-1")
+            iam.create_user(UserName=ADMIN_USER)
+            iam.attach_user_policy(UserName=ADMIN_USER, PolicyArn=ADMINISTRATOR_ACCESS)
+            keys = {"AccessKeyId": f"AKIA{self.account}ADMN", "SecretAccessKey": f"emulator-{ADMIN_USER}"}
+            _user_access_key(self.account, ADMIN_USER, keys)
+            self.gateway.register(keys["AccessKeyId"], Identity(self.account, self.admin_user_arn, admin=True))
+            self._admin_user = keys
+        return dict(self._admin_user)
+
     def credentials_for(self, role_arn: str) -> dict[str, str]:
         """Temporary credentials of a role of this account (as AssumeRole would return)."""
         return self.gateway.issue(Identity(self.account, role_arn))
@@ -114,7 +151,10 @@ class EmulatedAws:
         )
 
     def reset(self) -> None:
-        """Forget every resource (moto's own reset endpoint)."""
+        """Forget every resource (moto's own reset endpoint), the IAM user's key with its user."""
+        if self._admin_user is not None:
+            self.gateway.forget(self._admin_user["AccessKeyId"])
+            self._admin_user = None
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310 - our local server
         with urllib.request.urlopen(request, timeout=10):  # noqa: S310
             pass

@@ -7,6 +7,9 @@ identity policies must allow ``sts:AssumeRole`` too; one naming only ``lambda.am
 lets only Lambda assume the role, whatever the caller's identity policies say. An explicit Deny
 in either wins. ``policy_engine.authorize`` decides it (``resource_policy_required``, as for KMS
 key policies). A role that does not exist is refused the same way (AWS does not tell which).
+The account's root user may not assume any role, whatever the trust policy says: AWS answers
+``AccessDenied`` "Roles may not be assumed by root accounts." (``ROOT_REFUSED``) before anything else;
+an IAM user with AdministratorAccess (what ``python -m offline up`` exports) may.
 
 Session tags (``Tags``, or transitive tags a chained session carries) need ``sts:TagSession``
 allowed the same way, with ``aws:RequestTag/*``, ``aws:TagKeys`` and the role's tags as
@@ -33,6 +36,7 @@ from xml.sax.saxutils import escape
 from policy_engine import Request, authorize
 
 NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
+ROOT_REFUSED = "Roles may not be assumed by root accounts."  # AWS's words (403 AccessDenied)
 NOT_EMULATED = ("Policy", "PolicyArns.member.", "SourceIdentity", "SerialNumber", "TokenCode", "ProvidedContexts.")
 _TAG = re.compile(r"^Tags\.member\.(\d+)\.Key$")
 _SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
@@ -52,12 +56,11 @@ def handle(gateway: Any, identity: Any, environ: dict[str, Any], body: bytes) ->
     try:
         if form.get("Action") == "AssumeRole":
             return _assume_role(gateway, identity, form)
-        if form.get("Action") == "GetCallerIdentity" and identity.session_arn:
-            user_id = identity.session_arn.rsplit("/", 1)[-1]
-            result = (
-                f"<Arn>{escape(identity.session_arn)}</Arn><UserId>{escape(user_id)}</UserId>"
-                f"<Account>{identity.account}</Account>"
-            )
+        if form.get("Action") == "GetCallerIdentity" and (identity.session_arn or identity.root):
+            # The root user is its account: UserId is the account id, as AWS answers it.
+            arn = identity.session_arn or identity.arn
+            user_id = identity.account if identity.root else arn.rsplit("/", 1)[-1]
+            result = f"<Arn>{escape(arn)}</Arn><UserId>{escape(user_id)}</UserId><Account>{identity.account}</Account>"
             return _xml("GetCallerIdentity", result)
     except StsError as exc:
         return _error(exc)
@@ -65,6 +68,8 @@ def handle(gateway: Any, identity: Any, environ: dict[str, Any], body: bytes) ->
 
 
 def _assume_role(gateway: Any, identity: Any, form: dict[str, str]) -> Response:
+    if identity.root:
+        raise StsError("403 Forbidden", "AccessDenied", ROOT_REFUSED)
     role_arn, session = form.get("RoleArn", ""), form.get("RoleSessionName", "")
     duration, tags, transitive = _validated_request(form, session)
     inherited = dict(identity.tags) if not identity.admin else {}
@@ -150,10 +155,9 @@ def _authorize_assume(
     else:
         decision = authorize(
             Request(identity.caller, action, role_arn, context),
-            identity_policies=[] if identity.admin else gateway.state.role_policies(identity.account, identity.arn),
+            identity_policies=gateway.identity_policies(identity),
             resource_policy=(f"trust policy of {role_arn}", _document(role.assume_role_policy_document)),
             resource_policy_required=True,
-            identity_allows_all=identity.admin,
         )
         gateway._record(identity, action, role_arn, decision)
         if decision.allowed:

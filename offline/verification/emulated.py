@@ -36,7 +36,7 @@ from offline.emulator.functions import FunctionHost
 from offline.emulator.provisioner import Provisioner
 from offline.emulator.replication import GlobalTablesEmulator
 from offline.emulator.served import ServedApis
-from offline.emulator.server import MOTO_ACCOUNT, EmulatedAws
+from offline.emulator.server import ADMIN_USER, MOTO_ACCOUNT, EmulatedAws
 from offline.runbooks.outage import set_outage
 from offline.verification.aurora_scenario import AURORA, DYNAMODB
 from offline.verification.checks import Capability, Invocation, NotApplicable, Report
@@ -552,10 +552,12 @@ def serve(
 def up_instructions(env: EmulatedEnvironment) -> list[str]:
     regions = (env.primary_region, *env.replica_regions)
     writer = env.deployment.function(env.primary_region, "writer").name
+    keys = env.aws.admin_user_keys()  # an IAM user's, not the root user's: AWS refuses AssumeRole to root
     return [
-        f"# emulated deployment up on {env.aws.endpoint_url} (account {env.deployment.account})",
+        f"# emulated deployment up on {env.aws.endpoint_url} (account {env.deployment.account}); the keys are "
+        f"IAM user {ADMIN_USER}'s (AdministratorAccess)",
         f"export AWS_ENDPOINT_URL={env.aws.endpoint_url}",
-        f"export AWS_ACCESS_KEY_ID={env.aws.admin_key} AWS_SECRET_ACCESS_KEY=emulator-admin",
+        f"export AWS_ACCESS_KEY_ID={keys['AccessKeyId']} AWS_SECRET_ACCESS_KEY={keys['SecretAccessKey']}",
         f"export AWS_DEFAULT_REGION={env.primary_region} AWS_EC2_METADATA_DISABLED=true",
         f"# aws lambda invoke --function-name {writer} "
         """--payload '{"id":"p1","record":{"ssn":"1"}}' out.json""",

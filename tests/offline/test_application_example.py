@@ -2,7 +2,8 @@
 up` with ``applicationPrincipals`` naming the account, the exports sourced, the application roles read from
 the functions stacks' outputs, and examples/records_from_python.py assuming the application writer of one
 region and the application reader of another: it discovers the deployment, writes in us-east-2 and reads in
-us-west-1. The application reader's session may not write (its key use is Decrypt only)."""
+us-west-1, with the IAM user's keys `up` exports (as on AWS, the root user could not assume the roles). The
+application reader's session may not write (its key use is Decrypt only)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from offline.emulator.server import MOTO_ACCOUNT
+from offline.emulator.server import ADMIN_USER, MOTO_ACCOUNT
 from offline.verification.emulated import run_offline
 from stacks.synthesize import synthesize
 from tests.infra.synth import REPO_ROOT
@@ -55,6 +56,15 @@ def test_the_example_assumes_the_application_roles_against_offline_up(tmp_path: 
     command = ["-m", "offline", "up", "--port", str(port), "--lag", "0.5", "-c", principals]
     with up_in_background(command, env_file, out, stderr=subprocess.STDOUT, timeout=400) as up:
         env = {**_sourced(env_file), "HOME": str(tmp_path)}
+        # The exported keys are an IAM user's: AWS refuses AssumeRole to the root user (offline/emulator/sts.py).
+        caller = boto3.client(
+            "sts",
+            region_name="us-east-2",
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        ).get_caller_identity()["Arn"]
+        assert caller == f"arn:aws:iam::{MOTO_ACCOUNT}:user/{ADMIN_USER}", caller
         writer = _outputs(env, "us-east-2")["ApplicationWriterRoleArn"]
         reader = _outputs(env, "us-west-1")["ApplicationReaderRoleArn"]
         assert ":role/MrkToolkit/writer/" in writer and ":role/MrkToolkit/reader/" in reader

@@ -1,6 +1,8 @@
 """The emulated STS (offline/emulator/sts.py): sts:AssumeRole is decided with the role's trust
 policy, as AWS does even within one account, and the credentials it issues act as the role
-session through the gateway (the role's own policies decide, session tags are principal tags)."""
+session through the gateway (the role's own policies decide, session tags are principal tags).
+The account's root user may assume no role (AWS's answer, word for word); the IAM user with
+AdministratorAccess that `python -m offline up` exports may, where a trust policy lets it."""
 
 from __future__ import annotations
 
@@ -12,11 +14,13 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from offline.emulator.server import EmulatedAws
+from offline.emulator.server import ADMIN_USER, EmulatedAws
+from offline.emulator.sts import ROOT_REFUSED
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 ROOT = f"arn:aws:iam::{ACCOUNT}:root"
+ADMIN = f"arn:aws:iam::{ACCOUNT}:user/{ADMIN_USER}"
 # What CDK writes for a function's role (cdk_constructs/encrypting_functions.py).
 LAMBDA_TRUST = {
     "Version": "2012-10-17",
@@ -63,6 +67,12 @@ def client(aws: EmulatedAws, service: str, creds: dict[str, Any]):  # type: igno
     )
 
 
+def admin_sts(aws: EmulatedAws):  # type: ignore[no-untyped-def]
+    """STS for the IAM user with AdministratorAccess (the keys `python -m offline up` exports)."""
+    keys = aws.admin_user_keys()
+    return client(aws, "sts", {**keys, "SessionToken": None})
+
+
 def refused(call: Any) -> str:
     with pytest.raises(ClientError) as exc:
         call()
@@ -70,16 +80,54 @@ def refused(call: Any) -> str:
     return str(exc.value.response["Error"]["Message"])
 
 
+def test_the_root_user_may_assume_no_role_as_aws_answers(aws: EmulatedAws) -> None:
+    """Even a role whose trust policy names the root user itself: AWS refuses any AssumeRole by root."""
+    arn = role(aws, "trusting-root", trust(ROOT), allow(["kms:*"], "*"))
+    root_sts = aws.client("sts", REGION)
+    assert root_sts.get_caller_identity()["Arn"] == ROOT
+    with pytest.raises(ClientError) as exc:
+        root_sts.assume_role(RoleArn=arn, RoleSessionName="root")
+    error = exc.value.response
+    assert (error["ResponseMetadata"]["HTTPStatusCode"], error["Error"]["Code"]) == (403, "AccessDenied")
+    assert error["Error"]["Message"] == "Roles may not be assumed by root accounts." == ROOT_REFUSED
+    assert error["Error"]["Type"] == "Sender"
+    assert (
+        admin_sts(aws)
+        .assume_role(RoleArn=arn, RoleSessionName="admin")["AssumedRoleUser"]["Arn"]
+        .endswith("/trusting-root/admin")
+    ), "the IAM user is of the account the trust policy names"
+
+
+def test_the_admin_user_assumes_a_role_trusting_its_account(aws: EmulatedAws) -> None:
+    """The exported IAM user holds AWS's AdministratorAccess (read back from the emulated IAM), and its
+    policy is what lets it in: the trust policy names the account, which delegates to IAM."""
+    keys = aws.admin_user_keys()
+    iam = aws.client("iam", REGION)
+    (attached,) = iam.list_attached_user_policies(UserName=ADMIN_USER)["AttachedPolicies"]
+    assert attached["PolicyArn"] == "arn:aws:iam::aws:policy/AdministratorAccess"
+    assert iam.list_access_keys(UserName=ADMIN_USER)["AccessKeyMetadata"][0]["AccessKeyId"] == keys["AccessKeyId"]
+    assert admin_sts(aws).get_caller_identity()["Arn"] == ADMIN
+
+    target = role(aws, "application", trust(ACCOUNT), allow(["kms:DescribeKey"], "*"))
+    answer = admin_sts(aws).assume_role(RoleArn=target, RoleSessionName="app")
+    assert answer["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/application/app"
+    # Without AdministratorAccess, nothing of the user's allows sts:AssumeRole: the delegation refuses.
+    iam.detach_user_policy(UserName=ADMIN_USER, PolicyArn=attached["PolicyArn"])
+    message = refused(lambda: admin_sts(aws).assume_role(RoleArn=target, RoleSessionName="app"))
+    assert f"User: {ADMIN} is not authorized to perform: sts:AssumeRole on resource: {target}" in message
+    assert "no identity policy allows sts:AssumeRole" in message, message
+
+
 @pytest.mark.parametrize("kind", ["writer", "reader"])
 def test_the_administrator_cannot_assume_a_function_role(aws: EmulatedAws, kind: str) -> None:
     arn = role(aws, f"{kind}-role", LAMBDA_TRUST, allow(["kms:*"], "*"), path=f"/MrkToolkit/{kind}/")
-    message = refused(lambda: aws.client("sts", REGION).assume_role(RoleArn=arn, RoleSessionName="admin"))
-    assert f"User: {ROOT} is not authorized to perform: sts:AssumeRole on resource: {arn}" in message
+    message = refused(lambda: admin_sts(aws).assume_role(RoleArn=arn, RoleSessionName="admin"))
+    assert f"User: {ADMIN} is not authorized to perform: sts:AssumeRole on resource: {arn}" in message
 
 
 def test_an_unknown_role_is_refused(aws: EmulatedAws) -> None:
     arn = f"arn:aws:iam::{ACCOUNT}:role/no-such-role"
-    message = refused(lambda: aws.client("sts", REGION).assume_role(RoleArn=arn, RoleSessionName="admin"))
+    message = refused(lambda: admin_sts(aws).assume_role(RoleArn=arn, RoleSessionName="admin"))
     assert "sts:AssumeRole" in message and arn in message
 
 
@@ -159,9 +207,7 @@ def test_session_tags_need_sts_tag_session_and_become_principal_tags(aws: Emulat
 def test_what_is_not_emulated_is_refused(aws: EmulatedAws) -> None:
     target = role(aws, "target", trust(ROOT), allow(["kms:*"], "*"))
     session_policy = json.dumps(allow(["kms:DescribeKey"], "*"))
-    message = refused(
-        lambda: aws.client("sts", REGION).assume_role(RoleArn=target, RoleSessionName="s1", Policy=session_policy)
-    )
+    message = refused(lambda: admin_sts(aws).assume_role(RoleArn=target, RoleSessionName="s1", Policy=session_policy))
     assert "not emulated" in message
 
 
