@@ -88,11 +88,12 @@ class AuditRules(Construct):
     EventBridge publish for rules named so); ``region``; ``key_arn`` (the region's records key);
     ``writer_role_arn`` / ``reader_role_arn``; ``topic_arn``; ``other_key_arns`` (the region's other
     toolkit keys: table or storage and secrets, logs, topic; their administration is watched too);
-    ``tenant_key_arns`` with ``tenant_roles`` (writer's, reader's tenant-access role ARNs), with tenants:
-    the tenant keys' administration and the calls denied on them are watched as the records key's, and
-    any use of them other than GenerateDataKey in a session of the writer's tenant-access role and
-    Decrypt in one of the reader's is unexpected; ``finder_role_arn`` (with beacons: its Decrypt of the
-    records key is expected use too). Attribute: ``rules`` (what -> CfnRule)."""
+    ``tenant_key_arns`` with ``tenant_roles`` (writer's, reader's and, with beacons, finder's tenant-access
+    role ARNs), with tenants: the tenant keys' administration and the calls denied on them are watched as
+    the records key's, and any use of them other than GenerateDataKey in a session of the writer's
+    tenant-access role and Decrypt in one of the reader's (or the finder's) is unexpected;
+    ``finder_role_arn`` (with beacons: its Decrypt of the records key is expected use too).
+    Attribute: ``rules`` (what -> CfnRule)."""
 
     def __init__(
         self,
@@ -107,7 +108,7 @@ class AuditRules(Construct):
         topic_arn: str,
         other_key_arns: Sequence[str] = (),
         tenant_key_arns: Sequence[str] = (),
-        tenant_roles: tuple[str, str] | None = None,
+        tenant_roles: tuple[str, str] | tuple[str, str, str] | None = None,
         finder_role_arn: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)

@@ -135,6 +135,7 @@ def own_log_group(stem: str) -> ResourceKind:
 TENANT_KEYS = ResourceKind(f"its region's tenant keys (tagged `{TENANT_KEY}`)", KEY_TYPES, tagged=TENANT_KEY)
 WRITER_TENANT_ROLE = ResourceKind("the writer's tenant-access role", ROLE_TYPES, ("RecordsWriterTenantRole",))
 READER_TENANT_ROLE = ResourceKind("the reader's tenant-access role", ROLE_TYPES, ("RecordsReaderTenantRole",))
+FINDER_TENANT_ROLE = ResourceKind("the finder's tenant-access role", ROLE_TYPES, ("RecordsFinderTenantRole",))
 
 # Discovery (README "Discovery"): the region's SSM parameters, by name, and their path.
 DISCOVERY_PARAMETERS = ResourceKind("its region's discovery parameters", PARAMETER_TYPES, stem_prefix="Discovery")
@@ -272,8 +273,20 @@ FINDER = RoleContract(
     ("RecordsFinderRole",),
     "with beacon fields: finds records by a field's value through its region's beacon indexes and decrypts them",
     (
-        Grant(("kms:GenerateMac",), OWN_BEACON_KEY, "derive each field's beacon key (once per container)", BEACON_MAC),
-        Grant(("kms:Decrypt",), OWN_MRK, "decrypt each candidate's data key, for records only", RECORD_CONTEXT),
+        Grant(
+            ("kms:GenerateMac",),
+            OWN_BEACON_KEY,
+            "derive each field's beacon key (once per container and tenant)",
+            BEACON_MAC,
+        ),
+        Grant(
+            ("kms:Decrypt",),
+            OWN_MRK,
+            "decrypt each candidate's data key, for records only (without tenants)",
+            RECORD_CONTEXT,
+            tenants=False,
+        ),
+        tenant_session(FINDER_TENANT_ROLE),
         Grant(
             ("dynamodb:Query",),
             OWN_BEACON_INDEXES,
@@ -315,6 +328,23 @@ TENANT_READER = RoleContract(
             ("kms:Decrypt",),
             TENANT_KEYS,
             "decrypt the data key of a record of the session's tenant, with that tenant's key only",
+            SESSION_TENANT,
+        ),
+    ),
+    session_tag=TENANT_KEY,
+)
+
+TENANT_FINDER = RoleContract(
+    "tenant-finder",
+    "the finder's tenant-access role",
+    ("RecordsFinderTenantRole",),
+    f"with tenants and beacon fields: the finder's session for one tenant (assumed by the finder's role alone, "
+    f"with the session tag `{TENANT_KEY}`): it decrypts that tenant's candidates only",
+    (
+        Grant(
+            ("kms:Decrypt",),
+            TENANT_KEYS,
+            "decrypt the data key of a candidate of the session's tenant, with that tenant's key only",
             SESSION_TENANT,
         ),
     ),
@@ -457,6 +487,7 @@ CONTRACTS: tuple[RoleContract, ...] = (
     APPLICATION_READER,
     TENANT_WRITER,
     TENANT_READER,
+    TENANT_FINDER,
     SCHEMA_SETUP,
     SCHEMA_PROVIDER,
     SECRET_ROTATION,

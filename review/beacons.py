@@ -3,7 +3,8 @@
 (cloud_assembly/role_access.py on the templates): every role of the deployment asked every request.
 
 To compute a beacon a principal needs ``kms:GenerateMac`` on the region's beacon key; to find by a field it
-needs that, ``kms:Decrypt`` on the region's records key (the candidates) and, on the DynamoDB store,
+needs that, ``kms:Decrypt`` on the region's records key (the candidates; with tenants: on a tenant's key, in
+a session of a tenant-access role it may assume, listed per tenant) and, on the DynamoDB store,
 ``dynamodb:Query`` on the field's beacon index (on the Aurora store the finder reads through the reader's
 database login, whose SELECT grants are the database section's). Roles outside the deployment are covered
 by the key policies, in each region's matrices. Empty without beacon fields.
@@ -18,7 +19,7 @@ from typing import Any
 from cloud_assembly.contracts import contract_for
 from cloud_assembly.reader import CloudAssembly
 from cloud_assembly.role_access import DeploymentView, role_access
-from lambda_src.record_crypto.settings import BEACON_INDEX_PREFIX, ENV_BEACON_FIELDS
+from lambda_src.record_crypto.settings import BEACON_INDEX_PREFIX, ENV_BEACON_FIELDS, TENANT_KEY
 from review.role_view import deployment_view
 
 BEACON_KEY_STEM, RECORDS_KEY_STEM = "BeaconKey", "RecordsKey"
@@ -53,6 +54,7 @@ def beacon_access(assembly: CloudAssembly) -> list[dict[str, Any]]:
         allowed: dict[str, set[tuple[str, str]]] = {}
         for role in view.roles:
             allowed[role.arn] = {(a.action, a.target.arn or "") for a in role_access(role, view).asked if a.allowed}
+        sessions = _tenant_sessions(view, region)
         for field in fields:
             index = f"{BEACON_INDEX_PREFIX}{field}"
             compute, find = [], []
@@ -67,10 +69,38 @@ def beacon_access(assembly: CloudAssembly) -> list[dict[str, Any]]:
                     and fnmatchcase(f"{target.split('/index/')[0]}/index/{index}", target)
                     for action, target in rights
                 )
-                if decrypts and queries:
+                tenants = _tenants_through_sessions(rights, sessions)
+                if queries and decrypts:
                     find.append(_who(view, arn))
+                if queries and tenants:
+                    find.append(f"{_who(view, arn)}, in a tenant's session: {', '.join(tenants)}")
             out.append({"field": field, "region": region, "compute": sorted(compute), "find": sorted(find)})
     return out
+
+
+def _tenant_sessions(view: DeploymentView, region: str) -> dict[str, set[str]]:
+    """With tenants: role ARN -> what its tagged sessions may decrypt with the region's tenant keys, as
+    ``tenant`` (a session of that tenant, its own key) or ``key's tenant as session's tenant`` (a crossing)."""
+    tenant_keys = {
+        arn: tags[TENANT_KEY]
+        for arn, tags in view.resource_tags.items()
+        if TENANT_KEY in tags and f":kms:{region}:" in arn
+    }
+    out: dict[str, set[str]] = {}
+    for role in view.roles:
+        for a in role_access(role, view).asked:
+            owner = tenant_keys.get(a.target.arn or "")
+            if not a.allowed or a.action != "kms:Decrypt" or owner is None:
+                continue
+            session = a.session[1] if a.session else "an untagged session"
+            out.setdefault(role.arn, set()).add(owner if session == owner else f"{owner} as {session}")
+    return out
+
+
+def _tenants_through_sessions(rights: set[tuple[str, str]], sessions: Mapping[str, set[str]]) -> list[str]:
+    """The tenants whose records a role may decrypt through the sessions of the roles it may assume."""
+    assumed = {target for action, target in rights if action == "sts:AssumeRole"}
+    return sorted({t for arn in assumed for t in sessions.get(arn, set())})
 
 
 def beacons_md(review: Mapping[str, Any]) -> list[str]:
@@ -82,8 +112,8 @@ def beacons_md(review: Mapping[str, Any]) -> list[str]:
         "### Beacons: who can compute beacons and find records, per field and region",
         "",
         "Every role asked every request by the policy engine. Compute: `kms:GenerateMac` on the region's beacon "
-        "key. Find: that, `kms:Decrypt` on the region's records key and (DynamoDB) `dynamodb:Query` on the "
-        "field's beacon index.",
+        "key. Find: that, `kms:Decrypt` on the region's records key (with tenants: on a tenant's key, in a "
+        "session of a role it may assume, per tenant) and (DynamoDB) `dynamodb:Query` on the field's beacon index.",
         "",
         "| Field | Region | Compute beacons | Find by it |",
         "|---|---|---|---|",

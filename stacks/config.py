@@ -393,7 +393,7 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
     tenants = _tenants(raw.get("tenants", {}), (primary, *replicas))
     if store == STORE_AURORA_POSTGRESQL:
         _tenants_reach_the_writer(tenants, primary)
-    beacon_fields = _beacons_without_tenants(raw, sensitive, tenants)
+    beacon_fields = _beacon_fields(raw.get("beaconFields", {}), sensitive)
     return ToolkitConfig(
         account=account,
         primary_region=primary,
@@ -654,22 +654,6 @@ def _application_principals(
             f"Remove {CONTEXT_PREFIX}applicationPrincipals, or deploy the DynamoDB store without tenants and beacons",
         )
     return tuple(principals)
-
-
-def _beacons_without_tenants(
-    raw: Mapping[str, Any], sensitive: tuple[str, ...], tenants: tuple[TenantConfig, ...]
-) -> tuple[BeaconField, ...]:
-    """``beaconFields``, refused with tenants for now (README "Beacons": not built yet)."""
-    beacon_fields = _beacon_fields(raw.get("beaconFields", {}), sensitive)
-    if beacon_fields and tenants:
-        raise ConfigError(
-            "beaconFields",
-            raw["beaconFields"],
-            "beacons with tenants are not built yet: the writer computes per-tenant beacons, but the finder has "
-            "no tenant-access role to decrypt a tenant's candidates with",
-            f"Remove {CONTEXT_PREFIX}beaconFields or {CONTEXT_PREFIX}tenants",
-        )
-    return beacon_fields
 
 
 def _beacon_fields(value: Any, sensitive: tuple[str, ...]) -> tuple[BeaconField, ...]:

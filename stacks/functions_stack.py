@@ -165,10 +165,15 @@ class FunctionsStack(Stack):
             "Query only; nothing on the table itself.",
         )
 
-    def _tenant_roles(self) -> tuple[str, str] | None:
-        """(writer's, reader's) tenant-access role ARNs, where the region has tenant keys."""
+    def _tenant_roles(self) -> tuple[str, str] | tuple[str, str, str] | None:
+        """(writer's, reader's[, finder's]) tenant-access role ARNs, where the region has tenant keys."""
         writer, reader = self.functions.writer.tenant_role, self.functions.reader.tenant_role
-        return (writer.role_arn, reader.role_arn) if writer is not None and reader is not None else None
+        if writer is None or reader is None:
+            return None
+        finder = self.functions.finder.tenant_role if self.functions.finder is not None else None
+        if finder is None:
+            return (writer.role_arn, reader.role_arn)
+        return (writer.role_arn, reader.role_arn, finder.role_arn)
 
     def _signals(
         self, config: ToolkitConfig, mrk_arn: str, store_key_arns: Sequence[str], tenant_key_arns: Sequence[str]

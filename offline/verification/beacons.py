@@ -13,16 +13,20 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from lambda_src.record_crypto.settings import BeaconField
+from lambda_src.record_crypto.errors import ERROR_TYPES, TamperedRecord
+from lambda_src.record_crypto.records import TENANT_ATTRIBUTE
+from lambda_src.record_crypto.settings import TENANT_KEY, BeaconField
 from offline.emulator.iam_gate import request_target
 from offline.verification.aurora_scenario import AURORA
-from offline.verification.basics import Run, failure, read_until_replicated
+from offline.verification.basics import Run, error_type, failure, read_until_replicated
 from offline.verification.checks import Capability, Check, Environment, check
 from offline.verification.invariants import required_context
 from offline.verification.probes import foreign_contexts
+from offline.verification.tenants import TenantView, as_tenant
 from policy_engine import Caller, Request, authorize
 
 # A beacon this short meets a false positive within MAX_FALSE_POSITIVE_WRITES writes all but surely
@@ -204,3 +208,181 @@ def _find_until(
         if (done(found["matches"]) and found.get("candidates", 0) >= candidates) or time.monotonic() > deadline:
             return found
         time.sleep(0.3)
+
+
+# -- tenants with beacons (README "Beacons", "Tenants") ------------------------------------------
+def tenant_beacon_checks(runs: Mapping[str, Run], env: Environment) -> list[Check]:
+    """With tenants and beacon fields: per tenant, its record found by each field in each of its regions
+    and a fresh value finding nothing (the finder asked as that tenant); where two tenants share a region,
+    equal values stored with different beacons and each tenant finding its own record only, nothing of the
+    other's; a beacon copied from one tenant's record onto another's never returned (``ALTER_ITEMS``,
+    DynamoDB); per region the finder's tenant sessions decrypting their own tenant's data keys only
+    (``TENANT_SESSIONS``). None without beacon fields."""
+    fields = env.beacon_fields
+    if not fields:
+        return []
+    names = ", ".join(f.name for f in fields)
+    out: list[Check] = []
+    for tenant in env.tenant_regions:
+        out.append(
+            as_tenant(
+                check(
+                    f"beacons: a record is found by {names} in each of its tenant's regions",
+                    partial(_found, runs[tenant]),
+                ),
+                tenant,
+            )
+        )
+        out.append(as_tenant(check("beacons: a value never written finds nothing", _nothing), tenant))
+    first = next(iter(runs.values()))
+    shared = _shared_pairs(env)
+    if shared:
+        out.append(
+            check(
+                f"beacons: equal values of two tenants are stored with different beacons, each tenant finds its own "
+                f"only ({', '.join(shared)})",
+                partial(_tenants_apart, first),
+            )
+        )
+    if shared and env.store != AURORA:
+        region = next(iter(shared))
+        out.append(
+            check(
+                f"beacons: a beacon copied from one tenant's record onto another's in {region} is never returned",
+                partial(_copied_across_tenants, first, region),
+                Capability.ALTER_ITEMS,
+            )
+        )
+    regions = (env.primary_region, *env.replica_regions)
+    out += [
+        check(
+            f"beacons: the finder's tenant sessions in {r} decrypt their own tenant's records only",
+            partial(_finder_sessions, r),
+            Capability.TENANT_SESSIONS,
+        )
+        for r in regions
+        if any(r in own for own in env.tenant_regions.values())
+    ]
+    return out
+
+
+def _shared_pairs(env: Environment) -> dict[str, tuple[str, str]]:
+    """Region -> the first two tenants (by id) whose keys are both there."""
+    out = {}
+    for region in (env.primary_region, *env.replica_regions):
+        here = [t for t, own in env.tenant_regions.items() if region in own]
+        if len(here) > 1:
+            out[region] = (here[0], here[1])
+    return out
+
+
+def _tenant_write(run: Run, env: Environment, tenant: str, label: str, record: dict[str, Any], region: str) -> str:
+    """``record`` written as ``tenant`` in its writer region, read back as it in ``region``; its id."""
+    view = TenantView(env, tenant)
+    item_id = run.item_id(f"{label}-{tenant}")
+    inv = view.invoke(view.primary_region, "writer", {"id": item_id, "record": record})
+    assert inv.result.get("ok") is True, failure(f"{tenant}'s writer", inv)
+    read = read_until_replicated(env, region, item_id, extra={TENANT_KEY: tenant})
+    assert read.result.get("ok") is True, failure(f"{tenant}'s reader in {region}", read)
+    return item_id
+
+
+def _find_as(env: Environment, region: str, tenant: str, field: str, value: str) -> dict[str, Any]:
+    return TenantView(env, tenant).invoke(region, "finder", {"field": field, "value": value}).result
+
+
+def _tenants_apart(run: Run, env: Environment) -> str:
+    field, seen = env.beacon_fields[0], []
+    for region, (tenant, other) in _shared_pairs(env).items():
+        value, only = digits_value(), digits_value()
+        ids = {
+            t: _tenant_write(run, env, t, f"beacon-apart-{region}", {field.name: value}, region)
+            for t in (tenant, other)
+        }
+        _tenant_write(run, env, tenant, f"beacon-solo-{region}", {field.name: only}, region)
+        if env.store != AURORA:
+            stored = {t: (env.raw_item(region, i) or {}).get(field.attribute) for t, i in ids.items()}
+            assert stored[tenant] is not None and stored[other] is not None, f"{region}: no {field.attribute} stored"
+            assert stored[tenant] != stored[other], f"{region}: {tenant} and {other} stored the same beacon {stored}"
+        for who in (tenant, other):
+            found = _find_until_as(env, region, who, field.name, value, lambda m: bool(m))
+            got = [m["id"] for m in found.get("matches", [])]
+            assert got == [ids[who]], f"{who} in {region}: expected [{ids[who]}], got {got} ({str(found)[:200]})"
+        found = _find_as(env, region, other, field.name, only)
+        assert found.get("ok") is True and found["matches"] == [], f"{other} found {tenant}'s value: {str(found)[:300]}"
+        seen.append(f"{tenant} and {other} in {region}")
+    where = "stored beacons differ; " if env.store != AURORA else ""
+    return f"{where}each found its own record only, nothing of the other's value: {'; '.join(seen)}"
+
+
+def _find_until_as(
+    env: Environment, region: str, tenant: str, field: str, value: str, done: Any, candidates: int = 0
+) -> dict[str, Any]:
+    """As ``_find_until``, as ``tenant``."""
+    return _find_until(TenantView(env, tenant), region, field, value, done, candidates)  # type: ignore[arg-type]
+
+
+def _copied_across_tenants(run: Run, region: str, env: Environment) -> str:
+    """A table writer copies tenant A's beacon onto tenant B's record (to have it found by A's lookups): A's
+    finder meets it and never returns it (never decrypts it with A's rights); B's reader refuses B's record
+    (the beacon is signed with it); relabelled as A's, A's finder refuses the lookup (B's data key is not
+    A's to decrypt)."""
+    tenant, other = _shared_pairs(env)[region]
+    field, value = env.beacon_fields[0], digits_value()
+    victim = _tenant_write(run, env, tenant, "beacon-copied-from", {field.name: value}, region)
+    target = _tenant_write(run, env, other, "beacon-copied-onto", {field.name: digits_value()}, region)
+    beacon = (env.raw_item(region, victim) or {}).get(field.attribute)
+    item = env.raw_item(region, target) or {}
+    assert beacon is not None and item, f"{victim} or {target} missing in {region}"
+    env.put_raw_item(region, {**item, field.attribute: beacon})
+    found = _find_until_as(env, region, tenant, field.name, value, lambda m: True, candidates=2)
+    got = [m["id"] for m in found.get("matches", [])]
+    assert got == [victim], f"{tenant}'s lookup in {region}: expected [{victim}], got {got} ({str(found)[:200]})"
+    read = env.invoke(region, "reader", {"id": target, TENANT_KEY: other})
+    assert error_type(read) == TamperedRecord.type, f"{other}'s read of {target}: {str(read.result)[:300]}"
+    env.put_raw_item(region, {**item, field.attribute: beacon, TENANT_ATTRIBUTE: {"S": tenant}})
+    relabelled = _find_as(env, region, tenant, field.name, value)
+    kind = relabelled.get("error", {}).get("type")
+    assert kind in ERROR_TYPES and ERROR_TYPES[kind].security_signal, f"relabelled: {json.dumps(relabelled)[:300]}"
+    return (
+        f"{tenant}'s beacon on {other}'s {target}: {tenant}'s finder met {found['candidates']} candidates and "
+        f"returned {victim} alone; {other}'s reader {TamperedRecord.type}; relabelled {tenant}'s: {kind}"
+    )
+
+
+def _finder_sessions(region: str, env: Environment) -> str:
+    """As the finder's role, each tenant's session of the finder's tenant-access role: it decrypts a data key
+    its tenant's writer session made with its tenant's key and context, is refused another tenant's, and
+    may make no data key."""
+    here = [t for t, own in env.tenant_regions.items() if region in own]
+    context = {k: v for k, v in (env.observed_context() or {}).items() if k != TENANT_KEY}
+    made: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
+    for tenant in here:
+        writer, keys = env.tenant_session_kms(region, "writer", tenant)
+        ctx = {**context, TENANT_KEY: tenant}
+        made[tenant] = (writer.generate_data_key(KeyId=keys[tenant], KeySpec="AES_256", EncryptionContext=ctx), ctx)
+    for tenant in here:
+        finder, keys = env.tenant_session_kms(region, "finder", tenant)
+        (data_key, ctx) = made[tenant]
+        plain = finder.decrypt(CiphertextBlob=data_key["CiphertextBlob"], EncryptionContext=ctx)["Plaintext"]
+        assert plain == data_key["Plaintext"], f"{tenant}'s finder session in {region} decrypted another plaintext"
+        make = {"KeyId": keys[tenant], "KeySpec": "AES_256", "EncryptionContext": ctx}
+        _refused(finder.generate_data_key, make, f"{tenant}'s finder session in {region} made a data key")
+        for other in (t for t in here if t != tenant):
+            theirs, their_ctx = made[other]
+            _refused(
+                finder.decrypt,
+                {"CiphertextBlob": theirs["CiphertextBlob"], "EncryptionContext": their_ctx},
+                f"{tenant}'s finder session in {region} decrypted {other}'s data key",
+            )
+    crossed = "; another tenant's refused" if len(here) > 1 else ""
+    return f"{', '.join(here)}: each session decrypts its own tenant's data key{crossed}; GenerateDataKey refused"
+
+
+def _refused(call: Any, params: Mapping[str, Any], what: str) -> None:
+    try:
+        call(**params)
+    except Exception as error:  # botocore ClientError
+        assert "AccessDenied" in type(error).__name__ or "AccessDenied" in str(error), str(error)[:200]
+    else:
+        raise AssertionError(what)

@@ -40,7 +40,7 @@ from offline.verification.basics import (
     roundtrip_checks,
     write,
 )
-from offline.verification.beacons import beacon_checks
+from offline.verification.beacons import beacon_checks, tenant_beacon_checks
 from offline.verification.checks import (
     Capability,
     Check,
@@ -116,9 +116,9 @@ def dynamodb_checks(run: Run, env: Environment) -> list[Check | NamedCheck]:
 
 
 def tenants_main_job(run: Run, env: Environment) -> list[Check | NamedCheck]:
-    """A deployment with tenants (README "Tenants"): the tenant checks, the records attacked and rotated
-    as a tenant (tenants.py), a malformed event and clean logs, the alarms, the tamper refusals reaching
-    the alarms of the regions attacked."""
+    """A deployment with tenants (README "Tenants"): the tenant checks, with beacon fields the finder per
+    tenant (beacons.py), the records attacked and rotated as a tenant (tenants.py), a malformed event and
+    clean logs, the alarms, the tamper refusals reaching the alarms of the regions attacked."""
     runs = tenant_runs(run, env.tenant_regions)
     first = next(iter(env.tenant_regions))
     regions = (env.primary_region, *env.replica_regions)
@@ -126,6 +126,7 @@ def tenants_main_job(run: Run, env: Environment) -> list[Check | NamedCheck]:
     return [
         *(database_checks(env) if env.store == AURORA else ()),
         *tenant_checks(run, env, runs),
+        *tenant_beacon_checks(runs, env),
         *record_checks(runs, env),
         *(as_tenant(c, first) for c in closing_checks(run)),
         *(

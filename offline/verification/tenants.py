@@ -215,18 +215,21 @@ def tenant_audit_checks(runs: Mapping[str, Run], env: Environment) -> list[Check
 
 def _tenant_uses(region: str, env: Environment) -> str:
     """Every allowed Decrypt / GenerateDataKey the trail recorded on the region's tenant keys: in a session
-    of the reader's / writer's tenant-access role, with the key's tenant in the encryption context."""
+    of the reader's (or, with beacons, the finder's) / writer's tenant-access role, with the key's tenant in
+    the encryption context."""
     access = tenant_access_roles(env)
     cloudtrail, keys = env.client("cloudtrail", region), _tenant_keys(env)[region]
     counted, wrong = {READER_USE: 0, WRITER_USE: 0}, []
-    for use, kind in ((READER_USE, "reader"), (WRITER_USE, "writer")):
+    for use, kinds in ((READER_USE, ("reader", "finder")), (WRITER_USE, ("writer",))):
+        expected = {access[(region, kind)] for kind in kinds if (region, kind) in access}
         for record in trail_records(cloudtrail, use):
             tenant = next((t for t, arns in keys.items() if any(on_key(record, a) for a in arns)), None)
             if tenant is None or record.get("errorCode"):
                 continue
             counted[use] += 1
-            if issuer(record) != access[(region, kind)]:
-                wrong.append(f"{use} of {tenant}'s key by {issuer(record)}, not the {kind}'s tenant-access role")
+            if issuer(record) not in expected:
+                roles = " or ".join(f"the {kind}'s" for kind in kinds)
+                wrong.append(f"{use} of {tenant}'s key by {issuer(record)}, not {roles} tenant-access role")
             if encryption_context(record).get(TENANT_KEY) != tenant:
                 wrong.append(f"{use} of {tenant}'s key with {TENANT_KEY}={encryption_context(record).get(TENANT_KEY)}")
     assert not wrong, "; ".join(sorted(set(wrong)))
@@ -537,7 +540,7 @@ def _unscoped(document: Mapping[str, Any]) -> list[str]:
 
 
 def tenant_access_roles(env: Environment) -> dict[tuple[str, str], str]:
-    """(region, "writer"|"reader") -> the ARN of the tenant-access role that function's role may take
+    """(region, "writer"|"reader"|"finder") -> the ARN of the tenant-access role that function's role may take
     tagged sessions of: the role whose trust policy names the function's role and allows sts:TagSession
     (read back through IAM)."""
     iam = env.client("iam", env.primary_region)
@@ -583,7 +586,14 @@ def _tenant_keys_watched(env: Environment) -> str:
                     assert alerting(rules, topic, unexpected, True), (
                         f"no rule in {region} alerts {topic} of {use} by {what} on {key}"
                     )
-                for kind, use in (("writer", WRITER_USE), ("reader", READER_USE)):
+                if (region, "finder") in access:  # with beacons: the finder decrypts, and makes no data key
+                    unexpected = sample_event(env, region, WRITER_USE, access[(region, "finder")], key=key)
+                    assert alerting(rules, topic, unexpected, True), (
+                        f"no rule in {region} alerts {topic} of {WRITER_USE} by the finder's tenant-access role"
+                    )
+                for kind, use in (("writer", WRITER_USE), ("reader", READER_USE), ("finder", READER_USE)):
+                    if (region, kind) not in access:
+                        continue
                     own = alerting(rules, topic, sample_event(env, region, use, access[(region, kind)], key=key), True)
                     assert not own, f"the {kind}'s tenant-access role's own {use} on {key} would alert ({own})"
                 seen += 1

@@ -86,3 +86,14 @@ def beacons_app() -> Synthesized:
 def aurora_beacons_app() -> Synthesized:
     """The Aurora store with beacons, with every nag pack and our rules."""
     return synthesize(context_for(**AURORA_BEACONS), nag=True)
+
+
+# Tenants with beacons (issue 21): the three tenants over three regions, and the beacon fields; the finder
+# decrypts a tenant's candidates in that tenant's session only.
+TENANT_BEACONS = {**TENANTS, "beaconFields": BEACONS["beaconFields"]}
+
+
+@pytest.fixture(scope="session")
+def tenant_beacons_app() -> Synthesized:
+    """Synthesized with every nag pack and our rules (raises on any unacknowledged finding)."""
+    return synthesize(context_for(**TENANT_BEACONS), nag=True)

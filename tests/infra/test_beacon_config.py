@@ -88,6 +88,9 @@ def test_a_beacon_field_must_stay_sensitive() -> None:
         config({"ssn": {"bits": 16}}, **{"mrk-toolkit:sensitiveFields": ["card_number"]})
 
 
-def test_beacons_with_tenants_are_refused_until_the_finder_has_tenant_sessions() -> None:
-    with pytest.raises(ConfigError, match="beacons with tenants are not built yet"):
-        config({"ssn": {"bits": 16}}, **{"mrk-toolkit:tenants": {"acme": {}}})
+def test_beacons_with_tenants_are_per_tenant_fields_of_the_same_config() -> None:
+    """Beacons and tenants combine (README "Beacons", "Tenants"): the same fields, each tenant's beacons
+    derived with its own label (record_crypto/beacons.py), found by a finder in that tenant's session."""
+    loaded = config({"ssn": {"bits": 16}}, **{"mrk-toolkit:tenants": {"acme": {}, "globex": {}}})
+    assert loaded.beacon_fields == (BeaconField("ssn", 16, "exact"),)
+    assert [t.tenant_id for t in loaded.tenants] == ["acme", "globex"]

@@ -15,17 +15,23 @@ import pytest
 
 from cloud_assembly.role_access import DeployedRole, DeploymentView, RoleAccess, role_access
 from lambda_src.record_crypto.settings import TENANT_KEY
-from tests.infra.conftest import AURORA_TENANTS, TENANTS
+from tests.infra.conftest import AURORA_TENANTS, TENANT_BEACONS, TENANTS
 from tests.infra.synth import Synthesized, context_for, synthesize
 from tests.infra.test_role_contracts import assert_exactly_its_contract, kinds, view_of
 
-# Two configurations: three tenants over three regions (tests/infra/conftest.py), and two tenants
-# over two regions with one tenant homed in the replica region.
+# Three configurations: three tenants over three regions (tests/infra/conftest.py), the same with beacon
+# fields (the finder's tenant-access role), and two tenants over two regions with one tenant homed in the
+# replica region.
 CONFIGURATIONS = {
     "three-tenants": TENANTS,
+    "three-tenants-beacons": TENANT_BEACONS,
     "two-tenants": {"replicaRegions": ["us-west-1"], "tenants": {"a1": {"regions": ["us-west-1"]}, "b2": {}}},
 }
-USE = {"RecordsWriterTenantRole": "kms:GenerateDataKey", "RecordsReaderTenantRole": "kms:Decrypt"}
+USE = {
+    "RecordsWriterTenantRole": "kms:GenerateDataKey",
+    "RecordsReaderTenantRole": "kms:Decrypt",
+    "RecordsFinderTenantRole": "kms:Decrypt",
+}
 
 
 @pytest.fixture(scope="module", params=sorted(CONFIGURATIONS))
@@ -47,8 +53,9 @@ def key_tenant(view: DeploymentView, arn: str) -> str | None:
 
 
 def test_every_role_of_a_tenant_deployment_may_do_exactly_its_contract(app: Synthesized, view: DeploymentView) -> None:
-    expected = [(r, k) for r in app.config.regions for k in ("reader", "writer")]
-    expected += [(r, k) for r in app.config.regions if tenants_in(app, r) for k in ("tenant-reader", "tenant-writer")]
+    functions = ("finder", "reader", "writer") if app.config.beacon_fields else ("reader", "writer")
+    expected = [(r, k) for r in app.config.regions for k in functions]
+    expected += [(r, f"tenant-{k}") for r in app.config.regions if tenants_in(app, r) for k in functions]
     assert kinds(view) == sorted(expected)
     assert_exactly_its_contract(view)
 
@@ -158,3 +165,46 @@ def test_every_role_of_an_aurora_tenant_deployment_may_do_exactly_its_contract()
     assert {k for _, k in kinds(view)} >= {"tenant-reader", "tenant-writer", "schema-setup"}
     assert not [k for _, k in kinds(view) if k.startswith("unknown")]
     assert_exactly_its_contract(view)
+
+
+# -- the finder with tenants (issue 21) -------------------------------------------------------
+@pytest.fixture(scope="module")
+def beacons_view() -> tuple[Synthesized, DeploymentView]:
+    app = synthesize(context_for(**TENANT_BEACONS))
+    return app, view_of(app)
+
+
+def test_a_finder_tenant_role_without_its_tenant_conditions_is_named(
+    beacons_view: tuple[Synthesized, DeploymentView],
+) -> None:
+    """Who may find in tenant A must not decrypt tenant B's candidates: the finder's session for A that could
+    use B's key with B's context is beyond its contract."""
+    app, view = beacons_view
+    role = next(
+        r for r in _tenant_roles(view) if r.stem == "RecordsFinderTenantRole" and len(tenants_in(app, r.region)) > 1
+    )
+    tenant, other = tenants_in(app, role.region)[:2]
+    access = _with_policy(view, role, _drop_tenant_conditions)
+    crossed = {(key_tenant(view, a.target.arn), a.variant.tenant, a.session) for a in access.beyond}
+    assert (other, other, (TENANT_KEY, tenant)) in crossed
+    assert "SessionTenantKeyOnly" in (access.failure() or "")
+
+
+def test_a_finder_decrypting_tenant_keys_with_its_own_role_is_named(
+    beacons_view: tuple[Synthesized, DeploymentView],
+) -> None:
+    """The finder's own role decrypts nothing with tenants: a Decrypt on the tenant keys outside a tenant's
+    session (every tenant's candidates with one set of rights) is beyond its contract."""
+    app, view = beacons_view
+    finder = next(r for r in view.roles if r.stem == "RecordsFinderRole" and len(tenants_in(app, r.region)) > 1)
+    tenant_keys = [a for a, tags in view.resource_tags.items() if TENANT_KEY in tags and f":{finder.region}:" in a]
+    assert tenant_keys
+
+    def add_decrypt(statement: dict[str, Any]) -> None:
+        if statement.get("Sid") == "LocalBeaconIndexes":
+            statement["Action"] = ["dynamodb:Query", "kms:Decrypt"]
+            statement["Resource"] = [statement["Resource"], *tenant_keys]
+
+    access = _with_policy(view, finder, add_decrypt)
+    beyond = {(a.action, key_tenant(view, a.target.arn)) for a in access.beyond}
+    assert {("kms:Decrypt", t) for t in tenants_in(app, finder.region)} <= beyond, beyond
