@@ -160,15 +160,17 @@ class Beacons:
         return Internal(f"GenerateMac failed ({code or 'unknown error'})")
 
 
-# How long a finder container trusts what it read of the backfill's state: a finished backfill is seen
-# within a minute, at one GetParameter per field per minute per container.
-BACKFILL_STATE_TTL_S = 60.0
+# How long a finder container trusts what it read of the backfill's state. "Not complete" is read again
+# after 10 s, so a finished backfill shows within seconds (one GetParameter per field per container every
+# 10 s meanwhile); "complete" is kept 5 minutes (it turns back only if the parameter is deleted: a field
+# defined anew changes the function's configuration, and with it every container).
+BACKFILL_INCOMPLETE_TTL_S = 10.0
+BACKFILL_COMPLETE_TTL_S = 300.0
 
 
 class BackfillState:
     """Has the backfill (``python -m offline backfill``) finished a beacon field in this region? Read from
-    the SSM parameter ``<path>/<field>`` (settings.beacon_backfill_path), cached per container for
-    ``ttl_s``. Anything but the parameter holding the field's definition (missing, unreadable, another
+    the SSM parameter ``<path>/<field>`` (settings.beacon_backfill_path). Anything but the parameter holding the field's definition (missing, unreadable, another
     definition, no path configured) is "not complete": a lookup then says it may miss records written
     before the field had a beacon, never the opposite."""
 
@@ -178,10 +180,9 @@ class BackfillState:
         path: str | None,
         region: str,
         botocore_session: botocore.session.Session | None = None,
-        ttl_s: float = BACKFILL_STATE_TTL_S,
         clock: Any = time.monotonic,
     ) -> None:
-        self.path, self.ttl_s, self._clock = path, ttl_s, clock
+        self.path, self._clock = path, clock
         session = botocore_session or botocore.session.get_session()
         self._ssm = session.create_client("ssm", region_name=region) if path else None
         self._seen: dict[str, tuple[bool, float]] = {}
@@ -199,5 +200,6 @@ class BackfillState:
         except (ClientError, BotoCoreError):  # not found, denied, unreachable: not known to be complete
             value = None
         done = value == beacon_backfill_state(field)
-        self._seen[field.name] = (done, self._clock() + self.ttl_s)
+        ttl = BACKFILL_COMPLETE_TTL_S if done else BACKFILL_INCOMPLETE_TTL_S
+        self._seen[field.name] = (done, self._clock() + ttl)
         return done
