@@ -170,9 +170,10 @@ BACKFILL_COMPLETE_TTL_S = 300.0
 
 class BackfillState:
     """Has the backfill (``python -m offline backfill``) finished a beacon field in this region? Read from
-    the SSM parameter ``<path>/<field>`` (settings.beacon_backfill_path). Anything but the parameter holding the field's definition (missing, unreadable, another
-    definition, no path configured) is "not complete": a lookup then says it may miss records written
-    before the field had a beacon, never the opposite."""
+    the SSM parameter ``<path>/<field>`` (settings.beacon_backfill_path). Anything but the parameter
+    holding the field's definition (missing, unreadable, another definition, no path configured) is "not
+    complete": a lookup then says it may miss records written before the field had a beacon, never the
+    opposite."""
 
     def __init__(
         self,
