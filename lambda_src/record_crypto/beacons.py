@@ -200,7 +200,7 @@ class BackfillState:
             value = self._ssm.get_parameter(Name=f"{self.path}/{field.name}")["Parameter"]["Value"]
         except (ClientError, BotoCoreError):  # not found, denied, unreachable: not known to be complete
             value = None
-        done = value == beacon_backfill_state(field)
+        done = bool(value == beacon_backfill_state(field))
         ttl = BACKFILL_COMPLETE_TTL_S if done else BACKFILL_INCOMPLETE_TTL_S
         self._seen[field.name] = (done, self._clock() + ttl)
         return done
