@@ -75,6 +75,10 @@ class BeaconAccess:
             env[ENV_BEACON_BACKFILL_PATH] = self.backfill_path
         return env
 
+    def statements(self, stack: Stack, *, finder: bool) -> list[iam.PolicyStatement]:
+        """What the writer (the beacon key) and the finder (also its backfill state) need."""
+        return [self.statement(), *(self.backfill_statements(stack) if finder else [])]
+
     def backfill_statements(self, stack: Stack) -> list[iam.PolicyStatement]:
         """The finder's ``ssm:GetParameter`` on its region's backfill path alone (one parameter per field)."""
         if not self.backfill_path:
@@ -314,8 +318,7 @@ class EncryptingFunction(Construct):
                 *([key_statement(kms_action, mrk_arn, encryption_context)] if records_key else []),
                 *self._tenant_access(construct_id, role_path, kms_action, tenant_key_arns, encryption_context),
                 *store_statements,
-                *([beacons.statement()] if beacons is not None else []),
-                *(beacons.backfill_statements(Stack.of(self)) if beacons is not None and finder else []),
+                *(beacons.statements(Stack.of(self), finder=finder) if beacons is not None else []),
                 own_log_group(self.log_group),
             ],
         )
