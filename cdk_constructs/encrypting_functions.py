@@ -24,6 +24,7 @@ from cdk_constructs.logs_key import LogsKey, encrypted_log_group
 from lambda_src.record_crypto.settings import (
     BEACON_INDEX_PREFIX,
     ENV_ALGORITHM_SUITE,
+    ENV_BEACON_BACKFILL_PATH,
     ENV_BEACON_FIELDS,
     ENV_BEACON_KEY_ARN,
     ENV_CACHE_CAPACITY,
@@ -64,9 +65,32 @@ class BeaconAccess:
     fields: tuple[BeaconField, ...]
     key_arn: str
     finder_role_path: str
+    # The SSM path of the backfill's state in this region (settings.beacon_backfill_path): the finder reads
+    # ``<path>/<field>`` to say whether a lookup is complete (README "Adding a beacon field").
+    backfill_path: str = ""
 
-    def environment(self) -> dict[str, str]:
-        return {ENV_BEACON_FIELDS: beacon_fields_environment(self.fields), ENV_BEACON_KEY_ARN: self.key_arn}
+    def environment(self, *, finder: bool = False) -> dict[str, str]:
+        env = {ENV_BEACON_FIELDS: beacon_fields_environment(self.fields), ENV_BEACON_KEY_ARN: self.key_arn}
+        if finder and self.backfill_path:
+            env[ENV_BEACON_BACKFILL_PATH] = self.backfill_path
+        return env
+
+    def statements(self, stack: Stack, *, finder: bool) -> list[iam.PolicyStatement]:
+        """What the writer (the beacon key) and the finder (also its backfill state) need."""
+        return [self.statement(), *(self.backfill_statements(stack) if finder else [])]
+
+    def backfill_statements(self, stack: Stack) -> list[iam.PolicyStatement]:
+        """The finder's ``ssm:GetParameter`` on its region's backfill path alone (one parameter per field)."""
+        if not self.backfill_path:
+            return []
+        name = f"{self.backfill_path.lstrip('/')}/*"
+        return [
+            iam.PolicyStatement(
+                sid="BeaconBackfillState",
+                actions=["ssm:GetParameter"],
+                resources=[stack.format_arn(service="ssm", resource="parameter", resource_name=name)],
+            )
+        ]
 
     def statement(self) -> iam.PolicyStatement:
         """``kms:GenerateMac`` with HMAC_SHA_256 on this region's beacon key (the key policy says the same)."""
@@ -265,6 +289,7 @@ class EncryptingFunction(Construct):
         database_secret_arn: str | None = None,
         beacons: BeaconAccess | None = None,
         query_indexes_only: bool = False,
+        finder: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = encrypted_log_group(
@@ -293,13 +318,13 @@ class EncryptingFunction(Construct):
                 *([key_statement(kms_action, mrk_arn, encryption_context)] if records_key else []),
                 *self._tenant_access(construct_id, role_path, kms_action, tenant_key_arns, encryption_context),
                 *store_statements,
-                *([beacons.statement()] if beacons is not None else []),
+                *(beacons.statements(Stack.of(self), finder=finder) if beacons is not None else []),
                 own_log_group(self.log_group),
             ],
         )
         self.tracing_policy = self._tracing_policy(construct_id, role_path)
         tenant_role = {ENV_TENANT_ROLE_ARN: self.tenant_role.role_arn} if self.tenant_role is not None else {}
-        beacon_env = beacons.environment() if beacons is not None else {}
+        beacon_env = beacons.environment(finder=finder) if beacons is not None else {}
         self.function = self._function(
             description=description,
             handler=handler,
@@ -626,6 +651,7 @@ class EncryptingFunctions(Construct):
             table_actions=(),
             beacons=beacons,
             query_indexes_only=database is None,
+            finder=True,
             **props,
         )
 

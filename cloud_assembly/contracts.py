@@ -17,7 +17,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from lambda_src.record_crypto.settings import BEACON_INDEX_PREFIX, STORE_AURORA_POSTGRESQL, STORE_DYNAMODB, TENANT_KEY
+from lambda_src.record_crypto.settings import (
+    BEACON_BACKFILL_SEGMENT,
+    BEACON_INDEX_PREFIX,
+    STORE_AURORA_POSTGRESQL,
+    STORE_DYNAMODB,
+    TENANT_KEY,
+)
 
 DYNAMODB, AURORA = STORE_DYNAMODB, STORE_AURORA_POSTGRESQL
 KEY_TYPES = ("AWS::KMS::Key", "AWS::KMS::ReplicaKey")
@@ -45,6 +51,8 @@ class ResourceKind:
     stem_prefix: str = ""
     # The ARN one level up (an SSM parameter's path: what GetParametersByPath is authorized on).
     parent: bool = False
+    # (pattern, replacement): a regular-expression rewrite of each resolved ARN (a path derived from another).
+    rewrite: tuple[str, str] = ()
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,16 @@ FINDER_TENANT_ROLE = ResourceKind("the finder's tenant-access role", ROLE_TYPES,
 
 # Discovery (README "Discovery"): the region's SSM parameters, by name, and their path.
 DISCOVERY_PARAMETERS = ResourceKind("its region's discovery parameters", PARAMETER_TYPES, stem_prefix="Discovery")
+# Written by the backfill, not by a stack: one parameter per beacon field under the region's backfill path
+# (settings.beacon_backfill_path, /<stackPrefix>/beacon-backfill/<region>), named from the discovery path
+# /<stackPrefix>/<region>.
+OWN_BACKFILL_STATE = ResourceKind(
+    f"its region's beacon backfill state (`parameter/<stackPrefix>/{BEACON_BACKFILL_SEGMENT}/<region>/*`)",
+    PARAMETER_TYPES,
+    stem_prefix="Discovery",
+    parent=True,
+    rewrite=(r"parameter/(.+)/([^/]+)$", rf"parameter/\1/{BEACON_BACKFILL_SEGMENT}/\2/*"),
+)
 DISCOVERY_PATH = ResourceKind(
     "its region's discovery path (`/<stackPrefix>/<region>`)", PARAMETER_TYPES, stem_prefix="Discovery", parent=True
 )
@@ -294,6 +312,11 @@ FINDER = RoleContract(
             store=DYNAMODB,
         ),
         *database_secret(READER_SECRET, "the reader's database login (records_reader: SELECT by the beacon column)"),
+        Grant(
+            ("ssm:GetParameter",),
+            OWN_BACKFILL_STATE,
+            "has the backfill of the field finished in its region (a lookup's `complete`; cached a minute)",
+        ),
         logs("RecordsFinderLogs"),
         TRACING,
         *IN_VPC,

@@ -145,7 +145,7 @@ def resolve_all(kind: ResourceKind, view: DeploymentView, *, regions: Sequence[s
     """The ARNs a symbolic resource names in these regions (None: every region)."""
     roles = [StackResource(r.stack, r.region, r.logical_id, ROLE_TYPES[0], r.arn) for r in view.roles]
     out = [
-        f"{r.arn.rsplit('/', 1)[0] if kind.parent else r.arn}{kind.suffix}"
+        _rewritten(kind, f"{r.arn.rsplit('/', 1)[0] if kind.parent else r.arn}{kind.suffix}")
         for r in (*view.resources, *roles)
         if r.arn
         and r.type in kind.types
@@ -160,6 +160,10 @@ def resolve_all(kind: ResourceKind, view: DeploymentView, *, regions: Sequence[s
         for region in regions or ("*",):
             out.append(pattern.format(partition=view.partition, region=region, account=view.account))
     return tuple(dict.fromkeys(out))
+
+
+def _rewritten(kind: ResourceKind, arn: str) -> str:
+    return re.sub(kind.rewrite[0], kind.rewrite[1], arn) if kind.rewrite else arn
 
 
 def required_context(key_policy: Mapping[str, Any]) -> dict[str, str]:

@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     _outage_parsers(sub)
     _verify_parser(sub)
     _audit_parser(sub)
+    _backfill_parser(sub)
     return parser
 
 
@@ -97,6 +98,83 @@ def _audit_parser(sub: Any) -> None:
     _add_context(audit, "the deployment's context, as it was deployed")
     audit.add_argument("--json", action="store_true", help="JSON instead of the table")
     add_debug(audit)
+
+
+def _backfill_parser(sub: Any) -> None:
+    from offline.runbooks.backfill import DEFAULT_PAGE_SIZE, DEFAULT_PASSES, DEFAULT_RATE
+
+    backfill = sub.add_parser(
+        "backfill",
+        help="give the records written before a beacon field existed their beacon (README: Adding a beacon field)",
+        description="Reads every record of the primary region through its reader function and rewrites, through "
+        "its writer function with the version it read, each one that holds the field but has no beacon; then marks "
+        "the field complete in each region whose replica has caught up (what the finders answer as `complete`). "
+        "Idempotent and resumable: run it again after an interruption. Deploy the field first (cdk deploy, or "
+        "`python -m offline deploy`).",
+    )
+    backfill.add_argument("--field", required=True, help="the beacon field (one of the config's beaconFields)")
+    _add_context(backfill, "the deployment's context, as it was deployed (with the field)")
+    backfill.add_argument("--stack-prefix", help=f"the stacks' prefix ({FROM_CONFIG})")
+    backfill.add_argument(
+        "--page-size", type=int, default=DEFAULT_PAGE_SIZE, help="items a scan page (default %(default)s)"
+    )
+    backfill.add_argument(
+        "--rate", type=float, default=DEFAULT_RATE, help="records read a second at most (default %(default)s)"
+    )
+    backfill.add_argument("--passes", type=int, default=DEFAULT_PASSES, help="passes at most (default %(default)s)")
+    backfill.add_argument(
+        "--replication-timeout",
+        type=non_negative_seconds,
+        default=120.0,
+        help="seconds to wait for each replica to catch up before marking it (default %(default)s)",
+    )
+    add_debug(backfill)
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    """`python -m offline backfill`: the runbook in offline/runbooks/backfill.py."""
+    import boto3
+
+    from offline.runbooks.backfill import DynamoDbScan, InvokedFunctions, backfill, function_names, marker, render
+
+    config = config_with(_overrides(args.context))
+    fields = {f.name: f for f in config.beacon_fields}
+    if args.field not in fields:
+        raise UsageError(
+            f"--field {args.field}: not a beacon field of the config (mrk-toolkit:beaconFields: "
+            f"{', '.join(fields) or 'none'}); add it to the config and deploy it first"
+        )
+    if config.store != STORE_DYNAMODB:
+        raise UsageError(
+            "backfill scans the DynamoDB global table; the Aurora PostgreSQL store's backfill is not built yet "
+            "(README: Adding a beacon field)"
+        )
+    if args.page_size < 1 or args.rate <= 0 or args.passes < 1:
+        raise UsageError("--page-size and --passes must be at least 1, --rate above 0")
+    field, prefix = fields[args.field], args.stack_prefix or config.stack_prefix
+    session = boto3.Session()
+    client = lambda service, region: session.client(service, region_name=region)  # noqa: E731
+    functions = InvokedFunctions(client, config.primary_region, function_names(client, prefix, config.primary_region))
+    if field not in functions.beacon_fields(config.sensitive_fields):
+        raise UsageError(
+            f"the deployed writer in {config.primary_region} has no beacon '{field.name}' "
+            f"({field.bits} bits, {field.normalization}): deploy the config with the field first"
+        )
+    outcome = backfill(
+        field,
+        store=DynamoDbScan(client, config.table_name),
+        functions=functions,
+        primary=config.primary_region,
+        regions=config.regions,
+        mark=marker(client, prefix, field),
+        page_size=args.page_size,
+        rate=args.rate,
+        passes=args.passes,
+        replication_timeout_s=args.replication_timeout,
+        progress=lambda line: print(line, flush=True),
+    )
+    print("\n".join(render(outcome)))
+    return 0 if outcome.complete else 1
 
 
 def _add_context(parser: argparse.ArgumentParser, help_text: str = "context override (as for demo)") -> None:
@@ -690,6 +768,8 @@ def _main(argv: list[str]) -> int:
         return _destroy(args)
     if args.command == "audit":
         return _audit(args)
+    if args.command == "backfill":
+        return _backfill(args)
     simple = {"outage": _outage_switch, "recover": _outage_switch, "promote-key": _promote, "stack-plan": _stack_plan}
     if args.command in simple:
         return simple[args.command](args)

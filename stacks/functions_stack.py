@@ -43,6 +43,7 @@ from lambda_src.record_crypto.settings import (
     PARAM_RECORD_OPTIONS,
     PARAM_TABLE_NAME,
     STORE_DYNAMODB,
+    beacon_backfill_path,
     discovery_path,
     record_options_value,
 )
@@ -67,9 +68,7 @@ class FunctionsStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         cache = config.data_key_cache
-        beacons = (
-            BeaconAccess(config.beacon_fields, beacon_key_arn, finder_role_path(config)) if beacon_key_arn else None
-        )
+        beacons = self._beacon_access(config, beacon_key_arn)
         # With tenants: every tenant, with its key here (or None where it has none).
         tenant_key_ids = (
             {
@@ -109,8 +108,8 @@ class FunctionsStack(Stack):
             beacons=beacons,
         )
         acknowledge_function_findings(self.functions, in_vpc=database is not None)
-        if self.functions.finder is not None and database is None:
-            self._acknowledge_index_pattern(config)
+        if self.functions.finder is not None:
+            self._acknowledge_finder_patterns(config, database)
         self._published(config, mrk_arn, database)
         beacon_keys = [beacon_key_arn] if beacon_key_arn else []
         self._signals(
@@ -149,6 +148,30 @@ class FunctionsStack(Stack):
         CfnOutput(self, "ApplicationWriterRoleArn", value=roles.writer.role_arn)
         CfnOutput(self, "ApplicationReaderRoleArn", value=roles.reader.role_arn)
         return roles
+
+    def _beacon_access(self, config: ToolkitConfig, beacon_key_arn: str | None) -> BeaconAccess | None:
+        if not beacon_key_arn:
+            return None
+        path = beacon_backfill_path(config.stack_prefix, self.region)
+        return BeaconAccess(config.beacon_fields, beacon_key_arn, finder_role_path(config), path)
+
+    def _acknowledge_finder_patterns(self, config: ToolkitConfig, database: DatabaseAccess | None) -> None:
+        if database is None:
+            self._acknowledge_index_pattern(config)
+        self._acknowledge_backfill_path(config)
+
+    def _acknowledge_backfill_path(self, config: ToolkitConfig) -> None:
+        """The finder reads its region's backfill state, one parameter per beacon field under one path."""
+        assert self.functions.finder is not None
+        account = "<AWS::AccountId>" if Token.is_unresolved(self.account) else self.account
+        partition = "<AWS::Partition>" if Token.is_unresolved(self.partition) else self.partition
+        path = beacon_backfill_path(config.stack_prefix, self.region)
+        _ack(
+            self.functions.finder.access_policy,
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:{partition}:ssm:{self.region}:{account}:parameter{path}/*]",
+            f"GetParameter only, on the parameters under {path} alone: one per beacon field, written by the backfill "
+            "(README 'Adding a beacon field') and read to say whether a lookup is complete; they hold no secret.",
+        )
 
     def _acknowledge_index_pattern(self, config: ToolkitConfig) -> None:
         """The finder's Query names the table's indexes by the toolkit's prefix (``index/beacon-*``)."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
+import time
 import unicodedata
 from typing import Any
 
@@ -40,6 +41,7 @@ from record_crypto.settings import (
     NORMALIZE_DIGITS,
     NORMALIZE_EXACT,
     BeaconField,
+    beacon_backfill_state,
 )
 
 MAC_ALGORITHM = "HMAC_SHA_256"
@@ -156,3 +158,49 @@ class Beacons:
         if code in _UNAVAILABLE:
             return Unavailable(f"KMS did not answer GenerateMac ({code}) after retries; retry later")
         return Internal(f"GenerateMac failed ({code or 'unknown error'})")
+
+
+# How long a finder container trusts what it read of the backfill's state. "Not complete" is read again
+# after 10 s, so a finished backfill shows within seconds (one GetParameter per field per container every
+# 10 s meanwhile); "complete" is kept 5 minutes (it turns back only if the parameter is deleted: a field
+# defined anew changes the function's configuration, and with it every container).
+BACKFILL_INCOMPLETE_TTL_S = 10.0
+BACKFILL_COMPLETE_TTL_S = 300.0
+
+
+class BackfillState:
+    """Has the backfill (``python -m offline backfill``) finished a beacon field in this region? Read from
+    the SSM parameter ``<path>/<field>`` (settings.beacon_backfill_path). Anything but the parameter
+    holding the field's definition (missing, unreadable, another definition, no path configured) is "not
+    complete": a lookup then says it may miss records written before the field had a beacon, never the
+    opposite."""
+
+    def __init__(
+        self,
+        *,
+        path: str | None,
+        region: str,
+        botocore_session: botocore.session.Session | None = None,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self.path, self._clock = path, clock
+        session = botocore_session or botocore.session.get_session()
+        self._ssm = session.create_client("ssm", region_name=region) if path else None
+        self._seen: dict[str, tuple[bool, float]] = {}
+        self.reads = 0
+
+    def complete(self, field: BeaconField) -> bool:
+        if self._ssm is None:
+            return False
+        cached = self._seen.get(field.name)
+        if cached is not None and self._clock() < cached[1]:
+            return cached[0]
+        self.reads += 1
+        try:
+            value = self._ssm.get_parameter(Name=f"{self.path}/{field.name}")["Parameter"]["Value"]
+        except (ClientError, BotoCoreError):  # not found, denied, unreachable: not known to be complete
+            value = None
+        done = bool(value == beacon_backfill_state(field))
+        ttl = BACKFILL_COMPLETE_TTL_S if done else BACKFILL_INCOMPLETE_TTL_S
+        self._seen[field.name] = (done, self._clock() + ttl)
+        return done

@@ -176,6 +176,15 @@ class TooManyCandidates(RecordError):
     type, status = "TooManyCandidates", 422
 
 
+class IndexNotReady(RecordError):
+    """A beacon field added to a running deployment whose index is still being built: DynamoDB refuses a
+    Query of a global secondary index while it backfills it (ValidationException), and the Aurora store's
+    column is not there until the stack update's schema setup has added it. Retryable: the same lookup
+    answers once the index is active. Never an empty answer a caller could take for "no match"."""
+
+    type, status, retryable = "IndexNotReady", 503, True
+
+
 class Internal(RecordError):
     type, status = "Internal", 500
 
@@ -205,6 +214,7 @@ ERROR_TYPES: dict[str, type[RecordError]] = {
         TenantNotInRegion,
         TenantMismatch,
         TooManyCandidates,
+        IndexNotReady,
         Internal,
     )
 }

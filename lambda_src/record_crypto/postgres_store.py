@@ -49,6 +49,7 @@ from psycopg.types.json import Jsonb
 from record_crypto.errors import (
     AccessDenied,
     DatabaseUnavailable,
+    IndexNotReady,
     Internal,
     InvalidEvent,
     ReadOnlyRegion,
@@ -155,7 +156,14 @@ class PostgresStore:
         query = read_query(self.settings.table_name, where=column, limit=limit + 1)
 
         def fetch(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
-            return [dict(zip(READ_COLUMNS, row, strict=True)) for row in conn.execute(query, (beacon,)).fetchall()]
+            try:
+                rows = conn.execute(query, (beacon,)).fetchall()
+            except pg_errors.UndefinedColumn:  # the stack update's schema setup has not added it yet
+                raise IndexNotReady(
+                    f"the beacon column {column} of {self.settings.region} is still being added (a beacon field "
+                    "added to a running deployment): retry shortly; no record was looked at"
+                ) from None
+            return [dict(zip(READ_COLUMNS, row, strict=True)) for row in rows]
 
         return [item_from_row(row) for row in self._run("find", fetch)]
 

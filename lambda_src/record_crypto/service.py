@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol
 import botocore.session
 from botocore.exceptions import ClientError
 
-from record_crypto.beacons import Beacons, normalize
+from record_crypto.beacons import BackfillState, Beacons, normalize
 from record_crypto.context import check_context, expected_context
 from record_crypto.discovery import discover_settings
 from record_crypto.envelope import RecordCipher
@@ -116,6 +116,9 @@ class RecordService:
         # Beacons (README "Beacons"): computed with the function's own credentials (GenerateMac carries
         # no encryption context; the tenant is in each field key's label).
         self.beacons: Beacons | None = None
+        self.backfill = BackfillState(
+            path=settings.beacon_backfill_path, region=settings.region, botocore_session=session
+        )
         if settings.beacon_fields and settings.beacon_key_arn:
             self.beacons = Beacons(
                 key_arn=settings.beacon_key_arn,
@@ -382,6 +385,9 @@ class RecordService:
             "field": field.name,
             "matches": matches,
             "candidates": len(candidates),
+            # False until the backfill of the field is done in this region: records written before the
+            # field had a beacon are not in its index and may be missing from ``matches``.
+            "complete": self.backfill.complete(field),
             "region": s.region,
             **({TENANT_KEY: tenant} if tenant is not None else {}),
         }

@@ -42,6 +42,9 @@ ENV_TENANT_ROLE_ARN = "TENANT_ROLE_ARN"
 # and this region's ARN of the multi-region HMAC key they are computed with.
 ENV_BEACON_FIELDS = "BEACON_FIELDS"
 ENV_BEACON_KEY_ARN = "BEACON_KEY_ARN"
+# The finder's: the SSM path under which the backfill marks each beacon field done in this region
+# (beacon_backfill_path; unset: no backfill state is read, and every lookup says it may be incomplete).
+ENV_BEACON_BACKFILL_PATH = "BEACON_BACKFILL_PATH"
 # The store (docs/contract: /work/notes/aurora-contract.md; README "Aurora PostgreSQL store").
 ENV_RECORD_STORE = "RECORD_STORE"
 ENV_DB_HOST = "DB_HOST"
@@ -150,6 +153,7 @@ OPTIONAL_ENV_VARS: dict[str, str] = {
     ENV_TENANT_ROLE_ARN: "",
     ENV_BEACON_FIELDS: "",
     ENV_BEACON_KEY_ARN: "",
+    ENV_BEACON_BACKFILL_PATH: "",
 }
 
 # Tenants (README "Tenants"): a tenant id is the encryption-context value, the KMS tag value, the
@@ -215,6 +219,23 @@ class BeaconField:
     def column(self) -> str:
         """The Aurora PostgreSQL store's column holding the beacon (a bigint with a b-tree index)."""
         return f"{BEACON_COLUMN_PREFIX}{self.name}"
+
+
+BEACON_BACKFILL_SEGMENT = "beacon-backfill"
+
+
+def beacon_backfill_path(deployment: str, region: str) -> str:
+    """The SSM path of the backfill's state in one region (README "Adding a beacon field"): the parameter
+    ``<path>/<field>`` is written by ``python -m offline backfill`` when a pass over that region's records
+    left none without the field's beacon, and read by the region's finder (its role may GetParameter on
+    exactly these names). Outside ``discovery_path``: discovery reads that path whole."""
+    return f"/{deployment}/{BEACON_BACKFILL_SEGMENT}/{region}"
+
+
+def beacon_backfill_state(field: BeaconField) -> str:
+    """What the backfill's parameter must hold for the finder to call ``field``'s lookups complete: the
+    beacon's definition, so that a field removed and added again with other bits starts incomplete."""
+    return f"complete {field.name}:{field.bits}:{field.normalization}"
 
 
 def beacon_fields_environment(fields: tuple[BeaconField, ...] | list[BeaconField]) -> str:
@@ -309,6 +330,7 @@ class Settings:
     # Beacons (README "Beacons"): the fields with one, and this region's ARN of the HMAC key (both or neither).
     beacon_fields: tuple[BeaconField, ...] = ()
     beacon_key_arn: str | None = None
+    beacon_backfill_path: str | None = None  # the finder's (ENV_BEACON_BACKFILL_PATH)
 
     @property
     def store(self) -> str:
@@ -415,6 +437,7 @@ class Settings:
             tenant_role_arn=_role_arn(get, ENV_TENANT_ROLE_ARN) or None,
             beacon_fields=beacon_fields,
             beacon_key_arn=beacon_key_arn,
+            beacon_backfill_path=_backfill_path(get),
         )
 
 
@@ -534,6 +557,18 @@ def _beacons(get, region: str, sensitive: tuple[str, ...]) -> tuple[tuple[Beacon
             f"arn:aws:kms:{region}:<account>:key/mrk-...",
         )
     return tuple(fields), key_arn
+
+
+_SSM_PATH = re.compile(r"^(/[A-Za-z0-9_.-]+){2,10}$")
+
+
+def _backfill_path(get) -> str | None:  # type: ignore[no-untyped-def]
+    value = str(get(ENV_BEACON_BACKFILL_PATH))
+    if value and not _SSM_PATH.match(value):
+        raise ConfigurationError(
+            ENV_BEACON_BACKFILL_PATH, value, "an SSM parameter path: /<deployment>/beacon-backfill/<region>"
+        )
+    return value or None
 
 
 def _cache(environ: Mapping[str, str], get) -> CacheSettings | None:  # type: ignore[no-untyped-def]

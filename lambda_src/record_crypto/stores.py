@@ -20,12 +20,15 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as EndpointUnreachable
 
-from record_crypto.errors import AccessDenied, Internal, TableThrottled, TamperedRecord, Unavailable
+from record_crypto.errors import AccessDenied, IndexNotReady, Internal, TableThrottled, TamperedRecord, Unavailable
 from record_crypto.records import MAX_VERSION
 from record_crypto.settings import PARTITION_KEY, VERSION_ATTRIBUTE, Settings
 
 _TABLE_THROTTLING = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
 _UNAVAILABLE = frozenset({"ServiceUnavailable", "InternalServerError", "InternalFailure"})
+# How DynamoDB refuses a Query of an index it is still building ("Cannot read from backfilling global
+# secondary index: <name>", a ValidationException), or of one a stack update has not created yet.
+_INDEX_NOT_READY = ("backfilling global secondary index", "does not have the specified index")
 
 
 class RecordStore(Protocol):
@@ -147,6 +150,12 @@ class DynamoDbStore:
             code = error.response.get("Error", {}).get("Code", "")
             if code == "ConditionalCheckFailedException":
                 raise _ConditionFailed from None
+            message = str(error.response.get("Error", {}).get("Message", ""))
+            if code == "ValidationException" and "IndexName" in kwargs and any(m in message for m in _INDEX_NOT_READY):
+                raise IndexNotReady(
+                    f"the index {kwargs['IndexName']} of {self.settings.region} is still being built (a beacon field "
+                    "added to a running deployment): retry shortly; no record was looked at"
+                ) from None
             if code in _TABLE_THROTTLING:
                 raise TableThrottled(f"DynamoDB throttled {operation} after retries; retry later") from None
             if code in ("AccessDeniedException", "UnrecognizedClientException"):

@@ -25,6 +25,11 @@ class FunctionError(RuntimeError):
     pass
 
 
+class Retired(RuntimeError):
+    """The instance was stopped by a stack update (its function changed or was deleted): Lambda sends the
+    next invocation to an instance of the new version (FunctionHost.invoke does)."""
+
+
 class EmulatedFunction:
     """A warm function instance: the handler is imported once, then invoked many times."""
 
@@ -74,8 +79,10 @@ class EmulatedFunction:
             text=True,
             bufsize=1,
         )
-        self._lock = threading.Lock()
+        # One invocation at a time per instance (as Lambda), and a stack update waits for the one in flight.
+        self._lock = threading.RLock()
         self.init_ms: float | None = None
+        self.retired = False
 
     def _read_line(self, timeout: float) -> dict[str, Any]:
         assert self._proc.stdout is not None
@@ -90,11 +97,14 @@ class EmulatedFunction:
         return json.loads(result[0])
 
     def wait_ready(self) -> None:
-        if self.init_ms is None:
-            self.init_ms = self._read_line(60)["init_ms"]
+        with self._lock:
+            if self.init_ms is None:
+                self.init_ms = self._read_line(60)["init_ms"]
 
     def invoke(self, event: Any) -> dict[str, Any]:
         with self._lock:
+            if self.retired:
+                raise Retired(self.spec.name)
             self.wait_ready()
             assert self._proc.stdin is not None
             self._proc.stdin.write(json.dumps({"event": event}) + "\n")
@@ -107,6 +117,12 @@ class EmulatedFunction:
 
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def retire(self) -> None:
+        """Stop once the invocation in flight (if any) has answered; later invocations raise Retired."""
+        with self._lock:
+            self.retired = True
+            self.stop()
 
     def stop(self) -> None:
         if self._proc.poll() is None:
@@ -131,6 +147,7 @@ class FunctionHost:
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="mrk-toolkit-functions-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._instances: dict[tuple[str, str, str], EmulatedFunction] = {}
+        self._lock = threading.Lock()  # the instances map: invocations run while a stack update syncs it
         self.seen_contexts: dict[str, dict[str, str]] = {}  # KMS action -> last allowed context
 
     def instance(self, region: str, kind: str, *, as_role_of: str | None = None) -> EmulatedFunction:
@@ -139,16 +156,17 @@ class FunctionHost:
         spec = self.deployment.function(region, kind)
         role_arn = self.deployment.function(region, as_role_of).role_arn if as_role_of else spec.role_arn
         key = (region, kind, role_arn)
-        if key not in self._instances:
-            self._instances[key] = EmulatedFunction(
-                spec,
-                role_arn=role_arn,
-                credentials=self.aws.credentials_for(role_arn),
-                account=self.deployment.account,
-                endpoint_url=self.endpoint_url,
-                log_dir=self.log_dir,
-            )
-        return self._instances[key]
+        with self._lock:
+            if key not in self._instances:
+                self._instances[key] = EmulatedFunction(
+                    spec,
+                    role_arn=role_arn,
+                    credentials=self.aws.credentials_for(role_arn),
+                    account=self.deployment.account,
+                    endpoint_url=self.endpoint_url,
+                    log_dir=self.log_dir,
+                )
+            return self._instances[key]
 
     def start_all(self) -> None:
         """Every function the deployment serves; not the custom resources' handlers (CloudFormation
@@ -156,20 +174,32 @@ class FunctionHost:
         for spec in self.deployment.functions:
             if spec.handler not in (PROVIDER_FRAMEWORK_HANDLER, *CUSTOM_RESOURCE_HANDLERS):
                 self.instance(spec.region, spec.kind)
-        for inst in list(self._instances.values()):
+        with self._lock:
+            instances = list(self._instances.values())
+        for inst in instances:
             inst.wait_ready()
 
     def sync(self) -> None:
         """Follow a changed deployment: stop the instances of functions that were deleted or
-        changed (their spec is gone), start the new ones."""
-        for key, inst in list(self._instances.items()):
-            if not any(inst.spec is spec for spec in self.deployment.functions):
-                inst.stop()
-                del self._instances[key]
+        changed (their spec is gone), start the new ones. An invocation in flight on an old instance
+        finishes there (as on Lambda); the next goes to the new version's instance."""
+        with self._lock:
+            gone = [
+                self._instances.pop(key)
+                for key, inst in list(self._instances.items())
+                if not any(inst.spec is spec for spec in self.deployment.functions)
+            ]
+        for inst in gone:
+            inst.retire()
         self.start_all()
 
     def invoke(self, region: str, kind: str, event: Any, *, as_role_of: str | None = None) -> dict[str, Any]:
-        reply = self.instance(region, kind, as_role_of=as_role_of).invoke(event)
+        while True:
+            try:
+                reply = self.instance(region, kind, as_role_of=as_role_of).invoke(event)
+                break
+            except Retired:
+                continue  # a stack update replaced it meanwhile: the new version's instance answers
         for call in reply.get("calls", []):
             if call.get("allowed") and call.get("context"):
                 self.seen_contexts[call["action"]] = call["context"]

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from offline.emulator import sts
+from offline.emulator import index_builds, sts
 from offline.emulator.cloudtrail import Trail, user_identity
 from offline.emulator.iam_gate import NOT_KEY_SCOPED, SSM_READS, request_target, ssm_targets
 from policy_engine import Caller, Decision, Request, authorize
@@ -410,6 +410,9 @@ class Gateway:
         if service == "dynamodb" and operation in DATA_OPERATIONS:
             for table in _tables(params):
                 self.check_table_key(identity, region, table)
+        index = params.get("IndexName") if service == "dynamodb" and operation in ("Query", "Scan") else None
+        if index and index_builds.building(identity.account, region, str(params.get("TableName")), index):
+            raise Denied("ValidationException", index_builds.refusal(index))
 
     def check_parameters(self, identity: Identity, operation: str, params: dict[str, Any], region: str) -> None:
         """An SSM read as IAM decides it: every name of GetParameters must be allowed (String parameters

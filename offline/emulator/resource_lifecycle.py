@@ -18,6 +18,7 @@ from typing import Any
 
 from cloud_assembly.intrinsics import UnsupportedTemplate
 from cloud_assembly.reader import StackArtifact
+from offline.emulator import index_builds
 from offline.emulator.deployment import DeployedResource, DeployedStack, Deployment
 
 RETAINING = frozenset({"Retain", "RetainExceptOnCreate"})
@@ -40,6 +41,22 @@ def _only(changed: set[str], allowed: set[str], what: str) -> None:
     unknown = changed - allowed
     if unknown:
         raise UnsupportedTemplate(f"{what}: changing {', '.join(sorted(unknown))} is not emulated")
+
+
+def _added_index(old: Mapping[str, Any], new: Mapping[str, Any], where: str) -> dict[str, Any] | None:
+    """The global secondary index an update adds (None: none). CloudFormation creates one per update of a
+    global table and changes or deletes none here (the emulator refuses what it does not emulate)."""
+    before = {i["IndexName"]: i for i in old.get("GlobalSecondaryIndexes", [])}
+    after = {i["IndexName"]: i for i in new.get("GlobalSecondaryIndexes", [])}
+    if any(after.get(name) != index for name, index in before.items()):
+        raise UnsupportedTemplate(f"{where}: changing or deleting a global secondary index is not emulated")
+    added = [index for name, index in after.items() if name not in before]
+    if len(added) > 1:
+        raise StackOperationFailed(
+            f"{where}: CloudFormation creates one global secondary index per update of a global table; this update "
+            f"adds {', '.join(sorted(i['IndexName'] for i in added))}: add one beacon field per deploy"
+        )
+    return added[0] if added else None
 
 
 def _changes(
@@ -67,6 +84,7 @@ class ResourceLifecycle:
     """Mixin of the Provisioner (offline/emulator/provisioner.py): updates and deletions per type."""
 
     client: Callable[[str, str], Any]
+    account: str
     progress: Callable[[str], None]
     _create_table_replica: Callable[[dict[str, Any], dict[str, Any], Deployment], str]
     _create_aws_lambda_function: Callable[..., tuple[str, dict[str, str]]]
@@ -185,10 +203,15 @@ class ResourceLifecycle:
             {k: v for k, v in previous.properties.items() if k != "Replicas"},
             {k: v for k, v in p.items() if k != "Replicas"},
         )
-        _only(top, set(), f"{stack.name}/{lid}")
+        _only(top, {"AttributeDefinitions", "GlobalSecondaryIndexes"}, f"{stack.name}/{lid}")
+        added = _added_index(previous.properties, p, f"{stack.name}/{lid}")
         old = {r["Region"]: r for r in previous.properties["Replicas"]}
         new = {r["Region"]: r for r in p["Replicas"]}
         done = []
+        if added is not None:  # in every replica already there (a new replica is created with it)
+            for region in [r for r in new if r in old]:
+                self._create_index(table, region, p["AttributeDefinitions"], added)
+            done.append(f"index {added['IndexName']} added in {', '.join(r for r in new if r in old)} (building)")
         for region in [r for r in new if r not in old]:
             self._create_table_replica(p, new[region], d)
             copied = self._backfill(table, stack.region, region)
@@ -199,6 +222,14 @@ class ResourceLifecycle:
             self._delete_table_replica(table, region, d)
             done.append(f"replica {region} deleted with its items")
         return table, {**previous.attributes, "StreamArn": d.stream_arns[stack.region]}, "; ".join(done)
+
+    def _create_index(self, table: str, region: str, attributes: list[Any], index: dict[str, Any]) -> None:
+        """UpdateTable with the new index; it is CREATING (reads refused) while DynamoDB would build it."""
+        spec = {k: v for k, v in index.items() if k in ("IndexName", "KeySchema", "Projection")}
+        self.client("dynamodb", region).update_table(
+            TableName=table, AttributeDefinitions=attributes, GlobalSecondaryIndexUpdates=[{"Create": spec}]
+        )
+        index_builds.start(self.account, region, table, spec["IndexName"])
 
     def _backfill(self, table: str, source: str, target: str) -> int:
         """What DynamoDB does when a replica joins: copy every item of an existing replica."""
@@ -214,7 +245,8 @@ class ResourceLifecycle:
         changed = changed_properties(old, new)
         _only(
             changed,
-            {"DeletionProtectionEnabled", "PointInTimeRecoverySpecification"},
+            # GlobalSecondaryIndexes: a replica's settings of the table's indexes (their names here).
+            {"DeletionProtectionEnabled", "PointInTimeRecoverySpecification", "GlobalSecondaryIndexes"},
             f"{where} replica {new['Region']}",
         )
         ddb = self.client("dynamodb", new["Region"])

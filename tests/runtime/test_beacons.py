@@ -334,3 +334,45 @@ def test_a_bad_lookup_is_a_400_before_any_aws_call(
     assert found["error"]["type"] == "InvalidEvent" and found["error"]["status"] == 400, found
     assert needle in found["error"]["message"]
     assert aws.recorder.calls == []
+
+
+# -- a field added to a running deployment (README "Adding a beacon field") -------------------------------
+BACKFILL_PATH = "/MrkToolkit/beacon-backfill/" + REPLICA
+
+
+def test_a_lookup_is_incomplete_until_the_backfill_state_names_the_field(
+    aws: TwoRegions, indexed: dict[str, str]
+) -> None:
+    from record_crypto.settings import ENV_BEACON_BACKFILL_PATH, beacon_backfill_state
+
+    _write_all(aws, indexed, {"p1": {"ssn": "078-05-1120"}})
+    finder = aws.service(REPLICA, **beacon_env(indexed[REPLICA]), **{ENV_BEACON_BACKFILL_PATH: BACKFILL_PATH})
+    ssm = boto3.client("ssm", REPLICA)
+    assert finder.find({"field": "ssn", "value": "078051120"})["complete"] is False  # no parameter yet
+    # Another definition of the field (a field removed and added again with other bits) is not this one's.
+    ssm.put_parameter(Name=f"{BACKFILL_PATH}/ssn", Value="complete ssn:16:digits", Type="String")
+    finder.backfill._seen.clear()
+    assert finder.find({"field": "ssn", "value": "078051120"})["complete"] is False
+    ssm.put_parameter(Name=f"{BACKFILL_PATH}/ssn", Value=beacon_backfill_state(SSN), Type="String", Overwrite=True)
+    finder.backfill._seen.clear()
+    found = finder.find({"field": "ssn", "value": "078051120"})
+    assert found["complete"] is True and [m["id"] for m in found["matches"]] == ["p1"], found
+    assert finder.find({"field": "dob", "value": "x"})["complete"] is False  # per field
+    # Without a path (library use) nothing says the backfill is done: incomplete, never the opposite.
+    assert _service(aws, REPLICA, indexed).find({"field": "ssn", "value": "078051120"})["complete"] is False
+
+
+def test_the_backfill_state_is_cached_per_container(aws: TwoRegions) -> None:
+    from record_crypto.beacons import BACKFILL_COMPLETE_TTL_S, BACKFILL_INCOMPLETE_TTL_S, BackfillState
+    from record_crypto.settings import beacon_backfill_state
+
+    now = [0.0]
+    state = BackfillState(path=BACKFILL_PATH, region=REPLICA, clock=lambda: now[0])
+    assert state.complete(SSN) is False and state.complete(SSN) is False and state.reads == 1
+    boto3.client("ssm", REPLICA).put_parameter(
+        Name=f"{BACKFILL_PATH}/ssn", Value=beacon_backfill_state(SSN), Type="String"
+    )
+    now[0] += BACKFILL_INCOMPLETE_TTL_S + 0.1
+    assert state.complete(SSN) is True and state.reads == 2
+    now[0] += BACKFILL_COMPLETE_TTL_S - 1
+    assert state.complete(SSN) is True and state.reads == 2

@@ -135,3 +135,13 @@ def test_db_setup_adds_a_beacon_column_and_index_on_update(pg: PgRegions, monkey
     monkeypatch.setenv("BEACON_FIELDS", "name:24:digits")  # not a sensitive field: refused, named
     with pytest.raises(Exception, match="BEACON_FIELDS"):
         db_setup.handler({"RequestType": "Update", "ResponseURL": "emulated"}, None)
+
+
+def test_a_field_whose_column_is_not_added_yet_is_a_retryable_refusal(pg: PgRegions, keys: dict[str, str]) -> None:
+    """A beacon field added to a running deployment: until the stack update's schema setup has added its
+    column, the finder answers IndexNotReady (retryable), not Internal and not an empty answer."""
+    finder = pg.service(REPLICA, READER_ROLE, **beacon_env(keys[REPLICA], "ssn:24:digits,diagnosis:16:exact"))
+    refused = finder.find({"field": "diagnosis", "value": "x"})
+    assert refused["ok"] is False and refused["error"]["type"] == "IndexNotReady", refused
+    assert refused["error"]["retryable"] is True and refused["error"]["status"] == 503
+    assert finder.find({"field": "ssn", "value": "078-05-1120"})["ok"] is True  # the connection still serves
