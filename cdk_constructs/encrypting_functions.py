@@ -104,9 +104,9 @@ class BeaconAccess:
 
 @dataclass(frozen=True)
 class DatabaseAccess:
-    """Where the functions of one region find the Aurora store: the writer through its own region's
-    cluster (writer) endpoint, which serves writes whenever this region's cluster is the global
-    database's primary (after a switchover or failover too, with no deploy), the reader through its
+    """Where the functions of one region find the Aurora store: the writer through the global
+    database's writer endpoint, which always names the current primary's writer (after a switchover
+    or failover too, with no deploy; reached over the VPC peering), the reader through its own
     region's reader endpoint; the network placement; each function's own credentials secret (ARNs
     of THIS region). Nothing here names the primary region: it moves."""
 

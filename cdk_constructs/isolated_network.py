@@ -2,7 +2,9 @@
 
 No internet gateway, no NAT: the functions reach the cluster on 5432 and the regional APIs they
 call through interface endpoints (KMS, Secrets Manager, CloudWatch Logs, X-Ray), each endpoint
-reachable on 443 from the database clients' security group alone.
+reachable on 443 from the database clients' security group alone. The only way out of the VPC is to
+the other regions' VPCs, peered (cdk_constructs/vpc_peering.py), on 5432: a writer reaches the
+current primary's cluster through the global writer endpoint wherever that cluster is.
 """
 
 from __future__ import annotations
@@ -30,14 +32,17 @@ class IsolatedNetwork(Construct):
     """VPC (``max_azs`` isolated subnets, one per AZ), interface endpoints, and three security groups:
 
     - ``clients``: the writer, the reader and the schema setup function; egress only to the cluster
-      on 5432 and to the endpoints on 443.
-    - ``database``: the cluster; ingress only from ``clients`` on 5432, no egress.
+      on 5432 (this region's, or a peer VPC's range) and to the endpoints on 443.
+    - ``database``: the cluster; ingress only from ``clients`` on 5432, and from each peer VPC's
+      range (``peer_cidrs``, the other regions' writers) on 5432; no egress.
     - ``endpoints``: the interface endpoints; ingress only from ``clients`` on 443, no egress.
 
     Flow logs of every subnet go to a log group encrypted with a key of this region.
-    Props: ``cidr``; ``max_azs`` (2, what an Aurora subnet group needs); ``log_retention_days``;
+    Props: ``cidr`` (distinct in every region: the VPCs are peered); ``peer_cidrs`` (the other
+    regions' VPC ranges, none by default); ``max_azs`` (2, what an Aurora subnet group needs); ``log_retention_days``;
     ``admin_arns``, ``removal_policy`` (flow log group and its key).
-    Attributes: ``vpc``, ``clients``, ``database``, ``endpoints``, ``subnets`` (``SubnetSelection``).
+    Attributes: ``vpc``, ``clients``, ``database``, ``endpoints``, ``subnets`` (``SubnetSelection``),
+    ``route_table_ids`` (the isolated subnets' route tables, where the routes to the peers go).
     """
 
     def __init__(
@@ -46,6 +51,7 @@ class IsolatedNetwork(Construct):
         construct_id: str,
         *,
         cidr: str = "10.20.0.0/16",
+        peer_cidrs: Sequence[str] = (),
         max_azs: int = 2,
         log_retention_days: int,
         admin_arns: Sequence[str] = (),
@@ -68,7 +74,8 @@ class IsolatedNetwork(Construct):
         self.subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
 
         self._flow_logs(log_retention_days, admin_arns, removal_policy)
-        self._security_groups()
+        self.route_table_ids = [subnet.route_table.route_table_id for subnet in self.vpc.isolated_subnets]
+        self._security_groups(peer_cidrs)
         self.interface_endpoints = self._interface_endpoints()
 
     def _flow_logs(self, log_retention_days: int, admin_arns: Sequence[str], removal_policy: RemovalPolicy) -> None:
@@ -108,8 +115,8 @@ class IsolatedNetwork(Construct):
             traffic_type=ec2.FlowLogTrafficType.ALL,
         )
 
-    def _security_groups(self) -> None:
-        """clients -> database on 5432, clients -> endpoints on 443; nothing else in or out."""
+    def _security_groups(self, peer_cidrs: Sequence[str]) -> None:
+        """clients -> database on 5432, clients -> endpoints on 443, peers' ranges <-> 5432; nothing else."""
 
         def group(name: str, description: str) -> ec2.SecurityGroup:
             return ec2.SecurityGroup(self, name, vpc=self.vpc, description=description, allow_all_outbound=False)
@@ -123,6 +130,14 @@ class IsolatedNetwork(Construct):
         self.clients.add_egress_rule(self.database, ec2.Port.tcp(POSTGRES_PORT), "PostgreSQL to the cluster")
         self.endpoints.add_ingress_rule(self.clients, ec2.Port.tcp(443), "HTTPS from the database clients")
         self.clients.add_egress_rule(self.endpoints, ec2.Port.tcp(443), "HTTPS to the interface endpoints")
+        for peer in peer_cidrs:
+            # The peer regions' writers reach this cluster when it is the primary (global writer endpoint).
+            self.database.add_ingress_rule(
+                ec2.Peer.ipv4(peer), ec2.Port.tcp(POSTGRES_PORT), f"PostgreSQL from the peered VPC {peer}"
+            )
+            self.clients.add_egress_rule(
+                ec2.Peer.ipv4(peer), ec2.Port.tcp(POSTGRES_PORT), f"PostgreSQL to the peered VPC {peer}"
+            )
 
     def _interface_endpoints(self) -> dict[str, ec2.InterfaceVpcEndpoint]:
         """The services the functions and the schema setup reach without a route out of the VPC."""

@@ -149,6 +149,8 @@ KINDS: dict[str, ResourceKind] = {
     "AWS::EC2::SecurityGroup": _NETWORK,
     "AWS::EC2::SecurityGroupIngress": _NETWORK,
     "AWS::EC2::SecurityGroupEgress": _NETWORK,
+    "AWS::EC2::VPCPeeringConnection": _NETWORK,
+    "AWS::EC2::Route": _NETWORK,
     "AWS::EC2::FlowLog": ResourceKind(note="writes to a log group (checked as a log group)"),
     "AWS::EC2::VPCEndpoint": ResourceKind(note="an endpoint policy limits what passes the endpoint, grants nothing"),
     "AWS::S3::Bucket": ResourceKind(policy=TRAIL_BUCKET, at_rest=True),

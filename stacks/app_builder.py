@@ -19,6 +19,7 @@ from cdk_constructs.encrypting_functions import DatabaseAccess
 from cdk_constructs.isolated_network import IsolatedNetwork
 from cdk_constructs.multi_region_key import MultiRegionKey
 from cdk_constructs.nag_rules import MrkToolkitChecks
+from cdk_constructs.vpc_peering import requester
 from lambda_src.record_crypto.settings import STORE_AURORA_POSTGRESQL, STORE_DYNAMODB
 from stacks.audit_stack import AuditStack
 from stacks.config import ToolkitConfig
@@ -26,6 +27,7 @@ from stacks.database_stack import DatabaseStack
 from stacks.functions_stack import FunctionsStack
 from stacks.keys_stack import KeysStack
 from stacks.network_stack import NetworkStack
+from stacks.peering_stack import PeeringStack, PeerRoutesStack
 from stacks.shared import key_users
 from stacks.table_stack import TableStack
 from stacks.tenant_keys_stack import TenantKeysStack
@@ -43,6 +45,10 @@ class ToolkitStacks:
     functions: dict[str, FunctionsStack]
     networks: dict[str, NetworkStack] = field(default_factory=dict)
     databases: dict[str, DatabaseStack] = field(default_factory=dict)
+    # Aurora with more than one region: the peering connections each region requests (a region
+    # requesting none has no stack) and each region's routes to its peers.
+    peerings: dict[str, PeeringStack] = field(default_factory=dict)
+    peer_routes: dict[str, PeerRoutesStack] = field(default_factory=dict)
     audit: AuditStack | None = None  # the trail (None: audit off, or an existing trail named)
     # The regions homing a tenant key's primary (none without tenants).
     tenant_keys: dict[str, TenantKeysStack] = field(default_factory=dict)
@@ -63,6 +69,8 @@ class ToolkitStacks:
             *self.keys.values(),
             *table,
             *self.networks.values(),
+            *self.peerings.values(),
+            *self.peer_routes.values(),
             *self.databases.values(),
             *self.functions.values(),
         ]
@@ -208,6 +216,7 @@ def _aurora_stacks(
         )
         for region in config.regions
     }
+    peerings, peer_routes = _peering_stacks(app, config, networks, env)
     databases = _database_stacks(app, config, keys, networks, env)
     functions = {
         region: _aurora_functions_stack(
@@ -222,6 +231,10 @@ def _aurora_stacks(
         )
         for region in config.regions
     }
+    for stack in functions.values():
+        # A writer reaches the current primary's cluster in any region: every region's routes exist first.
+        for routes in peer_routes.values():
+            stack.add_stack_dependency(routes)
     return ToolkitStacks(
         keys=keys,
         table=None,
@@ -229,7 +242,44 @@ def _aurora_stacks(
         networks=networks,
         databases=databases,
         tenant_keys=tenant_keys,
+        peerings=peerings,
+        peer_routes=peer_routes,
     )
+
+
+def _peering_stacks(
+    app: cdk.App,
+    config: ToolkitConfig,
+    networks: dict[str, NetworkStack],
+    env: Callable[[str], cdk.Environment],
+) -> tuple[dict[str, PeeringStack], dict[str, PeerRoutesStack]]:
+    """A full mesh of VPC peering between the regions (stacks/peering_stack.py); none with one region."""
+    aurora = config.aurora
+    assert aurora is not None
+    peerings: dict[str, PeeringStack] = {}
+    for region in config.regions:
+        requested = {p: networks[p] for p in config.regions if p != region and requester(region, p) == region}
+        if requested:
+            peerings[region] = PeeringStack(
+                app,
+                f"{config.stack_prefix}-Peering-{region}",
+                network=networks[region],
+                peers=requested,
+                env=env(region),
+                description=f"{DESCRIPTION}: VPC peering connections from {region} to {', '.join(requested)}",
+            )
+    peer_routes: dict[str, PeerRoutesStack] = {}
+    for region in config.regions if len(config.regions) > 1 else ():
+        peer_routes[region] = PeerRoutesStack(
+            app,
+            f"{config.stack_prefix}-PeerRoutes-{region}",
+            network=networks[region],
+            peer_cidrs={p: aurora.vpc_cidr(p) for p in config.regions if p != region},
+            peerings=peerings,
+            env=env(region),
+            description=f"{DESCRIPTION}: routes to the peered VPCs, {region}",
+        )
+    return peerings, peer_routes
 
 
 def _database_stacks(
@@ -287,7 +337,9 @@ def _aurora_functions_stack(
             vpc=network.vpc,
             subnets=network.subnets,
             security_group=network.clients,
-            writer_host=database.member.endpoint,
+            # The global writer endpoint, read from this region's own Database stack (which passes the
+            # primary's on): nothing in a function's template names the primary region.
+            writer_host=database.output_value("GlobalWriterEndpoint"),
             reader_host=database.member.read_endpoint,
             port=database.port,
             database_name=database.database_name,

@@ -38,6 +38,9 @@ from lambda_src.record_crypto.settings import (
     BeaconField,
     is_field_name,
 )
+from stacks.vpc_cidrs import FIELD as VPC_CIDRS_FIELD
+from stacks.vpc_cidrs import FIX as VPC_CIDRS_FIX
+from stacks.vpc_cidrs import CidrError, vpc_cidrs
 
 CONTEXT_PREFIX = "mrk-toolkit:"
 
@@ -72,6 +75,7 @@ AURORA_FIELDS = (
     "auroraInstanceClass",
     "auroraBackupRetentionDays",
     "auroraSecretRotationDays",
+    VPC_CIDRS_FIELD,
 )
 AUDIT_FIELDS = ("audit", "auditTrailArn", "auditReaderArns", "auditRetentionDays")
 _TRAIL_ARN_RE = re.compile(rf"^arn:{PARTITION_PATTERN}:cloudtrail:[a-z0-9-]+:\d{{12}}:trail/[A-Za-z0-9._-]{{3,128}}$")
@@ -175,6 +179,11 @@ class AuroraConfig:
     backup_retention_days: int = 7
     # Secrets Manager rotates each database secret every this many days (AutomaticallyAfterDays).
     secret_rotation_days: int = 30
+    # (region, IPv4 CIDR) of each region's VPC, distinct so that the VPCs can be peered (stacks/vpc_cidrs.py).
+    vpc_cidrs: tuple[tuple[str, str], ...] = ()
+
+    def vpc_cidr(self, region: str) -> str:
+        return dict(self.vpc_cidrs)[region]
 
 
 @dataclass(frozen=True)
@@ -389,7 +398,7 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
         raise ConfigError(
             "logRetentionDays", retention, f"CloudWatch Logs accepts {', '.join(map(str, LOG_RETENTION_DAYS))}"
         )
-    store, table_name, aurora = _store_and_table(raw)
+    store, table_name, aurora = _store_and_table(raw, (primary, *replicas))
     tenants = _tenants(raw.get("tenants", {}), (primary, *replicas))
     if store == STORE_AURORA_POSTGRESQL:
         _tenants_reach_the_writer(tenants, primary)
@@ -766,7 +775,7 @@ def _audit(raw: Mapping[str, Any]) -> AuditConfig:
     )
 
 
-def _store_and_table(raw: Mapping[str, Any]) -> tuple[str, str, AuroraConfig | None]:
+def _store_and_table(raw: Mapping[str, Any], regions: tuple[str, ...]) -> tuple[str, str, AuroraConfig | None]:
     """The store, the table name (an SQL identifier for the Aurora store) and the Aurora options
     (refused with the DynamoDB store)."""
     store = _store(raw.get("store", STORE_DYNAMODB))
@@ -774,7 +783,7 @@ def _store_and_table(raw: Mapping[str, Any]) -> tuple[str, str, AuroraConfig | N
         "tableName", raw.get("tableName", "mrk-toolkit-records"), _TABLE_NAME_RE, "3-255 of A-Z a-z 0-9 _ . -"
     )
     if store == STORE_AURORA_POSTGRESQL:
-        return store, sql_table_name(table_name), _aurora(raw)
+        return store, sql_table_name(table_name), _aurora(raw, regions)
     given = [name for name in AURORA_FIELDS if name in raw]
     if given:
         raise ConfigError(
@@ -823,7 +832,7 @@ def sql_table_name(table_name: str) -> str:
         ) from None
 
 
-def _aurora(raw: Mapping[str, Any]) -> AuroraConfig:
+def _aurora(raw: Mapping[str, Any], regions: tuple[str, ...]) -> AuroraConfig:
     defaults = AuroraConfig()
     version = raw.get("auroraEngineVersion", defaults.engine_version)
     if version not in AURORA_ENGINE_VERSIONS:
@@ -852,7 +861,15 @@ def _aurora(raw: Mapping[str, Any]) -> AuroraConfig:
         secret_rotation_days=_int(
             "auroraSecretRotationDays", raw.get("auroraSecretRotationDays", defaults.secret_rotation_days), 1, 1000
         ),
+        vpc_cidrs=_vpc_cidrs(raw.get(VPC_CIDRS_FIELD, {}), regions),
     )
+
+
+def _vpc_cidrs(value: Any, regions: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    try:
+        return vpc_cidrs(value, regions)
+    except CidrError as error:
+        raise ConfigError(error.where, error.value, error.allowed, VPC_CIDRS_FIX) from None
 
 
 def _partition(region: str) -> str:

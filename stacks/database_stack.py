@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aws_cdk import Acknowledgment, CfnOutput, CfnResource, CustomResource, Duration, Fn, Stack, Validations
+from aws_cdk import Acknowledgment, CfnOutput, CfnResource, CustomResource, Duration, Fn, Stack, Token, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -75,7 +75,8 @@ def rotation_role_path(config: ToolkitConfig) -> str:
 
 class DatabaseStack(Stack):
     """Attributes: ``member`` (this region's ``AuroraClusterMember``), ``writer_secret_arn``,
-    ``reader_secret_arn`` (ARNs in this region), ``host``, ``port``, ``database_name``;
+    ``reader_secret_arn`` (ARNs in this region), ``global_writer_endpoint`` (the global cluster's
+    writer endpoint, also output as ``GlobalWriterEndpoint``), ``port``, ``database_name``;
     primary only: ``secrets``, ``global_cluster``, ``schema``."""
 
     def __init__(
@@ -112,8 +113,12 @@ class DatabaseStack(Stack):
         else:
             self._secondary_member(config, placement, primary)
         acknowledge_member_findings(self)
-        # This region's functions: the writer on the cluster (writer) endpoint, the reader on the
-        # reader endpoint (DatabaseAccess), in every region.
+        # This region's functions: the writer on the global writer endpoint (the current primary's
+        # writer, wherever it is), the reader on this region's reader endpoint (DatabaseAccess).
+        CfnOutput(self, "GlobalWriterEndpoint", value=self.global_writer_endpoint)
+        if primary is None:
+            # CDK reports a finding on an output on the stack itself: the narrowest scope there is.
+            _ack(self, GLOBAL_ENDPOINT_FINDING, GLOBAL_ENDPOINT_REASON)
         self.port = self.member.port
         self.database_name = aurora.database_name
         CfnOutput(self, "GlobalClusterIdentifier", value=global_cluster_identifier(config))
@@ -147,6 +152,9 @@ class DatabaseStack(Stack):
         self.global_cluster = global_cluster(
             self, "GlobalCluster", identifier=global_cluster_identifier(config), options=placement["options"]
         )
+        # GlobalEndpoint is an object in the resource's schema; its Address is read as DBCluster's
+        # Endpoint.Address is (CloudFormation's GetAtt on a nested read-only property).
+        self.global_writer_endpoint = Token.as_string(self.global_cluster.get_att("GlobalEndpoint.Address"))
         self.member = AuroraClusterMember(
             self,
             "Primary",
@@ -220,6 +228,8 @@ class DatabaseStack(Stack):
         )
         # The secondary joins the global cluster the primary's stack creates.
         self.add_stack_dependency(primary)
+        # Passed on from the primary's stack: this region's functions name only their own region's stacks.
+        self.global_writer_endpoint = primary.output_value("GlobalWriterEndpoint")
         self.writer_secret_arn = secret_arn_in_region(primary.output_value("WriterSecretId"), self.region)
         self.reader_secret_arn = secret_arn_in_region(primary.output_value("ReaderSecretId"), self.region)
 
@@ -359,6 +369,12 @@ def _ack(scope: Construct, rule_id: str, reason: str) -> None:
     Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
 
 
+GLOBAL_ENDPOINT_FINDING = "CloudFormation-Validate::F6101"
+GLOBAL_ENDPOINT_REASON = (
+    "CDK's schema check lists only the object attribute GlobalEndpoint of AWS::RDS::GlobalCluster; its documented "
+    "field Address (the writer endpoint that follows the primary) is read as GlobalEndpoint.Address, as "
+    "AWS::RDS::DBCluster's Endpoint.Address is."
+)
 NO_IAM_AUTH_REASON = (
     "Decision (README, IAM database authentication): the functions log in with their own database role's "
     "password from Secrets Manager, readable only by that function; IAM auth would add rds-db:connect grants, "

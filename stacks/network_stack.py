@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Acknowledgment, Fn, Stack, Validations
+from aws_cdk import Acknowledgment, CfnOutput, Fn, Stack, Validations
 from constructs import Construct
 
 from cdk_constructs.isolated_network import IsolatedNetwork
@@ -15,19 +15,30 @@ AZ_COUNT = 2
 
 
 class NetworkStack(Stack):
-    """Attribute: ``network`` (``IsolatedNetwork``)."""
+    """Attributes: ``network`` (``IsolatedNetwork``), ``cidr`` (the VPC's range); output ``VpcId``."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: ToolkitConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        aurora = config.aurora
+        assert aurora is not None, "NetworkStack is for store aurora-postgresql"
+        self.cidr = aurora.vpc_cidr(self.region)
         self.network = IsolatedNetwork(
             self,
             "Network",
+            cidr=self.cidr,
+            peer_cidrs=[cidr for region, cidr in aurora.vpc_cidrs if region != self.region],
             max_azs=AZ_COUNT,
             log_retention_days=config.log_retention_days,
             admin_arns=config.key_admin_arns,
             removal_policy=removal_policy(config),
         )
         acknowledge_network_findings(self.network)
+        # Read by the peering stacks of other regions (Fn::GetStackOutput: no cross-region export exists).
+        CfnOutput(self, "VpcId", value=self.network.vpc.vpc_id)
+
+    def output_value(self, output_name: str) -> str:
+        """A weak reference (``Fn::GetStackOutput``) to one of this stack's outputs."""
+        return Fn.get_stack_output(self.stack_name, output_name, self.region)
 
     @property
     def availability_zones(self) -> list[str]:

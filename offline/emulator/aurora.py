@@ -9,8 +9,11 @@ templates (the provisioner's ``_create_aws_rds_*`` methods call in here).
   rds_superuser, not superuser);
 * a secondary ``AWS::RDS::DBCluster`` (GlobalClusterIdentifier by name, no master user): a hot
   standby of its region, streaming from the primary;
-* ``Endpoint.Address`` / ``ReadEndpoint.Address``: the region's socket directory (the functions'
-  DB_HOST), ``Endpoint.Port``: 5432.
+* ``Endpoint.Address`` / ``ReadEndpoint.Address``: the region's socket directory (the readers'
+  DB_HOST), ``Endpoint.Port``: 5432;
+* the global cluster's ``GlobalEndpoint.Address``: a DNS name (the writers' DB_HOST) that each
+  function resolves to the current writer's socket when the deployed network gives it a path there
+  (offline/emulator/network.py); it follows every promotion (switchover, failover).
 
 Storage encryption (each cluster's KmsKeyId) is checked, not emulated: the key must be a key of
 the cluster's own region. What is not emulated: instances (recorded), TLS (local sockets), the
@@ -34,7 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from cloud_assembly.intrinsics import UnsupportedTemplate
+from offline.emulator.deployment import Deployment
 from offline.emulator.functions import CUSTOM_RESOURCE_HANDLERS, PROVIDER_FRAMEWORK_HANDLER, EmulatedFunction
+from offline.emulator.network import EmulatedNetwork
 from offline.emulator.postgres import GlobalDatabase, PostgresError
 
 _DYNAMIC_SECRET = re.compile(r"^\{\{resolve:secretsmanager:(?P<id>.+?):SecretString:(?P<key>[^:]+)::\}\}$")
@@ -65,6 +70,7 @@ class AuroraEmulation:
     # region -> the server of a cluster removed from the global database (RemoveFromGlobalCluster) and not
     # yet deleted: standalone and writable, as RDS leaves it (offline/emulator/rds_leftovers.py)
     standalone: dict[str, Any] = field(default_factory=dict)
+    network: EmulatedNetwork = field(default_factory=EmulatedNetwork)
 
     @property
     def primary_region(self) -> str:
@@ -74,10 +80,26 @@ class AuroraEmulation:
     def secondary_regions(self) -> tuple[str, ...]:
         return tuple(r for r, c in self.clusters.items() if not c.primary)
 
-    def add_global_cluster(self, identifier: str, props: dict[str, Any]) -> None:
+    def add_global_cluster(self, identifier: str, props: dict[str, Any]) -> str:
+        """Record the global cluster; returns its writer endpoint's name (``GlobalEndpoint.Address``)."""
         if props.get("Engine") != "aurora-postgresql":
             raise UnsupportedTemplate(f"global cluster {identifier}: engine {props.get('Engine')!r} is not emulated")
         self.global_clusters[identifier] = props
+        name = f"{identifier}.global-emulated.global.rds.amazonaws.com"
+        self.network.names = (*self.network.names, name)
+        return name
+
+    def refresh_network(self, d: Deployment) -> None:
+        """After a deployment: every function's paths to every cluster, and the global writer
+        endpoint's name pointed at the current writer wherever a function has a path to it."""
+        if self.db is None:
+            return
+        self.network.survey(d, tuple(self.clusters))
+        self._point_writer_endpoint(self.db.writer_region)
+
+    def _point_writer_endpoint(self, writer_region: str) -> None:
+        assert self.db is not None
+        self.network.point(self.db.server(writer_region).socket_dir, writer_region)
 
     def add_cluster(self, region: str, lid: str, props: dict[str, Any], secret_value: Any) -> dict[str, str]:
         """Stand a DBCluster up; returns its attributes (endpoints)."""
@@ -118,6 +140,7 @@ class AuroraEmulation:
         from psycopg import sql
 
         self.db = GlobalDatabase(spec.region, ())
+        self.db.on_promoted.append(self._point_writer_endpoint)  # the global writer endpoint follows the writer
         self.db._start_primary()
         server = self.db.server(spec.region)
         server.query(
@@ -209,6 +232,7 @@ class AuroraEmulation:
         if self.db is not None:
             self.db.stop()
             self.db = None
+        self.network.stop()
 
 
 def dynamic_secret(value: Any, read_secret: Any) -> str:

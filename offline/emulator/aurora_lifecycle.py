@@ -37,6 +37,8 @@ RECORDED_TYPES = (
     "AWS::EC2::SecurityGroup",
     "AWS::EC2::SecurityGroupIngress",
     "AWS::EC2::SecurityGroupEgress",
+    "AWS::EC2::VPCPeeringConnection",
+    "AWS::EC2::Route",
     "AWS::RDS::DBSubnetGroup",
     "AWS::RDS::DBClusterParameterGroup",
     "AWS::RDS::DBInstance",

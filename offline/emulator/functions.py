@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from offline.emulator.deployment import Deployment, FunctionSpec
+from offline.emulator.network import RESOLVER_DIR_ENV
 from offline.emulator.server import EmulatedAws
 
 PROVIDER_FRAMEWORK_HANDLER = "framework.onEvent"  # the CDK provider framework's onEvent (Node.js)
@@ -42,6 +43,7 @@ class EmulatedFunction:
         account: str,
         endpoint_url: str,
         log_dir: Path,
+        resolver_dir: Path | None = None,
     ) -> None:
         self.spec = spec
         self.role_arn = role_arn
@@ -67,6 +69,8 @@ class EmulatedFunction:
             "MRK_TOOLKIT_FUNCTION_ARN": spec.arn,
             "MRK_TOOLKIT_HANDLER": spec.handler,
             "MRK_TOOLKIT_ACCOUNT": account,
+            # The function's VPC resolver (the global writer endpoint's name): offline/emulator/network.py.
+            **({RESOLVER_DIR_ENV: str(resolver_dir)} if resolver_dir is not None else {}),
         }
         self._log = self.log_path.open("w")
         self._proc = subprocess.Popen(
@@ -165,8 +169,13 @@ class FunctionHost:
                     account=self.deployment.account,
                     endpoint_url=self.endpoint_url,
                     log_dir=self.log_dir,
+                    resolver_dir=self._resolver_dir(spec),
                 )
             return self._instances[key]
+
+    def _resolver_dir(self, spec: FunctionSpec) -> Path | None:
+        aurora = self.deployment.aurora
+        return aurora.network.resolver_dir(spec.name) if aurora is not None else None
 
     def start_all(self) -> None:
         """Every function the deployment serves; not the custom resources' handlers (CloudFormation

@@ -25,7 +25,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -269,6 +269,8 @@ class GlobalDatabase:
     secondary_regions: tuple[str, ...]
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mrk-pg-")))
     servers: dict[str, RegionServer] = field(default_factory=dict)
+    # Called with the region just promoted (the emulated global writer endpoint follows it).
+    on_promoted: list[Callable[[str], None]] = field(default_factory=list)
 
     # Every root this process created (tests check that no server outlives its run).
     created_roots: ClassVar[list[Path]] = []
@@ -354,6 +356,8 @@ class GlobalDatabase:
 
     def promote(self, region: str) -> None:
         self.servers[region].promote()
+        for listener in self.on_promoted:
+            listener(region)
 
     def follow(self, region: str) -> None:
         """Every other running standby streams from ``region`` (which was just promoted)."""

@@ -127,6 +127,8 @@ class Provisioner(AuditResources, ResourceLifecycle, SecretRotationResources, Au
                     f"wave {number}: {verb} {stack.name} ({stack.region}, {len(stack.resources())} resources{summary})"
                 )
         deployment.assembly = assembly
+        if deployment.aurora is not None:  # routes, rules, peering or functions may have changed
+            deployment.aurora.refresh_network(deployment)
         return changes
 
     def _resolver(
@@ -611,6 +613,17 @@ class Provisioner(AuditResources, ResourceLifecycle, SecretRotationResources, Au
         pid = self._recorded(stack, lid, "AWS::EC2::SecurityGroup", d)
         return pid, {"GroupId": pid, "VpcId": str(p.get("VpcId", ""))}
 
+    def _create_aws_ec2_vpcpeeringconnection(
+        self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment
+    ) -> Any:
+        """Recorded; whether it joins two VPCs is decided where a path is (offline/emulator/network.py)."""
+        pid = "pcx-" + self._recorded(stack, lid, "AWS::EC2::VPCPeeringConnection", d).split("-", 1)[1]
+        d.log.append(f"{stack.region}: VPC peering connection to {p.get('PeerRegion', stack.region)} (recorded)")
+        return pid, {"Id": pid}
+
+    def _create_aws_ec2_route(self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment) -> Any:
+        return self._recorded(stack, lid, "AWS::EC2::Route", d), {}
+
     def _create_aws_ec2_securitygroupingress(
         self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment
     ) -> Any:
@@ -663,9 +676,9 @@ class Provisioner(AuditResources, ResourceLifecycle, SecretRotationResources, Au
         self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment
     ) -> tuple[str, dict[str, str]]:
         identifier = p.get("GlobalClusterIdentifier", f"{stack.name}-{lid}".lower())
-        self._aurora(d).add_global_cluster(identifier, p)
-        # The writer endpoint that always names the current primary's writer (DescribeGlobalClusters serves it).
-        return identifier, {"GlobalEndpoint.Address": f"{identifier}.global-emulated.global.rds.amazonaws.com"}
+        # The writer endpoint that always names the current primary's writer (DescribeGlobalClusters serves it;
+        # the functions resolve it, offline/emulator/network.py).
+        return identifier, {"GlobalEndpoint.Address": self._aurora(d).add_global_cluster(identifier, p)}
 
     def _create_aws_rds_dbsubnetgroup(self, stack: StackArtifact, lid: str, p: dict[str, Any], d: Deployment) -> Any:
         return self._recorded(stack, lid, "AWS::RDS::DBSubnetGroup", d), {}

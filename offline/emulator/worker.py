@@ -3,7 +3,8 @@ start) and serves invocations read as JSON lines on stdin, answering on the orig
 
 Environment: the function's variables from the template, AWS_REGION, the role's temporary
 credentials, AWS_ENDPOINT_URL (the emulator, whose emulated IAM decides every call) and
-MRK_TOOLKIT_ACCOUNT. Everything the handler logs goes to stderr (the function's log).
+MRK_TOOLKIT_ACCOUNT; in a VPC, MRK_TOOLKIT_RESOLVER_DIR (its DNS view, offline/emulator/network.py).
+Everything the handler logs goes to stderr (the function's log).
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ def main() -> None:
     sys.stdout = sys.stderr
 
     from offline.emulator.iam_gate import record_calls
+    from offline.emulator.network import RESOLVER_DIR_ENV, install_resolver
 
+    if os.environ.get(RESOLVER_DIR_ENV):
+        install_resolver(os.environ[RESOLVER_DIR_ENV])
     calls: list[dict[str, Any]] = []
     record_calls(os.environ["MRK_TOOLKIT_ACCOUNT"], calls.append)
     module_name, function_name = os.environ["MRK_TOOLKIT_HANDLER"].rsplit(".", 1)

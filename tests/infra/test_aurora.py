@@ -47,8 +47,10 @@ def test_stacks_per_region_and_no_table(aurora: Synthesized) -> None:
     app = aurora
     names = {a.stack_name for a in app.assembly.stacks}
     expected = set()
-    for kind in ("Keys", "Network", "Database", "Functions"):
+    for kind in ("Keys", "Network", "PeerRoutes", "Database", "Functions"):
         expected |= set(_stack_names(app, kind).values())
+    # The region whose name sorts last requests no connection (its peers request theirs to it).
+    expected |= {f"{app.config.stack_prefix}-Peering-{r}" for r in sorted(app.config.regions)[:-1]}
     assert names == expected | {f"{app.config.stack_prefix}-Audit"}  # the trail: the same for both stores
     assert app.stacks.table is None
     for tpl in app.templates.values():
@@ -210,11 +212,23 @@ def test_security_groups_allow_only_5432_from_the_clients_and_443_to_the_endpoin
             ],
             key=str,
         )
+        peers = sorted(cidr for region, cidr in app.config.aurora.vpc_cidrs if region != stack.region)  # type: ignore[union-attr]
         for lid, group in resources(tpl, "AWS::EC2::SecurityGroup").items():
             props = group["Properties"]
-            assert "SecurityGroupIngress" not in props, lid  # ingress only by the rules above
-            for rule_ in props.get("SecurityGroupEgress", []):  # CDK's "no egress" placeholder only
-                assert rule_["CidrIp"] == "255.255.255.255/32" and rule_["IpProtocol"] == "icmp", lid
+            inline_in = [_cidr_rule(r) for r in props.get("SecurityGroupIngress", [])]
+            inline_out = [_cidr_rule(r) for r in props.get("SecurityGroupEgress", [])]
+            if lid == groups["Database"]:  # the peer regions' writers, from their VPC's range only, on 5432 only
+                assert sorted(inline_in) == [("tcp", 5432, 5432, cidr) for cidr in peers], lid
+            else:
+                assert not inline_in, lid  # ingress only by the rules above
+            if lid == groups["Clients"]:  # to the peer VPCs' clusters, 5432 only
+                assert sorted(inline_out) == [("tcp", 5432, 5432, cidr) for cidr in peers], lid
+            else:  # CDK's "no egress" placeholder only
+                assert inline_out == [("icmp", 252, 86, "255.255.255.255/32")], lid
+
+
+def _cidr_rule(rule: dict[str, Any]) -> tuple[str, int, int, str]:
+    return (rule["IpProtocol"], rule["FromPort"], rule["ToPort"], rule["CidrIp"])
 
 
 def _functions(app: Synthesized, region: str) -> dict[str, dict[str, Any]]:
@@ -318,24 +332,106 @@ def test_role_secrets_are_replicated_to_every_secondary_on_that_regions_key(auro
             _key_logical_id(app, key, region, "SecretsKey")
 
 
-def test_functions_use_the_local_cluster_endpoint(aurora: Synthesized) -> None:
-    """In every region the writer uses its cluster's (writer) endpoint, which serves writes whenever
-    that cluster is the primary, the reader its reader endpoint; nothing names the primary region."""
+def test_writers_use_the_global_writer_endpoint_readers_their_regions_reader_endpoint(aurora: Synthesized) -> None:
+    """In every region the writer uses the global database's writer endpoint (it always names the
+    current primary's writer), passed on by its own region's Database stack, the reader its own
+    reader endpoint; nothing names the primary region."""
     app = aurora
+    primary = app.stacks.databases[app.config.primary_region]
+    assert _output_of(app, {"StackName": primary.stack_name, "OutputName": "GlobalWriterEndpoint"}) == {
+        "Fn::GetAtt": ["GlobalCluster", "GlobalEndpoint.Address"]
+    }
     for region in app.config.regions:
         database = app.stacks.databases[region].stack_name
+        if region != app.config.primary_region:  # passed on from the primary's stack
+            passed = _output_of(app, {"StackName": database, "OutputName": "GlobalWriterEndpoint"})
+            assert stack_output_ref(passed) == {
+                "StackName": primary.stack_name,
+                "Region": app.config.primary_region,
+                "OutputName": "GlobalWriterEndpoint",
+            }
         for kind, fn in _functions(app, region).items():
-            expected_attr = "Endpoint.Address" if kind == "writer" else "ReadEndpoint.Address"
             env = fn["Properties"]["Environment"]["Variables"]
+            if kind == "writer":
+                own = {"StackName": database, "Region": region, "OutputName": "GlobalWriterEndpoint"}
+                assert stack_output_ref(env[ENV_DB_HOST]) == own
+            expected_attr = "ReadEndpoint.Address"
             assert env[ENV_RECORD_STORE] == "aurora-postgresql"
             assert env[ENV_DB_NAME] == app.config.aurora.database_name  # type: ignore[union-attr]
             assert not [k for k in env if "FORWARD" in k], "write forwarding is not offered (README)"
             assert "DB_PRIMARY_REGION" not in env, "the primary region moves: no function is told it"
             assert env["RECORDS_TABLE_NAME"] == "mrk_toolkit_records"
-            for name, attr in ((ENV_DB_HOST, expected_attr), (ENV_DB_PORT, "Endpoint.Port")):
+            hosts = [(ENV_DB_HOST, expected_attr)] if kind == "reader" else []
+            for name, attr in (*hosts, (ENV_DB_PORT, "Endpoint.Port")):
                 ref = stack_output_ref(env[name])
                 assert ref and ref["StackName"] == database and ref["Region"] == region, (name, env[name])
                 assert _output_of(app, ref)["Fn::GetAtt"][1] == attr
+
+
+def _peer_routes(app: Synthesized, region: str) -> list[dict[str, Any]]:
+    return [r["Properties"] for r in resources(app.raw(app.stacks.peer_routes[region]), "AWS::EC2::Route").values()]
+
+
+def test_vpcs_are_peered_in_a_full_mesh_each_pair_once_same_account(aurora: Synthesized) -> None:
+    app = aurora
+    regions = app.config.regions
+    cidrs = dict(app.config.aurora.vpc_cidrs)  # type: ignore[union-attr]
+    assert len(set(cidrs.values())) == len(regions), "distinct ranges: peering refuses overlapping VPCs"
+    pairs = []
+    for region, stack in app.stacks.peerings.items():
+        for lid, connection in resources(app.raw(stack), "AWS::EC2::VPCPeeringConnection").items():
+            props = connection["Properties"]
+            peer = props["PeerRegion"]
+            assert region < peer, "the pair's region whose name sorts first requests it"
+            pairs.append((region, peer))
+            # Same account: accepted by CloudFormation without a peer role (no PeerOwnerId, no PeerRoleArn).
+            assert not {"PeerOwnerId", "PeerRoleArn"} & set(props), lid
+            assert stack_output_ref(props["PeerVpcId"]) == {
+                "StackName": app.stacks.networks[peer].stack_name,
+                "Region": peer,
+                "OutputName": "VpcId",
+            }
+            own = _output_of(app, stack_output_ref(props["VpcId"]))  # type: ignore[arg-type]
+            assert own == {"Ref": only(app.raw(app.stacks.networks[region]), "AWS::EC2::VPC")[0]}
+    n = len(regions)
+    assert sorted(pairs) == sorted((a, b) for a in regions for b in regions if a < b) and len(pairs) == n * (n - 1) // 2
+
+
+def test_every_isolated_route_table_routes_each_peer_range_over_the_pairs_connection(aurora: Synthesized) -> None:
+    app = aurora
+    cidrs = dict(app.config.aurora.vpc_cidrs)  # type: ignore[union-attr]
+    for region in app.config.regions:
+        network = app.raw(app.stacks.networks[region])
+        tables = sorted(resources(network, "AWS::EC2::RouteTable"))
+        assert len(tables) == 2
+        routes = _peer_routes(app, region)
+        found = set()
+        for route in routes:
+            table = _output_of(app, stack_output_ref(route["RouteTableId"]))["Ref"]  # type: ignore[arg-type]
+            connection = stack_output_ref(route["VpcPeeringConnectionId"])
+            assert connection is not None
+            peer = next(p for p, c in cidrs.items() if c == route["DestinationCidrBlock"] and p != region)
+            requester = min(region, peer)
+            assert connection["StackName"] == app.stacks.peerings[requester].stack_name
+            assert connection["Region"] == requester
+            lid = _output_of(app, connection)["Fn::GetAtt"][0]
+            props = resources(app.raw(app.stacks.peerings[requester]), "AWS::EC2::VPCPeeringConnection")[lid]
+            assert props["Properties"]["PeerRegion"] == max(region, peer)
+            assert set(route) == {"RouteTableId", "DestinationCidrBlock", "VpcPeeringConnectionId"}
+            found.add((table, peer))
+        assert found == {(t, p) for t in tables for p in app.config.regions if p != region}
+        assert len(routes) == len(found)
+
+
+def test_nothing_opens_the_network_to_the_internet(aurora: Synthesized) -> None:
+    """The peering opens 5432 between the regions' VPC ranges, nothing wider: no 0.0.0.0/0 in any route
+    or rule, no gateway (test_network_is_isolated_no_nat_no_internet_gateway)."""
+    app = aurora
+    for name, tpl in app.templates.items():
+        text = json.dumps(tpl.get("Resources", {}))
+        assert "0.0.0.0/0" not in text and "::/0" not in text, name
+        for lid, route in resources(tpl, "AWS::EC2::Route").items():
+            assert "GatewayId" not in route["Properties"] and "NatGatewayId" not in route["Properties"], lid
 
 
 def test_kms_use_is_the_same_as_with_dynamodb(aurora: Synthesized) -> None:

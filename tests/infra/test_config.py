@@ -179,8 +179,54 @@ def test_aurora_store_config_and_its_sql_table_name() -> None:
         )
     )
     assert tuned.table_name == "records_v2"
-    assert tuned.aurora == type(config.aurora)("crm", "16.4", "db.serverless", 14, 7)
+    assert tuned.aurora == type(config.aurora)(
+        "crm", "16.4", "db.serverless", 14, 7, (("us-east-2", "10.20.0.0/16"), ("us-west-1", "10.21.0.0/16"))
+    )
     assert config.aurora.secret_rotation_days == 30
+
+
+def test_aurora_vpc_ranges_come_from_a_table_by_region_name_not_by_position() -> None:
+    """Adding or removing a region renumbers no other (the VPCs are peered: a new range replaces a VPC)."""
+    two = load_config(ctx(store="aurora-postgresql"))
+    four = load_config(ctx(store="aurora-postgresql", replicaRegions=["eu-west-1", "us-west-1", "ap-south-1"]))
+    assert two.aurora is not None and four.aurora is not None
+    assert set(two.aurora.vpc_cidrs) <= set(four.aurora.vpc_cidrs)
+    assert two.aurora.vpc_cidr("us-east-2") == "10.20.0.0/16"  # the range every region had before the peering
+    assert len({cidr for _, cidr in four.aurora.vpc_cidrs}) == 4
+    given = load_config(ctx(store="aurora-postgresql", auroraVpcCidrs='{"us-west-1": "172.16.0.0/20"}'))
+    assert given.aurora is not None and given.aurora.vpc_cidr("us-west-1") == "172.16.0.0/20"
+
+
+@pytest.mark.parametrize(
+    ("value", "field", "says"),
+    [
+        ({"us-west-1": "10.20.128.0/17"}, "auroraVpcCidrs.us-west-1", "overlaps us-east-2's 10.20.0.0/16"),
+        ({"us-west-1": "10.21.0.0/24"}, "auroraVpcCidrs.us-west-1", "/16 to /23"),
+        ({"us-west-1": "10.21.0.0/12"}, "auroraVpcCidrs.us-west-1", "/16 to /23"),
+        ({"us-west-1": "8.8.0.0/16"}, "auroraVpcCidrs.us-west-1", "private IPv4 range"),
+        ({"us-west-1": "10.21.0.1/16"}, "auroraVpcCidrs.us-west-1", "private IPv4 range"),
+        ({"us-west-1": "fd00::/48"}, "auroraVpcCidrs.us-west-1", "private IPv4 range"),
+        ({"eu-west-1": "10.30.0.0/16"}, "auroraVpcCidrs.eu-west-1", "not a region of this deployment"),
+        (["10.20.0.0/16"], "auroraVpcCidrs", "expected an object"),
+        ("{not json", "auroraVpcCidrs", "expected a JSON object"),
+    ],
+)
+def test_aurora_vpc_ranges_are_checked(value: Any, field: str, says: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(ctx(store="aurora-postgresql", auroraVpcCidrs=value))
+    assert raised.value.field_name == field
+    assert says in str(raised.value) and "mrk-toolkit:auroraVpcCidrs" in str(raised.value)
+
+
+def test_a_region_without_a_default_range_needs_one() -> None:
+    regions = {"primaryRegion": "us-isof-east-1", "replicaRegions": ["us-isof-south-1"]}
+    with pytest.raises(ConfigError, match="no VPC range for us-isof-south-1"):
+        load_config(ctx(store="aurora-postgresql", auroraVpcCidrs={"us-isof-east-1": "10.60.0.0/16"}, **regions))
+
+
+def test_vpc_ranges_are_refused_with_the_dynamodb_store() -> None:
+    with pytest.raises(ConfigError, match="applies only to store aurora-postgresql"):
+        load_config(ctx(auroraVpcCidrs={"us-west-1": "10.21.0.0/16"}))
 
 
 def test_the_dynamodb_store_is_the_default_and_unchanged() -> None:

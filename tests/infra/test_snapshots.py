@@ -34,8 +34,10 @@ def test_stack_snapshot(default_app: Synthesized, snapshot_json: Any, kind: str)
 
 
 AURORA_STACK_KINDS = [
-    f"{kind}-{region}" for kind in ("Keys", "Network", "Database", "Functions") for region in ("us-east-2", "us-west-1")
-]
+    f"{kind}-{region}"
+    for kind in ("Keys", "Network", "PeerRoutes", "Database", "Functions")
+    for region in ("us-east-2", "us-west-1")
+] + ["Peering-us-east-2"]  # us-east-2 < us-west-1: the pair's connection is requested from us-east-2
 
 
 @pytest.mark.parametrize("kind", AURORA_STACK_KINDS)

@@ -50,24 +50,35 @@ def test_graph_depth_does_not_grow_with_regions(default_app: Synthesized, four_r
     assert depth(four_region_app) == 4
 
 
-def test_aurora_graph_keys_network_database_functions(aurora: Synthesized) -> None:
+def test_aurora_graph_keys_network_peering_database_functions(aurora: Synthesized) -> None:
     app = aurora
     deps = _deps(app)
     primary = app.config.primary_region
     keys = {r: s.stack_name for r, s in app.stacks.keys.items()}
     databases = {r: s.stack_name for r, s in app.stacks.databases.items()}
+    networks = {r: s.stack_name for r, s in app.stacks.networks.items()}
+    peerings = {r: s.stack_name for r, s in app.stacks.peerings.items()}
+    routes = {r: s.stack_name for r, s in app.stacks.peer_routes.items()}
+    regions = sorted(app.config.regions)
+    # A pair's connection is requested by the region whose name sorts first: all but the last request some.
+    assert sorted(peerings) == regions[:-1] and sorted(routes) == regions
     for region in app.config.regions:
-        network = app.stacks.networks[region].stack_name
-        assert deps[network] == set(), "a network needs nothing"
+        assert deps[networks[region]] == set(), "a network needs nothing"
+        if region in peerings:
+            assert deps[peerings[region]] == {networks[r] for r in regions if r >= region}
+        # This region's route tables, and the connections of every pair it belongs to.
+        assert deps[routes[region]] == {networks[region]} | {peerings[min(region, r)] for r in regions if r != region}
         assert deps[app.stacks.functions[region].stack_name] == {
             keys[region],
-            network,
+            networks[region],
             databases[region],
             databases[primary],
+            *routes.values(),  # a writer reaches the primary wherever it is
         }
         if region != primary:
-            assert deps[databases[region]] == {keys[region], network, databases[primary]}
+            assert deps[databases[region]] == {keys[region], networks[region], databases[primary]}
     # The primary database holds the secrets, replicated with every region's secrets key.
-    assert deps[databases[primary]] == set(keys.values()) | {app.stacks.networks[primary].stack_name}
-    # The depth stays 5 (keys, replica keys, primary database, secondaries, functions) whatever the regions.
+    assert deps[databases[primary]] == set(keys.values()) | {networks[primary]}
+    # The depth stays 5 (keys, replica keys, primary database, secondaries, functions; networks,
+    # connections, routes run beside them) whatever the regions.
     assert depth(app) == 5

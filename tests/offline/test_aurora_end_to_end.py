@@ -53,7 +53,7 @@ def test_aurora_deployment_end_to_end(aurora_assembly: Path, tmp_path: Path) -> 
     for name in (
         "db_setup made the table and least-privilege roles in us-east-2",
         "reader decrypts in us-west-1 after replication",
-        "the writer in us-west-1 is refused a direct write",
+        "the writer in us-west-1 writes through the global writer endpoint; every region reads it",
         "planted sensitive value in us-west-1 is refused",
         "rolled-back row in us-west-1 is refused with min_version",
         "the reader's database role cannot write (us-east-2)",
@@ -105,6 +105,47 @@ def test_a_reader_given_the_writers_secret_fails_the_run(aurora_assembly: Path, 
     failed = {c.name: c.detail for c in report.checks if not c.ok}
     assert "reader decrypts in us-west-1 after replication" in failed, report.render()
     assert "secretsmanager:GetSecretValue" in failed["reader decrypts in us-west-1 after replication"]
+
+
+GLOBAL_WRITE = "the writer in us-west-1 writes through the global writer endpoint; every region reads it"
+
+
+def _without_peer_ingress(template: dict[str, Any]) -> None:
+    """The primary's cluster security group no longer admits us-west-1's VPC range."""
+    (group,) = [
+        r
+        for lid, r in template["Resources"].items()
+        if lid.startswith("NetworkDatabaseSecurityGroup") and r["Type"] == "AWS::EC2::SecurityGroup"
+    ]
+    group["Properties"].pop("SecurityGroupIngress")
+
+
+def _without_return_route(template: dict[str, Any]) -> None:
+    """One of the primary's route tables loses its route back to us-west-1."""
+    routes = sorted(lid for lid, r in template["Resources"].items() if r["Type"] == "AWS::EC2::Route")
+    del template["Resources"][routes[0]]
+
+
+@pytest.mark.parametrize(
+    ("stack", "edit"),
+    [
+        ("MrkToolkit-Network-us-east-2", _without_peer_ingress),
+        ("MrkToolkit-PeerRoutes-us-east-2", _without_return_route),
+    ],
+)
+def test_without_a_path_to_the_primary_a_secondarys_writer_is_unavailable(
+    aurora_assembly: Path, tmp_path: Path, stack: str, edit: Callable[[dict[str, Any]], None]
+) -> None:
+    """Reachability is read from the templates: with the cluster's ingress rule or a route back gone, the
+    us-west-1 writer's connection through the global writer endpoint fails as a timeout does
+    (DatabaseUnavailable, retryable), nothing is written, and the primary's own writer still writes."""
+    report = _run(_edited(aurora_assembly, tmp_path, stack, edit), tmp_path)
+
+    failed = {c.name: c.detail for c in report.checks if not c.ok}
+    assert GLOBAL_WRITE in failed, report.render()
+    assert "DatabaseUnavailable" in failed[GLOBAL_WRITE], failed[GLOBAL_WRITE]
+    assert "writer encrypts and writes in us-east-2" not in failed, report.render()
+    assert _postgres_left() == []
 
 
 def test_secrets_without_a_customer_managed_key_of_their_region_fail_the_run(
