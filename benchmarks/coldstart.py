@@ -482,8 +482,9 @@ WHERE_THE_TIME_GOES = (
     "to 214): botocore 31 (its `botocore.client` imports the documentation generator `botocore.docs`, 3.3, "
     "and `html.parser`, 2.2, whether or not anything documents), urllib3 22, aws_encryption_sdk 27, "
     "cryptography 11, attrs 9.5, boto3 4.5 and s3transfer 4.0 (the Encryption SDK's KMS provider imports "
-    "boto3, whose `boto3.compat` imports s3transfer), the standard library the rest (email, ssl, logging, "
-    "multiprocessing...). The toolkit's own: record_crypto 11 (settings 4.0, records 2.7, service 2.1, the "
+    "boto3, whose `boto3.compat` imports s3transfer, which imports `multiprocessing`, 5.3: about 14 ms the "
+    "SDK spends to wrap a botocore session in a boto3 one), the standard library the rest (email, ssl, "
+    "logging...). The toolkit's own: record_crypto 11 (settings 4.0, records 2.7, service 2.1, the "
     "others under 1 each), plus `difflib` (0.6) and `boto3.dynamodb.types` (0.4), the only modules it loads "
     "that the bare sample does not; the record_crypto stage above also holds standard-library modules it is "
     "the first to import, which the bare sample imports too (in its handler stage).",
