@@ -48,3 +48,20 @@ def test_first_record_target_is_judged_per_operation_against_the_bare_script() -
     rows = coldstart.first_record_table(run)
     assert len(rows) == 2 + len(coldstart.VARIANTS) * len(coldstart.OPERATIONS)
     assert "| toolkit | read | 360 | 360-360 | 0.60x | 360 | 0.60x | 50.0 |" in rows
+
+
+def test_the_stage_table_shows_each_stage_median_and_the_report_explains_them() -> None:
+    run = first(**{coldstart.BARE: (800, 600), coldstart.BARE_PYC: (600, 500), coldstart.OURS: (400, 360)})
+    assert coldstart.stages_table(run)[2:] == [], "no staged runs: no rows"
+    parts = len(coldstart.STAGES)
+    run.stages[(coldstart.OURS, "write")] = [[10.0] * parts, [30.0] * parts, [20.0] * parts]
+    rows = coldstart.stages_table(run)
+    assert (
+        rows[0].count("|") == parts + 4
+        and rows[2] == "| toolkit | write | " + " | ".join(["20"] * parts) + f" | {20 * parts} |"
+    )
+    text = coldstart.first_record_report(run, when="now", seconds=1.0)
+    assert "## Where the time goes" in text and rows[2] in text
+    assert "## Where the time goes" not in coldstart.first_record_report(
+        first(**{coldstart.BARE: (8, 6), coldstart.BARE_PYC: (6, 5), coldstart.OURS: (4, 3)}), when="now", seconds=1.0
+    )

@@ -13,6 +13,7 @@ from offline.emulator.moto_patches import (
     needs_moto_primary_region_patch,
     needs_moto_rotation_patch,
 )
+from offline.emulator.server import ADMINISTRATOR_ACCESS
 
 
 def test_installed_moto_still_needs_the_mrk_patch() -> None:
@@ -191,6 +192,16 @@ def test_an_aws_managed_policy_attaches_with_its_document() -> None:
     assert document == aws_managed_policy(MONITORING)
     assert document["Statement"][0]["Resource"] == ["arn:aws:logs:*:*:log-group:RDS*"]
     assert aws_managed_policy("arn:aws:iam::aws:policy/AmazonRDSEnhancedMonitoringRole") is None  # wrong path
+    with mock_aws():  # a user too: `python -m offline up`'s IAM user holds AdministratorAccess
+        iam = boto3.client("iam", region_name="us-east-1")
+        iam.create_user(UserName="Administrator")
+        iam.attach_user_policy(UserName="Administrator", PolicyArn=ADMINISTRATOR_ACCESS)
+        (attached,) = iam.list_attached_user_policies(UserName="Administrator")["AttachedPolicies"]
+        assert attached["PolicyArn"] == ADMINISTRATOR_ACCESS
+    assert aws_managed_policy(ADMINISTRATOR_ACCESS) == {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+    }
     assert aws_managed_policy("arn:aws:iam::aws:policy/service-role/NoSuchPolicy") is None
 
 
