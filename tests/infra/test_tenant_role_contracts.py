@@ -159,10 +159,13 @@ def test_a_trust_policy_open_to_the_other_function_or_without_the_tag_condition_
     assert {("sts:AssumeRole", ""), ("sts:AssumeRole", "more-session-tags")} <= untagged
 
 
-def test_every_role_of_an_aurora_tenant_deployment_may_do_exactly_its_contract() -> None:
-    app = synthesize(context_for(**AURORA_TENANTS))
+@pytest.mark.parametrize("beacons", [False, True], ids=["tenants", "tenants-beacons"])
+def test_every_role_of_an_aurora_tenant_deployment_may_do_exactly_its_contract(beacons: bool) -> None:
+    extra = {"beaconFields": TENANT_BEACONS["beaconFields"]} if beacons else {}
+    app = synthesize(context_for(**AURORA_TENANTS, **extra))
     view = view_of(app)
     assert {k for _, k in kinds(view)} >= {"tenant-reader", "tenant-writer", "schema-setup"}
+    assert ("tenant-finder" in {k for _, k in kinds(view)}) is beacons
     assert not [k for _, k in kinds(view) if k.startswith("unknown")]
     assert_exactly_its_contract(view)
 

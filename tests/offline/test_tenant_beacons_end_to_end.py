@@ -24,7 +24,7 @@ from offline.__main__ import main
 from stacks.synthesize import synthesize
 from tests.offline.test_tenant_beacons_main_job import CONTEXT
 from tests.offline.test_tenants_end_to_end import PRIMARY
-from tests.offline.test_verify_served import served  # noqa: F401 - the fixture
+from tests.offline.test_verify_served import _tables, served  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.e2e
 SHARED = "us-west-1"  # acme and globex both have a key here
@@ -110,3 +110,27 @@ def test_beacons_per_tenant_through_the_deployed_finders(tmp_path: Path, served:
         assert after.get("error", {}).get("type") == KeyDisabled.type, (region, after)
         assert "i1" not in json.dumps(after) and SSN not in json.dumps(after)
     assert _ids(_find(env, PRIMARY, "acme", "ssn", SSN)) == ["a1"]
+
+
+def test_verify_runs_the_lookups_per_tenant_and_leaves_the_tables_as_they_were(
+    tmp_path: Path,
+    served: Any,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`verify` against the emulated deployment, as against an account: the per-tenant lookups pass; the
+    finder's tenant sessions cannot be taken by an operator (N/A); every id it wrote is deleted."""
+    env = served(Path(synthesize(dict(CONTEXT), str(tmp_path / "cdk.out"))))
+    before = _tables(env)
+    capsys.readouterr()
+    code = main(["verify", "--deadline", "10", *(f"-c{k}={v}" for k, v in CONTEXT.items())])
+    out = capsys.readouterr().out
+    assert code == 0, "\n".join(line for line in out.splitlines() if line.startswith("FAIL"))
+    lines = {line.split("  ")[1].strip(): line[:4] for line in out.splitlines() if line[:4] in ("PASS", "N/A ", "FAIL")}
+    found = [n for n in lines if n.startswith("beacons: a record is found by ")]
+    assert len(found) == 3 and all(lines[n] == "PASS" for n in found), lines
+    apart = [n for n in lines if n.startswith("beacons: equal values of two tenants")]
+    copied = [n for n in lines if n.startswith("beacons: a beacon copied from one tenant's record")]
+    assert [lines[n] for n in apart + copied] == ["PASS", "PASS"], lines
+    sessions = [n for n in lines if n.startswith("beacons: the finder's tenant sessions in ")]
+    assert len(sessions) == 3 and all(lines[n] == "N/A " for n in sessions), lines
+    assert _tables(env) == before, "verify left the tables changed"

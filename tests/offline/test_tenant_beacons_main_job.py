@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
+from lambda_src.record_crypto.settings import STORE_AURORA_POSTGRESQL
 from offline.verification.checks import Report
+from offline.verification.emulated import run_offline
 from stacks.synthesize import synthesize
 from tests.offline.edits import edited, failures, resources, run
 from tests.offline.test_beacons_end_to_end import BEACONS
@@ -81,3 +83,18 @@ def test_a_finder_tenant_role_without_its_tenant_conditions_fails_the_run(assemb
     failed = failures(run(broken, tmp_path))
     assert sessions(REPLICAS[0]) in failed and "decrypted" in failed[sessions(REPLICAS[0])], failed
     assert sessions(PRIMARY) not in failed
+
+
+def test_the_aurora_main_job_with_tenants_and_beacons(tmp_path: Path) -> None:
+    """The Aurora store (every tenant writes in the primary region's cluster): each tenant found in each of
+    its regions through the finder's tenant sessions, tenants apart where they share a region (the copied
+    beacon alters DynamoDB items: not on this store)."""
+    tenants = {**TENANTS, "globex": {"regions": [PRIMARY, "us-west-1"]}}
+    context = {**CONTEXT, "mrk-toolkit:tenants": json.dumps(tenants), "mrk-toolkit:store": STORE_AURORA_POSTGRESQL}
+    report = run_offline(context_overrides=context, lag_seconds=0.3, progress=lambda _line: None, log_dir=tmp_path)
+    assert report.ok, report.render()
+    passed = {c.name for c in report.checks if c.ok}
+    for tenant in tenants:
+        assert f"beacons: a record is found by {FIELDS} in each of its tenant's regions (tenant {tenant})" in passed
+    assert any(n.startswith("beacons: equal values of two tenants are stored") for n in passed), sorted(passed)
+    assert all(sessions(r) in passed for r in REGIONS)

@@ -19,6 +19,7 @@ from stacks.synthesize import synthesize
 from tests.infra.test_tenant_role_contracts import CONFIGURATIONS
 
 READER, WRITER = "the reader's tenant-access role", "the writer's tenant-access role"
+FINDER = "the finder's tenant-access role"  # with beacon fields (issue 21)
 
 
 def _context(name: str) -> dict[str, Any]:
@@ -47,11 +48,13 @@ def test_each_tenant_and_region_names_who_decrypts_and_generates_and_where_no_ke
                 assert entry["key"] is None and entry["decrypt"] == entry["generate_data_key"] == [], entry
                 continue
             assert entry["key"].startswith(f"arn:aws:kms:{region}:") and f"/Tenant-{t}/Key>" in entry["key"]
-            for use, title in (("decrypt", READER), ("generate_data_key", WRITER)):
-                (only,) = entry[use]  # one principal, and only as this tenant's session with this tenant's context
-                assert only["principal"].startswith(f"{title} ({region}) ")
-                assert only["carries"].startswith(f"a session tagged {TENANT_KEY}={t}; encryption context ")
-                assert only["carries"].endswith(f"{TENANT_KEY}={t}")
+            decrypters = [FINDER, READER] if config.beacon_fields else [READER]
+            for use, titles in (("decrypt", decrypters), ("generate_data_key", [WRITER])):
+                # one principal per function, and only as this tenant's session with this tenant's context
+                assert [p["principal"].split(f" ({region}) ")[0] for p in entry[use]] == titles, entry[use]
+                for only in entry[use]:
+                    assert only["carries"].startswith(f"a session tagged {TENANT_KEY}={t}; encryption context ")
+                    assert only["carries"].endswith(f"{TENANT_KEY}={t}")
     markdown = render_markdown(review)
     assert "### Tenants: who can decrypt and generate data keys, per tenant and region" in markdown
     missing = [(t.tenant_id, r) for t in config.tenants for r in config.regions if r not in t.regions]
@@ -103,10 +106,13 @@ def test_a_tenant_keys_matrix_asks_the_tenant_roles_as_a_session_of_its_tenant(
             continue
         session = f", as a session tagged {TENANT_KEY}={tenant.tenant_id}"
         rows = {r["principal"]: r["cells"] for r in block["rows"] if r["principal"].endswith(session)}
-        here = {p: c for p, c in rows.items() if f" ({region['region']}) " in p}
-        assert len(here) == 2, list(rows)  # the writer's and the reader's tenant-access roles of the region
+        # The matrix labels the finder's roles by their construct path (MrkToolkit-Functions-<region>/...).
+        where = (f" ({region['region']}) ", f"-Functions-{region['region']}/")
+        here = {p: c for p, c in rows.items() if any(w in p for w in where)}
+        # the writer's and the reader's (and with beacons the finder's) tenant-access roles of the region
+        assert len(here) == (3 if config.beacon_fields else 2), list(rows)
         for principal, cells in here.items():
-            column = "Decrypt" if "/Reader/" in principal else "GenerateDataKey"
+            column = "Decrypt" if "/Reader/" in principal or "/Finder/" in principal else "GenerateDataKey"
             assert cells[column]["verdict"] == "allow", (principal, cells)
             assert f"kms:EncryptionContext:{TENANT_KEY} StringEquals {tenant.tenant_id}" in cells[column]["requires"]
             other = "GenerateDataKey" if column == "Decrypt" else "Decrypt"

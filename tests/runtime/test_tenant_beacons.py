@@ -17,7 +17,7 @@ from record_crypto.errors import ERROR_TYPES
 from record_crypto.records import TENANT_ATTRIBUTE
 from record_crypto.settings import ENV_TENANT_KEYS, TENANT_KEY, tenant_keys_environment
 
-from tests.runtime.conftest import REPLICA, TwoRegions
+from tests.runtime.conftest import PRIMARY, REPLICA, TwoRegions
 from tests.runtime.test_beacons import _with_indexes, beacon_env, keys  # noqa: F401 (fixture)
 from tests.runtime.test_tenants import refused, tenants  # noqa: F401 (fixture)
 
@@ -138,4 +138,20 @@ def test_a_lookup_without_a_known_tenant_is_a_400_before_any_call(
     aws.recorder.clear()
     error = refused(deployment.find(event), error_type)
     assert error["status"] == 400 and needle in error["message"], error
+    assert aws.recorder.calls == []
+
+
+def test_a_lookup_of_a_tenant_without_a_key_in_this_region_is_refused_before_any_call(
+    aws: TwoRegions,
+    keys: dict[str, str],  # noqa: F811
+    tenants: dict[str, dict[str, str | None]],  # noqa: F811
+) -> None:
+    """globex has no key in us-east-2: its candidates there (replicated ciphertext) may not be decrypted."""
+    _with_indexes()
+    primary = aws.service(
+        PRIMARY, **{ENV_TENANT_KEYS: tenant_keys_environment(tenants[PRIMARY]), **beacon_env(keys[PRIMARY])}
+    )
+    aws.recorder.clear()
+    error = refused(primary.find({"field": "ssn", "value": "078-05-1120", TENANT_KEY: "globex"}), "TenantNotInRegion")
+    assert (error["status"], error["retryable"]) == (403, False)
     assert aws.recorder.calls == []
