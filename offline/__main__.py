@@ -135,7 +135,15 @@ def _backfill(args: argparse.Namespace) -> int:
     """`python -m offline backfill`: the runbook in offline/runbooks/backfill.py."""
     import boto3
 
-    from offline.runbooks.backfill import DynamoDbScan, InvokedFunctions, backfill, function_names, marker, render
+    from offline.runbooks.backfill import (
+        DynamoDbScan,
+        InvokedFunctions,
+        PostgresScan,
+        backfill,
+        function_names,
+        marker,
+        render,
+    )
 
     config = config_with(_overrides(args.context))
     fields = {f.name: f for f in config.beacon_fields}
@@ -143,11 +151,6 @@ def _backfill(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--field {args.field}: not a beacon field of the config (mrk-toolkit:beaconFields: "
             f"{', '.join(fields) or 'none'}); add it to the config and deploy it first"
-        )
-    if config.store != STORE_DYNAMODB:
-        raise UsageError(
-            "backfill scans the DynamoDB global table; the Aurora PostgreSQL store's backfill is not built yet "
-            "(README: Adding a beacon field)"
         )
     if args.page_size < 1 or args.rate <= 0 or args.passes < 1:
         raise UsageError("--page-size and --passes must be at least 1, --rate above 0")
@@ -162,7 +165,9 @@ def _backfill(args: argparse.Namespace) -> int:
         )
     outcome = backfill(
         field,
-        store=DynamoDbScan(client, config.table_name),
+        store=DynamoDbScan(client, config.table_name)
+        if config.store == STORE_DYNAMODB
+        else PostgresScan(client, prefix),
         functions=functions,
         primary=config.primary_region,
         regions=config.regions,

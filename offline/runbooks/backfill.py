@@ -23,7 +23,9 @@ unwritten: the finders keep saying ``"complete": false``; run the command again 
 
 Credentials (an account, or `python -m offline up`'s): cloudformation:DescribeStacks (the functions' names),
 lambda:GetFunctionConfiguration and lambda:InvokeFunction on the primary region's writer and reader,
-dynamodb:Scan on each region's replica, ssm:PutParameter on the backfill path. No KMS right: decrypting and
+dynamodb:Scan on each region's replica (the Aurora store: ssm:GetParametersByPath on the discovery path and
+secretsmanager:GetSecretValue on the reader's database secret, from a host that reaches the clusters),
+ssm:PutParameter on the backfill path. No KMS right: decrypting and
 signing stay inside the functions, with their roles (the function invocation route).
 """
 
@@ -36,9 +38,15 @@ from typing import Any, Protocol
 
 from lambda_src.record_crypto.settings import (
     ENV_BEACON_FIELDS,
+    PARAM_DB_NAME,
+    PARAM_DB_PORT,
+    PARAM_DB_READER_ENDPOINT,
+    PARAM_DB_READER_SECRET_ARN,
+    PARAM_TABLE_NAME,
     BeaconField,
     beacon_backfill_path,
     beacon_backfill_state,
+    discovery_path,
     parse_beacon_fields,
 )
 
@@ -232,6 +240,54 @@ class DynamoDbScan:
             for item in page.get("Items", []):
                 version = int(item.get("_version", {}).get("N", "0"))
                 yield Stored(item["id"]["S"], version, beacon_field.attribute in item)
+
+
+class PostgresScan:
+    """Each region's cluster of the Aurora PostgreSQL store, through its reader endpoint with the reader
+    function's database login (records_reader: SELECT only), as the region's discovery parameters name
+    them. From a host that reaches the clusters: inside the VPC on an account (or through a tunnel; the
+    endpoint parameters say where), on this machine with `python -m offline up` (a local socket)."""
+
+    def __init__(self, client: Callable[[str, str], Any], stack_prefix: str) -> None:
+        self.client, self.stack_prefix = client, stack_prefix
+
+    def _session(self, region: str) -> Any:
+        import json
+
+        import psycopg
+
+        pages = self.client("ssm", region).get_paginator("get_parameters_by_path")
+        path = discovery_path(self.stack_prefix, region)
+        found = {
+            p["Name"].rsplit("/", 1)[1]: p["Value"] for page in pages.paginate(Path=path) for p in page["Parameters"]
+        }
+        secret = self.client("secretsmanager", region).get_secret_value(SecretId=found[PARAM_DB_READER_SECRET_ARN])
+        login = json.loads(secret["SecretString"])
+        self.table = found[PARAM_TABLE_NAME]
+        return psycopg.connect(
+            host=found[PARAM_DB_READER_ENDPOINT],
+            port=int(found[PARAM_DB_PORT]),
+            dbname=found[PARAM_DB_NAME],
+            user=login["username"],
+            password=login["password"],
+            autocommit=True,
+        )
+
+    def records(self, region: str, beacon_field: BeaconField, page_size: int) -> Iterator[Stored]:
+        from psycopg import sql
+
+        with self._session(region) as conn:
+            query = sql.SQL("SELECT id, version, {} IS NOT NULL FROM {} WHERE id > %s ORDER BY id LIMIT %s").format(
+                sql.Identifier(beacon_field.column), sql.Identifier(self.table)
+            )
+            last = ""
+            while True:
+                rows = conn.execute(query, (last, page_size)).fetchall()
+                for item_id, version, has_beacon in rows:
+                    yield Stored(str(item_id), int(version), bool(has_beacon))
+                if len(rows) < page_size:
+                    return
+                last = str(rows[-1][0])
 
 
 class InvokedFunctions:

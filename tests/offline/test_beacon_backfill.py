@@ -205,3 +205,28 @@ def test_a_concurrent_write_wins_over_the_backfill(up: Any, capsys: pytest.Captu
         assert outcome.rewritten == 1  # p3 only: p1's newer version was written with its beacon
 
     up(steps[0], while_up)
+
+
+AURORA = "-c mrk-toolkit:store=aurora-postgresql"
+
+
+def test_the_aurora_store_backfilled_after_the_column_is_added(up: Any, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    """The same README steps with the Aurora PostgreSQL store: the stack update's schema setup adds the column
+    and its index; the backfill scans each region's cluster through its reader endpoint (the reader's login)
+    and rewrites through the functions; the secondary region's finder then finds the old records."""
+    steps = [f"{line.split('#')[0].strip()} {AURORA}" for line in readme_block("beacon-backfill")]
+
+    def while_up(_env: Any) -> None:
+        for item_id, record in OLD.items():
+            assert invoke(PRIMARY, "writer", {"id": item_id, "record": record})["ok"] is True
+        code, out, err = run_offline(steps[1], capsys)
+        assert code == 0, (out, err)
+        before = until(REPLICA, "078-05-1120", lambda f: f.get("ok") is True)
+        assert before["ok"] is True and before["complete"] is False and before["matches"] == [], before
+        code, out, _ = run_offline(steps[2], capsys)
+        assert code == 0 and f"complete in {PRIMARY}, {REPLICA}" in out and "1 without a value" in out, out
+        after = until(REPLICA, "078-05-1120", lambda f: f.get("complete") is True, BACKFILL_INCOMPLETE_TTL_S + 30)
+        assert after["complete"] is True and [m["id"] for m in after["matches"]] == ["p1"], after
+        assert after["matches"][0]["record"] == OLD["p1"] and after["matches"][0]["version"] == 2, after
+
+    up(steps[0], while_up)
