@@ -166,6 +166,8 @@ class Failover:
                 + ", ".join(f"{k} {n}" for k, n in self.follow.items())
             )
         for region, seconds in self.promotion_to_first_write_by_region.items():
+            if region == self.new_primary:
+                continue  # the line above
             got = ", ".join(f"{k} {n}" for k, n in self.follow_by_region.get(region, {}).items())
             lines.append(
                 f"the deployed writer of {region}, through the unchanged global writer endpoint: first write "
@@ -378,8 +380,8 @@ class _Follower:
     def __init__(self, world: DrillWorld, region: str, prefix: str) -> None:
         self.world, self.region, self.prefix = world, region, prefix
         self.attempts: list[tuple[str, float, dict[str, Any]]] = []  # (id, when answered, result)
+        self.promoted: float | None = None  # set once the promotion is done: then 3 acknowledged writes end it
         self._stop = threading.Event()
-        self._acked = threading.Event()
 
     @contextmanager
     def writing(self) -> Iterator[None]:
@@ -391,6 +393,9 @@ class _Follower:
             self._stop.set()
             thread.join(60)
 
+    def _acked_since(self, promoted: float) -> list[float]:
+        return [when for _, when, r in list(self.attempts) if r.get("ok") and when >= promoted]
+
     def _loop(self) -> None:
         i = 0
         while not self._stop.is_set():
@@ -398,18 +403,23 @@ class _Follower:
             item_id = f"{self.prefix}-{i}"
             result = self.world.write(self.region, item_id, i)
             self.attempts.append((item_id, time.monotonic(), result))
-            if result.get("ok"):
-                self._acked.set()
-                if i > 1 and sum(1 for *_, r in self.attempts if r.get("ok")) >= 3:
-                    return
+            if self.promoted is not None and len(self._acked_since(self.promoted)) >= 3:
+                return
             time.sleep(0.01)
 
     def first_ack(self, promoted: float, deadline_s: float = 60.0) -> float:
-        if not self._acked.wait(deadline_s):
-            raise AssertionError(f"the writer of {self.region} wrote nothing within {deadline_s:.0f}s of the promotion")
-        while not self._stop.is_set() and sum(1 for *_, r in self.attempts if r.get("ok")) < 3:
+        """Seconds from ``promoted`` to the first write acknowledged after it (a write the old primary
+        acknowledged before it stopped does not count), once three were."""
+        self.promoted = promoted
+        deadline = time.monotonic() + deadline_s
+        while len(self._acked_since(promoted)) < 3:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the writer of {self.region} wrote {len(self._acked_since(promoted))} items within "
+                    f"{deadline_s:.0f}s of the promotion (3 expected)"
+                )
             time.sleep(0.01)
-        return min(when for _, when, r in self.attempts if r.get("ok")) - promoted
+        return min(self._acked_since(promoted)) - promoted
 
     def judged(self) -> dict[str, int]:
         """Counts: acknowledged, refused (by type), lost (acknowledged but absent or not version 1:

@@ -26,6 +26,14 @@ def test_a_switchover_loses_nothing_a_failover_counts_its_loss_and_readers_stay_
         root = world.db.root
         names = [c.name for c in failover_checks(world.env)]
         assert world.db.server(PRIMARY).primary, "the drills start from the deployed primary"
+        # As deployed (resolved): every writer's DB_HOST is the global writer endpoint, and nothing in a
+        # secondary's functions' environment names the primary region (it moves).
+        for region in (PRIMARY, *SECONDARIES):
+            assert world.env.deployment.function(region, "writer").environment["DB_HOST"] == world.global_endpoint
+        for region in SECONDARIES:
+            for kind in ("writer", "reader"):
+                environment = world.env.deployment.function(region, kind).environment
+                assert not [k for k, v in environment.items() if PRIMARY in v], (region, kind, environment)
         planned = planned_switchover(world, SECONDARIES[0], writes=20)
         unplanned = unplanned_failover(world, load_seconds=0.5)
 
