@@ -57,7 +57,8 @@ HEADER = [
     "REAL: PostgreSQL 16.2 servers (pgserver) stood up from the synthesized Aurora assembly, physical streaming "
     "replication, promotion; the deployed writer and reader functions (lambda_src) under their roles' credentials "
     "and the Encryption SDK; EMULATED: KMS, Secrets Manager and IAM (moto behind the emulated IAM), Aurora's "
-    "managed switchover/failover (done here with pg_ctl promote and primary_conninfo)",
+    "managed switchover/failover (done here with pg_ctl promote and primary_conninfo; the global writer endpoint's "
+    "name re-pointed at the promotion, reachable over the templates' VPC peering)",
 ]
 
 
