@@ -290,21 +290,44 @@ def section(figures: dict[str, Any], records: int, level: str = "##") -> list[st
             f"{d.seconds_to_first_write:.2f} | {'n/a' if promotion is None else f'{promotion:.3f}'} | "
             f"{', '.join(f'{k} {n}' for k, n in follow.items()) or 'n/a'} |"
         )
+    lines += _every_writer_lines(planned, unplanned)
     lines += [
         "",
         f"Planned: writes stop, standbys caught up with the writer's LSN in {planned.catch_up_seconds:.3f} s, clean "
         "stop, promote, re-point, first write. Unplanned: SIGKILL of the primary's postmaster under write load, "
-        "promotion of the most advanced standby. In both, the new primary region's deployed writer (its "
-        "environment unchanged: no deploy) writes fresh items through the change: refused with retryable "
-        "ReadOnlyRegion until the promotion, then acknowledged; every acknowledged one is there once, no refused one "
+        "promotion of the most advanced standby. In both, the deployed writer of every region (its environment "
+        "unchanged: no deploy) writes fresh items through the change, through the unchanged global writer endpoint "
+        "(over the VPC peering): refused with retryable DatabaseUnavailable or ReadOnlyRegion until the endpoint "
+        "names the promoted writer, then acknowledged; every acknowledged one is there once, no refused one "
         "was written. Streaming is asynchronous: a loss above 0 is possible and is counted "
-        "as it happens; local sockets make it rare. Aurora's own switchover/failover (cluster role changes, DNS of "
-        "the endpoints) is not modelled: these figures measure the toolkit's side (a standby promoted, the "
-        "functions reconnecting, the first write resuming), not Aurora's.",
+        "as it happens; local sockets make it rare. Aurora's own switchover/failover (cluster role changes, the "
+        "global endpoint's DNS moving, emulated here as the name re-pointed at the promotion) is not modelled in "
+        "time: these figures measure the toolkit's side (a standby promoted, the functions reconnecting, the "
+        "first write resuming), not Aurora's.",
         "",
         *_rotation_lines(figures.get("rotation"), level),
     ]
     return lines
+
+
+def _every_writer_lines(*drills: Any) -> list[str]:
+    """Promotion -> first acknowledged write of EVERY region's writer (the global writer endpoint)."""
+    rows = [
+        f"| {d.name} | {region}{' (new primary)' if region == d.new_primary else ''} | {seconds:.3f} | "
+        f"{', '.join(f'{k} {n}' for k, n in d.follow_by_region.get(region, {}).items())} |"
+        for d in drills
+        for region, seconds in (getattr(d, "promotion_to_first_write_by_region", None) or {}).items()
+    ]
+    if not rows:
+        return []
+    return [
+        "",
+        "Every region's writer through the global writer endpoint (the same drills):",
+        "",
+        "| drill | writer of | promotion -> first acknowledged write (s) | through the change |",
+        "|---|---|---|---|",
+        *rows,
+    ]
 
 
 def _rotation_lines(rotation: dict[str, Any] | None, level: str) -> list[str]:

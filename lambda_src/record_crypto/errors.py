@@ -136,9 +136,9 @@ class Unavailable(RecordError):
 
 
 class ReadOnlyRegion(RecordError):
-    """A write reached a read-only cluster of the Aurora global database (a secondary, or one being
-    promoted): nothing was written. Retryable: in the primary region, or here once a switchover
-    or failover has made this region's cluster the primary."""
+    """A write reached a read-only cluster of the Aurora global database (one a switchover or failover
+    is demoting or promoting): nothing was written. Retryable: once the promotion is done the global
+    writer endpoint names the new primary's writer."""
 
     type, status, retryable = "ReadOnlyRegion", 421, True
 

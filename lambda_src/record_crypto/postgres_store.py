@@ -20,12 +20,12 @@ Versions: the writer reads only ``id`` and ``version`` (the writer's database ro
 those columns), then ``INSERT ... ON CONFLICT (id) DO NOTHING`` for a new item or ``UPDATE ...
 WHERE id = %s AND version = %s``; no row changed means another writer got there first.
 
-Regions: a function connects to its own region's cluster: the writer through the cluster
-(writer) endpoint, the reader through the reader endpoint. Nothing in the environment names the
-primary region: it moves with a switchover or a failover, and the writer of whichever region's
-cluster is the primary writes, with no deploy. A write that reaches a read-only cluster (a
-secondary, or a cluster a switchover is still promoting) is refused with ``ReadOnlyRegion``:
-nothing was written, the caller may retry (here after the promotion, or in the primary region).
+Regions: the writer connects through the global database's writer endpoint (it names the current
+primary's writer, in whichever region; the VPCs are peered), the reader through its own region's
+reader endpoint. Nothing in the environment names the primary region: it moves with a switchover or
+a failover, and every region's writer writes again once the endpoint names the new writer, with no
+deploy. A write that reaches a read-only cluster (one a switchover is still demoting or promoting)
+is refused with ``ReadOnlyRegion``: nothing was written, the caller may retry.
 Aurora's write forwarding is not offered (nothing offline exercises it).
 
 Credentials: the function's own database role, from its Secrets Manager secret (DB_SECRET_ARN,
@@ -222,9 +222,9 @@ class PostgresStore:
 
     def _read_only(self) -> ReadOnlyRegion:
         return ReadOnlyRegion(
-            f"the {self.settings.region} cluster is read-only: a secondary of the global database, or one a "
-            "switchover or failover is still promoting; nothing was written: write with the writer function "
-            "of the current primary region, or retry here once the promotion is done"
+            "the cluster this function's endpoint named is read-only: one a switchover or failover is still "
+            "demoting or promoting (or an endpoint of a secondary); nothing was written: retry once the promotion is "
+            "done, when the global writer endpoint names the current primary region's writer"
         )
 
     def _connection(self) -> psycopg.Connection[Any]:

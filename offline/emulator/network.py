@@ -99,11 +99,15 @@ def function_endpoint(d: Deployment, region: str, function_name: str) -> Endpoin
     return None
 
 
-def cluster_endpoint(d: Deployment, region: str) -> tuple[Endpoint, int]:
-    """The region's DBCluster placement (its subnet group's subnets, its security groups) and port."""
-    cluster = next(c for c in _resources(d, "AWS::RDS::DBCluster") if c.region == region)
-    groups = _by_id(d, "AWS::RDS::DBSubnetGroup")
-    subnet_group = groups[str(cluster.props["DBSubnetGroupName"])]
+def cluster_endpoint(d: Deployment, region: str) -> tuple[Endpoint, int] | None:
+    """The region's DBCluster placement (its subnet group's subnets, its security groups) and port; None
+    when no deployed stack holds it (a retained cluster whose stack was deleted: its network is gone)."""
+    cluster = next((c for c in _resources(d, "AWS::RDS::DBCluster") if c.region == region), None)
+    subnet_group = (
+        _by_id(d, "AWS::RDS::DBSubnetGroup").get(str(cluster.props.get("DBSubnetGroupName"))) if cluster else None
+    )
+    if cluster is None or subnet_group is None:
+        return None
     placement = _endpoint(
         d, region, list(subnet_group.props["SubnetIds"]), list(cluster.props.get("VpcSecurityGroupIds", []))
     )
@@ -210,7 +214,7 @@ class EmulatedNetwork:
 
     def survey(self, d: Deployment, cluster_regions: Iterable[str]) -> None:
         """Every VPC function's paths to every cluster, from the deployed templates."""
-        clusters = {region: cluster_endpoint(d, region) for region in cluster_regions}
+        clusters = {r: found for r in cluster_regions if (found := cluster_endpoint(d, r)) is not None}
         self.paths = {}
         for spec in d.functions:
             placement = function_endpoint(d, spec.region, spec.name)

@@ -127,25 +127,40 @@ def deletion_waves(
     the tenant keys' stacks (``<prefix>-TenantKeys-<region>``, the tenant keys' primaries; the keys
     stacks hold their replicas and depend on them) go last, in every region that has one. With
     ``only_region``: that (former replica) region's functions, then its keys. With ``aurora`` (the
-    Aurora store: no table; per region a Network and a Database stack): the secondaries' Database
-    stacks go before the primary's (which holds the global cluster and the secrets they replicate),
-    the Network stacks after every Database stack; ``only_region``: its functions, its Database
-    stack, then its Network and Keys stacks."""
+    Aurora store: no table; per region a Network and a Database stack, and the peering's PeerRoutes and
+    Peering stacks): the routes, then the peering connections, the secondaries' Database stacks before
+    the primary's (which holds the global cluster and the secrets they replicate), the Network stacks
+    after every Database stack; ``only_region``: its functions, its routes, its peering connections,
+    its Database stack, then its Network and Keys stacks."""
     if only_region is not None:
         first = [[(f"{prefix}-Functions-{only_region}", only_region)]]
         if aurora:
-            first.append([(f"{prefix}-Database-{only_region}", only_region)])
             return [
                 *first,
+                [(f"{prefix}-PeerRoutes-{only_region}", only_region)],
+                [(f"{prefix}-Peering-{only_region}", only_region)],
+                [(f"{prefix}-Database-{only_region}", only_region)],
                 [(f"{prefix}-Network-{only_region}", only_region), (f"{prefix}-Keys-{only_region}", only_region)],
             ]
         return [*first, [(f"{prefix}-Keys-{only_region}", only_region)]]
     replicas = list(replicas)
+    regions = [primary, *replicas]
+    # The peering (stacks/peering_stack.py): each region's routes, then the connections (requested by
+    # every region but the one whose name sorts last), before the networks they join.
+    peering = (
+        [
+            [(f"{prefix}-PeerRoutes-{r}", r) for r in regions],
+            [(f"{prefix}-Peering-{r}", r) for r in regions if r != max(regions)],
+        ]
+        if len(regions) > 1
+        else []
+    )
     store = (
         [
+            *peering,
             [(f"{prefix}-Database-{r}", r) for r in replicas],
             [(f"{prefix}-Database-{primary}", primary)],
-            [(f"{prefix}-Network-{r}", r) for r in [primary, *replicas]],
+            [(f"{prefix}-Network-{r}", r) for r in regions],
         ]
         if aurora
         else [[(f"{prefix}-Table", primary)]]

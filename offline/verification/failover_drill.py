@@ -6,7 +6,10 @@ under their roles, through the emulated IAM, KMS and Secrets Manager).
 
 * planned switchover: writes stop, every standby catches up with the writer's WAL position (LSN),
   the old primary shuts down cleanly, a secondary is promoted, the other standbys follow it and
-  the old primary rejoins as a standby; writes resume in the new primary. Every acknowledged
+  the old primary rejoins as a standby; writes resume in the new primary. The deployed writer of
+  EVERY region keeps writing through the change, through the unchanged global writer endpoint
+  (over the VPC peering): refused (retryable) while the change is on, never lost or written twice,
+  and timed from the promotion to its first acknowledged write. Every acknowledged
   write must be readable in every region afterwards (counted).
 * unplanned failover: a writer keeps writing in the primary, the primary's postmaster is killed
   (SIGKILL: no shutdown, no last WAL sent), the most advanced secondary is promoted, the others
@@ -27,7 +30,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -54,7 +57,8 @@ HEADER = [
     "REAL: PostgreSQL 16.2 servers (pgserver) stood up from the synthesized Aurora assembly, physical streaming "
     "replication, promotion; the deployed writer and reader functions (lambda_src) under their roles' credentials "
     "and the Encryption SDK; EMULATED: KMS, Secrets Manager and IAM (moto behind the emulated IAM), Aurora's "
-    "managed switchover/failover (done here with pg_ctl promote and primary_conninfo)",
+    "managed switchover/failover (done here with pg_ctl promote and primary_conninfo; the global writer endpoint's "
+    "name re-pointed at the promotion, reachable over the templates' VPC peering)",
 ]
 
 
@@ -135,6 +139,11 @@ class Failover:
     # writing through the change, never redeployed) had acknowledged.
     promotion_to_first_write: float | None = None
     follow: dict[str, int] = field(default_factory=dict)  # what that writer got through the change
+    # The same for the deployed writer of EVERY region (each writes through the unchanged global
+    # writer endpoint): region -> seconds from the promotion to its first acknowledged write, and
+    # region -> what it got through the change.
+    promotion_to_first_write_by_region: dict[str, float] = field(default_factory=dict)
+    follow_by_region: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def problems(self, *, lossless: bool) -> list[str]:
         out = [f"lost {self.lost} of {self.acknowledged} acknowledged writes"] if lossless and self.lost else []
@@ -143,9 +152,10 @@ class Failover:
                 out.append(f"the reader of {region} called KMS in {sorted(set(regions)) or 'no region'}")
         survivors = self.acknowledged - self.lost
         out += [f"{r}: {n} of {survivors} records decrypted" for r, n in self.reads_ok.items() if n != survivors]
-        if self.follow:
-            out += [f"{k}: {n}" for k, n in self.follow.items() if k.startswith(("lost", "written twice", "other"))]
-            out += [f"{k}: {n}" for k, n in self.follow.items() if k.startswith("refused but written") and n]
+        for region, follow in (self.follow_by_region or {"": self.follow}).items():
+            where = f"{region}'s writer: " if region else ""
+            out += [f"{where}{k}: {n}" for k, n in follow.items() if k.startswith(("lost", "written twice", "other"))]
+            out += [f"{where}{k}: {n}" for k, n in follow.items() if k.startswith("refused but written") and n]
         return out + ([] if self.reads_ok else ["nothing was read back"])
 
     def outcome(self) -> Outcome:
@@ -155,6 +165,14 @@ class Failover:
                 f"the deployed writer of {self.new_primary} (same environment, no deploy) wrote "
                 f"{self.promotion_to_first_write:.3f} s after the promotion; through the change: "
                 + ", ".join(f"{k} {n}" for k, n in self.follow.items())
+            )
+        for region, seconds in self.promotion_to_first_write_by_region.items():
+            if region == self.new_primary:
+                continue  # the line above
+            got = ", ".join(f"{k} {n}" for k, n in self.follow_by_region.get(region, {}).items())
+            lines.append(
+                f"the deployed writer of {region}, through the unchanged global writer endpoint: first write "
+                f"{seconds:.3f} s after the promotion; through the change: {got}"
             )
         if self.catch_up_seconds is not None:
             lines.append(f"standbys caught up with the writer's LSN in {self.catch_up_seconds:.3f} s")
@@ -238,31 +256,39 @@ def planned_switchover(world: DrillWorld, target: str, writes: int = 50) -> Fail
     stopped = time.monotonic()  # writes stop here
     lsn = db.writer_lsn()
     catch_up = max(db.wait_replayed(r, lsn) for r in db.servers if r != old)
-    follower = _Follower(world, target, f"planned-{world.tag}-follow")
-    with follower.writing():  # the target's writer keeps writing through the change
+    followers = _Followers(world, tuple(db.servers), f"planned-{world.tag}-follow")
+    with followers.writing():  # every region's writer keeps writing through the change
         db.server(old).stop("fast")  # a clean shutdown sends the last WAL to the standbys
         promoted = time.monotonic()
         db.promote(target)
         db.follow(target)
-        first_write = follower.first_ack(promoted)
+        first_writes = followers.first_acks(promoted)
     seconds = time.monotonic() - stopped
     global_writer_note = _global_writer_followed(world, target, "planned switchover")
     db.rejoin(old, target)
     db.wait_streaming()
     result = Failover("planned switchover", old, target, len(acked), _lost(world, target, acked), seconds, catch_up)
-    result.promotion_to_first_write = first_write
-    result.follow = follower.judged()
+    followers.fill(result, first_writes)
     result.notes.append(global_writer_note)
-    refused = world.write(old, f"planned-{world.tag}-old-writer")
-    error = refused.get("error", {})
-    result.notes.append(
-        f"{old} rejoined as a standby of {target}; its writer now gets {error.get('type')} "
-        f"(retryable {error.get('retryable')}), nothing written"
-    )
-    if error.get("type") != "ReadOnlyRegion" or not error.get("retryable"):
-        result.follow["other: the old primary's writer got"] = 1
+    result.notes.append(_old_primarys_writer(world, old, target, result))
     _read_back(world, result, tuple(db.servers), acked)
     return result
+
+
+def _old_primarys_writer(world: DrillWorld, old: str, target: str, result: Failover) -> str:
+    """After the old primary rejoined as a standby, its region's writer (never redeployed) still writes:
+    through the global writer endpoint, in the new primary's cluster."""
+    item_id = f"planned-{world.tag}-old-writer"
+    answer = world.write(old, item_id)
+    db = world.env.database()
+    rows = db.admin(f"SELECT writer_region FROM {db.table} WHERE id = %s", item_id)  # noqa: S608
+    if not answer.get("ok") or rows != [(old,)]:
+        result.follow["other: the old primary's writer after the switchover got"] = 1
+    return (
+        f"{old} rejoined as a standby of {target}; its writer, never redeployed, writes through the global writer "
+        f"endpoint: {'acknowledged' if answer.get('ok') else answer.get('error', {}).get('type')}, "
+        f"row in {target}'s cluster: {bool(rows)}"
+    )
 
 
 def unplanned_failover(world: DrillWorld, load_seconds: float = 1.5, min_writes: int = 10) -> Failover:
@@ -290,17 +316,16 @@ def unplanned_failover(world: DrillWorld, load_seconds: float = 1.5, min_writes:
     stop.set()
     thread.join(30)
     target = _most_advanced(db, old)
-    follower = _Follower(world, target, f"unplanned-{world.tag}-follow")
-    with follower.writing():  # the target's writer keeps writing through the promotion
+    followers = _Followers(world, tuple(db.servers), f"unplanned-{world.tag}-follow")
+    with followers.writing():  # every region's writer keeps writing through the promotion
         promoted = time.monotonic()
         db.promote(target)
         db.follow(target)
-        first_write = follower.first_ack(promoted)
+        first_writes = followers.first_acks(promoted)
     seconds = time.monotonic() - crashed
     global_writer_note = _global_writer_followed(world, target, "unplanned failover")
     result = Failover("unplanned failover", old, target, len(acked), _lost(world, target, acked), seconds, None)
-    result.promotion_to_first_write = first_write
-    result.follow = follower.judged()
+    followers.fill(result, first_writes)
     result.notes.append(global_writer_note)
     result.notes.append(
         f"promoted {target} (the standby with the highest replayed LSN); {old} stays down "
@@ -323,16 +348,41 @@ def _global_writer_followed(world: DrillWorld, target: str, drill: str) -> str:
     return f"DescribeGlobalClusters: the writer is {target}'s cluster, behind the unchanged endpoint {endpoint}"
 
 
+class _Followers:
+    """The deployed writer of every region, each a ``_Follower``, writing through the change."""
+
+    def __init__(self, world: DrillWorld, regions: tuple[str, ...], prefix: str) -> None:
+        self.followers = {region: _Follower(world, region, f"{prefix}-{region}") for region in regions}
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with ExitStack() as stack:
+            for follower in self.followers.values():
+                stack.enter_context(follower.writing())
+            yield
+
+    def first_acks(self, promoted: float) -> dict[str, float]:
+        return {region: follower.first_ack(promoted) for region, follower in self.followers.items()}
+
+    def fill(self, result: Failover, first_writes: dict[str, float]) -> None:
+        """The figures of every region's writer; the new primary's also as ``promotion_to_first_write``
+        and ``follow`` (the fields the benchmark has always printed)."""
+        result.promotion_to_first_write_by_region = first_writes
+        result.follow_by_region = {region: f.judged() for region, f in self.followers.items()}
+        result.promotion_to_first_write = first_writes[result.new_primary]
+        result.follow = result.follow_by_region[result.new_primary]
+
+
 class _Follower:
-    """The deployed writer of one region writing fresh items in a loop while the primary moves to
-    that region: every attempt before the promotion is refused (retryable), none is lost or
-    written twice, and the first acknowledged one is timed from the promotion."""
+    """The deployed writer of one region writing fresh items in a loop, through the global writer
+    endpoint, while the primary moves: every attempt the change catches is refused (retryable), none
+    is lost or written twice, and the first acknowledged one is timed from the promotion."""
 
     def __init__(self, world: DrillWorld, region: str, prefix: str) -> None:
         self.world, self.region, self.prefix = world, region, prefix
         self.attempts: list[tuple[str, float, dict[str, Any]]] = []  # (id, when answered, result)
+        self.promoted: float | None = None  # set once the promotion is done: then 3 acknowledged writes end it
         self._stop = threading.Event()
-        self._acked = threading.Event()
 
     @contextmanager
     def writing(self) -> Iterator[None]:
@@ -344,6 +394,9 @@ class _Follower:
             self._stop.set()
             thread.join(60)
 
+    def _acked_since(self, promoted: float) -> list[float]:
+        return [when for _, when, r in list(self.attempts) if r.get("ok") and when >= promoted]
+
     def _loop(self) -> None:
         i = 0
         while not self._stop.is_set():
@@ -351,25 +404,30 @@ class _Follower:
             item_id = f"{self.prefix}-{i}"
             result = self.world.write(self.region, item_id, i)
             self.attempts.append((item_id, time.monotonic(), result))
-            if result.get("ok"):
-                self._acked.set()
-                if i > 1 and sum(1 for *_, r in self.attempts if r.get("ok")) >= 3:
-                    return
+            if self.promoted is not None and len(self._acked_since(self.promoted)) >= 3:
+                return
             time.sleep(0.01)
 
     def first_ack(self, promoted: float, deadline_s: float = 60.0) -> float:
-        if not self._acked.wait(deadline_s):
-            raise AssertionError(f"the writer of {self.region} wrote nothing within {deadline_s:.0f}s of the promotion")
-        while not self._stop.is_set() and sum(1 for *_, r in self.attempts if r.get("ok")) < 3:
+        """Seconds from ``promoted`` to the first write acknowledged after it (a write the old primary
+        acknowledged before it stopped does not count), once three were."""
+        self.promoted = promoted
+        deadline = time.monotonic() + deadline_s
+        while len(self._acked_since(promoted)) < 3:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the writer of {self.region} wrote {len(self._acked_since(promoted))} items within "
+                    f"{deadline_s:.0f}s of the promotion (3 expected)"
+                )
             time.sleep(0.01)
-        return min(when for _, when, r in self.attempts if r.get("ok")) - promoted
+        return min(self._acked_since(promoted)) - promoted
 
     def judged(self) -> dict[str, int]:
         """Counts: acknowledged, refused (by type), lost (acknowledged but absent or not version 1:
         written twice), refused but written."""
         db, out = self.world.env.database(), {"acknowledged": 0}
         for item_id, _, result in self.attempts:
-            rows = db.admin(f"SELECT version FROM {db.table} WHERE id = %s", item_id, region=self.region)  # noqa: S608
+            rows = db.admin(f"SELECT version FROM {db.table} WHERE id = %s", item_id)  # noqa: S608 - the writer's
             if result.get("ok"):
                 out["acknowledged"] += 1
                 if not rows:

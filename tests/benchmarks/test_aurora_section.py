@@ -64,3 +64,19 @@ def test_section_7_gives_the_rotation_under_load_when_measured() -> None:
     assert "| 52 | 1 DatabaseUnavailable (retryable) | 0 | 58.2 | 0.30 | 42.4 |" in text
     without = "\n".join(report.aurora_section(SimpleNamespace(aurora=figures, aurora_records=200, aurora_seconds=8.0)))  # type: ignore[arg-type]
     assert "rotated under write load" not in without  # a run from before the drill renders as it did
+
+
+def test_section_7_gives_every_regions_writer_promotion_to_first_write() -> None:
+    figures = _figures()
+    planned = figures["planned"]
+    planned.promotion_to_first_write_by_region = {"us-west-1": 0.125, "eu-west-1": 0.25}  # type: ignore[attr-defined]
+    planned.follow_by_region = {  # type: ignore[attr-defined]
+        "us-west-1": {"acknowledged": 3, "refused DatabaseUnavailable": 4},
+        "eu-west-1": {"acknowledged": 3, "refused DatabaseUnavailable": 6},
+    }
+    text = "\n".join(report.aurora_section(SimpleNamespace(aurora=figures, aurora_records=200, aurora_seconds=80.0)))  # type: ignore[arg-type]
+    assert (
+        "| planned switchover | us-west-1 (new primary) | 0.125 | acknowledged 3, refused DatabaseUnavailable 4 |"
+        in text
+    )
+    assert "| planned switchover | eu-west-1 | 0.250 | acknowledged 3, refused DatabaseUnavailable 6 |" in text

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from lambda_src.record_crypto.errors import ReadOnlyRegion
 from offline.emulator.aurora import AuroraEmulation, ClusterSpec
 from offline.emulator.aurora_lifecycle import AuroraLifecycle
 from offline.emulator.deployment import DeployedResource, Deployment
@@ -87,8 +86,10 @@ def test_a_secondary_region_is_added_removed_and_the_deployment_torn_down(
             if d["action"] == "kms:Decrypt" and ":key/mrk-" in d["resource"]
         ]
         assert len(kms) >= len(before) and all(d["allowed"] and d["resource"] == replica["Arn"] for d in kms), kms
-        refused = invoke("eu-west-1", "writer", {"id": "from-eu", "record": {"name": "E"}})
-        assert refused["error"]["type"] == ReadOnlyRegion.type and refused["error"]["retryable"] is True, refused
+        # Its writer writes at once, through the global writer endpoint over the new peering connections.
+        written = invoke("eu-west-1", "writer", {"id": "from-eu", "record": {"name": "E"}})
+        assert written.get("ok") is True and written["region"] == "eu-west-1", written
+        assert read_eventually("us-west-1", "from-eu").get("ok") is True
         # A row written now reaches the new standby too.
         assert invoke("us-east-2", "writer", {"id": "after-add", "record": {"name": "A"}})["ok"] is True
         assert read_eventually("eu-west-1", "after-add").get("ok") is True
@@ -101,7 +102,12 @@ def test_a_secondary_region_is_added_removed_and_the_deployment_torn_down(
         code, out, err = run_offline(steps[3], capsys)
         assert code == 0, err + out
         order = [line.split()[1] for line in out.splitlines() if line.startswith("deleted MrkToolkit")]
-        assert order[:2] == ["MrkToolkit-Functions-eu-west-1", "MrkToolkit-Database-eu-west-1"], out
+        assert order[:4] == [
+            "MrkToolkit-Functions-eu-west-1",
+            "MrkToolkit-PeerRoutes-eu-west-1",
+            "MrkToolkit-Peering-eu-west-1",  # eu-west-1 sorts first: it requested both its connections
+            "MrkToolkit-Database-eu-west-1",
+        ], out
         assert not stack_exists("MrkToolkit-Database-eu-west-1", "eu-west-1")
         assert f"cluster {GLOBAL}-eu-west-1 in eu-west-1 (secondary" in out, out
         ops = [(c.operation, c.region) for c in commands_of(out)]
@@ -313,6 +319,8 @@ def test_destroy_deletes_every_aurora_stack_after_those_that_depend_on_it(three_
     assert position["MrkToolkit-Database-us-east-2"] < keys
     assert deletion_waves("P", "us-east-2", ["us-west-1"], only_region="eu-west-1", aurora=True) == [
         [("P-Functions-eu-west-1", "eu-west-1")],
+        [("P-PeerRoutes-eu-west-1", "eu-west-1")],
+        [("P-Peering-eu-west-1", "eu-west-1")],
         [("P-Database-eu-west-1", "eu-west-1")],
         [("P-Network-eu-west-1", "eu-west-1"), ("P-Keys-eu-west-1", "eu-west-1")],
     ]

@@ -26,6 +26,14 @@ def test_a_switchover_loses_nothing_a_failover_counts_its_loss_and_readers_stay_
         root = world.db.root
         names = [c.name for c in failover_checks(world.env)]
         assert world.db.server(PRIMARY).primary, "the drills start from the deployed primary"
+        # As deployed (resolved): every writer's DB_HOST is the global writer endpoint, and nothing in a
+        # secondary's functions' environment names the primary region (it moves).
+        for region in (PRIMARY, *SECONDARIES):
+            assert world.env.deployment.function(region, "writer").environment["DB_HOST"] == world.global_endpoint
+        for region in SECONDARIES:
+            for kind in ("writer", "reader"):
+                environment = world.env.deployment.function(region, kind).environment
+                assert not [k for k, v in environment.items() if PRIMARY in v], (region, kind, environment)
         planned = planned_switchover(world, SECONDARIES[0], writes=20)
         unplanned = unplanned_failover(world, load_seconds=0.5)
 
@@ -48,8 +56,18 @@ def test_a_switchover_loses_nothing_a_failover_counts_its_loss_and_readers_stay_
         assert result.promotion_to_first_write is not None and result.promotion_to_first_write >= 0
         assert result.follow["acknowledged"] >= 3 and not result.follow.get("lost")
         assert not result.follow.get("written twice") and not result.follow.get("refused but written")
-    assert planned.follow.get("refused ReadOnlyRegion", 0) >= 1, "before the promotion its cluster was read-only"
-    assert any("ReadOnlyRegion (retryable True)" in note for note in planned.notes), planned.notes
+        # EVERY region's writer, never redeployed, followed the primary through the unchanged global
+        # writer endpoint (over the VPC peering): the regions that are neither the old nor the new primary too.
+        assert set(result.promotion_to_first_write_by_region) == {PRIMARY, *SECONDARIES}
+        assert all(s >= 0 for s in result.promotion_to_first_write_by_region.values())
+        for region, follow in result.follow_by_region.items():
+            assert follow["acknowledged"] >= 3 and not follow.get("lost"), (result.name, region, follow)
+            assert not follow.get("written twice") and not follow.get("refused but written"), (region, follow)
+            assert not [k for k in follow if k.startswith("other")], (region, follow)
+    refused = sum(n for f in planned.follow_by_region.values() for k, n in f.items() if k.startswith("refused "))
+    assert refused >= 1, f"the change refused no write (retryable): {planned.follow_by_region}"
+    old_writer = "writes through the global writer endpoint: acknowledged"
+    assert any(old_writer in note for note in planned.notes), planned.notes
     assert server_processes(root) == [], "no postgres process outlives the drill"
 
 

@@ -262,7 +262,7 @@ def test_verify_runs_against_an_aurora_deployment_and_names_the_rows_it_leaves(
     for line in (
         "PASS  reader decrypts in us-west-1 after replication",
         "PASS  deployed: the global database holds every region's cluster, one writer, encrypted and protected",
-        "N/A   the writer in us-west-1 is refused a direct write",
+        "N/A   the writer in us-west-1 writes through the global writer endpoint; every region reads it",
         "N/A   planted sensitive value in us-west-1 is refused",
         "PASS  deployed: every database secret in us-east-2 rotates on a schedule",
         "N/A   the writer's secret rotates on demand and the functions keep working",  # a production password

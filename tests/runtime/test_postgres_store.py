@@ -278,7 +278,7 @@ def test_a_write_in_the_secondary_region_is_refused_retryable_and_nothing_is_wri
 
     error = _refused(result, "ReadOnlyRegion")
     assert (error["status"], error["retryable"]) == (421, True)
-    assert "nothing was written" in error["message"] and "current primary region" in error["message"], error
+    assert "nothing was written" in error["message"] and "global writer endpoint" in error["message"], error
     assert PRIMARY not in error["message"], "the function does not know the primary region: it moves"
     assert pg.row(PRIMARY, "from-replica") is None and pg.row(REPLICA, "from-replica") is None
 
