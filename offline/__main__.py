@@ -7,7 +7,8 @@ changed config applied to it as a stack update, as `cdk deploy --all` would),
 `outage` / `recover` (the emulator's outage switch), `promote-key` (move the key's primary),
 `stack-plan` (what CloudFormation can update while regions are down) and `drill` (every step of
 the runbook on the emulator), `python -m offline audit` (who used which key, where, for which
-record, from CloudTrail), and `python -m offline drill --store aurora-postgresql` (the Aurora
+record, from CloudTrail), `python -m offline backfill` (the records written before a beacon field existed
+given their beacon, through the functions), and `python -m offline drill --store aurora-postgresql` (the Aurora
 store's failover drills on real PostgreSQL servers).
 
 demo synthesizes cdk.json's deployment (plus the -c overrides) in-process, or with the CDK CLI
