@@ -153,6 +153,11 @@ def _backfill(args: argparse.Namespace) -> int:
             f"--field {args.field}: not a beacon field of the config (mrk-toolkit:beaconFields: "
             f"{', '.join(fields) or 'none'}); add it to the config and deploy it first"
         )
+    if config.tenants:
+        raise UsageError(
+            "backfill of a deployment with tenants is not built yet (a record is read and written as its tenant, "
+            "in a region of that tenant): README 'Adding a beacon field'"
+        )
     if args.page_size < 1 or args.rate <= 0 or args.passes < 1:
         raise UsageError("--page-size and --passes must be at least 1, --rate above 0")
     field, prefix = fields[args.field], args.stack_prefix or config.stack_prefix
