@@ -7,7 +7,8 @@ changed config applied to it as a stack update, as `cdk deploy --all` would),
 `outage` / `recover` (the emulator's outage switch), `promote-key` (move the key's primary),
 `stack-plan` (what CloudFormation can update while regions are down) and `drill` (every step of
 the runbook on the emulator), `python -m offline audit` (who used which key, where, for which
-record, from CloudTrail), and `python -m offline drill --store aurora-postgresql` (the Aurora
+record, from CloudTrail), `python -m offline backfill` (the records written before a beacon field existed
+given their beacon, through the functions), and `python -m offline drill --store aurora-postgresql` (the Aurora
 store's failover drills on real PostgreSQL servers).
 
 demo synthesizes cdk.json's deployment (plus the -c overrides) in-process, or with the CDK CLI
@@ -151,6 +152,11 @@ def _backfill(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--field {args.field}: not a beacon field of the config (mrk-toolkit:beaconFields: "
             f"{', '.join(fields) or 'none'}); add it to the config and deploy it first"
+        )
+    if config.tenants:
+        raise UsageError(
+            "backfill of a deployment with tenants is not built yet (a record is read and written as its tenant, "
+            "in a region of that tenant): README 'Adding a beacon field'"
         )
     if args.page_size < 1 or args.rate <= 0 or args.passes < 1:
         raise UsageError("--page-size and --passes must be at least 1, --rate above 0")

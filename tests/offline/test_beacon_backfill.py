@@ -230,3 +230,26 @@ def test_the_aurora_store_backfilled_after_the_column_is_added(up: Any, capsys: 
         assert after["matches"][0]["record"] == OLD["p1"] and after["matches"][0]["version"] == 2, after
 
     up(steps[0], while_up)
+
+
+BEACON = '-c \'mrk-toolkit:beaconFields={"ssn":{"bits":24}}\''
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("python -m offline backfill --field ssn", "not a beacon field of the config"),
+        (f"python -m offline backfill --field dob {BEACON}", "--field dob: not a beacon field"),
+        (f"python -m offline backfill --field ssn --rate 0 {BEACON}", "--rate above 0"),
+        (
+            f"python -m offline backfill --field ssn {BEACON} -c 'mrk-toolkit:tenants={{\"acme\":{{}}}}'",
+            "not built yet",  # the config refuses beacons with tenants until they are built, then backfill does
+        ),
+    ],
+)
+def test_backfill_refuses_a_bad_command_before_any_aws_call(
+    line: str, says: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing answers there: no call may be made
+    code, out, err = run_offline(line, capsys)
+    assert code == 2 and says in err, (out, err)
