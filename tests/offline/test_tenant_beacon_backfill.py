@@ -8,6 +8,8 @@ writer of the tenant's first region (globex's: us-west-1, where the primary's re
 TenantNotInRegion), marks both regions; then each tenant finds its own old records in each of its regions
 with `complete: true`, and never the other's.
 
+The Aurora store with tenants the same way (the tenant read from its attributes column).
+
 Without the emulator: which regions are marked when a record of one tenant is refused (only the regions that
 serve that tenant are held back), and the tenant in both events."""
 
@@ -229,3 +231,31 @@ def test_a_record_of_no_known_tenant_is_refused_never_guessed_and_nothing_is_mar
     assert outcome.refused == {"u1": why} and outcome.marked == [], outcome
     assert outcome.blocked == [PRIMARY, REPLICA], outcome
     assert all(e["id"] != "u1" for _, _, e in memory.events), "a record of no known tenant was read or written"
+
+
+AURORA_TENANTS = {"acme": {"regions": [PRIMARY]}, "globex": {}}  # the Aurora store: every tenant in the primary
+AURORA = f"-c mrk-toolkit:store=aurora-postgresql -c 'mrk-toolkit:tenants={json.dumps(AURORA_TENANTS)}'"
+BEACON = '-c \'mrk-toolkit:beaconFields={"ssn":{"bits":24,"normalize":"digits"}}\''
+
+
+@pytest.mark.e2e
+def test_the_aurora_store_with_tenants_backfilled(up: Any, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    """The Aurora store keeps the tenant in the attributes column (``_tenant``): the scan of each cluster
+    reads it there, each record is rewritten as its tenant (in the primary, where every tenant's key is)."""
+
+    def while_up(_env: Any) -> None:
+        for item_id, tenant, ssn in (("a1", "acme", SHARED_SSN), ("g1", "globex", SHARED_SSN)):
+            written = invoke(PRIMARY, "writer", {"id": item_id, "record": {"ssn": ssn}, TENANT_KEY: tenant})
+            assert written["ok"] is True, written
+        code, out, err = run_offline(f"python -m offline deploy {AURORA} {BEACON}", capsys)
+        assert code == 0, (out, err)
+        before = until(REPLICA, "globex", SHARED_SSN, lambda f: f.get("ok") is True)
+        assert before["complete"] is False and before["matches"] == [], before
+        code, out, _ = run_offline(f"python -m offline backfill --field ssn {AURORA} {BEACON}", capsys)
+        assert code == 0 and f"complete in {PRIMARY}, {REPLICA}" in out and "2 rewritten" in out, out
+        wait = BACKFILL_INCOMPLETE_TTL_S + 30
+        for region, tenant, item_id in ((PRIMARY, "acme", "a1"), (PRIMARY, "globex", "g1"), (REPLICA, "globex", "g1")):
+            found = until(region, tenant, SHARED_SSN, lambda f: f.get("complete") is True, wait)
+            assert found["complete"] is True and [m["id"] for m in found["matches"]] == [item_id], (region, found)
+
+    up(f"python -m offline up {AURORA}", while_up)
