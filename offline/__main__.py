@@ -110,6 +110,8 @@ def _backfill_parser(sub: Any) -> None:
         description="Reads every record of the primary region through its reader function and rewrites, through "
         "its writer function with the version it read, each one that holds the field but has no beacon; then marks "
         "the field complete in each region whose replica has caught up (what the finders answer as `complete`). "
+        "With tenants, each record is read and rewritten as its stored tenant in that tenant's first region; a "
+        "record of no known tenant is refused. "
         "Idempotent and resumable: run it again after an interruption. Deploy the field first (cdk deploy, or "
         "`python -m offline deploy`).",
     )
@@ -153,11 +155,6 @@ def _backfill(args: argparse.Namespace) -> int:
             f"--field {args.field}: not a beacon field of the config (mrk-toolkit:beaconFields: "
             f"{', '.join(fields) or 'none'}); add it to the config and deploy it first"
         )
-    if config.tenants:
-        raise UsageError(
-            "backfill of a deployment with tenants is not built yet (a record is read and written as its tenant, "
-            "in a region of that tenant): README 'Adding a beacon field'"
-        )
     if args.page_size < 1 or args.rate <= 0 or args.passes < 1:
         raise UsageError("--page-size and --passes must be at least 1, --rate above 0")
     field, prefix = fields[args.field], args.stack_prefix or config.stack_prefix
@@ -169,6 +166,14 @@ def _backfill(args: argparse.Namespace) -> int:
             f"the deployed writer in {config.primary_region} has no beacon '{field.name}' "
             f"({field.bits} bits, {field.normalization}): deploy the config with the field first"
         )
+    tenants = {t.tenant_id: t.regions for t in config.tenants} if config.tenants else None
+    in_region: dict[str, InvokedFunctions] = {config.primary_region: functions}
+
+    def functions_in(region: str) -> InvokedFunctions:
+        if region not in in_region:
+            in_region[region] = InvokedFunctions(client, region, function_names(client, prefix, region))
+        return in_region[region]
+
     outcome = backfill(
         field,
         store=DynamoDbScan(client, config.table_name)
@@ -183,6 +188,8 @@ def _backfill(args: argparse.Namespace) -> int:
         passes=args.passes,
         replication_timeout_s=args.replication_timeout,
         progress=lambda line: print(line, flush=True),
+        tenants=tenants,
+        functions_in=functions_in,
     )
     print("\n".join(render(outcome)))
     return 0 if outcome.complete else 1

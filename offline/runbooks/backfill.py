@@ -27,15 +27,27 @@ dynamodb:Scan on each region's replica (the Aurora store: ssm:GetParametersByPat
 secretsmanager:GetSecretValue on the reader's database secret, from a host that reaches the clusters),
 ssm:PutParameter on the backfill path. No KMS right: decrypting and
 signing stay inside the functions, with their roles (the function invocation route).
+
+With tenants (README "Tenants", "Beacons with tenants"), each record is read and rewritten as its tenant:
+the tenant is what the stored item says (``_tenant``, signed with the record, and the reader compares it
+with the event's before any KMS call), and the record goes through the reader and writer of the tenant's
+first region (``tenants``: tenant id -> its regions, first = where it is rewritten), with ``"tenant"`` in
+both events. Each pass scans region by region and takes, in each, the records whose tenant is rewritten
+there (scan, read and write in one region: no replication lag between them). A record without a tenant,
+of a tenant not in the config or of a tenant with no region is refused and reported, never guessed. A
+region is marked when every record of every tenant it serves (the config's tenants with a key there) is
+backfilled and replicated there: a refusal blocks the regions of the refused record's tenant (every
+region, when its tenant is unknown); a tenant served elsewhere does not hold a region back.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from lambda_src.record_crypto.records import TENANT_ATTRIBUTE
 from lambda_src.record_crypto.settings import (
     ENV_BEACON_FIELDS,
     PARAM_DB_NAME,
@@ -43,6 +55,7 @@ from lambda_src.record_crypto.settings import (
     PARAM_DB_READER_ENDPOINT,
     PARAM_DB_READER_SECRET_ARN,
     PARAM_TABLE_NAME,
+    TENANT_KEY,
     BeaconField,
     beacon_backfill_path,
     beacon_backfill_state,
@@ -62,6 +75,7 @@ class Stored:
     item_id: str
     version: int
     has_beacon: bool
+    tenant: str | None = None  # the stored item's ``_tenant`` (deployments with tenants)
 
 
 class Store(Protocol):
@@ -71,9 +85,9 @@ class Store(Protocol):
 
 
 class Functions(Protocol):
-    """The primary region's reader and writer (their results, as the functions return them)."""
+    """A region's reader and writer (their results, as the functions return them)."""
 
-    def read(self, item_id: str) -> dict[str, Any]: ...
+    def read(self, item_id: str, tenant: str | None = None) -> dict[str, Any]: ...
 
     def write(self, event: dict[str, Any]) -> dict[str, Any]: ...
 
@@ -91,6 +105,8 @@ class Outcome:
     settled: bool = False
     marked: list[str] = field(default_factory=list)  # regions whose state was written
     lagging: dict[str, int] = field(default_factory=dict)  # region -> records not yet replicated
+    tenant_of: dict[str, str | None] = field(default_factory=dict)  # id -> its stored tenant (with tenants)
+    blocked: list[str] = field(default_factory=list)  # regions not marked: a refused record of a tenant there
 
     @property
     def complete(self) -> bool:
@@ -118,15 +134,32 @@ def run_pass(
     outcome: Outcome,
     pacer: Pacer,
     page_size: int,
+    tenants: Mapping[str, Sequence[str]] | None = None,
+    refuse_unplaced: bool = True,
 ) -> tuple[int, int]:
-    """One pass over ``region``'s records: (rewritten, conflicts)."""
+    """One pass over ``region``'s records: (rewritten, conflicts). With ``tenants``, only the records whose
+    tenant is rewritten in ``region`` (its first region); one whose tenant has no region here or anywhere is
+    refused (in the pass over the region where ``refuse_unplaced``: the primary's)."""
     rewritten = conflicts = 0
     for stored in store.records(region, beacon_field, page_size):
+        tenant = stored.tenant
+        if tenants is not None:
+            home = _home(tenants, tenant)
+            if home is None:
+                if refuse_unplaced:
+                    outcome.tenant_of[stored.item_id] = tenant
+                    outcome.refused[stored.item_id] = (
+                        "no tenant stored on it" if tenant is None else f"tenant '{tenant}' has no region in the config"
+                    )
+                continue
+            if home != region:
+                continue
+            outcome.tenant_of[stored.item_id] = tenant
         if outcome.seen.get(stored.item_id, (None, False))[0] == stored.version:
             continue  # read and settled at this version by an earlier pass
         pacer.wait()
         outcome.read += 1
-        result = functions.read(stored.item_id)
+        result = functions.read(stored.item_id) if tenants is None else functions.read(stored.item_id, tenant)
         if not result.get("ok"):
             kind = result.get("error", {}).get("type", "FunctionError")
             if kind != "NotFound":  # NotFound: deleted since the scan
@@ -146,6 +179,7 @@ def run_pass(
             "id": stored.item_id,
             "record": {**result["record"], **result.get("unsigned", {})},
             "expected_version": result["version"],
+            **({TENANT_KEY: tenant} if tenants is not None else {}),
         }
         written = functions.write(event)
         if written.get("ok"):
@@ -173,23 +207,48 @@ def backfill(
     passes: int = DEFAULT_PASSES,
     replication_timeout_s: float = 120.0,
     progress: Callable[[str], None] = lambda _line: None,
+    tenants: Mapping[str, Sequence[str]] | None = None,
+    functions_in: Callable[[str], Functions] | None = None,
 ) -> Outcome:
-    """Rewrite through the functions until a pass settles, then mark each region once it has caught up."""
+    """Rewrite through the functions until a pass settles, then mark each region once it has caught up.
+
+    Without ``tenants``: the primary region's records through ``functions`` (the primary's). With ``tenants``
+    (tenant id -> its regions, first = where its records are rewritten): each region's records of the
+    tenants rewritten there through ``functions_in(region)``, as their tenant."""
+    regions = tuple(regions)
     outcome, pacer = Outcome(beacon_field.name), Pacer(rate)
+    if tenants is not None and functions_in is None:
+        raise ValueError("backfill with tenants needs functions_in (each region's reader and writer)")
     while outcome.passes < passes:
         outcome.passes += 1
-        rewritten, conflicts = run_pass(beacon_field, store, functions, primary, outcome, pacer, page_size)
+        if tenants is None:
+            rewritten, conflicts = run_pass(beacon_field, store, functions, primary, outcome, pacer, page_size)
+            where = primary
+        else:
+            assert functions_in is not None
+            rewritten, conflicts = _tenants_pass(
+                beacon_field, store, functions_in, primary, regions, outcome, pacer, page_size, tenants
+            )
+            where = ", ".join(regions)
         progress(
-            f"pass {outcome.passes} in {primary}: {outcome.read} read so far, {rewritten} rewritten, "
+            f"pass {outcome.passes} in {where}: {outcome.read} read so far, {rewritten} rewritten, "
             f"{conflicts} concurrent writes won, {len(outcome.refused)} refused"
         )
         if rewritten == 0 and conflicts == 0:
             outcome.settled = True
             break
-    if not outcome.settled or outcome.refused:
+    if not outcome.settled or (outcome.refused and tenants is None):
         return outcome
     for region in regions:
-        behind = _wait_replicated(beacon_field, store, region, outcome, page_size, replication_timeout_s)
+        served = None if tenants is None else {t for t, where_ in tenants.items() if region in where_}
+        if served is not None and any(
+            outcome.tenant_of.get(item_id) not in tenants or outcome.tenant_of.get(item_id) in served
+            for item_id in outcome.refused
+        ):
+            outcome.blocked.append(region)
+            progress(f"{region}: a refused record of a tenant served here (or of no known tenant); not marked")
+            continue
+        behind = _wait_replicated(beacon_field, store, region, outcome, page_size, replication_timeout_s, served)
         if behind:
             outcome.lagging[region] = behind
             progress(f"{region}: {behind} records not replicated yet; not marked")
@@ -200,17 +259,53 @@ def backfill(
     return outcome
 
 
+def _tenants_pass(
+    beacon_field: BeaconField,
+    store: Store,
+    functions_in: Callable[[str], Functions],
+    primary: str,
+    regions: tuple[str, ...],
+    outcome: Outcome,
+    pacer: Pacer,
+    page_size: int,
+    tenants: Mapping[str, Sequence[str]],
+) -> tuple[int, int]:
+    """One pass with tenants: in each region, the records of the tenants rewritten there (their first region),
+    through that region's functions; a record of no known tenant refused in the primary's scan."""
+    rewritten = conflicts = 0
+    for region in regions:
+        r, c = run_pass(
+            beacon_field, store, functions_in(region), region, outcome, pacer, page_size, tenants, region == primary
+        )
+        rewritten, conflicts = rewritten + r, conflicts + c
+    return rewritten, conflicts
+
+
+def _home(tenants: Mapping[str, Sequence[str]], tenant: str | None) -> str | None:
+    """The region where ``tenant``'s records are read and rewritten (its first), None if it has none."""
+    regions = tenants.get(tenant, ()) if tenant is not None else ()
+    return regions[0] if regions else None
+
+
 def _wait_replicated(
-    beacon_field: BeaconField, store: Store, region: str, outcome: Outcome, page_size: int, timeout_s: float
+    beacon_field: BeaconField,
+    store: Store,
+    region: str,
+    outcome: Outcome,
+    page_size: int,
+    timeout_s: float,
+    served: set[str] | None = None,
 ) -> int:
-    """How many records ``region`` still lacks (at the version the pass settled, or the beacon) at the deadline."""
+    """How many records ``region`` still lacks (at the version the pass settled, or the beacon) at the deadline;
+    with ``served`` (the tenants with a key in ``region``), of those tenants only."""
     deadline = time.monotonic() + timeout_s
     while True:
         there = {s.item_id: s for s in store.records(region, beacon_field, page_size)}
         behind = sum(
             1
             for item_id, (version, holds) in outcome.seen.items()
-            if item_id not in there or there[item_id].version < version or (holds and not there[item_id].has_beacon)
+            if (served is None or outcome.tenant_of.get(item_id) in served)
+            and (item_id not in there or there[item_id].version < version or (holds and not there[item_id].has_beacon))
         )
         if behind == 0 or time.monotonic() > deadline:
             return behind
@@ -230,8 +325,13 @@ class DynamoDbScan:
             .get_paginator("scan")
             .paginate(
                 TableName=self.table,
-                ProjectionExpression="#i, #v, #b",
-                ExpressionAttributeNames={"#i": "id", "#v": "_version", "#b": beacon_field.attribute},
+                ProjectionExpression="#i, #v, #b, #t",
+                ExpressionAttributeNames={
+                    "#i": "id",
+                    "#v": "_version",
+                    "#b": beacon_field.attribute,
+                    "#t": TENANT_ATTRIBUTE,
+                },
                 ConsistentRead=True,
                 PaginationConfig={"PageSize": page_size},
             )
@@ -239,7 +339,8 @@ class DynamoDbScan:
         for page in pages:
             for item in page.get("Items", []):
                 version = int(item.get("_version", {}).get("N", "0"))
-                yield Stored(item["id"]["S"], version, beacon_field.attribute in item)
+                tenant = item.get(TENANT_ATTRIBUTE, {}).get("S")
+                yield Stored(item["id"]["S"], version, beacon_field.attribute in item, tenant)
 
 
 class PostgresScan:
@@ -276,22 +377,24 @@ class PostgresScan:
     def records(self, region: str, beacon_field: BeaconField, page_size: int) -> Iterator[Stored]:
         from psycopg import sql
 
+        from lambda_src.record_crypto.postgres_store import ATTRIBUTES_COLUMN
+
         with self._session(region) as conn:
-            query = sql.SQL("SELECT id, version, {} IS NOT NULL FROM {} WHERE id > %s ORDER BY id LIMIT %s").format(
-                sql.Identifier(beacon_field.column), sql.Identifier(self.table)
-            )
+            query = sql.SQL(
+                "SELECT id, version, {} IS NOT NULL, {} ->> %s FROM {} WHERE id > %s ORDER BY id LIMIT %s"
+            ).format(sql.Identifier(beacon_field.column), sql.Identifier(ATTRIBUTES_COLUMN), sql.Identifier(self.table))
             last = ""
             while True:
-                rows = conn.execute(query, (last, page_size)).fetchall()
-                for item_id, version, has_beacon in rows:
-                    yield Stored(str(item_id), int(version), bool(has_beacon))
+                rows = conn.execute(query, (TENANT_ATTRIBUTE, last, page_size)).fetchall()
+                for item_id, version, has_beacon, tenant in rows:
+                    yield Stored(str(item_id), int(version), bool(has_beacon), tenant)
                 if len(rows) < page_size:
                     return
                 last = str(rows[-1][0])
 
 
 class InvokedFunctions:
-    """The primary region's reader and writer, invoked by name (``lambda invoke``)."""
+    """A region's reader and writer, invoked by name (``lambda invoke``)."""
 
     def __init__(self, client: Callable[[str, str], Any], region: str, names: dict[str, str]) -> None:
         self.lambda_, self.names = client("lambda", region), names
@@ -305,8 +408,8 @@ class InvokedFunctions:
             return {"ok": False, "error": {"type": "FunctionError"}}
         return body
 
-    def read(self, item_id: str) -> dict[str, Any]:
-        return self._invoke("reader", {"id": item_id})
+    def read(self, item_id: str, tenant: str | None = None) -> dict[str, Any]:
+        return self._invoke("reader", {"id": item_id, **({TENANT_KEY: tenant} if tenant is not None else {})})
 
     def write(self, event: dict[str, Any]) -> dict[str, Any]:
         return self._invoke("writer", event)
@@ -349,6 +452,7 @@ def render(outcome: Outcome) -> list[str]:
     if not outcome.settled:
         lines.append("not settled: writes kept coming in every pass; run it again")
     lines += [f"{region}: {n} records not replicated yet: run it again" for region, n in outcome.lagging.items()]
+    lines += [f"{region}: not marked: a refused record of a tenant served there" for region in outcome.blocked]
     if outcome.marked:
         lines.append(f'complete in {", ".join(outcome.marked)}: the finders there answer "complete": true')
     if outcome.refused:
