@@ -276,6 +276,8 @@ def iam_findings() -> Findings:
     )
     role(bad, "Reader", "/MrkToolkit/reader/", allow("Key", ["kms:Decrypt", "kms:GenerateDataKey*"], [KEY_ARN]))
     role(bad, "Writer", "/MrkToolkit/writer/", allow("Key", ["kms:*"], [KEY_ARN]))
+    # The finder's role sits under the reader's path (/<prefix>/reader/finder/): a reader, IAM2 checks it.
+    role(bad, "Finder", "/MrkToolkit/reader/finder/", allow("Key", ["kms:Encrypt"], [KEY_ARN]))
     # No IAM path: told apart by its construct id.
     iam.Role(
         Construct(Construct(bad, "Records"), "Reader"),
@@ -324,7 +326,7 @@ def test_reader_that_can_encrypt_or_writer_that_can_decrypt_is_a_finding(iam_fin
         "MrkToolkit-IAM2[reader::kms:GenerateDataKey]": ["Bad/ReaderPolicy/Resource"],
         "MrkToolkit-IAM2[reader::kms:GenerateDataKeyWithoutPlaintext]": ["Bad/ReaderPolicy/Resource"],
         "MrkToolkit-IAM2[writer::kms:Decrypt]": ["Bad/WriterPolicy/Resource"],
-        "MrkToolkit-IAM2[reader::kms:Encrypt]": ["Bad/Records/Reader/Role/Resource"],
+        "MrkToolkit-IAM2[reader::kms:Encrypt]": ["Bad/FinderPolicy/Resource", "Bad/Records/Reader/Role/Resource"],
         "MrkToolkit-IAM2[ReadersGenerate::reader::kms:GenerateDataKey]": ["Bad/Key"],
         "MrkToolkit-IAM2[writer::ManagedPolicy::AWSKeyManagementServicePowerUser]": ["Bad/AwsManagedWriter/Resource"],
     }
@@ -337,6 +339,7 @@ def test_reader_that_can_encrypt_or_writer_that_can_decrypt_is_a_finding(iam_fin
         ("/Other/writer/", "S/X/Role", "writer"),
         (None, "S/Records/Reader/Role/Resource", "reader"),
         ("/", "S/Records/Tracing/Role", None),
+        ("/MrkToolkit/reader/finder/", "S/Functions/Finder/Role", "reader"),  # under the reader's path
     ],
 )
 def test_role_kind_from_iam_path_then_construct_path(path: str | None, construct_path: str, kind: str | None) -> None:
