@@ -46,7 +46,8 @@ def test_every_finder_takes_its_tenants_session_and_decrypts_nothing_with_its_ow
         assert env[ENV_TENANT_ROLE_ARN]["Fn::GetAtt"][0].startswith("RecordsFinderTenantRole"), region
         own = _policy(app, region, "RecordsFinderAccessPolicy")
         actions = sorted(a for s in own for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
-        expected = ["sts:AssumeRole", "sts:TagSession", "dynamodb:Query", "kms:GenerateMac"]
+        # ssm:GetParameter: the backfill state of its region's beacon fields (a lookup's ``complete``)
+        expected = ["sts:AssumeRole", "sts:TagSession", "dynamodb:Query", "kms:GenerateMac", "ssm:GetParameter"]
         assert actions == sorted([*expected, "logs:CreateLogStream", "logs:PutLogEvents"]), (region, actions)
         (tenant,) = _policy(app, region, "RecordsFinderTenantAccessPolicy")
         assert tenant["Action"] == "kms:Decrypt"
