@@ -86,10 +86,14 @@ def _service(world: Any, region: str, kind: str, **settings: str) -> Any:
     its role's credentials; a table of another store is the administrator's (no role may use it),
     the key stays the function's (its key policy allows only the functions' roles)."""
     from record_crypto.service import RecordService
-    from record_crypto.settings import Settings
+    from record_crypto.settings import ENV_DB_HOST, Settings
 
     spec = world.env.deployment.function(region, kind)
     environment = {**spec.environment, ENV_REGION: region, **settings}
+    if kind == "writer" and ENV_DB_HOST in environment and ENV_DB_HOST not in settings:
+        # The deployed writer names the global writer endpoint, which the emulator resolves per function
+        # (offline/emulator/network.py); in this process it is the current writer's socket it resolves to.
+        environment[ENV_DB_HOST] = str(world.db.server(world.db.writer_region).socket_dir)
     session = _session(world, spec.role_arn, admin_for=("dynamodb",) if settings else ())
     return RecordService(Settings.from_env(environment), botocore_session=session)
 
@@ -108,6 +112,8 @@ def postgres_figures(world: Any, records: int) -> dict[str, Any]:
         def write_and_wait(i: int) -> dict[str, Any]:
             result = writer.write({"id": f"pg-{i}", "record": _record(i)})
             acked = time.perf_counter()
+            if not result.get("ok"):  # never wait for a row that was not written
+                raise RuntimeError(f"write pg-{i} refused: {result.get('error')}")
             while not standby.execute(f"SELECT 1 FROM {database.table} WHERE id = %s", (f"pg-{i}",)).fetchone():
                 time.sleep(0.0002)
             lags.append(time.perf_counter() - acked)
