@@ -24,8 +24,9 @@ import pytest
 
 from lambda_src.record_crypto.beacons import BACKFILL_INCOMPLETE_TTL_S
 from lambda_src.record_crypto.errors import TenantNotInRegion
-from lambda_src.record_crypto.settings import TENANT_KEY, BeaconField, beacon_backfill_path, beacon_backfill_state
+from lambda_src.record_crypto.settings import TENANT_KEY, BeaconField, beacon_backfill_state
 from offline.runbooks import backfill as runbook
+from tests.offline.test_beacon_backfill import _state  # the same field's backfill state
 from tests.offline.test_lifecycle import PREFIX, client, invoke, run_offline, up  # noqa: F401
 
 PRIMARY, REPLICA = "us-east-2", "us-west-1"
@@ -63,14 +64,6 @@ def until(region: str, tenant: str, value: str, done: Any, deadline_s: float = 6
         if done(found) or time.monotonic() > deadline:
             return found
         time.sleep(0.5)
-
-
-def _state(region: str) -> str | None:
-    try:
-        name = f"{beacon_backfill_path(PREFIX, region)}/{SSN.name}"
-        return client("ssm", region).get_parameter(Name=name)["Parameter"]["Value"]  # type: ignore[no-any-return]
-    except client("ssm", region).exceptions.ParameterNotFound:
-        return None
 
 
 def _write_old_records() -> None:
