@@ -33,6 +33,7 @@ def first(**ms_by_variant: tuple[float, float]) -> coldstart.FirstRecordResults:
         for operation, value in zip(coldstart.OPERATIONS, pair, strict=True):
             results.ms[(variant, operation)] = [value]
             results.cpu_ms[(variant, operation)] = [value]
+            results.exit_ms[(variant, operation)] = [value + 100]
             results.peak_mb[(variant, operation)] = [50.0]
     return results
 
@@ -47,7 +48,7 @@ def test_first_record_target_is_judged_per_operation_against_the_bare_script() -
     assert first_record_targets(None) == []
     rows = coldstart.first_record_table(run)
     assert len(rows) == 2 + len(coldstart.VARIANTS) * len(coldstart.OPERATIONS)
-    assert "| toolkit | read | 360 | 360-360 | 0.60x | 360 | 0.60x | 50.0 |" in rows
+    assert "| toolkit | read | 360 | 360-360 | 0.60x | 360 | 0.60x | 460 | 0.66x | 50.0 |" in rows
 
 
 def test_the_stage_table_shows_each_stage_median_and_the_report_explains_them() -> None:
@@ -65,3 +66,18 @@ def test_the_stage_table_shows_each_stage_median_and_the_report_explains_them() 
     assert "## Where the time goes" not in coldstart.first_record_report(
         first(**{coldstart.BARE: (8, 6), coldstart.BARE_PYC: (6, 5), coldstart.OURS: (4, 3)}), when="now", seconds=1.0
     )
+
+
+def test_a_cold_start_is_timed_to_the_answer_and_to_the_exit(tmp_path) -> None:
+    """The judged figure ends at the handler's answer; the teardown after it is in the exit figure only."""
+    import sys
+
+    (tmp_path / "slow_exit.py").write_text(
+        "import atexit, time\n"
+        "atexit.register(time.sleep, 0.3)  # a teardown no caller waits for\n"
+        "def handler(event, context):\n"
+        "    return {'ok': True}\n"
+    )
+    answer, cpu, ended, peak = coldstart._spawn(sys.executable, tmp_path, tmp_path, {}, ("slow_exit", "handler"), {})
+    assert 0 < answer < ended and ended - answer >= 300
+    assert 0 < cpu < ended and peak > 1
