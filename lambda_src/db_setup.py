@@ -23,7 +23,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import botocore.session
-from record_crypto.pg_schema import READER_ROLE, WRITER_ROLE, beacon_statements, password_statement, schema_statements
+from record_crypto.pg_schema import (
+    READER_ROLE,
+    SSL_MODE,
+    WRITER_ROLE,
+    beacon_statements,
+    password_statement,
+    schema_statements,
+)
 from record_crypto.settings import (
     DB_SETUP_REQUIRED_ENV_VARS,
     ENV_BEACON_FIELDS,
@@ -93,6 +100,7 @@ def setup(environ: Mapping[str, str], session: botocore.session.Session | None =
             user=master["username"],
             password=master["password"],
             connect_timeout=10,
+            sslmode=SSL_MODE,
         ) as conn,
         conn.transaction(),
     ):

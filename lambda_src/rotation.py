@@ -27,6 +27,7 @@ from typing import Any
 
 import botocore.session
 from botocore.exceptions import ClientError
+from record_crypto.pg_schema import SSL_MODE
 
 LOG = logging.getLogger("rotation")
 CURRENT, PENDING, PREVIOUS = "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"
@@ -161,6 +162,7 @@ def _connect(value: dict[str, Any]) -> Any:
             user=value["username"],
             password=value["password"],
             connect_timeout=5,
+            sslmode=SSL_MODE,
         )
     except psycopg.OperationalError:
         return None

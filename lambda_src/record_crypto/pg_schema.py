@@ -22,8 +22,16 @@ from psycopg import sql
 
 from record_crypto.settings import READER_ROLE, WRITER_ROLE, BeaconField
 
+# Every connection to the clusters (the functions, db_setup, the rotation function): TLS on TCP, or
+# no connection. libpq never falls back to plaintext (the clusters refuse it too: rds.force_ssl=1), so
+# nothing on the network path sees a row or a login in clear. The server's identity is not checked
+# (verify-full needs the RDS CA bundle, which the bundle does not ship: README "Aurora PostgreSQL
+# store"). libpq ignores it on unix sockets (the offline servers).
+SSL_MODE = "require"
+
 __all__ = [
     "READER_ROLE",
+    "SSL_MODE",
     "WRITER_ROLE",
     "beacon_statements",
     "password_statement",

@@ -55,6 +55,7 @@ from record_crypto.errors import (
     ReadOnlyRegion,
     TamperedRecord,
 )
+from record_crypto.pg_schema import SSL_MODE
 from record_crypto.records import (
     CIPHERTEXT_ATTRIBUTE,
     MAX_DEPTH,
@@ -239,6 +240,7 @@ class PostgresStore:
                 user=credentials["username"],
                 password=credentials["password"],
                 connect_timeout=CONNECT_TIMEOUT_S,
+                sslmode=SSL_MODE,
                 application_name=f"mrk-toolkit-{self.settings.region}",
                 autocommit=True,
             )

@@ -9,6 +9,7 @@ database roles' privileges, the credentials from Secrets Manager.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import re
@@ -536,3 +537,87 @@ def test_db_setup_creates_the_table_and_roles_idempotently_with_the_secrets_pass
     monkeypatch.delenv("DB_HOST")
     with pytest.raises(db_setup.SetupError, match="DB_HOST"):
         db_setup.handler({"RequestType": "Create"}, None)
+
+
+class _Relay:
+    """A man in the middle on the TCP path to the primary's server (its unix socket): records what the
+    function sends, and forwards it, like a network device that would happily pass plaintext on. The
+    offline servers are built without TLS, so a client that falls back to plaintext gets through."""
+
+    def __init__(self, socket_path: str) -> None:
+        import socket
+
+        self.socket_path, self.sent = socket_path, bytearray()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import socket
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.socket(socket.AF_UNIX)
+            server.connect(self.socket_path)
+            threading.Thread(target=self._pipe, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, False), daemon=True).start()
+
+    def _pipe(self, source: Any, target: Any, record: bool) -> None:
+        with source, target, contextlib.suppress(OSError):  # either side hanging up ends the pipe
+            while data := source.recv(65536):
+                if record:
+                    self.sent += data
+                target.sendall(data)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_the_functions_never_talk_to_the_database_in_plaintext_over_tcp(pg: PgRegions) -> None:
+    """An attacker on the network path who answers "no TLS here" gets nothing: the writer asks for TLS
+    first and gives up when refused, so neither its login nor a row crosses in clear."""
+    from record_crypto.pg_schema import SSL_MODE
+
+    assert SSL_MODE == "require"
+    server = pg.cluster.db.server(PRIMARY)
+    relay = _Relay(str(server.socket_dir / ".s.PGSQL.5432"))
+    try:
+        result = pg.writer(DB_HOST="127.0.0.1", DB_PORT=str(relay.port)).write(
+            {"id": "tls-1", "record": sample_record("tls-1")}
+        )
+        error = _refused(result, "DatabaseUnavailable")
+        assert error["retryable"] is True
+        ssl_request = (8).to_bytes(4, "big") + (80877103).to_bytes(4, "big")
+        assert bytes(relay.sent) and set(bytes(relay.sent).split(ssl_request)) <= {b""}, "only TLS requests sent"
+        assert pg.row(PRIMARY, "tls-1") is None
+        # The same path lets a client that settles for plaintext through: the relay is a real path, and only
+        # the function's sslmode stops it.
+        relay.sent.clear()
+        user, password = WRITER_ROLE, pg.cluster.passwords[WRITER_ROLE]
+        with psycopg.connect(
+            host="127.0.0.1", port=relay.port, dbname=DATABASE, user=user, password=password, sslmode="prefer"
+        ) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert user.encode() in bytes(relay.sent)
+    finally:
+        relay.close()
+
+
+def test_every_connection_the_deployed_code_opens_asks_for_tls() -> None:
+    """The functions, db_setup (the master login) and the rotation function: each psycopg.connect in the
+    deployed code names sslmode=SSL_MODE; a new one without it fails here."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "lambda_src"
+    calls = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "psycopg.connect":
+                modes = [ast.unparse(k.value) for k in node.keywords if k.arg == "sslmode"]
+                calls.append((path.name, modes))
+    assert {name for name, _ in calls} == {"postgres_store.py", "db_setup.py", "rotation.py"}, calls
+    assert all(modes == ["SSL_MODE"] for _, modes in calls), calls
