@@ -400,8 +400,6 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
         )
     store, table_name, aurora = _store_and_table(raw, (primary, *replicas))
     tenants = _tenants(raw.get("tenants", {}), (primary, *replicas))
-    if store == STORE_AURORA_POSTGRESQL:
-        _tenants_reach_the_writer(tenants, primary)
     beacon_fields = _beacon_fields(raw.get("beaconFields", {}), sensitive)
     return ToolkitConfig(
         account=account,
@@ -535,21 +533,6 @@ _TENANTS_FIX = (
     f"Fix it in cdk.json, or give the whole map on the command line: "
     f'-c \'{CONTEXT_PREFIX}tenants={{"acme": {{"regions": ["us-east-2"]}}}}\''
 )
-
-
-def _tenants_reach_the_writer(tenants: tuple[TenantConfig, ...], primary: str) -> None:
-    """The Aurora store writes every record in the primary region's cluster (the secondaries are
-    read-only and their networks are not connected to the primary's): the writer there encrypts with
-    the tenant's key of that region, so a tenant without a key in the primary region cannot write."""
-    for tenant in tenants:
-        if primary not in tenant.regions:
-            raise ConfigError(
-                f"tenants.{tenant.tenant_id}.regions",
-                list(tenant.regions),
-                f"with the {STORE_AURORA_POSTGRESQL} store every record is written in the primary region "
-                f"{primary} (the secondaries are read-only), so each tenant's regions must include it",
-                f"Add {primary} to the tenant's regions, or use the {STORE_DYNAMODB} store (writable in every region)",
-            )
 
 
 def _tenants(value: Any, deployment: tuple[str, ...]) -> tuple[TenantConfig, ...]:

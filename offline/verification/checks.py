@@ -79,8 +79,11 @@ class Environment(Protocol):
     def store(self) -> str: ...  # "dynamodb" or "aurora-postgresql"
     @property
     def tenant_regions(self) -> Mapping[str, tuple[str, ...]]: ...  # tenant -> regions of its key ({}: none)
-    def tenant_session_kms(self, region: str, kind: str, tenant: str) -> tuple[Any, dict[str, str]]: ...
-    # TENANT_SESSIONS: (a KMS client under that function's tenant session, tenant -> key ARN in the region)
+    def tenant_session_kms(
+        self, region: str, kind: str, tenant: str, kms_region: str | None = None
+    ) -> tuple[Any, dict[str, str]]: ...
+    # TENANT_SESSIONS: (a KMS client under that function's tenant session, of ``kms_region`` (default: the
+    # function's region), tenant -> key ARN in the function's region)
     @property
     def beacon_fields(self) -> tuple[Any, ...]: ...  # settings.BeaconField of the finder ((): no beacons)
     @property

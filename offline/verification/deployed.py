@@ -163,7 +163,9 @@ class DeployedEnvironment:
             for (region, kind), name in self.function_names.items()
         }
 
-    def tenant_session_kms(self, region: str, kind: str, tenant: str) -> tuple[Any, dict[str, str]]:
+    def tenant_session_kms(
+        self, region: str, kind: str, tenant: str, kms_region: str | None = None
+    ) -> tuple[Any, dict[str, str]]:
         raise NotApplicable(Capability.TENANT_SESSIONS)  # an operator is not the function's role
 
     @cached_property

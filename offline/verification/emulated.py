@@ -192,9 +192,12 @@ class EmulatedEnvironment:
         """The encryption context the writers really send (seen by the emulated KMS)."""
         return self.host.seen_contexts.get("kms:GenerateDataKey")
 
-    def tenant_session_kms(self, region: str, kind: str, tenant: str) -> tuple[Any, dict[str, str]]:
+    def tenant_session_kms(
+        self, region: str, kind: str, tenant: str, kms_region: str | None = None
+    ) -> tuple[Any, dict[str, str]]:
         """As the function's own role, the tenant's session of its tenant-access role (session tag
-        ``tenant``), as the function takes it; and this region's tenant keys by tenant."""
+        ``tenant``), as the function takes it, with a KMS client of ``kms_region`` (default: the
+        function's); and the function's region's tenant keys by tenant."""
         function = self.deployment.function(region, kind)
         sts = self.aws.role_session(function.role_arn).client("sts", region, endpoint_url=self.aws.endpoint_url)
         credentials = sts.assume_role(
@@ -204,7 +207,7 @@ class EmulatedEnvironment:
         )["Credentials"]
         kms = boto3.client(
             "kms",
-            region,
+            kms_region or region,
             endpoint_url=self.aws.endpoint_url,
             aws_access_key_id=credentials["AccessKeyId"],
             aws_secret_access_key=credentials["SecretAccessKey"],

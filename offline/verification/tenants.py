@@ -1,7 +1,10 @@
 """The main job of a deployment with tenants (README "Tenants"), written for any tenant configuration:
 per tenant, a record written in its key's primary-most region is read in each of its regions; read as
 another tenant it is refused (TenantMismatch) before any KMS call; in a region without the tenant's
-key it is refused (TenantNotInRegion) although its ciphertext is there; an unknown tenant is a 400;
+key it is refused (TenantNotInRegion) although its ciphertext is there, and the writer there cannot
+make a record of the tenant (TenantNotInRegion, nothing stored; its tenant session is refused a data key
+under the tenant's key of another region); with the Aurora store, a tenant without a key in the primary
+region writes from its own region through the global writer endpoint; an unknown tenant is a 400;
 and every deployed role may do exactly its contract (offline/verification/permissions.py).
 
 The checks of a deployment without tenants that attack or exercise the records (the table writer's
@@ -22,7 +25,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from cloud_assembly.audit_events import DENIED_ERROR_PREFIX, READER_USE, WRITER_USE
-from lambda_src.record_crypto.errors import TenantMismatch, TenantNotInRegion, UnknownTenant
+from lambda_src.record_crypto.errors import NotFound, TenantMismatch, TenantNotInRegion, UnknownTenant
 from lambda_src.record_crypto.settings import ENV_TENANT_KEYS, STORE_AURORA_POSTGRESQL, TENANT_KEY
 from offline.runbooks.audit_trail import encryption_context, issuer, on_key, trail_records
 from offline.runbooks.rotation import rotate
@@ -57,7 +60,8 @@ def tenant_regions(environments: Mapping[str, Mapping[str, str]]) -> dict[str, t
 
 def writer_region(env: Environment, tenant: str) -> str:
     """Where the main job writes the tenant's records: the deployment's primary if the tenant's key is
-    there (the Aurora store: always, its only writable cluster), else the tenant's first region."""
+    there, else the tenant's first region (the Aurora store: whose writer writes through the global
+    writer endpoint into the current primary's cluster)."""
     regions = env.tenant_regions[tenant]
     return env.primary_region if env.primary_region in regions else regions[0]
 
@@ -118,6 +122,12 @@ def attacked_regions(env: Environment) -> dict[str, str]:
     return {region: out[region] for region in (env.primary_region, *env.replica_regions) if region in out}
 
 
+def outside_pairs(env: Environment) -> list[tuple[str, str]]:
+    """(tenant, region) for each region of the deployment where the tenant has no key."""
+    regions = (env.primary_region, *env.replica_regions)
+    return [(t, r) for t, own in env.tenant_regions.items() for r in regions if r not in own]
+
+
 def shared_regions(env: Environment) -> list[str]:
     """The regions where two tenants' keys or more exist (where a tenant can be crossed with another)."""
     regions = (env.primary_region, *env.replica_regions)
@@ -126,6 +136,14 @@ def shared_regions(env: Environment) -> list[str]:
 
 # tenant -> (item id, record, region written in): what the first checks wrote, for the others.
 Written = dict[str, tuple[str, dict[str, Any], str]]
+SQL = Capability.DATABASE_SESSIONS
+OUTSIDE_WRITER = "a tenant's writer outside its regions is refused, and stores nothing"
+OUTSIDE_SESSION = (
+    "a writer's tenant session outside the tenant's regions is refused a data key under the tenant's key elsewhere"
+)
+THROUGH_THE_GLOBAL_ENDPOINT = (
+    "a tenant without a key in the primary region writes from its own region through the global writer endpoint"
+)
 
 
 def tenant_checks(run: Run, env: Environment, runs: Mapping[str, Run] | None = None) -> list[Check | NamedCheck]:
@@ -143,6 +161,11 @@ def tenant_checks(run: Run, env: Environment, runs: Mapping[str, Run] | None = N
     if shared_regions(env):  # else no reader can be asked for another tenant's record: nothing to cross
         out.append(check("a record of one tenant read as another is refused", partial(_crossed, written)))
     out.append(check("a tenant's record outside its regions is there, and refused", partial(_outside, written)))
+    out.append(check(OUTSIDE_WRITER, partial(_outside_writer, runs)))
+    if outside_pairs(env):
+        out.append(check(OUTSIDE_SESSION, _outside_session, Capability.TENANT_SESSIONS))
+    if env.store == STORE_AURORA_POSTGRESQL and any(writer_region(env, t) != env.primary_region for t in tenants):
+        out.append(check(THROUGH_THE_GLOBAL_ENDPOINT, partial(_through_the_global_endpoint, written), SQL))
     out.append(check("an unknown tenant is a 400 naming it", _unknown))
     out.append(check("deployed: each tenant's key exists only in its tenant's regions", _keys_where_allowed))
     out.append(check("deployed: each tenant key's policy binds every use to its tenant", _key_policies_bound))
@@ -164,8 +187,8 @@ def tenant_checks(run: Run, env: Environment, runs: Mapping[str, Run] | None = N
 def record_checks(runs: Mapping[str, Run], env: Environment) -> list[Check]:
     """The records attacked and exercised as a tenant: per region some tenant's records replicate to,
     the attacks of someone who can write the region's items (the DynamoDB store) or rows (the Aurora
-    store: and its writer refused a direct write) and the cross-role refusals; every tenant key's
-    rotation."""
+    store: and its writer writing through the global writer endpoint) and the cross-role refusals;
+    every tenant key's rotation."""
     out: list[Check] = []
     for region, tenant in attacked_regions(env).items():
         if env.store == STORE_AURORA_POSTGRESQL:
@@ -350,6 +373,78 @@ def _outside(written: Written, env: Environment) -> str:
             seen.append(f"{tenant} in {region}")
     where = ", ".join(seen) or "none (every tenant is everywhere)"
     return f"ciphertext present, {TenantNotInRegion.type} (not retryable) for {where}"
+
+
+def _outside_writer(runs: Mapping[str, Run], env: Environment) -> str:
+    """In each region outside a tenant's regions its writer is refused (TenantNotInRegion, before any KMS or
+    database call) and stores nothing: no one there can make a record of the tenant."""
+    seen = []
+    for tenant, region in outside_pairs(env):
+        run = runs[tenant]
+        item_id, record = run.item_id(f"outside-{region}"), run.sample_record(env, f"outside-{region}")
+        inv = env.invoke(region, "writer", {"id": item_id, "record": record, TENANT_KEY: tenant})
+        assert error_type(inv) == TenantNotInRegion.type, f"{tenant}'s write in {region}: {str(inv.result)[:200]}"
+        assert inv.result["error"]["retryable"] is False
+        no_plaintext(env, inv.result, record)
+        _nothing_stored(env, tenant, region, item_id)
+        seen.append(f"{tenant} in {region}")
+    where = ", ".join(seen) or "none (every tenant is everywhere)"
+    return f"{TenantNotInRegion.type} (not retryable), nothing stored, for {where}"
+
+
+def _nothing_stored(env: Environment, tenant: str, region: str, item_id: str) -> None:
+    """Where a write in ``region`` would land holds no ``item_id``: the region's table replica (DynamoDB),
+    the current writer's cluster (Aurora; without a database session, the tenant's first region's reader)."""
+    if env.store != STORE_AURORA_POSTGRESQL:
+        assert env.raw_item(region, item_id) is None, f"{tenant}'s refused write in {region} stored {item_id}"
+    elif SQL in env.capabilities:
+        db = env.database()
+        rows = db.admin(f"SELECT writer_region FROM {db.table} WHERE id = %s", item_id)  # noqa: S608 - the config's table
+        assert not rows, f"{tenant}'s refused write in {region} stored {item_id}: {rows}"
+    else:
+        home = env.tenant_regions[tenant][0]
+        inv = env.invoke(home, "reader", {"id": item_id, TENANT_KEY: tenant})
+        assert error_type(inv) == NotFound.type, f"{tenant}'s refused write in {region}: {str(inv.result)[:200]}"
+
+
+def _outside_session(env: Environment) -> str:
+    """As the writer's role in a region outside a tenant's regions, the tenant's session of the writer's
+    tenant-access role (what the writer there would use) is refused GenerateDataKey under the tenant's key
+    in each of its regions: the role names its own region's tenant keys only, the key policy its regions'."""
+    keys, seen, untouched = _tenant_keys(env), [], []
+    for tenant, region in outside_pairs(env):
+        if not any(region in own for own in env.tenant_regions.values()):
+            untouched.append(region)  # no tenant key here: its writer has no tenant-access role at all
+            continue
+        context = {**(env.observed_context() or {}), TENANT_KEY: tenant}
+        for home in env.tenant_regions[tenant]:
+            kms, _ = env.tenant_session_kms(region, "writer", tenant, kms_region=home)
+            for arn in keys[home].get(tenant, []):
+                try:
+                    kms.generate_data_key(KeyId=arn, KeySpec="AES_256", EncryptionContext=context)
+                except Exception as error:  # botocore ClientError
+                    assert "AccessDenied" in type(error).__name__ or "AccessDenied" in str(error), str(error)[:200]
+                else:
+                    raise AssertionError(f"the writer's {tenant} session in {region} made a data key with {arn}")
+                seen.append(f"{tenant}'s session in {region} on its {home} key")
+    assert seen or untouched, "no tenant is outside a region: nothing to refuse"
+    without = f"; no tenant-access role in {', '.join(sorted(set(untouched)))}" if untouched else ""
+    return f"AccessDenied for {'; '.join(seen) or 'none'}{without}"
+
+
+def _through_the_global_endpoint(written: Written, env: Environment) -> str:
+    """The Aurora store: the record of each tenant whose writer region is not the primary (its first
+    region) is in the current writer's cluster, written by that region's writer (its ``writer_region``)."""
+    assert written, "no tenant wrote a record (the earlier checks failed)"
+    db, seen = env.database(), []
+    for tenant, (item_id, _, region) in written.items():
+        if region == env.primary_region:
+            continue
+        rows = db.admin(f"SELECT writer_region FROM {db.table} WHERE id = %s", item_id)  # noqa: S608 - the config's table
+        assert rows == [(region,)], f"{tenant}'s record {item_id} in the writer's cluster: {rows}"
+        seen.append(f"{tenant} from {region}")
+    assert seen, "every tenant wrote in the primary region"
+    return f"in the primary's cluster, each written by its region's writer: {', '.join(seen)}"
 
 
 def _unknown(env: Environment) -> str:

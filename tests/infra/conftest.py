@@ -54,13 +54,9 @@ TENANTS = {
         "initech": {"regions": ["us-east-2", "eu-west-1"], "primaryRegion": "eu-west-1"},
     },
 }
-# The Aurora store writes in the primary region only, so each tenant's regions include it (config.py
-# refuses otherwise): globex is kept out of eu-west-1 instead.
-AURORA_TENANTS = {
-    **AURORA,
-    **TENANTS,
-    "tenants": {**TENANTS["tenants"], "globex": {"regions": ["us-east-2", "us-west-1"]}},  # type: ignore[dict-item]
-}
+# The same tenants on the Aurora store: globex has no key in the primary region (its writer in
+# us-west-1 writes through the global writer endpoint).
+AURORA_TENANTS = {**AURORA, **TENANTS}
 
 
 @pytest.fixture(scope="session")

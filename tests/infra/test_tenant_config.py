@@ -86,14 +86,14 @@ def test_a_misspelt_tenants_option_gets_did_you_mean() -> None:
         load_config({**cdk_json_context(), "mrk-toolkit:tenant": {"acme": {}}})
 
 
-def test_with_the_aurora_store_every_tenant_reaches_the_writer_region() -> None:
-    """Aurora writes in the primary region only: a tenant without a key there could never write."""
+def test_with_the_aurora_store_a_tenant_may_live_in_secondary_regions_only() -> None:
+    """Every region's writer writes through the global writer endpoint (README "Cross-region network"),
+    encrypting with its own region's tenant key: a tenant need not have a key in the primary region,
+    on either store, and nothing is added to its regions."""
     aurora = {"mrk-toolkit:store": STORE_AURORA_POSTGRESQL}
-    with pytest.raises(ConfigError) as raised:
-        config({"acme": {}, "globex": {"regions": ["us-west-1"]}}, **aurora)
-    message = str(raised.value)
-    assert raised.value.field_name == "tenants.globex.regions"
-    assert "must include it" in message and "Add us-east-2 to the tenant's regions" in message
-    (_acme, globex) = config({"acme": {}, "globex": {"regions": ["us-east-2", "us-west-1"]}}, **aurora).tenants
-    assert globex.regions == ("us-east-2", "us-west-1")
-    assert config({"globex": {"regions": ["us-west-1"]}}).tenants, "the DynamoDB store writes in every region"
+    tenants = {"acme": {}, "globex": {"regions": ["us-west-1"]}, "north": {"regions": ["eu-west-1", "us-west-1"]}}
+    for extra in (aurora, {}):
+        by_id = {t.tenant_id: t for t in config(tenants, **extra).tenants}
+        assert (by_id["globex"].regions, by_id["globex"].primary_region) == (("us-west-1",), "us-west-1")
+        assert by_id["north"].regions == ("us-west-1", "eu-west-1") and by_id["north"].primary_region == "us-west-1"
+        assert [t.tenant_id for t in config(tenants, **extra).tenants_in("us-east-2")] == ["acme"]

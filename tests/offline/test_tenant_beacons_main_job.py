@@ -86,11 +86,11 @@ def test_a_finder_tenant_role_without_its_tenant_conditions_fails_the_run(assemb
 
 
 def test_the_aurora_main_job_with_tenants_and_beacons(tmp_path: Path) -> None:
-    """The Aurora store (every tenant writes in the primary region's cluster): each tenant found in each of
-    its regions through the finder's tenant sessions, tenants apart where they share a region (the copied
-    beacon alters DynamoDB items: not on this store)."""
-    tenants = {**TENANTS, "globex": {"regions": [PRIMARY, "us-west-1"]}}
-    context = {**CONTEXT, "mrk-toolkit:tenants": json.dumps(tenants), "mrk-toolkit:store": STORE_AURORA_POSTGRESQL}
+    """The Aurora store, the same tenants (globex, in us-west-1 only, written there through the global
+    writer endpoint): each tenant found in each of its regions through the finder's tenant sessions,
+    tenants apart where they share a region (the copied beacon alters DynamoDB items: not on this store)."""
+    tenants = TENANTS
+    context = {**CONTEXT, "mrk-toolkit:store": STORE_AURORA_POSTGRESQL}
     report = run_offline(context_overrides=context, lag_seconds=0.3, progress=lambda _line: None, log_dir=tmp_path)
     assert report.ok, report.render()
     passed = {c.name for c in report.checks if c.ok}

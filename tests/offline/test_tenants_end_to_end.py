@@ -15,7 +15,7 @@ import pytest
 from lambda_src.record_crypto.settings import ENV_TENANT_KEYS, STORE_AURORA_POSTGRESQL, STORE_DYNAMODB
 from offline.verification.checks import Report
 from offline.verification.emulated import run_offline
-from offline.verification.tenants import tenant_regions
+from offline.verification.tenants import OUTSIDE_SESSION, OUTSIDE_WRITER, THROUGH_THE_GLOBAL_ENDPOINT, tenant_regions
 
 pytestmark = pytest.mark.e2e
 PRIMARY, REPLICAS = "us-east-2", ("us-west-1", "eu-west-1")
@@ -66,6 +66,16 @@ def assert_tenant_main_job(report: Report, tenants: dict[str, dict[str, Any]], s
         assert details[name] == f"written in {want['writer'][tenant]}, read back in {', '.join(regions)}"
     outside = details["a tenant's record outside its regions is there, and refused"]
     assert all(where in outside for where in want["outside"]), outside
+    written = details[OUTSIDE_WRITER]  # the writer there makes no record of the tenant
+    assert all(where in written for where in want["outside"]) and "nothing stored" in written, written
+    assert (OUTSIDE_SESSION in details) == bool(want["outside"]), sorted(details)
+    for where in want["outside"] if OUTSIDE_SESSION in details else ():
+        tenant, region = where.split(" in ")
+        assert f"{tenant}'s session in {region} on its " in details[OUTSIDE_SESSION], details[OUTSIDE_SESSION]
+    through = [t for t, w in want["writer"].items() if w != PRIMARY] if store == STORE_AURORA_POSTGRESQL else []
+    assert (THROUGH_THE_GLOBAL_ENDPOINT in details) == bool(through), sorted(details)
+    for tenant in through:
+        assert f"{tenant} from {want['writer'][tenant]}" in details[THROUGH_THE_GLOBAL_ENDPOINT]
     crossed = "a record of one tenant read as another is refused"
     assert (crossed in details) == bool(want["shared"]), sorted(details)
     for region, tenant in want["attacked"].items():
@@ -113,8 +123,19 @@ def test_tenant_regions_come_from_the_readers_tenant_keys() -> None:
 
 
 def test_three_tenants_on_the_aurora_store(tmp_path: Path) -> None:
-    """The same main job on real PostgreSQL: every tenant writes in the primary region (the only
-    writable cluster), reads where its key is, and its row elsewhere is there and refused."""
-    tenants = {**TENANTS, "globex": {"regions": [PRIMARY, "us-west-1"]}}
-    report = _run(tmp_path, tenants, **{"mrk-toolkit:store": STORE_AURORA_POSTGRESQL})
-    assert_tenant_main_job(report, tenants, STORE_AURORA_POSTGRESQL)
+    """The same main job on real PostgreSQL, the same tenants: globex, whose only region is a secondary,
+    writes there (its writer encrypts with its us-west-1 key and writes through the global writer endpoint
+    into the primary's cluster) and reads there; its row in us-east-2 and eu-west-1 is there and refused
+    (TenantNotInRegion, as on the DynamoDB store), read as acme in us-west-1 it is TenantMismatch, and the
+    writers of us-east-2 and eu-west-1 cannot make a record of it (refused, nothing stored; their globex
+    sessions refused a data key under its us-west-1 key)."""
+    report = _run(tmp_path, TENANTS, **{"mrk-toolkit:store": STORE_AURORA_POSTGRESQL})
+    assert_tenant_main_job(report, TENANTS, STORE_AURORA_POSTGRESQL)
+    details = {c.name: c.detail for c in report.checks}
+    assert details["tenant globex writes and reads in us-west-1"] == "written in us-west-1, read back in us-west-1"
+    assert "globex from us-west-1" in details[THROUGH_THE_GLOBAL_ENDPOINT]
+    for region in (PRIMARY, "eu-west-1"):
+        assert f"globex in {region}" in details["a tenant's record outside its regions is there, and refused"]
+        assert f"globex in {region}" in details[OUTSIDE_WRITER]
+        assert f"globex's session in {region} on its us-west-1 key" in details[OUTSIDE_SESSION]
+    assert "globex as acme in us-west-1" in details["a record of one tenant read as another is refused"]
