@@ -33,7 +33,9 @@ the tenant is what the stored item says (``_tenant``, signed with the record, an
 with the event's before any KMS call), and the record goes through the reader and writer of the tenant's
 first region (``tenants``: tenant id -> its regions, first = where it is rewritten), with ``"tenant"`` in
 both events. Each pass scans region by region and takes, in each, the records whose tenant is rewritten
-there (scan, read and write in one region: no replication lag between them). A record without a tenant,
+there (scan, read and write in one region: no replication lag between them; the Aurora store: the write goes
+through the global writer endpoint to the primary's cluster, and a rewrite read from a replica still behind
+it is a VersionConflict, read again by the next pass). A record without a tenant,
 of a tenant not in the config or of a tenant with no region is refused and reported, never guessed. A
 region is marked when every record of every tenant it serves (the config's tenants with a key there) is
 backfilled and replicated there: a refusal blocks the regions of the refused record's tenant (every
