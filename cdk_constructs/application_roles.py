@@ -10,7 +10,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from cdk_constructs.discovery_parameters import DiscoveryParameters
-from cdk_constructs.encrypting_functions import key_statement, table_statements, tenant_access_role
+from cdk_constructs.encrypting_functions import BeaconAccess, key_statement, table_statements, tenant_access_role
 from lambda_src.record_crypto.settings import PARTITION_KEY, VERSION_ATTRIBUTE
 
 
@@ -28,7 +28,9 @@ class ApplicationRoles(Construct):
     used only with the toolkit's context: the same statement as the functions'); ``table_arn`` (the local
     replica); ``writer_role_path`` / ``reader_role_path`` (the functions' paths: the key policies name roles
     by path, so nothing else needs a change); ``tenants`` (default False: the deployment has tenants, so no
-    role has a grant on the records key) with ``tenant_key_arns`` (this region's tenant keys, default none).
+    role has a grant on the records key) with ``tenant_key_arns`` (this region's tenant keys, default none);
+    ``beacons`` (default None: no beacon fields): the writer computes each record's beacons as the writer
+    function does (``kms:GenerateMac`` with HMAC_SHA_256 on the region's beacon key, the same statement).
 
     The writer may only ``kms:GenerateDataKey``, ``dynamodb:PutItem`` and ``dynamodb:GetItem`` of the key
     and version attributes alone; the reader only ``kms:Decrypt`` and ``dynamodb:GetItem``. With tenants, the
@@ -53,6 +55,7 @@ class ApplicationRoles(Construct):
         reader_role_path: str,
         tenants: bool = False,
         tenant_key_arns: Sequence[str] = (),
+        beacons: BeaconAccess | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self._context, self._key_arns = encryption_context, tuple(tenant_key_arns)
@@ -66,6 +69,7 @@ class ApplicationRoles(Construct):
             [
                 *([] if tenants else [key_statement("kms:GenerateDataKey", mrk_arn, encryption_context)]),
                 *table_statements(table_arn, ("dynamodb:PutItem",), (PARTITION_KEY, VERSION_ATTRIBUTE)),
+                *([beacons.statement()] if beacons is not None else []),
             ],
         )
         self.reader, self.reader_policy = self._role(

@@ -487,6 +487,12 @@ APPLICATION_WRITER = RoleContract(
             tenants=False,
         ),
         tenant_session(APPLICATION_WRITER_TENANT_ROLE),
+        Grant(
+            ("kms:GenerateMac",),
+            OWN_BEACON_KEY,
+            "with beacon fields: derive each field's beacon key (once per process and tenant)",
+            BEACON_MAC,
+        ),
         Grant(("dynamodb:PutItem",), OWN_TABLE, "store the record"),
         Grant(
             ("dynamodb:GetItem",),

@@ -436,7 +436,7 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
         audit=_audit(raw),
         tenants=tenants,
         beacon_fields=beacon_fields,
-        application_principals=_application_principals(raw, store, beacon_fields),
+        application_principals=_application_principals(raw, store),
     )
 
 
@@ -629,11 +629,9 @@ _BEACONS_FIX = (
 _PRINCIPAL_RE = re.compile(rf"^\d{{12}}$|^arn:{PARTITION_PATTERN}:iam::\d{{12}}:(?:role|user)/[\w+=,.@/-]+$")
 
 
-def _application_principals(
-    raw: Mapping[str, Any], store: str, beacon_fields: tuple[BeaconField, ...]
-) -> tuple[str, ...]:
+def _application_principals(raw: Mapping[str, Any], store: str) -> tuple[str, ...]:
     """``applicationPrincipals``: who may assume the application writer and reader roles (README "The
-    application roles"); the DynamoDB store only (with or without tenants), without beacon fields for now."""
+    application roles"); the DynamoDB store only (with or without tenants and beacon fields)."""
     value = raw.get("applicationPrincipals", [])
     principals = _list("applicationPrincipals", value)
     for principal in principals:
@@ -655,17 +653,6 @@ def _application_principals(
             f"Remove {CONTEXT_PREFIX}applicationPrincipals and call the writer and reader functions instead (lambda "
             "invoke; their names are each functions stack's outputs WriterFunctionName and ReaderFunctionName), "
             "or deploy the DynamoDB store",
-        )
-    if principals and beacon_fields:
-        raise ConfigError(
-            "applicationPrincipals",
-            value,
-            "application roles with beacon fields are not built yet (the application writer would also need "
-            "kms:GenerateMac on the beacon key and the beacon fields published for discovery, so that the "
-            "library writes each record's beacons as the writer function does; without them its records could "
-            "not be found)",
-            f"Remove {CONTEXT_PREFIX}applicationPrincipals and call the writer, reader and finder functions, or "
-            f"remove {CONTEXT_PREFIX}beaconFields",
         )
     return tuple(principals)
 

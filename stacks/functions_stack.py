@@ -33,6 +33,8 @@ from cdk_constructs.signals import (
 )
 from lambda_src.record_crypto.settings import (
     BEACON_INDEX_PREFIX,
+    PARAM_BEACON_FIELDS,
+    PARAM_BEACON_KEY_ARN,
     PARAM_DB_NAME,
     PARAM_DB_PORT,
     PARAM_DB_READER_ENDPOINT,
@@ -47,6 +49,7 @@ from lambda_src.record_crypto.settings import (
     PARAM_WRITER_TENANT_ROLE_ARN,
     STORE_DYNAMODB,
     beacon_backfill_path,
+    beacon_fields_environment,
     discovery_path,
     record_options_value,
     tenant_keys_environment,
@@ -116,31 +119,40 @@ class FunctionsStack(Stack):
         acknowledge_function_findings(self.functions, in_vpc=database is not None)
         if self.functions.finder is not None:
             self._acknowledge_finder_patterns(config, database)
-        self._published(config, mrk_arn, database)
+        self._published(config, mrk_arn, database, beacons)
         beacon_keys = [beacon_key_arn] if beacon_key_arn else []
         self._signals(
             config, mrk_arn, [*store_key_arns, *beacon_keys], [key.key_arn for key in (tenant_keys or {}).values()]
         )
 
-    def _published(self, config: ToolkitConfig, mrk_arn: str, database: DatabaseAccess | None) -> None:
+    def _published(
+        self, config: ToolkitConfig, mrk_arn: str, database: DatabaseAccess | None, beacons: BeaconAccess | None
+    ) -> None:
         """The functions' names (stack outputs) and the region's discovery parameters (``discovery``)."""
         CfnOutput(self, "WriterFunctionName", value=self.functions.writer.function.function_name)
         CfnOutput(self, "ReaderFunctionName", value=self.functions.reader.function.function_name)
         if self.functions.finder is not None:
             CfnOutput(self, "FinderFunctionName", value=self.functions.finder.function.function_name)
-        self.application = self._application_roles(config, mrk_arn)
+        self.application = self._application_roles(config, mrk_arn, beacons)
         self.discovery = DiscoveryParameters(
             self,
             "Discovery",
             path=discovery_path(config.stack_prefix, self.region),
             values=discovery_values(
-                config, mrk_arn, database, tenant_key_ids=self._tenant_key_ids, application=self.application
+                config,
+                mrk_arn,
+                database,
+                tenant_key_ids=self._tenant_key_ids,
+                application=self.application,
+                beacons=beacons if self.application is not None else None,
             ),
         )
         if self.application is not None:
             self.application.grant_discovery(self.discovery)
 
-    def _application_roles(self, config: ToolkitConfig, mrk_arn: str) -> ApplicationRoles | None:
+    def _application_roles(
+        self, config: ToolkitConfig, mrk_arn: str, beacons: BeaconAccess | None
+    ) -> ApplicationRoles | None:
         """With ``applicationPrincipals``: the roles an application assumes (README "The application roles")."""
         if not config.application_principals:
             return None
@@ -155,6 +167,7 @@ class FunctionsStack(Stack):
             reader_role_path=reader_role_path(config),
             tenants=bool(config.tenants),
             tenant_key_arns=self._tenant_key_arns,
+            beacons=beacons,
         )
         CfnOutput(self, "ApplicationWriterRoleArn", value=roles.writer.role_arn)
         CfnOutput(self, "ApplicationReaderRoleArn", value=roles.reader.role_arn)
@@ -288,10 +301,13 @@ def discovery_values(
     *,
     tenant_key_ids: Mapping[str, str | None] | None = None,
     application: ApplicationRoles | None = None,
+    beacons: BeaconAccess | None = None,
 ) -> dict[str, str]:
     """What an application of this region needs (README "Discovery"): the key, the table, the record
     options the functions use, for the Aurora store the region's endpoints and the functions' secrets, with
-    tenants the tenants' key ids here and (with the application roles) their tenant-access roles."""
+    tenants the tenants' key ids here and (with the application roles) their tenant-access roles, with the
+    application roles and ``beacons`` the beacon fields and the region's beacon key (published only for an
+    application: the Aurora store's ten parameters with tenants stay one GetParametersByPath page)."""
     values = {
         PARAM_RECORD_KEY_ARN: mrk_arn,
         PARAM_TABLE_NAME: config.table_name,
@@ -318,6 +334,11 @@ def discovery_values(
         values[PARAM_WRITER_TENANT_ROLE_ARN] = application.writer_tenant_role.role_arn
     if application is not None and application.reader_tenant_role is not None:
         values[PARAM_READER_TENANT_ROLE_ARN] = application.reader_tenant_role.role_arn
+    if beacons is not None:
+        values |= {
+            PARAM_BEACON_FIELDS: beacon_fields_environment(beacons.fields),
+            PARAM_BEACON_KEY_ARN: beacons.key_arn,
+        }
     return values
 
 

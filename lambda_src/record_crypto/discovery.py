@@ -6,7 +6,8 @@ Each functions stack publishes its region's values as SSM String parameters unde
 reads them with ONE ``GetParametersByPath`` call (at most 10 parameters: one page) and caches the
 answer per (deployment, region) for the life of the process: the values change only with a deploy.
 With tenants, the region's tenant keys and (with the application roles) the tenant-access role of the
-application writer and reader are among them: ``role`` picks whose.
+application writer and reader are among them: ``role`` picks whose; with beacon fields and the application
+roles, the fields and the region's beacon key (the library then writes each record's beacons).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from record_crypto.settings import (
     DATABASE_DISCOVERY_PARAMETERS,
     DEPLOYMENT_NAME,
     DISCOVERY_PARAMETERS,
+    PARAM_BEACON_FIELDS,
+    PARAM_BEACON_KEY_ARN,
     PARAM_DB_NAME,
     PARAM_DB_PORT,
     PARAM_DB_READER_ENDPOINT,
@@ -43,6 +46,7 @@ from record_crypto.settings import (
     DatabaseSettings,
     Settings,
     discovery_path,
+    parse_beacon_fields,
 )
 
 _cache: dict[tuple[str, str], dict[str, str]] = {}
@@ -107,6 +111,8 @@ def discover_settings(
             database=database,
             tenant_key_ids=_tenant_key_ids(values, path),
             tenant_role_arn=tenant_role,
+            beacon_fields=parse_beacon_fields(values.get(PARAM_BEACON_FIELDS, ""), tuple(options["sensitive_fields"])),
+            beacon_key_arn=values.get(PARAM_BEACON_KEY_ARN),
         )
     except (ConfigurationError, TypeError, ValueError) as exc:
         raise DeploymentNotDiscovered(

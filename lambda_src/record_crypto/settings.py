@@ -97,6 +97,9 @@ PARAM_TENANT_KEYS = "tenant-keys"
 # (README "The application roles"), where the region holds a tenant key.
 PARAM_WRITER_TENANT_ROLE_ARN = "writer-tenant-role-arn"
 PARAM_READER_TENANT_ROLE_ARN = "reader-tenant-role-arn"
+# With beacon fields and applicationPrincipals: the writer's BEACON_FIELDS and this region's beacon key.
+PARAM_BEACON_FIELDS = "beacon-fields"
+PARAM_BEACON_KEY_ARN = "beacon-key-arn"
 DISCOVERY_PARAMETERS: tuple[str, ...] = (PARAM_RECORD_KEY_ARN, PARAM_TABLE_NAME, PARAM_RECORD_OPTIONS)
 TENANT_DISCOVERY_PARAMETERS: tuple[str, ...] = (
     PARAM_TENANT_KEYS,

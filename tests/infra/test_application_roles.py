@@ -152,13 +152,6 @@ def test_application_roles_with_the_aurora_store_are_refused_saying_why_and_what
     assert "WriterFunctionName and ReaderFunctionName" in message and "DynamoDB store" in message, message
 
 
-def test_application_roles_with_beacon_fields_are_refused_saying_why() -> None:
-    beacons = {"ssn": {"bits": 24, "normalize": "digits"}}
-    with pytest.raises(ConfigError, match="mrk-toolkit:applicationPrincipals") as error:
-        load_config(context_for(beaconFields=beacons, applicationPrincipals=[ACCOUNT]))
-    assert "kms:GenerateMac on the beacon key" in str(error.value) and "finder functions" in str(error.value)
-
-
 def test_the_read_back_of_an_application_roles_trust_policy_names_what_is_beyond_its_contract() -> None:
     """offline/verification/resources.py reads each deployed role's trust policy: an application role's may name
     account ids, roots, roles and users for sts:AssumeRole alone; never ``*``, a service, or another action."""

@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 from botocore.exceptions import ClientError
+from record_crypto import RecordService, clear_discovery_cache
 
 from lambda_src.record_crypto.settings import (
     PARAM_TENANT_KEYS,
@@ -130,3 +133,44 @@ def test_the_main_job_reads_the_application_tenant_roles_back(tmp_path: Path) ->
             "the application reader's tenant-access role",
         ):
             assert f"deployed: {title} in {region} may do exactly its contract" in passed, sorted(passed)
+
+
+BEACONS = {**CONTEXT, "mrk-toolkit:beaconFields": json.dumps({"ssn": {"bits": 24, "normalize": "digits"}})}
+
+
+def _find(env: dict[str, str], region: str, event: dict[str, Any]) -> dict[str, Any]:
+    """The finder function's answer, retried while the record has not replicated (30 s at most)."""
+    finder = _outputs(env, region)["FinderFunctionName"]
+    deadline = time.monotonic() + 30
+    while True:
+        answer = _client(env, "lambda", region).invoke(FunctionName=finder, Payload=json.dumps(event).encode())
+        result: dict[str, Any] = json.loads(answer["Payload"].read())
+        if result.get("matches") or time.monotonic() > deadline:
+            return result
+        time.sleep(0.5)
+
+
+def test_with_beacon_fields_the_library_writes_beacons_the_finder_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The application writer computes the record's beacons (its kms:GenerateMac), in this process under its
+    assumed role: the finder function of another region finds the record by its ssn, as acme."""
+    port, env_file, out = _free_port(), tmp_path / "up.env", tmp_path / "up.out"
+    command = ["-m", "offline", "up", "--port", str(port), "--lag", "0.5"]
+    for key, value in BEACONS.items():
+        command += ["-c", f"{key}={value}"]
+    with up_in_background(command, env_file, out, stderr=subprocess.STDOUT, timeout=400) as up:
+        env = {**_sourced(env_file), "HOME": str(tmp_path)}
+        monkeypatch.setenv("AWS_ENDPOINT_URL", env["AWS_ENDPOINT_URL"])
+        credentials = _assume(env, _outputs(env, "us-east-2")["ApplicationWriterRoleArn"])
+        session = botocore.session.Session()
+        session.set_credentials(credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials["SessionToken"])
+        clear_discovery_cache()
+        records = RecordService.discover(region="us-east-2", deployment="MrkToolkit", botocore_session=session)
+        assert records.beacons is not None  # discovered: the fields and the region's beacon key
+        records.put("beacon-1", {"name": "Bo", "ssn": "078-05-1120"}, tenant="acme")
+        result = _find(env, "us-west-1", {"field": "ssn", "value": "078051120", "tenant": "acme"})
+        assert [m["id"] for m in result.get("matches", [])] == ["beacon-1"], result
+        clear_discovery_cache()
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=120) == 0, out.read_text()

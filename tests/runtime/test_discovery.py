@@ -10,6 +10,8 @@ import boto3
 import pytest
 from record_crypto import DeploymentNotDiscovered, RecordService, clear_discovery_cache, discover_settings
 from record_crypto.settings import (
+    PARAM_BEACON_FIELDS,
+    PARAM_BEACON_KEY_ARN,
     PARAM_DB_NAME,
     PARAM_DB_PORT,
     PARAM_DB_READER_ENDPOINT,
@@ -219,4 +221,17 @@ def test_without_tenants_no_tenant_settings_and_bad_tenant_keys_are_refused(aws:
     assert (settings.tenant_keys, settings.tenant_role_arn) == (None, None)
     publish(REPLICA, {PARAM_TENANT_KEYS: "[1]"})
     with pytest.raises(DeploymentNotDiscovered, match=f"/{DEPLOYMENT}/{REPLICA}/{PARAM_TENANT_KEYS} is not the"):
+        discover_settings(region=REPLICA, deployment=DEPLOYMENT)
+
+
+def test_with_beacon_fields_the_writer_gets_the_fields_and_the_regions_beacon_key(aws: TwoRegions) -> None:
+    beacon_key = aws.primary_arn  # any multi-region key ARN of the region stands in for the HMAC key here
+    values = {PARAM_RECORD_KEY_ARN: aws.primary_arn, PARAM_TABLE_NAME: TABLE, PARAM_RECORD_OPTIONS: options()}
+    publish(PRIMARY, {**values, PARAM_BEACON_FIELDS: "ssn:24:digits", PARAM_BEACON_KEY_ARN: beacon_key})
+    settings = discover_settings(region=PRIMARY, deployment=DEPLOYMENT)
+    assert [(f.name, f.bits, f.normalization) for f in settings.beacon_fields] == [("ssn", 24, "digits")]
+    assert settings.beacon_key_arn == beacon_key
+    publish(REPLICA, {PARAM_RECORD_KEY_ARN: aws.replica_arn, PARAM_TABLE_NAME: TABLE, PARAM_RECORD_OPTIONS: options()})
+    publish(REPLICA, {PARAM_BEACON_FIELDS: "name:24:digits", PARAM_BEACON_KEY_ARN: aws.replica_arn})
+    with pytest.raises(DeploymentNotDiscovered, match="BEACON_FIELDS"):  # not a sensitive field
         discover_settings(region=REPLICA, deployment=DEPLOYMENT)
