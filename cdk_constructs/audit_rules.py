@@ -59,12 +59,20 @@ def administration_pattern(key_arns: Sequence[str]) -> dict[str, Any]:
 
 
 def unexpected_use_pattern(
-    key_arns: Sequence[str], writer_role_arn: str, reader_role_arn: str, finder_role_arn: str | None = None
+    key_arns: Sequence[str],
+    writer_role_arn: str,
+    reader_role_arn: str,
+    finder_role_arn: str | None = None,
+    *,
+    application: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """Any use of the keys except the writer role's GenerateDataKey and the reader role's (and, with
     beacons, the finder role's) Decrypt (for tenant keys: the tenant-access roles, whose sessions name
-    them as their issuer)."""
+    them as their issuer); ``application``: the application writer's and reader's roles (or, for tenant
+    keys, their tenant-access roles), whose use is expected as the functions' is."""
     readers = (reader_role_arn, finder_role_arn) if finder_role_arn else (reader_role_arn,)
+    writers = (writer_role_arn, application[0]) if application else (writer_role_arn,)
+    readers += (application[1],) if application else ()
     return _kms_event(
         list(key_arns),
         eventName=list(KEY_USE_EVENTS),
@@ -73,7 +81,7 @@ def unexpected_use_pattern(
                 {"userIdentity": {"type": [{"anything-but": ["AssumedRole"]}]}},
                 {"eventName": [{"anything-but": [READER_USE, WRITER_USE]}]},
                 {"eventName": [READER_USE], "userIdentity": _issuer_other_than(*readers)},
-                {"eventName": [WRITER_USE], "userIdentity": _issuer_other_than(writer_role_arn)},
+                {"eventName": [WRITER_USE], "userIdentity": _issuer_other_than(*writers)},
             ]
         },
     )
@@ -92,7 +100,10 @@ class AuditRules(Construct):
     role ARNs), with tenants: the tenant keys' administration and the calls denied on them are watched as
     the records key's, and any use of them other than GenerateDataKey in a session of the writer's
     tenant-access role and Decrypt in one of the reader's (or the finder's) is unexpected;
-    ``finder_role_arn`` (with beacons: its Decrypt of the records key is expected use too).
+    ``finder_role_arn`` (with beacons: its Decrypt of the records key is expected use too);
+    ``application_roles`` (with applicationPrincipals: the application writer's and reader's roles, whose use of
+    the records key is expected, without tenants) and ``application_tenant_roles`` (with tenants: their
+    tenant-access roles, whose use of the tenant keys is expected as the functions' tenant-access roles' is).
     Attribute: ``rules`` (what -> CfnRule)."""
 
     def __init__(
@@ -110,14 +121,19 @@ class AuditRules(Construct):
         tenant_key_arns: Sequence[str] = (),
         tenant_roles: tuple[str, str] | tuple[str, str, str] | None = None,
         finder_role_arn: str | None = None,
+        application_roles: tuple[str, str] | None = None,
+        application_tenant_roles: tuple[str, str] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        unexpected = unexpected_use_pattern([key_arn], writer_role_arn, reader_role_arn, finder_role_arn)
+        unexpected = unexpected_use_pattern(
+            [key_arn], writer_role_arn, reader_role_arn, finder_role_arn, application=application_roles
+        )
         watches = dict(RULE_WATCHES)
         if tenant_key_arns:
             if tenant_roles is None:
                 raise ValueError("tenant keys need the tenant-access roles (tenant_roles) of their legitimate use")
-            unexpected = {"$or": [unexpected, unexpected_use_pattern(tenant_key_arns, *tenant_roles)]}
+            tenant_use = unexpected_use_pattern(tenant_key_arns, *tenant_roles, application=application_tenant_roles)
+            unexpected = {"$or": [unexpected, tenant_use]}
             watches = dict(TENANT_RULE_WATCHES)
         patterns = {
             RULE_KEY_ADMINISTRATION: (

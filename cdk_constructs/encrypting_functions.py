@@ -367,48 +367,18 @@ class EncryptingFunction(Construct):
         self.tenant_role: iam.Role | None = None
         if not key_arns:
             return []
-        self.tenant_role = iam.Role(
+        self.tenant_role, statements = tenant_access_role(
             self,
             "TenantRole",
-            assumed_by=iam.SessionTagsPrincipal(iam.ArnPrincipal(self.role.role_arn)).with_conditions(
-                {
-                    "ForAllValues:StringEquals": {"aws:TagKeys": [TENANT_KEY]},
-                    "Null": {f"aws:RequestTag/{TENANT_KEY}": "false"},
-                }
-            ),
-            path=role_path,
-            max_session_duration=Duration.hours(1),
-            description=f"{construct_id}: one tenant's session (session tag {TENANT_KEY}) with that tenant's key",
-        )
-        tenant = f"${{aws:PrincipalTag/{TENANT_KEY}}}"
-        iam.ManagedPolicy(
-            self,
             "TenantAccessPolicy",
-            description=f"{construct_id}: the session's tenant's key only, with that tenant's context",
+            trusted=self.role,
             path=role_path,
-            roles=[self.tenant_role],
-            statements=[
-                iam.PolicyStatement(
-                    sid="SessionTenantKeyOnly",
-                    actions=[action],
-                    resources=list(key_arns),
-                    conditions={
-                        "StringEquals": {
-                            f"aws:ResourceTag/{TENANT_KEY}": tenant,
-                            f"kms:EncryptionContext:{TENANT_KEY}": tenant,
-                            **{f"kms:EncryptionContext:{k}": v for k, v in encryption_context.items()},
-                        }
-                    },
-                )
-            ],
+            action=action,
+            key_arns=key_arns,
+            encryption_context=encryption_context,
+            description=construct_id,
         )
-        return [
-            iam.PolicyStatement(
-                sid="AssumeTenantRoleWithTenantTag",
-                actions=["sts:AssumeRole", "sts:TagSession"],
-                resources=[self.tenant_role.role_arn],
-            )
-        ]
+        return statements
 
     def _function(
         self,
@@ -477,6 +447,66 @@ class EncryptingFunction(Construct):
             "security_groups": [database.security_group],
             "allow_public_subnet": False,
         }
+
+
+def tenant_access_role(
+    scope: Construct,
+    role_id: str,
+    policy_id: str,
+    *,
+    trusted: iam.IRole,
+    path: str,
+    action: str,
+    key_arns: Sequence[str],
+    encryption_context: Mapping[str, str],
+    description: str,
+) -> tuple[iam.Role, list[iam.PolicyStatement]]:
+    """A tenant-access role (README "Tenants"): ``trusted`` alone may assume it, tagging the session with
+    ``tenant`` and no other tag, and a session may use ``action`` on a tenant key only where the key's tag and
+    the encryption context name the session's tenant (and the context carries the toolkit's pairs). Returns
+    the role and what ``trusted`` needs for it (``sts:AssumeRole`` and ``sts:TagSession`` on it alone)."""
+    role = iam.Role(
+        scope,
+        role_id,
+        assumed_by=iam.SessionTagsPrincipal(iam.ArnPrincipal(trusted.role_arn)).with_conditions(
+            {
+                "ForAllValues:StringEquals": {"aws:TagKeys": [TENANT_KEY]},
+                "Null": {f"aws:RequestTag/{TENANT_KEY}": "false"},
+            }
+        ),
+        path=path,
+        max_session_duration=Duration.hours(1),
+        description=f"{description}: one tenant's session (session tag {TENANT_KEY}) with that tenant's key",
+    )
+    tenant = f"${{aws:PrincipalTag/{TENANT_KEY}}}"
+    iam.ManagedPolicy(
+        scope,
+        policy_id,
+        description=f"{description}: the session's tenant's key only, with that tenant's context",
+        path=path,
+        roles=[role],
+        statements=[
+            iam.PolicyStatement(
+                sid="SessionTenantKeyOnly",
+                actions=[action],
+                resources=list(key_arns),
+                conditions={
+                    "StringEquals": {
+                        f"aws:ResourceTag/{TENANT_KEY}": tenant,
+                        f"kms:EncryptionContext:{TENANT_KEY}": tenant,
+                        **{f"kms:EncryptionContext:{k}": v for k, v in encryption_context.items()},
+                    }
+                },
+            )
+        ],
+    )
+    return role, [
+        iam.PolicyStatement(
+            sid="AssumeTenantRoleWithTenantTag",
+            actions=["sts:AssumeRole", "sts:TagSession"],
+            resources=[role.role_arn],
+        )
+    ]
 
 
 def key_statement(action: str, key_arn: str, encryption_context: Mapping[str, str]) -> iam.PolicyStatement:

@@ -144,6 +144,12 @@ TENANT_KEYS = ResourceKind(f"its region's tenant keys (tagged `{TENANT_KEY}`)", 
 WRITER_TENANT_ROLE = ResourceKind("the writer's tenant-access role", ROLE_TYPES, ("RecordsWriterTenantRole",))
 READER_TENANT_ROLE = ResourceKind("the reader's tenant-access role", ROLE_TYPES, ("RecordsReaderTenantRole",))
 FINDER_TENANT_ROLE = ResourceKind("the finder's tenant-access role", ROLE_TYPES, ("RecordsFinderTenantRole",))
+APPLICATION_WRITER_TENANT_ROLE = ResourceKind(
+    "the application writer's tenant-access role", ROLE_TYPES, ("ApplicationWriterTenantRole",)
+)
+APPLICATION_READER_TENANT_ROLE = ResourceKind(
+    "the application reader's tenant-access role", ROLE_TYPES, ("ApplicationReaderTenantRole",)
+)
 
 # Discovery (README "Discovery"): the region's SSM parameters, by name, and their path.
 DISCOVERY_PARAMETERS = ResourceKind("its region's discovery parameters", PARAMETER_TYPES, stem_prefix="Discovery")
@@ -476,8 +482,16 @@ APPLICATION_WRITER = RoleContract(
         Grant(
             ("kms:GenerateDataKey",),
             OWN_MRK,
-            "a data key per record (or per cached key), for records only",
+            "a data key per record (or per cached key), for records only (without tenants)",
             RECORD_CONTEXT,
+            tenants=False,
+        ),
+        tenant_session(APPLICATION_WRITER_TENANT_ROLE),
+        Grant(
+            ("kms:GenerateMac",),
+            OWN_BEACON_KEY,
+            "with beacon fields: derive each field's beacon key (once per process and tenant)",
+            BEACON_MAC,
         ),
         Grant(("dynamodb:PutItem",), OWN_TABLE, "store the record"),
         Grant(
@@ -496,10 +510,51 @@ APPLICATION_READER = RoleContract(
     ("ApplicationReaderRole",),
     "with applicationPrincipals: an application outside Lambda that reads records (the reader's rights)",
     (
-        Grant(("kms:Decrypt",), OWN_MRK, "decrypt a record's data key, for records only", RECORD_CONTEXT),
+        Grant(
+            ("kms:Decrypt",),
+            OWN_MRK,
+            "decrypt a record's data key, for records only (without tenants)",
+            RECORD_CONTEXT,
+            tenants=False,
+        ),
+        tenant_session(APPLICATION_READER_TENANT_ROLE),
         Grant(("dynamodb:GetItem",), OWN_TABLE, "read the record"),
         *discovery_read("the application"),
     ),
+)
+
+APPLICATION_TENANT_WRITER = RoleContract(
+    "application-tenant-writer",
+    "the application writer's tenant-access role",
+    ("ApplicationWriterTenantRole",),
+    f"with tenants and applicationPrincipals: the application writer's session for one tenant (assumed by the "
+    f"application writer's role alone, with the session tag `{TENANT_KEY}`)",
+    (
+        Grant(
+            ("kms:GenerateDataKey",),
+            TENANT_KEYS,
+            "a data key for a record of the session's tenant, under that tenant's key only",
+            SESSION_TENANT,
+        ),
+    ),
+    session_tag=TENANT_KEY,
+)
+
+APPLICATION_TENANT_READER = RoleContract(
+    "application-tenant-reader",
+    "the application reader's tenant-access role",
+    ("ApplicationReaderTenantRole",),
+    f"with tenants and applicationPrincipals: the application reader's session for one tenant (assumed by the "
+    f"application reader's role alone, with the session tag `{TENANT_KEY}`)",
+    (
+        Grant(
+            ("kms:Decrypt",),
+            TENANT_KEYS,
+            "decrypt the data key of a record of the session's tenant, with that tenant's key only",
+            SESSION_TENANT,
+        ),
+    ),
+    session_tag=TENANT_KEY,
 )
 
 CONTRACTS: tuple[RoleContract, ...] = (
@@ -508,6 +563,8 @@ CONTRACTS: tuple[RoleContract, ...] = (
     FINDER,
     APPLICATION_WRITER,
     APPLICATION_READER,
+    APPLICATION_TENANT_WRITER,
+    APPLICATION_TENANT_READER,
     TENANT_WRITER,
     TENANT_READER,
     TENANT_FINDER,

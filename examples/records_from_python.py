@@ -20,7 +20,9 @@ what the writer and reader roles have: the key policies grant ``kms:GenerateData
 toolkit's encryption context). With ``applicationPrincipals`` the deployment has such roles for you
 (README "The application roles"): ``--writer-role-arn`` / ``--reader-role-arn`` assume them (stack
 outputs ``ApplicationWriterRoleArn`` of the writing region's functions stack, ``ApplicationReaderRoleArn``
-of the reading region's) with the credentials of the default chain.
+of the reading region's) with the credentials of the default chain. With tenants, ``--tenant`` writes and
+reads as that tenant: the library assumes the application role's tenant-access role (discovered) per
+tenant, with the session tag ``tenant``, and uses that tenant's key only.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key-arn", help="the multi-region key's ARN in --region (without --deployment)")
     parser.add_argument("--writer-role-arn", help="assume this role to write (the application writer role)")
     parser.add_argument("--reader-role-arn", help="assume this role to read (the application reader role)")
+    parser.add_argument("--tenant", help="with tenants: write and read as this tenant (its key, its session)")
     args = parser.parse_args(argv)
     if (args.deployment is None) == (args.table is None or args.key_arn is None) or (
         args.deployment is not None and (args.table or args.key_arn)
@@ -61,37 +64,40 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, read_region: str) -> int:
-    writer = service(args, args.region, args.writer_role_arn)
+    writer = service(args, args.region, args.writer_role_arn, "writer")
     reader = (
-        service(args, read_region, args.reader_role_arn)
-        if (read_region, args.reader_role_arn)
-        != (
-            args.region,
-            args.writer_role_arn,
-        )
+        service(args, read_region, args.reader_role_arn, "reader")
+        if (read_region, args.reader_role_arn) != (args.region, args.writer_role_arn)
         else writer
     )
+    tenant = args.tenant
 
-    written = writer.put("example-1", {"name": "Ada", "country": "NZ", "ssn": "078-05-1120"})
+    written = writer.put("example-1", {"name": "Ada", "country": "NZ", "ssn": "078-05-1120"}, tenant=tenant)
     print(f"stored example-1 version {written.version} in {args.region}, encrypted {written.encrypted_fields}")
 
-    read = read_replicated(reader, "example-1", written.version)
+    read = read_replicated(reader, "example-1", written.version, tenant)
     print(f"read example-1 version {read.version} in {read_region}: name={read.record['name']}, ssn decrypted")
 
     try:
-        writer.put("example-1", {"name": "Ada L."}, expected_version=written.version - 1)
+        writer.put("example-1", {"name": "Ada L."}, expected_version=written.version - 1, tenant=tenant)
     except RecordError as error:  # VersionConflict: someone else's version is current
         print(f"refused: {error.type} ({error.status}): {error.message}")
-    updated = writer.put("example-1", {"name": "Ada L."}, expected_version=written.version)
+    updated = writer.put("example-1", {"name": "Ada L."}, expected_version=written.version, tenant=tenant)
     print(f"updated example-1 to version {updated.version}")
     return 0
 
 
-def service(args: argparse.Namespace, region: str, role_arn: str | None) -> RecordService:
-    """The records of ``region``, under ``role_arn``'s session when given (else the default chain)."""
+def service(args: argparse.Namespace, region: str, role_arn: str | None, role: str) -> RecordService:
+    """The records of ``region``, under ``role_arn``'s session when given (else the default chain); ``role``
+    ("writer" or "reader"): whose tenant-access role a tenant's session is taken in."""
     session = assumed(role_arn, region) if role_arn else None
     if args.deployment is not None:
-        return RecordService.discover(region=region, deployment=args.deployment, botocore_session=session)
+        return RecordService.discover(
+            region=region,
+            deployment=args.deployment,
+            role="writer" if role == "writer" else "reader",
+            botocore_session=session,
+        )
     settings = Settings.create(
         table_name=args.table,
         mrk_arn=args.key_arn,
@@ -110,12 +116,12 @@ def assumed(role_arn: str, region: str) -> botocore.session.Session:
     return session
 
 
-def read_replicated(records: RecordService, item_id: str, version: int) -> ReadResult:
+def read_replicated(records: RecordService, item_id: str, version: int, tenant: str | None = None) -> ReadResult:
     """``get`` with ``min_version``, retried while the record has not replicated (a retryable refusal)."""
     deadline = time.monotonic() + REPLICATION_WAIT_S
     while True:
         try:
-            return records.get(item_id, min_version=version)
+            return records.get(item_id, min_version=version, tenant=tenant)
         except RecordError as error:
             if not error.retryable or time.monotonic() > deadline:
                 raise

@@ -434,7 +434,7 @@ def load_config(context: Mapping[str, Any], default_account: str | None = None) 
         audit=_audit(raw),
         tenants=tenants,
         beacon_fields=beacon_fields,
-        application_principals=_application_principals(raw, store, tenants, beacon_fields),
+        application_principals=_application_principals(raw, store),
     )
 
 
@@ -612,11 +612,9 @@ _BEACONS_FIX = (
 _PRINCIPAL_RE = re.compile(rf"^\d{{12}}$|^arn:{PARTITION_PATTERN}:iam::\d{{12}}:(?:role|user)/[\w+=,.@/-]+$")
 
 
-def _application_principals(
-    raw: Mapping[str, Any], store: str, tenants: tuple[TenantConfig, ...], beacon_fields: tuple[BeaconField, ...]
-) -> tuple[str, ...]:
+def _application_principals(raw: Mapping[str, Any], store: str) -> tuple[str, ...]:
     """``applicationPrincipals``: who may assume the application writer and reader roles (README "The
-    application roles"); the DynamoDB store without tenants or beacons only, for now."""
+    application roles"); the DynamoDB store only (with or without tenants and beacon fields)."""
     value = raw.get("applicationPrincipals", [])
     principals = _list("applicationPrincipals", value)
     for principal in principals:
@@ -628,22 +626,16 @@ def _application_principals(
         )
     if len(set(principals)) != len(principals):
         raise ConfigError("applicationPrincipals", value, "a principal is listed twice", "List each principal once")
-    unbuilt = (
-        "the Aurora store"
-        if principals and store == STORE_AURORA_POSTGRESQL
-        else "tenants"
-        if principals and tenants
-        else "beacon fields"
-        if principals and beacon_fields
-        else None
-    )
-    if unbuilt is not None:
+    if principals and store == STORE_AURORA_POSTGRESQL:
         raise ConfigError(
             "applicationPrincipals",
             value,
-            f"application roles with {unbuilt} are not built yet (they carry the single-key DynamoDB "
-            "deployment's writer and reader rights)",
-            f"Remove {CONTEXT_PREFIX}applicationPrincipals, or deploy the DynamoDB store without tenants and beacons",
+            "the Aurora store has no application roles: its clusters are in isolated subnets whose security group "
+            "admits PostgreSQL (5432) only from the deployment's own functions and the peered VPCs of its other "
+            "regions, so an application outside them cannot connect (and an IAM role would not change that)",
+            f"Remove {CONTEXT_PREFIX}applicationPrincipals and call the writer and reader functions instead (lambda "
+            "invoke; their names are each functions stack's outputs WriterFunctionName and ReaderFunctionName), "
+            "or deploy the DynamoDB store",
         )
     return tuple(principals)
 

@@ -33,19 +33,26 @@ from cdk_constructs.signals import (
 )
 from lambda_src.record_crypto.settings import (
     BEACON_INDEX_PREFIX,
+    PARAM_BEACON_FIELDS,
+    PARAM_BEACON_KEY_ARN,
     PARAM_DB_NAME,
     PARAM_DB_PORT,
     PARAM_DB_READER_ENDPOINT,
     PARAM_DB_READER_SECRET_ARN,
     PARAM_DB_WRITER_ENDPOINT,
     PARAM_DB_WRITER_SECRET_ARN,
+    PARAM_READER_TENANT_ROLE_ARN,
     PARAM_RECORD_KEY_ARN,
     PARAM_RECORD_OPTIONS,
     PARAM_TABLE_NAME,
+    PARAM_TENANT_KEYS,
+    PARAM_WRITER_TENANT_ROLE_ARN,
     STORE_DYNAMODB,
     beacon_backfill_path,
+    beacon_fields_environment,
     discovery_path,
     record_options_value,
+    tenant_keys_environment,
 )
 from stacks.config import ToolkitConfig
 from stacks.database_stack import ENV_NO_SECRET_REASON, acknowledge_network_policy, cluster_identifier
@@ -78,13 +85,15 @@ class FunctionsStack(Stack):
             if config.tenants
             else None
         )
+        self._tenant_key_ids = tenant_key_ids
+        self._tenant_key_arns = [key.key_arn for key in (tenant_keys or {}).values()]
         self.functions = EncryptingFunctions(
             self,
             "Records",
             table_name=config.table_name,
             mrk_arn=mrk_arn,
             tenant_key_ids=tenant_key_ids,
-            tenant_key_arns=[key.key_arn for key in (tenant_keys or {}).values()],
+            tenant_key_arns=self._tenant_key_arns,
             encryption_context=record_encryption_context(config.table_name),
             writer_role_path=writer_role_path(config),
             reader_role_path=reader_role_path(config),
@@ -110,27 +119,40 @@ class FunctionsStack(Stack):
         acknowledge_function_findings(self.functions, in_vpc=database is not None)
         if self.functions.finder is not None:
             self._acknowledge_finder_patterns(config, database)
-        self._published(config, mrk_arn, database)
+        self._published(config, mrk_arn, database, beacons)
         beacon_keys = [beacon_key_arn] if beacon_key_arn else []
         self._signals(
             config, mrk_arn, [*store_key_arns, *beacon_keys], [key.key_arn for key in (tenant_keys or {}).values()]
         )
 
-    def _published(self, config: ToolkitConfig, mrk_arn: str, database: DatabaseAccess | None) -> None:
+    def _published(
+        self, config: ToolkitConfig, mrk_arn: str, database: DatabaseAccess | None, beacons: BeaconAccess | None
+    ) -> None:
         """The functions' names (stack outputs) and the region's discovery parameters (``discovery``)."""
         CfnOutput(self, "WriterFunctionName", value=self.functions.writer.function.function_name)
         CfnOutput(self, "ReaderFunctionName", value=self.functions.reader.function.function_name)
         if self.functions.finder is not None:
             CfnOutput(self, "FinderFunctionName", value=self.functions.finder.function.function_name)
+        self.application = self._application_roles(config, mrk_arn, beacons)
         self.discovery = DiscoveryParameters(
             self,
             "Discovery",
             path=discovery_path(config.stack_prefix, self.region),
-            values=discovery_values(config, mrk_arn, database),
+            values=discovery_values(
+                config,
+                mrk_arn,
+                database,
+                tenant_key_ids=self._tenant_key_ids,
+                application=self.application,
+                beacons=beacons if self.application is not None else None,
+            ),
         )
-        self.application = self._application_roles(config, mrk_arn)
+        if self.application is not None:
+            self.application.grant_discovery(self.discovery)
 
-    def _application_roles(self, config: ToolkitConfig, mrk_arn: str) -> ApplicationRoles | None:
+    def _application_roles(
+        self, config: ToolkitConfig, mrk_arn: str, beacons: BeaconAccess | None
+    ) -> ApplicationRoles | None:
         """With ``applicationPrincipals``: the roles an application assumes (README "The application roles")."""
         if not config.application_principals:
             return None
@@ -141,9 +163,11 @@ class FunctionsStack(Stack):
             mrk_arn=mrk_arn,
             encryption_context=record_encryption_context(config.table_name),
             table_arn=self.format_arn(service="dynamodb", resource="table", resource_name=config.table_name),
-            discovery=self.discovery,
             writer_role_path=writer_role_path(config),
             reader_role_path=reader_role_path(config),
+            tenants=bool(config.tenants),
+            tenant_key_arns=self._tenant_key_arns,
+            beacons=beacons,
         )
         CfnOutput(self, "ApplicationWriterRoleArn", value=roles.writer.role_arn)
         CfnOutput(self, "ApplicationReaderRoleArn", value=roles.reader.role_arn)
@@ -198,6 +222,18 @@ class FunctionsStack(Stack):
             return (writer.role_arn, reader.role_arn)
         return (writer.role_arn, reader.role_arn, finder.role_arn)
 
+    def _application_audit(self, config: ToolkitConfig) -> dict[str, tuple[str, str] | None]:
+        """The application roles whose key use is expected (AuditRules): without tenants, the application
+        writer and reader on the records key; with tenants, their tenant-access roles on the tenant keys."""
+        app = self.application
+        if app is None:
+            return {}
+        if not config.tenants:
+            return {"application_roles": (app.writer.role_arn, app.reader.role_arn)}
+        if app.writer_tenant_role is None or app.reader_tenant_role is None:
+            return {}
+        return {"application_tenant_roles": (app.writer_tenant_role.role_arn, app.reader_tenant_role.role_arn)}
+
     def _signals(
         self, config: ToolkitConfig, mrk_arn: str, store_key_arns: Sequence[str], tenant_key_arns: Sequence[str]
     ) -> None:
@@ -225,6 +261,7 @@ class FunctionsStack(Stack):
                 topic_arn=self.alarm_topic.topic.topic_arn,
                 tenant_key_arns=tenant_key_arns,
                 tenant_roles=self._tenant_roles(),
+                **self._application_audit(config),
                 other_key_arns=[
                     *store_key_arns,
                     self.functions.logs_key.cfn_key.attr_arn,
@@ -257,9 +294,20 @@ class FunctionsStack(Stack):
             )
 
 
-def discovery_values(config: ToolkitConfig, mrk_arn: str, database: DatabaseAccess | None) -> dict[str, str]:
+def discovery_values(
+    config: ToolkitConfig,
+    mrk_arn: str,
+    database: DatabaseAccess | None,
+    *,
+    tenant_key_ids: Mapping[str, str | None] | None = None,
+    application: ApplicationRoles | None = None,
+    beacons: BeaconAccess | None = None,
+) -> dict[str, str]:
     """What an application of this region needs (README "Discovery"): the key, the table, the record
-    options the functions use, and for the Aurora store the region's endpoints and the functions' secrets."""
+    options the functions use, for the Aurora store the region's endpoints and the functions' secrets, with
+    tenants the tenants' key ids here and (with the application roles) their tenant-access roles, with the
+    application roles and ``beacons`` the beacon fields and the region's beacon key (published only for an
+    application: the Aurora store's ten parameters with tenants stay one GetParametersByPath page)."""
     values = {
         PARAM_RECORD_KEY_ARN: mrk_arn,
         PARAM_TABLE_NAME: config.table_name,
@@ -279,6 +327,17 @@ def discovery_values(config: ToolkitConfig, mrk_arn: str, database: DatabaseAcce
             PARAM_DB_NAME: database.database_name,
             PARAM_DB_WRITER_SECRET_ARN: database.writer_secret_arn,
             PARAM_DB_READER_SECRET_ARN: database.reader_secret_arn,
+        }
+    if tenant_key_ids is not None:
+        values[PARAM_TENANT_KEYS] = tenant_keys_environment(tenant_key_ids)
+    if application is not None and application.writer_tenant_role is not None:
+        values[PARAM_WRITER_TENANT_ROLE_ARN] = application.writer_tenant_role.role_arn
+    if application is not None and application.reader_tenant_role is not None:
+        values[PARAM_READER_TENANT_ROLE_ARN] = application.reader_tenant_role.role_arn
+    if beacons is not None:
+        values |= {
+            PARAM_BEACON_FIELDS: beacon_fields_environment(beacons.fields),
+            PARAM_BEACON_KEY_ARN: beacons.key_arn,
         }
     return values
 

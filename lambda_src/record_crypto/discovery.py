@@ -5,6 +5,9 @@ Each functions stack publishes its region's values as SSM String parameters unde
 ``/<deployment>/<region>`` (settings.py, ``discovery_path``; README "Discovery"). ``discover_settings``
 reads them with ONE ``GetParametersByPath`` call (at most 10 parameters: one page) and caches the
 answer per (deployment, region) for the life of the process: the values change only with a deploy.
+With tenants, the region's tenant keys and (with the application roles) the tenant-access role of the
+application writer and reader are among them: ``role`` picks whose; with beacon fields and the application
+roles, the fields and the region's beacon key (the library then writes each record's beacons).
 """
 
 from __future__ import annotations
@@ -22,15 +25,20 @@ from record_crypto.settings import (
     DATABASE_DISCOVERY_PARAMETERS,
     DEPLOYMENT_NAME,
     DISCOVERY_PARAMETERS,
+    PARAM_BEACON_FIELDS,
+    PARAM_BEACON_KEY_ARN,
     PARAM_DB_NAME,
     PARAM_DB_PORT,
     PARAM_DB_READER_ENDPOINT,
     PARAM_DB_READER_SECRET_ARN,
     PARAM_DB_WRITER_ENDPOINT,
     PARAM_DB_WRITER_SECRET_ARN,
+    PARAM_READER_TENANT_ROLE_ARN,
     PARAM_RECORD_KEY_ARN,
     PARAM_RECORD_OPTIONS,
     PARAM_TABLE_NAME,
+    PARAM_TENANT_KEYS,
+    PARAM_WRITER_TENANT_ROLE_ARN,
     REGION_NAME,
     STORE_AURORA_POSTGRESQL,
     CacheSettings,
@@ -38,6 +46,7 @@ from record_crypto.settings import (
     DatabaseSettings,
     Settings,
     discovery_path,
+    parse_beacon_fields,
 )
 
 _cache: dict[tuple[str, str], dict[str, str]] = {}
@@ -70,20 +79,25 @@ def discover_settings(
     *,
     region: str,
     deployment: str,
-    database_role: Literal["writer", "reader"] = "writer",
+    role: Literal["writer", "reader"] = "writer",
+    database_role: Literal["writer", "reader"] | None = None,
     cache: CacheSettings | None = None,
     botocore_session: botocore.session.Session | None = None,
 ) -> Settings:
     """Validated settings of the deployment's region, as its functions use them.
 
-    ``database_role`` (the Aurora store): whose endpoint and secret to use, the writer's (the region's
-    cluster endpoint) or the reader's (its reader endpoint). ``cache``: the data-key cache (default off).
-    Raises ``DeploymentNotDiscovered`` (names the path and the fix).
+    ``role``: whose settings, the writer's or the reader's: with tenants, the tenant-access role of the
+    application writer or reader (assumed per tenant, with the session tag); on the Aurora store, the
+    writer's endpoint and secret (the region's cluster endpoint) or the reader's (its reader endpoint).
+    ``database_role``: the Aurora store's choice alone (default: ``role``). ``cache``: the data-key cache
+    (default off). Raises ``DeploymentNotDiscovered`` (names the path and the fix).
     """
     path = discovery_path(deployment, region)
     values = discovered_parameters(region=region, deployment=deployment, botocore_session=botocore_session)
     options = _options(values[PARAM_RECORD_OPTIONS], path)
+    database_role = database_role or role
     database = _database(values, path, database_role) if options["store"] == STORE_AURORA_POSTGRESQL else None
+    tenant_role = values.get(PARAM_WRITER_TENANT_ROLE_ARN if role == "writer" else PARAM_READER_TENANT_ROLE_ARN)
     try:
         return Settings.create(
             table_name=values[PARAM_TABLE_NAME],
@@ -95,6 +109,10 @@ def discover_settings(
             max_record_bytes=options["max_record_bytes"],
             cache=cache,
             database=database,
+            tenant_key_ids=_tenant_key_ids(values, path),
+            tenant_role_arn=tenant_role,
+            beacon_fields=parse_beacon_fields(values.get(PARAM_BEACON_FIELDS, ""), tuple(options["sensitive_fields"])),
+            beacon_key_arn=values.get(PARAM_BEACON_KEY_ARN),
         )
     except (ConfigurationError, TypeError, ValueError) as exc:
         raise DeploymentNotDiscovered(
@@ -161,6 +179,24 @@ def _options(raw: str, path: str) -> dict[str, Any]:
             f"{', '.join(sorted(keys))}); deploy the deployment again."
         )
     return options
+
+
+def _tenant_key_ids(values: Mapping[str, str], path: str) -> dict[str, str | None] | None:
+    """With tenants: tenant id -> its key's id in the region, or None where it has none (the parameter holds
+    the functions' TENANT_KEYS value; Settings validates it)."""
+    raw = values.get(PARAM_TENANT_KEYS)
+    if raw is None:
+        return None
+    try:
+        keys = json.loads(raw)
+    except json.JSONDecodeError:
+        keys = None
+    if not isinstance(keys, dict) or not all(isinstance(k, str) for k in keys.values()):
+        raise DeploymentNotDiscovered(
+            f"{path}/{PARAM_TENANT_KEYS} is not the toolkit's tenant keys (a JSON object, tenant id -> key id or "
+            '""); deploy the deployment again.'
+        )
+    return {tenant: key_id or None for tenant, key_id in keys.items()}
 
 
 def _database(values: Mapping[str, str], path: str, role: str) -> DatabaseSettings:

@@ -141,7 +141,8 @@ class RecordService:
         *,
         region: str,
         deployment: str,
-        database_role: Literal["writer", "reader"] = "writer",
+        role: Literal["writer", "reader"] = "writer",
+        database_role: Literal["writer", "reader"] | None = None,
         cache: CacheSettings | None = None,
         botocore_session: botocore.session.Session | None = None,
         metrics: MetricsSink | None = None,
@@ -149,11 +150,15 @@ class RecordService:
         """A service for the deployment's ``region`` from its discovery parameters (README "Discovery"):
         the key, table and record options its functions use, read with one cached GetParametersByPath
         call under ``/<deployment>/<region>``. ``deployment``: the stack prefix (default ``MrkToolkit``).
+        ``role``: ``"writer"`` or ``"reader"``, whose tenant-access role a tenant's session is assumed in
+        (with tenants and the application roles) and, on the Aurora store, whose endpoint and secret
+        (``database_role`` overrides that alone).
         Raises ``DeploymentNotDiscovered`` (names the path and the fix) when they are missing or not
         readable with the session's credentials."""
         settings = discover_settings(
             region=region,
             deployment=deployment,
+            role=role,
             database_role=database_role,
             cache=cache,
             botocore_session=botocore_session,
@@ -207,7 +212,7 @@ class RecordService:
             )["Credentials"]
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("AccessDenied", "AccessDeniedException"):
-                raise AccessDenied(f"the function may not take tenant '{tenant}'s session") from None
+                raise AccessDenied(f"the caller may not take tenant '{tenant}'s session in {role_arn}") from None
             raise
         session = botocore.session.Session()
         session.set_credentials(credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials["SessionToken"])

@@ -91,7 +91,24 @@ PARAM_DB_PORT = "db-port"
 PARAM_DB_NAME = "db-name"
 PARAM_DB_WRITER_SECRET_ARN = "db-writer-secret-arn"  # noqa: S105 (a parameter name, not a secret)
 PARAM_DB_READER_SECRET_ARN = "db-reader-secret-arn"  # noqa: S105
+# With tenants: the TENANT_KEYS value of the region's functions (tenant id -> its key's id here, or "").
+PARAM_TENANT_KEYS = "tenant-keys"
+# With tenants and applicationPrincipals: the tenant-access role of the region's application writer / reader
+# (README "The application roles"), where the region holds a tenant key.
+PARAM_WRITER_TENANT_ROLE_ARN = "writer-tenant-role-arn"
+PARAM_READER_TENANT_ROLE_ARN = "reader-tenant-role-arn"
+# With beacon fields and applicationPrincipals: the writer's BEACON_FIELDS and this region's beacon key.
+PARAM_BEACON_FIELDS = "beacon-fields"
+PARAM_BEACON_KEY_ARN = "beacon-key-arn"
 DISCOVERY_PARAMETERS: tuple[str, ...] = (PARAM_RECORD_KEY_ARN, PARAM_TABLE_NAME, PARAM_RECORD_OPTIONS)
+TENANT_DISCOVERY_PARAMETERS: tuple[str, ...] = (
+    PARAM_TENANT_KEYS,
+    PARAM_WRITER_TENANT_ROLE_ARN,
+    PARAM_READER_TENANT_ROLE_ARN,
+)
+# An SSM standard parameter holds at most 4 KB (4096 characters): the tenant-keys value at MAX_TENANTS
+# tenants of 32-character ids takes 2591 (tests/infra/test_application_tenants.py).
+SSM_STANDARD_VALUE_LIMIT = 4096
 DATABASE_DISCOVERY_PARAMETERS: tuple[str, ...] = (
     PARAM_DB_WRITER_ENDPOINT,
     PARAM_DB_READER_ENDPOINT,
@@ -357,9 +374,12 @@ class Settings:
         tenant_key_ids: Mapping[str, str | None] | None = None,
         beacon_fields: tuple[BeaconField, ...] | list[BeaconField] = (),
         beacon_key_arn: str | None = None,
+        tenant_role_arn: str | None = None,
     ) -> Settings:
         """Validated settings for use outside Lambda (same rules and messages as the functions').
-        ``tenant_key_ids``: tenant id -> its key's id ("mrk-...") where it exists in ``region``, else None."""
+        ``tenant_key_ids``: tenant id -> its key's id ("mrk-...") where it exists in ``region``, else None;
+        ``tenant_role_arn``: the tenant-access role a tenant's session is assumed in (None: the caller's own
+        credentials use the tenant keys)."""
         environ = {
             ENV_REGION: region,
             ENV_TABLE_NAME: table_name,
@@ -384,6 +404,8 @@ class Settings:
             }
         if tenant_key_ids is not None:
             environ[ENV_TENANT_KEYS] = tenant_keys_environment(tenant_key_ids)
+        if tenant_role_arn is not None:
+            environ[ENV_TENANT_ROLE_ARN] = tenant_role_arn
         if database is not None:
             environ |= {
                 ENV_RECORD_STORE: STORE_AURORA_POSTGRESQL,

@@ -144,9 +144,12 @@ def test_bad_principals_are_refused_naming_the_field(value: object, message: str
     assert message in str(error.value)
 
 
-def test_application_roles_with_the_aurora_store_are_refused_for_now() -> None:
-    with pytest.raises(ConfigError, match="application roles with the Aurora store are not built yet"):
+def test_application_roles_with_the_aurora_store_are_refused_saying_why_and_what_to_do() -> None:
+    with pytest.raises(ConfigError, match="mrk-toolkit:applicationPrincipals") as error:
         load_config(context_for(store="aurora-postgresql", applicationPrincipals=[ACCOUNT]))
+    message = str(error.value)
+    assert "isolated subnets" in message and "cannot connect" in message, message
+    assert "WriterFunctionName and ReaderFunctionName" in message and "DynamoDB store" in message, message
 
 
 def test_the_read_back_of_an_application_roles_trust_policy_names_what_is_beyond_its_contract() -> None:

@@ -3,21 +3,27 @@ cached GetParametersByPath call, and a clear DeploymentNotDiscovered naming the 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import boto3
 import pytest
 from record_crypto import DeploymentNotDiscovered, RecordService, clear_discovery_cache, discover_settings
 from record_crypto.settings import (
+    PARAM_BEACON_FIELDS,
+    PARAM_BEACON_KEY_ARN,
     PARAM_DB_NAME,
     PARAM_DB_PORT,
     PARAM_DB_READER_ENDPOINT,
     PARAM_DB_READER_SECRET_ARN,
     PARAM_DB_WRITER_ENDPOINT,
     PARAM_DB_WRITER_SECRET_ARN,
+    PARAM_READER_TENANT_ROLE_ARN,
     PARAM_RECORD_KEY_ARN,
     PARAM_RECORD_OPTIONS,
     PARAM_TABLE_NAME,
+    PARAM_TENANT_KEYS,
+    PARAM_WRITER_TENANT_ROLE_ARN,
     STORE_AURORA_POSTGRESQL,
     STORE_DYNAMODB,
     discovery_path,
@@ -179,3 +185,53 @@ def test_more_than_one_page_is_read_whole(aws: TwoRegions) -> None:
     settings = discover_settings(region=PRIMARY, deployment=DEPLOYMENT, botocore_session=recording_session(recorder))
     assert settings.mrk_arn == aws.primary_arn
     assert len([c for c in recorder.calls if c.service == "ssm"]) == 2
+
+
+WRITER_TENANT_ROLE = "arn:aws:iam::123456789012:role/MrkToolkit/writer/Application-WriterTenantRole-1"
+READER_TENANT_ROLE = "arn:aws:iam::123456789012:role/MrkToolkit/reader/Application-ReaderTenantRole-1"
+
+
+def test_with_tenants_the_writer_and_the_reader_get_the_tenant_keys_and_their_tenant_access_role(
+    aws: TwoRegions,
+) -> None:
+    """README "The application roles": the region's tenant keys and, per role, the application's tenant-access
+    role a tenant's session is assumed in."""
+    key_id = aws.primary_arn.rsplit("/", 1)[1]
+    publish(
+        PRIMARY,
+        {
+            PARAM_RECORD_KEY_ARN: aws.primary_arn,
+            PARAM_TABLE_NAME: TABLE,
+            PARAM_RECORD_OPTIONS: options(),
+            PARAM_TENANT_KEYS: json.dumps({"acme": key_id, "globex": ""}),
+            PARAM_WRITER_TENANT_ROLE_ARN: WRITER_TENANT_ROLE,
+            PARAM_READER_TENANT_ROLE_ARN: READER_TENANT_ROLE,
+        },
+    )
+    writer = discover_settings(region=PRIMARY, deployment=DEPLOYMENT)
+    assert writer.tenant_keys == {"acme": aws.primary_arn, "globex": None}
+    assert writer.tenant_role_arn == WRITER_TENANT_ROLE
+    reader = RecordService.discover(region=PRIMARY, deployment=DEPLOYMENT, role="reader").settings
+    assert (reader.tenant_keys, reader.tenant_role_arn) == (writer.tenant_keys, READER_TENANT_ROLE)
+
+
+def test_without_tenants_no_tenant_settings_and_bad_tenant_keys_are_refused(aws: TwoRegions) -> None:
+    publish_deployment(aws)
+    settings = discover_settings(region=PRIMARY, deployment=DEPLOYMENT, role="reader")
+    assert (settings.tenant_keys, settings.tenant_role_arn) == (None, None)
+    publish(REPLICA, {PARAM_TENANT_KEYS: "[1]"})
+    with pytest.raises(DeploymentNotDiscovered, match=f"/{DEPLOYMENT}/{REPLICA}/{PARAM_TENANT_KEYS} is not the"):
+        discover_settings(region=REPLICA, deployment=DEPLOYMENT)
+
+
+def test_with_beacon_fields_the_writer_gets_the_fields_and_the_regions_beacon_key(aws: TwoRegions) -> None:
+    beacon_key = aws.primary_arn  # any multi-region key ARN of the region stands in for the HMAC key here
+    values = {PARAM_RECORD_KEY_ARN: aws.primary_arn, PARAM_TABLE_NAME: TABLE, PARAM_RECORD_OPTIONS: options()}
+    publish(PRIMARY, {**values, PARAM_BEACON_FIELDS: "ssn:24:digits", PARAM_BEACON_KEY_ARN: beacon_key})
+    settings = discover_settings(region=PRIMARY, deployment=DEPLOYMENT)
+    assert [(f.name, f.bits, f.normalization) for f in settings.beacon_fields] == [("ssn", 24, "digits")]
+    assert settings.beacon_key_arn == beacon_key
+    publish(REPLICA, {PARAM_RECORD_KEY_ARN: aws.replica_arn, PARAM_TABLE_NAME: TABLE, PARAM_RECORD_OPTIONS: options()})
+    publish(REPLICA, {PARAM_BEACON_FIELDS: "name:24:digits", PARAM_BEACON_KEY_ARN: aws.replica_arn})
+    with pytest.raises(DeploymentNotDiscovered, match="BEACON_FIELDS"):  # not a sensitive field
+        discover_settings(region=REPLICA, deployment=DEPLOYMENT)
