@@ -329,20 +329,27 @@ FINDER = RoleContract(
     ),
 )
 
+# What a tenant-access session may do, whoever assumes it (a function or an application role).
+TENANT_WRITE_GRANT = Grant(
+    ("kms:GenerateDataKey",),
+    TENANT_KEYS,
+    "a data key for a record of the session's tenant, under that tenant's key only",
+    SESSION_TENANT,
+)
+TENANT_READ_GRANT = Grant(
+    ("kms:Decrypt",),
+    TENANT_KEYS,
+    "decrypt the data key of a record of the session's tenant, with that tenant's key only",
+    SESSION_TENANT,
+)
+
 TENANT_WRITER = RoleContract(
     "tenant-writer",
     "the writer's tenant-access role",
     ("RecordsWriterTenantRole",),
     f"with tenants: the writer's session for one tenant (assumed by the writer's role alone, with the session tag "
     f"`{TENANT_KEY}`)",
-    (
-        Grant(
-            ("kms:GenerateDataKey",),
-            TENANT_KEYS,
-            "a data key for a record of the session's tenant, under that tenant's key only",
-            SESSION_TENANT,
-        ),
-    ),
+    (TENANT_WRITE_GRANT,),
     session_tag=TENANT_KEY,
 )
 
@@ -352,14 +359,7 @@ TENANT_READER = RoleContract(
     ("RecordsReaderTenantRole",),
     f"with tenants: the reader's session for one tenant (assumed by the reader's role alone, with the session tag "
     f"`{TENANT_KEY}`)",
-    (
-        Grant(
-            ("kms:Decrypt",),
-            TENANT_KEYS,
-            "decrypt the data key of a record of the session's tenant, with that tenant's key only",
-            SESSION_TENANT,
-        ),
-    ),
+    (TENANT_READ_GRANT,),
     session_tag=TENANT_KEY,
 )
 
@@ -529,14 +529,7 @@ APPLICATION_TENANT_WRITER = RoleContract(
     ("ApplicationWriterTenantRole",),
     f"with tenants and applicationPrincipals: the application writer's session for one tenant (assumed by the "
     f"application writer's role alone, with the session tag `{TENANT_KEY}`)",
-    (
-        Grant(
-            ("kms:GenerateDataKey",),
-            TENANT_KEYS,
-            "a data key for a record of the session's tenant, under that tenant's key only",
-            SESSION_TENANT,
-        ),
-    ),
+    (TENANT_WRITE_GRANT,),
     session_tag=TENANT_KEY,
 )
 
@@ -546,14 +539,7 @@ APPLICATION_TENANT_READER = RoleContract(
     ("ApplicationReaderTenantRole",),
     f"with tenants and applicationPrincipals: the application reader's session for one tenant (assumed by the "
     f"application reader's role alone, with the session tag `{TENANT_KEY}`)",
-    (
-        Grant(
-            ("kms:Decrypt",),
-            TENANT_KEYS,
-            "decrypt the data key of a record of the session's tenant, with that tenant's key only",
-            SESSION_TENANT,
-        ),
-    ),
+    (TENANT_READ_GRANT,),
     session_tag=TENANT_KEY,
 )
 
